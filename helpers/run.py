@@ -1,0 +1,280 @@
+"""Execute the course's notebooks with papermill, by parameter profile.
+
+    python -m helpers.run                      # every notebook, default profile (gpu if a GPU is visible, else cpu)
+    python -m helpers.run --profile ci         # seconds per notebook
+    python -m helpers.run --only 04_cifar10_cnn -p epochs=20 -p learning_rate=3e-4
+    python -m helpers.run --list               # notebooks, their parameters and the profiles
+
+Executed copies go to ``build/executed/<profile>/`` (never over the sources), with
+``summary.json`` beside them: profile, parameters, package versions, hardware, wall time, status
+and the key metrics (every value the notebook glued). Every parameter is checked before the first
+kernel starts; a failing cell stops the run, naming the notebook and the cell, and the executed
+copy holding the error is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from helpers import params as params_mod
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+PROFILES = ROOT / "profiles"
+EXECUTED = ROOT / "build" / "executed"
+
+
+class RunError(RuntimeError):
+    """A bad profile, notebook name or parameter; or a notebook that failed."""
+
+
+def gpu_visible() -> bool:
+    """True when ``nvidia-smi -L`` lists a GPU (cheap: imports no framework)."""
+    if not shutil.which("nvidia-smi"):
+        return False
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def default_profile() -> str:
+    return "gpu" if gpu_visible() else "cpu"
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES.glob("*.yaml"))
+
+
+def load_profile(name: str) -> dict:
+    path = PROFILES / f"{name}.yaml"
+    if not path.exists():
+        raise RunError(f"unknown profile {name!r}; choose one of {available_profiles()} "
+                       f"(files in {PROFILES.relative_to(ROOT)}/)")
+    profile = yaml.safe_load(path.read_text()) or {}
+    unknown = set(profile) - {"description", "defaults", "notebooks"}
+    if unknown:
+        raise RunError(f"{path.name}: unknown keys {sorted(unknown)}; expected description, defaults, notebooks")
+    return profile
+
+
+def notebook_paths(directory: Path = NOTEBOOKS) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(Path(directory).glob("*.ipynb"))}
+
+
+def notebook_defaults(path: Path) -> dict:
+    """The values in a notebook's ``parameters`` cell, as Python objects."""
+    import papermill
+
+    inferred = papermill.inspect_notebook(str(path))
+    return {name: ast.literal_eval(spec["default"]) for name, spec in inferred.items()}
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``name=value`` with the value read as YAML (``3``, ``1e-3``, ``true``, ``jax``)."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise RunError(f"-p expects name=value, got {text!r}")
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and _looks_numeric(raw):
+        value = float(raw)  # YAML 1.1 reads "1e-3" as a string
+    return name.strip(), value
+
+
+def _looks_numeric(raw: str) -> bool:
+    try:
+        float(raw)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class Plan:
+    name: str
+    source: Path
+    output: Path
+    parameters: dict
+    defaults: dict = field(default_factory=dict)
+
+
+def plan(profile_name: str, only: list[str] | None, overrides: list[tuple[str, object]],
+         output_dir: Path | None = None, notebooks_dir: Path = NOTEBOOKS) -> list[Plan]:
+    """Resolve notebooks and parameters, and validate everything, before anything runs."""
+    profile = load_profile(profile_name)
+    paths = notebook_paths(notebooks_dir)
+    selected = list(paths)
+    if only:
+        selected = []
+        for name in only:
+            matches = [stem for stem in paths if stem == name] or [stem for stem in paths if name in stem]
+            if not matches:
+                hint = difflib.get_close_matches(name, paths, n=1)
+                raise RunError(f"no notebook matches {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                               + f"; notebooks: {list(paths)}")
+            selected += [m for m in matches if m not in selected]
+    out_dir = Path(output_dir or EXECUTED / profile_name)
+    plans, used = [], set()
+    for stem in selected:
+        defaults = notebook_defaults(paths[stem])
+        chosen = {k: v for k, v in (profile.get("defaults") or {}).items() if k in defaults}
+        nb_profile = (profile.get("notebooks") or {}).get(stem) or {}
+        for key in nb_profile:
+            if key not in defaults:
+                raise RunError(f"profile {profile_name!r} sets {key!r} for {stem}, which has no such parameter; "
+                               f"its parameters: {sorted(defaults)}")
+        chosen.update(nb_profile)
+        for key, value in overrides:
+            if key in defaults:
+                chosen[key] = value
+                used.add(key)
+        schema = params_mod.SCHEMAS.get(stem)
+        if schema is not None:
+            params_mod.validate(schema, {**defaults, **chosen})
+        plans.append(Plan(stem, paths[stem], out_dir / f"{stem}.ipynb", chosen, defaults))
+    for key, _ in overrides:
+        if key not in used:
+            known = sorted({k for p in plans for k in p.defaults})
+            hint = difflib.get_close_matches(key, known, n=1)
+            raise RunError(f"parameter {key!r} belongs to none of the selected notebooks"
+                           + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; parameters: {known}")
+    return plans
+
+
+def machine() -> dict:
+    """Hardware and versions, gathered without importing a deep-learning framework."""
+    from helpers import env
+
+    gpus = []
+    if gpu_visible():
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True)
+        gpus = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    return {
+        "hostname_platform": platform.platform(),
+        "cpu": env.cpu_name(),
+        "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "gpus": gpus,
+        "versions": env.versions(("python", "numpy", "keras", "tensorflow", "jax", "torch",
+                                  "papermill", "jupyter-book", "myst-nb", "nbval")),
+    }
+
+
+def glued_values(notebook_path: Path) -> dict:
+    """Every value a notebook glued (myst-nb ``glue``), as its plain-text representation."""
+    nb = json.loads(notebook_path.read_text())
+    values = {}
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                data = output.get("data", {})
+                text = next((v for k, v in data.items() if k.endswith("text/plain")), None)
+                values[name] = "".join(text) if isinstance(text, list) else text
+    return values
+
+
+def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_output: bool = False) -> dict:
+    """Run the planned notebooks; write and return the summary. Raises RunError on a failure."""
+    import papermill
+
+    if not plans:
+        raise RunError("nothing to run")
+    out_dir = plans[0].output.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = out_dir / "summary.json"
+    summary = {"profile": profile_name, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": machine(), "notebooks": {}}
+    if summary_path.exists():  # keep the records of notebooks not re-run this time
+        try:
+            summary["notebooks"] = json.loads(summary_path.read_text()).get("notebooks", {})
+        except json.JSONDecodeError:
+            pass
+    failure = None
+    for p in plans:
+        print(f"[{profile_name}] {p.name}: running with {p.parameters or 'its defaults'}", flush=True)
+        start = time.perf_counter()
+        record = {"parameters": {**p.defaults, **p.parameters}, "overrides": p.parameters,
+                  "output": os.path.relpath(p.output, ROOT)}
+        try:
+            papermill.execute_notebook(str(p.source), str(p.output), parameters=p.parameters,
+                                       kernel_name=kernel, cwd=str(p.source.parent),
+                                       progress_bar=False, log_output=log_output)
+            record["status"] = "ok"
+        except papermill.PapermillExecutionError as exc:
+            record["status"] = "failed"
+            first_line = (exc.source or "").strip().splitlines()[:1] or [""]
+            record["error"] = f"cell {exc.cell_index}: {exc.ename}: {exc.evalue}"
+            failure = (f"{p.name} failed in cell {exc.cell_index} (starting `{first_line[0][:80]}`):\n"
+                       f"{exc.ename}: {exc.evalue}\n"
+                       f"The executed copy with the error is kept at {os.path.relpath(p.output, ROOT)}")
+        record["seconds"] = round(time.perf_counter() - start, 1)
+        record["metrics"] = glued_values(p.output) if p.output.exists() else {}
+        summary["notebooks"][p.name] = record
+        summary["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        print(f"[{profile_name}] {p.name}: {record['status']} in {record['seconds']:.1f} s", flush=True)
+        if failure:
+            raise RunError(failure)
+    print(f"summary: {os.path.relpath(summary_path, ROOT)}")
+    return summary
+
+
+def describe() -> str:
+    lines = ["notebooks and their parameters (defaults from each parameters cell):"]
+    for stem, path in notebook_paths().items():
+        lines.append(f"  {stem}")
+        for name, value in notebook_defaults(path).items():
+            lines.append(f"    {name} = {value!r}")
+    lines.append("profiles:")
+    for name in available_profiles():
+        lines.append(f"  {name}: {load_profile(name).get('description', '').strip()}")
+    lines.append(f"default profile on this machine: {default_profile()}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.run", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", help="ci, cpu or gpu (default: gpu when a GPU is visible, else cpu)")
+    parser.add_argument("--only", action="append", metavar="NOTEBOOK",
+                        help="run only this notebook (stem or part of it); repeatable")
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one parameter (value read as YAML); repeatable")
+    parser.add_argument("--output-dir", type=Path, help="where executed copies go (default build/executed/<profile>)")
+    parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    parser.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
+    parser.add_argument("--list", action="store_true", help="list notebooks, parameters and profiles, then exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.list:
+            print(describe())
+            return 0
+        profile = args.profile or default_profile()
+        overrides = [parse_override(text) for text in args.parameter]
+        plans = plan(profile, args.only, overrides, args.output_dir, args.notebooks_dir)
+        execute(plans, profile, args.kernel, args.log_output)
+    except (RunError, params_mod.ParameterError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, params_mod.ParameterError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

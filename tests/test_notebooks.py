@@ -1,0 +1,79 @@
+"""The notebooks: clean sources, a real ci-profile run, nbval's strict comparison, failure reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from helpers import bilingual, run
+
+
+@pytest.mark.parametrize("path", sorted(run.NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_source_notebook_is_clean_and_bilingual(path):
+    nb = nbformat.read(path, as_version=4)
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    assert not any(c.outputs for c in code_cells), "commit notebooks without outputs"
+    assert not any(c.execution_count for c in code_cells), "commit notebooks without execution counts"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    bilingual.check_tags(nb, path.stem)  # every markdown cell is en or zh
+    langs = [bilingual.language_of(c) for c in nb.cells if c.cell_type == "markdown"]
+    assert langs.count("en") == langs.count("zh"), "each English cell has a Chinese twin"
+
+
+def test_ci_run_writes_a_summary(executed_ci):
+    summary = json.loads((executed_ci / "summary.json").read_text())
+    for stem in run.notebook_paths():
+        record = summary["notebooks"][stem]
+        assert record["status"] == "ok"
+        assert record["seconds"] > 0
+        assert record["parameters"]["seed"] == 0
+        assert record["metrics"], "the notebook glued its key numbers"
+    assert summary["machine"]["versions"]["keras"]
+    assert summary["machine"]["cpu_cores"] >= 1
+    metrics = summary["notebooks"]["04_cifar10_cnn"]["metrics"]
+    assert 0 <= float(metrics["corrected_test_acc"]) <= 1
+    assert metrics["article_params"] == "'122,570'"
+
+
+def test_executed_notebooks_reproduce_under_nbval(executed_ci, root):
+    """nbval re-executes each ci-profile notebook and compares every output, strictly."""
+    notebooks = sorted(str(p) for p in executed_ci.glob("*.ipynb"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+         "--nbval-sanitize-with", str(root / "tests" / "nbval_sanitize.cfg"), *notebooks],
+        cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
+
+
+def test_executed_outputs_are_free_of_native_log_noise(executed_ci):
+    for path in executed_ci.glob("*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                text = output.get("text", "")
+                assert "absl::InitializeLog" not in text and "cudart_stub" not in text, path.name
+
+
+def test_a_failing_cell_is_reported_and_its_copy_kept(tmp_path, capsys):
+    broken = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('before')"),
+        nbformat.v4.new_code_cell("raise RuntimeError('the third cell fails')"),
+    ])
+    broken.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (tmp_path / "nb").mkdir()
+    nbformat.write(broken, tmp_path / "nb" / "99_broken.ipynb")
+    code = run.main(["--profile", "ci", "--notebooks-dir", str(tmp_path / "nb"),
+                     "--output-dir", str(tmp_path / "out")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "99_broken failed in cell 2" in err and "RuntimeError: the third cell fails" in err
+    kept = nbformat.read(tmp_path / "out" / "99_broken.ipynb", as_version=4)
+    assert any(o.get("ename") == "RuntimeError" for o in kept.cells[-1].outputs)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["notebooks"]["99_broken"]["status"] == "failed"
