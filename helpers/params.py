@@ -14,6 +14,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
+#: notebook stem -> schema, filled as the schema classes below are defined; the runner looks here.
+SCHEMAS: dict[str, type["NotebookParams"]] = {}
+
+
 class ParameterError(ValueError):
     """One or more notebook parameters are invalid; the message names each one and the fix."""
 
@@ -25,6 +29,15 @@ class NotebookParams(BaseModel):
 
     #: the notebook (file stem in notebooks/) these parameters belong to
     notebook: str = ""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs):
+        """Register every schema under its notebook's name (see :data:`SCHEMAS`)."""
+        super().__pydantic_init_subclass__(**kwargs)
+        stem = cls.model_fields["notebook"].default
+        if not stem:
+            raise TypeError(f"{cls.__name__} must set a default for `notebook` (the notebook's file stem)")
+        SCHEMAS[stem] = cls
 
     @classmethod
     def check(cls, namespace: dict) -> "NotebookParams":
@@ -78,9 +91,3 @@ class Cifar10CnnParams(NotebookParams):
                              f"train_size ({self.train_size})")
         return self
 
-
-#: notebook stem -> schema; the runner looks notebooks up here.
-SCHEMAS: dict[str, type[NotebookParams]] = {
-    schema.model_fields["notebook"].default: schema
-    for schema in (Cifar10CnnParams,)
-}
