@@ -189,8 +189,24 @@ def glued_values(notebook_path: Path) -> dict:
     return values
 
 
-def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_output: bool = False) -> dict:
-    """Run the planned notebooks; write and return the summary. Raises RunError on a failure."""
+def fingerprint(p: Plan) -> str:
+    """What an executed copy depends on: the notebook, its parameters and the helpers' code."""
+    import hashlib
+
+    h = hashlib.sha256(p.source.read_bytes())
+    h.update(json.dumps({**p.defaults, **p.parameters}, sort_keys=True, default=str).encode())
+    for module in sorted((ROOT / "helpers").rglob("*.py")):
+        h.update(module.read_bytes())
+    return h.hexdigest()
+
+
+def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_output: bool = False,
+            force: bool = False) -> dict:
+    """Run the planned notebooks; write and return the summary. Raises RunError on a failure.
+
+    A notebook whose executed copy is up to date (same notebook, parameters and helpers, and it
+    succeeded) is skipped unless ``force`` is set.
+    """
     import papermill
 
     if not plans:
@@ -207,10 +223,16 @@ def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_o
             pass
     failure = None
     for p in plans:
+        key = fingerprint(p)
+        previous = summary["notebooks"].get(p.name, {})
+        if (not force and previous.get("fingerprint") == key and previous.get("status") == "ok"
+                and p.output.exists()):
+            print(f"[{profile_name}] {p.name}: up to date, skipped (--force re-runs it)", flush=True)
+            continue
         print(f"[{profile_name}] {p.name}: running with {p.parameters or 'its defaults'}", flush=True)
         start = time.perf_counter()
         record = {"parameters": {**p.defaults, **p.parameters}, "overrides": p.parameters,
-                  "output": os.path.relpath(p.output, ROOT)}
+                  "output": os.path.relpath(p.output, ROOT), "fingerprint": key}
         try:
             papermill.execute_notebook(str(p.source), str(p.output), parameters=p.parameters,
                                        kernel_name=kernel, cwd=str(p.source.parent),
@@ -260,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     parser.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
+    parser.add_argument("--force", action="store_true", help="re-run notebooks whose executed copy is up to date")
     parser.add_argument("--list", action="store_true", help="list notebooks, parameters and profiles, then exit")
     args = parser.parse_args(argv)
     try:
@@ -269,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = args.profile or default_profile()
         overrides = [parse_override(text) for text in args.parameter]
         plans = plan(profile, args.only, overrides, args.output_dir, args.notebooks_dir)
-        execute(plans, profile, args.kernel, args.log_output)
+        execute(plans, profile, args.kernel, args.log_output, args.force)
     except (RunError, params_mod.ParameterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, params_mod.ParameterError) else 1

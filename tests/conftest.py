@@ -23,7 +23,7 @@ def root() -> Path:
 def executed_ci() -> Path:
     """Execute every notebook with the ci profile (once per test session) through the real runner."""
     env = {**os.environ, "MAAS_NO_PROGRESS": "1"}
-    result = subprocess.run([sys.executable, "-m", "helpers.run", "--profile", "ci"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "helpers.run", "--profile", "ci", "--force"], cwd=ROOT,
                             capture_output=True, text=True, env=env)
     assert result.returncode == 0, f"ci run failed:\n{result.stdout}\n{result.stderr[-3000:]}"
     summary = json.loads((CI_EXECUTED / "summary.json").read_text())

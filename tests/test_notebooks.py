@@ -77,3 +77,22 @@ def test_a_failing_cell_is_reported_and_its_copy_kept(tmp_path, capsys):
     assert any(o.get("ename") == "RuntimeError" for o in kept.cells[-1].outputs)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["notebooks"]["99_broken"]["status"] == "failed"
+
+
+def test_an_up_to_date_notebook_is_skipped_unless_forced(tmp_path, capsys):
+    tiny = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("n: int = 1  # a number", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print(n * 2)"),
+    ])
+    tiny.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (tmp_path / "nb").mkdir()
+    nbformat.write(tiny, tmp_path / "nb" / "98_tiny.ipynb")
+    args = ["--profile", "ci", "--notebooks-dir", str(tmp_path / "nb"), "--output-dir", str(tmp_path / "out")]
+    assert run.main(args) == 0
+    assert run.main(args) == 0
+    assert "98_tiny: up to date, skipped" in capsys.readouterr().out
+    assert run.main([*args, "-p", "n=3"]) == 0  # other parameters: runs again
+    out = capsys.readouterr().out
+    assert "running with {'n': 3}" in out and "skipped" not in out
+    executed = nbformat.read(tmp_path / "out" / "98_tiny.ipynb", as_version=4)
+    assert executed.cells[-1].outputs[0]["text"] == "6\n"
