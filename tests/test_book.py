@@ -117,3 +117,9 @@ def test_language_pages_are_twins(site, stem):
 def test_bibliography_is_rendered(site):
     html = (site / "book" / "references.html").read_text(encoding="utf-8")
     assert "Krizhevsky" in html and "learning multiple layers of features" in html.lower()
+
+
+def test_chinese_pages_declare_their_language(site):
+    for stem in run.notebook_paths():
+        assert '<html lang="zh-CN"' in (site / "book" / "zh" / f"{stem}.html").read_text(encoding="utf-8")
+        assert '<html lang="en"' in (site / "book" / "en" / f"{stem}.html").read_text(encoding="utf-8")
