@@ -1,6 +1,6 @@
 """Do the course helpers slow training down? Training images per second, with and without them.
 
-Two ways of training the article's CNN (Adam, ``SparseCategoricalCrossentropy(from_logits=True)``,
+Ways of training the article's CNN (Adam, ``SparseCategoricalCrossentropy(from_logits=True)``,
 accuracy metric, as the article compiles it) on the same stratified CIFAR-10 subset:
 
 (a) ``plain``: the article's pipeline with no helpers in the loop: the images are converted to
@@ -12,10 +12,11 @@ accuracy metric, as the article compiles it) on the same stratified CIFAR-10 sub
     through the same bare ``model.fit`` as (a). b/c is the cost of ``helpers.cnn.fit`` itself,
     c/a that of feeding uint8 and rescaling in the model instead of float32 arrays.
 
-Runs are interleaved (a, b, c, a, b, c, ...) so that drift in the machine's speed hits both alike. Each
-run trains a fresh model for ``--epochs`` epochs; the first epoch (tracing, compiling) is
+Runs are interleaved (a, b, c, a, b, c, ...) so that drift in the machine's speed hits all alike.
+Each run trains a fresh model for ``--epochs`` epochs; the first epoch (tracing, compiling) is
 discarded and the rest are timed from epoch begin to epoch end, for (a) and (c) with a stock
-Keras ``LambdaCallback``. Prints the median throughput of each, the ratio b/a and the overhead.
+Keras ``LambdaCallback``. Prints the median throughput of each, the ratio b/a and the overhead. On a
+shared machine other processes make single runs vary widely: use more ``--repeats`` there.
 
 Usage: ``python benchmarks/helpers_overhead.py [--images 10000] [--batch-size 256] [--repeats 3]
 [--epochs 2]`` from the repository root (or with the repository on ``PYTHONPATH``).

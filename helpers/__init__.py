@@ -9,6 +9,8 @@ One obvious place for each thing, in the manner of d2l's ``d2l`` package:
 - :mod:`helpers.env`       Keras backend selection, seeds, hardware and version reports
 - :mod:`helpers.cnn`       the article's CNN, its corrected version, training and evaluation
 - :mod:`helpers.plots`     the figures the chapters draw
+- :mod:`helpers.large_models` the cited table of landmark models; compute, memory and serving estimates
+- :mod:`helpers.servitization` one job run serially, on a process pool and on local HTTP worker services
 - :mod:`helpers.run`       the papermill runner (``python -m helpers.run``)
 - :mod:`helpers.bilingual` splits one executed notebook into English and Chinese pages
 
