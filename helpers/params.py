@@ -35,6 +35,8 @@ class NotebookParams(BaseModel):
         """Register every schema under its notebook's name (see :data:`SCHEMAS`)."""
         super().__pydantic_init_subclass__(**kwargs)
         stem = cls.model_fields["notebook"].default
+        if not stem and cls.__name__.startswith("_"):
+            return  # a shared base for several schemas, not a notebook's own
         if not stem:
             raise TypeError(f"{cls.__name__} must set a default for `notebook` (the notebook's file stem)")
         SCHEMAS[stem] = cls
@@ -66,7 +68,18 @@ def validate(schema: type[NotebookParams], values: dict) -> NotebookParams:
 Backend = Literal["tensorflow", "jax", "torch"]
 
 
-class Cifar10CnnParams(NotebookParams):
+class _HoldsOutValidation(NotebookParams):
+    """Shared rule for schemas with ``train_size`` and ``val_size``: the hold-out must fit."""
+
+    @model_validator(mode="after")
+    def _validation_fits(self):
+        if self.val_size >= self.train_size // 2:
+            raise ValueError(f"val_size ({self.val_size}) must be less than half of "
+                             f"train_size ({self.train_size})")
+        return self
+
+
+class Cifar10CnnParams(_HoldsOutValidation):
     """Parameters of ``notebooks/04_cifar10_cnn.ipynb``."""
 
     notebook: str = "04_cifar10_cnn"
@@ -83,13 +96,6 @@ class Cifar10CnnParams(NotebookParams):
     corrected_batch_size: int = Field(ge=1, le=8192)
     augment: bool
     patience: int = Field(ge=1)
-
-    @model_validator(mode="after")
-    def _validation_fits(self):
-        if self.val_size >= self.train_size // 2:
-            raise ValueError(f"val_size ({self.val_size}) must be less than half of "
-                             f"train_size ({self.train_size})")
-        return self
 
 
 
@@ -144,7 +150,7 @@ class ServitizationParams(NotebookParams):
         return self
 
 
-class DeepLearningStepsParams(NotebookParams):
+class DeepLearningStepsParams(_HoldsOutValidation):
     """Parameters of ``notebooks/03_deep_learning_steps.ipynb``."""
 
     notebook: str = "03_deep_learning_steps"
@@ -156,13 +162,6 @@ class DeepLearningStepsParams(NotebookParams):
     epochs: int = Field(ge=2, le=500)
     batch_size: int = Field(ge=1, le=8192)
     learning_rate: float = Field(gt=0, le=1)
-
-    @model_validator(mode="after")
-    def _validation_fits(self):
-        if self.val_size >= self.train_size // 2:
-            raise ValueError(f"val_size ({self.val_size}) must be less than half of "
-                             f"train_size ({self.train_size})")
-        return self
 
 
 OptimizerName = Literal["sgd", "momentum", "adam"]
