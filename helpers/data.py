@@ -16,6 +16,7 @@ Command line: ``python -m helpers.data`` fetches and verifies, and prints what i
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import sys
@@ -117,8 +118,6 @@ def python_batch_to_bin(batch: dict) -> bytes:
 
 def _write_verified(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` only if it matches the file's published MD5."""
-    import hashlib
-
     got = hashlib.md5(payload).hexdigest()
     if got != BIN_MD5[path.name]:
         raise fetch.FetchError(f"{path.name} from the download has MD5 {got}, "

@@ -97,6 +97,11 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_cores() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def hardware() -> dict:
     """What the computation runs on: device kind, GPU names, CPU, core count, memory, backend."""
     import keras
@@ -110,7 +115,7 @@ def hardware() -> dict:
         "device": "GPU" if gpus else "CPU",
         "gpus": gpus,
         "cpu": cpu_name(),
-        "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_cores": cpu_cores(),
         "memory_gib": round(memory_gib, 1),
         "keras_backend": keras.backend.backend(),
     }

@@ -168,7 +168,7 @@ def machine() -> dict:
     return {
         "hostname_platform": platform.platform(),
         "cpu": env.cpu_name(),
-        "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_cores": env.cpu_cores(),
         "gpus": gpus,
         "versions": env.versions(("python", "numpy", "keras", "tensorflow", "jax", "torch",
                                   "papermill", "jupyter-book", "myst-nb", "nbval")),
