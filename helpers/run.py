@@ -213,6 +213,8 @@ def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_o
         raise RunError("nothing to run")
     out_dir = plans[0].output.parent
     out_dir.mkdir(parents=True, exist_ok=True)
+    from helpers.artifacts import ENV_VAR
+    os.environ[ENV_VAR] = str((out_dir / "artifacts").resolve())  # kernels inherit it
     summary_path = out_dir / "summary.json"
     summary = {"profile": profile_name, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "machine": machine(), "notebooks": {}}
