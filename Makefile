@@ -9,25 +9,50 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 # PROFILE=ci|cpu|gpu picks the parameter profile for `make book`/`make run` (default: gpu if a GPU is visible, else cpu)
 PROFILE ?=
+# PARAMS="-p name=value ..." overrides parameters for `make book`/`make run` (checked before anything runs)
+PARAMS ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup data assets run book test serve lab clean
+.PHONY: help setup system data assets run book pdf test serve lab clean
 
 help:
 	@echo "make book    execute all notebooks (PROFILE=ci|cpu|gpu) and build the site into _build/html"
 	@echo "make test    run the test suite (unit tests, ci-profile notebooks under nbval, site build)"
 	@echo "make serve   serve _build/html on http://127.0.0.1:$(PORT)"
 	@echo "make lab     open the notebooks in JupyterLab with the project's kernel"
+	@echo "make pdf     print the built site's PDFs again (one per language) into _build/html/pdf"
 	@echo "make data    fetch and verify CIFAR-10 only;  make clean  remove generated files"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	@# the gpu profile trains with Keras on JAX: on a machine with an NVIDIA GPU, add JAX's CUDA build
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU; then \
+	  echo "NVIDIA GPU found: installing jax[cuda13] for the gpu profile"; \
+	  $(PY) -m pip install --disable-pip-version-check -q "jax[cuda13]==0.10.2"; fi
 	$(PY) -m ipykernel install --sys-prefix --name maas-course --display-name "Python (maas-course)" >/dev/null
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# System packages for the browser checks, the PDFs and Chinese text in figures: a Chromium and a
+# CJK font. Installed with apt-get (Debian names) only when missing, so a second run costs nothing.
+system: setup
+	@missing=""; \
+	{ [ -n "$$CHROMIUM" ] || command -v chromium || command -v chromium-browser || command -v google-chrome \
+	  || command -v google-chrome-stable; } >/dev/null 2>&1 || missing="$$missing chromium fonts-liberation"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk fontconfig"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    echo "installing$$missing (apt-get)"; \
+	    $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    rm -f "$$($(PY) -c 'import matplotlib; print(matplotlib.get_cachedir())')"/fontlist-*.json; \
+	  else \
+	    echo "warning: please install$$missing (a Chromium or Chrome, and a CJK font such as Noto Sans CJK)"; \
+	  fi; \
+	fi
 
 data: setup
 	$(PY) -m helpers.data
@@ -36,17 +61,23 @@ assets: setup
 	$(PY) -m helpers.assets book/_static
 
 run: data
-	$(PY) -m helpers.run $(if $(PROFILE),--profile $(PROFILE))
+	$(PY) -m helpers.run $(if $(PROFILE),--profile $(PROFILE)) $(PARAMS)
 
-book: data assets
+book: data assets system
 	@profile="$(PROFILE)"; [ -n "$$profile" ] || profile=$$($(PY) -c 'from helpers.run import default_profile; print(default_profile())'); \
 	set -e; \
-	$(PY) -m helpers.run --profile $$profile; \
+	$(PY) -m helpers.run --profile $$profile $(PARAMS); \
 	$(PY) -m helpers.bilingual build/executed/$$profile book; \
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going; \
-	echo; echo "The book ($$profile profile) is in _build/html: open _build/html/index.html, or run 'make serve'."
+	$(PY) -m helpers.pdf; \
+	echo; echo "The book ($$profile profile) is in _build/html: open _build/html/index.html, or run 'make serve'."; \
+	echo "The PDFs are in _build/html/pdf/."
 
-test: data assets
+pdf: system
+	@test -f _build/html/index.html || { echo "no site yet: run 'make book' first"; exit 1; }
+	$(PY) -m helpers.pdf
+
+test: data assets system
 	$(PY) -m pytest
 
 serve:
@@ -58,4 +89,4 @@ lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks/
 
 clean:
-	rm -rf build _build book/en/*.ipynb book/zh/*.ipynb book/_static/mathjax
+	rm -rf build _build book/en/*.ipynb book/zh/*.ipynb book/_static/mathjax book/status.md book/*/pdf_cover.md

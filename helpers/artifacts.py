@@ -2,8 +2,8 @@
 
 The runner (``python -m helpers.run``) sets ``MAAS_ARTIFACT_DIR`` to
 ``build/executed/<profile>/artifacts`` before it starts a kernel, so notebooks executed with the
-same profile see each other's outputs. Opened by hand in JupyterLab, a notebook uses
-``build/artifacts/interactive``. ``summary_metrics`` reads the values another notebook glued in
+same profile see each other's outputs (nbval, re-executing an executed copy from its folder, finds
+the same run). Opened by hand in JupyterLab, a notebook uses ``build/artifacts/interactive``. ``summary_metrics`` reads the values another notebook glued in
 the same profile's run.
 """
 
@@ -18,8 +18,18 @@ ENV_VAR = "MAAS_ARTIFACT_DIR"
 
 
 def artifact_dir() -> Path:
-    """The folder for this run's artifacts (created on first use)."""
-    path = Path(os.environ.get(ENV_VAR) or ROOT / "build" / "artifacts" / "interactive")
+    """The folder for this run's artifacts (created on first use).
+
+    ``$MAAS_ARTIFACT_DIR`` when the runner set it; else, when the working directory holds a
+    ``summary.json`` (nbval re-executes an executed copy from ``build/executed/<profile>/``), that
+    run's ``artifacts/``; else ``build/artifacts/interactive``.
+    """
+    if os.environ.get(ENV_VAR):
+        path = Path(os.environ[ENV_VAR])
+    elif (Path.cwd() / "summary.json").exists():
+        path = Path.cwd() / "artifacts"
+    else:
+        path = ROOT / "build" / "artifacts" / "interactive"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -56,7 +56,8 @@ def split(nb, stem: str, lang: str):
 
 
 def publish(executed_dir: Path | str, book_dir: Path | str) -> list[Path]:
-    """Write ``book_dir/<lang>/<stem>.ipynb`` for every executed notebook; return the paths."""
+    """Write ``book_dir/<lang>/<stem>.ipynb`` for every executed notebook, and the execution-status
+    page ``book_dir/status.md`` (:mod:`helpers.status_page`); return the paths."""
     executed_dir, book_dir = Path(executed_dir), Path(book_dir)
     sources = sorted(executed_dir.glob("*.ipynb"))
     if not sources:
@@ -69,6 +70,9 @@ def publish(executed_dir: Path | str, book_dir: Path | str) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(split(nb, source.stem, lang), target)
             written.append(target)
+    from helpers import status_page
+
+    written.append(status_page.write(executed_dir, book_dir))  # the execution-status page
     return written
 
 

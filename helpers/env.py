@@ -38,6 +38,11 @@ def setup(backend: str = "tensorflow", seed: int = 0, deterministic: bool = True
         import keras
 
     keras.utils.set_random_seed(seed)
+    if backend == "tensorflow":
+        import logging
+
+        # tf.function retracing notices (one per new model evaluated) print memory addresses
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if deterministic and backend == "tensorflow":
         import tensorflow as tf
 

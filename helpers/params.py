@@ -99,6 +99,42 @@ class Cifar10CnnParams(_HoldsOutValidation):
 
 
 
+class StrongerCnnParams(NotebookParams):
+    """Parameters of ``notebooks/05_stronger_cnn.ipynb``."""
+
+    notebook: str = "05_stronger_cnn"
+    keras_backend: Backend
+    seed: int = Field(ge=0)
+    test_size: int = Field(ge=100, le=10_000)
+    ladder_train_size: int = Field(ge=500, le=50_000)
+    ladder_val_size: int = Field(ge=100, le=10_000)
+    ladder_epochs: float = Field(gt=0, le=200)
+    ladder_batch_size: int = Field(ge=8, le=8192)
+    ladder_width: float = Field(gt=0, le=4)
+    final_epochs: float = Field(gt=0, le=200)
+    final_batch_size: int = Field(ge=8, le=8192)
+    final_width: float = Field(gt=0, le=4)
+    final_train_size: int = Field(ge=500, le=50_000)
+    mixed_precision: bool
+    time_budget_minutes: float = Field(gt=0)
+    resume_epochs: int = Field(ge=2, le=50)
+    resume_train_size: int = Field(ge=256, le=50_000)
+    parallel_devices: int = Field(ge=0, le=16)
+    parallel_train_size: int = Field(ge=256, le=50_000)
+    parallel_epochs: int = Field(ge=2, le=50)
+
+    @model_validator(mode="after")
+    def _sizes_fit(self):
+        if self.ladder_val_size >= self.ladder_train_size // 2:
+            raise ValueError(f"ladder_val_size ({self.ladder_val_size}) must be less than half of "
+                             f"ladder_train_size ({self.ladder_train_size})")
+        if self.ladder_batch_size > self.ladder_train_size - self.ladder_val_size:
+            raise ValueError(f"ladder_batch_size ({self.ladder_batch_size}) exceeds the ladder's training images")
+        if self.final_batch_size > self.final_train_size:
+            raise ValueError(f"final_batch_size ({self.final_batch_size}) exceeds final_train_size")
+        return self
+
+
 Precision = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 TrainingRecipe = Literal["fp32", "mixed-fp16", "mixed-bf16", "bf16"]
 
@@ -164,6 +200,43 @@ class DeepLearningStepsParams(_HoldsOutValidation):
     learning_rate: float = Field(gt=0, le=1)
 
 
+RequestEncoding = Literal["json", "b64"]
+
+
+class ServingParams(NotebookParams):
+    """Parameters of ``notebooks/06_serving.ipynb``."""
+
+    notebook: str = "06_serving"
+    keras_backend: Backend
+    seed: int = Field(ge=0)
+    model_name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    train_size: int = Field(ge=100, le=50_000)
+    train_epochs: int = Field(ge=1, le=100)
+    test_size: int = Field(ge=100, le=10_000)
+    max_batch_size: int = Field(ge=1, le=1024)
+    max_wait_ms: float = Field(ge=0, le=1000)
+    batching: bool
+    concurrency_levels: list[int] = Field(min_length=1, max_length=12)
+    requests_per_level: int = Field(ge=10, le=1_000_000)
+    encodings: list[RequestEncoding] = Field(min_length=1, max_length=2)
+    client_batch_sizes: list[int] = Field(min_length=1, max_length=12)
+    images_per_batch_size: int = Field(ge=1, le=1_000_000)
+    sweep_clients: int = Field(ge=1, le=256)
+    port: int = Field(ge=0, le=65_535)
+
+    @model_validator(mode="after")
+    def _levels_make_sense(self):
+        for name, values, top in (("concurrency_levels", self.concurrency_levels, 1024),
+                                  ("client_batch_sizes", self.client_batch_sizes, 1024)):
+            if any(not 1 <= v <= top for v in values) or values != sorted(set(values)):
+                raise ValueError(f"{name} ({values}) must be increasing integers from 1 to {top}")
+        if len(set(self.encodings)) != len(self.encodings):
+            raise ValueError(f"encodings ({self.encodings}) lists an encoding twice")
+        if 0 < self.port < 1024:
+            raise ValueError(f"port ({self.port}) must be 0 (any free port) or at least 1024")
+        return self
+
+
 OptimizerName = Literal["sgd", "momentum", "adam"]
 
 
@@ -202,4 +275,88 @@ class LearningMathsParams(NotebookParams):
                                  "the last above 1 (unstable)")
         if self.batch_size > self.train_size:
             raise ValueError(f"batch_size ({self.batch_size}) must not exceed train_size ({self.train_size})")
+        return self
+
+
+def _increasing(name: str, values: list) -> None:
+    if any(a >= b for a, b in zip(values, values[1:])):
+        raise ValueError(f"{name} ({values}) must be strictly increasing")
+
+
+class TrendsChallengesParams(NotebookParams):
+    """Parameters of ``notebooks/07_trends_challenges.ipynb``."""
+
+    notebook: str = "07_trends_challenges"
+    keras_backend: Backend
+    seed: int = Field(ge=0)
+    widths: list[float] = Field(min_length=3, max_length=8)
+    train_sizes: list[int] = Field(min_length=3, max_length=8)
+    test_size: int = Field(ge=100, le=10_000)
+    epochs: int = Field(ge=1, le=200)
+    batch_size: int = Field(ge=1, le=8192)
+    learning_rate: float = Field(gt=0, le=1)
+    fl_train_size: int = Field(ge=100, le=50_000)
+    n_clients: int = Field(ge=1, le=1000)
+    dirichlet_alpha: float = Field(gt=0, le=1e6)
+    rounds: int = Field(ge=1, le=1000)
+    local_epochs: int = Field(ge=1, le=100)
+    client_fraction: float = Field(gt=0, le=1)
+    explain_images: int = Field(ge=1, le=20)
+    cpu_watts: float = Field(gt=0, le=10_000)
+    gpu_watts: float = Field(gt=0, le=10_000)
+    gpu_peak_tflops: float = Field(gt=0, le=1_000_000)
+    gpu_utilization: float = Field(gt=0, le=1)
+    pue: float = Field(ge=1, le=3)
+
+    @model_validator(mode="after")
+    def _sweep_is_a_sweep(self):
+        _increasing("widths", self.widths)
+        _increasing("train_sizes", self.train_sizes)
+        if any(not 0 < w <= 8 for w in self.widths):
+            raise ValueError(f"widths ({self.widths}) must lie in (0, 8]")
+        if any(not 100 <= n <= 50_000 for n in self.train_sizes):
+            raise ValueError(f"train_sizes ({self.train_sizes}) must lie between 100 and 50000")
+        if self.fl_train_size < 10 * self.n_clients:
+            raise ValueError(f"fl_train_size ({self.fl_train_size}) must give each of the "
+                             f"n_clients ({self.n_clients}) at least 10 images")
+        return self
+
+
+class FaqParams(NotebookParams):
+    """Parameters of ``notebooks/08_faq.ipynb``."""
+
+    notebook: str = "08_faq"
+    keras_backend: Backend
+    seed: int = Field(ge=0)
+    train_size: int = Field(ge=100, le=50_000)
+    test_size: int = Field(ge=100, le=10_000)
+    epochs: int = Field(ge=1, le=200)
+    batch_size: int = Field(ge=1, le=8192)
+    learning_rate: float = Field(gt=0, le=1)
+    seed_runs: int = Field(ge=2, le=20)
+    time_backends: list[Backend] = Field(min_length=1, max_length=3)
+    timing_images: int = Field(ge=64, le=50_000)
+    timing_epochs: int = Field(ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _distinct_backends(self):
+        if len(set(self.time_backends)) != len(self.time_backends):
+            raise ValueError(f"time_backends ({self.time_backends}) lists a backend twice")
+        return self
+
+
+class ConclusionParams(NotebookParams):
+    """Parameters of ``notebooks/09_conclusion.ipynb``."""
+
+    notebook: str = "09_conclusion"
+    chapters: list[str] = Field(max_length=30)
+    accuracy_target: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _chapter_names(self):
+        import re
+
+        bad = [c for c in self.chapters if not re.fullmatch(r"\d\d_[a-z0-9_]+", c)]
+        if bad:
+            raise ValueError(f"chapters {bad} are not notebook stems like '04_cifar10_cnn'")
         return self

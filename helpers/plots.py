@@ -1,25 +1,57 @@
 """The figures the chapters draw, in one consistent style.
 
-Figure text is English (both language pages show the same executed figure); each figure's
-caption in the prose is in the page's own language.
+Importing this module applies the book's style, ``helpers/maas.mplstyle`` (white figures that
+stay readable in the site's dark mode, and a CJK fallback font so Chinese text renders). Figure
+text is English (both language pages show the same executed figure); each figure's caption in
+the prose is in the page's own language.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.font_manager as font_manager
 import matplotlib.pyplot as plt
 import numpy as np
 
-STYLE = {
-    "figure.dpi": 100,
-    "savefig.dpi": 100,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "font.size": 10,
-    "svg.hashsalt": "maas-course",  # stable ids if SVG is ever used
-}
-plt.rcParams.update(STYLE)
+STYLE_FILE = Path(__file__).with_name("maas.mplstyle")
+#: fonts with Chinese glyphs that the style falls back to, best first
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+                "PingFang SC", "Microsoft YaHei", "SimHei", "Arial Unicode MS")
+
+
+def cjk_font() -> str | None:
+    """The CJK family that figures use, registering fontconfig's Chinese fonts if matplotlib's
+    font cache predates their installation; None when the machine has none."""
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    found = next((name for name in CJK_FAMILIES if name in known), None)
+    if found is None and shutil.which("fc-list"):
+        out = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True).stdout
+        for path in sorted({line.split(":")[0].strip() for line in out.splitlines() if line.strip()}):
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                continue
+        known = {f.name for f in font_manager.fontManager.ttflist}
+        found = next((name for name in CJK_FAMILIES if name in known), None)
+    return found
+
+
+def use_style() -> None:
+    """Apply the book's figure style (done once on import).
+
+    Matplotlib falls back glyph by glyph only along ``font.family``, so the CJK font found on
+    this machine is appended there (naming fonts that are missing would log warnings into cells).
+    """
+    plt.style.use(STYLE_FILE)
+    cjk = cjk_font()
+    if cjk:
+        plt.rcParams["font.family"] = ["sans-serif", cjk]
+
+
+use_style()
 
 
 def image_grid(images, titles, ncols: int = 10, size: float = 1.1, colors=None):

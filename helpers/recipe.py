@@ -304,11 +304,11 @@ def accuracy(model, x, y, tta: int = 0) -> float:
 class Checkpoint:
     """The model (with its optimiser state) and the run's progress, saved atomically after each epoch."""
 
-    def __init__(self, directory: Path | str, recipe: Recipe, seed: int):
+    def __init__(self, directory: Path | str, recipe: Recipe, seed: int, n_train: int):
         self.dir = Path(directory)
         self.model_path = self.dir / "last.keras"
         self.state_path = self.dir / "state.json"
-        self.identity = {"recipe": dataclasses.asdict(recipe), "seed": seed}
+        self.identity = {"recipe": dataclasses.asdict(recipe), "seed": seed, "n_train": n_train}
 
     def load(self):
         """(model, state) of the last finished epoch, or (None, None). A checkpoint of another run is an error."""
@@ -316,7 +316,7 @@ class Checkpoint:
             return None, None
         state = json.loads(self.state_path.read_text())
         if state.get("identity") != self.identity:
-            raise ValueError(f"{self.dir} holds a checkpoint of a different run (other recipe or seed); "
+            raise ValueError(f"{self.dir} holds a checkpoint of a different run (other recipe, seed or data); "
                              f"delete it or choose another checkpoint_dir")
         import keras
 
@@ -367,7 +367,7 @@ def train(recipe: Recipe, x_train, y_train, x_test, y_test, seed: int = 0, check
     n_epochs = -(-total_steps // steps_per_epoch)
     onehot = np.eye(10, dtype="float32")
 
-    ckpt = Checkpoint(checkpoint_dir, recipe, seed) if checkpoint_dir else None
+    ckpt = Checkpoint(checkpoint_dir, recipe, seed, len(x_train)) if checkpoint_dir else None
     model, state = ckpt.load() if ckpt else (None, None)
     if model is None and warm_model is not None:
         model = warm_model

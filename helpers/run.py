@@ -195,7 +195,7 @@ def fingerprint(p: Plan) -> str:
 
     h = hashlib.sha256(p.source.read_bytes())
     h.update(json.dumps({**p.defaults, **p.parameters}, sort_keys=True, default=str).encode())
-    for module in sorted((ROOT / "helpers").rglob("*.py")):
+    for module in sorted([*(ROOT / "helpers").rglob("*.py"), *(ROOT / "helpers").rglob("*.mplstyle")]):
         h.update(module.read_bytes())
     return h.hexdigest()
 

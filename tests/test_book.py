@@ -4,9 +4,6 @@ outside, carries the glued numbers in both languages, and has the same chapters 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,20 +16,8 @@ from helpers import bilingual, run
 GLUE_REF = re.compile(r"\{glue:text\}`([A-Za-z0-9_]+)(?::([^`]+))?`")
 
 
-@pytest.fixture(scope="session")
-def site(executed_ci, root, tmp_path_factory) -> Path:
-    """Build the book in a scratch copy, from the ci-profile notebooks; return the html folder."""
-    book = tmp_path_factory.mktemp("book")
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(root / name, book / name)
-    shutil.copytree(root / "book", book / "book", ignore=shutil.ignore_patterns("*.ipynb"))
-    assert (book / "book" / "_static" / "mathjax" / "tex-chtml.js").exists(), "run `make assets` first"
-    bilingual.publish(executed_ci, book / "book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-    return book / "_build" / "html"
+# The `site` fixture (the book built once, in a scratch copy) is in conftest.py: the browser
+# tests in test_site.py check the same build.
 
 
 class _Refs(HTMLParser):

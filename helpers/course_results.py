@@ -1,0 +1,89 @@
+"""Read what the other chapters of the same profile run measured (their glued values, their wall times).
+
+The runner (:mod:`helpers.run`) executes notebooks in sorted order and records, in
+``summary.json`` beside the executed copies, each notebook's status, wall time and every value it
+glued, as plain-text reprs (``"0.734"``, ``"'122,570'"``). These functions read that file and turn
+the reprs back into numbers; a chapter that was not run (or failed) simply has no values, and
+callers say so instead of inventing one.
+
+Which run: the folder :mod:`helpers.artifacts` points to when the runner set ``MAAS_ARTIFACT_DIR``;
+otherwise, when the kernel's working directory holds a ``summary.json`` (nbval re-executes an
+executed copy from its own folder, ``build/executed/<profile>/``), that folder's run; otherwise
+the interactive folder of :mod:`helpers.artifacts`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+from helpers import artifacts
+
+
+def run_dir() -> Path:
+    """The folder of this profile run: where ``summary.json`` and ``artifacts/`` are (see above)."""
+    return artifacts.artifact_dir().parent
+
+
+def artifact(name: str) -> Path:
+    """An artifact of this profile run (the same as :func:`helpers.artifacts.artifact`)."""
+    return artifacts.artifact(name)
+
+
+def summary() -> dict:
+    """The whole ``summary.json`` of this profile run ({} when there is none yet)."""
+    path = run_dir() / "summary.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+
+
+def notebook_seconds() -> dict[str, float]:
+    """Wall time (s) of every notebook that ran successfully in this profile run, by stem."""
+    records = summary().get("notebooks", {})
+    return {stem: float(r["seconds"]) for stem, r in sorted(records.items())
+            if r.get("status") == "ok" and "seconds" in r}
+
+
+def number(text) -> float:
+    """A glued plain-text repr as a float: ``"0.73"`` -> 0.73, ``"'122,570'"`` -> 122570.0; nan if not a number."""
+    if text is None:
+        return math.nan
+    try:
+        value = ast.literal_eval(text) if isinstance(text, str) else text
+    except (ValueError, SyntaxError):
+        value = text
+    if isinstance(value, str):
+        value = value.replace(",", "").replace("%", "").strip()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def metrics(notebook: str) -> dict:
+    """Every value ``notebook`` glued in this profile run ({} if it did not run or failed)."""
+    record = summary().get("notebooks", {}).get(notebook, {})
+    return record.get("metrics", {}) if record.get("status") == "ok" else {}
+
+
+def metric(notebook: str, name: str) -> float:
+    """One glued number of ``notebook`` in this profile run (nan when the chapter or value is missing)."""
+    return number(metrics(notebook).get(name))
+
+
+def text(notebook: str, name: str, missing: str = "") -> str:
+    """One glued value of ``notebook`` as the string it showed (``missing`` when absent)."""
+    raw = metrics(notebook).get(name)
+    if raw is None:
+        return missing
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return str(raw)
+    return str(value)

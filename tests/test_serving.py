@@ -1,0 +1,252 @@
+"""The model service (helpers.serving) and its load generator (helpers.loadtest).
+
+The service runs as a real subprocess on a free port of 127.0.0.1, serving a small, seeded,
+untrained CNN exported with its preprocessing. Nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from helpers import env, loadtest, serving
+
+pytestmark = pytest.mark.timeout(120)
+
+MAX_BODY_BYTES = 2 * 2**20
+MAX_INSTANCES = 64
+LIMITS = ("--max-body-bytes", str(MAX_BODY_BYTES), "--max-instances", str(MAX_INSTANCES))
+PLACEHOLDER = "http://127.0.0.1:1/v1/models/cifar10"
+BAD_CASES = [case[0] for case in loadtest.bad_requests(PLACEHOLDER, MAX_BODY_BYTES, MAX_INSTANCES)]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A seeded CNN on float images in [0, 1], wrapped to take uint8 pixels, written to disk."""
+    env.setup("tensorflow", seed=0)
+    import keras
+
+    from helpers import cnn
+
+    base = keras.Sequential([keras.Input(shape=(32, 32, 3)), *cnn.article_cnn(logits=True).layers[1:]])
+    model = serving.with_preprocessing(base)
+    paths = serving.export(model, tmp_path_factory.mktemp("served"))
+    return model, paths
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).integers(0, 256, size=(64, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def expected(exported, images):
+    model, _ = exported
+    return np.asarray(model.predict(images, verbose=0))
+
+
+@pytest.fixture(scope="module")
+def service(exported):
+    _, paths = exported
+    with serving.running_service(paths["saved_model"], max_batch_size=16, max_wait_ms=2,
+                                 extra_args=LIMITS) as running:
+        yield running
+
+
+def post(service, body: bytes):
+    return loadtest.send("POST", f"{service.model_url}:predict", body)
+
+
+def test_export_writes_keras_file_and_saved_model(exported):
+    _, paths = exported
+    assert paths["keras"].suffix == ".keras" and paths["keras"].is_file()
+    assert (paths["saved_model"] / "saved_model.pb").is_file()
+    assert paths["saved_model"].name == "1"  # a numbered version folder, as TensorFlow Serving expects
+
+
+def test_status_metadata_health_and_openapi(service):
+    status, reply = loadtest.send("GET", service.model_url)
+    assert status == 200 and reply["model_version_status"][0]["state"] == "AVAILABLE"
+    status, reply = loadtest.send("GET", f"{service.model_url}/metadata")
+    signature = reply["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert status == 200 and signature["inputs"]["image"]["dtype"] == "DT_UINT8"
+    assert loadtest.send("GET", f"{service.url}/healthz") == (200, {"status": "ok", "model": "cifar10"})
+    status, schema = loadtest.send("GET", f"{service.url}/openapi.json")
+    assert status == 200 and "/v1/models/{name}:predict" in schema["paths"]
+    assert service.url.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("encoding", loadtest.ENCODINGS)
+def test_predictions_match_in_process(service, images, expected, encoding):
+    status, reply = post(service, loadtest.encode_request(images[:20], encoding))
+    assert status == 200
+    np.testing.assert_allclose(np.asarray(reply["predictions"]), expected[:20], rtol=1e-4, atol=1e-5)
+
+
+def test_columnar_format_answers_with_outputs(service, images, expected):
+    status, reply = post(service, json.dumps({"inputs": images[:2].tolist()}).encode())
+    assert status == 200
+    np.testing.assert_allclose(np.asarray(reply["outputs"]), expected[:2], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_gets_a_4xx_with_a_message_and_the_service_keeps_serving(service, images, expected, case):
+    cases = {c[0]: c[1:] for c in loadtest.bad_requests(service.model_url, MAX_BODY_BYTES, MAX_INSTANCES)}
+    method, url, body, expected_status = cases[case]
+    status, reply = loadtest.send(method, url, body)
+    assert status == expected_status, reply
+    assert 400 <= status < 500 and reply["error"], reply
+    status, reply = post(service, loadtest.encode_request(images[:1]))
+    assert status == 200
+    np.testing.assert_allclose(reply["predictions"], expected[:1], rtol=1e-4, atol=1e-5)
+
+
+def test_a_chunked_body_over_the_limit_is_refused(service):
+    def chunks():
+        for _ in range(MAX_BODY_BYTES // 2**16 + 2):
+            yield b" " * 2**16
+
+    import httpx
+
+    response = httpx.post(f"{service.model_url}:predict", content=chunks(), timeout=30)
+    assert response.status_code == 413 and "limit" in response.json()["error"]
+
+
+def test_concurrent_clients_each_get_their_own_answers(service, images, expected):
+    import httpx
+
+    async def one(client, i):
+        idx = [i % 64, (7 * i + 3) % 64][: 1 + i % 2]  # one or two images, different per client
+        response = await client.post(f"{service.model_url}:predict",
+                                     content=loadtest.encode_request(images[idx], "b64" if i % 3 else "json"))
+        return idx, response.status_code, response.json()
+
+    async def all_clients():
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=48)) as client:
+            return await asyncio.gather(*(one(client, i) for i in range(96)))
+
+    for idx, status, reply in asyncio.run(all_clients()):
+        assert status == 200
+        np.testing.assert_allclose(reply["predictions"], expected[idx], rtol=1e-4, atol=1e-5)
+
+
+def test_a_short_concurrent_load_finishes_without_errors(service, images):
+    bodies = loadtest.request_bodies(images, 1, 300, "json")
+    result = loadtest.run_load(f"{service.model_url}:predict", bodies, concurrency=16, warmup=16)
+    assert result.errors == 0, result.first_error
+    assert result.requests == 300 and np.all(result.latencies_ms > 0)
+    row = result.row()
+    assert row["p50 ms"] <= row["p95 ms"] <= row["p99 ms"]
+    stats = loadtest.service_stats(service.url)
+    assert stats["images"] >= 300 and stats["in_flight"] == 0
+
+
+def test_graceful_shutdown_answers_the_request_in_flight(exported, images, expected):
+    """A lone request waits out a 3 s batching window; SIGTERM arrives meanwhile; it is still answered."""
+    _, paths = exported
+    service = serving.start_service(paths["keras"], max_wait_ms=3000, extra_args=LIMITS)
+    try:
+        serving.wait_until_listening(service)
+        answer = {}
+
+        def client():
+            answer["reply"] = loadtest.send("POST", f"{service.model_url}:predict",
+                                            loadtest.encode_request(images[:3]), timeout=60)
+
+        thread = threading.Thread(target=client)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while loadtest.service_stats(service.url)["in_flight"] == 0:  # the request is in the batcher
+            assert time.monotonic() < deadline, "the request never reached the batcher"
+            time.sleep(0.02)
+        assert service.stop() == 0  # SIGTERM, then wait: a clean exit
+        thread.join(timeout=30)
+    finally:
+        service.stop()
+    status, reply = answer["reply"]
+    assert status == 200
+    np.testing.assert_allclose(reply["predictions"], expected[:3], rtol=1e-4, atol=1e-5)
+    events = [entry.get("event") for entry in service.logs]
+    assert events.index("listening") < events.index("ready") < events.index("stopped")
+    assert all("time" in entry and "level" in entry for entry in service.logs if entry.get("event"))
+
+
+def test_the_command_line_refuses_a_missing_model(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "helpers.serving", "--model", str(tmp_path / "nothing.keras"),
+                             "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "no model at" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# the batcher and the request decoder, in-process
+
+
+def run_batcher(sizes, *, enabled=True, max_batch_size=64, max_wait_s=1.0):
+    """Submit one request per size at once; return the batch sizes the model saw and the threads it ran on."""
+    seen, threads = [], set()
+
+    def predict(x):
+        seen.append(len(x))
+        threads.add(threading.get_ident())
+        return x.reshape(len(x), -1)[:, :2].astype(np.float32)
+
+    async def main():
+        batcher = serving.Batcher(predict, max_batch_size, max_wait_s, enabled)
+        batcher.start()
+        requests = [np.full((n, 32, 32, 3), i, np.uint8) for i, n in enumerate(sizes)]
+        outputs = await asyncio.gather(*(batcher.submit(r) for r in requests))
+        await batcher.stop()
+        for i, (request, out) in enumerate(zip(requests, outputs)):
+            assert out.shape == (len(request), 2) and np.all(out == i)  # each got its own rows
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    return seen, threads, loop_thread
+
+
+def test_requests_arriving_together_run_as_one_batch_off_the_event_loop():
+    seen, threads, loop_thread = run_batcher([1] * 10 + [3], max_wait_s=0.2)
+    assert seen == [13]
+    assert loop_thread not in threads
+
+
+def test_a_batch_never_exceeds_the_limit_and_requests_are_not_split():
+    seen, _, _ = run_batcher([3, 3, 3, 5, 20], max_batch_size=8, max_wait_s=0.05)
+    assert seen == [6, 8, 20]  # 3+3, then 3+5, then the oversized request alone
+
+
+def test_without_batching_each_request_is_its_own_call():
+    seen, _, _ = run_batcher([1, 2, 3], enabled=False)
+    assert seen == [1, 2, 3]
+
+
+@pytest.mark.parametrize("body, status, words", [
+    (b"{", 400, "malformed JSON"),
+    (b"   ", 400, "empty"),
+    (json.dumps({"instances": [[[[True] * 3] * 32] * 32]}).encode(), 400, "booleans"),
+    (json.dumps({"instances": [[[[1] * 3] * 32] * 32], "extra": 1}).encode(), 400, "unknown field"),
+    (json.dumps({"instances": [{"b64": base64.b64encode(bytes(3072)).decode()}, [[[0] * 3] * 32] * 32]}).encode(),
+     400, "mixed"),
+    (json.dumps({"instances": [[[[2**70] * 3] * 32] * 32]}).encode(), 400, ""),
+])
+def test_decoder_refusals(body, status, words):
+    with pytest.raises(serving.BadRequest) as caught:
+        serving.decode_predict_request(body)
+    assert caught.value.status == status and words in caught.value.message
+
+
+def test_decoder_accepts_both_encodings_alike():
+    image = np.arange(3072, dtype=np.int64).reshape(32, 32, 3) % 256
+    as_lists, key = serving.decode_predict_request(json.dumps({"instances": [image.tolist()]}).encode())
+    as_b64, _ = serving.decode_predict_request(loadtest.encode_request(image[None].astype(np.uint8), "b64"))
+    assert key == "predictions" and as_lists.dtype == np.uint8
+    np.testing.assert_array_equal(as_lists, as_b64)
+    np.testing.assert_array_equal(as_lists[0], image)
