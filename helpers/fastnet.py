@@ -34,15 +34,21 @@ def _uint8_input(name: str) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     return inputs, keras.layers.Rescaling(1 / 255, name="to_unit_range")(inputs)
 
 
-def article_cnn(logits: bool = True, batch_norm: bool = False, name: str = "article_cnn") -> keras.Model:
-    """The article's three-convolution CNN; ``batch_norm`` adds BatchNormalization after each conv."""
+def article_cnn(logits: bool = True, batch_norm: bool = False, bn_momentum: float = 0.9,
+                name: str = "article_cnn") -> keras.Model:
+    """The article's three-convolution CNN; ``batch_norm`` adds BatchNormalization after each conv.
+
+    ``bn_momentum`` 0.9 (PyTorch's default) rather than Keras' 0.99: the running statistics start
+    at mean 0 and variance 1, and after the few hundred steps of a short run 0.99 still carries
+    0.99^steps of that start, which skews every normalised activation at test time.
+    """
     inputs, x = _uint8_input(name)
     core_in = keras.Input(shape=(32, 32, 3), name="unit_image")
     y = core_in
     for i, (filters, pool) in enumerate(((32, True), (64, True), (64, False))):
         y = keras.layers.Conv2D(filters, 3, use_bias=not batch_norm, name=f"conv{i + 1}")(y)
         if batch_norm:
-            y = keras.layers.BatchNormalization(name=f"bn{i + 1}")(y)
+            y = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i + 1}")(y)
         y = keras.layers.Activation("relu", name=f"relu{i + 1}")(y)
         if pool:
             y = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(y)

@@ -31,7 +31,7 @@ def test_ci_run_writes_a_summary(executed_ci):
         record = summary["notebooks"][stem]
         assert record["status"] == "ok"
         assert record["seconds"] > 0
-        assert record["parameters"]["seed"] == 0
+        assert record["parameters"].get("seed", 0) == 0  # (a chapter that draws nothing random has no seed)
         assert record["metrics"], "the notebook glued its key numbers"
     assert summary["machine"]["versions"]["keras"]
     assert summary["machine"]["cpu_cores"] >= 1

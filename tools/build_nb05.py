@@ -142,7 +142,11 @@ multiplier {glue:text}`ladder_width`.
 - **augment**: each epoch sees every image flipped or not (alternating between epochs) and shifted
   by up to two pixels with reflection padding, prepared in NumPy on a thread while the previous
   epoch trains.
-- **batchnorm**: batch normalization after each convolution {cite}`ioffe2015batch`.
+- **batchnorm**: batch normalization after each convolution {cite}`ioffe2015batch`, with momentum
+  0.9 for its running statistics. Keras' default, 0.99, starts them at mean 0 and variance 1 and
+  keeps a share $0.99^{t}$ of that start after $t$ steps: after the {glue:text}`ladder_steps`
+  steps of a rung here that is {glue:text}`bn_stale:.0%`, which skews every normalised activation
+  at test time (exercise 6).
 - **fastnet**: the VGG-style network of airbench {cite}`jordan2024airbench`: a frozen 2×2 whitening
   convolution (its filters are the eigenvectors of the image patches' covariance), three blocks of
   two 3×3 convolutions with max-pooling, batch norm and GELU, partially identity-initialised.
@@ -172,7 +176,9 @@ multiplier {glue:text}`ladder_width`.
   它损失一点准确率（训练数据变少），换来一个诚实的测试数字。
 - **augment**：每一轮中每张图像要么翻转要么不翻转（在相邻轮次间交替），并用反射填充随机平移至多两个像素；
   增强在 NumPy 中由一个线程在上一轮训练时准备好。
-- **batchnorm**：每个卷积之后加批归一化 {cite}`ioffe2015batch`。
+- **batchnorm**：每个卷积之后加批归一化 {cite}`ioffe2015batch`，其滑动统计量的动量取 0.9。Keras 的默认值 0.99
+  让它们从均值 0、方差 1 起步，$t$ 步之后仍保留起始值的 $0.99^{t}$：在这里每一级的 {glue:text}`ladder_steps`
+  步之后还剩 {glue:text}`bn_stale:.0%`，这会在测试时扭曲每一个归一化后的激活值（见练习 6）。
 - **fastnet**：airbench {cite}`jordan2024airbench` 的 VGG 式网络：一个冻结的 2×2 白化卷积（其滤波器是图像小块协方差的特征向量），
   三个各含两个 3×3 卷积、最大池化、批归一化和 GELU 的块，部分层以恒等映射初始化。
 - **schedule**：带 Nesterov 动量的 SGD 和三角形单周期学习率调度 {cite}`smith2019super`（偏置的学习率是 64 倍，与 airbench 相同），
@@ -194,6 +200,9 @@ glue("ladder_val", f"{ladder_val_size:,}", display=False)
 glue("ladder_epochs", f"{ladder_epochs:g}", display=False)
 glue("ladder_bs", ladder_batch_size, display=False)
 glue("ladder_width", f"{ladder_width:g}", display=False)
+ladder_steps = round(ladder_epochs * ((ladder_train_size - ladder_val_size) // ladder_batch_size))
+glue("ladder_steps", ladder_steps, display=False)
+glue("bn_stale", 0.99 ** ladder_steps, display=False)
 glue("test_n", f"{len(cifar.y_test):,}", display=False)
 print(f"{len(rungs)} rungs; ladder data {x_ladder.shape}, test {cifar.x_test.shape}")
 """)
@@ -217,6 +226,8 @@ acc = dict(zip(ladder_df.rung, ladder_df.test_accuracy))
 for rung, value in acc.items():
     glue(f"acc_{rung}", value, display=False)
 glue("ladder_gain", acc[rungs[-1][0]] - acc["article"], display=False)
+glue("fastnet_gain", acc["fastnet"] - acc["batchnorm"], display=False)
+glue("val_gap", float((ladder_df.val_accuracy - ladder_df.test_accuracy).abs().max()), display=False)
 best_single = ladder_df.assign(gain=ladder_df.test_accuracy.diff()).iloc[1:].sort_values("gain").iloc[-1]
 glue("best_step", best_single.rung, display=False)
 glue("best_step_gain", float(best_single.gain), display=False)
@@ -243,6 +254,8 @@ fig.tight_layout()
 glue("ladder_figure", fig, display=False)
 plt.close(fig)
 glue("ladder_seconds", float(ladder_df.train_seconds.sum()), display=False)
+secs = dict(zip(ladder_df.rung, ladder_df.train_seconds))
+glue("fastnet_cost", secs["fastnet"] / secs["batchnorm"], display=False)
 """, "nbval-ignore-output")
 
 md(r"""
@@ -258,10 +271,11 @@ Test accuracy and training time of each rung (same data, epochs and batch size f
 From the article's {glue:text}`acc_article:.1%` the ladder climbs to {glue:text}`acc_tta:.1%`
 with test-time augmentation (a gain of {glue:text}`ladder_gain:.1%` at the same number of
 epochs). The largest single step is **{glue:text}`best_step`** (+{glue:text}`best_step_gain:.1%`).
-The article-sized rungs are cheap; the fast net costs more per image, and buys most of the
-accuracy. The ladder's training took {glue:text}`ladder_seconds:.0f` seconds in all on this
-machine. The validation column tracks the test column closely, which is what makes it safe to
-choose settings on validation data only.
+Moving from the article-sized network to the fast net changes test accuracy by
+{glue:text}`fastnet_gain:+.1%` for {glue:text}`fastnet_cost:.1f` times the training time of the rung
+before it. The ladder's training took {glue:text}`ladder_seconds:.0f` seconds in all on this
+machine. The validation column stays within {glue:text}`val_gap:.1%` of the test column on every
+rung, which is what makes it safe to choose settings on validation data only.
 """, r"""
 ```{glue:figure} ladder_figure
 :name: fig-ladder-zh
@@ -274,8 +288,9 @@ choose settings on validation data only.
 
 阶梯从原文的 {glue:text}`acc_article:.1%` 升到加上测试时增强后的 {glue:text}`acc_tta:.1%`（在相同轮数下提升
 {glue:text}`ladder_gain:.1%`）。单步提升最大的是 **{glue:text}`best_step`**（+{glue:text}`best_step_gain:.1%`）。
-原文规模的几级很便宜；快速网络每张图像更贵，却带来了大部分准确率。整个阶梯在本机上共训练了
-{glue:text}`ladder_seconds:.0f` 秒。验证集一列与测试集一列非常接近，这正是只在验证数据上做选择也安全的原因。
+从原文规模的网络换成快速网络，测试准确率变化 {glue:text}`fastnet_gain:+.1%`，训练时间是上一级的
+{glue:text}`fastnet_cost:.1f` 倍。整个阶梯在本机上共训练了 {glue:text}`ladder_seconds:.0f` 秒。每一级的验证准确率与测试准确率之差都不超过
+{glue:text}`val_gap:.1%`，这正是只在验证数据上做选择也安全的原因。
 """)
 
 md(r"""
@@ -629,6 +644,10 @@ md(r"""
    after two epochs and start it again. Which epoch does it resume from, and why is no work lost?
 5. With data parallelism over 8 GPUs and a per-GPU batch of 128, what is the global batch, and how
    would you set the learning rate if 0.1 worked for a batch of 256?
+6. Build the batchnorm rung with Keras' default momentum
+   (`fastnet.article_cnn(logits=True, batch_norm=True, bn_momentum=0.99)`), train it as the ladder
+   does, and compare its accuracy on the training images in training mode (`model(x, training=True)`)
+   and in inference mode. Then lower the momentum until the two agree.
 
 ```{dropdown} Solutions
 1. The gains are not additive: changes interact. Batch norm, for instance, matters less once the
@@ -646,6 +665,12 @@ md(r"""
    run again from its start with the same batches.
 5. $8 \times 128 = 1024$. By the linear scaling rule {cite}`goyal2017accurate`, $0.1 \times 1024/256 = 0.4$,
    reached after a warm-up of a few epochs.
+6. In training mode each batch is normalised with its own statistics, so the two modes differ only
+   through the running averages. With momentum 0.99 and a few hundred steps the running variance
+   still holds a large share of its starting value 1, far above the true variance of the first
+   convolution's outputs, so at inference the activations are shrunk and accuracy collapses towards
+   chance, while training-mode accuracy is normal. Momentum 0.9 forgets the start within a few dozen
+   steps; a longer run fixes 0.99 too.
 ```
 """, r"""
 ## 练习
@@ -657,6 +682,8 @@ md(r"""
 4. 运行 `python -m helpers.recipe --rung tta --epochs 4 --checkpoint-dir /tmp/ck`，两轮后按 Ctrl-C 中断，再重新启动。
    它从哪一轮继续？为什么没有损失任何工作？
 5. 在 8 块 GPU 上做数据并行、每块 GPU 的批大小为 128，全局批大小是多少？如果批大小 256 时学习率 0.1 效果好，你会怎样设置学习率？
+6. 用 Keras 的默认动量构建 batchnorm 一级（`fastnet.article_cnn(logits=True, batch_norm=True, bn_momentum=0.99)`），
+   按阶梯的方式训练，比较它在训练图像上训练模式（`model(x, training=True)`）与推理模式下的准确率。然后逐步降低动量，直到两者一致。
 
 ```{dropdown} 参考答案
 1. 收益不可相加：改动之间会相互作用。例如快速网络本身已带批归一化，放在前面后批归一化的作用就变小；而更大的网络更容易过拟合，
@@ -668,6 +695,9 @@ md(r"""
 4. 它从第一个尚未写入检查点的轮次继续：检查点在每一轮之后写入，而第 $e$ 轮的数据只取决于 $(\text{seed}, e)$，
    所以被中断的那一轮只是用相同的批次从头再跑一遍。
 5. $8 \times 128 = 1024$。按线性缩放规则 {cite}`goyal2017accurate`，学习率为 $0.1 \times 1024/256 = 0.4$，并在最初几轮内逐步预热到该值。
+6. 训练模式下每个批次用自己的统计量归一化，所以两种模式只在滑动平均上不同。动量 0.99、只有几百步时，滑动方差仍保留起始值 1
+   的很大一部分，远大于第一个卷积输出的真实方差，于是推理时激活值被压缩，准确率跌向随机水平，而训练模式的准确率正常。
+   动量 0.9 在几十步内就忘掉起始值；训练更久也能让 0.99 恢复正常。
 ```
 """)
 
