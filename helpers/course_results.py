@@ -27,11 +27,6 @@ def run_dir() -> Path:
     return artifacts.artifact_dir().parent
 
 
-def artifact(name: str) -> Path:
-    """An artifact of this profile run (the same as :func:`helpers.artifacts.artifact`)."""
-    return artifacts.artifact(name)
-
-
 def summary() -> dict:
     """The whole ``summary.json`` of this profile run ({} when there is none yet)."""
     path = run_dir() / "summary.json"

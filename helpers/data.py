@@ -17,7 +17,6 @@ Command line: ``python -m helpers.data`` fetches and verifies, and prints what i
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import sys
 import tarfile
@@ -205,9 +204,14 @@ class Cifar10:
 
     def split_validation(self, n_val: int, seed: int) -> tuple[np.ndarray, ...]:
         """A stratified, seeded hold-out from the training set: (x_tr, y_tr, x_val, y_val)."""
-        val = stratified_indices(self.y_train, n_val, seed)
-        keep = np.setdiff1d(np.arange(self.y_train.size), val)
-        return self.x_train[keep], self.y_train[keep], self.x_train[val], self.y_train[val]
+        return split_validation(self.x_train, self.y_train, n_val, seed)
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, n_val: int, seed: int) -> tuple[np.ndarray, ...]:
+    """A stratified, seeded hold-out of ``n_val`` items: (x_tr, y_tr, x_val, y_val)."""
+    val = stratified_indices(y, n_val, seed)
+    keep = np.setdiff1d(np.arange(y.size), val)
+    return x[keep], y[keep], x[val], y[val]
 
 
 def load_cifar10(train_size: int | None = None, test_size: int | None = None, seed: int = 0,

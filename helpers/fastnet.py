@@ -127,4 +127,5 @@ def whitening_filters(x_uint8: np.ndarray, eps: float = 5e-4) -> np.ndarray:
 
 
 def count_params(model: keras.Model) -> int:
-    return int(sum(np.prod(v.shape) for v in model.weights if v.trainable))
+    """Trainable parameters only (the frozen whitening filters and batch-norm statistics are not learnt)."""
+    return int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))

@@ -337,11 +337,9 @@ def split(x: np.ndarray, y: np.ndarray, val_size: int, seed: int):
     """Stratified hold-out (x_tr, y_tr, x_val, y_val); val arrays are None when ``val_size`` is 0."""
     if not val_size:
         return x, y, None, None
-    from helpers.data import stratified_indices
+    from helpers.data import split_validation
 
-    val = stratified_indices(y, val_size, seed)
-    keep = np.setdiff1d(np.arange(len(y)), val)
-    return x[keep], y[keep], x[val], y[val]
+    return split_validation(x, y, val_size, seed)
 
 
 def train(recipe: Recipe, x_train, y_train, x_test, y_test, seed: int = 0, checkpoint_dir=None,
@@ -355,6 +353,8 @@ def train(recipe: Recipe, x_train, y_train, x_test, y_test, seed: int = 0, check
     trained again without being compiled again (how GPU time-to-accuracy is timed).
     """
     import keras
+
+    from helpers import fastnet
 
     keras.utils.set_random_seed(seed)
     keras.config.set_dtype_policy("mixed_bfloat16" if recipe.mixed_precision else "float32")
@@ -417,7 +417,7 @@ def train(recipe: Recipe, x_train, y_train, x_test, y_test, seed: int = 0, check
         val_accuracy=accuracy(model, x_val, y_val, recipe.tta) if x_val is not None else None,
         train_seconds=float(sum(state["epoch_seconds"])),
         images_per_second=steady_images / max(sum(steady), 1e-9),
-        epochs_done=images / len(x_tr), n_train=len(x_tr), params=_count(model),
+        epochs_done=images / len(x_tr), n_train=len(x_tr), params=fastnet.count_params(model),
         resumed_from_epoch=resumed_from, epoch_seconds=list(state["epoch_seconds"]),
         history=list(state["history"]),
         test_accuracy_no_tta=accuracy(model, x_test, y_test, 0) if recipe.tta else test_acc,
@@ -437,10 +437,6 @@ def reinitialise(model, fresh) -> None:
 
     for slow, v in zip(getattr(opt, "_slow", []), model.trainable_variables):
         slow.assign(keras.ops.copy(v))
-
-
-def _count(model) -> int:
-    return int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
 
 
 # --------------------------------------------------------------------------------------------

@@ -393,7 +393,7 @@ md(r"""
 The `gpu` profile runs this notebook with the JAX backend. The figures below were **recorded**, not
 re-executed by this build: `benchmarks/time_to_accuracy.py --preset gpu` ran on one
 {glue:text}`gpu_name` with Keras {glue:text}`gpu_keras` on JAX {glue:text}`gpu_jax`, and its output
-is committed in `results/gpu_runs.json`. The top recipe (full width, batch 1,024, bfloat16) is
+is committed in `results/gpu_runs.json`. The top recipe (width {glue:text}`gpu_width`, batch {glue:text}`gpu_bs`, bfloat16) is
 timed as airbench times itself: after one run that compiles, each further run starts from fresh
 weights on the already-compiled model; the time covers training (data augmentation included) and
 the test-time-augmented evaluation.
@@ -402,7 +402,7 @@ the test-time-augmented evaluation.
 
 `gpu` 参数档用 JAX 后端运行本笔记本。下面的数字是**记录值**，不是本次构建重新执行的结果：
 `benchmarks/time_to_accuracy.py --preset gpu` 在一块 {glue:text}`gpu_name` 上以 Keras {glue:text}`gpu_keras`、
-JAX {glue:text}`gpu_jax` 运行，输出提交在 `results/gpu_runs.json` 中。顶端配方（全宽度、批大小 1,024、bfloat16）
+JAX {glue:text}`gpu_jax` 运行，输出提交在 `results/gpu_runs.json` 中。顶端配方（宽度 {glue:text}`gpu_width`、批大小 {glue:text}`gpu_bs`、bfloat16）
 按 airbench 的方式计时：先运行一次以完成编译，之后每次运行都在已编译的模型上从新的权重开始；计时包括训练
 （含数据增强）和带测试时增强的评估。
 """)
@@ -424,6 +424,11 @@ glue("gpu_name", gpu["gpu"].split(",")[0], display=False)
 glue("gpu_keras", runs["top10"]["versions"]["keras"], display=False)
 glue("gpu_jax", runs["top10"]["versions"]["jax"], display=False)
 glue("gpu_acc10", float(gpu_top.iloc[0]["mean accuracy"]), display=False)
+glue("gpu_epochs10", f"{gpu_top.iloc[0]['epochs']:g}", display=False)
+glue("gpu_width", f"{runs['top10']['config']['width']:g}", display=False)
+glue("gpu_bs", f"{runs['top10']['config']['batch_size']:,}", display=False)
+glue("gpu_ladder_epochs", f"{runs['ladder']['config']['epochs']:g}", display=False)
+glue("gpu_ladder_n", f"{runs['ladder']['config']['train_size'] or 50_000:,}", display=False)
 glue("gpu_sec10", float(gpu_top.iloc[0]["mean seconds"]), display=False)
 glue("gpu_runs10", int(gpu_top.iloc[0]["runs"]), display=False)
 glue("gpu_best_acc", float(best["mean accuracy"]), display=False)
@@ -442,7 +447,7 @@ md(r"""
 ```{glue:} gpu_top_table
 ```
 
-At 10 epochs the recipe reaches {glue:text}`gpu_acc10:.2%` (mean of {glue:text}`gpu_runs10` warm
+At {glue:text}`gpu_epochs10` epochs the recipe reaches {glue:text}`gpu_acc10:.2%` (mean of {glue:text}`gpu_runs10` warm
 runs) in {glue:text}`gpu_sec10:.1f` s, {glue:text}`gpu_ratio10:.1f` times airbench's 2.6 s on an
 A100, at about {glue:text}`gpu_ips` training images per second. **It does not reach 94%:** the best
 recorded mean is {glue:text}`gpu_best_acc:.2%` after {glue:text}`gpu_best_epochs` epochs
@@ -453,7 +458,7 @@ three epochs); lookahead averages only trainable weights, not the batch-norm sta
 applies weight decay outside momentum; bfloat16 instead of float16; and Keras' `fit` adds
 per-epoch overhead that airbench's hand-written loop does not have.
 
-The ladder on the GPU, every rung at 10 epochs on all 50,000 images (its times include each rung's
+The ladder on the GPU, every rung at {glue:text}`gpu_ladder_epochs` epochs on {glue:text}`gpu_ladder_n` images (its times include each rung's
 compilation). It was recorded before the batchnorm rung's momentum was changed from Keras' default
 0.99 to 0.9, so that row shows the stale running statistics of exercise 6, not the fixed rung:
 
@@ -463,7 +468,7 @@ compilation). It was recorded before the batchnorm rung's momentum was changed f
 ```{glue:} gpu_top_table
 ```
 
-训练 10 轮时，该配方在 {glue:text}`gpu_sec10:.1f` 秒内达到 {glue:text}`gpu_acc10:.2%`（{glue:text}`gpu_runs10`
+训练 {glue:text}`gpu_epochs10` 轮时，该配方在 {glue:text}`gpu_sec10:.1f` 秒内达到 {glue:text}`gpu_acc10:.2%`（{glue:text}`gpu_runs10`
 次预热后运行的平均），是 airbench 在 A100 上 2.6 秒的 {glue:text}`gpu_ratio10:.1f` 倍，训练吞吐量约为每秒
 {glue:text}`gpu_ips` 张图像。**它没有达到 94%：**记录到的最好平均值是 {glue:text}`gpu_best_epochs` 轮后的
 {glue:text}`gpu_best_acc:.2%`（{glue:text}`gpu_best_sec:.1f` 秒）。因此本移植没有达到问题中的目标——在 airbench
@@ -471,7 +476,7 @@ compilation). It was recorded before the batchnorm rung's momentum was changed f
 （airbench 会训练它三轮）；Lookahead 只平均可训练权重，不平均批归一化统计量；Keras 的权重衰减不经过动量；用 bfloat16
 而不是 float16；Keras 的 `fit` 每轮有额外开销，而 airbench 手写的训练循环没有。
 
-GPU 上的阶梯，每一级都在全部 50,000 张图像上训练 10 轮（时间包含每一级的编译）。它记录于 batchnorm 一级的动量从 Keras 默认的
+GPU 上的阶梯，每一级都在 {glue:text}`gpu_ladder_n` 张图像上训练 {glue:text}`gpu_ladder_epochs` 轮（时间包含每一级的编译）。它记录于 batchnorm 一级的动量从 Keras 默认的
 0.99 改为 0.9 之前，所以那一行反映的是练习 6 中过时的滑动统计量，而不是修正后的这一级：
 
 ```{glue:} gpu_ladder_table
@@ -604,8 +609,8 @@ md(r"""
 On this machine the speed-up over one device is {glue:text}`par_mirrored:.2f`× with mirrored
 devices and {glue:text}`par_multi:.2f`× with worker processes. On a two-core CPU little can be
 gained: a single TensorFlow device already uses both cores, and the replicas add the gradient
-all-reduce (and, across processes, traffic on the loopback) on top; differences of 10–20% between
-repeated runs are within this machine's noise. The same code pays on machines with several GPUs or
+all-reduce (and, across processes, traffic on the loopback) on top; on a shared machine these
+figures also vary from run to run, so repeat them before reading much into a difference. The same code pays on machines with several GPUs or
 several hosts, where each replica brings its own compute.
 
 **To many machines.** Start one worker per host with `TF_CONFIG` listing every worker's
@@ -622,7 +627,7 @@ every host, then build a `keras.distribution.DeviceMesh` over all devices and se
 
 在本机上，相对于单设备的加速比：镜像设备为 {glue:text}`par_mirrored:.2f`×，多工作进程为 {glue:text}`par_multi:.2f`×。
 在双核 CPU 上收益很小：单个 TensorFlow 设备已经用满两个核，多副本还要额外做梯度 all-reduce（跨进程时还有回环网络通信）；
-重复运行之间 10–20% 的差别在本机的噪声范围之内。
+在共享的机器上这些数字每次运行都会有波动，解读差别之前请重复测量。
 同样的代码在有多块 GPU 或多台主机的机器上才有收益，因为每个副本都带来自己的算力。
 
 **扩展到多台机器。** 在每台主机上启动一个工作进程，`TF_CONFIG` 中列出所有工作进程的 `host:port` 和本机的序号；
