@@ -347,6 +347,60 @@ def sweep_concurrency(services: dict, images: np.ndarray, levels, n_requests: in
     return pd.DataFrame(rows)
 
 
+def side_by_side(services: dict, images: np.ndarray, clients: int, n_requests: int, encodings=("json",),
+                 repeats: int = 3):
+    """Requests per second of each service at ``clients`` clients, the services taking turns.
+
+    One row per (repeat, encoding, service). Each repeat runs every service once in turn, so that a
+    slow spell of the machine touches all of them alike; a ratio between two services is then read
+    per repeat and summarised by its median (see :func:`ratios`).
+    """
+    import pandas as pd
+
+    rows = []
+    for repeat in range(repeats):
+        for encoding in encodings:
+            bodies = request_bodies(images, 1, n_requests, encoding)
+            for label, service in services.items():
+                result = run_load(f"{service.model_url}:predict", bodies, clients, 1, warmup=clients)
+                rows.append({"repeat": repeat + 1, "encoding": encoding, "service": label,
+                             "requests/s": result.requests_per_second, "p99 ms": result.percentile(99),
+                             "errors": result.errors})
+    return pd.DataFrame(rows)
+
+
+def ratios(runs, numerator: str, denominator: str):
+    """Per repeat and encoding, requests/s of service ``numerator`` over ``denominator`` (a :func:`side_by_side` table)."""
+    table = runs.pivot_table(index=["encoding", "repeat"], columns="service", values="requests/s")
+    return (table[numerator] / table[denominator]).rename(f"{numerator} / {denominator}")
+
+
+def request_costs(predict, images: np.ndarray, batch_size: int, encodings=ENCODINGS, seconds: float = 1.0) -> dict:
+    """What one one-image request costs in this process, in milliseconds (medians of repeated calls).
+
+    ``decode <encoding>``: parsing its body (:func:`helpers.serving.decode_predict_request`);
+    ``model, 1 image``: one model call on one image; ``model per image, batch of N``: a call on
+    ``batch_size`` images divided by ``batch_size``. The last two bound what batching can gain:
+    batching removes per-call cost, never per-image cost.
+    """
+    from helpers.serving import decode_predict_request
+
+    def median_ms(fn, arg) -> float:
+        fn(arg)  # warm up
+        times, deadline = [], time.perf_counter() + seconds
+        while time.perf_counter() < deadline or len(times) < 5:
+            start = time.perf_counter()
+            fn(arg)
+            times.append(time.perf_counter() - start)
+        return float(np.median(times)) * 1000
+
+    costs = {f"decode {enc}": median_ms(decode_predict_request, encode_request(images[:1], enc)) for enc in encodings}
+    costs["model, 1 image"] = median_ms(predict, images[:1])
+    batch = images[np.arange(batch_size) % len(images)]
+    costs[f"model per image, batch of {batch_size}"] = median_ms(predict, batch) / batch_size
+    return costs
+
+
 def sweep_batch_sizes(service, predict, images: np.ndarray, sizes, n_images: int, clients: int,
                       encodings=("json",), min_seconds: float = 0.5):
     """Images per second against images per request: in-process ``predict`` and over HTTP."""

@@ -218,6 +218,7 @@ class ServingParams(NotebookParams):
     batching: bool
     concurrency_levels: list[int] = Field(min_length=1, max_length=12)
     requests_per_level: int = Field(ge=10, le=1_000_000)
+    ratio_repeats: int = Field(ge=1, le=20)
     encodings: list[RequestEncoding] = Field(min_length=1, max_length=2)
     client_batch_sizes: list[int] = Field(min_length=1, max_length=12)
     images_per_batch_size: int = Field(ge=1, le=1_000_000)

@@ -179,6 +179,35 @@ def test_graceful_shutdown_answers_the_request_in_flight(exported, images, expec
     assert all("time" in entry and "level" in entry for entry in service.logs if entry.get("event"))
 
 
+def test_through_fastapi_the_service_answers_alike(exported, images, expected):
+    """``--through-fastapi`` (no fast path): the same predictions and the same refusals."""
+    _, paths = exported
+    with serving.running_service(paths["saved_model"], max_batch_size=16, max_wait_ms=2,
+                                 extra_args=(*LIMITS, "--through-fastapi")) as plain:
+        for encoding in loadtest.ENCODINGS:
+            status, reply = post(plain, loadtest.encode_request(images[:5], encoding))
+            assert status == 200
+            np.testing.assert_allclose(reply["predictions"], expected[:5], rtol=1e-4, atol=1e-5)
+        for case, method, url, body, expected_status in loadtest.bad_requests(plain.model_url, MAX_BODY_BYTES,
+                                                                             MAX_INSTANCES):
+            status, reply = loadtest.send(method, url, body)
+            assert status == expected_status and reply["error"], (case, status, reply)
+
+
+def test_terminate_signals_once_so_the_shutdown_stays_graceful(exported):
+    """terminate() then stop(), as the notebook does for several services: one SIGTERM, exit status 0."""
+    _, paths = exported
+    service = serving.start_service(paths["keras"], extra_args=LIMITS)
+    try:
+        serving.wait_until_listening(service)
+        service.terminate()
+        service.terminate()
+    finally:
+        code = service.stop()
+    assert code == 0
+    assert [e.get("event") for e in service.logs].count("stopped") == 1
+
+
 def test_the_command_line_refuses_a_missing_model(tmp_path):
     result = subprocess.run([sys.executable, "-m", "helpers.serving", "--model", str(tmp_path / "nothing.keras"),
                              "--port", "0"], capture_output=True, text=True, timeout=60)
@@ -250,3 +279,28 @@ def test_decoder_accepts_both_encodings_alike():
     assert key == "predictions" and as_lists.dtype == np.uint8
     np.testing.assert_array_equal(as_lists, as_b64)
     np.testing.assert_array_equal(as_lists[0], image)
+
+
+def test_ratios_are_read_within_each_turn():
+    import pandas as pd
+
+    runs = pd.DataFrame([{"repeat": r, "encoding": "b64", "service": name, "requests/s": rps}
+                         for r, values in ((1, {"off": 100, "on": 450}), (2, {"off": 50, "on": 200}))
+                         for name, rps in values.items()])
+    gain = loadtest.ratios(runs, "on", "off")
+    assert list(gain.loc["b64"]) == [4.5, 4.0]  # per turn, not 650 / 150
+
+
+def test_request_costs_names_every_part_and_measures_them():
+    calls = []
+
+    def predict(x):
+        calls.append(len(x))
+        time.sleep(0.001 + 0.0001 * len(x))
+        return np.zeros((len(x), 10), np.float32)
+
+    images = np.zeros((8, 32, 32, 3), np.uint8)
+    costs = loadtest.request_costs(predict, images, batch_size=16, seconds=0.05)
+    assert set(costs) == {"decode json", "decode b64", "model, 1 image", "model per image, batch of 16"}
+    assert costs["model, 1 image"] >= 1.0 and 0.1 <= costs["model per image, batch of 16"] < costs["model, 1 image"]
+    assert costs["decode json"] > 0 and costs["decode b64"] > 0 and set(calls) == {1, 16}
