@@ -81,4 +81,6 @@ def text(notebook: str, name: str, missing: str = "") -> str:
         value = ast.literal_eval(raw)
     except (ValueError, SyntaxError):
         return str(raw)
+    if isinstance(value, float):  # a raw float glued for the prose's own formatting: 4 significant digits
+        return f"{value:.4g}"
     return str(value)

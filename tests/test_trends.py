@@ -213,7 +213,8 @@ def test_course_results_reads_glued_values_of_the_same_run(tmp_path, monkeypatch
     (run_dir / "artifacts").mkdir(parents=True)
     (run_dir / "summary.json").write_text(json.dumps({"profile": "ci", "notebooks": {
         "04_cifar10_cnn": {"status": "ok", "seconds": 12.5,
-                           "metrics": {"corrected_test_acc": "0.7341", "article_params": "'122,570'"}},
+                           "metrics": {"corrected_test_acc": "0.7341", "article_params": "'122,570'",
+                                       "minutes": "8.73418163556671"}},
         "05_stronger_cnn": {"status": "failed", "seconds": 3.0, "metrics": {"best": "0.9"}}}}))
     monkeypatch.setenv("MAAS_ARTIFACT_DIR", str(run_dir / "artifacts"))
     assert course_results.metric("04_cifar10_cnn", "corrected_test_acc") == pytest.approx(0.7341)
@@ -221,6 +222,8 @@ def test_course_results_reads_glued_values_of_the_same_run(tmp_path, monkeypatch
     assert math.isnan(course_results.metric("05_stronger_cnn", "best"))  # failed: no values
     assert math.isnan(course_results.metric("06_missing", "x"))
     assert course_results.text("06_missing", "x", missing="not run") == "not run"
+    assert course_results.text("04_cifar10_cnn", "article_params") == "122,570"  # a string as it was shown
+    assert course_results.text("04_cifar10_cnn", "minutes") == "8.734"  # a raw float, to 4 significant digits
     assert course_results.notebook_seconds() == {"04_cifar10_cnn": 12.5}
     monkeypatch.delenv("MAAS_ARTIFACT_DIR")
     monkeypatch.chdir(run_dir)  # as under nbval: the kernel runs in the executed copy's folder
