@@ -512,9 +512,11 @@ def create_app(predictor: Predictor, options: ServiceOptions):
         # documents the endpoint and answers it when the app runs without PredictFastPath
         check_name(name)
         try:
-            body = await _read_body(request, options.max_body_bytes)
+            body = await _receive_body(request.scope, request.receive, options.max_body_bytes)
         except BadRequest as exc:
             return refuse(request, exc.status, exc.message)
+        except _ClientGone:
+            return Response(status_code=499)  # nobody to answer ("client closed request")
         status, reply = await answer_predict(body, request.url.path)
         return Response(reply, status_code=status, media_type="application/json")
 
@@ -592,22 +594,6 @@ async def _receive_body(scope, receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def _read_body(request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BadRequest(400, "invalid Content-Length header")
-        if int(declared) > limit:
-            raise BadRequest(413, f"request body of {int(declared):,} bytes; the limit is {limit:,}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, f"request body over the limit of {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # --------------------------------------------------------------------------------------------
