@@ -1,7 +1,9 @@
 # Two commands do everything on a fresh machine:
 #   make book   set up, fetch and verify the data, execute every notebook, build the site
-#   make test   set up, fetch and verify the data, run the test suite
+#   make test   set up, fetch and verify the data, lint, run the whole test suite
 # Both are idempotent: a second run skips what is already done.
+# While writing: `make test-fast` (unit tests, under a minute), `make notebooks` (regenerate the
+# .ipynb pairs from the MyST sources), `make lint`.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -13,19 +15,24 @@ PROFILE ?=
 PARAMS ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup system data assets run book pdf test serve lab clean
+.PHONY: help setup system data assets notebooks run book pdf test test-fast lint serve lab clean
 
 help:
-	@echo "make book    execute all notebooks (PROFILE=ci|cpu|gpu) and build the site into _build/html"
-	@echo "make test    run the test suite (unit tests, ci-profile notebooks under nbval, site build)"
-	@echo "make serve   serve _build/html on http://127.0.0.1:$(PORT)"
-	@echo "make lab     open the notebooks in JupyterLab with the project's kernel"
-	@echo "make pdf     print the built site's PDFs again (one per language) into _build/html/pdf"
-	@echo "make data    fetch and verify CIFAR-10 only;  make clean  remove generated files"
+	@echo "make book       execute all notebooks (PROFILE=ci|cpu|gpu) and build the site into _build/html"
+	@echo "make test       lint and run the whole test suite (unit tests, ci-profile notebooks under nbval, site)"
+	@echo "make test-fast  the unit tests only (under a minute)"
+	@echo "make lint       ruff (lint and format check) and the notebook pairs' sync"
+	@echo "make notebooks  regenerate notebooks/*.ipynb from their MyST sources notebooks/*.md"
+	@echo "make serve      serve _build/html on http://127.0.0.1:$(PORT)"
+	@echo "make lab        open the chapters in JupyterLab with the project's kernel"
+	@echo "make pdf        print the built site's PDFs again (one per language) into _build/html/pdf"
+	@echo "make data       fetch and verify CIFAR-10 only;  make clean  remove generated files"
 
-$(STAMP): requirements.txt pyproject.toml
+# Readers' packages (requirements.txt, what Binder and Colab install) and the tools that build and
+# test the book (requirements-dev.txt, which includes the first).
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	@# the gpu profile trains with Keras on JAX: on a machine with an NVIDIA GPU, add JAX's CUDA build
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU; then \
@@ -58,35 +65,48 @@ data: setup
 	$(PY) -m helpers.data
 
 assets: setup
-	$(PY) -m helpers.assets book/_static
+	$(PY) -m helpers.book.assets book/_static
+
+notebooks: setup
+	$(PY) -m helpers.book.notebooks
 
 run: data
-	$(PY) -m helpers.run $(if $(PROFILE),--profile $(PROFILE)) $(PARAMS)
+	$(PY) -m helpers.book.run $(if $(PROFILE),--profile $(PROFILE)) $(PARAMS)
 
 book: data assets system
-	@profile="$(PROFILE)"; [ -n "$$profile" ] || profile=$$($(PY) -c 'from helpers.run import default_profile; print(default_profile())'); \
+	@profile="$(PROFILE)"; [ -n "$$profile" ] || profile=$$($(PY) -c 'from helpers.book.run import default_profile; print(default_profile())'); \
 	set -e; \
-	$(PY) -m helpers.run --profile $$profile $(PARAMS); \
-	$(PY) -m helpers.bilingual build/executed/$$profile book; \
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going; \
-	$(PY) -m helpers.pdf; \
+	$(PY) -m helpers.book.notebooks --check; \
+	$(PY) -m helpers.book.run --profile $$profile $(PARAMS); \
+	$(PY) -m helpers.book.site --profile $$profile; \
+	$(PY) -m helpers.book.pdf; \
 	echo; echo "The book ($$profile profile) is in _build/html: open _build/html/index.html, or run 'make serve'."; \
 	echo "The PDFs are in _build/html/pdf/."
 
 pdf: system
 	@test -f _build/html/index.html || { echo "no site yet: run 'make book' first"; exit 1; }
-	$(PY) -m helpers.pdf
+	$(PY) -m helpers.book.pdf
 
-test: data assets system
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m helpers.book.notebooks --check
+
+test: data assets system lint
 	$(PY) -m pytest
+
+test-fast: data
+	$(PY) -m pytest -m "unit and not slow" -q
 
 serve:
 	@test -f _build/html/index.html || { echo "no site yet: run 'make book' first"; exit 1; }
 	@echo "serving _build/html on http://127.0.0.1:$(PORT) (Ctrl-C stops)"
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
 
+# JupyterLab opens the MyST sources (notebooks/*.md) as notebooks through Jupytext's contents
+# manager; --allow-root lets it run in a container or a cloud VM as root.
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks/
+	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 clean:
 	rm -rf build _build book/en/*.ipynb book/zh/*.ipynb book/_static/mathjax book/status.md book/*/pdf_cover.md

@@ -5,12 +5,12 @@ The article ends its CNN in ``Dense(10, activation="softmax")`` and compiles it 
 be imported here (tensorflow, jax, torch) this script starts a subprocess with ``KERAS_BACKEND``
 set, which:
 
-1. trains ``helpers.cnn.article_cnn()`` (softmax output) compiled exactly that way for
+1. trains ``helpers.models.article_cnn()`` (softmax output) compiled exactly that way for
    ``--epochs`` epochs on a ``--train-size`` stratified subset, and records every warning
    emitted, the training loss per epoch and the accuracy on the full test set;
 2. computes the loss of one fixed test batch three ways with ``keras.ops``: the article's loss
    object called on the softmax output; cross-entropy on the pre-softmax logits; and
-   ``helpers.cnn.double_softmax_crossentropy`` (softmax applied again to the probabilities), plus
+   ``helpers.training.double_softmax_crossentropy`` (softmax applied again to the probabilities), plus
    the loss ``model.evaluate`` reports for the same batch (the compiled path training uses).
 
 The parent prints one table. Run it with each interpreter that has a backend installed, with
@@ -46,17 +46,16 @@ def worker(backend: str, epochs: int, train_size: int, batch_size: int, seed: in
     import keras
     from keras import ops
 
-    from helpers import cnn, data
+    from helpers import data, models, training
 
     cifar = data.load_cifar10(train_size=train_size, seed=seed)
     article_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = cnn.article_cnn()
+        model = models.article_cnn()
         model.compile(optimizer="adam", loss=article_loss, metrics=["accuracy"])
         start = time.perf_counter()
-        history = model.fit(cifar.x_train, cifar.y_train, epochs=epochs, batch_size=batch_size,
-                            verbose=0)
+        history = model.fit(cifar.x_train, cifar.y_train, epochs=epochs, batch_size=batch_size, verbose=0)
         train_seconds = time.perf_counter() - start
         _, test_accuracy = model.evaluate(cifar.x_test, cifar.y_test, batch_size=1024, verbose=0)
 
@@ -73,7 +72,7 @@ def worker(backend: str, epochs: int, train_size: int, batch_size: int, seed: in
         batch = {
             "article loss object on softmax output": article_loss(y, probs),
             "cross-entropy on pre-softmax logits": ops.mean(on_logits),
-            "double softmax (helpers.cnn)": ops.mean(cnn.double_softmax_crossentropy(y, probs)),
+            "double softmax (helpers.models)": ops.mean(training.double_softmax_crossentropy(y, probs)),
             "model.evaluate on the batch (compiled)": model.evaluate(x, y, verbose=0)[0],
         }
         batch = {key: float(ops.convert_to_numpy(value)) for key, value in batch.items()}
@@ -84,25 +83,41 @@ def worker(backend: str, epochs: int, train_size: int, batch_size: int, seed: in
         text = f"{w.category.__name__} at {where}:{w.lineno}: {message}"
         if text not in seen:
             seen.append(text)
-    return {"backend": backend, "keras": keras.__version__,
-            "framework": env.versions((backend,))[backend],
-            "warnings": seen, "train_loss": [float(v) for v in history.history["loss"]],
-            "train_accuracy": [float(v) for v in history.history["accuracy"]],
-            "test_accuracy": float(test_accuracy), "train_seconds": train_seconds,
-            "batch_losses": batch}
+    return {
+        "backend": backend,
+        "keras": keras.__version__,
+        "framework": env.versions((backend,))[backend],
+        "warnings": seen,
+        "train_loss": [float(v) for v in history.history["loss"]],
+        "train_accuracy": [float(v) for v in history.history["accuracy"]],
+        "test_accuracy": float(test_accuracy),
+        "train_seconds": train_seconds,
+        "batch_losses": batch,
+    }
 
 
 def run_backend(backend: str, args) -> dict:
     """Run :func:`worker` for ``backend`` in a subprocess; return its result (or its error)."""
-    command = [sys.executable, __file__, "--worker", backend, "--epochs", str(args.epochs),
-               "--train-size", str(args.train_size), "--batch-size", str(args.batch_size),
-               "--seed", str(args.seed)]
-    proc = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend,
-                                        "MAAS_NO_PROGRESS": "1"},
-                          capture_output=True, text=True)
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        backend,
+        "--epochs",
+        str(args.epochs),
+        "--train-size",
+        str(args.train_size),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+    ]
+    proc = subprocess.run(
+        command, env={**os.environ, "KERAS_BACKEND": backend, "MAAS_NO_PROGRESS": "1"}, capture_output=True, text=True
+    )
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
+            return json.loads(line[len(MARK) :])
     return {"backend": backend, "error": (proc.stderr.strip() or proc.stdout.strip())[-2000:]}
 
 
@@ -113,8 +128,7 @@ def report(results: list[dict]) -> None:
         if "error" in r:
             print(f"  failed:\n{r['error']}")
             continue
-        print(f"  keras {r['keras']}, {r['backend']} {r['framework']}; "
-              f"training took {r['train_seconds']:.0f} s")
+        print(f"  keras {r['keras']}, {r['backend']} {r['framework']}; training took {r['train_seconds']:.0f} s")
         for text in r["warnings"] or ["(no warnings)"]:
             print(f"  warning: {text}")
     done = [r for r in results if "error" not in r]
@@ -126,8 +140,9 @@ def report(results: list[dict]) -> None:
     for e in range(epochs):
         print(f"{f'train loss, epoch {e + 1}':<{width}}" + "".join(f"{r['train_loss'][e]:>12.4f}" for r in done))
     for e in range(epochs):
-        print(f"{f'train accuracy, epoch {e + 1}':<{width}}"
-              + "".join(f"{r['train_accuracy'][e]:>12.4f}" for r in done))
+        print(
+            f"{f'train accuracy, epoch {e + 1}':<{width}}" + "".join(f"{r['train_accuracy'][e]:>12.4f}" for r in done)
+        )
     print(f"{'test accuracy (10,000 images)':<{width}}" + "".join(f"{r['test_accuracy']:>12.4f}" for r in done))
     print("loss of one fixed batch of 256 test images:")
     for key in done[0]["batch_losses"]:
@@ -137,13 +152,17 @@ def report(results: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="training epochs (default 3)")
-    parser.add_argument("--train-size", type=int, default=10_000,
-                        help="stratified training subset (default 10000)")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="batch size (default 32, Keras' default, as the article uses)")
+    parser.add_argument("--train-size", type=int, default=10_000, help="stratified training subset (default 10000)")
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="batch size (default 32, Keras' default, as the article uses)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", action="append", choices=BACKENDS,
-                        help="backend(s) to run (default: every one that can be imported)")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=BACKENDS,
+        help="backend(s) to run (default: every one that can be imported)",
+    )
     parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -156,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     if not backends:
         print(f"none of {', '.join(BACKENDS)} can be imported by {sys.executable}", file=sys.stderr)
         return 1
-    print(f"{sys.executable}: backends {', '.join(backends)}; {args.train_size} training images, "
-          f"{args.epochs} epochs, batch {args.batch_size}, seed {args.seed}", flush=True)
+    print(
+        f"{sys.executable}: backends {', '.join(backends)}; {args.train_size} training images, "
+        f"{args.epochs} epochs, batch {args.batch_size}, seed {args.seed}",
+        flush=True,
+    )
     results = [run_backend(b, args) for b in backends]
     report(results)
     return 0 if all("error" not in r for r in results) else 1

@@ -22,10 +22,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PRESETS = {
-    "cpu": {"epochs": 2, "batch_size": 256, "width": 0.25, "train_size": 10000, "test_size": 2000,
-            "repeats": 1, "mixed_precision": False},
-    "gpu": {"epochs": 10, "batch_size": 1024, "width": 1.0, "train_size": None, "test_size": None,
-            "repeats": 5, "mixed_precision": True},
+    "cpu": {
+        "epochs": 2,
+        "batch_size": 256,
+        "width": 0.25,
+        "train_size": 10000,
+        "test_size": 2000,
+        "repeats": 1,
+        "mixed_precision": False,
+    },
+    "gpu": {
+        "epochs": 10,
+        "batch_size": 1024,
+        "width": 1.0,
+        "train_size": None,
+        "test_size": None,
+        "repeats": 5,
+        "mixed_precision": True,
+    },
 }
 
 
@@ -51,14 +65,19 @@ def main(argv=None) -> int:
 
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     hw = env.setup(backend, 0, deterministic=False)
-    from helpers import recipe as R
     from helpers.data import load_cifar10
+    from helpers.topics import recipe as R
 
     t0 = time.perf_counter()
     data = load_cifar10(cfg["train_size"], cfg["test_size"], 0)
-    record = {"backend": backend, "hardware": env.describe(hw) if hasattr(env, "describe") else str(hw),
-              "versions": env.versions(("python", "numpy", "keras", "tensorflow", "jax", "jaxlib")),
-              "config": cfg, "rungs": [], "repeats": []}
+    record = {
+        "backend": backend,
+        "hardware": env.describe(hw) if hasattr(env, "describe") else str(hw),
+        "versions": env.versions(("python", "numpy", "keras", "tensorflow", "jax", "jaxlib")),
+        "config": cfg,
+        "rungs": [],
+        "repeats": [],
+    }
 
     def save():
         if args.out:
@@ -75,13 +94,23 @@ def main(argv=None) -> int:
             print(f"{rung:<11}skipped: over the {args.budget:.0f} s budget", flush=True)
             continue
         res = R.train(recipe, data.x_train, data.y_train, data.x_test, data.y_test, seed=0)
-        row = {"rung": rung, "change": change, "test_accuracy": res.test_accuracy,
-               "train_seconds": res.train_seconds, "images_per_second": res.images_per_second,
-               "first_epoch_seconds": res.epoch_seconds[0], "epochs": res.epochs_done, "params": res.params}
+        row = {
+            "rung": rung,
+            "change": change,
+            "test_accuracy": res.test_accuracy,
+            "train_seconds": res.train_seconds,
+            "images_per_second": res.images_per_second,
+            "first_epoch_seconds": res.epoch_seconds[0],
+            "epochs": res.epochs_done,
+            "params": res.params,
+        }
         record["rungs"].append(row)
         save()
-        print(f"{rung:<11}{change[:50]:<52}{res.test_accuracy:>9.2%}{res.train_seconds:>9.1f}"
-              f"{res.images_per_second:>9.0f}", flush=True)
+        print(
+            f"{rung:<11}{change[:50]:<52}{res.test_accuracy:>9.2%}{res.train_seconds:>9.1f}"
+            f"{res.images_per_second:>9.0f}",
+            flush=True,
+        )
 
     top = R.strong_recipe(cfg["batch_size"], cfg["epochs"], cfg["width"], 0, cfg["mixed_precision"])
     if cfg["repeats"] and time.perf_counter() - t0 <= args.budget:
@@ -92,25 +121,41 @@ def main(argv=None) -> int:
                 break
             res = R.train(top, data.x_train, data.y_train, data.x_test, data.y_test, seed=seed, warm_model=model)
             model = res.model
-            row = {"seed": seed, "warm": bool(seed), "test_accuracy": res.test_accuracy,
-                   "test_accuracy_no_tta": res.test_accuracy_no_tta, "train_seconds": res.train_seconds,
-                   "eval_seconds": res.eval_seconds, "images_per_second": res.images_per_second}
+            row = {
+                "seed": seed,
+                "warm": bool(seed),
+                "test_accuracy": res.test_accuracy,
+                "test_accuracy_no_tta": res.test_accuracy_no_tta,
+                "train_seconds": res.train_seconds,
+                "eval_seconds": res.eval_seconds,
+                "images_per_second": res.images_per_second,
+            }
             record["repeats"].append(row)
             save()
-            print(f"  seed {seed} ({'warm' if seed else 'compiling'}): {res.test_accuracy:.2%} "
-                  f"(no TTA {res.test_accuracy_no_tta:.2%}) in {res.train_seconds:.2f} s train "
-                  f"+ {res.eval_seconds:.2f} s eval", flush=True)
+            print(
+                f"  seed {seed} ({'warm' if seed else 'compiling'}): {res.test_accuracy:.2%} "
+                f"(no TTA {res.test_accuracy_no_tta:.2%}) in {res.train_seconds:.2f} s train "
+                f"+ {res.eval_seconds:.2f} s eval",
+                flush=True,
+            )
         warm = [r for r in record["repeats"] if r["warm"]]
         if warm:
             import numpy as np
 
             acc = np.array([r["test_accuracy"] for r in warm])
             secs = np.array([r["train_seconds"] + r["eval_seconds"] for r in warm])
-            record["top_summary"] = {"runs": len(warm), "mean_accuracy": float(acc.mean()),
-                                     "std_accuracy": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-                                     "mean_seconds": float(secs.mean()), "min_accuracy": float(acc.min())}
-            print(f"top recipe: {acc.mean():.2%} mean over {len(warm)} warm runs, "
-                  f"{secs.mean():.2f} s mean (train + TTA evaluation)", flush=True)
+            record["top_summary"] = {
+                "runs": len(warm),
+                "mean_accuracy": float(acc.mean()),
+                "std_accuracy": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+                "mean_seconds": float(secs.mean()),
+                "min_accuracy": float(acc.min()),
+            }
+            print(
+                f"top recipe: {acc.mean():.2%} mean over {len(warm)} warm runs, "
+                f"{secs.mean():.2f} s mean (train + TTA evaluation)",
+                flush=True,
+            )
     record["total_seconds"] = time.perf_counter() - t0
     save()
     return 0

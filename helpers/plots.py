@@ -18,8 +18,16 @@ import numpy as np
 
 STYLE_FILE = Path(__file__).with_name("maas.mplstyle")
 #: fonts with Chinese glyphs that the style falls back to, best first
-CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
-                "PingFang SC", "Microsoft YaHei", "SimHei", "Arial Unicode MS")
+CJK_FAMILIES = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "WenQuanYi Zen Hei",
+    "PingFang SC",
+    "Microsoft YaHei",
+    "SimHei",
+    "Arial Unicode MS",
+)
 
 
 def cjk_font() -> str | None:
@@ -97,8 +105,15 @@ def confusion(matrix: np.ndarray, class_names):
     ax.grid(False)
     for i in range(share.shape[0]):
         for j in range(share.shape[1]):
-            ax.text(j, i, f"{100 * share[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                    color="white" if share[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{100 * share[i, j]:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if share[i, j] > 0.5 else "black",
+            )
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of true class")
     fig.tight_layout()
     return fig

@@ -1,4 +1,11 @@
-"""Shared fixtures: the repository root and the notebooks executed once with the ci profile."""
+"""Shared fixtures and the test markers.
+
+Markers (registered in pyproject.toml), given here by what a test uses, so no test forgets one:
+``notebooks`` (uses the chapters executed with the ci profile), ``site`` (uses the built site),
+``unit`` (everything else); ``slow`` is set by hand on unit tests that start processes or train,
+and on everything that executes notebooks or builds the site. ``make test-fast`` runs
+``-m "unit and not slow"``.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,25 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CI_EXECUTED = ROOT / "build" / "executed" / "ci"
+from helpers.paths import EXECUTED, ROOT
+
+CI_EXECUTED = EXECUTED / "ci"
+#: fixtures that make a test a site test, a notebook test, or a slow unit test
+SITE_FIXTURES = {"site", "book_pdfs"}
+NOTEBOOK_FIXTURES = {"executed_ci"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SITE_FIXTURES:
+            item.add_marker(pytest.mark.site)
+            item.add_marker(pytest.mark.slow)
+        elif fixtures & NOTEBOOK_FIXTURES or item.get_closest_marker("notebooks"):
+            item.add_marker(pytest.mark.notebooks)
+            item.add_marker(pytest.mark.slow)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +45,16 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def executed_ci() -> Path:
-    """Execute every notebook with the ci profile (once per test session) through the real runner."""
+    """Every chapter executed with the ci profile through the real runner (once per session).
+
+    An executed copy whose notebook, parameters and helpers' code are unchanged since it last
+    succeeded is reused (the runner's fingerprint), so changing one chapter re-executes one
+    chapter; on a clean clone every chapter runs.
+    """
     env = {**os.environ, "MAAS_NO_PROGRESS": "1"}
-    result = subprocess.run([sys.executable, "-m", "helpers.run", "--profile", "ci", "--force"], cwd=ROOT,
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "helpers.book.run", "--profile", "ci"], cwd=ROOT, capture_output=True, text=True, env=env
+    )
     assert result.returncode == 0, f"ci run failed:\n{result.stdout}\n{result.stderr[-3000:]}"
     summary = json.loads((CI_EXECUTED / "summary.json").read_text())
     assert summary["profile"] == "ci"
@@ -32,24 +62,11 @@ def executed_ci() -> Path:
 
 
 @pytest.fixture(scope="session")
-def site(executed_ci, root, tmp_path_factory) -> Path:
-    """Build the book in a scratch copy, from the ci-profile notebooks; return the html folder.
-
-    Built once per session and shared by test_book.py (the HTML) and test_site.py (links, PDFs,
+def site(executed_ci, tmp_path_factory) -> Path:
+    """The book built from the ci-profile notebooks in a scratch copy, as `make book` builds it;
+    returns the html folder. Shared by test_book.py (the HTML) and test_site.py (links, PDFs,
     headless Chromium, accessibility)."""
-    import shutil
+    from helpers.book import site as book_site
 
-    from helpers import bilingual
-
-    book = tmp_path_factory.mktemp("book")
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(root / name, book / name)
-    shutil.copytree(root / "book", book / "book",
-                    ignore=shutil.ignore_patterns("*.ipynb", "status.md", "pdf_cover.md"))
-    assert (book / "book" / "_static" / "mathjax" / "tex-chtml.js").exists(), "run `make assets` first"
-    bilingual.publish(executed_ci, book / "book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-    return book / "_build" / "html"
+    root = book_site.scratch_copy(tmp_path_factory.mktemp("book"))
+    return book_site.build(executed_ci, root)

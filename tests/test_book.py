@@ -11,7 +11,7 @@ import nbformat
 import pytest
 import yaml
 
-from helpers import bilingual, run
+from helpers.book import bilingual, run
 
 GLUE_REF = re.compile(r"\{glue:text\}`([A-Za-z0-9_]+)(?::([^`]+))?`")
 
@@ -69,7 +69,7 @@ def test_site_loads_nothing_from_outside(site):
 
 
 def test_maths_is_served_locally(site):
-    page = site / "book" / "en" / "04_cifar10_cnn.html"
+    page = site / "book" / "en" / "cifar10_cnn.html"
     scripts = [u for u in parse(page).loads if "mathjax" in u.lower()]
     assert scripts and all((page.parent / u.split("?")[0]).resolve().exists() for u in scripts), scripts
 
@@ -110,3 +110,21 @@ def test_chinese_pages_declare_their_language(site):
     for stem in run.notebook_paths():
         assert '<html lang="zh-CN"' in (site / "book" / "zh" / f"{stem}.html").read_text(encoding="utf-8")
         assert '<html lang="en"' in (site / "book" / "en" / f"{stem}.html").read_text(encoding="utf-8")
+
+
+def test_landing_page_lists_every_chapter_in_both_languages(site, root):
+    """The chapter lists on the landing page come from _toc.yml, so no chapter can be missing."""
+    links = set(parse(site / "book" / "index.html").links)
+    for lang in bilingual.LANGS:
+        for name in chapters(root, lang):
+            assert f"{lang}/{name}.html" in links, f"the landing page does not link {lang}/{name}"
+
+
+def test_cross_references_to_chapters_show_their_numbers(site):
+    """``{numref}`chapter %s <serving-en>` `` renders as "chapter 7" (the number from the table of
+    contents), linked to that chapter, in both languages."""
+    en = (site / "book" / "en" / "faq.html").read_text(encoding="utf-8")
+    zh = (site / "book" / "zh" / "faq.html").read_text(encoding="utf-8")
+    number = run.notebook_paths().__len__() and list(run.notebook_paths()).index("serving") + 1
+    assert re.search(rf'href="serving.html#[^"]*"[^>]*><span[^>]*>chapter {number}</span>', en), "en numref"
+    assert re.search(rf'href="serving.html#[^"]*"[^>]*><span[^>]*>第 {number} 章</span>', zh), "zh numref"

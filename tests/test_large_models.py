@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from helpers import large_models as lm
-from helpers import run
-from helpers.params import LargeModelsParams, ParameterError
+from helpers.book import run
+from helpers.book.params import LargeModelsParams, ParameterError
+from helpers.topics import large_models as lm
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +113,20 @@ def test_accelerators_needed_rounds_up():
 
 
 def test_serving_estimate_by_hand():
-    est = lm.serving_estimate(1e9, "bf16", n_layers=2, n_kv_heads=1, head_dim=4, prompt_tokens=10, output_tokens=10,
-                              batch=1, memory_per_accelerator=100e9, peak_flops=1e12, bandwidth=1e9,
-                              utilization=0.5)
+    est = lm.serving_estimate(
+        1e9,
+        "bf16",
+        n_layers=2,
+        n_kv_heads=1,
+        head_dim=4,
+        prompt_tokens=10,
+        output_tokens=10,
+        batch=1,
+        memory_per_accelerator=100e9,
+        peak_flops=1e12,
+        bandwidth=1e9,
+        utilization=0.5,
+    )
     weights, kv = 2e9, 2 * 2 * 1 * 4 * 20 * 2
     assert (est.weights, est.kv_cache, est.accelerators) == (weights, kv, 1)
     assert est.prefill_seconds == pytest.approx(2e9 * 10 / 0.5e12)
@@ -141,9 +152,9 @@ def test_the_article_cnn_is_counted_from_code():
     from helpers import env
 
     env.setup("tensorflow", seed=0)
-    from helpers import cnn
+    from helpers import models
 
-    model = cnn.article_cnn()
+    model = models.article_cnn()
     assert model.count_params() == 122_570
     # conv 30*30*32*27 + 13*13*64*288 + 4*4*64*576 multiply-adds, dense 1024*64 + 64*10
     assert lm.forward_flops(model) == 2 * (777_600 + 3_115_008 + 589_824 + 65_536 + 640)
@@ -157,21 +168,24 @@ def test_formatting_for_prose():
 
 @pytest.fixture(scope="module")
 def defaults():
-    return run.notebook_defaults(run.NOTEBOOKS / "01_large_models.ipynb")
+    return run.notebook_defaults(run.notebook_paths()["large_models"])
 
 
 def test_the_notebook_defaults_are_valid(defaults):
     assert LargeModelsParams.check(defaults).precision == "bf16"
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("precision", "fp12", "'fp32', 'fp16', 'bf16', 'fp8', 'int8' or 'int4'"),
-    ("training_recipe", "fp64", "'fp32', 'mixed-fp16', 'mixed-bf16' or 'bf16'"),
-    ("params_billion", -1.0, "greater than 0"),
-    ("n_accelerators", 0, "greater than or equal to 1"),
-    ("utilization", 1.5, "less than or equal to 1"),
-    ("fit_from_year", 2024, "less than or equal to 2022"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("precision", "fp12", "'fp32', 'fp16', 'bf16', 'fp8', 'int8' or 'int4'"),
+        ("training_recipe", "fp64", "'fp32', 'mixed-fp16', 'mixed-bf16' or 'bf16'"),
+        ("params_billion", -1.0, "greater than 0"),
+        ("n_accelerators", 0, "greater than or equal to 1"),
+        ("accelerator_utilization", 1.5, "less than or equal to 1"),
+        ("fit_from_year", 2024, "less than or equal to 2022"),
+    ],
+)
 def test_a_bad_parameter_stops_with_its_name(defaults, name, value, words):
     with pytest.raises(ParameterError) as info:
         LargeModelsParams.check({**defaults, name: value})

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from helpers import bilingual, run
+from helpers.book import bilingual, run
 
 
 @pytest.mark.parametrize("path", sorted(run.NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
@@ -35,20 +36,46 @@ def test_ci_run_writes_a_summary(executed_ci):
         assert record["metrics"], "the notebook glued its key numbers"
     assert summary["machine"]["versions"]["keras"]
     assert summary["machine"]["cpu_cores"] >= 1
-    metrics = summary["notebooks"]["04_cifar10_cnn"]["metrics"]
+    metrics = summary["notebooks"]["cifar10_cnn"]["metrics"]
     assert 0 <= float(metrics["corrected_test_acc"]) <= 1
     assert metrics["article_params"] == "'122,570'"
 
 
-def test_executed_notebooks_reproduce_under_nbval(executed_ci, root):
-    """nbval re-executes each ci-profile notebook and compares every output, strictly."""
-    notebooks = sorted(str(p) for p in executed_ci.glob("*.ipynb"))
+def _nbval_passed(executed: Path, stem: str) -> Path:
+    """Where a pass of nbval is remembered: keyed on the executed copy's fingerprint (its notebook,
+    parameters and the helpers' code), so an unchanged chapter is not re-executed a second time."""
+    return executed / ".nbval" / stem
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("stem", sorted(run.notebook_paths()))
+def test_executed_notebook_reproduces_under_nbval(executed_ci, root, stem):
+    """nbval re-executes the ci-profile notebook and compares every output, strictly."""
+    fingerprint = json.loads((executed_ci / "summary.json").read_text())["notebooks"][stem]["fingerprint"]
+    marker = _nbval_passed(executed_ci, stem)
+    if marker.exists() and marker.read_text() == fingerprint:
+        return  # this very executed copy passed nbval before
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
-         "--nbval-sanitize-with", str(root / "tests" / "nbval_sanitize.cfg"), *notebooks],
-        cwd=root, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval",
+            "--nbval-sanitize-with",
+            str(root / "tests" / "nbval_sanitize.cfg"),
+            str(executed_ci / f"{stem}.ipynb"),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
+    marker.parent.mkdir(exist_ok=True)
+    marker.write_text(fingerprint)
 
 
 def test_executed_outputs_are_free_of_native_log_noise(executed_ci):
@@ -60,16 +87,17 @@ def test_executed_outputs_are_free_of_native_log_noise(executed_ci):
 
 
 def test_a_failing_cell_is_reported_and_its_copy_kept(tmp_path, capsys):
-    broken = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("print('before')"),
-        nbformat.v4.new_code_cell("raise RuntimeError('the third cell fails')"),
-    ])
+    broken = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("print('before')"),
+            nbformat.v4.new_code_cell("raise RuntimeError('the third cell fails')"),
+        ]
+    )
     broken.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     (tmp_path / "nb").mkdir()
     nbformat.write(broken, tmp_path / "nb" / "99_broken.ipynb")
-    code = run.main(["--profile", "ci", "--notebooks-dir", str(tmp_path / "nb"),
-                     "--output-dir", str(tmp_path / "out")])
+    code = run.main(["--profile", "ci", "--notebooks-dir", str(tmp_path / "nb"), "--output-dir", str(tmp_path / "out")])
     assert code == 1
     err = capsys.readouterr().err
     assert "99_broken failed in cell 2" in err and "RuntimeError: the third cell fails" in err
@@ -80,10 +108,12 @@ def test_a_failing_cell_is_reported_and_its_copy_kept(tmp_path, capsys):
 
 
 def test_an_up_to_date_notebook_is_skipped_unless_forced(tmp_path, capsys):
-    tiny = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("n: int = 1  # a number", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("print(n * 2)"),
-    ])
+    tiny = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("n: int = 1  # a number", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("print(n * 2)"),
+        ]
+    )
     tiny.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     (tmp_path / "nb").mkdir()
     nbformat.write(tiny, tmp_path / "nb" / "98_tiny.ipynb")

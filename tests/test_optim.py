@@ -1,4 +1,4 @@
-"""helpers.optim: every gradient checked against finite differences and against automatic
+"""helpers.topics.optim: every gradient checked against finite differences and against automatic
 differentiation, the stable losses against overflow, the learning-rate bound, the optimizers' steps
 by hand and against Keras, softmax regression against its Keras twin, and the errors on bad values."""
 
@@ -12,8 +12,9 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before Keras is first imported
 
-from helpers import optim, params, run  # noqa: E402
-from helpers.params import LearningMathsParams, ParameterError  # noqa: E402
+from helpers.book import params, run  # noqa: E402
+from helpers.book.params import LearningMathsParams, ParameterError  # noqa: E402
+from helpers.topics import optim  # noqa: E402
 
 FD_TOL = 1e-6  # central differences in float64 with eps = 1e-6
 
@@ -28,6 +29,7 @@ def keras():
 
 
 # ------------------------------------------------------------------ cases: (name, x, f, grad, keras f)
+
 
 def _cases():
     rng = np.random.default_rng(0)
@@ -60,14 +62,29 @@ def _cases():
     quad, rosen = optim.quadratic(A), optim.rosenbrock()
     return [
         ("mse", rng.normal(size=(6, 3)), lambda p: optim.mse(p, target), lambda p: optim.mse_grad(p, target), k_mse),
-        ("binary cross-entropy", 3 * rng.normal(size=(8, 1)), lambda z: optim.binary_cross_entropy(z, y_bin),
-         lambda z: optim.binary_cross_entropy_grad(z, y_bin), k_bce),
-        ("softmax cross-entropy", 2 * rng.normal(size=(7, 5)), lambda z: optim.softmax_cross_entropy(z, labels),
-         lambda z: optim.softmax_cross_entropy_grad(z, labels), k_ce),
+        (
+            "binary cross-entropy",
+            3 * rng.normal(size=(8, 1)),
+            lambda z: optim.binary_cross_entropy(z, y_bin),
+            lambda z: optim.binary_cross_entropy_grad(z, y_bin),
+            k_bce,
+        ),
+        (
+            "softmax cross-entropy",
+            2 * rng.normal(size=(7, 5)),
+            lambda z: optim.softmax_cross_entropy(z, labels),
+            lambda z: optim.softmax_cross_entropy_grad(z, labels),
+            k_ce,
+        ),
         ("quadratic", np.array([-1.5, 2.0]), quad.f, quad.grad, k_quad),
         ("rosenbrock", np.array([-1.2, 1.0]), rosen.f, rosen.grad, k_rosen),
-        ("softmax regression", 0.3 * rng.normal(size=15), lambda t: optim.softmax_regression_loss(t, X, y_sr, 3),
-         lambda t: optim.softmax_regression_grad(t, X, y_sr, 3), k_softreg),
+        (
+            "softmax regression",
+            0.3 * rng.normal(size=15),
+            lambda t: optim.softmax_regression_loss(t, X, y_sr, 3),
+            lambda t: optim.softmax_regression_grad(t, X, y_sr, 3),
+            k_softreg,
+        ),
     ]
 
 
@@ -120,6 +137,7 @@ def test_relative_error_is_entrywise_and_safe_at_zero():
 
 # ------------------------------------------------------------------ overflow and the log-sum-exp trick
 
+
 def test_naive_softmax_overflows_where_the_stable_one_does_not():
     z = np.array([[1000.0, 0.0, -1000.0]])
     assert np.isnan(optim.naive_softmax(z)).any()
@@ -155,6 +173,7 @@ def test_keras_from_logits_is_stable_and_from_probabilities_is_clipped(keras):
 
 # ------------------------------------------------------------------ gradient descent and the bound 2/L
 
+
 def test_learning_rate_bound_on_a_quadratic():
     problem = optim.rotated_quadratic((10.0, 1.0))
     L = problem.smoothness()
@@ -174,7 +193,9 @@ def test_learning_rate_bound_on_a_quadratic():
 def test_rosenbrock_minimum_and_curvature():
     r = optim.rosenbrock()
     assert r.f(r.minimum) == 0.0 and np.allclose(r.grad(r.minimum), 0)
-    assert r.smoothness() == pytest.approx(501 + math.sqrt(501**2 - 400), rel=1e-12)  # eigenvalues of [[802,-400],[-400,200]]
+    assert r.smoothness() == pytest.approx(
+        501 + math.sqrt(501**2 - 400), rel=1e-12
+    )  # eigenvalues of [[802,-400],[-400,200]]
 
 
 def test_gradient_descent_step():
@@ -213,8 +234,11 @@ def test_adam_steps_by_hand():
 def test_optimizers_match_keras(keras, name):
     grads = [np.array([0.5, -2.0]), np.array([-1.0, 0.3]), np.array([0.2, 0.2]), np.array([4.0, -0.1])]
     ours = optim.make_optimizer(name, 0.05)
-    theirs = {"sgd": keras.optimizers.SGD(0.05), "momentum": keras.optimizers.SGD(0.05, momentum=0.9),
-              "adam": keras.optimizers.Adam(0.05, epsilon=1e-12)}[name]
+    theirs = {
+        "sgd": keras.optimizers.SGD(0.05),
+        "momentum": keras.optimizers.SGD(0.05, momentum=0.9),
+        "adam": keras.optimizers.Adam(0.05, epsilon=1e-12),
+    }[name]
     x = np.array([1.0, -1.0])
     var = keras.Variable(x.astype("float32"))
     for g in grads:
@@ -224,6 +248,7 @@ def test_optimizers_match_keras(keras, name):
 
 
 # ------------------------------------------------------------------ softmax regression
+
 
 def _toy_classification(n=240, d=12, k=4, seed=0):
     rng = np.random.default_rng(seed)
@@ -241,10 +266,12 @@ def test_softmax_regression_learns_and_matches_keras(keras):
     assert ours.accuracy(X, y) > 0.8
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((X.shape[1],)), keras.layers.Dense(4, kernel_initializer="zeros")])
-    model.compile(optimizer=keras.optimizers.SGD(0.1),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    losses = [model.fit(X[o], y[o], batch_size=32, epochs=1, shuffle=False, verbose=0).history["loss"][0]
-              for o in orders]
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    losses = [
+        model.fit(X[o], y[o], batch_size=32, epochs=1, shuffle=False, verbose=0).history["loss"][0] for o in orders
+    ]
     W, b = model.layers[0].get_weights()
     assert np.allclose(W, ours.W, atol=1e-5) and np.allclose(b, ours.b, atol=1e-5)
     assert np.allclose(losses, ours.epoch_loss, rtol=1e-5)
@@ -261,7 +288,7 @@ def test_gradient_spread_and_minibatch_noise():
     X, y = _toy_classification(n=60, d=5, k=3)
     theta = 0.1 * np.random.default_rng(2).normal(size=5 * 3 + 3)
     g, trace = optim.gradient_spread(theta, X, y, 3, chunk=16)
-    per_example = np.array([optim.softmax_regression_grad(theta, X[i:i + 1], y[i:i + 1], 3) for i in range(60)])
+    per_example = np.array([optim.softmax_regression_grad(theta, X[i : i + 1], y[i : i + 1], 3) for i in range(60)])
     assert np.allclose(g, per_example.mean(axis=0))
     assert trace == pytest.approx(np.mean(np.sum((per_example - g) ** 2, axis=1)), rel=1e-10)
     noise = optim.minibatch_noise(theta, X, y, 3, g, batch_size=8, draws=4000, rng=np.random.default_rng(0))
@@ -270,20 +297,28 @@ def test_gradient_spread_and_minibatch_noise():
 
 # ------------------------------------------------------------------ bad values stop with a clear error
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: optim.make_optimizer("rmsprop", 0.1), "unknown optimizer 'rmsprop'"),
-    (lambda: optim.make_optimizer("sgd", -0.1), "learning_rate must be a positive number"),
-    (lambda: optim.GradientDescent(0.0), "learning_rate must be a positive number"),
-    (lambda: optim.GradientDescent(float("nan")), "learning_rate must be a positive number"),
-    (lambda: optim.Momentum(0.1, beta=1.0), r"beta \(momentum\) must be in \[0, 1\)"),
-    (lambda: optim.Adam(0.1, beta2=-0.5), r"beta2 must be in \[0, 1\)"),
-    (lambda: optim.numerical_gradient(lambda x: 0.0, np.zeros(2), eps=0), "eps must be positive"),
-    (lambda: optim.descend(optim.rosenbrock(), [0, 0], optim.GradientDescent(0.1), -1), "non-negative integer"),
-    (lambda: optim.quadratic([[1.0, 0.0], [0.0, -1.0]]), "positive definite"),
-    (lambda: optim.quadratic([[1.0, 2.0], [0.0, 1.0]]), "symmetric"),
-    (lambda: optim.train_softmax_regression(np.zeros((4, 2)), np.zeros(4, int), 2,
-                                            optim.GradientDescent(0.1), [np.arange(4)], 0), "batch_size"),
-])
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: optim.make_optimizer("rmsprop", 0.1), "unknown optimizer 'rmsprop'"),
+        (lambda: optim.make_optimizer("sgd", -0.1), "learning_rate must be a positive number"),
+        (lambda: optim.GradientDescent(0.0), "learning_rate must be a positive number"),
+        (lambda: optim.GradientDescent(float("nan")), "learning_rate must be a positive number"),
+        (lambda: optim.Momentum(0.1, beta=1.0), r"beta \(momentum\) must be in \[0, 1\)"),
+        (lambda: optim.Adam(0.1, beta2=-0.5), r"beta2 must be in \[0, 1\)"),
+        (lambda: optim.numerical_gradient(lambda x: 0.0, np.zeros(2), eps=0), "eps must be positive"),
+        (lambda: optim.descend(optim.rosenbrock(), [0, 0], optim.GradientDescent(0.1), -1), "non-negative integer"),
+        (lambda: optim.quadratic([[1.0, 0.0], [0.0, -1.0]]), "positive definite"),
+        (lambda: optim.quadratic([[1.0, 2.0], [0.0, 1.0]]), "symmetric"),
+        (
+            lambda: optim.train_softmax_regression(
+                np.zeros((4, 2)), np.zeros(4, int), 2, optim.GradientDescent(0.1), [np.arange(4)], 0
+            ),
+            "batch_size",
+        ),
+    ],
+)
 def test_bad_values_raise(make, message):
     with pytest.raises(ValueError, match=message):
         make()
@@ -291,36 +326,42 @@ def test_bad_values_raise(make, message):
 
 @pytest.fixture(scope="module")
 def defaults():
-    return run.notebook_defaults(run.NOTEBOOKS / "03_learning_maths.ipynb")
+    return run.notebook_defaults(run.notebook_paths()["learning_maths"])
 
 
 def test_the_notebook_defaults_and_profiles_are_valid(defaults, tmp_path):
-    assert params.SCHEMAS["03_learning_maths"] is LearningMathsParams
+    assert params.SCHEMAS["learning_maths"] is LearningMathsParams
     LearningMathsParams.check(defaults)
     for profile in ("ci", "cpu", "gpu"):
-        [p] = run.plan(profile, ["03_learning_maths"], [], tmp_path)
+        [p] = run.plan(profile, ["learning_maths"], [], tmp_path)
         LearningMathsParams.check({**p.defaults, **p.parameters})
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("learning_rate", -0.1, "greater than 0"),
-    ("optimizer", "rmsprop", "'sgd', 'momentum' or 'adam'"),
-    ("momentum", 1.0, "less than 1"),
-    ("quadratic_rates", [0.1, 0.5, 0.9], "at least 4 items"),
-    ("epochs", 0, "greater than or equal to 1"),
-    ("keras_backend", "caffe", "'tensorflow', 'jax' or 'torch'"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("learning_rate", -0.1, "greater than 0"),
+        ("optimizer", "rmsprop", "'sgd', 'momentum' or 'adam'"),
+        ("momentum", 1.0, "less than 1"),
+        ("quadratic_rates", [0.1, 0.5, 0.9], "at least 4 items"),
+        ("epochs", 0, "greater than or equal to 1"),
+        ("keras_backend", "caffe", "'tensorflow', 'jax' or 'torch'"),
+    ],
+)
 def test_a_bad_parameter_names_itself(defaults, name, value, words):
     with pytest.raises(ParameterError) as info:
         LearningMathsParams.check({**defaults, name: value})
     assert f"parameter '{name}' = {value!r}" in str(info.value) and words in str(info.value)
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("quadratic_rates", [0.1, 0.5, 0.9, 0.95], "the last above 1 (unstable)"),
-    ("rosenbrock_rates", [0.5, 0.1, 1.2], "increasing fractions"),
-    ("batch_size", 8192, "must not exceed train_size"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("quadratic_rates", [0.1, 0.5, 0.9, 0.95], "the last above 1 (unstable)"),
+        ("rosenbrock_rates", [0.5, 0.1, 1.2], "increasing fractions"),
+        ("batch_size", 8192, "must not exceed train_size"),
+    ],
+)
 def test_rates_and_sizes_must_fit_the_story(defaults, name, value, words):
     with pytest.raises(ParameterError) as info:
         LearningMathsParams.check({**defaults, name: value, "train_size": 1000})
@@ -328,8 +369,9 @@ def test_rates_and_sizes_must_fit_the_story(defaults, name, value, words):
 
 
 def test_the_runner_stops_a_negative_learning_rate_before_any_kernel(tmp_path, capsys):
-    code = run.main(["--profile", "ci", "--only", "03_learning_maths", "-p", "learning_rate=-0.1",
-                     "--output-dir", str(tmp_path)])
+    code = run.main(
+        ["--profile", "ci", "--only", "learning_maths", "-p", "learning_rate=-0.1", "--output-dir", str(tmp_path)]
+    )
     assert code == 2
     assert "parameter 'learning_rate' = -0.1" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

@@ -1,4 +1,4 @@
-"""Data-parallel training (helpers.parallel): every mode runs, reports its replicas, and learns the same thing.
+"""Data-parallel training (helpers.topics.parallel): every mode runs, reports its replicas, and learns the same thing.
 
 Each mode runs in its own process (device layouts are fixed when a framework starts), on 512
 images for one epoch: the tests check that the modes work and agree, never how fast they are.
@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from helpers import parallel
+from helpers.topics import parallel
 
 TINY = dict(train_size=512, epochs=1, batch_size=64, model="article", seed=0, timeout=240)
 
@@ -64,26 +64,35 @@ def test_relative_table(runs):
     assert rows[0]["vs one device"] == 1.0
 
 
-@pytest.mark.parametrize("changes, message", [
-    (dict(modes=("bogus",)), "unknown mode 'bogus'"),
-    (dict(devices=0, modes=("mirrored",)), "devices=0"),
-    (dict(devices=0, modes=("single",)), "devices=0"),
-    (dict(devices=3, modes=("mirrored",)), "multiple of the 3 replicas"),
-    (dict(model="resnet"), "unknown model"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(modes=("bogus",)), "unknown mode 'bogus'"),
+        (dict(devices=0, modes=("mirrored",)), "devices=0"),
+        (dict(devices=0, modes=("single",)), "devices=0"),
+        (dict(devices=3, modes=("mirrored",)), "multiple of the 3 replicas"),
+        (dict(model="resnet"), "unknown model"),
+    ],
+)
 def test_bad_settings_are_clear_errors(changes, message):
     with pytest.raises(ValueError, match=message):
         parallel.measure(**{**TINY, **changes})
 
 
 def test_command_line_rejects_bad_mode(root):
-    done = subprocess.run([sys.executable, "-m", "helpers.parallel", "--mode", "bogus"], cwd=root,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers.topics.parallel", "--mode", "bogus"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "unknown mode 'bogus'" in done.stderr and not done.stdout
 
 
 def test_failing_worker_is_reported(monkeypatch):
     """A worker that dies: the group is stopped and the error names it, with its stderr."""
+
     def argv(args, index):
         if index == 1:
             return [sys.executable, "-c", "import sys; sys.stderr.write('worker one broke'); sys.exit(3)"]
@@ -98,8 +107,10 @@ def test_failing_worker_is_reported(monkeypatch):
 def test_worker_env_names_the_cluster():
     env = parallel.worker_env([1111, 2222], 1, base={})
     config = json.loads(env["TF_CONFIG"])
-    assert config == {"cluster": {"worker": ["127.0.0.1:1111", "127.0.0.1:2222"]},
-                      "task": {"type": "worker", "index": 1}}
+    assert config == {
+        "cluster": {"worker": ["127.0.0.1:1111", "127.0.0.1:2222"]},
+        "task": {"type": "worker", "index": 1},
+    }
 
 
 def _jax_python() -> str | None:
@@ -108,8 +119,11 @@ def _jax_python() -> str | None:
     return os.environ.get("MAAS_JAX_PYTHON")
 
 
-@pytest.mark.skipif(_jax_python() is None, reason="JAX is not installed here (pip install -r "
-                    "requirements-backends.txt, or point MAAS_JAX_PYTHON at a Python that has it)")
+@pytest.mark.skipif(
+    _jax_python() is None,
+    reason="JAX is not installed here (pip install -r "
+    "requirements-backends.txt, or point MAAS_JAX_PYTHON at a Python that has it)",
+)
 def test_jax_dataparallel_two_host_devices():
     r = parallel.measure(modes=("jax-dataparallel",), devices=2, jax_python=_jax_python(), **TINY)[0]
     assert r["backend"] == "jax" and r["replicas"] == 2 and r["weight_copies"] == 2

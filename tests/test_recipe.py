@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import recipe as R
+from helpers.topics import recipe as R
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,40 +74,75 @@ def test_flips_alternate_between_epochs():
 
 
 def test_whitening_filters_whiten_patches():
-    from helpers import fastnet
+    from helpers import models
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(200, 32, 32, 1))
-    x = np.clip(128 + 40 * np.concatenate([base, base * 0.5 + 0.5 * rng.normal(size=base.shape),
-                                           rng.normal(size=base.shape)], axis=3), 0, 255).astype(np.uint8)
-    k = fastnet.whitening_filters(x, eps=0.0)
+    x = np.clip(
+        128
+        + 40
+        * np.concatenate([base, base * 0.5 + 0.5 * rng.normal(size=base.shape), rng.normal(size=base.shape)], axis=3),
+        0,
+        255,
+    ).astype(np.uint8)
+    k = models.whitening_filters(x, eps=0.0)
     assert k.shape == (2, 2, 3, 24)
     assert np.allclose(k[..., 12:], -k[..., :12])
-    z = (x.astype(np.float64) / 255 - fastnet.CIFAR_MEAN) / fastnet.CIFAR_STD
-    patches = np.stack([z[:, i:i + 31, j:j + 31, :] for i in (0, 1) for j in (0, 1)], axis=3).reshape(-1, 12)
+    z = (x.astype(np.float64) / 255 - models.CIFAR_MEAN) / models.CIFAR_STD
+    patches = np.stack([z[:, i : i + 31, j : j + 31, :] for i in (0, 1) for j in (0, 1)], axis=3).reshape(-1, 12)
     out = patches @ k[..., :12].reshape(12, 12)
     cov = out.T @ out / len(out)
     assert np.allclose(cov, np.eye(12), atol=1e-6)
 
 
 def _recipe_cmd(ckpt, result):
-    return [sys.executable, "-m", "helpers.recipe", "--rung", "lookahead", "--epochs", "3", "--train-size", "1024",
-            "--test-size", "200", "--batch-size", "128", "--width", "0.125", "--checkpoint-dir", str(ckpt),
-            "--result", str(result)]
+    return [
+        sys.executable,
+        "-m",
+        "helpers.topics.recipe",
+        "--rung",
+        "lookahead",
+        "--epochs",
+        "3",
+        "--train-size",
+        "1024",
+        "--test-size",
+        "200",
+        "--batch-size",
+        "128",
+        "--width",
+        "0.125",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--result",
+        str(result),
+    ]
 
 
 @pytest.mark.timeout(300)
 def test_killed_training_resumes_without_losing_an_epoch(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     # the reference: the same run, never interrupted
-    ref = subprocess.run(_recipe_cmd(tmp_path / "ref", tmp_path / "ref.json"), cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=240)
+    ref = subprocess.run(
+        _recipe_cmd(tmp_path / "ref", tmp_path / "ref.json"),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert ref.returncode == 0, ref.stderr[-2000:]
     reference = json.loads((tmp_path / "ref.json").read_text())
 
     # the same run, killed with SIGKILL as soon as its first epoch is checkpointed
-    proc = subprocess.Popen(_recipe_cmd(tmp_path / "ckpt", tmp_path / "out.json"), cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        _recipe_cmd(tmp_path / "ckpt", tmp_path / "out.json"),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     deadline = time.monotonic() + 200
     for line in proc.stdout:
         if line.startswith("epoch 1 done"):
@@ -120,8 +155,14 @@ def test_killed_training_resumes_without_losing_an_epoch(tmp_path):
     state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
     assert state["epochs_done"] in (1, 2)
 
-    again = subprocess.run(_recipe_cmd(tmp_path / "ckpt", tmp_path / "out.json"), cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=240)
+    again = subprocess.run(
+        _recipe_cmd(tmp_path / "ckpt", tmp_path / "out.json"),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     resumed = json.loads((tmp_path / "out.json").read_text())
     assert resumed["resumed_from_epoch"] == state["epochs_done"]
@@ -145,13 +186,13 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
 
 
 def test_bad_parameters_stop_before_compute():
-    from helpers.params import ParameterError, SCHEMAS, validate
+    from helpers.book.params import SCHEMAS, ParameterError, validate
 
-    schema = SCHEMAS["05_stronger_cnn"]
-    from helpers.run import notebook_defaults
-    from pathlib import Path
+    schema = SCHEMAS["stronger_cnn"]
 
-    defaults = notebook_defaults(Path(ROOT) / "notebooks" / "05_stronger_cnn.ipynb")
+    from helpers.book.run import notebook_defaults, notebook_paths
+
+    defaults = notebook_defaults(notebook_paths()["stronger_cnn"])
     validate(schema, defaults)
     with pytest.raises(ParameterError, match="ladder_val_size"):
         validate(schema, {**defaults, "ladder_val_size": 15_000, "ladder_train_size": 20_000})

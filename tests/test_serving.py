@@ -1,4 +1,4 @@
-"""The model service (helpers.serving) and its load generator (helpers.loadtest).
+"""The model service (helpers.serving) and its load generator (helpers.serving.loadtest).
 
 The service runs as a real subprocess on a free port of 127.0.0.1, serving a small, seeded,
 untrained CNN exported with its preprocessing. Nothing here asserts a speed.
@@ -17,7 +17,8 @@ import time
 import numpy as np
 import pytest
 
-from helpers import env, loadtest, serving
+from helpers import env, serving
+from helpers.serving import loadtest
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,9 +35,9 @@ def exported(tmp_path_factory):
     env.setup("tensorflow", seed=0)
     import keras
 
-    from helpers import cnn
+    from helpers import models
 
-    base = keras.Sequential([keras.Input(shape=(32, 32, 3)), *cnn.article_cnn(logits=True).layers[1:]])
+    base = keras.Sequential([keras.Input(shape=(32, 32, 3)), *models.article_cnn(logits=True).layers[1:]])
     model = serving.with_preprocessing(base)
     paths = serving.export(model, tmp_path_factory.mktemp("served"))
     return model, paths
@@ -56,8 +57,7 @@ def expected(exported, images):
 @pytest.fixture(scope="module")
 def service(exported):
     _, paths = exported
-    with serving.running_service(paths["saved_model"], max_batch_size=16, max_wait_ms=2,
-                                 extra_args=LIMITS) as running:
+    with serving.running_service(paths["saved_model"], max_batch_size=16, max_wait_ms=2, extra_args=LIMITS) as running:
         yield running
 
 
@@ -125,8 +125,9 @@ def test_concurrent_clients_each_get_their_own_answers(service, images, expected
 
     async def one(client, i):
         idx = [i % 64, (7 * i + 3) % 64][: 1 + i % 2]  # one or two images, different per client
-        response = await client.post(f"{service.model_url}:predict",
-                                     content=loadtest.encode_request(images[idx], "b64" if i % 3 else "json"))
+        response = await client.post(
+            f"{service.model_url}:predict", content=loadtest.encode_request(images[idx], "b64" if i % 3 else "json")
+        )
         return idx, response.status_code, response.json()
 
     async def all_clients():
@@ -152,14 +153,15 @@ def test_a_short_concurrent_load_finishes_without_errors(service, images):
 def test_graceful_shutdown_answers_the_request_in_flight(exported, images, expected):
     """A lone request waits out a 3 s batching window; SIGTERM arrives meanwhile; it is still answered."""
     _, paths = exported
-    service = serving.start_service(paths["keras"], max_wait_ms=3000, extra_args=LIMITS)
+    service = serving.Service(paths["keras"], max_wait_ms=3000, extra_args=LIMITS)
     try:
-        serving.wait_until_listening(service)
+        service.wait_until_ready()
         answer = {}
 
         def client():
-            answer["reply"] = loadtest.send("POST", f"{service.model_url}:predict",
-                                            loadtest.encode_request(images[:3]), timeout=60)
+            answer["reply"] = loadtest.send(
+                "POST", f"{service.model_url}:predict", loadtest.encode_request(images[:3]), timeout=60
+            )
 
         thread = threading.Thread(target=client)
         thread.start()
@@ -182,14 +184,16 @@ def test_graceful_shutdown_answers_the_request_in_flight(exported, images, expec
 def test_through_fastapi_the_service_answers_alike(exported, images, expected):
     """``--through-fastapi`` (no fast path): the same predictions and the same refusals."""
     _, paths = exported
-    with serving.running_service(paths["saved_model"], max_batch_size=16, max_wait_ms=2,
-                                 extra_args=(*LIMITS, "--through-fastapi")) as plain:
+    with serving.running_service(
+        paths["saved_model"], max_batch_size=16, max_wait_ms=2, extra_args=(*LIMITS, "--through-fastapi")
+    ) as plain:
         for encoding in loadtest.ENCODINGS:
             status, reply = post(plain, loadtest.encode_request(images[:5], encoding))
             assert status == 200
             np.testing.assert_allclose(reply["predictions"], expected[:5], rtol=1e-4, atol=1e-5)
-        for case, method, url, body, expected_status in loadtest.bad_requests(plain.model_url, MAX_BODY_BYTES,
-                                                                             MAX_INSTANCES):
+        for case, method, url, body, expected_status in loadtest.bad_requests(
+            plain.model_url, MAX_BODY_BYTES, MAX_INSTANCES
+        ):
             status, reply = loadtest.send(method, url, body)
             assert status == expected_status and reply["error"], (case, status, reply)
 
@@ -197,9 +201,9 @@ def test_through_fastapi_the_service_answers_alike(exported, images, expected):
 def test_terminate_signals_once_so_the_shutdown_stays_graceful(exported):
     """terminate() then stop(), as the notebook does for several services: one SIGTERM, exit status 0."""
     _, paths = exported
-    service = serving.start_service(paths["keras"], extra_args=LIMITS)
+    service = serving.Service(paths["keras"], extra_args=LIMITS)
     try:
-        serving.wait_until_listening(service)
+        service.wait_until_ready()
         service.terminate()
         service.terminate()
     finally:
@@ -209,8 +213,12 @@ def test_terminate_signals_once_so_the_shutdown_stays_graceful(exported):
 
 
 def test_the_command_line_refuses_a_missing_model(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "helpers.serving", "--model", str(tmp_path / "nothing.keras"),
-                             "--port", "0"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "helpers.serving", "--model", str(tmp_path / "nothing.keras"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "no model at" in result.stderr
 
 
@@ -257,15 +265,23 @@ def test_without_batching_each_request_is_its_own_call():
     assert seen == [1, 2, 3]
 
 
-@pytest.mark.parametrize("body, status, words", [
-    (b"{", 400, "malformed JSON"),
-    (b"   ", 400, "empty"),
-    (json.dumps({"instances": [[[[True] * 3] * 32] * 32]}).encode(), 400, "booleans"),
-    (json.dumps({"instances": [[[[1] * 3] * 32] * 32], "extra": 1}).encode(), 400, "unknown field"),
-    (json.dumps({"instances": [{"b64": base64.b64encode(bytes(3072)).decode()}, [[[0] * 3] * 32] * 32]}).encode(),
-     400, "mixed"),
-    (json.dumps({"instances": [[[[2**70] * 3] * 32] * 32]}).encode(), 400, ""),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        (b"{", 400, "malformed JSON"),
+        (b"   ", 400, "empty"),
+        (json.dumps({"instances": [[[[True] * 3] * 32] * 32]}).encode(), 400, "booleans"),
+        (json.dumps({"instances": [[[[1] * 3] * 32] * 32], "extra": 1}).encode(), 400, "unknown field"),
+        (
+            json.dumps(
+                {"instances": [{"b64": base64.b64encode(bytes(3072)).decode()}, [[[0] * 3] * 32] * 32]}
+            ).encode(),
+            400,
+            "mixed",
+        ),
+        (json.dumps({"instances": [[[[2**70] * 3] * 32] * 32]}).encode(), 400, ""),
+    ],
+)
 def test_decoder_refusals(body, status, words):
     with pytest.raises(serving.BadRequest) as caught:
         serving.decode_predict_request(body)
@@ -284,9 +300,13 @@ def test_decoder_accepts_both_encodings_alike():
 def test_ratios_are_read_within_each_turn():
     import pandas as pd
 
-    runs = pd.DataFrame([{"repeat": r, "encoding": "b64", "service": name, "requests/s": rps}
-                         for r, values in ((1, {"off": 100, "on": 450}), (2, {"off": 50, "on": 200}))
-                         for name, rps in values.items()])
+    runs = pd.DataFrame(
+        [
+            {"repeat": r, "encoding": "b64", "service": name, "requests/s": rps}
+            for r, values in ((1, {"off": 100, "on": 450}), (2, {"off": 50, "on": 200}))
+            for name, rps in values.items()
+        ]
+    )
     gain = loadtest.ratios(runs, "on", "off")
     assert list(gain.loc["b64"]) == [4.5, 4.0]  # per turn, not 650 / 150
 

@@ -11,9 +11,10 @@ import urllib.request
 import numpy as np
 import pytest
 
-from helpers import run
-from helpers import servitization as sv
-from helpers.params import ParameterError, ServitizationParams
+from helpers import timing
+from helpers.book import run
+from helpers.book.params import ParameterError, ServitizationParams
+from helpers.topics import servitization as sv
 
 CHUNKS = sv.split(3000, 6)
 
@@ -109,8 +110,10 @@ def test_services_refuse_bad_requests():
             assert info.value.code == code
         with pytest.raises(sv.WorkerError, match="refused task"):
             sv.post_task(service.url, (0, 3), timeout=10)
-        with urllib.request.urlopen(urllib.request.Request(
-                f"{service.url}/task", data=json.dumps({"lo": 1, "hi": 4}).encode(), method="POST"), timeout=10) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"{service.url}/task", data=json.dumps({"lo": 1, "hi": 4}).encode(), method="POST"),
+            timeout=10,
+        ) as r:
             assert json.loads(r.read())["result"] == 8
 
 
@@ -142,32 +145,35 @@ def test_amdahl_by_hand():
 
 
 def test_batching_measurement():
-    assert sv.batch_sizes(256) == [1, 2, 4, 8, 16, 32, 64, 128, 256]
-    assert sv.batch_sizes(100)[-1] == 100
+    assert timing.batch_sizes(256) == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    assert timing.batch_sizes(100)[-1] == 100
     seen = []
     records = sv.batch_throughput(lambda x: seen.append(len(x)), np.zeros((64, 2)), [1, 8], total=16)
     assert [r["batch size"] for r in records] == [1, 8]
     assert seen == [1] + [1] * 16 + [8] + [8] * 2  # warm-up, then the timed calls
     assert all(r["items per second"] > 0 for r in records)
-    with pytest.raises(ValueError, match="between 1 and the 64 images"):
+    with pytest.raises(ValueError, match="between 1 and the 64 items"):
         sv.batch_throughput(lambda x: None, np.zeros((64, 2)), [128], total=16)
 
 
 @pytest.fixture(scope="module")
 def defaults():
-    return run.notebook_defaults(run.NOTEBOOKS / "02_servitization.ipynb")
+    return run.notebook_defaults(run.notebook_paths()["servitization"])
 
 
 def test_the_notebook_defaults_are_valid(defaults):
     assert ServitizationParams.check(defaults).max_workers >= 2
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("max_workers", -1, "greater than or equal to 1"),
-    ("n_tasks", 0, "greater than or equal to 1"),
-    ("request_timeout", 0.0, "greater than 0"),
-    ("max_workers", "4", "valid integer"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("max_workers", -1, "greater than or equal to 1"),
+        ("n_tasks", 0, "greater than or equal to 1"),
+        ("request_timeout", 0.0, "greater than 0"),
+        ("max_workers", "4", "valid integer"),
+    ],
+)
 def test_a_bad_parameter_stops_with_its_name(defaults, name, value, words):
     with pytest.raises(ParameterError) as info:
         ServitizationParams.check({**defaults, name: value})
@@ -180,14 +186,18 @@ def test_more_tasks_than_items_is_rejected(defaults):
 
 
 def test_runner_rejects_negative_workers_before_any_kernel(tmp_path, capsys):
-    code = run.main(["--profile", "ci", "--only", "02_servitization", "-p", "max_workers=-3",
-                     "--output-dir", str(tmp_path)])
+    code = run.main(
+        ["--profile", "ci", "--only", "servitization", "-p", "max_workers=-3", "--output-dir", str(tmp_path)]
+    )
     assert code == 2
     assert "parameter 'max_workers' = -3" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
 def test_no_worker_service_is_left_running():
-    mine = [line for line in os.popen("ps -eo ppid,args").read().splitlines()
-            if "helpers.servitization serve" in line and line.split()[0] == str(os.getpid())]
+    mine = [
+        line
+        for line in os.popen("ps -eo ppid,args").read().splitlines()
+        if "helpers.topics.servitization serve" in line and line.split()[0] == str(os.getpid())
+    ]
     assert not mine

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from helpers import assets, bilingual, browser, pdf, run
+from helpers.book import assets, bilingual, browser, pdf, run
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
 #: axe-core impacts that fail the audit
@@ -44,7 +44,7 @@ class _Page(HTMLParser):
                 self.urls.append((tag, a[key]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse(path: Path) -> _Page:
     page = _Page()
     page.feed(path.read_text(encoding="utf-8"))
@@ -63,7 +63,7 @@ def _browser_pages(site: Path) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def book_pdfs(site, tmp_path_factory) -> dict[str, Path]:
-    """The PDFs of the session's site, printed by helpers.pdf into site/pdf/ (as `make book` does)."""
+    """The PDFs of the session's site, printed by helpers.book.pdf into site/pdf/ (as `make book` does)."""
     return pdf.build(site.parent.parent, site, work=tmp_path_factory.mktemp("pdf"))
 
 
@@ -104,14 +104,17 @@ def test_chapter_pages_have_launch_and_download_links(site, root):
 
     repo = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"].rstrip("/")
     org_repo = repo.split("github.com/")[-1]
-    for stem in run.notebook_paths():
-        assert (root / "notebooks" / f"{stem}.ipynb").exists()
+    for stem, source in run.notebook_paths().items():
+        assert source.exists() and source.with_suffix(".md").exists()
         for lang in bilingual.LANGS:
             urls = [u for _, u in _parse(site / "book" / lang / f"{stem}.html").urls]
-            assert f"http://localhost:8888/lab/tree/notebooks/{stem}.ipynb" in urls, "JupyterLab (local)"
-            assert any(u.startswith(f"https://mybinder.org/v2/gh/{org_repo}/") and
-                       u.endswith(f"urlpath=lab/tree/notebooks/{stem}.ipynb") for u in urls), "Binder"
-            assert f"https://colab.research.google.com/github/{org_repo}/blob/main/notebooks/{stem}.ipynb" in urls
+            assert f"http://localhost:8888/lab/tree/notebooks/{source.stem}.md" in urls, "JupyterLab (local)"
+            assert any(
+                u.startswith(f"https://mybinder.org/v2/gh/{org_repo}/")
+                and u.endswith(f"urlpath=lab/tree/notebooks/{source.name}")
+                for u in urls
+            ), "Binder"
+            assert f"https://colab.research.google.com/github/{org_repo}/blob/main/notebooks/{source.name}" in urls
             assert f"../../_sources/book/{lang}/{stem}.ipynb" in urls, "download as .ipynb"
             assert "../../pdf/maas-course-en.pdf" in urls and "../../pdf/maas-course-zh.pdf" in urls
             html = (site / "book" / lang / f"{stem}.html").read_text(encoding="utf-8")
@@ -206,8 +209,13 @@ def visited(served, chromium, site):
             typeset: document.querySelectorAll('mjx-container').length,
             errors: document.querySelectorAll('mjx-merror, .MathJax_Error').length})""")
         images = page.evaluate(browser.IMAGES_DONE)
-        results[rel] = {"errors": list(errors), "outside": outside, "maths": maths, "images": images,
-                        "axe": _audit(page)}
+        results[rel] = {
+            "errors": list(errors),
+            "outside": outside,
+            "maths": maths,
+            "images": images,
+            "axe": _audit(page),
+        }
         page.close()
     return results
 
@@ -226,7 +234,9 @@ def test_pages_request_nothing_from_outside(visited):
 
 def test_maths_is_typeset(visited):
     with_maths = {rel: r["maths"] for rel, r in visited.items() if r["maths"]["source"]}
-    assert any(rel.startswith("book/en/") for rel in with_maths) and any(rel.startswith("book/zh/") for rel in with_maths)
+    assert any(rel.startswith("book/en/") for rel in with_maths) and any(
+        rel.startswith("book/zh/") for rel in with_maths
+    )
     for rel, m in with_maths.items():
         assert m["typeset"] >= m["source"] and not m["errors"], f"{rel}: {m}"
 
@@ -280,6 +290,8 @@ def test_accessibility_audit(visited):
         for v in r["axe"]:
             if v["impact"] not in BLOCKING:
                 others[(v["id"], v["impact"])] = others.get((v["id"], v["impact"]), 0) + v["count"]
-    print(f"axe-core {assets.AXE[1]} on {len(visited)} pages: {sum(map(len, blocking.values()))} serious or "
-          f"critical violations; others (rule, impact: elements): {others}")
+    print(
+        f"axe-core {assets.AXE[1]} on {len(visited)} pages: {sum(map(len, blocking.values()))} serious or "
+        f"critical violations; others (rule, impact: elements): {others}"
+    )
     assert not blocking, json.dumps(blocking, indent=1, ensure_ascii=False)[:6000]

@@ -8,17 +8,27 @@ import math
 import numpy as np
 import pytest
 
-from helpers import course_results, federated, params, run, scaling
-from helpers.params import ConclusionParams, FaqParams, ParameterError, TrendsChallengesParams
-
+from helpers import artifacts, models
+from helpers.book import params, run
+from helpers.book.params import (
+    ConclusionParams,
+    FaqParams,
+    ParameterError,
+    TrendsChallengesParams,
+)
+from helpers.topics import federated, scaling
 
 # ------------------------------------------------------------------------------------ scaling law
 
-@pytest.mark.parametrize("alpha, scale, floor, lowest", [
-    (0.5, 3.0, 0.2, 1e3),  # bends inside the range
-    (0.08, 1.5, 0.0, 1e3),  # Kaplan-like: no floor, a straight log-log line
-    (1.2, 40.0, 0.05, 10.0),  # steep, bends early
-])
+
+@pytest.mark.parametrize(
+    "alpha, scale, floor, lowest",
+    [
+        (0.5, 3.0, 0.2, 1e3),  # bends inside the range
+        (0.08, 1.5, 0.0, 1e3),  # Kaplan-like: no floor, a straight log-log line
+        (1.2, 40.0, 0.05, 10.0),  # steep, bends early
+    ],
+)
 def test_power_law_fit_recovers_known_exponents(alpha, scale, floor, lowest):
     x = np.geomspace(lowest, lowest * 1e4, 9)
     err = floor + scale * x ** (-alpha)
@@ -59,13 +69,20 @@ def test_compute_frontier_keeps_only_runs_no_cheaper_run_beats():
 
 # ------------------------------------------------------------------------------------ FLOPs, energy
 
+
 def test_flop_counter_matches_a_hand_count():
     import keras
 
-    from helpers import compute_cost
+    from helpers.topics import compute_cost
 
-    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, (3, 3)),  # out 6x6x4
-                              keras.layers.Flatten(), keras.layers.Dense(5)])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, (3, 3)),  # out 6x6x4
+            keras.layers.Flatten(),
+            keras.layers.Dense(5),
+        ]
+    )
     conv_macs = 6 * 6 * 4 * (3 * 3 * 3)
     dense_macs = (6 * 6 * 4) * 5
     assert compute_cost.forward_flops(model) == 2 * (conv_macs + dense_macs)
@@ -73,11 +90,11 @@ def test_flop_counter_matches_a_hand_count():
 
 
 def test_article_width_is_the_articles_network():
-    assert scaling.width_cnn(1.0).count_params() == 122_570
+    assert models.article_cnn(1.0, logits=True).count_params() == 122_570
 
 
 def test_energy_and_large_model_arithmetic():
-    from helpers import compute_cost
+    from helpers.topics import compute_cost
 
     assert compute_cost.energy_kwh(3600, 1000) == pytest.approx(1.0)
     assert compute_cost.energy_kwh(3600, 1000, pue=1.5) == pytest.approx(1.5)
@@ -89,6 +106,7 @@ def test_energy_and_large_model_arithmetic():
 
 
 # ------------------------------------------------------------------------------------ FedAvg
+
 
 def test_weighted_average_is_the_example_weighted_mean():
     a = federated.ClientUpdate([np.array([0.0, 0.0]), np.array(1.0)], 1)
@@ -121,9 +139,10 @@ def _tiny_task(n=96, seed=0):
 def _compiled(width=0.125):
     import keras
 
-    model = scaling.width_cnn(width)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = models.article_cnn(width, logits=True)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
@@ -160,20 +179,25 @@ def test_clients_send_only_weights_and_a_count():
 
 # ------------------------------------------------------------------------------------ interpretability
 
+
 def _planted_model():
     """Score of class 0 = max over positions of the first channel: only the brightest spot matters."""
     import keras
 
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
-        keras.layers.Conv2D(1, (1, 1), use_bias=False, kernel_initializer="ones", name="last_conv"),
-        keras.layers.GlobalMaxPooling2D(), keras.layers.Dense(2, kernel_initializer="ones"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(1, (1, 1), use_bias=False, kernel_initializer="ones", name="last_conv"),
+            keras.layers.GlobalMaxPooling2D(),
+            keras.layers.Dense(2, kernel_initializer="ones"),
+        ]
+    )
     return model
 
 
 def test_grad_cam_and_saliency_highlight_a_planted_feature():
-    from helpers import interpret
+    from helpers.topics import interpret
 
     images = np.full((2, 32, 32, 3), 20, dtype=np.uint8)
     images[0, 4:8, 20:24] = 250  # a bright patch, top right
@@ -191,7 +215,7 @@ def test_grad_cam_and_saliency_highlight_a_planted_feature():
 
 
 def test_grad_cam_names_an_unknown_layer():
-    from helpers import interpret
+    from helpers.topics import interpret
 
     with pytest.raises(ValueError, match="no layer 'nope'"):
         interpret.grad_cam(_planted_model(), np.zeros((1, 32, 32, 3)), [0], "nope")
@@ -199,8 +223,9 @@ def test_grad_cam_names_an_unknown_layer():
 
 # ------------------------------------------------------------------------------------ backends, results
 
+
 def test_a_missing_backend_is_reported_not_faked(monkeypatch):
-    from helpers import backends
+    from helpers.topics import backends
 
     monkeypatch.setattr(backends, "installed", lambda name: False)
     assert backends.time_backend("jax") == {"backend": "jax", "status": "not installed"}
@@ -211,28 +236,42 @@ def test_a_missing_backend_is_reported_not_faked(monkeypatch):
 def test_course_results_reads_glued_values_of_the_same_run(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     (run_dir / "artifacts").mkdir(parents=True)
-    (run_dir / "summary.json").write_text(json.dumps({"profile": "ci", "notebooks": {
-        "04_cifar10_cnn": {"status": "ok", "seconds": 12.5,
-                           "metrics": {"corrected_test_acc": "0.7341", "article_params": "'122,570'",
-                                       "minutes": "8.73418163556671"}},
-        "05_stronger_cnn": {"status": "failed", "seconds": 3.0, "metrics": {"best": "0.9"}}}}))
+    (run_dir / "summary.json").write_text(
+        json.dumps(
+            {
+                "profile": "ci",
+                "notebooks": {
+                    "cifar10_cnn": {
+                        "status": "ok",
+                        "seconds": 12.5,
+                        "metrics": {
+                            "corrected_test_acc": "0.7341",
+                            "article_params": "'122,570'",
+                            "minutes": "8.73418163556671",
+                        },
+                    },
+                    "stronger_cnn": {"status": "failed", "seconds": 3.0, "metrics": {"best": "0.9"}},
+                },
+            }
+        )
+    )
     monkeypatch.setenv("MAAS_ARTIFACT_DIR", str(run_dir / "artifacts"))
-    assert course_results.metric("04_cifar10_cnn", "corrected_test_acc") == pytest.approx(0.7341)
-    assert course_results.metric("04_cifar10_cnn", "article_params") == 122_570
-    assert math.isnan(course_results.metric("05_stronger_cnn", "best"))  # failed: no values
-    assert math.isnan(course_results.metric("06_missing", "x"))
-    assert course_results.text("06_missing", "x", missing="not run") == "not run"
-    assert course_results.text("04_cifar10_cnn", "article_params") == "122,570"  # a string as it was shown
-    assert course_results.text("04_cifar10_cnn", "minutes") == "8.734"  # a raw float, to 4 significant digits
-    assert course_results.notebook_seconds() == {"04_cifar10_cnn": 12.5}
+    assert artifacts.metric("cifar10_cnn", "corrected_test_acc") == pytest.approx(0.7341)
+    assert artifacts.metric("cifar10_cnn", "article_params") == 122_570
+    assert math.isnan(artifacts.metric("stronger_cnn", "best"))  # failed: no values
+    assert math.isnan(artifacts.metric("06_missing", "x"))
+    assert artifacts.text("06_missing", "x", missing="not run") == "not run"
+    assert artifacts.text("cifar10_cnn", "article_params") == "122,570"  # a string as it was shown
+    assert artifacts.text("cifar10_cnn", "minutes") == "8.734"  # a raw float, to 4 significant digits
+    assert artifacts.notebook_seconds() == {"cifar10_cnn": 12.5}
     monkeypatch.delenv("MAAS_ARTIFACT_DIR")
     monkeypatch.chdir(run_dir)  # as under nbval: the kernel runs in the executed copy's folder
-    assert course_results.run_dir() == run_dir
+    assert artifacts.run_dir() == run_dir
 
 
 # ------------------------------------------------------------------------------------ parameters
 
-STEMS = ("07_trends_challenges", "08_faq", "09_conclusion")
+STEMS = ("trends_challenges", "faq", "conclusion")
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -245,19 +284,22 @@ def test_defaults_and_profiles_are_valid(stem):
         assert run.plan(profile, [stem], [])[0].name == stem
 
 
-@pytest.mark.parametrize("schema, name, value, words", [
-    (TrendsChallengesParams, "widths", [1.0, 0.5, 2.0], "strictly increasing"),
-    (TrendsChallengesParams, "train_sizes", [100, 200, 60_000], "between 100 and 50000"),
-    (TrendsChallengesParams, "dirichlet_alpha", 0.0, "greater than 0"),
-    (TrendsChallengesParams, "n_clients", 0, "greater than or equal to 1"),
-    (TrendsChallengesParams, "client_fraction", 1.5, "less than or equal to 1"),
-    (TrendsChallengesParams, "pue", 0.9, "greater than or equal to 1"),
-    (FaqParams, "time_backends", ["tensorflow", "caffe"], "'tensorflow', 'jax' or 'torch'"),
-    (FaqParams, "time_backends", ["jax", "jax"], "lists a backend twice"),
-    (FaqParams, "seed_runs", 1, "greater than or equal to 2"),
-    (ConclusionParams, "chapters", ["four"], "not notebook stems"),
-    (ConclusionParams, "accuracy_target", 1.0, "less than 1"),
-])
+@pytest.mark.parametrize(
+    "schema, name, value, words",
+    [
+        (TrendsChallengesParams, "widths", [1.0, 0.5, 2.0], "strictly increasing"),
+        (TrendsChallengesParams, "train_sizes", [100, 200, 60_000], "between 100 and 50000"),
+        (TrendsChallengesParams, "dirichlet_alpha", 0.0, "greater than 0"),
+        (TrendsChallengesParams, "n_clients", 0, "greater than or equal to 1"),
+        (TrendsChallengesParams, "client_fraction", 1.5, "less than or equal to 1"),
+        (TrendsChallengesParams, "pue", 0.9, "greater than or equal to 1"),
+        (FaqParams, "time_backends", ["tensorflow", "caffe"], "'tensorflow', 'jax' or 'torch'"),
+        (FaqParams, "time_backends", ["jax", "jax"], "lists a backend twice"),
+        (FaqParams, "seed_runs", 1, "greater than or equal to 2"),
+        (ConclusionParams, "chapters", ["four"], "not notebook stems"),
+        (ConclusionParams, "accuracy_target", 1.0, "less than 1"),
+    ],
+)
 def test_bad_parameters_are_rejected_by_name(schema, name, value, words):
     stem = schema.model_fields["notebook"].default
     defaults = run.notebook_defaults(run.NOTEBOOKS / f"{stem}.ipynb")
@@ -268,6 +310,6 @@ def test_bad_parameters_are_rejected_by_name(schema, name, value, words):
 
 
 def test_fl_data_must_cover_the_clients():
-    defaults = run.notebook_defaults(run.NOTEBOOKS / "07_trends_challenges.ipynb")
+    defaults = run.notebook_defaults(run.notebook_paths()["trends_challenges"])
     with pytest.raises(ParameterError, match="at least 10 images"):
         TrendsChallengesParams.check({**defaults, "fl_train_size": 100, "n_clients": 20})

@@ -28,8 +28,9 @@ from helpers import data  # noqa: E402
 CHUNK_LIMIT = 60 * 2**20  # bytes of compressed files per chunk: under the device's 64 MiB
 
 
-def pack(out_dir: Path, source_dir: Path | None = None, limit: int = CHUNK_LIMIT,
-         names=tuple(data.BIN_MD5)) -> list[Path]:
+def pack(
+    out_dir: Path, source_dir: Path | None = None, limit: int = CHUNK_LIMIT, names=tuple(data.BIN_MD5)
+) -> list[Path]:
     """Compress each file into ``out_dir/<k>/<name>.xz``, starting a new chunk ``k`` when ``limit`` would be passed."""
     source_dir = Path(source_dir or data.data_dir())
     chunks: list[Path] = []
@@ -79,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{chunk}: {', '.join(sorted(f.name for f in chunk.iterdir()))} ({mib:.1f} MiB)")
         else:
             missing = stage(args.chunks_dir, args.cache_dir)
-            print("still missing:", ", ".join(missing) if missing else "nothing: all six files are in place and verified")
+            print(
+                "still missing:", ", ".join(missing) if missing else "nothing: all six files are in place and verified"
+            )
     except data.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

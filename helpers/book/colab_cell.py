@@ -1,0 +1,96 @@
+"""The Colab bootstrap cell: the first code cell of every generated notebook, written in one place.
+
+The chapters' MyST sources do not hold it: :mod:`helpers.book.notebooks` adds it when it writes
+each ``.ipynb`` pair (``make notebooks``), so changing ``repository.url`` in ``_config.yml`` and
+running that again updates every notebook.
+
+In Google Colab the course's ``helpers`` package is missing: the cell clones the public repository
+(``repository.url`` and ``repository.branch`` in ``_config.yml``), puts it on ``sys.path``,
+installs what Colab lacks and moves into ``notebooks/``, so the chapter runs as it does here.
+Anywhere else (JupyterLab, papermill, nbval, the book build) the cell does nothing and prints
+nothing. It goes immediately before the first code cell (the ``parameters`` cell), and is tagged
+``remove-cell`` so the book's pages do not show it. Running the script again replaces an older
+version of the cell (recognised by its tag) instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from helpers.paths import ROOT
+
+TAG = "colab-bootstrap"
+TAGS = [TAG, "remove-cell"]
+#: what the notebooks import that Colab may not ship (Keras, TensorFlow, pandas, pydantic... it
+#: does); pip leaves those already installed alone
+COLAB_PACKAGES = ("myst-nb", "fastapi", "uvicorn", "httpx")
+
+TEMPLATE = '''\
+# Google Colab only: fetch and install this course when it is missing (does nothing elsewhere).
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib.util
+    import os
+    import subprocess
+
+    if importlib.util.find_spec("helpers") is None:
+        if not os.path.isdir("/content/maas-course"):
+            subprocess.run(["git", "clone", "--depth", "1", "--branch", {branch},
+                            {url}, "/content/maas-course"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", {packages}], check=True)
+        sys.path.insert(0, "/content/maas-course")
+        os.chdir("/content/maas-course/notebooks")'''
+
+
+def repository(config: Path = ROOT / "_config.yml") -> tuple[str, str]:
+    """The public repository's URL and branch, from ``_config.yml``."""
+    repo = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("repository") or {}
+    url = str(repo.get("url") or "").rstrip("/")
+    if not url.startswith("https://"):
+        raise ValueError(f"{config.name}: repository.url must be the public https URL of the repository, got {url!r}")
+    return url, str(repo.get("branch") or "main")
+
+
+def cell_source(config: Path = ROOT / "_config.yml") -> str:
+    url, branch = repository(config)
+    packages = ", ".join(json.dumps(p) for p in COLAB_PACKAGES)
+    return TEMPLATE.format(url=json.dumps(url + ".git"), branch=json.dumps(branch), packages=packages)
+
+
+def new_cell(source: str | None = None):
+    cell = nbformat.v4.new_code_cell(source if source is not None else cell_source())
+    cell.metadata["tags"] = list(TAGS)
+    cell.pop("id", None)  # ids are added by nbformat.write when the notebook format wants them
+    return cell
+
+
+def first_code_cell(nb):
+    return next((c for c in nb.cells if c.cell_type == "code"), None)
+
+
+def is_current(nb, source: str | None = None) -> bool:
+    """True when the notebook's first code cell is the current bootstrap cell."""
+    cell = first_code_cell(nb)
+    source = source if source is not None else cell_source()
+    return (cell is not None and cell.source == source and TAG in cell.metadata.get("tags", [])
+            and not cell.get("outputs") and not cell.get("execution_count"))
+
+
+def apply(nb, source: str | None = None) -> bool:
+    """Put the current cell before the first other code cell; return True if ``nb`` changed."""
+    source = source if source is not None else cell_source()
+    if is_current(nb, source) and sum(TAG in c.metadata.get("tags", []) for c in nb.cells) == 1:
+        return False
+    nb.cells = [c for c in nb.cells if TAG not in c.metadata.get("tags", [])]
+    index = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    cell = new_cell(source)
+    if nb.nbformat == 4 and nb.nbformat_minor >= 5:
+        cell["id"] = uuid.uuid5(uuid.NAMESPACE_URL, TAG).hex[:8]
+    nb.cells.insert(index, cell)
+    return True

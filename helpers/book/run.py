@@ -1,0 +1,326 @@
+"""Execute the course's notebooks with papermill, by parameter profile.
+
+    python -m helpers.book.run                      # every notebook, default profile (gpu if a GPU is visible, else cpu)
+    python -m helpers.book.run --profile ci         # seconds per notebook
+    python -m helpers.book.run --only cifar10_cnn -p epochs=20 -p learning_rate=3e-4
+    python -m helpers.book.run --list               # notebooks, their parameters and the profiles
+
+Executed copies go to ``build/executed/<profile>/`` (never over the sources), with
+``summary.json`` beside them: profile, parameters, package versions, hardware, wall time, status
+and the key metrics (every value the notebook glued). Every parameter is checked before the first
+kernel starts; a failing cell stops the run, naming the notebook and the cell, and the executed
+copy holding the error is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from helpers.book import params as params_mod
+from helpers.paths import EXECUTED, NOTEBOOKS, PROFILES, ROOT
+
+
+class RunError(RuntimeError):
+    """A bad profile, notebook name or parameter; or a notebook that failed."""
+
+
+def gpu_visible() -> bool:
+    """True when ``nvidia-smi -L`` lists a GPU (cheap: imports no framework)."""
+    if not shutil.which("nvidia-smi"):
+        return False
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def default_profile() -> str:
+    return "gpu" if gpu_visible() else "cpu"
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES.glob("*.yaml"))
+
+
+def load_profile(name: str) -> dict:
+    path = PROFILES / f"{name}.yaml"
+    if not path.exists():
+        raise RunError(f"unknown profile {name!r}; choose one of {available_profiles()} "
+                       f"(files in {PROFILES.relative_to(ROOT)}/)")
+    profile = yaml.safe_load(path.read_text()) or {}
+    unknown = set(profile) - {"description", "defaults", "notebooks"}
+    if unknown:
+        raise RunError(f"{path.name}: unknown keys {sorted(unknown)}; expected description, defaults, notebooks")
+    return profile
+
+
+def chapter_id(path: Path | str) -> str:
+    """A chapter's name everywhere (profiles, schemas, executed copies, pages, summaries): its file
+    name without the number, ``notebooks/05_cifar10_cnn.ipynb`` -> ``cifar10_cnn``. The number
+    orders the chapters and appears nowhere else, so a chapter can move without being renamed."""
+    return re.sub(r"^\d+_", "", Path(path).stem)
+
+
+def notebook_paths(directory: Path = NOTEBOOKS) -> dict[str, Path]:
+    """Every chapter's generated notebook by :func:`chapter_id`, in chapter order."""
+    return {chapter_id(p): p for p in sorted(Path(directory).glob("*.ipynb"))}
+
+
+def notebook_defaults(path: Path) -> dict:
+    """The values in a notebook's ``parameters`` cell, as Python objects."""
+    import papermill
+
+    inferred = papermill.inspect_notebook(str(path))
+    return {name: ast.literal_eval(spec["default"]) for name, spec in inferred.items()}
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``name=value`` with the value read as YAML (``3``, ``1e-3``, ``true``, ``jax``)."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise RunError(f"-p expects name=value, got {text!r}")
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and _looks_numeric(raw):
+        value = float(raw)  # YAML 1.1 reads "1e-3" as a string
+    return name.strip(), value
+
+
+def _looks_numeric(raw: str) -> bool:
+    try:
+        float(raw)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class Plan:
+    name: str
+    source: Path
+    output: Path
+    parameters: dict
+    defaults: dict = field(default_factory=dict)
+
+
+def plan(profile_name: str, only: list[str] | None, overrides: list[tuple[str, object]],
+         output_dir: Path | None = None, notebooks_dir: Path = NOTEBOOKS) -> list[Plan]:
+    """Resolve notebooks and parameters, and validate everything, before anything runs."""
+    profile = load_profile(profile_name)
+    paths = notebook_paths(notebooks_dir)
+    selected = list(paths)
+    if only:
+        selected = []
+        for name in only:
+            matches = [stem for stem in paths if stem == name] or [stem for stem in paths if name in stem]
+            if not matches:
+                hint = difflib.get_close_matches(name, paths, n=1)
+                raise RunError(f"no notebook matches {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                               + f"; notebooks: {list(paths)}")
+            selected += [m for m in matches if m not in selected]
+    out_dir = Path(output_dir or EXECUTED / profile_name)
+    plans, used = [], set()
+    for stem in selected:
+        defaults = notebook_defaults(paths[stem])
+        chosen = {k: v for k, v in (profile.get("defaults") or {}).items() if k in defaults}
+        nb_profile = (profile.get("notebooks") or {}).get(stem) or {}
+        for key in nb_profile:
+            if key not in defaults:
+                raise RunError(f"profile {profile_name!r} sets {key!r} for {stem}, which has no such parameter; "
+                               f"its parameters: {sorted(defaults)}")
+        chosen.update(nb_profile)
+        for key, value in overrides:
+            if key in defaults:
+                chosen[key] = value
+                used.add(key)
+        schema = params_mod.SCHEMAS.get(stem)
+        if schema is not None:
+            params_mod.validate(schema, {**defaults, **chosen})
+        plans.append(Plan(stem, paths[stem], out_dir / f"{stem}.ipynb", chosen, defaults))
+    for key, _ in overrides:
+        if key not in used:
+            known = sorted({k for p in plans for k in p.defaults})
+            hint = difflib.get_close_matches(key, known, n=1)
+            raise RunError(f"parameter {key!r} belongs to none of the selected notebooks"
+                           + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; parameters: {known}")
+    return plans
+
+
+def machine() -> dict:
+    """Hardware and versions, gathered without importing a deep-learning framework."""
+    from helpers import env
+
+    gpus = []
+    if gpu_visible():
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True)
+        gpus = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    return {
+        "hostname_platform": platform.platform(),
+        "cpu": env.cpu_name(),
+        "cpu_cores": env.cpu_cores(),
+        "gpus": gpus,
+        "versions": env.versions(("python", "numpy", "keras", "tensorflow", "jax", "torch",
+                                  "papermill", "jupyter-book", "myst-nb", "nbval")),
+    }
+
+
+def glued_values(notebook_path: Path) -> dict:
+    """Every value a notebook glued (myst-nb ``glue``), as its plain-text representation."""
+    nb = json.loads(notebook_path.read_text())
+    values = {}
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                data = output.get("data", {})
+                text = next((v for k, v in data.items() if k.endswith("text/plain")), None)
+                values[name] = "".join(text) if isinstance(text, list) else text
+    return values
+
+
+def fingerprint(p: Plan) -> str:
+    """What an executed copy depends on: the notebook, its parameters and the helpers' code."""
+    import hashlib
+
+    h = hashlib.sha256(p.source.read_bytes())
+    h.update(json.dumps({**p.defaults, **p.parameters}, sort_keys=True, default=str).encode())
+    for module in sorted([*(ROOT / "helpers").rglob("*.py"), *(ROOT / "helpers").rglob("*.mplstyle")]):
+        h.update(module.read_bytes())
+    return h.hexdigest()
+
+
+def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_output: bool = False,
+            force: bool = False) -> dict:
+    """Run the planned notebooks; write and return the summary. Raises RunError on a failure.
+
+    A notebook whose executed copy is up to date (same notebook, parameters and helpers, and it
+    succeeded) is skipped unless ``force`` is set.
+    """
+    import papermill
+
+    if not plans:
+        raise RunError("nothing to run")
+    out_dir = plans[0].output.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from helpers.artifacts import ENV_VAR
+    os.environ[ENV_VAR] = str((out_dir / "artifacts").resolve())  # kernels inherit it
+    summary_path = out_dir / "summary.json"
+    summary = {"profile": profile_name, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": machine(), "notebooks": {}}
+    if summary_path.exists():  # keep the records of notebooks not re-run this time
+        try:
+            summary["notebooks"] = json.loads(summary_path.read_text()).get("notebooks", {})
+        except json.JSONDecodeError:
+            pass
+    failure = None
+    width = max(len(p.name) for p in plans)
+    for p in plans:
+        key = fingerprint(p)
+        previous = summary["notebooks"].get(p.name, {})
+        if (not force and previous.get("fingerprint") == key and previous.get("status") == "ok"
+                and p.output.exists()):
+            print(f"[{profile_name}] {p.name:<{width}}  up to date, skipped (--force re-runs it)", flush=True)
+            continue
+        start = time.perf_counter()
+        record = {"parameters": {**p.defaults, **p.parameters}, "overrides": p.parameters,
+                  "output": os.path.relpath(p.output, ROOT), "fingerprint": key}
+        try:
+            papermill.execute_notebook(str(p.source), str(p.output), parameters=p.parameters,
+                                       kernel_name=kernel, cwd=str(p.source.parent), log_output=log_output,
+                                       progress_bar=_progress_bar(p.name, previous.get("seconds")),
+                                       extra_arguments=KERNEL_QUIET)
+            record["status"] = "ok"
+        except papermill.PapermillExecutionError as exc:
+            record["status"] = "failed"
+            first_line = (exc.source or "").strip().splitlines()[:1] or [""]
+            record["error"] = f"cell {exc.cell_index}: {exc.ename}: {exc.evalue}"
+            failure = (f"{p.name} failed in cell {exc.cell_index} (starting `{first_line[0][:80]}`):\n"
+                       f"{exc.ename}: {exc.evalue}\n"
+                       f"The executed copy with the error is kept at {os.path.relpath(p.output, ROOT)}")
+        record["seconds"] = round(time.perf_counter() - start, 1)
+        record["metrics"] = glued_values(p.output) if p.output.exists() else {}
+        summary["notebooks"][p.name] = record
+        summary["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        print(f"[{profile_name}] {p.name:<{width}}  {record['status']:>6}  {record['seconds']:7.1f} s", flush=True)
+        if failure:
+            raise RunError(failure)
+    print(f"summary: {os.path.relpath(summary_path, ROOT)}")
+    return summary
+
+
+#: the kernel logs only errors: no "Kernel is running over TCP without encryption" on every chapter
+KERNEL_QUIET = ["--IPKernelApp.log_level=ERROR"]
+#: chapters that took longer than this last time get a progress bar (on a terminal)
+PROGRESS_AFTER_SECONDS = 30
+
+
+def _progress_bar(name: str, last_seconds: float | None):
+    """A transient per-cell progress bar on a terminal, for chapters that took long last time."""
+    if not sys.stderr.isatty() or os.environ.get("MAAS_NO_PROGRESS") == "1":
+        return False
+    if last_seconds is not None and last_seconds < PROGRESS_AFTER_SECONDS:
+        return False
+    return {"desc": f"  {name}", "leave": False}
+
+
+def describe() -> str:
+    lines = ["notebooks and their parameters (defaults from each parameters cell):"]
+    for stem, path in notebook_paths().items():
+        lines.append(f"  {stem}")
+        for name, value in notebook_defaults(path).items():
+            lines.append(f"    {name} = {value!r}")
+    lines.append("profiles:")
+    for name in available_profiles():
+        lines.append(f"  {name}: {load_profile(name).get('description', '').strip()}")
+    lines.append(f"default profile on this machine: {default_profile()}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.book.run", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", help="ci, cpu or gpu (default: gpu when a GPU is visible, else cpu)")
+    parser.add_argument("--only", action="append", metavar="NOTEBOOK",
+                        help="run only this notebook (stem or part of it); repeatable")
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one parameter (value read as YAML); repeatable")
+    parser.add_argument("--output-dir", type=Path, help="where executed copies go (default build/executed/<profile>)")
+    parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    parser.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
+    parser.add_argument("--force", action="store_true", help="re-run notebooks whose executed copy is up to date")
+    parser.add_argument("--list", action="store_true", help="list notebooks, parameters and profiles, then exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.list:
+            print(describe())
+            return 0
+        profile = args.profile or default_profile()
+        overrides = [parse_override(text) for text in args.parameter]
+        plans = plan(profile, args.only, overrides, args.output_dir, args.notebooks_dir)
+        execute(plans, profile, args.kernel, args.log_output, args.force)
+    except (RunError, params_mod.ParameterError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, params_mod.ParameterError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

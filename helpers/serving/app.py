@@ -1,0 +1,350 @@
+"""The model service's ASGI application: FastAPI for everything, a lean path for ``:predict``.
+
+:func:`create_app` builds the FastAPI application (status, metadata, health, stats, OpenAPI) and,
+unless told otherwise, puts :class:`PredictFastPath` in front of it for ``POST :predict``.
+:func:`serve` loads a model and runs the application on uvicorn, logging JSON lines, until
+SIGTERM or SIGINT, which stop it gracefully (requests in flight are answered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import logging.config
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import HTTPException as FastAPIHTTPException
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from helpers import processes
+from helpers.data import IMAGE_SHAPE
+from helpers.serving.batcher import Batcher
+from helpers.serving.model import Predictor
+from helpers.serving.protocol import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_NAME,
+    LOGGER,
+    BadRequest,
+    ClientGone,
+    decode_predict_request,
+    log,
+    receive_body,
+    refusal,
+)
+
+INLINE_DECODE_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread
+DESCRIPTION = "Serve an image classifier over HTTP with TensorFlow Serving's REST API and dynamic batching."
+
+
+@dataclass
+class ServiceOptions:
+    name: str = DEFAULT_NAME
+    max_batch_size: int = 64
+    max_wait_ms: float = 5.0
+    batching: bool = True
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_instances: int = DEFAULT_MAX_INSTANCES
+    fast_path: bool = True  # answer POST :predict in PredictFastPath, not through FastAPI's router
+
+
+def create_app(predictor: Predictor, options: ServiceOptions):
+    """The FastAPI application serving ``predictor`` under ``/v1/models/<options.name>``."""
+
+    class PredictRequest(BaseModel):
+        instances: list = Field(
+            description="images: each a 32x32x3 nested list of integers 0..255 "
+            '(raw uint8 pixels, row-major), or {"b64": base64 of its 3,072 bytes}'
+        )
+        signature_name: str = Field("serving_default", description="the only signature")
+
+    class PredictResponse(BaseModel):
+        predictions: list[list[float]] = Field(description="one row of 10 logits per image, in order")
+
+    class ErrorResponse(BaseModel):
+        error: str
+
+    state: dict = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        batcher = Batcher(predictor.predict, options.max_batch_size, options.max_wait_ms / 1000, options.batching)
+        batcher.start()
+        state["batcher"] = batcher
+        log.info(
+            "ready",
+            extra={
+                "fields": {
+                    "event": "ready",
+                    "model": options.name,
+                    "kind": predictor.kind,
+                    "batching": options.batching,
+                    "max_batch_size": options.max_batch_size,
+                    "max_wait_ms": options.max_wait_ms,
+                }
+            },
+        )
+        yield
+        await batcher.stop()
+        log.info("stopped", extra={"fields": {"event": "stopped", **batcher.stats.as_dict()}})
+
+    app = FastAPI(
+        title="CIFAR-10 classifier (TensorFlow Serving REST API)",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors = {code: {"model": ErrorResponse} for code in (400, 404, 405, 413)}
+
+    def refuse(request: Request, status: int, message: str) -> Response:
+        return Response(refusal(request.url.path, status, message), status_code=status, media_type="application/json")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return refuse(request, exc.status_code, str(exc.detail))
+
+    def check_name(name: str) -> None:
+        if name != options.name:
+            raise FastAPIHTTPException(404, f"unknown model {name!r}; this service serves {options.name!r}")
+
+    @app.get("/healthz", summary="Liveness and readiness")
+    async def healthz():
+        return {"status": "ok", "model": options.name}
+
+    @app.get("/stats", summary="Requests, batches and images served since start")
+    async def stats():
+        return state["batcher"].stats.as_dict() | {"batching": options.batching}
+
+    @app.get("/v1/models/{name}", summary="Model version status (TensorFlow Serving)", responses=errors)
+    async def model_status(name: str):
+        if name.endswith(":predict"):  # GET /v1/models/<name>:predict
+            raise FastAPIHTTPException(405, ":predict takes POST with a JSON body")
+        check_name(name)
+        return {
+            "model_version_status": [
+                {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            ]
+        }
+
+    @app.get("/v1/models/{name}/metadata", summary="Model signature (TensorFlow Serving)", responses=errors)
+    async def model_metadata(name: str):
+        check_name(name)
+        shape = [{"size": "-1"}] + [{"size": str(s)} for s in IMAGE_SHAPE]
+        return {
+            "model_spec": {"name": options.name, "signature_name": "", "version": "1"},
+            "metadata": {
+                "signature_def": {
+                    "signature_def": {
+                        "serving_default": {
+                            "inputs": {"image": {"dtype": "DT_UINT8", "tensor_shape": {"dim": shape}}},
+                            "outputs": {
+                                "logits": {
+                                    "dtype": "DT_FLOAT",
+                                    "tensor_shape": {"dim": [{"size": "-1"}, {"size": str(predictor.n_outputs)}]},
+                                }
+                            },
+                            "method_name": "tensorflow/serving/predict",
+                        }
+                    }
+                }
+            },
+        }
+
+    async def answer_predict(body: bytes, path: str) -> tuple[int, bytes]:
+        """The ``:predict`` reply for one request body: ``(status, JSON bytes)``; the one place for it."""
+        try:
+            if len(body) < INLINE_DECODE_BYTES:
+                images, key = decode_predict_request(body, options.max_instances)
+            else:  # parsing megabytes of JSON takes milliseconds: keep the event loop free meanwhile
+                images, key = await asyncio.to_thread(decode_predict_request, body, options.max_instances)
+        except BadRequest as exc:
+            return exc.status, refusal(path, exc.status, exc.message)
+        outputs = await state["batcher"].submit(images)
+        return 200, orjson.dumps({key: outputs}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    @app.post(
+        "/v1/models/{name}:predict",
+        summary="Predict (TensorFlow Serving row or columnar format)",
+        response_model=PredictResponse,
+        responses=errors,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def predict(name: str, request: Request):
+        # documents the endpoint and answers it when the app runs without PredictFastPath
+        check_name(name)
+        try:
+            body = await receive_body(request.scope, request.receive, options.max_body_bytes)
+        except BadRequest as exc:
+            return refuse(request, exc.status, exc.message)
+        except ClientGone:
+            return Response(status_code=499)  # nobody to answer ("client closed request")
+        status, reply = await answer_predict(body, request.url.path)
+        return Response(reply, status_code=status, media_type="application/json")
+
+    if not options.fast_path:
+        return app
+    return PredictFastPath(app, f"/v1/models/{options.name}:predict", answer_predict, options.max_body_bytes)
+
+
+class PredictFastPath:
+    """ASGI: ``POST <path>`` straight to the handler; every other request to the FastAPI ``app``.
+
+    FastAPI's routing, dependency solving and middleware run on the event loop for every request,
+    and with dynamic batching the event loop's CPU per request, not the model, can set the
+    throughput (chapter 06 measures the service both ways; ``--through-fastapi`` turns this off). The hot path therefore skips them, as
+    production servers do; FastAPI still serves, validates and documents everything else, and its
+    own ``:predict`` route (same handler) answers other model names with 404.
+    """
+
+    def __init__(self, app, path: str, answer, max_body_bytes: int):
+        self.app, self.path, self.answer, self.max_body_bytes = app, path, answer, max_body_bytes
+
+    def __getattr__(self, name):  # app.openapi(), app.routes, ... for code that inspects the app
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await receive_body(scope, receive, self.max_body_bytes)
+        except BadRequest as exc:
+            status, reply = exc.status, refusal(scope["path"], exc.status, exc.message)
+        except ClientGone:
+            return
+        else:
+            try:
+                status, reply = await self.answer(body, scope["path"])
+            except Exception as exc:  # the model failed: a 500 that says so, and the service goes on
+                log.exception("predict failed", extra={"fields": {"event": "predict_failed"}})
+                status, reply = 500, orjson.dumps({"error": f"prediction failed: {exc!r}"})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(reply)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": reply})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message and the record's ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": JsonFormatter}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "loggers": {
+        name: {"handlers": ["stderr"], "level": "INFO", "propagate": False}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", LOGGER)
+    },
+}
+
+
+def _server_class():
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's server, exiting with status 0 after a graceful shutdown on SIGTERM or SIGINT.
+
+        (uvicorn re-raises the signal once it has shut down, so the process would end "killed by
+        SIGTERM" although every request in flight was answered.) A second signal forces the exit.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
+
+
+def serve(
+    model: Path | str,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    options: ServiceOptions | None = None,
+    graceful_seconds: float = 30.0,
+) -> None:
+    """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT.
+
+    Started by :class:`helpers.processes.Child`, it also stops when its parent is gone.
+    """
+    import uvicorn
+
+    logging.config.dictConfig(LOG_CONFIG)
+    options = options or ServiceOptions()
+    start = time.perf_counter()
+    predictor = Predictor(model)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(
+        create_app(predictor, options),
+        log_config=LOG_CONFIG,
+        access_log=False,
+        timeout_graceful_shutdown=graceful_seconds,
+        backlog=2048,
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+    server = _server_class()(config)
+
+    def parent_gone():  # never outlive the notebook or test that started the service
+        log.warning("parent gone", extra={"fields": {"event": "parent_gone"}})
+        server.should_exit = True
+
+    processes.exit_with_parent(parent_gone)
+    log.info(
+        "listening",
+        extra={
+            "fields": {
+                "event": "listening",
+                "host": host,
+                "port": sock.getsockname()[1],
+                "model": str(model),
+                "load_seconds": round(time.perf_counter() - start, 3),
+                "pid": os.getpid(),
+            }
+        },
+    )
+    server.run(sockets=[sock])

@@ -1,0 +1,154 @@
+"""Dynamic batching: requests that arrive close together run as one model call.
+
+The model runs on one worker thread, never on the event loop; while a batch runs, new requests
+queue up and form the next one. :class:`BatchStats` counts what was served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from helpers.serving.protocol import ServingError, log
+
+
+@dataclass
+class _Pending:
+    images: np.ndarray
+    future: asyncio.Future
+
+
+@dataclass
+class BatchStats:
+    """Counters since the service started."""
+
+    requests: int = 0
+    in_flight: int = 0
+    batches: int = 0
+    images: int = 0
+    largest_batch: int = 0
+    model_seconds: float = 0.0
+    batch_sizes: collections.Counter = field(default_factory=collections.Counter)
+
+    def as_dict(self) -> dict:
+        return {
+            "requests": self.requests,
+            "in_flight": self.in_flight,
+            "batches": self.batches,
+            "images": self.images,
+            "largest_batch": self.largest_batch,
+            "model_seconds": round(self.model_seconds, 6),
+            "mean_batch_images": round(self.images / self.batches, 3) if self.batches else 0.0,
+            "mean_requests_per_batch": round(self.requests / self.batches, 3) if self.batches else 0.0,
+        }
+
+
+class Batcher:
+    """Collects requests into batches and runs them on one worker thread, off the event loop.
+
+    With ``enabled``, a batch starts with the oldest waiting request and takes every request that
+    arrives within ``max_wait_s`` of it, up to ``max_batch_size`` images (a request is never split;
+    one larger than the limit runs alone). Without, each request is its own batch. While a batch
+    runs, new requests queue up and form the next one.
+    """
+
+    def __init__(self, predict, max_batch_size: int = 64, max_wait_s: float = 0.005, enabled: bool = True):
+        if max_batch_size < 1 or max_wait_s < 0:
+            raise ValueError("max_batch_size must be >= 1 and max_wait_s >= 0")
+        self.predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.enabled = enabled
+        self.stats = BatchStats()
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for pending in self._queue:
+            if not pending.future.done():
+                pending.future.set_exception(ServingError("the service is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, images: np.ndarray) -> np.ndarray:
+        """Queue one request's images; return its rows of the model's output."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(images, future))
+        self._arrived.set()
+        self.stats.in_flight += 1
+        try:
+            return await future
+        finally:
+            self.stats.in_flight -= 1
+
+    async def _next_batch(self) -> list[_Pending]:
+        while not self._queue:
+            self._arrived.clear()
+            await self._arrived.wait()
+        batch = [self._queue.popleft()]
+        if not self.enabled:
+            return batch
+        size = len(batch[0].images)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
+        while size < self.max_batch_size:
+            if self._queue:
+                if size + len(self._queue[0].images) > self.max_batch_size:
+                    break
+                batch.append(self._queue.popleft())
+                size += len(batch[-1].images)
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            batch = [p for p in batch if not p.future.done()]  # a client that gave up
+            if not batch:
+                continue
+            images = batch[0].images if len(batch) == 1 else np.concatenate([p.images for p in batch])
+            start = time.perf_counter()
+            try:
+                outputs = await loop.run_in_executor(self._executor, self.predict, images)
+            except Exception as exc:  # the model failed: every request of the batch gets the error
+                log.error("batch failed", extra={"fields": {"event": "batch_failed", "error": repr(exc)}})
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            stats = self.stats
+            stats.model_seconds += time.perf_counter() - start
+            stats.batches += 1
+            stats.requests += len(batch)
+            stats.images += len(images)
+            stats.largest_batch = max(stats.largest_batch, len(images))
+            stats.batch_sizes[len(images)] += 1
+            offset = 0
+            for p in batch:
+                n = len(p.images)
+                if not p.future.done():
+                    p.future.set_result(outputs[offset : offset + n])
+                offset += n

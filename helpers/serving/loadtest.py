@@ -1,0 +1,459 @@
+"""The client side of a model service: encode requests, send them from many concurrent clients,
+and summarise what came back (latency percentiles, throughput, errors).
+
+:func:`run_load` keeps ``concurrency`` clients busy, each sending its next request as soon as the
+last one is answered (a closed loop, like ``wrk`` or ``hey``), over keep-alive HTTP/1.1
+connections (:class:`Connection`, a minimal client). The request bodies are encoded before the clock starts, so the
+measurement is the service's, not the client's JSON encoder. It runs on its own event loop in a
+separate thread, so it works the same from a script, a test or a Jupyter kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+
+import numpy as np
+
+from helpers import timing
+
+ENCODINGS = ("json", "b64")
+
+
+def encode_request(images: np.ndarray, encoding: str = "json") -> bytes:
+    """A TensorFlow Serving ``:predict`` body for uint8 images (N, 32, 32, 3).
+
+    ``json``: each image a nested list of integers (the plain row format, 3 to 4 bytes of JSON
+    per pixel value); ``b64``: each image ``{"b64": base64 of its raw bytes}``, 4 characters
+    per 3 bytes.
+    """
+    images = np.asarray(images, dtype=np.uint8)
+    if encoding == "json":
+        instances = images.tolist()
+    elif encoding == "b64":
+        instances = [{"b64": base64.b64encode(image.tobytes()).decode("ascii")} for image in images]
+    else:
+        raise ValueError(f"unknown encoding {encoding!r}; choose one of {ENCODINGS}")
+    return json.dumps({"instances": instances}, separators=(",", ":")).encode()
+
+
+def request_bodies(images: np.ndarray, images_per_request: int, n_requests: int, encoding: str = "json") -> list[bytes]:
+    """``n_requests`` bodies of ``images_per_request`` consecutive images each, cycling through ``images``."""
+    n = len(images)
+    bodies = []
+    for i in range(n_requests):
+        idx = (np.arange(images_per_request) + i * images_per_request) % n
+        bodies.append(encode_request(images[idx], encoding))
+    return bodies
+
+
+@dataclass
+class LoadResult:
+    """What one load run measured."""
+
+    concurrency: int
+    images_per_request: int
+    seconds: float
+    latencies_ms: np.ndarray
+    errors: int
+    first_error: str = ""
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def images_per_second(self) -> float:
+        return self.requests * self.images_per_request / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q))
+
+    def row(self) -> dict:
+        return {
+            "clients": self.concurrency,
+            "images/request": self.images_per_request,
+            "requests": self.requests,
+            "errors": self.errors,
+            "requests/s": self.requests_per_second,
+            "images/s": self.images_per_second,
+            "p50 ms": self.percentile(50),
+            "p95 ms": self.percentile(95),
+            "p99 ms": self.percentile(99),
+        }
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that POSTs pre-encoded bodies (a minimal client, like ``wrk``).
+
+    It does what a load generator needs and no more, so that on a small machine it takes little
+    CPU from the service it measures: one request at a time, ``Content-Length`` bodies only.
+    """
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        try:
+            header = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(header.split(b" ", 2)[1])
+            length, close = 0, False
+            for line in header.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
+            payload = await self.reader.readexactly(length)
+        except BaseException:
+            await self.close()
+            raise
+        if close:
+            await self.close()
+        return status, payload
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+async def _load(
+    url: str, bodies: list[bytes], concurrency: int, images_per_request: int, timeout: float, warmup: int
+) -> LoadResult:
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    latencies = np.zeros(len(bodies))
+    errors: list[str] = []
+    connections = [Connection(parts.hostname, parts.port or 80) for _ in range(concurrency)]
+
+    async def send(connection: Connection, body: bytes) -> float:
+        start = time.perf_counter()
+        try:
+            status, payload = await asyncio.wait_for(connection.post(path, body), timeout)
+            if status != 200 or len(json.loads(payload)["predictions"]) != images_per_request:
+                errors.append(f"HTTP {status}: {payload[:200]!r}")
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        return (time.perf_counter() - start) * 1000
+
+    try:
+        # open the connections and warm the service up; not measured
+        for _ in range(max(1, -(-warmup // concurrency))):
+            await asyncio.gather(*(send(c, bodies[i % len(bodies)]) for i, c in enumerate(connections)))
+        errors.clear()
+        next_index = iter(range(len(bodies)))
+
+        async def client_loop(connection: Connection):
+            for i in next_index:  # each client takes the next unsent request
+                latencies[i] = await send(connection, bodies[i])
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client_loop(c) for c in connections))
+        seconds = time.perf_counter() - start
+    finally:
+        await asyncio.gather(*(c.close() for c in connections))
+    return LoadResult(concurrency, images_per_request, seconds, latencies, len(errors), errors[0] if errors else "")
+
+
+def _new_event_loop():
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_load(
+    url: str, bodies: list[bytes], concurrency: int, images_per_request: int = 1, timeout: float = 60.0, warmup: int = 0
+) -> LoadResult:
+    """Send every body in ``bodies`` to ``url`` from ``concurrency`` concurrent clients; measure.
+
+    Each client has its own connection and sends its next request when the last is answered.
+    ``warmup`` requests (at least one a client) go first and are not measured.
+    """
+    if concurrency < 1 or not bodies:
+        raise ValueError("need at least one client and one request")
+    box: dict = {}
+
+    def target():
+        loop = _new_event_loop()
+        try:
+            box["result"] = loop.run_until_complete(
+                _load(url, bodies, concurrency, images_per_request, timeout, warmup)
+            )
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=target, name="load-generator")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def predict_http(
+    model_url: str, images: np.ndarray, batch_size: int = 256, encoding: str = "b64", timeout: float = 120.0
+) -> np.ndarray:
+    """The service's outputs for ``images``, requested ``batch_size`` images at a time."""
+    import httpx
+
+    rows = []
+    with httpx.Client(timeout=timeout) as client:
+        for start in range(0, len(images), batch_size):
+            body = encode_request(images[start : start + batch_size], encoding)
+            response = client.post(f"{model_url}:predict", content=body, headers={"Content-Type": "application/json"})
+            response.raise_for_status()
+            rows.extend(response.json()["predictions"])
+    return np.asarray(rows, dtype=np.float32)
+
+
+def in_process_throughput(predict, images: np.ndarray, batch_size: int, min_seconds: float = 1.0) -> float:
+    """Images per second of ``predict`` on consecutive batches of ``batch_size`` (after one warm-up call)."""
+    return timing.throughput(predict, images, batch_size, min_seconds=min_seconds).items_per_second
+
+
+def plot_concurrency(table):
+    """Throughput and p99 latency against the number of clients, batching off and on."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for mode, part in table.groupby("batching", sort=False):
+        left.plot(part["clients"], part["requests/s"], marker="o", label=f"batching {mode}")
+        right.plot(part["clients"], part["p99 ms"], marker="o", label=f"batching {mode}")
+        right.plot(part["clients"], part["p50 ms"], marker=".", linestyle=":", color=right.lines[-1].get_color())
+    for ax, label in ((left, "requests per second"), (right, "latency (ms): p99 solid, p50 dotted")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    right.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def plot_batch_sizes(table):
+    """Images per second against images per request: HTTP service and in-process ceiling."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for column, style in (("in-process images/s", "--"), ("HTTP images/s (json)", "-"), ("HTTP images/s (b64)", "-")):
+        if column in table:
+            ax.plot(table["images/request"], table[column], marker="o", linestyle=style, label=column)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("images per request (client batch size)")
+    ax.set_ylabel("images per second")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def bad_requests(model_url: str, max_body_bytes: int, max_instances: int) -> list[tuple[str, str, str, bytes, int]]:
+    """Requests a service must refuse: ``(case, method, url, body, expected status)``."""
+    image = np.zeros((32, 32, 3), np.uint8)
+    one = image.tolist()
+    predict = f"{model_url}:predict"
+    unknown = model_url.rsplit("/", 1)[0] + "/no_such_model:predict"
+
+    def body(instances) -> bytes:
+        return json.dumps({"instances": instances}, separators=(",", ":")).encode()
+
+    b64 = base64.b64encode(image.tobytes()).decode()
+    return [
+        ("malformed JSON", "POST", predict, b'{"instances": [[1, 2', 400),
+        ("empty body", "POST", predict, b"", 400),
+        ("JSON that is not an object", "POST", predict, b"[1, 2, 3]", 400),
+        ('no "instances" field', "POST", predict, b'{"images": []}', 400),
+        ('empty "instances"', "POST", predict, body([]), 400),
+        ("wrong shape (28x28x3)", "POST", predict, body([np.zeros((28, 28, 3), int).tolist()]), 400),
+        ("ragged nesting", "POST", predict, body([one, one[:5]]), 400),
+        ("floats in [0, 1] instead of uint8", "POST", predict, body([(image / 255 + 0.5).tolist()]), 400),
+        ("strings", "POST", predict, body([[[["a"] * 3] * 32] * 32]), 400),
+        ("value 256, out of range", "POST", predict, body([(image.astype(int) + 256).tolist()]), 400),
+        ("negative value", "POST", predict, body([(image.astype(int) - 1).tolist()]), 400),
+        ("invalid base64", "POST", predict, body([{"b64": "not base64!"}]), 400),
+        ("base64 of the wrong length", "POST", predict, body([{"b64": b64[:-8]}]), 400),
+        (
+            "unknown signature_name",
+            "POST",
+            predict,
+            json.dumps({"instances": [one], "signature_name": "other"}).encode(),
+            400,
+        ),
+        (
+            f"{max_instances + 1} images, over the limit",
+            "POST",
+            predict,
+            body([{"b64": b64}] * (max_instances + 1)),
+            413,
+        ),
+        (f"body over {max_body_bytes:,} bytes", "POST", predict, b" " * (max_body_bytes + 1), 413),
+        ("unknown model name", "POST", unknown, body([one]), 404),
+        ("GET on :predict", "GET", predict, b"", 405),
+    ]
+
+
+def send(method: str, url: str, body: bytes = b"", timeout: float = 30.0) -> tuple[int, dict]:
+    """One request with ``httpx``; returns the status and the decoded JSON reply ({} if none)."""
+    import httpx
+
+    response = httpx.request(
+        method,
+        url,
+        content=body or None,
+        timeout=timeout,
+        headers={"Content-Type": "application/json"} if body else None,
+    )
+    try:
+        reply = response.json()
+    except ValueError:
+        reply = {}
+    return response.status_code, reply if isinstance(reply, dict) else {"reply": reply}
+
+
+def service_stats(base_url: str) -> dict:
+    """The service's ``GET /stats`` counters."""
+    return send("GET", f"{base_url}/stats")[1]
+
+
+def sweep_concurrency(services: dict, images: np.ndarray, levels, n_requests: int, encodings=("json",)):
+    """One row per (encoding, service, number of clients): latency percentiles, throughput, batches.
+
+    ``services`` maps a label (e.g. "off", "on") to a running :class:`helpers.serving.Service`;
+    every request carries one image.
+    """
+    import pandas as pd
+
+    rows = []
+    for encoding in encodings:
+        bodies = request_bodies(images, 1, n_requests, encoding)
+        for label, service in services.items():
+            for clients in levels:
+                before = service_stats(service.url)
+                result = run_load(f"{service.model_url}:predict", bodies, clients, 1, warmup=clients)
+                after = service_stats(service.url)
+                batches = after["batches"] - before["batches"]
+                rows.append(
+                    {
+                        "encoding": encoding,
+                        "batching": label,
+                        **result.row(),
+                        "images/batch": (after["images"] - before["images"]) / batches if batches else 0.0,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def side_by_side(
+    services: dict, images: np.ndarray, clients: int, n_requests: int, encodings=("json",), repeats: int = 3
+):
+    """Requests per second of each service at ``clients`` clients, the services taking turns.
+
+    One row per (repeat, encoding, service). Each repeat runs every service once in turn, so that a
+    slow spell of the machine touches all of them alike; a ratio between two services is then read
+    per repeat and summarised by its median (see :func:`ratios`).
+    """
+    import pandas as pd
+
+    rows = []
+    for repeat in range(repeats):
+        for encoding in encodings:
+            bodies = request_bodies(images, 1, n_requests, encoding)
+            for label, service in services.items():
+                result = run_load(f"{service.model_url}:predict", bodies, clients, 1, warmup=clients)
+                rows.append(
+                    {
+                        "repeat": repeat + 1,
+                        "encoding": encoding,
+                        "service": label,
+                        "requests/s": result.requests_per_second,
+                        "p99 ms": result.percentile(99),
+                        "errors": result.errors,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def ratios(runs, numerator: str, denominator: str):
+    """Per repeat and encoding, requests/s of service ``numerator`` over ``denominator`` (a :func:`side_by_side` table)."""
+    table = runs.pivot_table(index=["encoding", "repeat"], columns="service", values="requests/s")
+    return (table[numerator] / table[denominator]).rename(f"{numerator} / {denominator}")
+
+
+def request_costs(predict, images: np.ndarray, batch_size: int, encodings=ENCODINGS, seconds: float = 1.0) -> dict:
+    """What one one-image request costs in this process, in milliseconds (medians of repeated calls).
+
+    ``decode <encoding>``: parsing its body (:func:`helpers.serving.decode_predict_request`);
+    ``model, 1 image``: one model call on one image; ``model per image, batch of N``: a call on
+    ``batch_size`` images divided by ``batch_size``. The last two bound what batching can gain:
+    batching removes per-call cost, never per-image cost.
+    """
+    from helpers.serving.protocol import decode_predict_request
+
+    costs = {
+        f"decode {enc}": timing.median_ms(decode_predict_request, encode_request(images[:1], enc), seconds)
+        for enc in encodings
+    }
+    costs["model, 1 image"] = timing.median_ms(predict, images[:1], seconds)
+    batch = images[np.arange(batch_size) % len(images)]
+    costs[f"model per image, batch of {batch_size}"] = timing.median_ms(predict, batch, seconds) / batch_size
+    return costs
+
+
+def sweep_batch_sizes(
+    service,
+    predict,
+    images: np.ndarray,
+    sizes,
+    n_images: int,
+    clients: int,
+    encodings=("json",),
+    min_seconds: float = 0.5,
+):
+    """Images per second against images per request: in-process ``predict`` and over HTTP."""
+    import pandas as pd
+
+    rows = []
+    for size in sizes:
+        # in-process before and after the HTTP runs, keeping the better: the ceiling is not lowered
+        # by whatever else the machine did meanwhile
+        ceiling = in_process_throughput(predict, images, size, min_seconds)
+        row = {"images/request": size}
+        n_requests = max(2 * clients, -(-n_images // size))
+        for encoding in encodings:
+            bodies = request_bodies(images, size, n_requests, encoding)
+            result = run_load(f"{service.model_url}:predict", bodies, clients, size, warmup=clients)
+            row[f"HTTP images/s ({encoding})"] = result.images_per_second
+            row[f"HTTP p50 ms ({encoding})"] = result.percentile(50)
+            row[f"errors ({encoding})"] = result.errors
+            row[f"request MB ({encoding})"] = float(np.mean([len(b) for b in bodies])) / 1e6
+        row["in-process images/s"] = max(ceiling, in_process_throughput(predict, images, size, min_seconds))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,148 @@
+"""The served model: exported with its preprocessing, loaded, and called on uint8 images.
+
+:func:`export` writes a ``.keras`` file and, on TensorFlow, a SavedModel (what TensorFlow Serving
+loads); :class:`Predictor` loads either and predicts logits for raw uint8 images;
+:func:`model_to_serve` finds the stronger-CNN chapter's model, or trains a small one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from helpers.data import IMAGE_SHAPE
+from helpers.serving.protocol import ServingError
+
+
+def with_preprocessing(model, name: str = "served_cnn"):
+    """Wrap a model on float images in [0, 1] so that it takes raw uint8 pixels (divides by 255)."""
+    import keras
+
+    inputs = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="image")
+    scaled = keras.layers.Rescaling(1 / 255, name="to_unit_range")(inputs)
+    return keras.Model(inputs, model(scaled), name=name)
+
+
+def export(model, directory: Path | str, stem: str = "cifar10_served") -> dict[str, Path | None]:
+    """Write the uint8-input model as ``<stem>.keras`` and, on TensorFlow, a SavedModel ``<stem>/``.
+
+    Returns the paths (``saved_model`` is None where TensorFlow is not installed). The SavedModel
+    is what TensorFlow Serving loads (put it under a numbered version folder, ``<stem>/1``).
+    """
+    import importlib.util
+
+    from helpers.env import native_stderr_silenced
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    keras_path = directory / f"{stem}.keras"
+    model.save(keras_path)
+    saved_model = None
+    if importlib.util.find_spec("tensorflow") is not None:
+        saved_model = directory / stem / "1"
+        tf_logger = logging.getLogger("tensorflow")  # quiet its "Assets written to ..." notices
+        level = tf_logger.level
+        tf_logger.setLevel(logging.ERROR)
+        try:
+            with native_stderr_silenced(), open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                model.export(str(saved_model), format="tf_saved_model", verbose=False)
+        finally:
+            tf_logger.setLevel(level)
+    return {"keras": keras_path, "saved_model": saved_model}
+
+
+MODEL_ARTIFACT = "cifar10_model.keras"  # written by chapter 05: float images in [0, 1] -> 10 logits
+MODEL_RECORD = "cifar10_model.json"  # {"test_accuracy": ..., "notebook": ...}
+
+
+def model_to_serve(x_train, y_train, x_test, y_test, epochs: int, seed: int, batch_size: int = 128):
+    """Chapter 05's model and record if its artifact exists; otherwise train a small one and write it.
+
+    Returns ``(model, record)``; the record says where the model came from (``notebook``) and
+    its test accuracy as that notebook measured it (for a model trained here, on ``x_test``).
+    """
+    import keras
+
+    from helpers.artifacts import artifact
+
+    path, record_path = artifact(MODEL_ARTIFACT), artifact(MODEL_RECORD)
+    if path.exists() and record_path.exists():
+        return keras.saving.load_model(path), json.loads(record_path.read_text())
+    model, accuracy = train_article_cnn(x_train, y_train, x_test, y_test, epochs, seed, batch_size)
+    model.save(path)
+    record = {
+        "test_accuracy": accuracy,
+        "notebook": "serving",
+        "train_images": int(len(x_train)),
+        "test_images": int(len(x_test)),
+        "epochs": epochs,
+    }
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return model, record
+
+
+def train_article_cnn(x_train, y_train, x_test, y_test, epochs: int, seed: int, batch_size: int = 128):
+    """The corrected article CNN (ten logits, float images in [0, 1]) trained briefly; ``(model, test accuracy)``."""
+    import keras
+
+    from helpers import models
+
+    keras.utils.set_random_seed(seed)
+    # the corrected article CNN without its Rescaling layer: float images in [0, 1], 10 logits
+    model = models.core_of(models.article_cnn(logits=True, name="article_cnn_logits"))
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
+    model.fit(
+        np.asarray(x_train, np.float32) / 255, y_train, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True
+    )
+    logits = model.predict(np.asarray(x_test, np.float32) / 255, batch_size=1024, verbose=0)
+    return model, float(np.mean(logits.argmax(axis=1) == y_test))
+
+
+class Predictor:
+    """Loads a ``.keras`` file or a SavedModel folder; ``predict(uint8 images) -> float32 logits``.
+
+    A SavedModel is called through its ``serve`` endpoint (what TensorFlow Serving runs); a
+    Keras file through a compiled function of the model (``tf.function`` on TensorFlow,
+    ``predict_on_batch`` on the other backends). Thread-safe for one caller at a time.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ServingError(f"no model at {self.path}")
+        if self.path.is_dir():
+            import tensorflow as tf
+
+            self.kind = "SavedModel"
+            loaded = tf.saved_model.load(str(self.path))
+            self._loaded = loaded  # keep the object alive: its endpoint refers to its variables
+            self._call = lambda x: loaded.serve(tf.constant(x)).numpy()
+        else:
+            import keras
+
+            self.kind = "Keras"
+            model = keras.saving.load_model(self.path, compile=False)
+            self.model = model
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                fn = tf.function(
+                    lambda x: model(x, training=False),
+                    reduce_retracing=True,
+                    input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.uint8)],
+                )
+                self._call = lambda x: fn(tf.constant(x)).numpy()
+            else:
+                self._call = lambda x: np.asarray(model.predict_on_batch(x))
+        out = self.predict(np.zeros((1, *IMAGE_SHAPE), np.uint8))  # traces the function once
+        self.n_outputs = int(out.shape[1])
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self._call(np.ascontiguousarray(images, dtype=np.uint8)), dtype=np.float32)

@@ -1,0 +1,146 @@
+"""The wire format of the model service: TensorFlow Serving's ``:predict`` request, its limits and refusals.
+
+A request body is ``{"instances": [...]}`` (row format) or ``{"inputs": [...]}`` (columnar),
+each instance a 32x32x3 nested list of integers 0..255 or ``{"b64": "<base64 of the 3,072 raw
+bytes>"}``. :func:`decode_predict_request` turns it into uint8 images or raises
+:class:`BadRequest` with the 4xx status and a message that names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+import numpy as np
+import orjson
+
+from helpers.data import IMAGE_SHAPE
+
+IMAGE_BYTES = int(np.prod(IMAGE_SHAPE))
+DEFAULT_NAME = "cifar10"
+DEFAULT_MAX_BODY_BYTES = 64 * 2**20  # 256 images as nested-list JSON take about 4 MB
+DEFAULT_MAX_INSTANCES = 1024
+LOGGER = "maas.serving"
+log = logging.getLogger(LOGGER)
+
+
+class ServingError(RuntimeError):
+    """The service could not start, stopped unexpectedly, or did not answer."""
+
+
+class BadRequest(Exception):
+    """A request the service refuses: ``status`` (4xx) and a message for the client."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def decode_predict_request(body: bytes, max_instances: int = DEFAULT_MAX_INSTANCES) -> tuple[np.ndarray, str]:
+    """Parse a ``:predict`` body into uint8 images (N, 32, 32, 3) and the reply key, or raise BadRequest."""
+    if not body.strip():
+        raise BadRequest(400, 'empty request body; send {"instances": [...]}')
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(400, f"malformed JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise BadRequest(400, f'the body must be a JSON object with "instances", not a {type(request).__name__}')
+    keys = [k for k in ("instances", "inputs") if k in request]
+    if len(keys) != 1:
+        raise BadRequest(400, 'the body must have exactly one of "instances" (row format) or "inputs" (columnar)')
+    unknown = set(request) - {"instances", "inputs", "signature_name"}
+    if unknown:
+        raise BadRequest(
+            400, f'unknown field(s) {sorted(unknown)}; expected "instances" and optionally "signature_name"'
+        )
+    signature = request.get("signature_name", "serving_default")
+    if signature != "serving_default":
+        raise BadRequest(400, f'unknown signature_name {signature!r}; this model has "serving_default"')
+    instances = request[keys[0]]
+    if not isinstance(instances, list):
+        raise BadRequest(400, f'"{keys[0]}" must be a list of images, not a {type(instances).__name__}')
+    if not instances:
+        raise BadRequest(400, f'"{keys[0]}" is empty: send at least one image')
+    if len(instances) > max_instances:
+        raise BadRequest(413, f"{len(instances)} images in one request; the limit is {max_instances}")
+    reply_key = "predictions" if keys[0] == "instances" else "outputs"
+    if all(isinstance(item, dict) for item in instances):
+        return _decode_b64(instances), reply_key
+    if any(isinstance(item, dict) for item in instances):
+        raise BadRequest(400, 'mixed instances: send all images as nested lists or all as {"b64": ...}')
+    return _decode_lists(instances), reply_key
+
+
+def _decode_b64(instances: list[dict]) -> np.ndarray:
+    images = np.empty((len(instances), IMAGE_BYTES), np.uint8)
+    for i, item in enumerate(instances):
+        if set(item) != {"b64"} or not isinstance(item["b64"], str):
+            raise BadRequest(400, f'instance {i}: an object instance must be {{"b64": "<base64 string>"}}')
+        try:
+            raw = base64.b64decode(item["b64"], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest(400, f"instance {i}: invalid base64: {exc}") from None
+        if len(raw) != IMAGE_BYTES:
+            raise BadRequest(
+                400,
+                f"instance {i}: {len(raw)} bytes after base64 decoding; an image "
+                f"is {IMAGE_BYTES} raw uint8 bytes (32x32x3, row-major)",
+            )
+        images[i] = np.frombuffer(raw, np.uint8)
+    return images.reshape(-1, *IMAGE_SHAPE)
+
+
+def _decode_lists(instances: list) -> np.ndarray:
+    expected = "each image must be a 32x32x3 nested list of integers 0..255"
+    try:
+        array = np.asarray(instances)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise BadRequest(400, f"ragged or invalid nesting ({exc}); {expected}") from None
+    if array.shape[1:] != IMAGE_SHAPE:
+        raise BadRequest(400, f"wrong shape {list(array.shape[1:])} per image; {expected}")
+    if array.dtype.kind not in "iu":
+        kind = {"f": "floats", "b": "booleans", "U": "strings", "O": "mixed or non-numeric values"}.get(
+            array.dtype.kind, str(array.dtype)
+        )
+        raise BadRequest(400, f"wrong dtype: got {kind}; {expected} (uint8, not scaled to [0, 1])")
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high > 255:
+        raise BadRequest(400, f"values out of range: min {low}, max {high}; {expected}")
+    return array.astype(np.uint8)
+
+
+def refusal(path: str, status: int, message: str) -> bytes:
+    """Log a refused request; return its JSON reply ``{"error": message}``."""
+    log.warning(
+        "refused", extra={"fields": {"event": "refused", "status": status, "path": path, "error": message[:300]}}
+    )
+    return orjson.dumps({"error": message})
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+async def receive_body(scope, receive, limit: int) -> bytes:
+    """The request body from raw ASGI messages, refusing one over ``limit`` bytes (BadRequest 413)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if not value.isdigit():
+                raise BadRequest(400, "invalid Content-Length header")
+            if int(value) > limit:
+                raise BadRequest(413, f"request body of {int(value):,} bytes; the limit is {limit:,}")
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, f"request body over the limit of {limit:,} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

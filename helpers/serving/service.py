@@ -1,0 +1,95 @@
+"""The model service as a subprocess, started and stopped from Python (a notebook, a test).
+
+    with running_service("cifar10_served.keras", max_batch_size=64) as service:
+        httpx.post(f"{service.model_url}:predict", content=body)
+
+The service runs ``python -m helpers.serving`` on 127.0.0.1 (a free port by default) in a
+:class:`helpers.processes.Child`: its JSON log lines are collected in ``service.logs``, it stops
+gracefully on one SIGTERM, and it stops by itself if its parent goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+from helpers.processes import Child, ChildError, module
+from helpers.serving.protocol import DEFAULT_NAME, ServingError
+
+
+class Service(Child):
+    """A running model service: its URL, its process, and the JSON log lines it wrote (``logs``)."""
+
+    def __init__(
+        self,
+        model: Path | str,
+        *,
+        name: str = DEFAULT_NAME,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 5.0,
+        batching: bool = True,
+        port: int = 0,
+        extra_args: tuple[str, ...] = (),
+    ):
+        self.model_name = name
+        self.url = ""
+        super().__init__(
+            module(
+                "helpers.serving",
+                "--model",
+                str(model),
+                "--name",
+                name,
+                "--port",
+                str(port),
+                "--max-batch-size",
+                str(max_batch_size),
+                "--max-wait-ms",
+                str(max_wait_ms),
+                *([] if batching else ["--no-batching"]),
+                *extra_args,
+            ),
+            stream="stderr",
+            env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+            name="model service",
+        )
+
+    @property
+    def logs(self) -> list[dict]:
+        return self.lines
+
+    @property
+    def model_url(self) -> str:
+        return f"{self.url}/v1/models/{self.model_name}"
+
+    def wait_until_ready(self, timeout: float = 120.0) -> Service:
+        """Wait until the service listens and its application answers ``/healthz``."""
+        try:
+            listening = self.wait_for(lambda e: e.get("event") == "listening", timeout)
+        except ChildError as exc:
+            raise ServingError(str(exc)) from None
+        self.url = f"http://127.0.0.1:{listening['port']}"
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:  # listening; wait until the application has started (lifespan) and answers
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop(timeout=5)
+                raise ServingError(f"the service at {self.url} never became healthy:\n{self.tail()}")
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running_service(model: Path | str, *, startup_timeout: float = 120.0, **options):
+    """Start the service (options as :class:`Service`), wait until it is ready, yield it; always stop it."""
+    service = Service(model, **options)
+    try:
+        yield service.wait_until_ready(startup_timeout)
+    finally:
+        service.stop()

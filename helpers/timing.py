@@ -1,0 +1,97 @@
+"""Measuring speed, one way for the whole course.
+
+- :func:`throughput`: items per second of a function called on batches of a given size (after
+  an untimed warm-up call, which pays for tracing and first-call costs);
+- :func:`batch_sizes`: the powers of two up to a largest batch;
+- :func:`median_ms`: the median time of one call, in milliseconds;
+- :func:`best_of`: the fastest of several repeats of a whole run.
+
+Epoch times of Keras training are recorded by :class:`helpers.training.EpochTimer`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """What :func:`throughput` measured at one batch size."""
+
+    batch_size: int
+    calls: int
+    seconds: float
+
+    @property
+    def items_per_second(self) -> float:
+        return self.calls * self.batch_size / self.seconds
+
+    @property
+    def seconds_per_call(self) -> float:
+        """The latency every item of a batch waits for."""
+        return self.seconds / self.calls
+
+
+def throughput(
+    fn: Callable,
+    items,
+    batch_size: int,
+    *,
+    calls: int | None = None,
+    min_seconds: float | None = None,
+    max_calls: int = 10_000,
+) -> Throughput:
+    """Time ``fn(batch)`` on consecutive slices of ``items`` (wrapping around) of ``batch_size``.
+
+    Either a fixed number of ``calls``, or as many as fit in ``min_seconds`` (at most
+    ``max_calls``). One untimed call comes first. Slices are views, so no copying is timed.
+    """
+    n = len(items)
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"batch size {batch_size} must be between 1 and the {n} items available")
+    if (calls is None) == (min_seconds is None):
+        raise ValueError("give either calls or min_seconds")
+    if calls is not None and calls < 1:
+        raise ValueError(f"calls must be at least 1, got {calls}")
+    starts = [(i * batch_size) % (n - batch_size + 1) for i in range(min(calls or max_calls, 64))]
+    batches = [items[s : s + batch_size] for s in starts]
+    fn(batches[0])  # warm-up: tracing and first-call costs are not throughput
+    done, start = 0, time.perf_counter()
+    while True:
+        fn(batches[done % len(batches)])
+        done += 1
+        elapsed = time.perf_counter() - start
+        if (calls is not None and done >= calls) or (
+            min_seconds is not None and (elapsed >= min_seconds or done >= max_calls)
+        ):
+            return Throughput(batch_size, done, elapsed)
+
+
+def batch_sizes(largest: int) -> list[int]:
+    """Powers of two from 1 up to ``largest`` (and ``largest`` itself if it is not one)."""
+    if largest < 1:
+        raise ValueError(f"the largest batch must be at least 1, got {largest}")
+    sizes = [2**i for i in range(largest.bit_length()) if 2**i <= largest]
+    return sizes if sizes[-1] == largest else sizes + [largest]
+
+
+def median_ms(fn: Callable, arg, seconds: float = 1.0, min_calls: int = 5) -> float:
+    """Median wall time of ``fn(arg)`` in milliseconds, over ``seconds`` of calls (after one warm-up)."""
+    fn(arg)
+    times, deadline = [], time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < min_calls:
+        start = time.perf_counter()
+        fn(arg)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1000
+
+
+def best_of(repeats: int, run: Callable, seconds: Callable = lambda result: result.seconds):
+    """Run ``run()`` ``repeats`` times; return the result that took the shortest ``seconds(result)``."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    return min((run() for _ in range(repeats)), key=seconds)

@@ -1,0 +1,51 @@
+"""What a training run costs: FLOPs counted from the model, wall time measured, energy estimated.
+
+* Forward FLOPs come from :func:`helpers.topics.large_models.forward_flops` (2 FLOPs per multiply-add of
+  every Conv2D and Dense layer). Training costs about three forward passes per image: one forward,
+  and a backward pass that computes gradients for both the activations and the weights, each as
+  expensive as the forward (Kaplan et al., 2020, the "6·N·D" rule: 2N forward + 4N backward).
+* Energy is power × time. Nothing on this machine measures power, so the power is an *assumption*
+  (a parameter of the notebook, stated next to every result), multiplied by a data-centre overhead
+  factor (PUE) as in Strubell et al. (2019) and Patterson et al. (2021).
+"""
+
+from __future__ import annotations
+
+from helpers.topics import large_models
+
+JOULES_PER_KWH = 3.6e6
+
+
+def forward_flops(model) -> float:
+    """FLOPs of one forward pass for one image (Conv2D and Dense multiply-adds × 2)."""
+    return large_models.forward_flops(model)
+
+
+def training_flops(model, images_seen: float) -> float:
+    """FLOPs to train on ``images_seen`` images (epochs × training images): 3 × forward per image."""
+    if images_seen < 0:
+        raise ValueError(f"images_seen must not be negative, got {images_seen}")
+    return 3.0 * forward_flops(model) * float(images_seen)
+
+
+def energy_kwh(seconds: float, watts: float, pue: float = 1.0) -> float:
+    """Energy of ``seconds`` at ``watts`` average power, times the facility overhead ``pue``."""
+    if seconds < 0 or watts <= 0 or pue < 1:
+        raise ValueError(f"need seconds >= 0, watts > 0 and pue >= 1; got {seconds}, {watts}, {pue}")
+    return seconds * watts * pue / JOULES_PER_KWH
+
+
+def accelerator_seconds(flops: float, peak_flops: float, utilization: float) -> float:
+    """Accelerator-seconds to do ``flops`` at ``utilization`` of ``peak_flops`` FLOP/s."""
+    if not (peak_flops > 0 and 0 < utilization <= 1):
+        raise ValueError(f"need peak_flops > 0 and 0 < utilization <= 1; got {peak_flops}, {utilization}")
+    return flops / (peak_flops * utilization)
+
+
+def large_model_cost(
+    n_params: float, n_tokens: float, peak_flops: float, utilization: float, watts: float, pue: float
+) -> dict:
+    """6·N·D FLOPs, accelerator-hours and energy (MWh) for training a dense model."""
+    flops = large_models.training_flops(n_params, n_tokens)
+    seconds = accelerator_seconds(flops, peak_flops, utilization)
+    return {"flops": flops, "accelerator_hours": seconds / 3600, "energy_mwh": energy_kwh(seconds, watts, pue) / 1000}

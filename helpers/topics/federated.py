@@ -1,0 +1,155 @@
+"""Federated averaging (FedAvg, McMahan et al., 2017), simulated on one machine.
+
+Each :class:`Client` holds its own shard of images and labels in private attributes. The only
+thing it ever hands out is a :class:`ClientUpdate`: the model weights after local training and
+the *number* of examples it trained on. The server (:func:`fedavg`) sees nothing else; it
+averages the weights, weighted by those numbers, and sends the average back for the next round.
+
+Non-IID shards are drawn with a Dirichlet label skew (Hsu et al., 2019): for every class, the
+shares of that class's images held by the K clients are drawn from Dirichlet(alpha, ..., alpha).
+Small alpha gives each client a few classes; large alpha approaches an even (IID) split.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def dirichlet_shards(labels, n_clients: int, alpha: float, seed: int, min_size: int = 1) -> list[np.ndarray]:
+    """Split indices 0..len(labels)-1 into ``n_clients`` disjoint shards with Dirichlet label skew.
+
+    ``alpha=float('inf')`` gives an IID split (a seeded shuffle cut into equal parts). Redraws
+    (up to 100 times) until every shard holds at least ``min_size`` examples.
+    """
+    labels = np.asarray(labels)
+    if n_clients < 1 or not alpha > 0:
+        raise ValueError(f"need n_clients >= 1 and alpha > 0, got {n_clients} and {alpha}")
+    if n_clients * min_size > labels.size:
+        raise ValueError(f"{labels.size} examples cannot give {n_clients} clients {min_size} each")
+    rng = np.random.default_rng(seed)
+    if np.isinf(alpha):
+        return [np.sort(s) for s in np.array_split(rng.permutation(labels.size), n_clients)]
+    for _ in range(100):
+        shards = [[] for _ in range(n_clients)]
+        for c in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == c))
+            shares = rng.dirichlet(np.full(n_clients, alpha))
+            cuts = (np.cumsum(shares)[:-1] * members.size).astype(int)
+            for k, part in enumerate(np.split(members, cuts)):
+                shards[k].extend(part.tolist())
+        if min(len(s) for s in shards) >= min_size:
+            return [np.sort(np.asarray(s, dtype=np.int64)) for s in shards]
+    raise ValueError(f"could not give every client {min_size} examples with alpha={alpha}; raise alpha")
+
+
+def label_histogram(labels, shards, n_classes: int = 10) -> np.ndarray:
+    """Counts (clients × classes) of each class in each shard."""
+    labels = np.asarray(labels)
+    return np.stack([np.bincount(labels[s], minlength=n_classes) for s in shards])
+
+
+@dataclass(frozen=True)
+class ClientUpdate:
+    """Everything a client sends to the server: trained weights and how many examples produced them."""
+
+    weights: list  # numpy arrays, one per model variable, the shapes of the global model's weights
+    num_examples: int
+
+
+def weighted_average(updates: list[ClientUpdate]) -> list[np.ndarray]:
+    """The FedAvg aggregate: sum_k n_k w_k / sum_k n_k, variable by variable."""
+    if not updates:
+        raise ValueError("no client updates to average")
+    total = sum(u.num_examples for u in updates)
+    if total <= 0:
+        raise ValueError("client updates carry no examples")
+    return [
+        sum(u.num_examples * np.asarray(u.weights[i], dtype=np.float64) for u in updates) / total
+        for i in range(len(updates[0].weights))
+    ]
+
+
+class Client:
+    """One data holder: trains the model it is sent on its own data and returns only weights."""
+
+    def __init__(self, name: str, x, y):
+        self.name = name
+        self.__x, self.__y = x, y  # private: never returned, never sent (name-mangled attributes)
+
+    @property
+    def num_examples(self) -> int:
+        return int(len(self.__y))
+
+    def update(self, model, global_weights, *, epochs: int, batch_size: int) -> ClientUpdate:
+        """Load the global weights into ``model``, train locally, return the new weights.
+
+        The optimizer's state (Adam's moments and step count) is reset first, so nothing learned
+        on another client's data carries over through it.
+        """
+        model.set_weights(global_weights)
+        for v in model.optimizer.variables:  # the step count and the moments; not the learning rate
+            if not v.path.endswith("learning_rate"):
+                v.assign(np.zeros(v.shape, dtype=v.dtype))
+        model.fit(self.__x, self.__y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
+        return ClientUpdate([np.asarray(w) for w in model.get_weights()], self.num_examples)
+
+
+@dataclass
+class FedAvgResult:
+    history: list[dict] = field(default_factory=list)  # per round: round, test_accuracy, seconds
+    bytes_sent: int = 0  # weights sent from clients to the server, all rounds
+    messages: int = 0
+    weights: list = field(default_factory=list)
+
+
+def check_message(update: ClientUpdate, reference_weights) -> None:
+    """Assert that a client's message holds weights shaped like the model's, and nothing else."""
+    if set(vars(update)) != {"weights", "num_examples"}:
+        raise AssertionError(f"unexpected fields in a client message: {sorted(vars(update))}")
+    shapes = [np.shape(w) for w in update.weights]
+    expected = [np.shape(w) for w in reference_weights]
+    if shapes != expected:
+        raise AssertionError(f"a client sent arrays shaped {shapes}, not the model's weights {expected}")
+
+
+def fedavg(
+    model,
+    clients: list[Client],
+    *,
+    rounds: int,
+    local_epochs: int,
+    batch_size: int,
+    evaluate=None,
+    fraction: float = 1.0,
+    seed: int = 0,
+) -> FedAvgResult:
+    """Run FedAvg: each round, a share ``fraction`` of the clients trains from the global weights.
+
+    ``evaluate(model) -> float`` (e.g. test accuracy) is called after each round with the global
+    weights loaded. ``model`` must be compiled.
+    """
+    rng = np.random.default_rng(seed)
+    global_weights = [np.asarray(w) for w in model.get_weights()]
+    result = FedAvgResult()
+    per_round = max(1, round(fraction * len(clients)))
+    for r in range(1, rounds + 1):
+        start = time.perf_counter()
+        chosen = sorted(rng.choice(len(clients), size=per_round, replace=False).tolist())
+        updates = []
+        for k in chosen:
+            update = clients[k].update(model, global_weights, epochs=local_epochs, batch_size=batch_size)
+            check_message(update, global_weights)
+            result.bytes_sent += sum(np.asarray(w).nbytes for w in update.weights)
+            result.messages += 1
+            updates.append(update)
+        global_weights = [w.astype(np.float32) for w in weighted_average(updates)]
+        model.set_weights(global_weights)
+        row = {"round": r, "seconds": time.perf_counter() - start}
+        if evaluate is not None:
+            row["test_accuracy"] = float(evaluate(model))
+        result.history.append(row)
+    result.weights = global_weights
+    return result

@@ -1,0 +1,123 @@
+"""Why did the network say "cat"? Saliency maps and Grad-CAM for a Keras Sequential CNN.
+
+* **Saliency** (Simonyan, Vedaldi & Zisserman, 2014): the gradient of the class score with
+  respect to the input pixels; its magnitude (the largest over the colour channels) says which
+  pixels would change the score most if they changed a little.
+* **Grad-CAM** (Selvaraju et al., 2017): take the last convolution's feature maps A_k, weight each
+  by the average gradient of the class score over its positions, add them up and keep the
+  positive part: ``relu(sum_k mean(dy/dA_k) * A_k)``, then upsample to the image size.
+
+Gradients are taken with whatever backend Keras runs on (TensorFlow's GradientTape, ``jax.grad``
+or PyTorch's autograd) through :func:`gradient`; everything else is ``keras.ops``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gradient(fn, x):
+    """d(sum fn(x))/dx for a float array ``x``, on the current Keras backend; returns NumPy."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(fn(x))
+        return tape.gradient(total, x).numpy()
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        return np.asarray(jax.grad(lambda v: jnp.sum(fn(v)))(jnp.asarray(x)))
+    if backend == "torch":
+        import torch
+
+        t = torch.tensor(np.asarray(x), requires_grad=True)
+        fn(t).sum().backward()
+        return t.grad.detach().cpu().numpy()
+    raise ValueError(f"no gradient for backend {backend!r}")
+
+
+def _split(model, layer_name: str):
+    """The model's layers up to and including ``layer_name``, and those after it."""
+    names = [layer.name for layer in model.layers]
+    if layer_name not in names:
+        raise ValueError(f"no layer {layer_name!r} in {model.name}; layers: {names}")
+    i = names.index(layer_name) + 1
+    return model.layers[:i], model.layers[i:]
+
+
+def _apply(layers, h):
+    for layer in layers:
+        h = layer(h)
+    return h
+
+
+def _class_score(out, classes):
+    import keras
+
+    onehot = keras.ops.one_hot(keras.ops.convert_to_tensor(np.asarray(classes)), out.shape[-1])
+    return keras.ops.sum(out * keras.ops.cast(onehot, out.dtype), axis=-1)
+
+
+def saliency(model, images, classes) -> np.ndarray:
+    """|d score_class / d pixel|, the largest over colour channels: (N, H, W), each map scaled to max 1.
+
+    ``images`` are uint8 or float in 0..255 (the model rescales them); ``classes`` one per image.
+    Scores are the model's outputs before any softmax (logits).
+    """
+    x = np.asarray(images, dtype=np.float32)
+    layers = [layer for layer in model.layers]
+    grads = gradient(lambda v: _class_score(_apply(layers, v), classes), x)
+    maps = np.abs(grads).max(axis=-1)
+    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
+    return maps / np.where(peak > 0, peak, 1.0)
+
+
+def grad_cam(model, images, classes, layer_name: str) -> np.ndarray:
+    """Grad-CAM heat maps (N, H, W) in [0, 1] for ``classes``, from the conv layer ``layer_name``.
+
+    Each map is scaled from its minimum (0) to its maximum (1); a map that is zero everywhere stays zero.
+    """
+    import keras
+
+    x = np.asarray(images, dtype=np.float32)
+    head, tail = _split(model, layer_name)
+    acts = keras.ops.convert_to_numpy(_apply(head, keras.ops.convert_to_tensor(x)))
+    grads = gradient(lambda a: _class_score(_apply(tail, a), classes), acts)
+    weights = grads.mean(axis=(1, 2), keepdims=True)  # one weight per feature map
+    cam = np.maximum((weights * acts).sum(axis=-1), 0.0)  # (N, h, w)
+    cam = keras.ops.convert_to_numpy(keras.ops.image.resize(cam[..., None], x.shape[1:3], interpolation="bilinear"))[
+        ..., 0
+    ]
+    # rescale each map to [0, 1] (min to max), as Grad-CAM's heat maps are shown
+    low = cam.reshape(len(cam), -1).min(axis=1).reshape(-1, 1, 1)
+    span = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1) - low
+    return np.where(span > 0, (cam - low) / np.where(span > 0, span, 1.0), 0.0)
+
+
+def plot_explanations(images, sal, cams, titles, colors=None):
+    """Three rows: the images, their saliency maps and their Grad-CAM maps over the image."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    n = len(images)
+    fig, axes = plt.subplots(3, n, figsize=(1.25 * n, 4.2), squeeze=False)
+    for j in range(n):
+        axes[0, j].imshow(images[j])
+        axes[0, j].set_title(titles[j], fontsize=7, color=(colors[j] if colors else "black"))
+        axes[1, j].imshow(sal[j], cmap="gray")
+        axes[2, j].imshow(images[j])
+        axes[2, j].imshow(cams[j], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        for i in range(3):
+            axes[i, j].axis("off")
+    for i, label in enumerate(("image", "saliency", "Grad-CAM")):
+        axes[i, 0].text(-4, 16, label, rotation=90, va="center", ha="right", fontsize=8)
+    fig.tight_layout()
+    return fig

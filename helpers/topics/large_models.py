@@ -1,0 +1,414 @@
+"""What makes a model "large": a cited table of landmark models, growth rates, and estimates.
+
+The table (``helpers/tables/landmark_models.csv``) holds one row per model with the year of the
+cited publication, the parameter count, the training compute and the training data size where the
+source publishes them (empty where it does not: no value is guessed), and the source with its key
+in ``book/references.bib``.
+
+The estimates are the usual back-of-the-envelope ones, written out so that each term can be read:
+
+* training compute ``C ≈ 6·N·D`` FLOPs for ``N`` parameters and ``D`` training tokens (Kaplan et
+  al., 2020): 2·N per token for the forward pass and 4·N for the backward pass;
+* memory for training: weights, gradients and Adam's two moments, per precision recipe (the
+  16 bytes per parameter of mixed precision follow Rajbhandari et al., 2020, "ZeRO");
+* memory for serving one batch of requests: weights plus the attention key/value cache;
+* time to serve: the prompt is processed at the accelerators' arithmetic rate (compute-bound);
+  each generated token must read every weight and the cache once (memory-bound);
+* accelerators needed: memory over memory per accelerator, rounded up.
+
+Units: bytes and FLOPs as plain numbers; ``GB`` means 10**9 bytes, as accelerator data sheets do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: the table of landmark models, shipped with the package
+TABLE = Path(__file__).with_name("tables") / "landmark_models.csv"
+COLUMNS = (
+    "model",
+    "year",
+    "domain",
+    "architecture",
+    "parameters",
+    "training_flops",
+    "training_data",
+    "data_unit",
+    "source",
+    "bib_key",
+    "note",
+)
+
+#: bytes per stored value
+BYTES_PER_VALUE = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+PRECISIONS = tuple(BYTES_PER_VALUE)
+
+#: bytes per parameter while training with Adam: (weights, gradients, fp32 master copy, Adam moments)
+TRAINING_RECIPES = {
+    # everything in fp32: weights, gradients, and Adam's first and second moments
+    "fp32": (4.0, 4.0, 0.0, 8.0),
+    # mixed precision as in ZeRO (Rajbhandari et al., 2020): 16-bit weights and gradients,
+    # an fp32 master copy of the weights and fp32 Adam moments: 2 + 2 + 4 + 8 = 16 bytes
+    "mixed-fp16": (2.0, 2.0, 4.0, 8.0),
+    "mixed-bf16": (2.0, 2.0, 4.0, 8.0),
+    # bf16 weights updated in place (as Gopher did, with stochastic rounding), fp32 Adam moments
+    "bf16": (2.0, 2.0, 0.0, 8.0),
+}
+RECIPES = tuple(TRAINING_RECIPES)
+
+GB = 1e9
+TIB = 2.0**40
+
+
+def bytes_per_value(precision: str) -> float:
+    """Bytes one number takes at ``precision`` (fp32, fp16, bf16, fp8, int8 or int4)."""
+    try:
+        return BYTES_PER_VALUE[precision]
+    except KeyError:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}") from None
+
+
+def _positive(**values) -> None:
+    for name, value in values.items():
+        if not (isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# the table
+
+
+def load_models(path: Path | str = TABLE) -> pd.DataFrame:
+    """The landmark-model table, checked: one row per model, sorted by year then parameters."""
+    table = pd.read_csv(
+        path,
+        dtype={"model": str, "source": str, "bib_key": str, "note": str},
+        keep_default_na=False,
+        na_values={c: [""] for c in ("parameters", "training_flops", "training_data")},
+    )
+    if tuple(table.columns) != COLUMNS:
+        raise ValueError(f"{path}: expected columns {COLUMNS}, found {tuple(table.columns)}")
+    for column in ("parameters", "training_flops", "training_data"):
+        table[column] = pd.to_numeric(table[column], errors="raise").astype(float)
+    table["year"] = table["year"].astype(int)
+    problems = []
+    for i, row in table.iterrows():
+        where = f"row {i + 2} ({row['model']})"
+        if not row["source"].strip() or not row["bib_key"].strip():
+            problems.append(f"{where}: every row needs a source and a bib_key")
+        if not row["parameters"] > 0:
+            problems.append(f"{where}: parameters must be published and positive")
+        for column in ("training_flops", "training_data"):
+            if not (np.isnan(row[column]) or row[column] > 0):
+                problems.append(f"{where}: {column} must be empty or positive")
+        if not np.isnan(row["training_data"]) and not row["data_unit"]:
+            problems.append(f"{where}: training_data needs a data_unit")
+    if table["model"].duplicated().any():
+        problems.append(f"duplicate models: {sorted(table['model'][table['model'].duplicated()])}")
+    if problems:
+        raise ValueError(f"{path}:\n  " + "\n  ".join(problems))
+    return table.sort_values(["year", "parameters"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# growth
+
+
+@dataclass(frozen=True)
+class DoublingFit:
+    """A straight line through log2(value) against year: ``log2 v = intercept + slope * year``."""
+
+    slope: float  # doublings per year
+    intercept: float
+    slope_stderr: float  # standard error of the slope (nan with two points)
+    r2: float
+    n: int
+    first_year: int
+    last_year: int
+
+    @property
+    def doubling_years(self) -> float:
+        return 1.0 / self.slope
+
+    @property
+    def doubling_months(self) -> float:
+        return 12.0 / self.slope
+
+    @property
+    def factor_per_year(self) -> float:
+        return 2.0**self.slope
+
+    def doubling_months_range(self) -> tuple[float, float]:
+        """Doubling time (months) at slope ± one standard error (shorter, longer)."""
+        high, low = self.slope + self.slope_stderr, self.slope - self.slope_stderr
+        return 12.0 / high, (12.0 / low if low > 0 else math.inf)
+
+    def predict(self, years) -> np.ndarray:
+        return 2.0 ** (self.intercept + self.slope * np.asarray(years, dtype=float))
+
+
+def fit_doubling(years, values) -> DoublingFit:
+    """Least-squares fit of log2(values) on years; values must be positive and years not all equal."""
+    x = np.asarray(years, dtype=float)
+    y = np.asarray(values, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError("years and values must be one-dimensional and of the same length")
+    keep = ~np.isnan(y)
+    x, y = x[keep], y[keep]
+    if x.size < 2 or np.ptp(x) == 0:
+        raise ValueError(f"need at least two different years to fit a doubling time, got {x.size} value(s)")
+    if np.any(y <= 0):
+        raise ValueError("values must be positive to take their logarithm")
+    log2y = np.log2(y)
+    slope, intercept = np.polyfit(x, log2y, 1)
+    residuals = log2y - (intercept + slope * x)
+    total = np.sum((log2y - log2y.mean()) ** 2)
+    r2 = 1.0 - np.sum(residuals**2) / total if total > 0 else 1.0
+    if x.size > 2:
+        stderr = math.sqrt(np.sum(residuals**2) / (x.size - 2) / np.sum((x - x.mean()) ** 2))
+    else:
+        stderr = math.nan
+    if slope <= 0:
+        raise ValueError(f"the values do not grow over time (slope {slope:.3g} doublings per year)")
+    return DoublingFit(
+        float(slope), float(intercept), float(stderr), float(r2), int(x.size), int(x.min()), int(x.max())
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def training_flops(n_params: float, n_tokens: float) -> float:
+    """Training compute of a dense transformer, ``6·N·D`` FLOPs (Kaplan et al., 2020)."""
+    _positive(n_params=n_params, n_tokens=n_tokens)
+    return 6.0 * float(n_params) * float(n_tokens)
+
+
+def forward_flops(model) -> float:
+    """FLOPs of one forward pass of a Keras model, counted from its Conv2D and Dense layers.
+
+    Each multiply-add counts as two FLOPs; biases, activations and pooling are left out (they are a
+    small share). A convolution reuses each weight at every output position, so for a CNN this is
+    far more than the ``2·N`` that the ``6·N·D`` rule assumes per example.
+    """
+    import keras
+
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw, c_in, _ = layer.kernel.shape
+            macs += h * w * c_out * kh * kw * c_in
+        elif isinstance(layer, keras.layers.Dense):
+            n_in, n_out = layer.kernel.shape
+            macs += n_in * n_out
+    return 2.0 * float(macs)
+
+
+def training_memory(n_params: float, recipe: str) -> dict[str, float]:
+    """Bytes for weights, gradients, master weights and Adam state (activations not included)."""
+    _positive(n_params=n_params)
+    if recipe not in TRAINING_RECIPES:
+        raise ValueError(f"unknown training recipe {recipe!r}; choose one of {list(RECIPES)}")
+    weights, gradients, master, adam = (float(n_params) * b for b in TRAINING_RECIPES[recipe])
+    return {
+        "weights": weights,
+        "gradients": gradients,
+        "master weights": master,
+        "Adam moments": adam,
+        "total": weights + gradients + master + adam,
+    }
+
+
+def training_days(flops: float, n_accelerators: int, peak_flops: float, utilization: float) -> float:
+    """Days of training at ``utilization`` (0..1] of ``n_accelerators`` × ``peak_flops`` FLOP/s."""
+    _positive(flops=flops, n_accelerators=n_accelerators, peak_flops=peak_flops, utilization=utilization)
+    if utilization > 1:
+        raise ValueError(f"utilization is a share of peak and cannot exceed 1, got {utilization}")
+    return flops / (n_accelerators * peak_flops * utilization) / 86_400
+
+
+# --------------------------------------------------------------------------------------------
+# serving
+
+
+def weight_bytes(n_params: float, precision: str) -> float:
+    _positive(n_params=n_params)
+    return float(n_params) * bytes_per_value(precision)
+
+
+def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, tokens: int, precision: str, batch: int = 1) -> float:
+    """Attention key/value cache: a key and a value vector per layer, KV head and token held."""
+    _positive(n_layers=n_layers, n_kv_heads=n_kv_heads, head_dim=head_dim, tokens=tokens, batch=batch)
+    return 2.0 * n_layers * n_kv_heads * head_dim * tokens * batch * bytes_per_value(precision)
+
+
+def accelerators_needed(total_bytes: float, memory_per_accelerator: float) -> int:
+    """Fewest accelerators whose memory together holds ``total_bytes`` (no room for anything else)."""
+    _positive(total_bytes=total_bytes, memory_per_accelerator=memory_per_accelerator)
+    return max(1, math.ceil(total_bytes / memory_per_accelerator))
+
+
+@dataclass(frozen=True)
+class ServingEstimate:
+    """Memory and time for one batch of requests on the fewest accelerators that hold it."""
+
+    weights: float  # bytes
+    kv_cache: float  # bytes
+    accelerators: int
+    prefill_seconds: float  # processing the prompts
+    seconds_per_token: float  # each further token
+    request_seconds: float  # prompt plus all output tokens
+    decode_bound: str  # "memory" or "compute"
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.kv_cache
+
+    @property
+    def tokens_per_second(self) -> float:
+        return 1.0 / self.seconds_per_token
+
+
+def serving_estimate(
+    n_params: float,
+    precision: str,
+    n_layers: int,
+    n_kv_heads: int,
+    head_dim: int,
+    prompt_tokens: int,
+    output_tokens: int,
+    batch: int,
+    memory_per_accelerator: float,
+    peak_flops: float,
+    bandwidth: float,
+    utilization: float,
+) -> ServingEstimate:
+    """A first-order estimate for serving ``batch`` requests together.
+
+    Prefill: ``2·N`` FLOPs per prompt token at ``utilization`` of peak. Decoding one token for
+    every request in the batch: the larger of reading all weights and the whole cache once
+    (memory-bound) and ``2·N·batch`` FLOPs (compute-bound). Work is split evenly over the
+    accelerators (tensor parallelism), communication ignored.
+    """
+    _positive(
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
+        peak_flops=peak_flops,
+        bandwidth=bandwidth,
+        utilization=utilization,
+    )
+    weights = weight_bytes(n_params, precision)
+    context = prompt_tokens + output_tokens
+    kv = kv_cache_bytes(n_layers, n_kv_heads, head_dim, context, precision, batch)
+    k = accelerators_needed(weights + kv, memory_per_accelerator)
+    prefill = 2.0 * n_params * prompt_tokens * batch / (k * peak_flops * utilization)
+    memory_time = (weights + kv) / (k * bandwidth)
+    compute_time = 2.0 * n_params * batch / (k * peak_flops * utilization)
+    per_token = max(memory_time, compute_time)
+    return ServingEstimate(
+        weights,
+        kv,
+        k,
+        prefill,
+        per_token,
+        prefill + output_tokens * per_token,
+        "memory" if memory_time >= compute_time else "compute",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# presentation
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def sci(x: float, digits: int = 3) -> str:
+    """``x`` in scientific notation for prose in any language: ``3.14 × 10²³``."""
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    exponent = math.floor(math.log10(abs(x)))
+    mantissa = round(x / 10**exponent, digits - 1)
+    if abs(mantissa) >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    text = f"{mantissa:.{digits - 1}f}".rstrip("0").rstrip(".") if digits > 1 else f"{mantissa:.0f}"
+    return f"{text} × 10{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+def short(n: float) -> str:
+    """A count with a unit suffix: ``60k``, ``1.54B``, ``1.57T`` (empty for a missing value)."""
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return ""
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{suffix}"
+    return f"{n:.3g}"
+
+
+def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[str, ...] = ()):
+    """Two log-scale panels: parameters and training compute against year, with fitted trends.
+
+    ``fits`` maps "parameters"/"training_flops" to a :class:`DoublingFit`; ``reference`` maps them
+    to a value drawn as a horizontal line (the article's CNN); models named in ``label`` are labelled.
+    """
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    first, last = int(table["year"].min()), int(table["year"].max())
+    titles = {"parameters": "parameters", "training_flops": "training compute (FLOPs)"}
+    for ax, column in zip(axes, ("parameters", "training_flops")):
+        rows = table[table[column].notna()]
+        for domain, marker in (("vision", "s"), ("language", "o")):
+            for moe in (False, True):
+                part = rows[(rows["domain"] == domain) & ((rows["architecture"] == "mixture of experts") == moe)]
+                if part.empty:
+                    continue
+                ax.scatter(
+                    part["year"],
+                    part[column],
+                    marker=marker,
+                    s=28,
+                    facecolors="none" if moe else f"C{0 if domain == 'language' else 1}",
+                    edgecolors=f"C{0 if domain == 'language' else 1}",
+                    label=f"{domain}{' (mixture of experts)' if moe else ''}",
+                )
+        for _, row in rows[rows["model"].isin(label)].iterrows():
+            ax.annotate(
+                row["model"], (row["year"], row[column]), textcoords="offset points", xytext=(4, -3), fontsize=7
+            )
+        fit = fits.get(column)
+        if fit is not None:
+            years = np.linspace(fit.first_year, fit.last_year, 50)
+            ax.plot(
+                years,
+                fit.predict(years),
+                "k--",
+                lw=1,
+                label=f"fit {fit.first_year}-{fit.last_year}: doubles every {fit.doubling_months:.1f} months",
+            )
+        if column in reference:
+            ax.axhline(reference[column], color="C3", lw=1)
+            ax.annotate(
+                "article's CIFAR-10 CNN",
+                (first, reference[column]),
+                textcoords="offset points",
+                xytext=(0, 4),
+                fontsize=8,
+                color="C3",
+            )
+        ax.set_yscale("log")
+        ax.set_xlim(first - 2, last + 5)
+        ax.set_xlabel("year of publication")
+        ax.set_ylabel(titles[column])
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,499 @@
+"""The maths of learning in NumPy: losses and their gradients, gradient checks, test functions,
+optimizers, and softmax regression trained by mini-batch gradient descent.
+
+Every formula of chapter 3 (``notebooks/04_learning_maths.ipynb``) is written here once, in plain
+float64 NumPy, so that it can be read beside its derivation and checked two ways: against central
+finite differences (:func:`gradient_check`) and against the automatic differentiation of the Keras
+backend in use (:func:`autodiff_gradient`).
+
+Conventions: a loss returns a Python float, the *mean* over its examples, and its ``*_grad`` is the
+gradient of that mean with respect to the first argument. Class labels are integer indices (as for
+Keras' ``SparseCategoricalCrossentropy``); binary targets are 0 or 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# Losses and their gradients
+# ---------------------------------------------------------------------------------------------
+
+
+def mse(pred, target) -> float:
+    """Mean squared error ``(1/n) sum_i (pred_i - target_i)^2`` over all n entries."""
+    pred, target = np.asarray(pred, dtype=float), np.asarray(target, dtype=float)
+    return float(np.mean((pred - target) ** 2))
+
+
+def mse_grad(pred, target) -> np.ndarray:
+    """Gradient of :func:`mse` with respect to ``pred``: ``2 (pred - target) / n``."""
+    pred, target = np.asarray(pred, dtype=float), np.asarray(target, dtype=float)
+    return 2.0 * (pred - target) / pred.size
+
+
+def sigmoid(z) -> np.ndarray:
+    """The logistic function ``1 / (1 + exp(-z))``, computed without overflow for any ``z``."""
+    z = np.asarray(z, dtype=float)
+    e = np.exp(-np.abs(z))  # always in (0, 1]: never overflows
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def binary_cross_entropy(logits, target) -> float:
+    """Mean binary cross-entropy of logits ``z`` and targets ``y`` in {0, 1}.
+
+    ``-[y log s(z) + (1 - y) log(1 - s(z))]`` simplifies to ``log(1 + e^z) - y z``, evaluated as
+    ``max(z, 0) - y z + log1p(exp(-|z|))``, which is exact and finite for every ``z``.
+    """
+    z, y = np.asarray(logits, dtype=float), np.asarray(target, dtype=float)
+    return float(np.mean(np.maximum(z, 0) - y * z + np.log1p(np.exp(-np.abs(z)))))
+
+
+def binary_cross_entropy_grad(logits, target) -> np.ndarray:
+    """Gradient of :func:`binary_cross_entropy` with respect to the logits: ``(s(z) - y) / n``."""
+    z, y = np.asarray(logits, dtype=float), np.asarray(target, dtype=float)
+    return (sigmoid(z) - y) / z.size
+
+
+def logsumexp(z, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+    """``log sum_k exp(z_k)`` as ``m + log sum_k exp(z_k - m)`` with ``m = max_k z_k`` (no overflow)."""
+    z = np.asarray(z, dtype=float)
+    m = np.max(z, axis=axis, keepdims=True)
+    out = m + np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def softmax(z, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax: ``exp(z - logsumexp(z))``."""
+    z = np.asarray(z, dtype=float)
+    return np.exp(z - logsumexp(z, axis=axis, keepdims=True))
+
+
+def naive_softmax(z, axis: int = -1) -> np.ndarray:
+    """Softmax straight from the definition, ``exp(z) / sum exp(z)``: overflows for large logits.
+
+    Kept only to demonstrate the failure; floating-point warnings are silenced, the result shows it.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(np.asarray(z, dtype=float))
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def one_hot(labels, n_classes: int) -> np.ndarray:
+    """Integer labels (n,) as rows of the identity, shape (n, n_classes)."""
+    labels = np.asarray(labels)
+    return (labels[:, None] == np.arange(n_classes)[None, :]).astype(float)
+
+
+def softmax_cross_entropy(logits, labels) -> float:
+    """Mean softmax cross-entropy ``-log softmax(z)_y = logsumexp(z) - z_y`` (stable, from logits)."""
+    z = np.asarray(logits, dtype=float)
+    labels = np.asarray(labels)
+    return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(z)), labels]))
+
+
+def softmax_cross_entropy_grad(logits, labels) -> np.ndarray:
+    """Gradient of :func:`softmax_cross_entropy` with respect to the logits: ``(p - y) / n``."""
+    z = np.asarray(logits, dtype=float)
+    return (softmax(z, axis=1) - one_hot(labels, z.shape[1])) / len(z)
+
+
+def naive_softmax_cross_entropy(logits, labels) -> float:
+    """``-log`` of :func:`naive_softmax`'s probability of the label: ``inf`` or ``nan`` when it fails."""
+    p = naive_softmax(logits, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean(-np.log(p[np.arange(len(p)), np.asarray(labels)])))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking gradients
+# ---------------------------------------------------------------------------------------------
+
+
+def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6, indices=None) -> np.ndarray:
+    """Central differences ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``.
+
+    ``indices`` (flat positions) limits the work to those coordinates, for large parameter arrays;
+    the result then holds only those entries, in that order. Without it, the result has ``x``'s shape.
+    """
+    if not eps > 0:
+        raise ValueError(f"the finite-difference step eps must be positive, got {eps}")
+    x = np.array(x, dtype=float)  # a copy: the coordinates are nudged in place
+    flat = x.reshape(-1)
+    positions = range(flat.size) if indices is None else np.asarray(indices).reshape(-1)
+    out = np.empty(len(positions))
+    for k, i in enumerate(positions):
+        saved = flat[i]
+        flat[i] = saved + eps
+        up = f(x)
+        flat[i] = saved - eps
+        down = f(x)
+        flat[i] = saved
+        out[k] = (up - down) / (2 * eps)
+    return out.reshape(x.shape) if indices is None else out
+
+
+def relative_error(a, b, floor: float = 1e-12) -> float:
+    """Largest entry-wise relative error ``|a - b| / max(|a|, |b|, floor)`` (0 when equal).
+
+    ``floor`` keeps entries where both gradients are (nearly) zero from dividing by zero.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
+    scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), floor)
+    return float(np.max(np.abs(a - b) / scale))
+
+
+def gradient_check(
+    f: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.ndarray], x, eps: float = 1e-6, indices=None
+) -> float:
+    """Maximum relative error between the analytic gradient ``grad(x)`` and central differences of ``f``."""
+    x = np.asarray(x, dtype=float)
+    analytic = np.asarray(grad(x), dtype=float)
+    if indices is not None:
+        analytic = analytic.reshape(-1)[np.asarray(indices).reshape(-1)]
+    return relative_error(analytic, numerical_gradient(f, x, eps, indices))
+
+
+def autodiff_gradient(f: Callable, x) -> np.ndarray:
+    """Gradient of the scalar ``f`` at ``x`` by the automatic differentiation of Keras' backend.
+
+    ``f`` receives a backend tensor and must be written with ``keras.ops`` (or ``keras.losses``).
+    TensorFlow uses ``tf.GradientTape``, JAX ``jax.grad``, PyTorch ``torch.autograd.grad``. The
+    computation is in float64 (JAX's 64-bit mode is switched on for the call only), so that a
+    comparison measures the formulas rather than float32 rounding; on JAX, Keras still takes some
+    means in float32, which limits the agreement to about 1e-8.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    x = np.asarray(x, dtype=float)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        variable = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            value = f(variable)
+        return np.asarray(tape.gradient(value, variable), dtype=float)
+    if backend == "jax":
+        import jax
+
+        if hasattr(jax, "enable_x64"):  # newer JAX; older releases have it in jax.experimental
+            x64 = jax.enable_x64(True)
+        else:
+            from jax.experimental import enable_x64
+
+            x64 = enable_x64()
+        with x64:
+            return np.asarray(jax.grad(f)(jax.numpy.asarray(x, dtype="float64")), dtype=float)
+    if backend == "torch":
+        import torch
+
+        tensor = torch.tensor(x, dtype=torch.float64, device=keras.ops.convert_to_tensor(0.0).device)
+        tensor.requires_grad_(True)
+        (gradient,) = torch.autograd.grad(f(tensor), tensor)
+        return gradient.detach().cpu().numpy().astype(float)
+    raise ValueError(f"no automatic differentiation for the Keras backend {backend!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Test functions: a quadratic and Rosenbrock's valley
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A function to minimise, with its gradient, Hessian and minimiser."""
+
+    name: str
+    f: Callable[[np.ndarray], float]
+    grad: Callable[[np.ndarray], np.ndarray]
+    hessian: Callable[[np.ndarray], np.ndarray]
+    minimum: np.ndarray
+
+    def smoothness(self, x=None) -> float:
+        """Largest Hessian eigenvalue (at the minimiser by default): the L of the bound eta < 2/L."""
+        x = self.minimum if x is None else np.asarray(x, dtype=float)
+        return float(np.max(np.linalg.eigvalsh(self.hessian(x))))
+
+
+def quadratic(A) -> Problem:
+    """``f(x) = x^T A x / 2`` for a symmetric positive definite ``A``: gradient ``A x``, minimum at 0."""
+    A = np.asarray(A, dtype=float)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or not np.allclose(A, A.T):
+        raise ValueError("A must be a symmetric square matrix")
+    if np.min(np.linalg.eigvalsh(A)) <= 0:
+        raise ValueError("A must be positive definite (all eigenvalues > 0)")
+    return Problem(
+        "quadratic",
+        f=lambda x: float(0.5 * x @ A @ x),
+        grad=lambda x: A @ np.asarray(x, dtype=float),
+        hessian=lambda x: A,
+        minimum=np.zeros(len(A)),
+    )
+
+
+def rotated_quadratic(curvatures=(10.0, 1.0), angle: float = math.pi / 6) -> Problem:
+    """A 2-D :func:`quadratic` whose Hessian has eigenvalues ``curvatures``, axes turned by ``angle``."""
+    c, s = math.cos(angle), math.sin(angle)
+    R = np.array([[c, -s], [s, c]])
+    return quadratic(R @ np.diag(np.asarray(curvatures, dtype=float)) @ R.T)
+
+
+def rosenbrock(a: float = 1.0, b: float = 100.0) -> Problem:
+    """Rosenbrock's function ``(a - x)^2 + b (y - x^2)^2``: a curved valley, minimum at ``(a, a^2)``."""
+
+    def f(p):
+        x, y = p[0], p[1]
+        return float((a - x) ** 2 + b * (y - x**2) ** 2)
+
+    def grad(p):
+        x, y = p[0], p[1]
+        return np.array([-2 * (a - x) - 4 * b * x * (y - x**2), 2 * b * (y - x**2)])
+
+    def hessian(p):
+        x, y = p[0], p[1]
+        return np.array([[2 - 4 * b * (y - x**2) + 8 * b * x**2, -4 * b * x], [-4 * b * x, 2 * b]])
+
+    return Problem("rosenbrock", f, grad, hessian, np.array([a, a**2]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizers: plain gradient descent, momentum, Adam
+# ---------------------------------------------------------------------------------------------
+
+
+def _positive(name: str, value) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value}")
+    return value
+
+
+def _fraction(name: str, value) -> float:
+    value = float(value)
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return value
+
+
+class GradientDescent:
+    """``x <- x - eta g``."""
+
+    name = "sgd"
+
+    def __init__(self, learning_rate: float):
+        self.learning_rate = _positive("learning_rate", learning_rate)
+
+    def step(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return x - self.learning_rate * g
+
+
+class Momentum(GradientDescent):
+    """Polyak's heavy ball: ``v <- beta v - eta g``, ``x <- x + v`` (Keras' ``SGD(momentum=beta)``)."""
+
+    name = "momentum"
+
+    def __init__(self, learning_rate: float, beta: float = 0.9):
+        super().__init__(learning_rate)
+        self.beta = _fraction("beta (momentum)", beta)
+        self.velocity = None
+
+    def step(self, x, g):
+        if self.velocity is None:
+            self.velocity = np.zeros_like(x, dtype=float)
+        self.velocity = self.beta * self.velocity - self.learning_rate * g
+        return x + self.velocity
+
+
+class Adam(GradientDescent):
+    """Adam (Kingma and Ba, Algorithm 1): moving averages of ``g`` and ``g^2``, bias-corrected.
+
+    ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
+    ``x <- x - eta m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
+    """
+
+    name = "adam"
+
+    def __init__(self, learning_rate: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        super().__init__(learning_rate)
+        self.beta1 = _fraction("beta1", beta1)
+        self.beta2 = _fraction("beta2", beta2)
+        self.eps = _positive("eps", eps)
+        self.m = self.v = None
+        self.t = 0
+
+    def step(self, x, g):
+        if self.m is None:
+            self.m, self.v = np.zeros_like(x, dtype=float), np.zeros_like(x, dtype=float)
+        self.t += 1
+        self.m = self.beta1 * self.m + (1 - self.beta1) * g
+        self.v = self.beta2 * self.v + (1 - self.beta2) * g**2
+        m_hat = self.m / (1 - self.beta1**self.t)
+        v_hat = self.v / (1 - self.beta2**self.t)
+        return x - self.learning_rate * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+OPTIMIZERS = {"sgd": GradientDescent, "momentum": Momentum, "adam": Adam}
+
+
+def make_optimizer(name: str, learning_rate: float, **options):
+    """A fresh optimizer by name (``"sgd"``, ``"momentum"`` or ``"adam"``); options go to its constructor."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](learning_rate, **options)
+
+
+@dataclass
+class Path:
+    """The iterates of one run: points (steps + 1, d), function values, and whether it blew up."""
+
+    points: np.ndarray
+    values: np.ndarray
+    diverged: bool
+
+    @property
+    def final_value(self) -> float:
+        """The last function value; ``inf`` for a run that diverged."""
+        return math.inf if self.diverged else float(self.values[-1])
+
+
+def descend(problem: Problem, x0, optimizer, steps: int, blowup: float = 1e8) -> Path:
+    """Run ``steps`` optimizer steps from ``x0``; stop early (``diverged``) if ``|x|`` exceeds ``blowup``."""
+    if steps < 0 or int(steps) != steps:
+        raise ValueError(f"steps must be a non-negative integer, got {steps}")
+    x = np.asarray(x0, dtype=float)
+    points, values = [x], [problem.f(x)]
+    diverged = False
+    for _ in range(int(steps)):
+        x = optimizer.step(x, problem.grad(x))
+        if not np.all(np.isfinite(x)) or np.max(np.abs(x)) > blowup:
+            diverged = True
+            break
+        points.append(x)
+        values.append(problem.f(x))
+    return Path(np.array(points), np.array(values), diverged)
+
+
+def quadratic_gd_value(A, x0, learning_rate: float, steps: int) -> float:
+    """Exact ``f(x_T)`` of gradient descent on ``x^T A x / 2``: each eigen-component shrinks by ``1 - eta lambda``."""
+    lam, Q = np.linalg.eigh(np.asarray(A, dtype=float))
+    c = Q.T @ np.asarray(x0, dtype=float)
+    return float(0.5 * np.sum(lam * c**2 * (1 - learning_rate * lam) ** (2 * steps)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Softmax regression trained by mini-batch gradient descent
+# ---------------------------------------------------------------------------------------------
+
+
+def split_parameters(theta: np.ndarray, n_features: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Views of the weight matrix W (n_features, n_classes) and bias b (n_classes,) inside ``theta``."""
+    if theta.size != n_features * n_classes + n_classes:
+        raise ValueError(f"theta has {theta.size} entries, expected {n_features * n_classes + n_classes}")
+    return theta[: n_features * n_classes].reshape(n_features, n_classes), theta[n_features * n_classes :]
+
+
+def softmax_regression_loss_and_grad(theta, X, y, n_classes: int) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of the linear model ``z = X W + b`` on labels ``y``, and its gradient.
+
+    The gradient follows the chain rule through ``z``: with ``dZ = (P - Y) / n`` (the softmax
+    cross-entropy gradient), ``dW = X^T dZ`` and ``db`` is the sum of the rows of ``dZ``.
+    """
+    W, b = split_parameters(np.asarray(theta, dtype=float), X.shape[1], n_classes)
+    X = np.asarray(X, dtype=float)
+    z = X @ W + b
+    dz = softmax_cross_entropy_grad(z, y)
+    return softmax_cross_entropy(z, y), np.concatenate([(X.T @ dz).reshape(-1), dz.sum(axis=0)])
+
+
+def softmax_regression_loss(theta, X, y, n_classes: int) -> float:
+    """Mean cross-entropy of the linear model ``z = X W + b`` on labels ``y``."""
+    W, b = split_parameters(np.asarray(theta, dtype=float), X.shape[1], n_classes)
+    return softmax_cross_entropy(np.asarray(X, dtype=float) @ W + b, y)
+
+
+def softmax_regression_grad(theta, X, y, n_classes: int) -> np.ndarray:
+    """Gradient of :func:`softmax_regression_loss` with respect to ``theta`` (W's entries, then b)."""
+    return softmax_regression_loss_and_grad(theta, X, y, n_classes)[1]
+
+
+def epoch_orders(n: int, epochs: int, seed: int) -> list[np.ndarray]:
+    """One seeded random permutation of ``range(n)`` per epoch (shared with the Keras twin)."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(n) for _ in range(epochs)]
+
+
+@dataclass
+class SoftmaxRegression:
+    """A trained linear classifier and its per-epoch training loss."""
+
+    W: np.ndarray
+    b: np.ndarray
+    epoch_loss: list[float] = field(default_factory=list)
+
+    def logits(self, X, batch: int = 4096) -> np.ndarray:
+        return np.concatenate(
+            [np.asarray(X[i : i + batch], dtype=float) @ self.W + self.b for i in range(0, len(X), batch)]
+        )
+
+    def predict(self, X) -> np.ndarray:
+        return self.logits(X).argmax(axis=1)
+
+    def accuracy(self, X, y) -> float:
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+
+def train_softmax_regression(X, y, n_classes: int, optimizer, orders, batch_size: int) -> SoftmaxRegression:
+    """Mini-batch gradient descent from zero weights, visiting the examples in the given ``orders``.
+
+    Each epoch walks one permutation in consecutive batches of ``batch_size`` (the last one may be
+    smaller) and takes one optimizer step per batch on that batch's mean loss. The recorded epoch
+    loss is the mean of the batch losses weighted by batch size, as Keras reports it.
+    """
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    n, d = X.shape
+    theta = np.zeros(d * n_classes + n_classes)
+    losses = []
+    for order in orders:
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            loss, grad = softmax_regression_loss_and_grad(theta, X[idx], y[idx], n_classes)
+            total += loss * len(idx)
+            theta = optimizer.step(theta, grad)
+        losses.append(total / n)
+    W, b = split_parameters(theta, d, n_classes)
+    return SoftmaxRegression(W.copy(), b.copy(), losses)
+
+
+def gradient_spread(theta, X, y, n_classes: int, chunk: int = 2048) -> tuple[np.ndarray, float]:
+    """The full-data gradient ``g`` and ``tr(Sigma) = mean_i |g_i - g|^2`` of the per-example gradients.
+
+    For softmax regression the i-th example's gradient is ``x_i r_i^T`` (for W) and ``r_i`` (for b),
+    with ``r_i = p_i - y_i``, so ``|g_i|^2 = (|x_i|^2 + 1) |r_i|^2``: no per-example gradient is built.
+    """
+    W, b = split_parameters(np.asarray(theta, dtype=float), X.shape[1], n_classes)
+    total, squares = np.zeros(W.size + b.size), 0.0
+    for start in range(0, len(X), chunk):
+        xb = np.asarray(X[start : start + chunk], dtype=float)
+        r = softmax(xb @ W + b, axis=1) - one_hot(y[start : start + chunk], n_classes)
+        total += np.concatenate([(xb.T @ r).reshape(-1), r.sum(axis=0)])
+        squares += float(np.sum((np.sum(xb**2, axis=1) + 1) * np.sum(r**2, axis=1)))
+    g = total / len(X)
+    return g, squares / len(X) - float(g @ g)
+
+
+def minibatch_noise(theta, X, y, n_classes: int, full_grad, batch_size: int, draws: int, rng) -> float:
+    """Mean of ``|g_B - g|^2`` over ``draws`` mini-batches of ``batch_size`` examples drawn with replacement."""
+    errors = []
+    for idx in rng.integers(0, len(X), size=(draws, batch_size)):
+        g_batch = softmax_regression_grad(theta, X[idx], y[idx], n_classes)
+        errors.append(float(np.sum((g_batch - full_grad) ** 2)))
+    return float(np.mean(errors))

@@ -1,0 +1,555 @@
+"""Training recipes: the ablation ladder from the article's CNN to a fast, strong one.
+
+A :class:`Recipe` is one rung of the ladder: every switch the chapter measures (the corrected
+loss, a validation split, augmentation, batch norm, the wider net, the optimiser and its schedule,
+label smoothing, weight decay, lookahead, test-time augmentation, mixed precision) is a field.
+:func:`train` runs one recipe and returns a :class:`RunResult` (accuracy, wall time, images per
+second). With ``checkpoint_dir`` it saves the model and optimiser after every epoch and, run
+again after an interruption, resumes from the last finished epoch with nothing lost: the data
+order and augmentation of epoch ``e`` depend only on ``(seed, e)``.
+
+Everything is Keras 3 backend-neutral code: the same recipe trains on TensorFlow (CPU, CI) and
+on JAX (GPU). Command line (used by the interruption test and by hand)::
+
+    python -m helpers.topics.recipe --rung tta --epochs 3 --train-size 5000 --checkpoint-dir /tmp/ckpt
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: airbench's published hyperparameters (per 1,024 examples, PyTorch summed-loss units)
+AIRBENCH = {
+    "lr": 11.5,
+    "momentum": 0.85,
+    "weight_decay": 0.0153,
+    "bias_scaler": 64.0,
+    "label_smoothing": 0.2,
+    "lookahead_every": 5,
+    "lookahead_decay": 0.95**5,
+}
+
+
+def keras_sgd_settings(
+    batch_size: int,
+    lr: float = AIRBENCH["lr"],
+    momentum: float = AIRBENCH["momentum"],
+    weight_decay: float = AIRBENCH["weight_decay"],
+) -> tuple[float, float]:
+    """airbench's learning rate and weight decay converted to Keras' units: (learning_rate, weight_decay).
+
+    airbench sums the loss over the batch and divides its rates by ``kilostep = 1024 (1 + 1/(1-m))``;
+    Keras averages the loss (so the rate is multiplied by the batch size) and decays weights by
+    ``lr * wd * w`` per step without passing the decay through momentum (so it is divided by
+    ``1 - m``, momentum's steady-state gain).
+    """
+    kilostep = 1024 * (1 + 1 / (1 - momentum))
+    lr_torch = lr / kilostep
+    wd_torch = weight_decay * batch_size / kilostep
+    lr_keras = lr_torch * batch_size
+    return lr_keras, lr_torch * wd_torch / ((1 - momentum) * lr_keras)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One rung of the ladder. Defaults describe the article's model and training."""
+
+    arch: str = "article"  # article | article_bn | fast
+    width: float = 1.0  # block-width multiplier of the fast net (1.0 = 64, 256, 256)
+    softmax_head: bool = True  # the article's softmax output fed to from_logits=True
+    val_size: int = 0  # images held out of training for validation (0 = none)
+    augment: bool = False  # random flips and translations, redrawn every epoch
+    translate: int = 2  # pixels of random translation (reflection padding)
+    optimizer: str = "adam"  # adam | sgd (Nesterov, airbench's settings)
+    learning_rate: float = 1e-3  # peak rate, Keras units; for sgd see keras_sgd_settings
+    schedule: str = "constant"  # constant | triangle (warm-up then linear decay)
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0  # Keras (decoupled) units; see keras_sgd_settings
+    bias_lr_scale: float = 1.0  # learning-rate multiplier of biases (airbench: 64)
+    lookahead: bool = False  # airbench's lookahead: every 5 steps pull weights to their average
+    tta: int = 0  # test-time augmentation: 0 none, 1 mirror, 2 mirror + translations
+    mixed_precision: bool = False  # bfloat16 compute (on a GPU)
+    epochs: float = 10.0
+    batch_size: int = 32
+
+    def replace(self, **changes) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class RunResult:
+    recipe: dict
+    test_accuracy: float
+    val_accuracy: float | None
+    train_seconds: float
+    images_per_second: float
+    epochs_done: float
+    n_train: int
+    params: int
+    resumed_from_epoch: int = 0
+    epoch_seconds: list = field(default_factory=list)
+    history: list = field(default_factory=list)
+    test_accuracy_no_tta: float | None = None
+    eval_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def ladder(
+    batch_size: int = 512, epochs: float = 10.0, width: float = 0.5, val_size: int = 5000, mixed_precision: bool = False
+) -> list[tuple[str, str, Recipe]]:
+    """The cumulative ablation ladder: (rung id, what changed, recipe). Each rung keeps all earlier changes.
+
+    All rungs share the batch size and the number of epochs, so their costs compare directly.
+    Mixed precision is appended only when asked for (it pays on a GPU, not on a CPU).
+    """
+    lr, wd = keras_sgd_settings(batch_size)
+    r = Recipe(epochs=epochs, batch_size=batch_size)
+    steps = [
+        ("article", "the article's model and training", {}),
+        ("logits", "corrected loss: logits into from_logits=True", {"softmax_head": False}),
+        ("validation", "validation split held out of training", {"val_size": val_size}),
+        ("augment", "random flips and 2-pixel translations", {"augment": True}),
+        ("batchnorm", "batch normalization after each convolution", {"arch": "article_bn"}),
+        ("fastnet", "wider, deeper VGG-style net with whitening", {"arch": "fast", "width": width}),
+        (
+            "schedule",
+            "SGD-Nesterov with a triangular one-cycle schedule",
+            {"optimizer": "sgd", "learning_rate": lr, "schedule": "triangle", "bias_lr_scale": AIRBENCH["bias_scaler"]},
+        ),
+        ("smoothing", "label smoothing 0.2", {"label_smoothing": AIRBENCH["label_smoothing"]}),
+        ("decay", "weight decay", {"weight_decay": wd}),
+        ("lookahead", "lookahead weight averaging", {"lookahead": True}),
+        ("tta", "test-time augmentation (mirror + translations)", {"tta": 2}),
+    ]
+    if mixed_precision:
+        steps.append(("bf16", "mixed precision (bfloat16)", {"mixed_precision": True}))
+    rungs = []
+    for rung, change, fields in steps:
+        r = r.replace(**fields)
+        rungs.append((rung, change, r))
+    return rungs
+
+
+def strong_recipe(
+    batch_size: int = 512, epochs: float = 10.0, width: float = 0.5, val_size: int = 0, mixed_precision: bool = False
+) -> Recipe:
+    """The top rung, trained on all the training images unless ``val_size`` asks for a hold-out."""
+    rungs = ladder(batch_size, epochs, width, val_size, mixed_precision)
+    return rungs[-1][2].replace(val_size=val_size)
+
+
+# --------------------------------------------------------------------------------------------
+# data: one epoch's order and augmentation depend only on (seed, epoch)
+# --------------------------------------------------------------------------------------------
+
+
+def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled (and, if asked, flipped and translated) copy of the training set for one epoch.
+
+    Flips alternate: an image flipped in epoch 0 is unflipped in epoch 1 and so on (airbench's
+    trick, which shows every image both ways every two epochs). Translations use reflection padding.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(x))
+    xe, ye = x[order], y[order]
+    if recipe.augment:
+        base = np.random.default_rng([seed, 10_000]).random(len(x)) < 0.5
+        flip = base[order] ^ bool(epoch % 2)
+        xe[flip] = xe[flip, :, ::-1]
+        r = recipe.translate
+        if r:
+            padded = np.pad(xe, ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
+            shifts = rng.integers(-r, r + 1, size=(len(xe), 2))
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    m = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
+                    xe[m] = padded[m, r + dy : r + dy + 32, r + dx : r + dx + 32]
+    return xe, ye
+
+
+# --------------------------------------------------------------------------------------------
+# model, optimiser, schedule
+# --------------------------------------------------------------------------------------------
+
+
+def build_model(recipe: Recipe, x_train: np.ndarray, seed: int = 0):
+    from helpers import models
+
+    if recipe.arch == "fast":
+        return models.fast_cnn(recipe.width, x_whiten=x_train[:5000], seed=seed)
+    if recipe.arch in ("article", "article_bn"):
+        return models.article_cnn(logits=not recipe.softmax_head, batch_norm=recipe.arch == "article_bn")
+    raise ValueError(f"unknown arch {recipe.arch!r}; choose article, article_bn or fast")
+
+
+def _keras_objects():
+    """Define (once) the schedule and optimiser classes; they need Keras, imported lazily."""
+    global TriangleSchedule, LadderSGD
+    if "LadderSGD" in globals():
+        return TriangleSchedule, LadderSGD
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="maas")
+    class TriangleSchedule(keras.optimizers.schedules.LearningRateSchedule):
+        """Linear warm-up from ``start * peak`` to ``peak`` over the first ``warmup`` of the steps, then linear decay to ``end * peak``."""
+
+        def __init__(self, peak, total_steps, warmup=0.23, start=0.2, end=0.07):
+            self.peak, self.total_steps = float(peak), int(total_steps)
+            self.warmup, self.start, self.end = float(warmup), float(start), float(end)
+
+        def __call__(self, step):
+            t = ops.cast(step, "float32")
+            top = max(1.0, self.warmup * self.total_steps)
+            up = self.start + (1 - self.start) * t / top
+            down = 1 + (self.end - 1) * (t - top) / max(1.0, self.total_steps - top)
+            return self.peak * ops.where(t < top, up, ops.maximum(down, self.end))
+
+        def get_config(self):
+            return {
+                "peak": self.peak,
+                "total_steps": self.total_steps,
+                "warmup": self.warmup,
+                "start": self.start,
+                "end": self.end,
+            }
+
+    @keras.saving.register_keras_serializable(package="maas")
+    class LadderSGD(keras.optimizers.SGD):
+        """Keras' Nesterov SGD plus airbench's two extras: a larger rate for biases and lookahead.
+
+        Lookahead: every ``lookahead_every`` steps the weights move to a running average that
+        is pulled towards them with weight ``1 - decay``, where ``decay`` grows as (step/total)^3.
+        """
+
+        def __init__(self, bias_lr_scale=1.0, lookahead_every=0, lookahead_decay=0.95**5, total_steps=1, **kwargs):
+            super().__init__(**kwargs)
+            self.bias_lr_scale = float(bias_lr_scale)
+            self.lookahead_every = int(lookahead_every)
+            self.lookahead_decay = float(lookahead_decay)
+            self.total_steps = int(total_steps)
+
+        def build(self, variables):
+            if self.built:
+                return
+            super().build(variables)
+            self._slow = []
+            if self.lookahead_every:
+                for v in variables:
+                    slow = self.add_variable_from_reference(v, name="lookahead")
+                    slow.assign(ops.copy(v))  # a copy: JAX must not see one buffer twice
+                    self._slow.append(slow)
+
+        def update_step(self, gradient, variable, learning_rate):
+            if self.bias_lr_scale != 1.0 and variable.name in ("bias", "beta"):
+                learning_rate = learning_rate * self.bias_lr_scale
+            super().update_step(gradient, variable, learning_rate)
+            if self.lookahead_every:
+                slow_var = self._slow[self._get_variable_index(variable)]
+                slow, value = ops.convert_to_tensor(slow_var), ops.convert_to_tensor(variable)
+                step = ops.cast(self.iterations + 1, "float32")
+                due = ops.equal(ops.mod(self.iterations + 1, self.lookahead_every), 0)
+                decay = self.lookahead_decay * ops.power(ops.minimum(step / self.total_steps, 1.0), 3)
+                decay = ops.cast(decay, variable.dtype)
+                pulled = slow + (1 - decay) * (value - slow)
+                self.assign(slow_var, ops.where(due, pulled, slow))
+                self.assign(variable, ops.where(due, pulled, value))
+
+        def get_config(self):
+            return {
+                **super().get_config(),
+                "bias_lr_scale": self.bias_lr_scale,
+                "lookahead_every": self.lookahead_every,
+                "lookahead_decay": self.lookahead_decay,
+                "total_steps": self.total_steps,
+            }
+
+    globals().update(TriangleSchedule=TriangleSchedule, LadderSGD=LadderSGD)
+    return TriangleSchedule, LadderSGD
+
+
+def compile_model(model, recipe: Recipe, total_steps: int) -> None:
+    import keras
+
+    Triangle, LadderSGD = _keras_objects()
+    lr = Triangle(recipe.learning_rate, total_steps) if recipe.schedule == "triangle" else recipe.learning_rate
+    if recipe.optimizer == "adam":
+        opt = keras.optimizers.Adam(lr, weight_decay=recipe.weight_decay or None)
+    elif recipe.optimizer == "sgd":
+        opt = LadderSGD(
+            learning_rate=lr,
+            momentum=AIRBENCH["momentum"],
+            nesterov=True,
+            weight_decay=recipe.weight_decay or None,
+            bias_lr_scale=recipe.bias_lr_scale,
+            lookahead_every=AIRBENCH["lookahead_every"] if recipe.lookahead else 0,
+            total_steps=total_steps,
+        )
+    else:
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose adam or sgd")
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing)
+    model.compile(optimizer=opt, loss=loss)
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation with test-time augmentation
+# --------------------------------------------------------------------------------------------
+
+
+def predict_logits(model, x: np.ndarray, tta: int = 0, batch_size: int = 2000) -> np.ndarray:
+    """Model outputs averaged over test-time augmentations (level 1: mirror; 2: also 1-pixel shifts)."""
+
+    def run(images):
+        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+    def mirrored(images):
+        out = run(images)
+        return out if tta < 1 else 0.5 * out + 0.5 * run(images[:, :, ::-1])
+
+    out = mirrored(x)
+    if tta >= 2:
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        shifted = [mirrored(np.ascontiguousarray(padded[:, a : a + 32, a : a + 32])) for a in (0, 2)]
+        out = 0.5 * out + 0.5 * (shifted[0] + shifted[1]) / 2
+    return out
+
+
+def accuracy(model, x, y, tta: int = 0) -> float:
+    return float(np.mean(predict_logits(model, x, tta).argmax(axis=1) == y))
+
+
+# --------------------------------------------------------------------------------------------
+# training, with a checkpoint per epoch and resumption
+# --------------------------------------------------------------------------------------------
+
+
+class Checkpoint:
+    """The model (with its optimiser state) and the run's progress, saved atomically after each epoch."""
+
+    def __init__(self, directory: Path | str, recipe: Recipe, seed: int, n_train: int):
+        self.dir = Path(directory)
+        self.model_path = self.dir / "last.keras"
+        self.state_path = self.dir / "state.json"
+        self.identity = {"recipe": dataclasses.asdict(recipe), "seed": seed, "n_train": n_train}
+
+    def load(self):
+        """(model, state) of the last finished epoch, or (None, None). A checkpoint of another run is an error."""
+        if not (self.model_path.exists() and self.state_path.exists()):
+            return None, None
+        state = json.loads(self.state_path.read_text())
+        if state.get("identity") != self.identity:
+            raise ValueError(
+                f"{self.dir} holds a checkpoint of a different run (other recipe, seed or data); "
+                f"delete it or choose another checkpoint_dir"
+            )
+        import keras
+
+        _keras_objects()
+        return keras.saving.load_model(self.model_path), state
+
+    def save(self, model, state: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / "last.tmp.keras"
+        model.save(tmp)
+        os.replace(tmp, self.model_path)  # the state is written after the model it describes
+        tmp_state = self.dir / "state.tmp.json"
+        tmp_state.write_text(json.dumps({**state, "identity": self.identity}, indent=1))
+        os.replace(tmp_state, self.state_path)
+
+
+def split(x: np.ndarray, y: np.ndarray, val_size: int, seed: int):
+    """Stratified hold-out (x_tr, y_tr, x_val, y_val); val arrays are None when ``val_size`` is 0."""
+    if not val_size:
+        return x, y, None, None
+    from helpers.data import split_validation
+
+    return split_validation(x, y, val_size, seed)
+
+
+def train(
+    recipe: Recipe,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    seed: int = 0,
+    checkpoint_dir=None,
+    on_epoch=None,
+    stop_after_epoch: int | None = None,
+    warm_model=None,
+) -> RunResult:
+    """Train one recipe; returns its :class:`RunResult`.
+
+    ``train_seconds`` covers the epochs run (data preparation included; validation, checkpoints
+    and the final evaluation excluded). ``on_epoch(epoch, seconds)`` is called after each epoch (after its checkpoint).
+    ``stop_after_epoch`` ends the call early, as an interruption would (for demonstrations).
+    ``warm_model``, a model returned by an earlier call with the same recipe, is re-initialised and
+    trained again without being compiled again (how GPU time-to-accuracy is timed).
+    """
+    import keras
+
+    from helpers import models
+
+    keras.utils.set_random_seed(seed)
+    keras.config.set_dtype_policy("mixed_bfloat16" if recipe.mixed_precision else "float32")
+    x_tr, y_tr, x_val, y_val = split(x_train, y_train, recipe.val_size, seed)
+    bs = recipe.batch_size
+    steps_per_epoch = len(x_tr) // bs
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch_size={bs} is larger than the {len(x_tr)} training images; lower it")
+    total_steps = max(1, round(recipe.epochs * steps_per_epoch))
+    n_epochs = -(-total_steps // steps_per_epoch)
+    onehot = np.eye(10, dtype="float32")
+
+    ckpt = Checkpoint(checkpoint_dir, recipe, seed, len(x_train)) if checkpoint_dir else None
+    model, state = ckpt.load() if ckpt else (None, None)
+    if model is None and warm_model is not None:
+        model = warm_model
+        reinitialise(model, build_model(recipe, x_tr, seed))
+        state = {"epochs_done": 0, "epoch_seconds": [], "history": []}
+    elif model is None:
+        model = build_model(recipe, x_tr, seed)
+        compile_model(model, recipe, total_steps)
+        state = {"epochs_done": 0, "epoch_seconds": [], "history": []}
+    resumed_from = state["epochs_done"]
+    # the next epoch's shuffled, augmented copy is prepared on a thread while this one trains
+    pool = ThreadPoolExecutor(max_workers=1)
+    last = time.perf_counter()
+    upcoming = pool.submit(epoch_data, x_tr, y_tr, state["epochs_done"], seed, recipe)
+    try:
+        for epoch in range(state["epochs_done"], n_epochs):
+            xe, ye = upcoming.result()
+            if epoch + 1 < n_epochs:
+                upcoming = pool.submit(epoch_data, x_tr, y_tr, epoch + 1, seed, recipe)
+            steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+            n = steps * bs
+            hist = model.fit(xe[:n], onehot[ye[:n]], batch_size=bs, epochs=1, shuffle=False, verbose=0)
+            seconds = time.perf_counter() - last
+            record = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1]), "seconds": round(seconds, 3)}
+            if x_val is not None:
+                record["val_accuracy"] = accuracy(model, x_val, y_val)
+            state["epochs_done"] = epoch + 1
+            state["epoch_seconds"].append(seconds)
+            state["history"].append(record)
+            if ckpt:
+                ckpt.save(model, state)
+            if on_epoch:
+                on_epoch(epoch + 1, record)
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                break
+            last = time.perf_counter()  # validation and checkpoints are not training time
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    images = min(total_steps, state["epochs_done"] * steps_per_epoch) * bs
+    steady = state["epoch_seconds"][1:] or state["epoch_seconds"]
+    steady_images = bs * steps_per_epoch * len(steady)
+    start = time.perf_counter()
+    test_acc = accuracy(model, x_test, y_test, recipe.tta)
+    eval_seconds = time.perf_counter() - start
+    result = RunResult(
+        recipe=dataclasses.asdict(recipe),
+        test_accuracy=test_acc,
+        val_accuracy=accuracy(model, x_val, y_val, recipe.tta) if x_val is not None else None,
+        train_seconds=float(sum(state["epoch_seconds"])),
+        images_per_second=steady_images / max(sum(steady), 1e-9),
+        epochs_done=images / len(x_tr),
+        n_train=len(x_tr),
+        params=models.count_params(model),
+        resumed_from_epoch=resumed_from,
+        epoch_seconds=list(state["epoch_seconds"]),
+        history=list(state["history"]),
+        test_accuracy_no_tta=accuracy(model, x_test, y_test, 0) if recipe.tta else test_acc,
+        eval_seconds=eval_seconds,
+    )
+    result.model = model  # not serialized; for saving or inspection
+    return result
+
+
+def reinitialise(model, fresh) -> None:
+    """Give a compiled model the weights of a freshly built one and a zeroed optimiser state."""
+    model.set_weights(fresh.get_weights())
+    opt = model.optimizer
+    opt.iterations.assign(0)
+    for m in getattr(opt, "momentums", []):
+        m.assign(np.zeros(m.shape, dtype="float32"))
+    import keras
+
+    for slow, v in zip(getattr(opt, "_slow", []), model.trainable_variables):
+        slow.assign(keras.ops.copy(v))
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.topics.recipe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rung", default="tta", help="a rung id of the ladder (article ... tta, bf16)")
+    parser.add_argument("--epochs", type=float, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--train-size", type=int, default=None)
+    parser.add_argument("--test-size", type=int, default=None)
+    parser.add_argument("--val-size", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
+    parser.add_argument("--checkpoint-dir", default=None)
+    parser.add_argument("--result", default=None, help="write the result as JSON here")
+    args = parser.parse_args(argv)
+
+    from helpers import env
+
+    env.setup(args.backend, args.seed)
+    from helpers.data import load_cifar10
+
+    rungs = {
+        rung: recipe
+        for rung, _, recipe in ladder(args.batch_size, args.epochs, args.width, args.val_size, mixed_precision=True)
+    }
+    if args.rung not in rungs:
+        parser.error(f"unknown rung {args.rung!r}; choose one of {list(rungs)}")
+    data = load_cifar10(args.train_size, args.test_size, args.seed)
+
+    def report(epoch, record):
+        print(f"epoch {epoch} done: {json.dumps(record)}", flush=True)
+
+    res = train(
+        rungs[args.rung],
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        data.y_test,
+        args.seed,
+        args.checkpoint_dir,
+        on_epoch=report,
+    )
+    out = {k: v for k, v in res.to_dict().items() if k not in ("epoch_seconds",)}
+    print(
+        json.dumps(
+            {
+                "test_accuracy": res.test_accuracy,
+                "resumed_from_epoch": res.resumed_from_epoch,
+                "epochs_done": res.epochs_done,
+            }
+        ),
+        flush=True,
+    )
+    if args.result:
+        Path(args.result).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

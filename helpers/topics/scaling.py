@@ -1,0 +1,306 @@
+"""A mini scaling law on CIFAR-10: train the course's CNN at several widths and data sizes, fit a power law.
+
+Kaplan et al. (2020) found that a language model's test loss falls as a power of its parameter
+count N, its training-set size D and its training compute C, as long as the other two do not
+limit it: ``L(N) = (N_c / N)**alpha_N``. Hoffmann et al. (2022, "Chinchilla") fitted
+``L(N, D) = E + A / N**alpha + B / D**beta``, with an irreducible term E, and found that N and D
+should grow together. This module runs the same kind of sweep, small enough for a laptop:
+
+* :func:`helpers.models.article_cnn` is the article's CNN with every layer's width multiplied by ``width``;
+* :func:`run_sweep` trains it for a fixed number of epochs at each (width, training images) pair
+  and records test error, parameters, training FLOPs and wall time;
+* :func:`fit_power_law` fits ``err(x) = E + A * x**(-alpha)`` (log-log least squares on
+  ``err - E`` for each E on a grid, keeping the best), and :attr:`PowerLawFit.bend` says where the
+  reducible part has fallen to the irreducible one: beyond it, more x buys little.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+def run_sweep(
+    cifar, widths, train_sizes, *, epochs: int, batch_size: int, learning_rate: float, seed: int, progress=None
+) -> pd.DataFrame:
+    """Train the article's CNN (:func:`helpers.models.article_cnn`) at every (width, train_size) pair; one row per run.
+
+    Each run uses a stratified subset of ``cifar``'s training images (the smaller subsets are
+    drawn with the same seed), Adam, ``epochs`` epochs, and the whole of ``cifar``'s test set.
+    Columns: width, params, train_size, epochs, test_error, test_loss, train_flops, seconds.
+    """
+    import keras
+
+    from helpers import data, models
+    from helpers.topics import compute_cost
+
+    rows = []
+    for width in widths:
+        for n in train_sizes:
+            idx = data.stratified_indices(cifar.y_train, n, seed) if n < len(cifar.y_train) else slice(None)
+            x, y = cifar.x_train[idx], cifar.y_train[idx]
+            keras.utils.set_random_seed(seed)
+            model = models.article_cnn(width, logits=True, name=f"cnn_w{width:g}")
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"],
+            )
+            start = time.perf_counter()
+            model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
+            seconds = time.perf_counter() - start
+            loss, acc = model.evaluate(cifar.x_test, cifar.y_test, batch_size=1024, verbose=0)
+            rows.append(
+                {
+                    "width": float(width),
+                    "params": int(model.count_params()),
+                    "train_size": int(n),
+                    "epochs": int(epochs),
+                    "test_error": 1.0 - float(acc),
+                    "test_loss": float(loss),
+                    "train_flops": compute_cost.training_flops(model, n * epochs),
+                    "seconds": seconds,
+                }
+            )
+            if progress:
+                progress(rows[-1])
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """``err(x) = irreducible + scale * x**(-exponent)``, fitted to ``n`` points."""
+
+    exponent: float  # alpha: how fast the reducible error falls with x
+    scale: float  # A
+    irreducible: float  # E: the error no amount of x removes (within this family)
+    r2: float  # of log(err - E) on log x
+    n: int
+
+    def predict(self, x) -> np.ndarray:
+        return self.irreducible + self.scale * np.asarray(x, dtype=float) ** (-self.exponent)
+
+    @property
+    def bend(self) -> float:
+        """The x where the reducible term equals the irreducible one (inf without an irreducible term).
+
+        Below it the curve is a straight line on log-log axes; beyond it, it flattens towards E.
+        """
+        if self.irreducible <= 0:
+            return math.inf
+        return (self.scale / self.irreducible) ** (1.0 / self.exponent)
+
+    def x_for_error(self, err: float) -> float:
+        """The x at which the fit predicts ``err`` (inf when ``err`` is at or below E)."""
+        if err <= self.irreducible:
+            return math.inf
+        return ((err - self.irreducible) / self.scale) ** (-1.0 / self.exponent)
+
+
+def _loglog(x: np.ndarray, r: np.ndarray) -> tuple[float, float, float, float]:
+    """Least squares of log r on log x: (slope, intercept, sse, r2)."""
+    lx, lr = np.log(x), np.log(r)
+    slope, intercept = np.polyfit(lx, lr, 1)
+    resid = lr - (intercept + slope * lx)
+    total = float(np.sum((lr - lr.mean()) ** 2))
+    sse = float(np.sum(resid**2))
+    return float(slope), float(intercept), sse, (1.0 - sse / total if total > 0 else 1.0)
+
+
+def fit_power_law(x, err, irreducible: bool = True, grid: int = 400) -> PowerLawFit:
+    """Fit ``err = E + A * x**(-alpha)`` with ``alpha > 0``.
+
+    With ``irreducible=False``, E = 0 and this is a straight line on log-log axes. Otherwise E is
+    chosen on a grid in [0, min(err)) to minimise the squared error of the fit in ``err`` itself,
+    and for each E the exponent and scale come from log-log least squares on ``err - E``.
+    """
+    x = np.asarray(x, dtype=float)
+    err = np.asarray(err, dtype=float)
+    if x.shape != err.shape or x.ndim != 1:
+        raise ValueError("x and err must be one-dimensional and of the same length")
+    if x.size < (4 if irreducible else 2) or np.unique(x).size < (3 if irreducible else 2):
+        raise ValueError(
+            f"need at least {4 if irreducible else 2} points at "
+            f"{3 if irreducible else 2} different x to fit, got {x.size}"
+        )
+    if np.any(x <= 0) or np.any(err <= 0):
+        raise ValueError("x and err must be positive")
+
+    def best_of(candidates, best=None):
+        for e in candidates:
+            slope, intercept, _, r2 = _loglog(x, err - e)
+            if slope >= 0:
+                continue
+            fit = PowerLawFit(-slope, math.exp(intercept), float(e), r2, int(x.size))
+            sse = float(np.sum((fit.predict(x) - err) ** 2))
+            if best is None or sse < best[0]:
+                best = (sse, fit)
+        return best
+
+    if not irreducible:
+        best = best_of([0.0])
+    else:  # a grid over [0, min err), then three finer grids around the best value
+        top = float(err.min())
+        step = top / grid
+        best = best_of(np.arange(grid) * step)
+        for _ in range(3):
+            if best is None:
+                break
+            centre = best[1].irreducible
+            low, high = max(0.0, centre - step), min(top * (1 - 1e-9), centre + step)
+            best = best_of(np.linspace(low, high, 41), best)
+            step = (high - low) / 40
+    if best is None:
+        raise ValueError("the error does not fall as x grows: no power law with a positive exponent fits")
+    return best[1]
+
+
+def plot_sweep(table: pd.DataFrame, fits: dict):
+    """Three log-log panels: test error against parameters, training images and training FLOPs.
+
+    ``fits`` maps "params" / "train_size" / "train_flops" to a :class:`PowerLawFit` (or None).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
+    labels = {"params": "parameters N", "train_size": "training images D", "train_flops": "training compute C (FLOPs)"}
+    for ax, column in zip(axes, labels):
+        if column == "train_size":
+            groups, key = table.groupby("width"), "width"
+        else:
+            groups, key = table.groupby("train_size"), "D"
+        for value, part in groups:
+            part = part.sort_values(column)
+            ax.plot(part[column], part["test_error"], "o-", ms=4, lw=1, alpha=0.8, label=f"{key}={value:g}")
+        fit = fits.get(column)
+        if fit is not None:
+            xs = np.geomspace(table[column].min(), table[column].max() * 4, 100)
+            ax.plot(xs, fit.predict(xs), "k--", lw=1.2, label=f"fit: {fit.irreducible:.2f} + A·x^-{fit.exponent:.2f}")
+            if math.isfinite(fit.bend) and fit.bend < xs.max():
+                ax.axvline(fit.bend, color="C3", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))
+        ax.set_xlabel(labels[column])
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("test error")
+    fig.tight_layout()
+    return fig
+
+
+def compute_frontier(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs no cheaper run beats: lowest test error so far, in order of training FLOPs."""
+    ordered = table.sort_values("train_flops")
+    best = ordered["test_error"].cummin()
+    return ordered[ordered["test_error"] <= best].drop_duplicates("test_error")
+
+
+def try_fit(x, err, min_points: int = 3) -> PowerLawFit | None:
+    """:func:`fit_power_law` where it can be fitted, else None.
+
+    With four or more different x the irreducible term is fitted too; with three, a plain power law
+    (E = 0); with fewer, or when the error does not fall as x grows, there is nothing to fit.
+    """
+    x, err = np.asarray(x, dtype=float), np.asarray(err, dtype=float)
+    distinct = np.unique(x).size
+    if distinct < min_points:
+        return None
+    try:
+        return fit_power_law(x, err, irreducible=distinct >= 4)
+    except ValueError:
+        return None
+
+
+def describe_bend(fit: PowerLawFit | None, low: float, high: float, unit: tuple[str, str]) -> dict:
+    """Where a fitted curve bends relative to the measured range [low, high], in English and Chinese.
+
+    ``unit`` names x in both languages, e.g. ("parameters", "个参数"). Returns
+    ``{"where": "below" | "inside" | "above" | "none", "en": ..., "zh": ...}``.
+    """
+    from helpers.topics.large_models import sci
+
+    en_unit, zh_unit = unit
+    if fit is None:
+        return {
+            "where": "none",
+            "en": f"no power law could be fitted against {en_unit}",
+            "zh": f"无法对{zh_unit.lstrip('个张次')}拟合幂律",
+        }
+    if not math.isfinite(fit.bend):
+        return {
+            "where": "none",
+            "en": f"the curve against {en_unit} shows no bend: its fitted floor is 0, a straight line on log-log axes",
+            "zh": f"对{zh_unit.lstrip('个张次')}的曲线没有弯折：拟合的下限为 0，在双对数坐标上是一条直线",
+        }
+    b = sci(fit.bend, 2)
+    if fit.bend < low:
+        where, en, zh = (
+            "below",
+            "below the smallest value measured, so every run here is past it",
+            "低于测量的最小值，所以这里的每次运行都已越过弯折点",
+        )
+    elif fit.bend <= high:
+        where, en, zh = "inside", "inside the measured range", "位于测量范围之内"
+    else:
+        where, en, zh = (
+            "above",
+            "beyond the largest value measured, so the runs here are still on the straight part",
+            "超出测量的最大值，所以这里的运行仍在直线段上",
+        )
+    return {
+        "where": where,
+        "en": f"the curve against {en_unit} bends at about {b} {en_unit}, {en}",
+        "zh": f"对{zh_unit.lstrip('个张次')}的曲线在约 {b} {zh_unit}处弯折，{zh}",
+    }
+
+
+def verdict(params_where: str, data_where: str) -> dict:
+    """Which resource the sweep says to add next, from where the two curves bend (see :func:`describe_bend`)."""
+    bent = {"below", "inside"}
+    p, d = params_where in bent, data_where in bent
+    if p and not d:
+        return {
+            "en": "The width curve has bent and the data curve has not: the next gain would come from more "
+            "data, not a wider network.",
+            "zh": "宽度曲线已经弯折而数据曲线还没有：下一步的收益应来自更多数据，而不是更宽的网络。",
+        }
+    if d and not p:
+        return {
+            "en": "The data curve has bent and the width curve has not: a wider network would gain more than "
+            "more images.",
+            "zh": "数据曲线已经弯折而宽度曲线还没有：更宽的网络比更多图像收益更大。",
+        }
+    if p and d:
+        return {
+            "en": "Both curves have bent: with this training budget, more epochs (compute) come before more "
+            "parameters or data.",
+            "zh": "两条曲线都已弯折：在这个训练预算下，应先增加轮数（算力），再增加参数或数据。",
+        }
+    return {
+        "en": "Neither curve has bent in this range: more parameters and more data both still pay.",
+        "zh": "在这个范围内两条曲线都没有弯折：更多参数和更多数据都仍然划算。",
+    }
+
+
+def quiet_tracing_warnings() -> None:
+    """Silence TensorFlow's "triggered tf.function retracing" warning.
+
+    A sweep builds and traces many small models in a row, which is what that warning is about.
+    Whether it fires depends on how many traced functions are still alive, so it would make two
+    runs of the same notebook print different things. Other backends print nothing like it.
+    """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")

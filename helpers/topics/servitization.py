@@ -1,0 +1,428 @@
+"""One computation, split into tasks, run three ways: serially, on a pool of local processes, and
+as requests to local worker services (HTTP servers on 127.0.0.1 behind a small dispatcher).
+
+The computation is deliberately plain and CPU-bound, in pure Python: the total number of Collatz
+steps of the integers ``1..n_items`` (the parallel phase, split into ranges), preceded by a
+serial phase, a chain of Collatz runs in which each starting number depends on the previous
+result, so that it cannot be split. Every way of running it returns the same integers.
+
+Worker services are subprocesses (``python -m helpers.topics.servitization serve``) that bind a free
+port on 127.0.0.1 chosen by the operating system, answer ``POST /task`` with ``{"lo": a, "hi": b}``
+and ``GET /health``, refuse oversized or malformed requests, and exit by themselves when the
+process that started them is gone or after a maximum lifetime. :func:`worker_services` starts
+them and always stops them; :func:`dispatch` sends tasks to them concurrently, each request with
+a timeout, and raises :class:`WorkerError` (naming the worker and the task) instead of hanging
+when one fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import multiprocessing
+import os
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from helpers import processes, timing
+
+MAX_BODY_BYTES = 1024  # a task is two integers; anything longer is refused
+MAX_TASK_ITEMS = 10**9
+DEFAULT_LIFETIME = 3600.0  # a worker service exits after this many seconds whatever happens
+
+
+class WorkerError(RuntimeError):
+    """A worker service failed, refused, or did not answer in time."""
+
+
+# --------------------------------------------------------------------------------------------
+# the computation
+
+
+def collatz_steps(n: int) -> int:
+    """Steps of the Collatz map (n -> n/2 if even, 3n+1 if odd) until n reaches 1."""
+    if n < 1:
+        raise ValueError(f"Collatz steps are defined for positive integers, got {n}")
+    steps = 0
+    while n != 1:
+        n = n // 2 if n % 2 == 0 else 3 * n + 1
+        steps += 1
+    return steps
+
+
+def task(chunk: tuple[int, int]) -> int:
+    """The parallel unit of work: total Collatz steps of the integers ``lo <= n < hi``."""
+    lo, hi = chunk
+    total = 0
+    for n in range(lo, hi):
+        total += collatz_steps(n)
+    return total
+
+
+def serial_phase(n: int) -> int:
+    """A chain of ``n`` Collatz runs, each starting where the previous result points: not splittable."""
+    x = 27
+    for _ in range(n):
+        x = 1 + (x * 7919 + collatz_steps(x)) % 1_000_003
+    return x
+
+
+def split(n_items: int, n_tasks: int) -> list[tuple[int, int]]:
+    """Ranges ``[lo, hi)`` covering ``1..n_items`` in ``n_tasks`` parts whose sizes differ by at most one."""
+    if n_items < 1 or n_tasks < 1:
+        raise ValueError(f"n_items and n_tasks must be positive, got {n_items} and {n_tasks}")
+    if n_tasks > n_items:
+        raise ValueError(f"cannot split {n_items} items into {n_tasks} tasks")
+    base, extra = divmod(n_items, n_tasks)
+    chunks, lo = [], 1
+    for i in range(n_tasks):
+        hi = lo + base + (i < extra)
+        chunks.append((lo, hi))
+        lo = hi
+    return chunks
+
+
+def _check_workers(workers: int) -> None:
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"the number of workers must be a positive integer, got {workers!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# three ways to run the tasks
+
+
+def run_serial(chunks) -> list[int]:
+    """Every task, one after the other, in this process."""
+    return [task(c) for c in chunks]
+
+
+@contextlib.contextmanager
+def process_pool(workers: int):
+    """A pool of ``workers`` fresh processes ("spawn": safe after TensorFlow has started threads)."""
+    _check_workers(workers)
+    pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def run_pool(chunks, pool) -> list[int]:
+    """Every task on the pool, handed out one at a time as processes become free."""
+    return pool.map(task, list(chunks), chunksize=1)
+
+
+@dataclass
+class Job:
+    """What one run of the whole computation produced, and how long each phase took."""
+
+    serial_result: int
+    parallel_results: list[int]
+    serial_seconds: float
+    parallel_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.serial_seconds + self.parallel_seconds
+
+    @property
+    def result(self) -> tuple[int, int]:
+        return self.serial_result, sum(self.parallel_results)
+
+
+def run_job(serial_items: int, chunks, runner) -> Job:
+    """The serial phase here, then the chunks through ``runner`` (a function of the chunk list)."""
+    start = time.perf_counter()
+    serial_result = serial_phase(serial_items)
+    middle = time.perf_counter()
+    results = runner(chunks)
+    end = time.perf_counter()
+    return Job(serial_result, list(results), middle - start, end - middle)
+
+
+# --------------------------------------------------------------------------------------------
+# worker services
+
+
+class _TaskHandler(BaseHTTPRequestHandler):
+    server_version = "maas-worker/1"
+    timeout = 30  # seconds a connection may stall before the server drops it
+
+    def log_message(self, format, *args):  # noqa: A002 - keep the service quiet
+        pass
+
+    def _reply(self, status: int, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        if self.path == "/health":
+            self._reply(200, {"status": "ok", "pid": os.getpid()})
+        else:
+            self._reply(404, {"error": f"no such path {self.path}"})
+
+    def do_POST(self):  # noqa: N802
+        if self.path != "/task":
+            return self._reply(404, {"error": f"no such path {self.path}"})
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            return self._reply(400, {"error": "bad Content-Length"})
+        if not 0 < length <= MAX_BODY_BYTES:
+            return self._reply(413, {"error": f"a task body must be 1..{MAX_BODY_BYTES} bytes"})
+        try:
+            request = json.loads(self.rfile.read(length))
+            lo, hi = request["lo"], request["hi"]
+            if not (isinstance(lo, int) and isinstance(hi, int) and 1 <= lo < hi and hi - lo <= MAX_TASK_ITEMS):
+                raise ValueError("need integers 1 <= lo < hi")
+        except (ValueError, KeyError, TypeError) as exc:
+            return self._reply(400, {"error": f"bad task: {exc}"})
+        start = time.perf_counter()
+        result = task((lo, hi))
+        self._reply(200, {"result": result, "seconds": time.perf_counter() - start})
+
+
+def serve(lifetime: float = DEFAULT_LIFETIME) -> None:
+    """Run one worker service on a free port of 127.0.0.1; print ``{"event": "listening", "port": n}``.
+
+    The service stops when the process that started it is gone, or after ``lifetime`` seconds
+    (:func:`helpers.processes.exit_with_parent`), so it never outlives the notebook or test.
+    """
+    server = HTTPServer(("127.0.0.1", 0), _TaskHandler)
+    processes.exit_with_parent(lambda: threading.Thread(target=server.shutdown).start(), lifetime=lifetime)
+    print(json.dumps({"event": "listening", "port": server.server_address[1], "pid": os.getpid()}), flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+
+
+class Service(processes.Child):
+    """A running worker service: its process and its URL."""
+
+    def __init__(self, lifetime: float):
+        super().__init__(
+            processes.module("helpers.topics.servitization", "serve", "--lifetime", str(lifetime)),
+            stream="stdout",
+            name="worker service",
+        )
+        self.url = ""
+
+
+def health(url: str, timeout: float = 5.0) -> dict:
+    """``GET /health`` of one service; raises :class:`WorkerError` if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
+            return json.loads(response.read())
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise WorkerError(f"worker {url} is not healthy: {exc}") from None
+
+
+@contextlib.contextmanager
+def worker_services(workers: int, startup_timeout: float = 30.0, lifetime: float = DEFAULT_LIFETIME):
+    """Start ``workers`` worker services on free local ports; yield them; always stop them all."""
+    _check_workers(workers)
+    services: list[Service] = []
+    try:
+        for _ in range(workers):
+            services.append(Service(lifetime))
+        for service in services:
+            try:
+                listening = service.wait_for(lambda e: e.get("event") == "listening", startup_timeout)
+            except processes.ChildError as exc:
+                raise WorkerError(str(exc)) from None
+            service.url = f"http://127.0.0.1:{listening['port']}"
+            health(service.url)
+        yield services
+    finally:
+        for service in services:
+            service.stop(timeout=5)
+
+
+def post_task(url: str, chunk: tuple[int, int], timeout: float) -> int:
+    """Send one task to one service and return its result; :class:`WorkerError` on any failure."""
+    body = json.dumps({"lo": int(chunk[0]), "hi": int(chunk[1])}).encode()
+    request = urllib.request.Request(
+        f"{url}/task", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(json.loads(response.read())["result"])
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:200]
+        raise WorkerError(f"worker {url} refused task {chunk}: HTTP {exc.code} {detail}") from None
+    except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+        raise WorkerError(f"worker {url} failed on task {chunk}: {exc}") from None
+
+
+def dispatch(urls, chunks, timeout: float = 60.0) -> list[int]:
+    """Send the chunks to the services concurrently, one request at a time per service.
+
+    Each service takes the next waiting chunk as soon as it has answered the last one, so faster
+    workers do more. Results come back in the order of ``chunks``. If any request fails or times
+    out, no further chunks are sent and :class:`WorkerError` names the worker and the task.
+    """
+    urls, chunks = list(urls), list(chunks)
+    if not urls:
+        raise ValueError("dispatch needs at least one worker URL")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout}")
+    waiting: queue.SimpleQueue = queue.SimpleQueue()
+    for item in enumerate(chunks):
+        waiting.put(item)
+    results: list[int | None] = [None] * len(chunks)
+    errors: list[WorkerError] = []
+    failed = threading.Event()
+
+    def worker(url: str) -> None:
+        while not failed.is_set():
+            try:
+                i, chunk = waiting.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[i] = post_task(url, chunk, timeout)
+            except WorkerError as exc:
+                errors.append(exc)
+                failed.set()
+                return
+
+    threads = [threading.Thread(target=worker, args=(url,), daemon=True) for url in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()  # each request has a timeout, so every thread ends
+    if errors:
+        raise errors[0]
+    return results  # type: ignore[return-value]
+
+
+def round_trip_seconds(url: str, n: int = 20, timeout: float = 10.0) -> float:
+    """Mean seconds for a request whose task is one item: the cost of asking, not of working."""
+    start = time.perf_counter()
+    for _ in range(n):
+        post_task(url, (1, 2), timeout)
+    return (time.perf_counter() - start) / n
+
+
+# --------------------------------------------------------------------------------------------
+# measuring speed-up
+
+
+def amdahl(workers, serial_fraction: float):
+    """Amdahl's law: the speed-up with ``workers`` when ``serial_fraction`` of the time cannot be split."""
+    if not 0 <= serial_fraction <= 1:
+        raise ValueError(f"serial_fraction must be between 0 and 1, got {serial_fraction}")
+    import numpy as np
+
+    k = np.asarray(workers, dtype=float)
+    if np.any(k < 1):
+        raise ValueError("the number of workers must be at least 1")
+    return 1.0 / (serial_fraction + (1.0 - serial_fraction) / k)
+
+
+def batch_throughput(predict, images, sizes, total: int) -> list[dict]:
+    """Time ``predict(batch)`` at each batch size on about ``total`` items; one record per size.
+
+    Each size gets one untimed warm-up call, then ``max(2, total // size)`` timed calls on
+    consecutive slices of ``images`` (:func:`helpers.timing.throughput`). Records hold items per
+    second and the seconds one batch takes (the latency every request in it waits for).
+    """
+    if total < 1:
+        raise ValueError(f"total must be at least 1, got {total}")
+    records = []
+    for size in sizes:
+        measured = timing.throughput(predict, images, size, calls=max(2, total // size))
+        records.append(
+            {
+                "batch size": size,
+                "items per second": measured.items_per_second,
+                "seconds per batch": measured.seconds_per_call,
+            }
+        )
+    return records
+
+
+def plot_speedup(table, serial_fraction: float, cores: int):
+    """Measured speed-up of the pool and the services against workers, with Amdahl's law and the ideal."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    workers = np.asarray(table["workers"])
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(workers, workers, ":", color="grey", label="ideal: speed-up = workers")
+    fine = np.linspace(1, workers.max(), 100)
+    ax.plot(
+        fine,
+        amdahl(fine, serial_fraction),
+        "-",
+        color="k",
+        lw=1,
+        label=f"Amdahl's law, measured serial fraction {serial_fraction:.1%}",
+    )
+    ax.plot(workers, table["pool speed-up"], "-o", color="C0", label="process pool")
+    ax.plot(workers, table["services speed-up"], "-s", color="C1", label="HTTP worker services")
+    ax.axvline(cores, color="C3", lw=1, ls="--", label=f"CPU cores available: {cores}")
+    ax.set_xlabel("workers")
+    ax.set_ylabel("speed-up over one process")
+    ax.set_xticks(workers)
+    ax.set_ylim(
+        0, max(workers.max(), float(np.nanmax(table[["pool speed-up", "services speed-up"]].to_numpy()))) * 1.05
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_batching(records):
+    """Throughput and time per batch against batch size (batch size on a log axis)."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    sizes = [r["batch size"] for r in records]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].plot(sizes, [r["items per second"] for r in records], "-o")
+    axes[0].set_ylabel("images per second")
+    axes[1].plot(sizes, [1000 * r["seconds per batch"] for r in records], "-o", color="C1")
+    axes[1].set_ylabel("milliseconds per batch (latency)")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    axes[0].set_ylim(0, None)
+    axes[1].set_yscale("log")
+    axes[1].yaxis.set_major_formatter(ScalarFormatter())
+    axes[1].yaxis.set_minor_formatter(NullFormatter())
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.set_xlabel("batch size")
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A worker service for the servitization chapter.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="serve tasks on a free port of 127.0.0.1 (prints its port as a JSON line)")
+    s.add_argument("--lifetime", type=float, default=DEFAULT_LIFETIME, help="stop after this many seconds")
+    args = parser.parse_args(argv)
+    serve(args.lifetime)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Training and evaluating the course's classifiers: timed ``fit``, probabilities, accuracy,
+confusion matrices, and the article's double-softmax loss written out.
+
+Written against Keras 3's backend-neutral API (``import keras``), so the same code trains on
+TensorFlow (CPU, CI), JAX (GPU) or PyTorch. The networks themselves are in :mod:`helpers.models`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+
+def double_softmax_crossentropy(y_true, y_pred):
+    """Cross-entropy with softmax applied to outputs that already are probabilities.
+
+    This is what ``SparseCategoricalCrossentropy(from_logits=True)`` computes on a softmax output
+    layer with Keras' JAX and PyTorch backends: ``-log softmax(softmax(z))[y]``. (The TensorFlow
+    backend notices the softmax, warns, and uses ``z`` instead.) Written out here so that the
+    effect can be measured on any backend.
+    """
+    log_q = keras.ops.log_softmax(y_pred, axis=-1)
+    labels = keras.ops.cast(keras.ops.reshape(y_true, (-1, 1)), "int32")
+    return -keras.ops.take_along_axis(log_q, labels, axis=-1)[:, 0]
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall time of every epoch (training steps and validation together)."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+@dataclass
+class FitResult:
+    """What one training run produced: per-epoch metrics, wall time and throughput."""
+
+    history: dict
+    epoch_seconds: list[float]
+    n_train: int
+    best_epoch: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(self.epoch_seconds))
+
+    @property
+    def images_per_second(self) -> float:
+        """Training throughput over all epochs after the first (which includes tracing/compiling)."""
+        steady = self.epoch_seconds[1:] or self.epoch_seconds
+        return self.n_train * len(steady) / sum(steady)
+
+
+def fit(
+    model: keras.Model, x, y, *, epochs: int, batch_size: int, validation_data=None, callbacks=(), verbose: int = 0
+) -> FitResult:
+    """``model.fit`` with an epoch timer; returns a :class:`FitResult`."""
+    timer = EpochTimer()
+    history = model.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        callbacks=[timer, *callbacks],
+        verbose=verbose,
+        shuffle=True,
+    )
+    return FitResult(history=dict(history.history), epoch_seconds=timer.seconds, n_train=len(x))
+
+
+def predict_proba(model: keras.Model, x, batch_size: int = 1024, logits: bool = False) -> np.ndarray:
+    """Class probabilities (N, 10) as float64; applies softmax when the model outputs logits."""
+    out = model.predict(x, batch_size=batch_size, verbose=0)
+    out = np.asarray(out, dtype=np.float64)
+    if logits:
+        out = np.exp(out - out.max(axis=1, keepdims=True))
+        out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def accuracy(proba: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(proba.argmax(axis=1) == labels))
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Counts: row = true class, column = predicted class."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
+    return np.diag(matrix) / matrix.sum(axis=1)
+
+
+def most_confident_mistakes(proba: np.ndarray, labels: np.ndarray, k: int = 8) -> np.ndarray:
+    """Indices of the k wrong predictions made with the highest probability."""
+    predicted = proba.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = proba[wrong, predicted[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")[:k]]
