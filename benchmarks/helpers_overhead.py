@@ -47,7 +47,7 @@ def compile_like_article(model):
 
 
 def plain_model():
-    """The article's network as the article writes it: float inputs, no Rescaling layer."""
+    """The article's network as its listing writes it (helpers.article.LISTING): float inputs, no Rescaling layer."""
     import keras
     from keras import layers
 
@@ -58,7 +58,6 @@ def plain_model():
             layers.MaxPooling2D((2, 2)),
             layers.Conv2D(64, (3, 3), activation="relu"),
             layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
             layers.Flatten(),
             layers.Dense(64, activation="relu"),
             layers.Dense(10, activation="softmax"),

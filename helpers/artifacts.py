@@ -6,7 +6,7 @@ same profile see each other's outputs (nbval, re-executing an executed copy from
 the same run). Opened by hand in JupyterLab, a notebook uses ``build/artifacts/interactive``.
 
 The runner also records, in ``summary.json`` beside the executed copies, each notebook's status,
-wall time and every value it glued, as plain-text reprs (``"0.734"``, ``"'122,570'"``).
+wall time and every value it glued, as plain-text reprs (``"0.734"``, ``"'167,562'"``).
 :func:`metrics`, :func:`metric` and :func:`text` read them back; a chapter that was not run (or
 failed) simply has no values, and callers say so instead of inventing one.
 """
@@ -71,7 +71,7 @@ def notebook_seconds() -> dict[str, float]:
 
 
 def number(text) -> float:
-    """A glued plain-text repr as a float: ``"0.73"`` -> 0.73, ``"'122,570'"`` -> 122570.0; nan if not a number."""
+    """A glued plain-text repr as a float: ``"0.73"`` -> 0.73, ``"'167,562'"`` -> 167562.0; nan if not a number."""
     if text is None:
         return math.nan
     try:

@@ -1,7 +1,10 @@
 """The networks of the course, each defined once.
 
-- :func:`article_cnn`: the article's CIFAR-10 network, with a width multiplier (the scaling sweep),
-  a logits or softmax head, and optional batch normalisation (the ablation ladder);
+- :func:`article_cnn`: the article's CIFAR-10 network (its section-4 listing), with a width
+  multiplier (the scaling sweep), a logits or softmax head, and optional batch normalisation (the
+  ablation ladder);
+- :func:`tutorial_cnn`: the TensorFlow CNN tutorial's network {cite}`tensorflow2024cnn`, which has a
+  third convolution; the recorded GPU ablation ladder was trained with it;
 - :func:`fast_cnn`: an airbench-style network {cite}`jordan2024airbench` for the stronger CNN;
 - :func:`core_of`: a model without its uint8 rescaling (float images in [0, 1]), the form served.
 
@@ -21,10 +24,13 @@ from helpers.data import IMAGE_SHAPE
 #: per-channel mean and standard deviation of the CIFAR-10 training images (in [0, 1])
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
-#: the article network's convolution filters and dense units at width 1
-ARTICLE_WIDTHS = {"convs": (32, 64, 64), "dense": 64}
+#: the article network's convolution filters and dense units at width 1 (its listing: Conv2D(32),
+#: Conv2D(64), Dense(64), each convolution followed by 2x2 max-pooling)
+ARTICLE_WIDTHS = {"convs": (32, 64), "dense": 64}
 #: the article network's last feature map (after its ReLU): where Grad-CAM looks
-ARTICLE_FEATURES = "relu3"
+ARTICLE_FEATURES = "relu2"
+#: the TensorFlow tutorial's network: three convolutions, max-pooling after the first two
+TUTORIAL_WIDTHS = {"convs": (32, 64, 64), "dense": 64}
 #: airbench's block widths at width multiplier 1
 FAST_WIDTHS = (64, 256, 256)
 
@@ -37,8 +43,9 @@ def article_cnn(
     bn_momentum: float = 0.9,
     name: str = "article_cnn",
 ) -> keras.Sequential:
-    """The article's network: 3x3 convolutions of (32, 64, 64) filters with ReLU, max-pooling
-    after the first two, ``Dense(64)`` with ReLU and ``Dense(10)``; every width times ``width``.
+    """The article's network, as its listing builds it: 3x3 convolutions of 32 and 64 filters with
+    ReLU, each followed by 2x2 max-pooling, then ``Dense(64)`` with ReLU and ``Dense(10)``; every
+    width times ``width``. 167,562 parameters at width 1.
 
     ``logits=False`` keeps the article's softmax output; ``logits=True`` ends in a plain
     ``Dense(10)`` whose outputs are logits, which is what ``from_logits=True`` expects.
@@ -46,21 +53,38 @@ def article_cnn(
     ReLU; ``bn_momentum`` 0.9 (PyTorch's default) rather than Keras' 0.99, because after the few
     hundred steps of a short run 0.99 still carries 0.99^steps of the running statistics' start
     (mean 0, variance 1), which skews every normalised activation at test time.
+
+    The first layer rescales uint8 pixels by 1/255 (the listing divides by 255.0 in NumPy), and
+    each ReLU is a layer of its own (``relu1``, ``relu2``), so that its output can be read.
     """
+    return _cnn(ARTICLE_WIDTHS, (True, True), width, logits, batch_norm, bn_momentum, name)
+
+
+def tutorial_cnn(*, logits: bool = False, name: str = "tutorial_cnn") -> keras.Sequential:
+    """The TensorFlow CNN tutorial's network {cite}`tensorflow2024cnn`: the article's two
+    convolutions plus a third of 64 filters without pooling after it (122,570 parameters).
+
+    Not the article's network: kept because the recorded GPU ablation ladder
+    (``results/gpu_runs.json``) was trained with it, so that its parameter count can be checked.
+    """
+    return _cnn(TUTORIAL_WIDTHS, (True, True, False), 1.0, logits, False, 0.9, name)
+
+
+def _cnn(widths: dict, pools: tuple, width: float, logits: bool, batch_norm: bool, bn_momentum: float, name: str):
     if not width > 0:
         raise ValueError(f"width must be positive, got {width}")
-    convs = [max(1, round(width * n)) for n in ARTICLE_WIDTHS["convs"]]
+    convs = [max(1, round(width * n)) for n in widths["convs"]]
     layers = [keras.layers.Rescaling(1 / 255, name="rescale")]  # the article divides by 255.0 in NumPy
-    for i, filters in enumerate(convs, start=1):
+    for i, (filters, pool) in enumerate(zip(convs, pools), start=1):
         layers.append(keras.layers.Conv2D(filters, (3, 3), use_bias=not batch_norm, name=f"conv{i}"))
         if batch_norm:
             layers.append(keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i}"))
         layers.append(keras.layers.Activation("relu", name=f"relu{i}"))
-        if i < len(convs):
+        if pool:
             layers.append(keras.layers.MaxPooling2D((2, 2), name=f"pool{i}"))
     layers += [
         keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(max(1, round(width * ARTICLE_WIDTHS["dense"])), activation="relu", name="dense"),
+        keras.layers.Dense(max(1, round(width * widths["dense"])), activation="relu", name="dense"),
         keras.layers.Dense(10, activation=None if logits else "softmax", name="logits" if logits else "probs"),
     ]
     return keras.Sequential([keras.Input(shape=IMAGE_SHAPE, dtype="uint8"), *layers], name=name)

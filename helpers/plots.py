@@ -132,3 +132,30 @@ def per_class_bars(values: dict[str, np.ndarray], class_names):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def filters(kernel, ncols: int = 16, size: float = 0.6):
+    """First-layer convolution filters (k, k, 3, n) as colour images, each scaled to the full range
+    (so a filter's pattern shows, not its size), numbered under each."""
+    tiles = np.moveaxis(np.asarray(kernel, dtype=float), 3, 0)  # (n, k, k, 3)
+    low = tiles.min(axis=(1, 2, 3), keepdims=True)
+    high = tiles.max(axis=(1, 2, 3), keepdims=True)
+    images = np.round(255 * (tiles - low) / np.maximum(high - low, 1e-12)).astype(np.uint8)
+    return image_grid(images, [str(i) for i in range(len(images))], ncols=ncols, size=size)
+
+
+def feature_maps(image, maps: dict[str, np.ndarray], channels: int = 8, size: float = 1.0):
+    """One image, then one row per layer with its first ``channels`` feature maps (one image's maps,
+    shape (h, w, c)), each in its own grey scale; the row is labelled with the layer and its shape."""
+    rows = len(maps)
+    fig, axes = plt.subplots(rows, channels + 1, figsize=((channels + 1) * size, rows * (size + 0.25)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0, 0].imshow(image, interpolation="nearest")
+    axes[0, 0].set_title("input · 输入", fontsize=7)
+    for r, (name, values) in enumerate(maps.items()):
+        axes[r, 1].set_title(f"{name} {values.shape[0]}×{values.shape[1]}×{values.shape[2]}", fontsize=7, loc="left")
+        for c in range(min(channels, values.shape[2])):
+            axes[r, c + 1].imshow(values[:, :, c], cmap="gray", interpolation="nearest")
+    fig.tight_layout()
+    return fig

@@ -110,3 +110,58 @@ def most_confident_mistakes(proba: np.ndarray, labels: np.ndarray, k: int = 8) -
     wrong = np.flatnonzero(predicted != labels)
     confidence = proba[wrong, predicted[wrong]]
     return wrong[np.argsort(-confidence, kind="stable")[:k]]
+
+
+def read_curves(history: dict, rise_tolerance: float = 0.05) -> dict:
+    """What a run's learning curves say, as numbers and as one sentence in each language.
+
+    From a Keras history with ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy``: the epoch
+    of the lowest validation loss, how far the last validation loss lies above that lowest value,
+    the epoch of the best validation accuracy, and the gap between training and validation accuracy
+    at the last epoch. The model is read as overfitting when the last validation loss exceeds its
+    minimum by more than ``rise_tolerance`` (a share). The sentences (``en``, ``zh``: the curves;
+    ``stop_en``, ``stop_zh``: whether the epochs after the best validation accuracy helped) are
+    written from these numbers, so a re-run cannot contradict its own text.
+    """
+    val_loss = np.asarray(history["val_loss"], dtype=float)
+    gap = float(history["accuracy"][-1] - history["val_accuracy"][-1])
+    best = int(np.argmin(val_loss)) + 1
+    rise = float(val_loss[-1] / val_loss.min() - 1)
+    overfits = rise > rise_tolerance
+    above_en, above_zh = ("above", "高") if gap >= 0 else ("below", "低")
+    loss_en = (
+        f"the validation loss is lowest after epoch {best} and ends {rise:.0%} above that value"
+        if overfits
+        else f"the validation loss ends within {rise_tolerance:.0%} of its lowest value (epoch {best})"
+    )
+    loss_zh = (
+        f"验证损失在第 {best} 个轮次后最低，最终比该值高 {rise:.0%}"
+        if overfits
+        else f"验证损失最终与其最低值（第 {best} 个轮次）相差不到 {rise_tolerance:.0%}"
+    )
+    n, best_acc = len(val_loss), int(np.argmax(history["val_accuracy"])) + 1
+    if best_acc < n:
+        stop_en = (
+            f"the validation accuracy peaked at epoch {best_acc} of {n}, so the epochs after it added "
+            "nothing a validation set could see"
+        )
+        stop_zh = f"验证准确率在第 {best_acc} 个轮次（共 {n} 个）达到最高，之后的轮次没有带来验证集能看到的任何提升"
+    else:
+        stop_en = (
+            f"the validation accuracy was still at its best at the last epoch, {n}, so more epochs might have helped"
+        )
+        stop_zh = f"验证准确率在最后一个轮次（第 {n} 个）仍是最高，所以更多的轮次也许还有帮助"
+    verdict_en = "it overfits" if overfits else "no sign of overfitting yet"
+    verdict_zh = "它过拟合了" if overfits else "尚无过拟合的迹象"
+    return {
+        "best_loss_epoch": best,
+        "best_accuracy_epoch": best_acc,
+        "loss_rise": rise,
+        "gap": gap,
+        "overfits": overfits,
+        "en": f"{loss_en}, and the training accuracy ends {abs(gap):.1%} {above_en} the validation accuracy: "
+        f"{verdict_en}",
+        "zh": f"{loss_zh}，训练准确率最终比验证准确率{above_zh} {abs(gap):.1%}：{verdict_zh}",
+        "stop_en": stop_en,
+        "stop_zh": stop_zh,
+    }

@@ -77,7 +77,7 @@ def test_maths_is_served_locally(site):
 @pytest.mark.parametrize("stem", sorted(run.notebook_paths()))
 def test_glued_numbers_appear_in_both_languages(site, executed_ci, stem):
     values = run.glued_values(executed_ci / f"{stem}.ipynb")
-    source = nbformat.read(run.NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+    source = nbformat.read(run.notebook_paths()[stem], as_version=4)
     refs = {lang: set() for lang in bilingual.LANGS}
     for cell in source.cells:
         if cell.cell_type == "markdown":

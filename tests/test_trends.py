@@ -90,7 +90,21 @@ def test_flop_counter_matches_a_hand_count():
 
 
 def test_article_width_is_the_articles_network():
-    assert models.article_cnn(1.0, logits=True).count_params() == 122_570
+    # the listing: Conv2D(32) 3x3x3, Conv2D(64) 3x3x32, Dense(64) on 6x6x64, Dense(10)
+    expected = (27 * 32 + 32) + (288 * 64 + 64) + (2304 * 64 + 64) + (64 * 10 + 10)
+    assert expected == 167_562
+    assert models.article_cnn(1.0, logits=True).count_params() == 167_562
+    assert models.tutorial_cnn().count_params() == 122_570  # the TensorFlow tutorial's third convolution
+
+
+def test_width_for_params_inverts_the_sweeps_parameter_count():
+    widths = [0.25, 0.5, 1.0, 2.0]
+    params = [models.article_cnn(w, logits=True).count_params() for w in widths]
+    assert scaling.width_for_params(widths, params, params[2]) == pytest.approx(1.0, rel=0.01)
+    assert scaling.width_for_params(widths, params, 4 * params[2]) == pytest.approx(2.0, rel=0.03)
+    assert math.isnan(scaling.width_for_params(widths, params, -1.0))
+    with pytest.raises(ValueError):
+        scaling.width_for_params([1, 1, 2], [1, 1, 4], 3)
 
 
 def test_energy_and_large_model_arithmetic():
@@ -246,7 +260,7 @@ def test_course_results_reads_glued_values_of_the_same_run(tmp_path, monkeypatch
                         "seconds": 12.5,
                         "metrics": {
                             "corrected_test_acc": "0.7341",
-                            "article_params": "'122,570'",
+                            "article_params": "'167,562'",
                             "minutes": "8.73418163556671",
                         },
                     },
@@ -257,11 +271,11 @@ def test_course_results_reads_glued_values_of_the_same_run(tmp_path, monkeypatch
     )
     monkeypatch.setenv("MAAS_ARTIFACT_DIR", str(run_dir / "artifacts"))
     assert artifacts.metric("cifar10_cnn", "corrected_test_acc") == pytest.approx(0.7341)
-    assert artifacts.metric("cifar10_cnn", "article_params") == 122_570
+    assert artifacts.metric("cifar10_cnn", "article_params") == 167_562
     assert math.isnan(artifacts.metric("stronger_cnn", "best"))  # failed: no values
     assert math.isnan(artifacts.metric("06_missing", "x"))
     assert artifacts.text("06_missing", "x", missing="not run") == "not run"
-    assert artifacts.text("cifar10_cnn", "article_params") == "122,570"  # a string as it was shown
+    assert artifacts.text("cifar10_cnn", "article_params") == "167,562"  # a string as it was shown
     assert artifacts.text("cifar10_cnn", "minutes") == "8.734"  # a raw float, to 4 significant digits
     assert artifacts.notebook_seconds() == {"cifar10_cnn": 12.5}
     monkeypatch.delenv("MAAS_ARTIFACT_DIR")
@@ -276,7 +290,7 @@ STEMS = ("trends_challenges", "faq", "conclusion")
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_defaults_and_profiles_are_valid(stem):
-    defaults = run.notebook_defaults(run.NOTEBOOKS / f"{stem}.ipynb")
+    defaults = run.notebook_defaults(run.notebook_paths()[stem])
     schema = params.SCHEMAS[stem]
     assert set(schema.model_fields) - {"notebook"} == set(defaults)
     schema.check(defaults)
@@ -296,13 +310,13 @@ def test_defaults_and_profiles_are_valid(stem):
         (FaqParams, "time_backends", ["tensorflow", "caffe"], "'tensorflow', 'jax' or 'torch'"),
         (FaqParams, "time_backends", ["jax", "jax"], "lists a backend twice"),
         (FaqParams, "seed_runs", 1, "greater than or equal to 2"),
-        (ConclusionParams, "chapters", ["four"], "not notebook stems"),
+        (ConclusionParams, "chapters", ["Four!"], "not chapter names"),
         (ConclusionParams, "accuracy_target", 1.0, "less than 1"),
     ],
 )
 def test_bad_parameters_are_rejected_by_name(schema, name, value, words):
     stem = schema.model_fields["notebook"].default
-    defaults = run.notebook_defaults(run.NOTEBOOKS / f"{stem}.ipynb")
+    defaults = run.notebook_defaults(run.notebook_paths()[stem])
     with pytest.raises(ParameterError) as info:
         schema.check({**defaults, name: value})
     assert words in str(info.value)

@@ -115,7 +115,6 @@ class Cifar10CnnParams(_HoldsOutValidation):
     test_size: TestSize
     val_size: ValSize
     epochs: Epochs
-    batch_size: BatchSize
     learning_rate: LearningRate
     demo_epochs: Epochs
     corrected_epochs: Epochs
@@ -262,6 +261,106 @@ class ServingParams(ChapterParams):
         return self
 
 
+ServedModel = Literal["served", "article"]
+
+
+class DistributedServingParams(ChapterParams):
+    """Parameters of ``notebooks/09_distributed_serving.md`` (the names it shares with the serving
+    chapter keep that chapter's types and bounds)."""
+
+    notebook: str = "distributed_serving"
+    model_name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    train_size: TrainSize
+    epochs: Epochs
+    test_size: TestSize
+    models: list[ServedModel] = Field(min_length=1, max_length=2)
+    encoding: RequestEncoding
+    max_batch_size: MaxBatchSize
+    max_wait_ms: float = Field(ge=0, le=1000)
+    max_ongoing_requests: int = Field(ge=1, le=100_000)
+    concurrency_levels: list[int] = Field(min_length=1, max_length=12)
+    requests_per_level: int = Field(ge=10, le=1_000_000)
+    node_cpus: float = Field(gt=0, le=1024)
+    failover_clients: int = Field(ge=1, le=256)
+    failover_seconds: float = Field(gt=0, le=600)
+    kill_after_s: float = Field(gt=0, le=600)
+    retries: int = Field(ge=1, le=20)
+    target_ongoing_requests: float = Field(gt=0, le=10_000)
+    step_clients: int = Field(ge=1, le=1024)
+    step_seconds: list[float] = Field(min_length=3, max_length=3)
+    upscale_delay_s: float = Field(ge=0, le=600)
+    downscale_delay_s: float = Field(ge=0, le=3600)
+    port: Port
+
+    @model_validator(mode="after")
+    def _runs_make_sense(self):
+        _levels("concurrency_levels", self.concurrency_levels, 1024)
+        if len(set(self.models)) != len(self.models) or "served" not in self.models:
+            raise ValueError(f"models ({self.models}) must list \"served\" (the chapter's model) and a model once")
+        if self.kill_after_s >= self.failover_seconds:
+            raise ValueError(f"kill_after_s ({self.kill_after_s}) must fall within failover_seconds "
+                             f"({self.failover_seconds}): the node is lost under load")
+        if any(not 0 < s <= 600 for s in self.step_seconds):
+            raise ValueError(f"step_seconds ({self.step_seconds}) must be three durations in (0, 600] s")
+        if 0 < self.port < 1024:
+            raise ValueError(f"port ({self.port}) must be 0 (any free port) or at least 1024")
+        return self
+
+
+class LanguageModelParams(ChapterParams):
+    """Parameters of ``notebooks/08_language_model.md``."""
+
+    notebook: str = "language_model"
+    max_poems: int = Field(ge=0, le=1_000_000)
+    seq_len: int = Field(ge=48, le=4096)
+    min_count: int = Field(ge=1, le=1000)
+    d_model: int = Field(ge=8, le=8192)
+    n_layers: int = Field(ge=1, le=1000)
+    n_heads: int = Field(ge=1, le=128)
+    steps: int = Field(ge=10, le=1_000_000)
+    batch_size: BatchSize
+    learning_rate: LearningRate
+    warmup_steps: int = Field(ge=0, le=100_000)
+    eval_every: int = Field(ge=1, le=100_000)
+    val_rows: int = Field(ge=0, le=1_000_000)
+    temperatures: list[float] = Field(min_length=1, max_length=6)
+    form_temperature: float = Field(gt=0, le=2)
+    form_samples: int = Field(ge=10, le=10_000)
+    decode_lengths: list[int] = Field(min_length=1, max_length=8)
+    concurrency_levels: list[int] = Field(min_length=1, max_length=12)
+    requests_per_stream: int = Field(ge=1, le=1000)
+    ratio_repeats: int = Field(ge=1, le=20)
+    streams: int = Field(ge=1, le=1024)
+    scaling_sizes: list[list[int]] = Field(min_length=4, max_length=12)
+    scaling_steps: int = Field(ge=5, le=1_000_000)
+    compute_size: list[int] = Field(min_length=3, max_length=3)
+    compute_steps: list[int] = Field(min_length=3, max_length=12)
+    port: Port
+
+    @model_validator(mode="after")
+    def _shapes_fit(self):
+        for where, (d, layers, heads) in [("d_model/n_layers/n_heads", (self.d_model, self.n_layers, self.n_heads)),
+                                          ("compute_size", tuple(self.compute_size))] + [
+                                              (f"scaling_sizes[{i}]", tuple(s)) for i, s in enumerate(self.scaling_sizes)]:
+            if min(d, layers, heads) < 1 or d % heads:
+                raise ValueError(f"{where} ({d}, {layers}, {heads}): width, layers and heads must be positive "
+                                 "and the width a multiple of the heads")
+        if any(len(s) != 3 for s in self.scaling_sizes):
+            raise ValueError(f"scaling_sizes ({self.scaling_sizes}) must be [d_model, n_layers, n_heads] triples")
+        _levels("concurrency_levels", self.concurrency_levels, 1024)
+        _increasing("compute_steps", self.compute_steps)
+        if any(t <= 0 or t > 2 for t in self.temperatures):
+            raise ValueError(f"temperatures ({self.temperatures}) must lie in (0, 2]")
+        if self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be less than steps ({self.steps})")
+        if max(self.decode_lengths) >= self.seq_len or min(self.decode_lengths) < 2:
+            raise ValueError(f"decode_lengths ({self.decode_lengths}) must lie between 2 and seq_len - 1 "
+                             f"({self.seq_len - 1})")
+        if 0 < self.port < 1024:
+            raise ValueError(f"port ({self.port}) must be 0 (any free port) or at least 1024")
+        return self
+
+
 OptimizerName = Literal["sgd", "momentum", "adam"]
 
 
@@ -322,6 +421,8 @@ class TrendsChallengesParams(ChapterParams):
     rounds: int = Field(ge=1, le=1000)
     local_epochs: Epochs
     client_fraction: Share
+    transfer_per_class: int = Field(ge=5, le=5000)
+    transfer_epochs: Epochs
     explain_images: int = Field(ge=1, le=20)
     cpu_watts: Watts
     accelerator_watts: Watts
@@ -337,6 +438,9 @@ class TrendsChallengesParams(ChapterParams):
             raise ValueError(f"widths ({self.widths}) must lie in (0, 8]")
         if any(not 100 <= n <= 50_000 for n in self.train_sizes):
             raise ValueError(f"train_sizes ({self.train_sizes}) must lie between 100 and 50000")
+        if self.transfer_per_class > max(self.train_sizes) // 10:
+            raise ValueError(f"transfer_per_class ({self.transfer_per_class}) exceeds the images of one class "
+                             f"in the largest training set ({max(self.train_sizes) // 10})")
         if self.fl_train_size < 10 * self.n_clients:
             raise ValueError(f"fl_train_size ({self.fl_train_size}) must give each of the "
                              f"n_clients ({self.n_clients}) at least 10 images")

@@ -26,7 +26,10 @@ The package, by role: :mod:`~helpers.serving.protocol` (the request format, limi
 :mod:`~helpers.serving.model` (export, load, predict), :mod:`~helpers.serving.batcher` (dynamic
 batching), :mod:`~helpers.serving.app` (the ASGI application and the server),
 :mod:`~helpers.serving.service` (the service as a subprocess), :mod:`~helpers.serving.loadtest`
-(the client side: load generator, latency and throughput).
+(the client side: load generator, latency and throughput). The same service on Ray Serve:
+:mod:`~helpers.serving.ray_serve` (the deployment), :mod:`~helpers.serving.ray_cluster` (a
+cluster of several nodes on this machine) and :mod:`~helpers.serving.ray_experiments` (a node lost
+under load, autoscaling); they import Ray only when called.
 """
 
 from helpers.serving.app import ServiceOptions, create_app, serve

@@ -216,6 +216,130 @@ def run_load(
     return box["result"]
 
 
+@dataclass
+class Timeline:
+    """Every request of :func:`run_timeline`, one entry each: when it was first sent and when it
+    ended (``time.time()``), its last HTTP status (0: no answer), how many attempts it took, and
+    whether its client retries."""
+
+    start: np.ndarray
+    end: np.ndarray
+    status: np.ndarray
+    attempts: np.ndarray
+    retrying: np.ndarray
+    errors: list
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.status == 200
+
+    def table(self):
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "start": self.start,
+                "end": self.end,
+                "status": self.status,
+                "attempts": self.attempts,
+                "retrying": self.retrying,
+            }
+        )
+
+
+async def _timeline(url, bodies, retries, max_requests, seconds, timeout, backoff_s, images_per_request):
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    columns = {name: [] for name in ("start", "end", "status", "attempts", "retrying")}
+    errors: list[str] = []
+    connections = [Connection(parts.hostname, parts.port or 80) for _ in retries]
+    next_index = iter(range(max_requests))
+    deadline = time.monotonic() + seconds if seconds is not None else None
+
+    async def attempt(connection: Connection, body: bytes) -> tuple[int, bool]:
+        """One try: (status, whether another try may help)."""
+        try:
+            status, payload = await asyncio.wait_for(connection.post(path, body), timeout)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            await connection.close()
+            errors.append(f"{type(exc).__name__}: {exc}")
+            return 0, True
+        if status == 200:
+            try:
+                if len(json.loads(payload)["predictions"]) == images_per_request:
+                    return 200, False
+            except (ValueError, KeyError):
+                pass
+            errors.append(f"HTTP 200 with a wrong reply: {payload[:200]!r}")
+            return 0, True
+        errors.append(f"HTTP {status}: {payload[:200]!r}")
+        return status, status >= 500 or status == 429  # the service's fault or overload: try again
+
+    async def client_loop(connection: Connection, tries: int):
+        for i in next_index:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            start = time.time()
+            for n in range(1, tries + 2):
+                status, again = await attempt(connection, bodies[i % len(bodies)])
+                if not again or n > tries:
+                    break
+                await asyncio.sleep(backoff_s * 2 ** (n - 1))
+            for name, value in zip(columns, (start, time.time(), status, n, tries > 0)):
+                columns[name].append(value)
+
+    try:
+        await asyncio.gather(*(client_loop(c, r) for c, r in zip(connections, retries)))
+    finally:
+        await asyncio.gather(*(c.close() for c in connections))
+    return Timeline(*(np.asarray(v) for v in columns.values()), errors)
+
+
+def run_timeline(
+    url: str,
+    bodies: list[bytes],
+    concurrency: int,
+    *,
+    retries=0,
+    max_requests: int | None = None,
+    seconds: float | None = None,
+    timeout: float = 30.0,
+    backoff_s: float = 0.05,
+    images_per_request: int = 1,
+) -> Timeline:
+    """A closed-loop load like :func:`run_load` that records every request, and can retry.
+
+    ``concurrency`` clients send ``bodies`` (cycling) until ``max_requests`` (default: one pass)
+    are sent or ``seconds`` have passed, whichever comes first. ``retries`` (one number, or one a
+    client) is how many times a client tries a request again after no answer or a 5xx/429
+    status, waiting ``backoff_s``, then twice as long each time; a 4xx is never retried.
+    """
+    retries = [retries] * concurrency if isinstance(retries, int) else list(retries)
+    if concurrency < 1 or not bodies or len(retries) != concurrency:
+        raise ValueError("need at least one client, one request, and one retry count a client")
+    box: dict = {}
+
+    def target():
+        loop = _new_event_loop()
+        try:
+            box["result"] = loop.run_until_complete(
+                _timeline(
+                    url, bodies, retries, max_requests or len(bodies), seconds, timeout, backoff_s, images_per_request
+                )
+            )
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=target, name="load-timeline")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def predict_http(
     model_url: str, images: np.ndarray, batch_size: int = 256, encoding: str = "b64", timeout: float = 120.0
 ) -> np.ndarray:

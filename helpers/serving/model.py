@@ -60,11 +60,14 @@ MODEL_ARTIFACT = "cifar10_model.keras"  # written by chapter 05: float images in
 MODEL_RECORD = "cifar10_model.json"  # {"test_accuracy": ..., "notebook": ...}
 
 
-def model_to_serve(x_train, y_train, x_test, y_test, epochs: int, seed: int, batch_size: int = 128):
+def model_to_serve(
+    x_train, y_train, x_test, y_test, epochs: int, seed: int, batch_size: int = 128, notebook: str = "serving"
+):
     """Chapter 05's model and record if its artifact exists; otherwise train a small one and write it.
 
     Returns ``(model, record)``; the record says where the model came from (``notebook``) and
-    its test accuracy as that notebook measured it (for a model trained here, on ``x_test``).
+    its test accuracy as that notebook measured it (for a model trained here, on ``x_test``, and
+    recorded as trained by ``notebook``).
     """
     import keras
 
@@ -77,7 +80,7 @@ def model_to_serve(x_train, y_train, x_test, y_test, epochs: int, seed: int, bat
     model.save(path)
     record = {
         "test_accuracy": accuracy,
-        "notebook": "serving",
+        "notebook": notebook,
         "train_images": int(len(x_train)),
         "test_images": int(len(x_test)),
         "epochs": epochs,

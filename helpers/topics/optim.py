@@ -1,7 +1,8 @@
 """The maths of learning in NumPy: losses and their gradients, gradient checks, test functions,
-optimizers, and softmax regression trained by mini-batch gradient descent.
+optimizers, softmax regression trained by mini-batch gradient descent, and backpropagation through a
+network with one hidden layer.
 
-Every formula of chapter 3 (``notebooks/04_learning_maths.ipynb``) is written here once, in plain
+Every formula of the learning-maths chapter (``notebooks/04_learning_maths.md``) is written here once, in plain
 float64 NumPy, so that it can be read beside its derivation and checked two ways: against central
 finite differences (:func:`gradient_check`) and against the automatic differentiation of the Keras
 backend in use (:func:`autodiff_gradient`).
@@ -421,6 +422,78 @@ def softmax_regression_loss(theta, X, y, n_classes: int) -> float:
 def softmax_regression_grad(theta, X, y, n_classes: int) -> np.ndarray:
     """Gradient of :func:`softmax_regression_loss` with respect to ``theta`` (W's entries, then b)."""
     return softmax_regression_loss_and_grad(theta, X, y, n_classes)[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Backpropagation through a network with one hidden ReLU layer
+# ---------------------------------------------------------------------------------------------
+
+
+def mlp_shapes(n_features: int, n_hidden: int, n_classes: int) -> list[tuple[int, ...]]:
+    """Shapes of W1, b1, W2, b2 for ``z = relu(X W1 + b1) W2 + b2``."""
+    return [(n_features, n_hidden), (n_hidden,), (n_hidden, n_classes), (n_classes,)]
+
+
+def mlp_unpack(theta: np.ndarray, shapes) -> list[np.ndarray]:
+    """Views of the arrays of ``shapes`` inside the flat vector ``theta``, in order."""
+    sizes = [math.prod(shape) for shape in shapes]
+    if theta.size != sum(sizes):
+        raise ValueError(f"theta has {theta.size} entries, the shapes need {sum(sizes)}")
+    ends = np.cumsum(sizes)
+    return [theta[end - size : end].reshape(shape) for end, size, shape in zip(ends, sizes, shapes)]
+
+
+def mlp_pack(arrays) -> np.ndarray:
+    return np.concatenate([np.asarray(a, dtype=float).reshape(-1) for a in arrays])
+
+
+def mlp_init(shapes, seed: int) -> np.ndarray:
+    """Glorot-uniform weights and zero biases, packed (Keras' defaults for Dense layers)."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for shape in shapes:
+        if len(shape) == 2:
+            bound = math.sqrt(6 / (shape[0] + shape[1]))
+            arrays.append(rng.uniform(-bound, bound, size=shape))
+        else:
+            arrays.append(np.zeros(shape))
+    return mlp_pack(arrays)
+
+
+def mlp_loss_and_grad(theta, X, y, shapes) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of ``z = relu(X W1 + b1) W2 + b2`` and its gradient by backpropagation.
+
+    Forward: ``A = X W1 + b1``, ``H = relu(A)``, ``Z = H W2 + b2``. Backward, by the chain rule from
+    the output to the input: ``dZ = (P - Y) / n``; ``dW2 = H^T dZ``, ``db2 = sum of dZ's rows``;
+    ``dH = dZ W2^T``; ``dA = dH * [A > 0]`` (the ReLU passes a gradient only where it was active);
+    ``dW1 = X^T dA``, ``db1 = sum of dA's rows``.
+    """
+    W1, b1, W2, b2 = mlp_unpack(np.asarray(theta, dtype=float), shapes)
+    X = np.asarray(X, dtype=float)
+    A = X @ W1 + b1
+    H = np.maximum(A, 0.0)
+    Z = H @ W2 + b2
+    dZ = softmax_cross_entropy_grad(Z, y)
+    dH = dZ @ W2.T
+    dA = dH * (A > 0)
+    grads = [X.T @ dA, dA.sum(axis=0), H.T @ dZ, dZ.sum(axis=0)]
+    return softmax_cross_entropy(Z, y), mlp_pack(grads)
+
+
+def mlp_loss(theta, X, y, shapes) -> float:
+    return mlp_loss_and_grad(theta, X, y, shapes)[0]
+
+
+def mlp_loss_keras(theta, X, y, shapes):
+    """The same loss written with ``keras.ops``, for the backend's automatic differentiation."""
+    import keras
+
+    K = keras.ops
+    sizes = [math.prod(shape) for shape in shapes]
+    ends = np.cumsum(sizes)
+    W1, b1, W2, b2 = (K.reshape(theta[end - size : end], shape) for end, size, shape in zip(ends, sizes, shapes))
+    Z = K.matmul(K.relu(K.matmul(X, W1) + b1), W2) + b2
+    return K.mean(keras.losses.sparse_categorical_crossentropy(y, Z, from_logits=True))
 
 
 def epoch_orders(n: int, epochs: int, seed: int) -> list[np.ndarray]:

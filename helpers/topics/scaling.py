@@ -291,6 +291,22 @@ def verdict(params_where: str, data_where: str) -> dict:
     }
 
 
+def width_for_params(widths, params, need: float) -> float:
+    """The width multiplier at which the swept CNN would have ``need`` parameters.
+
+    Every weight matrix of the article's CNN has (inputs × outputs) entries, both proportional to
+    the width, so its parameter count is a quadratic in the width. The quadratic is fitted by least
+    squares to a sweep's (width, parameters) pairs (at least three) and solved for ``need``; nan
+    when no positive width gives it.
+    """
+    widths, params = np.asarray(widths, dtype=float), np.asarray(params, dtype=float)
+    if len(np.unique(widths)) < 3:
+        raise ValueError("need at least three different widths to fit a quadratic")
+    a, b, c = np.polyfit(widths, params, 2)
+    roots = [r.real for r in np.roots([a, b, c - need]) if abs(r.imag) < 1e-9 and r.real > 0]
+    return max(roots) if roots else math.nan
+
+
 def quiet_tracing_warnings() -> None:
     """Silence TensorFlow's "triggered tf.function retracing" warning.
 

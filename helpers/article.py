@@ -1,0 +1,228 @@
+"""The source article's section-4 listing, kept once, verbatim, and run as printed.
+
+The article (``../shared/article/source-article.zh.md`` beside the repository, not part of it)
+trains a CIFAR-10 network with TensorFlow/Keras. :data:`LISTING` is its code block, character for
+character (``tests/test_article.py`` compares the two whenever the article is there).
+:func:`runnable` makes the few substitutions the course needs, and :func:`diff` shows them:
+
+* the data come from the verified local cache, ``helpers.data.load_cifar10_as_keras``, which returns
+  the same tuple of uint8 arrays as ``tf.keras.datasets.cifar10.load_data()`` (a download that no
+  checksum guards, and that a machine without internet cannot make);
+* ``epochs=10`` becomes another number only when a chapter asks for one (the ``ci`` profile's runs
+  of a few seconds); at 10 the line stays as printed;
+* on the JAX and PyTorch backends, where TensorFlow need not be installed, ``tensorflow.keras``
+  becomes ``keras``: with TensorFlow 2.16 or newer ``tensorflow.keras`` *is* Keras 3, so the same
+  classes run.
+
+:func:`steps` cuts the listing at its five step comments, so a chapter can run it one step at a
+time and look at the model in between; :func:`run_step` runs one step in a namespace, renders what
+it printed as a terminal shows it (Keras' progress bar rewrites its line with ``\\r`` and ``\\b``),
+and collects its warnings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+
+from helpers.paths import ROOT
+
+#: the article's Markdown source, where it sits beside the repository (absent in a fresh clone)
+ARTICLE_PATH = ROOT.parent / "shared" / "article" / "source-article.zh.md"
+
+#: the listing of the article's section 4, exactly as printed there
+LISTING = r"""import tensorflow as tf
+from tensorflow.keras.models import Sequential
+from tensorflow.keras.layers import Conv2D, MaxPooling2D, Flatten, Dense
+
+# 数据预处理
+(x_train, y_train), (x_test, y_test) = tf.keras.datasets.cifar10.load_data()
+x_train, x_test = x_train / 255.0, x_test / 255.0
+
+# 模型构建
+model = Sequential([
+    Conv2D(32, (3, 3), activation='relu', input_shape=(32, 32, 3)),
+    MaxPooling2D((2, 2)),
+    Conv2D(64, (3, 3), activation='relu'),
+    MaxPooling2D((2, 2)),
+    Flatten(),
+    Dense(64, activation='relu'),
+    Dense(10, activation='softmax')
+])
+
+# 参数初始化
+model.compile(optimizer='adam',
+              loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+              metrics=['accuracy'])
+
+# 训练
+model.fit(x_train, y_train, epochs=10)
+
+# 评估
+test_loss, test_acc = model.evaluate(x_test, y_test, verbose=2)
+print('\nTest accuracy:', test_acc)
+"""
+
+#: the listing's steps: (id, the comment that opens it in the listing, English name); the imports
+#: before the first comment are a step of their own
+STEPS = (
+    ("imports", None, "imports"),
+    ("preprocessing", "数据预处理", "data preprocessing"),
+    ("construction", "模型构建", "model construction"),
+    ("initialisation", "参数初始化", "parameter initialisation"),
+    ("training", "训练", "training"),
+    ("evaluation", "评估", "evaluation"),
+)
+#: the listing's epochs, as printed
+EPOCHS = 10
+#: the listing's batch size: it passes none, so Keras' default for ``fit``
+BATCH_SIZE = 32
+LOAD_DATA = "tf.keras.datasets.cifar10.load_data()"
+VERIFIED_LOAD = "data.load_cifar10_as_keras(train_size, test_size, seed=seed)"
+FIT = f"model.fit(x_train, y_train, epochs={EPOCHS})"
+
+
+def listing_in(markdown: str) -> str:
+    """The first ```python block of ``markdown`` (the article's only code block), with a final newline."""
+    match = re.search(r"^```python\n(.*?)^```", markdown, flags=re.M | re.S)
+    if not match:
+        raise ValueError("no ```python block in the text")
+    return match.group(1)
+
+
+def article_text() -> str | None:
+    """The article's Markdown when it is beside the repository, else None."""
+    return ARTICLE_PATH.read_text(encoding="utf-8") if ARTICLE_PATH.exists() else None
+
+
+def runnable(code: str = LISTING, *, epochs: int = EPOCHS, backend: str = "tensorflow") -> str:
+    """The listing with the course's substitutions (see the module's docstring); nothing else changes.
+
+    The result expects ``data`` (:mod:`helpers.data`), ``train_size``, ``test_size`` and ``seed`` in
+    the namespace it runs in (:func:`namespace` provides them).
+    """
+    for needed in (LOAD_DATA, FIT):
+        if needed not in code:
+            raise ValueError(f"the listing no longer contains {needed!r}")
+    code = code.replace(LOAD_DATA, VERIFIED_LOAD)
+    if epochs != EPOCHS:
+        code = code.replace(FIT, f"model.fit(x_train, y_train, epochs={int(epochs)})")
+    if backend != "tensorflow":
+        code = code.replace("import tensorflow as tf\n", "import keras\n")
+        code = code.replace("from tensorflow.keras.", "from keras.").replace("tf.keras.", "keras.")
+    return code
+
+
+def diff(before: str, after: str) -> str:
+    """The lines ``after`` changes in ``before``, as ``- old`` / ``+ new`` pairs (empty if none)."""
+    lines = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+    return "\n".join(line for line in lines if line[:1] in "+-" and not line.startswith(("+++", "---")))
+
+
+def steps(code: str) -> dict[str, str]:
+    """The listing cut at its step comments: step id -> its lines (the comment included).
+
+    Joining the values gives ``code`` back, so running the steps in order runs the listing.
+    """
+    parts: dict[str, list[str]] = {step: [] for step, _, _ in STEPS}
+    openers = {f"# {comment}": step for step, comment, _ in STEPS if comment}
+    current = STEPS[0][0]
+    for line in code.splitlines(keepends=True):
+        current = openers.get(line.strip(), current)
+        parts[current].append(line)
+    missing = [step for step, lines in parts.items() if not lines]
+    if missing:
+        raise ValueError(f"the listing has no step {missing}")
+    return {step: "".join(lines) for step, lines in parts.items()}
+
+
+def namespace(train_size: int | None, test_size: int | None, seed: int) -> dict:
+    """What :func:`runnable`'s data line needs: the verified loader and the chapter's sizes and seed."""
+    from helpers import data
+
+    return {"__name__": "article_listing", "data": data, "train_size": train_size, "test_size": test_size, "seed": seed}
+
+
+class Terminal(io.TextIOBase):
+    """A text stream that keeps what a terminal would show: ``\\r`` returns to the start of the
+    line, ``\\b`` moves back one character, later characters overwrite earlier ones, and colour
+    codes take no room."""
+
+    _CONTROL = re.compile(r"([\r\n\b])")
+    _COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # ANSI colour codes: a terminal shows none of them
+
+    def __init__(self):
+        super().__init__()
+        self._lines: list[list[str]] = [[]]
+        self._col = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        for chunk in self._CONTROL.split(self._COLOUR.sub("", text)):
+            if chunk == "\n":
+                self._lines.append([])
+                self._col = 0
+            elif chunk == "\r":
+                self._col = 0
+            elif chunk == "\b":
+                self._col = max(0, self._col - 1)
+            elif chunk:
+                line = self._lines[-1]
+                if self._col > len(line):
+                    line.extend(" " * (self._col - len(line)))
+                line[self._col : self._col + len(chunk)] = list(chunk)
+                self._col += len(chunk)
+        return len(text)
+
+    def text(self) -> str:
+        return "\n".join("".join(line).rstrip() for line in self._lines).strip("\n")
+
+
+@dataclass
+class StepRun:
+    """One step of the listing, run: its wall time, what it printed, the warnings it raised."""
+
+    step: str
+    seconds: float
+    output: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_step(code: str, ns: dict, step: str = "") -> StepRun:
+    """Run ``code`` in the namespace ``ns`` (which it extends, as a notebook cell would)."""
+    screen = Terminal()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(screen):
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        exec(compile(code, f"<the article's listing: {step or 'code'}>", "exec"), ns)
+        seconds = time.perf_counter() - start
+    return StepRun(step, seconds, screen.text(), first_sentences(caught))
+
+
+def first_sentences(caught) -> list[str]:
+    """Each distinct warning as ``Category: its first sentence``, in the order raised."""
+    seen: list[str] = []
+    for w in caught:
+        message = " ".join(str(w.message).split())
+        sentence = re.split(r"(?<=[.?!])\s", message, maxsplit=1)[0]
+        line = f"{w.category.__name__}: {sentence}"
+        if line not in seen:
+            seen.append(line)
+    return seen
+
+
+def loss_in_effect(backend: str) -> str:
+    """What the listing's ``SparseCategoricalCrossentropy(from_logits=True)`` on its softmax output
+    computes on ``backend``: ``"logits"`` (TensorFlow finds the pre-softmax values the softmax layer
+    left on its output, warns, and uses them) or ``"double softmax"`` (JAX and PyTorch apply softmax
+    to the probabilities again)."""
+    if backend not in ("tensorflow", "jax", "torch"):
+        raise ValueError(f"unknown Keras backend {backend!r}")
+    return "logits" if backend == "tensorflow" else "double softmax"

@@ -1,0 +1,148 @@
+"""A Sphinx extension: the table of what the source article claims and where the course answers it.
+
+``book/article_coverage.yml`` holds one row per claim or question of the article: its section, its
+words quoted exactly, the chapter and section of the course that answer it (by their labels), how
+(a measurement, a citation or an explanation) and the answer in one line in each language. The
+directive ```` ```{article-coverage} en ```` (or ``zh``) renders those rows as a table in that
+language. The chapter and section of each row are cross-references (``numref`` to the chapter,
+``ref`` to the section), resolved and checked by Sphinx like any other: a label that does not
+exist fails the build (``-W -n``).
+
+Enabled in ``_config.yml`` (``sphinx.extra_extensions``). The page that shows the Chinese table
+declares ``lang="zh-CN"`` itself (:data:`ZH_PAGES`), so that it stays correct wherever it is moved.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.util.docutils import SphinxDirective
+
+#: the data file, relative to the book's root
+DATA = "book/article_coverage.yml"
+LANGS = ("en", "zh")
+HOW = ("measurement", "citation", "explanation")
+HOW_WORDS = {
+    "en": {"measurement": "measurement", "citation": "citation", "explanation": "explanation"},
+    "zh": {"measurement": "测量", "citation": "引用", "explanation": "解释"},
+}
+HEADERS = {
+    "en": ("Article", "The article says", "Answered in", "How", "The answer"),
+    "zh": ("原文", "原文的说法", "回答所在", "方式", "回答"),
+}
+CHAPTER_TITLE = {"en": "Chapter %s", "zh": "第 %s 章"}
+#: a row's fields that must hold text; ``claim_en`` is the English rendering of the quote
+FIELDS = ("section", "claim", "claim_en", "chapter", "target", "how", "en", "zh")
+#: pages that show the Chinese table (their <html lang> says so)
+ZH_PAGES = ("book/coverage_zh",)
+
+
+def load(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def problems(coverage: dict) -> list[str]:
+    """What is missing or malformed in the coverage data (empty when every row is complete)."""
+    found = []
+    rows = coverage.get("rows") or []
+    if not rows:
+        found.append("no rows")
+    for i, row in enumerate(rows, start=1):
+        where = f"row {i} ({str(row.get('claim', ''))[:20]!r})"
+        for name in FIELDS:
+            value = row.get(name)
+            if not value or (isinstance(value, str) and not value.strip()):
+                found.append(f"{where}: {name} is empty")
+        how = row.get("how") or []
+        if isinstance(how, str) or any(h not in HOW for h in how):
+            found.append(f"{where}: how must be a list drawn from {HOW}, not {how!r}")
+    return found
+
+
+def _xref(reftype: str, target: str, text: str, docname: str, explicit: bool) -> addnodes.pending_xref:
+    ref = addnodes.pending_xref(
+        "", refdomain="std", reftype=reftype, reftarget=target, refexplicit=explicit, refwarn=True, refdoc=docname
+    )
+    ref += nodes.inline("", text)
+    return ref
+
+
+def _cell(*paragraphs: nodes.paragraph) -> nodes.entry:
+    entry = nodes.entry()
+    entry.extend(paragraphs)
+    return entry
+
+
+def section_number(heading: str) -> str:
+    """``"2.1人工智能大模型"`` -> ``"§2.1"``; a heading without a number (``"结论"``) stays as it is."""
+    number = re.match(r"[0-9.]*[0-9]", heading)
+    return f"§{number.group(0)}" if number else heading
+
+
+class ArticleCoverage(SphinxDirective):
+    """The coverage table in one language."""
+
+    required_arguments = 1  # the language: en or zh
+
+    def run(self):
+        lang = self.arguments[0]
+        if lang not in LANGS:
+            raise self.error(f"article-coverage takes a language, one of {LANGS}, not {lang!r}")
+        path = Path(self.env.srcdir) / DATA
+        self.env.note_dependency(str(path))
+        coverage = load(path)
+        bad = problems(coverage)
+        if bad:
+            raise self.error(f"{DATA} is incomplete: " + "; ".join(bad))
+        docname = self.env.docname
+        table = nodes.table(classes=["article-coverage"])
+        group = nodes.tgroup(cols=5)
+        table += group
+        for width in (8, 30, 18, 10, 34):
+            group += nodes.colspec(colwidth=width)
+        head = nodes.thead()
+        row = nodes.row()
+        for title in HEADERS[lang]:
+            row += _cell(nodes.paragraph("", title))
+        head += row
+        group += head
+        body = nodes.tbody()
+        for item in coverage["rows"]:
+            row = nodes.row()
+            row += _cell(nodes.paragraph("", section_number(str(item["section"]))))
+            claim = nodes.paragraph("", "", nodes.inline("", f"“{item['claim']}”", classes=["article-quote"]))
+            cells = [claim]
+            if lang == "en":
+                cells.append(nodes.paragraph("", "", nodes.emphasis("", item["claim_en"])))
+            row += _cell(*cells)
+            chapter = _xref("numref", f"{item['chapter']}-{lang}", CHAPTER_TITLE[lang], docname, True)
+            where = nodes.paragraph("", "", chapter)
+            if item["target"] != item["chapter"]:
+                where += nodes.Text(" · ")
+                where += _xref("ref", f"{item['target']}-{lang}", item["target"], docname, False)
+            row += _cell(where)
+            separator = "、" if lang == "zh" else ", "
+            row += _cell(nodes.paragraph("", separator.join(HOW_WORDS[lang][h] for h in item["how"])))
+            row += _cell(nodes.paragraph("", item[lang]))
+            body += row
+        group += body
+        count = nodes.paragraph(
+            "", (f"{len(coverage['rows'])} rows." if lang == "en" else f"共 {len(coverage['rows'])} 行。")
+        )
+        return [table, count]
+
+
+def _set_language(app, pagename, templatename, context, doctree):
+    if pagename in ZH_PAGES:
+        context["language"] = "zh-CN"
+
+
+def setup(app):
+    app.add_directive("article-coverage", ArticleCoverage)
+    app.connect("html-page-context", _set_language)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,466 @@
+"""Measuring decoding and serving: KV cache against recomputation, and a load benchmark of the schedulers.
+
+**Serving metrics, as vLLM's serving benchmark (``benchmarks/benchmark_serving.py``) defines them.**
+For every successful request, with times measured from the moment the request was sent:
+
+* TTFT, time to first token: until the first output token arrives (queueing and prefill included);
+* TPOT, time per output token *excluding the first*: ``(E2EL - TTFT) / (output tokens - 1)``,
+  for requests with more than one output token;
+* ITL, inter-token latencies: every gap between two consecutive output tokens of a request, all
+  requests' gaps pooled;
+* E2EL, end-to-end latency: until the last token;
+* output token throughput: all output tokens divided by the benchmark's duration (first request
+  sent to last token received); request throughput likewise.
+
+Each is reported as mean, median (p50) and p99 over requests (over gaps for ITL). The load is
+closed-loop, like vLLM's ``--max-concurrency`` with an infinite request rate: ``concurrency``
+streams each send a request, wait for its last token, and send the next, until every request of
+the workload has been sent. As in vLLM's random-dataset runs, the output lengths are fixed per
+request and ``<eos>`` is ignored (``ignore_eos``), so every scheduler produces the same tokens.
+
+:func:`run_load` drives the engine in-process (no HTTP), so its figures are the scheduler's, not
+the web server's; :func:`run_load_http` sends the same workload to the service
+(:mod:`helpers.lm.server`) as streamed ``/v1/completions`` requests, as vLLM's benchmark does, and
+times each streamed chunk on arrival: the difference between the two is what HTTP costs.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from helpers.lm import compiled
+from helpers.lm.data import CharTokenizer, Poem
+from helpers.lm.engine import SCHEDULERS, DecodeFunctions, Engine, Request, bucket_length
+from helpers.lm.model import PoetLM
+from helpers.lm.sampling import SamplingParams
+
+PERCENTILES = (50, 99)
+PROMPT_CHARS = (1, 12)  # a benchmark prompt is the opening of a held-out poem, this many characters
+
+
+# --------------------------------------------------------------------------------------------
+# KV cache against recomputing the prefix
+
+
+def decode_speed(
+    model: PoetLM,
+    new_tokens=(16, 32, 64, 128),
+    prompt: list[int] | None = None,
+    repeats: int = 1,
+    functions: DecodeFunctions | None = None,
+):
+    """Tokens per second of greedy decoding with the KV cache and by recomputing the whole prefix.
+
+    For each length n in ``new_tokens``: the cached way runs one prefill and n - 1 compiled
+    decode steps on a one-slot cache; the naive way runs the full model on the prefix (padded to
+    a bucket of 16, 32, 64, ... positions) n times. Both include the host's work per step (the
+    argmax, the call). Every compiled shape is warmed up before timing. Returns a pandas table:
+    new_tokens, cached_tok_s, recompute_tok_s, speedup (best of ``repeats``).
+    """
+    import pandas as pd
+
+    prompt = list(prompt or [CharTokenizer.BOS])
+    max_len = model.config.max_len
+    if len(prompt) + max(new_tokens) > max_len:
+        raise ValueError(f"prompt ({len(prompt)}) + {max(new_tokens)} new tokens exceed max_len={max_len}")
+    fns = functions if functions is not None and functions.slots == 1 else DecodeFunctions(model, 1)
+
+    def cached(n: int) -> list[int]:
+        cache = fns.new_cache()
+        padded = np.zeros((1, bucket_length(len(prompt), max_len)), np.int32)
+        padded[0, : len(prompt)] = prompt
+        logits, cache = fns.prefill(padded, np.int32(len(prompt) - 1), np.int32(0), *cache)
+        out = [int(np.argmax(compiled.to_numpy(logits)))]
+        for t in range(n - 1):
+            logits, cache = fns.decode(np.array([out[-1]], np.int32), np.array([len(prompt) + t], np.int32), *cache)
+            out.append(int(np.argmax(compiled.to_numpy(logits)[0])))
+        return out
+
+    def recompute(n: int) -> list[int]:
+        seq = list(prompt)
+        for _ in range(n):
+            padded = np.zeros((1, bucket_length(len(seq), max_len)), np.int32)
+            padded[0, : len(seq)] = seq
+            seq.append(int(np.argmax(compiled.to_numpy(fns.recompute(padded, np.int32(len(seq) - 1))))))
+        return seq[len(prompt) :]
+
+    longest = max(new_tokens)
+    same = cached(longest) == recompute(longest)  # warms every shape up, and checks they agree
+    rows = []
+    for n in new_tokens:
+        best = {}
+        for name, fn in (("cached", cached), ("recompute", recompute)):
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn(n)
+                times.append(time.perf_counter() - start)
+            best[name] = n / min(times)
+        rows.append(
+            {
+                "new_tokens": n,
+                "cached_tok_s": best["cached"],
+                "recompute_tok_s": best["recompute"],
+                "speedup": best["cached"] / best["recompute"],
+                "same_tokens": same,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# workload and metrics
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One benchmark request: a prompt (text) and exactly how many tokens to generate."""
+
+    prompt: str
+    output_tokens: int
+    seed: int
+
+
+def make_workload(
+    poems: list[Poem],
+    n: int,
+    seed: int = 0,
+    output_range: tuple[int, int] = (16, 128),
+    prompt_chars: tuple[int, int] = PROMPT_CHARS,
+) -> list[WorkItem]:
+    """``n`` requests: openings of held-out poems (1 to 12 characters) and output lengths drawn uniformly."""
+    if not poems:
+        raise ValueError("make_workload needs poems to take prompts from")
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(n):
+        poem = poems[int(rng.integers(len(poems)))]
+        k = int(rng.integers(prompt_chars[0], prompt_chars[1] + 1))
+        items.append(
+            WorkItem(poem.text[:k], int(rng.integers(output_range[0], output_range[1] + 1)), seed * 100_003 + i)
+        )
+    return items
+
+
+def serving_metrics(requests: list[Request], duration: float) -> dict:
+    """vLLM's serving-benchmark metrics of finished requests (seconds in, milliseconds out)."""
+    done = [r for r in requests if r.finish_reason in ("stop", "length") and r.token_times]
+    ttft = np.array([r.token_times[0] - r.arrival for r in done])
+    e2el = np.array([r.token_times[-1] - r.arrival for r in done])
+    tpot = np.array(
+        [(r.token_times[-1] - r.token_times[0]) / (len(r.output_ids) - 1) for r in done if len(r.output_ids) > 1]
+    )
+    itl = np.concatenate([np.diff(r.token_times) for r in done] or [np.array([])])
+    out_tokens = int(sum(len(r.output_ids) for r in done))
+    in_tokens = int(sum(len(r.prompt_ids) for r in done))
+    metrics = {
+        "completed": len(done),
+        "failed": len(requests) - len(done),
+        "duration_s": duration,
+        "input_tokens": in_tokens,
+        "output_tokens": out_tokens,
+        "request_throughput": len(done) / duration,
+        "output_throughput": out_tokens / duration,
+        "total_token_throughput": (in_tokens + out_tokens) / duration,
+    }
+    for name, values in (("ttft", ttft), ("tpot", tpot), ("itl", itl), ("e2el", e2el)):
+        ms = values * 1000.0
+        metrics[f"mean_{name}_ms"] = float(ms.mean()) if ms.size else float("nan")
+        for p in PERCENTILES:
+            metrics[f"p{p}_{name}_ms"] = float(np.percentile(ms, p)) if ms.size else float("nan")
+    return metrics
+
+
+def run_load(
+    engine: Engine, workload: list[WorkItem], concurrency: int, temperature: float = 1.0, top_k: int = 0
+) -> dict:
+    """Closed-loop load on an engine driven in this thread; returns :func:`serving_metrics` plus the requests."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    pending = collections.deque(workload)
+    finished: list[Request] = []
+    in_flight = 0
+
+    def on_event(request, text, done):
+        nonlocal in_flight
+        if done:
+            in_flight -= 1
+            finished.append(request)
+
+    def send():
+        nonlocal in_flight
+        item = pending.popleft()
+        params = SamplingParams(
+            max_tokens=item.output_tokens, temperature=temperature, top_k=top_k, seed=item.seed, ignore_eos=True
+        )
+        engine.submit(Request(engine.tokenizer.encode(item.prompt), params, on_event=on_event))
+        in_flight += 1
+
+    engine.timings.clear()
+    steps_before = engine.stats["steps"]
+    start = time.perf_counter()
+    while pending or in_flight:
+        while pending and in_flight < concurrency:
+            send()
+        engine.step()
+    duration = time.perf_counter() - start
+    metrics = serving_metrics(finished, duration)
+    metrics["requests"] = finished
+    metrics["steps"] = engine.stats["steps"] - steps_before
+    metrics["seconds"] = time_split(engine.timings, duration)
+    return metrics
+
+
+def time_split(timings: dict, duration: float) -> dict:
+    """Where a load run's time went, in seconds: decode, prefill, sample, the engine's other work, the load generator."""
+    engine = timings.get("step", 0.0)
+    parts = {k: timings.get(k, 0.0) for k in ("decode", "prefill", "sample")}
+    return {**parts, "engine_other": engine - sum(parts.values()), "load_generator": duration - engine}
+
+
+def run_load_http(
+    base_url: str,
+    model: str,
+    workload: list[WorkItem],
+    concurrency: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    timeout: float = 300.0,
+) -> dict:
+    """Closed-loop load over HTTP: :func:`serving_metrics` of streamed completions from the service at ``base_url``.
+
+    ``concurrency`` streams each send a ``POST /v1/completions`` with ``stream``, ``ignore_eos``
+    and ``stream_options.include_usage``, read its server-sent events, and send the next. A token's
+    time is when the chunk holding its text arrived; the number of output tokens is the reply's
+    ``usage``. Runs its own event loop in a worker thread (so it also works inside a notebook,
+    whose kernel already runs one). The requests come back as ``metrics["requests"]``.
+    """
+    import asyncio
+    import concurrent.futures
+
+    import httpx
+    import orjson
+
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    url = f"{base_url.rstrip('/')}/v1/completions"
+
+    async def one(client: httpx.AsyncClient, item: WorkItem) -> Request:
+        body = {
+            "model": model,
+            "prompt": item.prompt,
+            "max_tokens": item.output_tokens,
+            "seed": item.seed,
+            "temperature": temperature,
+            "top_k": top_k,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        record = Request([], SamplingParams(max_tokens=item.output_tokens), arrival=time.perf_counter())
+        usage, finish = None, None
+        async with client.stream(
+            "POST", url, content=orjson.dumps(body), headers={"content-type": "application/json"}
+        ) as reply:
+            if reply.status_code != 200:
+                await reply.aread()
+                record.finish_reason = f"http {reply.status_code}"
+                return record
+            async for line in reply.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                event = orjson.loads(line[6:])
+                if event["choices"]:
+                    if event["choices"][0]["text"]:
+                        record.token_times.append(time.perf_counter())
+                    finish = event["choices"][0]["finish_reason"] or finish
+                if event.get("usage"):
+                    usage = event["usage"]
+        if usage:
+            record.prompt_ids = [0] * usage["prompt_tokens"]
+            record.output_ids = [0] * usage["completion_tokens"]
+        record.finish_reason = finish
+        return record
+
+    async def main() -> tuple[list[Request], float]:
+        pending = collections.deque(workload)
+        done: list[Request] = []
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+
+            async def stream():
+                while pending:
+                    done.append(await one(client, pending.popleft()))
+
+            start = time.perf_counter()
+            await asyncio.gather(*(stream() for _ in range(concurrency)))
+            return done, time.perf_counter() - start
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        requests, duration = pool.submit(asyncio.run, main()).result()
+    metrics = serving_metrics(requests, duration)
+    metrics["requests"] = requests
+    return metrics
+
+
+def scheduler_table(
+    model: PoetLM,
+    tokenizer: CharTokenizer,
+    poems: list[Poem],
+    concurrencies=(1, 8, 32, 64),
+    schedulers=SCHEDULERS,
+    requests_per_stream: int = 4,
+    min_requests: int = 32,
+    output_range: tuple[int, int] = (16, 128),
+    seed: int = 0,
+    progress=None,
+    functions: dict | None = None,
+):
+    """The load benchmark: every scheduler at every concurrency, one row each (a pandas table).
+
+    At concurrency C the batching engines get C slots (a batch of up to C sequences); the
+    ``single`` engine has one. Each level sends ``max(min_requests, requests_per_stream * C)``
+    requests drawn with the same seed, so every scheduler serves the same prompts and lengths.
+    Compilation is warmed up before each measurement. ``functions`` (slots -> :class:`DecodeFunctions`)
+    reuses compiled functions, and receives the ones made here.
+    """
+    import pandas as pd
+
+    rows = []
+    functions = {} if functions is None else functions
+    for c in concurrencies:
+        workload = make_workload(poems, max(min_requests, requests_per_stream * c), seed, output_range)
+        for name in schedulers:
+            slots = 1 if name == "single" else c
+            if slots not in functions:
+                functions[slots] = DecodeFunctions(model, slots)
+            engine = Engine(model, tokenizer, slots=slots, scheduler=name, functions=functions[slots])
+            engine.fns.warm_up({bucket_length(len(tokenizer.encode(w.prompt)), model.config.max_len) for w in workload})
+            run_load(engine, make_workload(poems, min(slots, 4), seed + 1, (2, 2)), slots)  # warm-up
+            m = run_load(engine, workload, c)
+            m.pop("requests")
+            rows.append({"scheduler": name, "concurrency": c, "slots": slots, **m})
+            if progress:
+                progress(rows[-1])
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# where a step's time goes, and the batching gain side by side
+
+#: engine variants for :func:`step_times`: the cache copied every step, written in place (the engine's
+#: step), and written in place with only the window in use read
+STEP_VARIANTS = {
+    "copied": {"in_place": False},
+    "in_place": {},
+    "in_place_window": {"windowed": True},
+}
+
+
+def step_times(
+    model: PoetLM,
+    slot_counts=(1, 32),
+    position: int | None = None,
+    variants=STEP_VARIANTS,
+    seconds: float = 0.5,
+    functions: dict | None = None,
+):
+    """Median milliseconds of one decode step (logits back on the host) per slot count and engine variant.
+
+    Every slot decodes at ``position`` (default: half the context). A pandas table: slots, variant,
+    ms_per_step, ms_per_token. ``functions`` (slots -> :class:`DecodeFunctions`) are the engine's
+    own, reused for the variant with every improvement, and receive the ones made for it here.
+    """
+    functions = {} if functions is None else functions
+    import pandas as pd
+
+    from helpers import timing
+
+    position = model.config.max_len // 2 if position is None else position
+    rows = []
+    for slots in slot_counts:
+        for name, kwargs in variants.items():
+            if kwargs:
+                fns = DecodeFunctions(model, slots, **kwargs)
+            else:  # the engine's own step
+                fns = functions.setdefault(slots, DecodeFunctions(model, slots))
+            state = {"cache": fns.new_cache()}
+            tokens, positions = np.zeros(slots, np.int32), np.full(slots, position, np.int32)
+
+            def step(_, fns=fns, state=state, tokens=tokens, positions=positions):
+                logits, state["cache"] = fns.decode(tokens, positions, *state["cache"])
+                compiled.to_numpy(logits)
+
+            ms = timing.median_ms(step, None, seconds=seconds)
+            rows.append({"slots": slots, "variant": name, "ms_per_step": ms, "ms_per_token": ms / slots})
+    return pd.DataFrame(rows)
+
+
+def batching_gain(
+    model: PoetLM,
+    tokenizer: CharTokenizer,
+    poems: list[Poem],
+    concurrency: int,
+    repeats: int = 3,
+    requests_per_stream: int = 4,
+    min_requests: int = 32,
+    output_range: tuple[int, int] = (16, 128),
+    seed: int = 0,
+    functions: dict | None = None,
+):
+    """Continuous batching against one request at a time at ``concurrency`` streams, side by side.
+
+    The two engines take turns on the same workload, ``repeats`` times; the ratio of their output
+    token throughputs is read within each turn (a slow spell of a shared machine then touches both
+    terms). A pandas table, one row per turn: single and continuous tokens/s and their ratio.
+    """
+    import pandas as pd
+
+    functions = {} if functions is None else functions
+    workload = make_workload(poems, max(min_requests, requests_per_stream * concurrency), seed, output_range)
+    rows = []
+    for turn in range(repeats):
+        row = {"turn": turn + 1}
+        for name, slots in (("single", 1), ("continuous", concurrency)):
+            if slots not in functions:
+                functions[slots] = DecodeFunctions(model, slots)
+                functions[slots].warm_up(
+                    {bucket_length(len(tokenizer.encode(w.prompt)), model.config.max_len) for w in workload}
+                )
+            engine = Engine(model, tokenizer, slots=slots, scheduler=name, functions=functions[slots])
+            m = run_load(engine, workload, concurrency)
+            row[name] = m["output_throughput"]
+            row[f"{name}_steps"] = m["steps"]
+            row[f"{name}_tokens"] = m["output_tokens"]
+            row.update({f"{name}_{part}_s": seconds for part, seconds in m["seconds"].items()})
+        row["ratio"] = row["continuous"] / row["single"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def where_time_goes(turns):
+    """From :func:`batching_gain`'s turns: milliseconds per step and per output token of each part, per engine.
+
+    Rows: single, continuous; columns: steps per turn, tokens per step, then for each part (decode,
+    prefill, sample, engine_other, load_generator, total) ms per step and ms per token (medians over turns).
+    """
+    import pandas as pd
+
+    rows = []
+    for name in ("single", "continuous"):
+        parts = ("decode", "prefill", "sample", "engine_other", "load_generator")
+        steps, tokens = turns[f"{name}_steps"], turns[f"{name}_tokens"]
+        row = {"engine": name, "tokens_per_step": float((tokens / steps).median())}
+        total_step = total_token = 0.0
+        for part in parts:
+            seconds = turns[f"{name}_{part}_s"]
+            per_step, per_token = float((seconds / steps).median() * 1000), float((seconds / tokens).median() * 1000)
+            row[f"{part}_ms_per_step"], row[f"{part}_ms_per_token"] = per_step, per_token
+            total_step, total_token = total_step + per_step, total_token + per_token
+        row["total_ms_per_step"], row["total_ms_per_token"] = total_step, total_token
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("engine")

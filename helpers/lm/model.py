@@ -1,0 +1,339 @@
+"""A character-level decoder-only transformer in Keras 3 (backend-neutral: ``keras.ops`` only).
+
+GPT-style: token embeddings plus learned (or sinusoidal) position embeddings, ``n_layers``
+pre-norm blocks ``x + attn(norm(x))``, ``x + mlp(norm(x))`` with causal multi-head
+self-attention, a final LayerNorm, and an output layer tied to the input embedding (the logits
+are ``h @ E^T``).
+
+Why not keras_hub's ``TransformerDecoder`` and ``CachedMultiHeadAttention``: keras-hub 0.32.0
+installs beside tensorflow 2.21.0 and keras 3.15.1, but it pulls in tensorflow-text, sentencepiece,
+tokenizers, huggingface_hub and kagglehub; and its cache is written at one ``cache_update_index``
+for the whole batch, whereas continuous batching needs every slot of the batch at its own
+position. So the layers are written here, in a few lines each, with the weights as plain
+matrices so that :func:`attention_numpy` can check them and the KV-cache code can reuse them.
+
+The same weights serve three ways of running the model:
+
+* :meth:`PoetLM.call` — a whole sequence at once (training, scoring, recompute-everything decoding);
+* :meth:`PoetLM.prefill` — a prompt at once, returning the keys and values to cache;
+* :meth:`PoetLM.decode` — one new token for each of ``S`` slots, each at its own position, reading
+  and updating a preallocated cache of ``max_len`` positions per slot (fixed shapes, so it
+  compiles once: see :mod:`helpers.lm.engine`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+from keras import ops
+
+from helpers.lm import compiled
+
+PACKAGE = "maas_lm"
+NEG_INF = -1e9  # added to masked attention scores (finite: no NaN when a whole row is masked)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The transformer's shape. ``max_len`` is the context: positions, and the KV cache per sequence."""
+
+    vocab_size: int
+    max_len: int = 128
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 0  # 0: 4 * d_model
+    positions: str = "learned"  # learned | sinusoidal
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be a multiple of n_heads={self.n_heads}")
+        if self.positions not in ("learned", "sinusoidal"):
+            raise ValueError(f"positions must be 'learned' or 'sinusoidal', got {self.positions!r}")
+        if min(self.vocab_size, self.max_len, self.d_model, self.n_layers, self.n_heads) < 1:
+            raise ValueError(f"every size must be positive: {self}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def ff(self) -> int:
+        return self.d_ff or 4 * self.d_model
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def attention(q, k, v, mask=None):
+    """Scaled dot-product attention in ``keras.ops``: q (B, Tq, H, Dh), k and v (B, Tk, H, Dh).
+
+    ``mask`` broadcasts to (B, H, Tq, Tk); True where a query may attend to a key.
+    Returns (B, Tq, H, Dh).
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = ops.einsum("bqhd,bkhd->bhqk", q, k) * scale
+    if mask is not None:
+        scores = ops.where(mask, scores, ops.cast(NEG_INF, scores.dtype))
+    weights = ops.softmax(scores, axis=-1)
+    return ops.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
+def attend_one(q, k, v, visible):
+    """Attention of one query per sequence over a cache: q (S, H, Dh), k and v (S, H, M, Dh), visible (S, 1, M).
+
+    The cache is heads-first, so each (sequence, head) pair reads one contiguous (M, Dh) block:
+    on a CPU that is several times faster than positions-first (S, M, H, Dh), which makes XLA
+    gather every head's keys across the rows.
+    """
+    scores = ops.einsum("shd,shmd->shm", q, k) * (1.0 / math.sqrt(q.shape[-1]))
+    scores = ops.where(visible, scores, ops.cast(NEG_INF, scores.dtype))
+    return ops.einsum("shm,shmd->shd", ops.softmax(scores, axis=-1), v)
+
+
+def cache_index(slots, positions, n_heads: int):
+    """Where keys go in a heads-first cache: (n, H, 3) indices ``[slot, head, position]`` for n (slot, position) pairs."""
+    n = slots.shape[0]
+    heads = ops.broadcast_to(ops.arange(n_heads, dtype="int32")[None, :], (n, n_heads))
+    rows = ops.broadcast_to(slots[:, None], (n, n_heads))
+    cols = ops.broadcast_to(positions[:, None], (n, n_heads))
+    return ops.stack([rows, heads, cols], axis=-1)
+
+
+def causal_mask(tq: int, tk: int | None = None):
+    """(1, 1, tq, tk) booleans: query i may see keys 0..i (+ tk - tq when the keys are longer)."""
+    tk = tk or tq
+    i = ops.arange(tq)[:, None] + (tk - tq)
+    j = ops.arange(tk)[None, :]
+    return ops.reshape(j <= i, (1, 1, tq, tk))
+
+
+def attention_numpy(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = True) -> np.ndarray:
+    """The same attention by hand in NumPy (float64): q (B, Tq, H, Dh), k and v (B, Tk, H, Dh).
+
+    ``softmax(q k^T / sqrt(Dh))`` over the keys, each query seeing only keys at or before its own
+    position when ``causal`` (queries are the last Tq positions of the Tk keys). The reference
+    the tests hold the Keras layer to.
+    """
+    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    tq, tk, dh = q.shape[1], k.shape[1], q.shape[-1]
+    scores = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(dh)
+    if causal:
+        allowed = np.arange(tk)[None, :] <= np.arange(tq)[:, None] + (tk - tq)
+        scores = np.where(allowed, scores, -np.inf)
+    scores -= scores.max(axis=-1, keepdims=True)
+    weights = np.exp(scores)
+    weights /= weights.sum(axis=-1, keepdims=True)
+    return np.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
+def _init():
+    return keras.initializers.RandomNormal(stddev=0.02)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CausalSelfAttention(keras.layers.Layer):
+    """Multi-head causal self-attention, no biases.
+
+    Weights: ``wqkv`` (d, 3d), the query, key and value projections side by side (one matrix
+    product for all three, which matters when decoding one token at a time is dominated by the
+    number of operations), and ``wo`` (d, d). Head h of the queries is columns
+    ``[h * Dh, (h + 1) * Dh)`` of the first d columns; likewise keys and values.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.d_model, self.n_heads = d_model, n_heads
+        self.head_dim = d_model // n_heads
+
+    def build(self, input_shape):
+        self.wqkv = self.add_weight(name="wqkv", shape=(self.d_model, 3 * self.d_model), initializer=_init())
+        self.wo = self.add_weight(name="wo", shape=(self.d_model, self.d_model), initializer=_init())
+
+    def project(self, x):
+        """Queries, keys and values of x (..., d): three (..., H, Dh) tensors."""
+        qkv = ops.matmul(x, self.wqkv)
+        shape = (*x.shape[:-1], 3, self.n_heads, self.head_dim)
+        qkv = ops.reshape(qkv, tuple(-1 if s is None else s for s in shape))
+        return qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
+
+    def merge(self, heads):
+        """The output projection of (..., H, Dh) heads: (..., d)."""
+        shape = (*heads.shape[:-2], self.d_model)
+        return ops.matmul(ops.reshape(heads, tuple(-1 if s is None else s for s in shape)), self.wo)
+
+    def call(self, x):
+        q, k, v = self.project(x)
+        return self.merge(attention(q, k, v, causal_mask(x.shape[1])))
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "n_heads": self.n_heads}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Block(keras.layers.Layer):
+    """A pre-norm transformer block: ``x + attn(ln1(x))``, then ``x + mlp(ln2(x))`` (GELU MLP)."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, **kwargs):
+        super().__init__(**kwargs)
+        self.d_model, self.n_heads, self.d_ff = d_model, n_heads, d_ff
+        self.ln1 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln1")
+        self.attn = CausalSelfAttention(d_model, n_heads, name="attn")
+        self.ln2 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln2")
+        self.fc = keras.layers.Dense(d_ff, activation="gelu", kernel_initializer=_init(), name="fc")
+        self.proj = keras.layers.Dense(d_model, kernel_initializer=_init(), name="proj")
+
+    def build(self, input_shape):
+        for layer, shape in (
+            (self.ln1, input_shape),
+            (self.attn, input_shape),
+            (self.ln2, input_shape),
+            (self.fc, input_shape),
+            (self.proj, (*input_shape[:-1], self.d_ff)),
+        ):
+            layer.build(shape)
+
+    def mlp(self, x):
+        return x + self.proj(self.fc(self.ln2(x)))
+
+    def call(self, x):
+        return self.mlp(x + self.attn(self.ln1(x)))
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "n_heads": self.n_heads, "d_ff": self.d_ff}
+
+
+def sinusoidal_table(max_len: int, d_model: int) -> np.ndarray:
+    """Vaswani et al.'s fixed position encodings, (max_len, d_model) float32."""
+    pos = np.arange(max_len)[:, None]
+    i = np.arange(d_model // 2)[None, :]
+    angles = pos / np.power(10000.0, 2 * i / d_model)
+    table = np.zeros((max_len, d_model), np.float32)
+    table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles[:, : d_model - d_model // 2])
+    return table
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PoetLM(keras.Model):
+    """The decoder-only transformer: ``call(tokens (B, T)) -> logits (B, T, vocab)``."""
+
+    def __init__(self, config: dict | ModelConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config if isinstance(config, ModelConfig) else ModelConfig(**config)
+        c = self.config
+        self.tok_emb = keras.layers.Embedding(c.vocab_size, c.d_model, embeddings_initializer=_init(), name="tok_emb")
+        self.pos_emb = (
+            keras.layers.Embedding(c.max_len, c.d_model, embeddings_initializer=_init(), name="pos_emb")
+            if c.positions == "learned"
+            else None
+        )
+        self._pos_table = sinusoidal_table(c.max_len, c.d_model) if c.positions == "sinusoidal" else None
+        self.blocks = [Block(c.d_model, c.n_heads, c.ff, name=f"block_{i}") for i in range(c.n_layers)]
+        self.ln_f = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_f")
+        self.build((None, c.max_len))
+
+    def build(self, input_shape):
+        c = self.config
+        self.tok_emb.build((None, None))
+        if self.pos_emb is not None:
+            self.pos_emb.build((None,))
+        for block in self.blocks:
+            block.build((None, None, c.d_model))
+        self.ln_f.build((None, None, c.d_model))
+        self.built = True
+
+    # ---- pieces shared by the three ways of running ------------------------------------------
+
+    def embed(self, tokens, positions):
+        """Token plus position embeddings; tokens and positions of the same shape."""
+        x = self.tok_emb(tokens)
+        if self.pos_emb is not None:
+            return x + self.pos_emb(positions)
+        return x + ops.take(ops.convert_to_tensor(self._pos_table), positions, axis=0)
+
+    def logits(self, h):
+        """Output layer tied to the input embedding: ``ln_f(h) @ E^T``."""
+        return ops.matmul(self.ln_f(h), ops.transpose(self.tok_emb.embeddings))
+
+    # ---- whole sequences --------------------------------------------------------------------
+
+    def call(self, tokens):
+        t = tokens.shape[1]
+        positions = ops.expand_dims(ops.arange(t), 0)
+        x = self.embed(tokens, positions)
+        for block in self.blocks:
+            x = block(x)
+        return self.logits(x)
+
+    def prefill(self, tokens):
+        """Run a prompt (B, P): logits (B, P, V) and, per layer, its keys and values (B, P, H, Dh)."""
+        t = tokens.shape[1]
+        x = self.embed(tokens, ops.expand_dims(ops.arange(t), 0))
+        kv = []
+        for block in self.blocks:
+            q, k, v = block.attn.project(block.ln1(x))
+            kv.append((k, v))
+            x = block.mlp(x + block.attn.merge(attention(q, k, v, causal_mask(t))))
+        return self.logits(x), kv
+
+    def decode(self, tokens, positions, cache, window: int | None = None):
+        """One step for S slots: tokens (S,) at positions (S,), cache a list of 2 * n_layers buffers.
+
+        Each cache buffer is (S, H, max_len, Dh) (keys then values, layer by layer). The new key
+        and value of slot s are written at ``[s, :, positions[s]]`` (in place where the buffers are
+        variables: :func:`helpers.lm.compiled.write_rows`); slot s then attends to its cached
+        positions ``0..positions[s]``. Only the first ``window`` positions are read (default: all);
+        every position must be below it. Returns logits (S, V) and the updated cache.
+        """
+        s, h = tokens.shape[0], self.config.n_heads
+        window = window or cache[0].shape[2]
+        positions = ops.cast(positions, "int32")
+        x = self.embed(tokens, positions)  # (S, d)
+        index = cache_index(ops.arange(s, dtype="int32"), positions, h)  # (S, H, 3): where to write
+        visible = ops.reshape(ops.arange(window, dtype="int32")[None, :] <= positions[:, None], (s, 1, window))
+        new_cache = []
+        for i, block in enumerate(self.blocks):
+            q, k, v = block.attn.project(block.ln1(x))  # (S, H, Dh) each
+            k_cache = compiled.write_rows(cache[2 * i], index, k)
+            v_cache = compiled.write_rows(cache[2 * i + 1], index, v)
+            new_cache += [k_cache, v_cache]
+            seen = attend_one(q, compiled.leading(k_cache, window), compiled.leading(v_cache, window), visible)
+            x = block.mlp(x + block.attn.merge(seen))
+        return self.logits(x), new_cache
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(config.pop("config"), **{k: v for k, v in config.items() if k in ("name",)})
+
+
+def build_model(config: ModelConfig, seed: int = 0) -> PoetLM:
+    """A freshly initialised :class:`PoetLM` (weights drawn after seeding Keras with ``seed``)."""
+    keras.utils.set_random_seed(seed)
+    return PoetLM(config, name="poet_lm")
+
+
+def parameter_counts(model: PoetLM) -> dict:
+    """Parameters: ``embedding`` (token and learned position tables), ``non_embedding`` (the rest), ``total``.
+
+    The output layer is tied to the token embedding, so it adds none. Kaplan et al. (2020) count
+    N without the embeddings, which is what scaling laws and ``6 N D`` use.
+    """
+    embedding = int(np.prod(model.tok_emb.embeddings.shape))
+    if model.pos_emb is not None:
+        embedding += int(np.prod(model.pos_emb.embeddings.shape))
+    total = int(sum(np.prod(v.shape) for v in model.weights))
+    return {"embedding": embedding, "non_embedding": total - embedding, "total": total}
+
+
+def non_embedding_params(config: ModelConfig) -> int:
+    """Non-embedding parameters from the config alone: per block 4 d^2 attention, 2 d ff + ff + d MLP, 4 d norms."""
+    d, ff = config.d_model, config.ff
+    per_block = 4 * d * d + 2 * d * ff + ff + d + 4 * d
+    return config.n_layers * per_block + 2 * d  # + the final LayerNorm

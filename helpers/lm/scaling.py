@@ -1,0 +1,120 @@
+"""Scaling sweeps for the poem model: loss against model size on fixed data, and against training compute.
+
+* :func:`size_sweep` trains models of several sizes for the same number of steps (so the same
+  tokens D) and records the validation loss; :func:`fit_size_law` fits Kaplan/Chinchilla's
+  ``L(N) = E + A / N**alpha`` to it, with N the *non-embedding* parameters (Kaplan et al., 2020:
+  counting the embeddings hides the trend for small models);
+* :func:`compute_sweep` trains one size for several step budgets, each run with its own complete
+  warm-up and cosine schedule, as Hoffmann et al. (2022) did (a cosine cut short is not a shorter run);
+* training compute is estimated as ``C = 6 N D`` (forward 2ND, backward 4ND; attention and the
+  output layer left out, as in the papers).
+
+:data:`CI_SIZES` spans more than 30x in non-embedding parameters and trains in seconds on a tiny
+slice of the data; :data:`CPU_SIZES` is for a laptop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from helpers.lm.model import ModelConfig, non_embedding_params
+from helpers.lm.train import LMData, TrainConfig, train
+
+#: (d_model, n_layers, n_heads): 1.2k to 65k non-embedding parameters (56x); seconds each on tiny data.
+CI_SIZES = ((8, 1, 2), (16, 1, 2), (24, 2, 2), (32, 2, 4), (48, 2, 4))
+#: 12.6k to 1.8M non-embedding parameters (140x); minutes each on the regulated poems.
+CPU_SIZES = ((32, 1, 4), (48, 2, 4), (64, 2, 4), (96, 3, 4), (128, 4, 4), (192, 4, 6))
+
+
+def _config(data: LMData, d_model: int, n_layers: int, n_heads: int) -> ModelConfig:
+    return ModelConfig(
+        data.tokenizer.vocab_size, max_len=data.seq_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads
+    )
+
+
+def _row(config: ModelConfig, result, extra: dict) -> dict:
+    n = result.params["non_embedding"]
+    return {
+        "d_model": config.d_model,
+        "n_layers": config.n_layers,
+        "params_non_embedding": n,
+        "params_embedding": result.params["embedding"],
+        "steps": result.steps_done,
+        "tokens": result.tokens_seen,
+        "flops": 6.0 * n * result.tokens_seen,
+        "val_loss": result.val_loss,
+        "train_seconds": result.train_seconds,
+        **extra,
+    }
+
+
+def size_sweep(data: LMData, sizes=CPU_SIZES, train_config: TrainConfig | None = None, progress=None):
+    """Train every size for the same steps and batch (same tokens); one row each (a pandas table)."""
+    import pandas as pd
+
+    cfg = train_config or TrainConfig()
+    cfg = replace(cfg, segment_steps=cfg.steps)  # one validation at the end is all a sweep needs
+    rows = []
+    for d, layers, heads in sizes:
+        config = _config(data, d, layers, heads)
+        start = time.perf_counter()
+        result = train(data, config, cfg)
+        rows.append(_row(config, result, {"wall_seconds": time.perf_counter() - start}))
+        if progress:
+            progress(rows[-1])
+    table = pd.DataFrame(rows)
+    ratio = table["params_non_embedding"].max() / table["params_non_embedding"].min()
+    table.attrs["non_embedding_span"] = float(ratio)
+    return table
+
+
+def compute_sweep(
+    data: LMData,
+    size=(64, 2, 4),
+    step_budgets=(25, 50, 100, 200),
+    train_config: TrainConfig | None = None,
+    progress=None,
+):
+    """One size trained for several step budgets, each with its own full schedule; one row per budget."""
+    import pandas as pd
+
+    cfg = train_config or TrainConfig()
+    rows = []
+    for steps in step_budgets:
+        run_cfg = replace(cfg, steps=steps, segment_steps=steps, warmup_steps=min(cfg.warmup_steps, steps // 4))
+        config = _config(data, *size)
+        result = train(data, config, run_cfg)
+        rows.append(_row(config, result, {}))
+        if progress:
+            progress(rows[-1])
+    return pd.DataFrame(rows)
+
+
+def fit_size_law(table, irreducible: bool = True):
+    """Fit ``val_loss = E + A * N**(-alpha)`` to a :func:`size_sweep` table (N: non-embedding parameters).
+
+    Uses the course's :func:`fit_power_law` (``helpers.topics.scaling``, formerly ``helpers.scaling``;
+    imported here only). Returns its ``PowerLawFit`` (``exponent`` alpha, ``scale`` A, ``irreducible`` E).
+    """
+    try:
+        from helpers.topics.scaling import fit_power_law
+    except ImportError:  # before the reorganisation of helpers/
+        from helpers.scaling import fit_power_law
+
+    return fit_power_law(
+        table["params_non_embedding"].to_numpy(float), table["val_loss"].to_numpy(float), irreducible=irreducible
+    )
+
+
+def describe_sizes(sizes, vocab_size: int = 4553, max_len: int = 160):
+    """Non-embedding parameters of each (d_model, n_layers, n_heads), from the configs alone."""
+    return [non_embedding_params(ModelConfig(vocab_size, max_len, d, layers, heads)) for d, layers, heads in sizes]
+
+
+def try_fit_size_law(table):
+    """:func:`fit_size_law`, or None when the loss does not fall as N grows (nothing to fit)."""
+    try:
+        return fit_size_law(table)
+    except ValueError:
+        return None

@@ -1,0 +1,267 @@
+"""Serve a trained poem model with the OpenAI API (as vLLM does), from the command line or from Python.
+
+    python -m helpers.lm.serve --checkpoint build/lm/ckpt --port 8000     # 127.0.0.1 only; --help for options
+    curl -s localhost:8000/v1/models
+    curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
+         -d '{"model": "tang-poet", "prompt": "春眠", "max_tokens": 32, "seed": 1}'
+
+The official ``openai`` client works unchanged: ``OpenAI(base_url="http://127.0.0.1:8000/v1",
+api_key="unused")``. The engine (:mod:`helpers.lm.engine`) runs in a thread beside uvicorn's
+event loop. The service is run the way the course runs every service (:mod:`helpers.serving.app`):
+logs are JSON lines on stderr, written by the serving package's formatter; SIGTERM or SIGINT stops
+accepting connections, lets the requests in flight finish, then exits with status 0; started by
+:class:`helpers.processes.Child`, it exits by itself when its parent is gone.
+
+From Python, :class:`Service` (a :class:`~helpers.processes.Child`) starts the service on a free
+port and :func:`running_server` waits until it answers, then always stops it with one SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import logging
+import logging.config
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from helpers import processes
+from helpers.processes import Child, ChildError, module
+from helpers.serving.app import LOG_CONFIG as SERVING_LOG_CONFIG
+
+LOGGER = "maas.lm"
+log = logging.getLogger(LOGGER)
+#: the serving package's JSON-lines logging (its formatter, handlers and uvicorn loggers), and this service's logger
+LOG_CONFIG = copy.deepcopy(SERVING_LOG_CONFIG)
+LOG_CONFIG["loggers"][LOGGER] = dict(LOG_CONFIG["loggers"]["uvicorn"])
+
+
+class ServiceError(RuntimeError):
+    """The service could not start, or stopped unexpectedly."""
+
+
+def build_engine(
+    checkpoint: Path | str,
+    slots: int = 32,
+    scheduler: str = "continuous",
+    max_waiting: int | None = 256,
+    warm: bool = True,
+):
+    """Load a checkpoint and build its engine; with ``warm``, compile every decode window and prefill bucket."""
+    from helpers.lm.engine import Engine
+    from helpers.lm.train import load_model
+
+    model, tokenizer, _ = load_model(checkpoint)
+    engine = Engine(model, tokenizer, slots=slots, scheduler=scheduler, max_waiting=max_waiting)
+    if warm:
+        engine.fns.warm_up()
+        engine.cache = engine.fns.new_cache()
+    return engine
+
+
+def serve(
+    checkpoint: Path | str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    name: str = "tang-poet",
+    slots: int = 32,
+    scheduler: str = "continuous",
+    max_waiting: int = 256,
+    warm: bool = True,
+    graceful_seconds: float = 30.0,
+) -> None:
+    """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT."""
+    import uvicorn
+
+    from helpers.lm.server import ServerOptions, create_app
+    from helpers.serving.app import _server_class
+
+    logging.config.dictConfig(LOG_CONFIG)
+    start = time.perf_counter()
+    engine = build_engine(checkpoint, slots, scheduler, max_waiting, warm)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(
+        create_app(engine, ServerOptions(name=name)),
+        log_config=LOG_CONFIG,
+        access_log=False,
+        timeout_graceful_shutdown=graceful_seconds,
+        server_header=False,
+    )
+    server = _server_class()(config)  # the serving package's uvicorn server: exit status 0 after SIGTERM
+
+    def parent_gone():  # never outlive the notebook or test that started the service
+        log.warning("parent gone", extra={"fields": {"event": "parent_gone"}})
+        server.should_exit = True
+
+    processes.exit_with_parent(parent_gone)
+    log.info(
+        "listening",
+        extra={
+            "fields": {
+                "event": "listening",
+                "host": host,
+                "port": sock.getsockname()[1],
+                "model": name,
+                "checkpoint": str(checkpoint),
+                "pid": os.getpid(),
+                "load_seconds": round(time.perf_counter() - start, 3),
+            }
+        },
+    )
+    server.run(sockets=[sock])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.lm.serve",
+        description="Serve a trained poem model with the OpenAI API (/v1/completions, /v1/chat/completions, "
+        "/v1/models), streaming as server-sent events.",
+        epilog="Example: python -m helpers.lm.serve --checkpoint build/lm/ckpt --port 8000; then "
+        "OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='unused').",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a checkpoint directory written by helpers.lm.train (config.json, tokenizer.json, model.weights.h5)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000, vLLM's; 0: any free port)")
+    parser.add_argument("--name", default="tang-poet", help="the model name clients send (default tang-poet)")
+    parser.add_argument(
+        "--slots", type=int, default=32, help="sequences decoded together: the KV-cache slots (default 32)"
+    )
+    parser.add_argument(
+        "--scheduler",
+        choices=("continuous", "static", "single"),
+        default="continuous",
+        help="continuous (default), static (request-level batches) or single (one at a time)",
+    )
+    parser.add_argument(
+        "--max-waiting",
+        type=int,
+        default=256,
+        help="requests that may wait for a slot; beyond, 429 with Retry-After (default 256)",
+    )
+    parser.add_argument(
+        "--no-warm-up", action="store_true", help="compile each shape on its first request instead of before listening"
+    )
+    parser.add_argument(
+        "--backend",
+        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
+        help="Keras backend (default $KERAS_BACKEND or tensorflow)",
+    )
+    args = parser.parse_args(argv)
+    os.environ["KERAS_BACKEND"] = args.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from helpers.env import native_stderr_silenced
+
+    with native_stderr_silenced():
+        import keras  # noqa: F401 - import once with the C++ start-up notices silenced
+    try:
+        serve(
+            args.checkpoint,
+            args.host,
+            args.port,
+            args.name,
+            args.slots,
+            args.scheduler,
+            args.max_waiting,
+            not args.no_warm_up,
+        )
+    except (FileNotFoundError, OSError, ValueError) as exc:  # no checkpoint, port taken, bad option
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# from Python
+
+
+class Service(Child):
+    """The service in a subprocess (:class:`helpers.processes.Child`): its URL and the JSON log lines it wrote."""
+
+    def __init__(
+        self,
+        checkpoint: Path | str,
+        *,
+        name: str = "tang-poet",
+        port: int = 0,
+        slots: int = 8,
+        scheduler: str = "continuous",
+        max_waiting: int = 256,
+        extra_args: tuple[str, ...] = (),
+    ):
+        self.model_name = name
+        self.url = ""
+        super().__init__(
+            module(
+                "helpers.lm.serve",
+                "--checkpoint",
+                str(checkpoint),
+                "--name",
+                name,
+                "--port",
+                str(port),
+                "--slots",
+                str(slots),
+                "--scheduler",
+                scheduler,
+                "--max-waiting",
+                str(max_waiting),
+                *extra_args,
+            ),
+            stream="stderr",
+            env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+            name="language-model service",
+        )
+
+    @property
+    def logs(self) -> list[dict]:
+        return self.lines
+
+    @property
+    def base_url(self) -> str:
+        """What the ``openai`` client takes as ``base_url``."""
+        return f"{self.url}/v1"
+
+    def wait_until_ready(self, timeout: float = 180.0) -> Service:
+        """Wait until the service listens and answers ``/health``; stop it and raise ServiceError otherwise."""
+        import httpx
+
+        try:
+            listening = self.wait_for(lambda e: e.get("event") == "listening", timeout)
+        except ChildError as exc:
+            raise ServiceError(str(exc)) from None
+        self.url = f"http://127.0.0.1:{listening['port']}"
+        deadline = time.monotonic() + timeout
+        while True:  # listening; wait until the application has started (lifespan) and answers
+            try:
+                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop(timeout=5)
+                raise ServiceError(f"the service at {self.url} never became healthy:\n{self.tail()}")
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running_server(checkpoint: Path | str, *, startup_timeout: float = 180.0, **options):
+    """Start the service on 127.0.0.1 (a free port by default); yield the ready :class:`Service`; always stop it."""
+    service = Service(checkpoint, **options)
+    try:
+        yield service.wait_until_ready(startup_timeout)
+    finally:
+        service.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

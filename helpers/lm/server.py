@@ -1,0 +1,493 @@
+"""The OpenAI-compatible HTTP API, as vLLM exposes it, over :class:`helpers.lm.engine.Engine`.
+
+Endpoints:
+
+* ``POST /v1/completions`` — ``prompt`` (a string, or a list holding one string) is the opening of
+  a poem; the completion continues it;
+* ``POST /v1/chat/completions`` — the contents of the ``user`` and ``assistant`` messages, in order,
+  are the poem so far (``system`` messages are accepted and ignored); the reply continues it;
+* both take ``max_tokens`` (chat also ``max_completion_tokens``), ``temperature`` (0–2, 0 = greedy),
+  ``top_p`` (0–1], ``top_k`` (vLLM's; -1 or 0 = off), ``stop`` (a string or up to 4), ``seed``,
+  ``n`` (1 only), ``stream`` (server-sent events ending with ``data: [DONE]``),
+  ``stream_options.include_usage``, and vLLM's ``ignore_eos``; replies carry ``usage`` (prompt
+  tokens count ``<bos>``; completion tokens count ``<eos>`` when one ends the poem);
+* ``GET /v1/models``, ``GET /health``, ``GET /stats`` (engine load and counters).
+
+Refusals are 4xx with an OpenAI-style body ``{"error": {"message", "type", "param", "code"}}``,
+and the service goes on serving: malformed JSON, unknown parameters, an unknown model (404),
+values out of range, ``n`` other than 1, an empty or over-long prompt, characters the model does
+not know (refused rather than mapped to ``<unk>``, naming them: the vocabulary is traditional
+characters, and a silently replaced character would give a poor poem with no explanation),
+``prompt + max_tokens`` over the context, and a full queue (429 with ``Retry-After``).
+
+Streams are written by :class:`EventStream`, which watches for the client's disconnect itself; a
+client that goes away mid-stream has its request cancelled, and the engine frees the slot before
+its next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import orjson
+from fastapi import FastAPI
+from fastapi import Request as HttpRequest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from helpers.lm.engine import ContextTooLong, Engine, QueueFull, Request
+from helpers.lm.sampling import InvalidParams, SamplingParams
+
+LOGGER = "maas.lm"
+log = logging.getLogger(LOGGER)
+DEFAULT_MODEL_NAME = "tang-poet"
+RETRY_AFTER_S = 1
+
+COMMON_FIELDS = {
+    "model",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "seed",
+    "n",
+    "ignore_eos",
+    "user",
+}
+# fields accepted only at their default (anything else is refused, naming the field)
+DEFAULT_ONLY = {
+    "logprobs": (None, False, 0),
+    "echo": (None, False),
+    "best_of": (None, 1),
+    "presence_penalty": (None, 0, 0.0),
+    "frequency_penalty": (None, 0, 0.0),
+    "logit_bias": (None, {}),
+    "suffix": (None, ""),
+    "top_logprobs": (None, 0),
+    "tools": (None, []),
+    "tool_choice": (None, "none"),
+    "response_format": (None, {"type": "text"}),
+    "parallel_tool_calls": (None, False, True),
+    "store": (None, False),
+    "metadata": (None, {}),
+}
+COMPLETION_FIELDS = COMMON_FIELDS | {"prompt"}
+CHAT_FIELDS = COMMON_FIELDS | {"messages", "max_completion_tokens"}
+
+
+class ApiError(Exception):
+    """A refused request: HTTP ``status`` and an OpenAI-style error."""
+
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str | None = None, headers: dict | None = None
+    ):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers or {}
+
+    def response(self) -> Response:
+        kind = {404: "not_found_error", 429: "rate_limit_error"}.get(self.status, "invalid_request_error")
+        body = {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
+        log.warning(
+            "refused",
+            extra={
+                "fields": {"event": "refused", "status": self.status, "param": self.param, "error": self.message[:300]}
+            },
+        )
+        return Response(
+            orjson.dumps(body), status_code=self.status, media_type="application/json", headers=self.headers
+        )
+
+
+@dataclass
+class ServerOptions:
+    name: str = DEFAULT_MODEL_NAME
+    start_engine: bool = True  # False: the caller steps the engine (tests)
+
+
+# --------------------------------------------------------------------------------------------
+# request parsing
+
+
+def _parse_json(body: bytes) -> dict:
+    if not body.strip():
+        raise ApiError(400, "empty request body; send a JSON object")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"the body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _check_fields(data: dict, allowed: set[str]) -> None:
+    for key, value in data.items():
+        if key in DEFAULT_ONLY:
+            if value not in DEFAULT_ONLY[key]:
+                raise ApiError(400, f"{key}={value!r} is not supported by this server; leave it out", param=key)
+        elif key not in allowed:
+            raise ApiError(400, f"unrecognized request argument supplied: {key}", param=key)
+
+
+def _typed(data: dict, key: str, kinds, default):
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise ApiError(400, f"{key} must be {names}, got {value!r}", param=key)
+    return value
+
+
+def sampling_from(data: dict, max_tokens: int) -> SamplingParams:
+    """The request's :class:`SamplingParams` (``max_tokens`` already resolved), or ApiError 400."""
+    n = _typed(data, "n", (int,), 1)
+    if n != 1:
+        raise ApiError(400, f"n={n} is not supported: this server returns one choice per request (n=1)", param="n")
+    stop = data.get("stop")
+    stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
+    if not isinstance(stop, list):
+        raise ApiError(400, f"stop must be a string or a list of strings, got {stop!r}", param="stop")
+    try:
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=_typed(data, "temperature", (int, float), 1.0),
+            top_p=_typed(data, "top_p", (int, float), 1.0),
+            top_k=_typed(data, "top_k", (int,), 0),
+            stop=tuple(stop),
+            seed=_typed(data, "seed", (int,), None),
+            ignore_eos=_typed(data, "ignore_eos", (bool,), False),
+        )
+    except InvalidParams as exc:
+        raise ApiError(400, str(exc), param=exc.param) from None
+
+
+def completion_prompt(data: dict) -> str:
+    prompt = data.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise ApiError(
+            400,
+            "prompt must be a string (or a list holding one string); token ids and batches "
+            "of prompts are not supported",
+            param="prompt",
+        )
+    return prompt
+
+
+def chat_prompt(data: dict) -> str:
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "messages must be a non-empty list of {role, content} objects", param="messages")
+    parts = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "developer"):
+            raise ApiError(
+                400, f"messages[{i}] must be an object with role system, user or assistant", param="messages"
+            )
+        content = m.get("content")
+        if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+            if not all(
+                isinstance(c, dict) and c.get("type") == "text" and isinstance(c.get("text"), str) for c in content
+            ):
+                raise ApiError(400, f"messages[{i}].content: only text parts are supported", param="messages")
+            content = "".join(c["text"] for c in content)
+        if not isinstance(content, str):
+            raise ApiError(400, f"messages[{i}].content must be a string", param="messages")
+        if m["role"] in ("user", "assistant"):
+            parts.append(content)
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# streaming
+
+
+class EventStream(Response):
+    """Server-sent events from an async iterator of ``bytes``, cancelling ``on_disconnect`` when the client leaves.
+
+    It listens for the ASGI ``http.disconnect`` message itself (and treats a failed send the same
+    way), so a client that closes the connection is noticed even while no token is being sent.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, events, on_disconnect):
+        super().__init__(
+            content=None,
+            status_code=200,
+            media_type=self.media_type,
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+        self.events, self.on_disconnect = events, on_disconnect
+        # a stream has no length: drop the "content-length: 0" Response adds for an empty body
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+
+    async def __call__(self, scope, receive, send):
+        gone = asyncio.Event()
+
+        async def watch():
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    gone.set()
+                    self.on_disconnect()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for chunk in self.events:
+                if gone.is_set():
+                    return
+                try:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                except OSError:
+                    self.on_disconnect()
+                    return
+            if not gone.is_set():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+
+def sse(obj) -> bytes:
+    return b"data: " + (obj if isinstance(obj, bytes) else orjson.dumps(obj)) + b"\n\n"
+
+
+# --------------------------------------------------------------------------------------------
+# the application
+
+
+def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
+    """The FastAPI application serving ``engine`` (started in its thread unless ``options.start_engine`` is False)."""
+    options = options or ServerOptions()
+    tokenizer, max_len = engine.tokenizer, engine.max_len
+    created = int(time.time())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if options.start_engine:
+            engine.start()
+        log.info(
+            "ready",
+            extra={
+                "fields": {
+                    "event": "ready",
+                    "model": options.name,
+                    "slots": engine.slots,
+                    "scheduler": engine.scheduler,
+                    "max_len": max_len,
+                }
+            },
+        )
+        yield
+        if options.start_engine:
+            engine.stop()
+        log.info("stopped", extra={"fields": {"event": "stopped", **engine.load()}})
+
+    app = FastAPI(title="Tang poems: an OpenAI-compatible completion service", version="1", lifespan=lifespan)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: HttpRequest, exc: ApiError):
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: HttpRequest, exc: StarletteHTTPException):
+        return ApiError(exc.status_code, str(exc.detail)).response()
+
+    @app.get("/health", summary="Liveness")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/stats", summary="Engine load: running and waiting requests, counters")
+    async def stats():
+        return engine.load()
+
+    @app.get("/v1/models", summary="The served model (OpenAI list format)")
+    async def models():
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": options.name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "maas-course",
+                    "max_model_len": max_len,
+                }
+            ],
+        }
+
+    def prepare(data: dict, prompt: str, max_tokens_default, chat: bool) -> tuple[list[int], SamplingParams]:
+        model = data.get("model")
+        if not isinstance(model, str) or not model:
+            raise ApiError(400, "model is required: a string naming the model (GET /v1/models)", param="model")
+        if model != options.name:
+            raise ApiError(
+                404,
+                f"The model `{model}` does not exist; this server serves `{options.name}`",
+                param="model",
+                code="model_not_found",
+            )
+        if not prompt:
+            raise ApiError(
+                400,
+                "the prompt is empty: give the opening of a poem (at least one character)",
+                param="messages" if chat else "prompt",
+            )
+        unknown = tokenizer.unknown(prompt)
+        if unknown:
+            shown = "".join(unknown[:20])
+            raise ApiError(
+                400,
+                f"{len(unknown)} character(s) of the prompt are not in the model's vocabulary: "
+                f"{shown!r}. It knows {tokenizer.vocab_size - 4} traditional Chinese characters "
+                "and punctuation from the Tang poems; write the prompt with those",
+                param="messages" if chat else "prompt",
+                code="unknown_characters",
+            )
+        ids = tokenizer.encode(prompt)
+        if len(ids) >= max_len:
+            raise ApiError(
+                400,
+                f"the prompt is {len(ids)} tokens (with <bos>); this model's maximum context "
+                f"length is {max_len}, which leaves no room for a completion",
+                param="messages" if chat else "prompt",
+                code="context_length_exceeded",
+            )
+        keys = ("max_completion_tokens", "max_tokens") if chat else ("max_tokens",)
+        max_tokens = next((data[k] for k in keys if data.get(k) is not None), None)
+        if max_tokens is None:
+            max_tokens = max_tokens_default if max_tokens_default else max_len - len(ids)
+        elif isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise ApiError(400, f"max_tokens must be an integer, got {max_tokens!r}", param="max_tokens")
+        params = sampling_from(data, max_tokens)
+        try:
+            engine.validate(ids, params)
+        except ContextTooLong as exc:
+            raise ApiError(400, str(exc), param="max_tokens", code="context_length_exceeded") from None
+        return ids, params
+
+    async def run(ids, params, kind: str, data: dict):
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+
+        def on_event(request, text, finished):  # engine thread
+            loop.call_soon_threadsafe(queue.put_nowait, (text, finished))
+
+        request = Request(
+            ids, params, request_id=f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}", on_event=on_event
+        )
+        try:
+            engine.submit(request)
+        except QueueFull as exc:
+            raise ApiError(
+                429,
+                f"the server is busy: {exc}; retry after {RETRY_AFTER_S} s",
+                code="queue_full",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+        return request, queue
+
+    def usage(request: Request) -> dict:
+        p, c = len(request.prompt_ids), len(request.output_ids)
+        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+    def logged(request: Request) -> None:
+        first = request.token_times[0] - request.arrival if request.token_times else None
+        log.info(
+            "finished",
+            extra={
+                "fields": {
+                    "event": "finished",
+                    "id": request.request_id,
+                    "finish_reason": request.finish_reason,
+                    **usage(request),
+                    "ttft_ms": round(first * 1000, 3) if first is not None else None,
+                }
+            },
+        )
+
+    async def answer(kind: str, http: HttpRequest):
+        data = _parse_json(await http.body())
+        _check_fields(data, CHAT_FIELDS if kind == "chat" else COMPLETION_FIELDS)
+        prompt = chat_prompt(data) if kind == "chat" else completion_prompt(data)
+        ids, params = prepare(data, prompt, None if kind == "chat" else 16, kind == "chat")
+        stream = _typed(data, "stream", (bool,), False)
+        options_ = _typed(data, "stream_options", (dict,), {}) or {}
+        include_usage = bool(options_.get("include_usage", False))
+        request, queue = await run(ids, params, kind, data)
+        head = {"id": request.request_id, "created": int(time.time()), "model": options.name}
+        if not stream:
+            while True:
+                _, finished = await queue.get()
+                if finished:
+                    break
+            logged(request)
+            choice = {"index": 0, "finish_reason": request.finish_reason, "logprobs": None}
+            if kind == "chat":
+                choice["message"] = {"role": "assistant", "content": request.text}
+                return Response(
+                    orjson.dumps({**head, "object": "chat.completion", "choices": [choice], "usage": usage(request)}),
+                    media_type="application/json",
+                )
+            choice["text"] = request.text
+            return Response(
+                orjson.dumps({**head, "object": "text_completion", "choices": [choice], "usage": usage(request)}),
+                media_type="application/json",
+            )
+
+        obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+
+        def chunk(text: str, finish: str | None, first: bool = False) -> bytes:
+            if kind == "chat":
+                delta = {"role": "assistant", "content": text} if first else ({"content": text} if text else {})
+                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            else:
+                choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+            return sse({**head, "object": obj, "choices": [choice]})
+
+        async def events():
+            if kind == "chat":
+                yield chunk("", None, first=True)
+            while True:
+                text, finished = await queue.get()
+                if finished is None:  # the client went away
+                    return
+                if finished:
+                    break
+                yield chunk(text, None)
+            logged(request)
+            yield chunk(text, request.finish_reason)
+            if include_usage:
+                yield sse({**head, "object": obj, "choices": [], "usage": usage(request)})
+            yield sse(b"[DONE]")
+
+        def on_disconnect():
+            if not request.finished:
+                engine.cancel(request)
+            queue.put_nowait(("", None))
+
+        return EventStream(events(), on_disconnect)
+
+    @app.post("/v1/completions", summary="Continue a poem (OpenAI completions API)")
+    async def completions(http: HttpRequest):
+        return await answer("completion", http)
+
+    @app.post("/v1/chat/completions", summary="Continue a poem in a chat (OpenAI chat completions API)")
+    async def chat_completions(http: HttpRequest):
+        return await answer("chat", http)
+
+    return app

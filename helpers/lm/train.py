@@ -1,0 +1,495 @@
+"""Pre-train the poem model the way large models are trained, at laptop size.
+
+* **Data**: whole poems packed into fixed-length rows (:func:`helpers.lm.data.pack`); the batch of
+  global step ``s`` is a pure function of ``(seed, s)`` (a seeded permutation per pass over the
+  rows), so a run can stop anywhere and resume with the same batches.
+* **Optimiser**: AdamW (β2 = 0.95, weight decay on matrices and embeddings, not on norms or
+  biases, gradient clipping at norm 1), learning rate warmed up linearly then decayed along a
+  cosine to ``min_lr_ratio`` of its peak (:class:`WarmupCosine`).
+* **Segments**: training runs in segments of ``segment_steps`` steps; after each, the validation
+  loss is measured, a point is added to the learning curve (train and validation loss against
+  tokens seen) and a checkpoint is written (weights, optimiser state, curve). Run :func:`train`
+  again with the same arguments and it resumes from the last checkpoint; the numbers are the same
+  as if it had never stopped (on TensorFlow with op determinism, which :func:`helpers.env.setup`
+  enables).
+* **Budgets**: a step budget (``steps``), and optionally a wall-clock budget (``time_budget_s``)
+  that ends the run at the first segment boundary past it.
+
+Losses are cross-entropies in nats per predicted token: every character, punctuation mark and
+``<eos>`` of a poem counts once; padding and the ``<bos>`` that starts the next poem in a row do not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from helpers.lm import compiled
+from helpers.lm.data import CharTokenizer, Corpus, Packed, pack, regulated
+from helpers.lm.model import PACKAGE, ModelConfig, PoetLM, build_model, parameter_counts
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: budgets, batch, optimiser and schedule."""
+
+    steps: int = 600
+    batch_size: int = 32
+    segment_steps: int = 50  # validation, learning-curve point and checkpoint after every segment
+    learning_rate: float = 3e-3  # peak
+    warmup_steps: int = 40
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    beta_2: float = 0.95
+    clipnorm: float = 1.0
+    seed: int = 0
+    val_rows: int = 256  # validation rows scored for the learning curve (0: all)
+    time_budget_s: float = 0.0  # 0: none; else stop at the first segment boundary past it
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1 or self.segment_steps < 1:
+            raise ValueError(f"steps, batch_size and segment_steps must be positive: {self}")
+        if not 0 <= self.warmup_steps < self.steps + 1:
+            raise ValueError(f"warmup_steps must be in [0, steps], got {self.warmup_steps}")
+
+
+@dataclass
+class LMData:
+    """Everything the model sees: the tokenizer and the packed rows of each split."""
+
+    tokenizer: CharTokenizer
+    train: Packed
+    validation: Packed
+    test: Packed
+    seq_len: int
+    regulated_only: bool
+
+    def facts(self) -> dict:
+        return {
+            "vocab_size": self.tokenizer.vocab_size,
+            "seq_len": self.seq_len,
+            "regulated_only": self.regulated_only,
+            **{f"{s}_poems": getattr(self, s).poems for s in ("train", "validation", "test")},
+            **{f"{s}_tokens": getattr(self, s).tokens for s in ("train", "validation", "test")},
+            **{f"{s}_rows": len(getattr(self, s).rows) for s in ("train", "validation", "test")},
+            "dropped_too_long": sum(getattr(self, s).dropped for s in ("train", "validation", "test")),
+        }
+
+
+def prepare(
+    corpus: Corpus,
+    seq_len: int = 96,
+    min_count: int = 5,
+    regulated_only: bool = True,
+    max_poems: int | None = None,
+    seed: int = 0,
+) -> LMData:
+    """Tokenizer (fitted on the training split) and packed rows for every split.
+
+    ``regulated_only`` keeps the quatrains and octaves of 5 or 7 characters a line (72% of the
+    poems): the form the chapter's model is asked to write. ``max_poems`` caps each split (the
+    first poems of a split; for tests and quick runs).
+    """
+
+    def chosen(poems):
+        poems = regulated(poems) if regulated_only else poems
+        return poems[:max_poems] if max_poems else poems
+
+    train_poems = chosen(corpus.train)
+    tokenizer = CharTokenizer.fit((p.text for p in train_poems), min_count=min_count)
+    return LMData(
+        tokenizer,
+        pack(train_poems, tokenizer, seq_len, seed),
+        pack(chosen(corpus.validation), tokenizer, seq_len, seed + 1),
+        pack(chosen(corpus.test), tokenizer, seq_len, seed + 2),
+        seq_len,
+        regulated_only,
+    )
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak`` over ``warmup`` steps, then a cosine down to ``peak * min_ratio`` at ``total``."""
+
+    def __init__(self, peak: float, warmup: int, total: int, min_ratio: float = 0.1):
+        self.peak, self.warmup, self.total, self.min_ratio = float(peak), int(warmup), int(total), float(min_ratio)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warm = self.peak * (step + 1.0) / max(self.warmup, 1)
+        progress = ops.clip((step - self.warmup) / max(self.total - self.warmup, 1), 0.0, 1.0)
+        cosine = self.peak * (self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + ops.cos(math.pi * progress)))
+        return ops.where(step < self.warmup, warm, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup": self.warmup, "total": self.total, "min_ratio": self.min_ratio}
+
+
+def compile_for_training(model: PoetLM, cfg: TrainConfig) -> None:
+    """AdamW with the warm-up/cosine schedule; masked cross-entropy averaged over counted tokens."""
+    opt = keras.optimizers.AdamW(
+        learning_rate=WarmupCosine(cfg.learning_rate, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio),
+        weight_decay=cfg.weight_decay,
+        beta_1=0.9,
+        beta_2=cfg.beta_2,
+        clipnorm=cfg.clipnorm or None,
+    )
+    opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    model.compile(
+        optimizer=opt,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+    )
+    opt.build(model.trainable_variables)
+
+
+def batch_indices(n_rows: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+    """Rows of global step ``step``: a seeded permutation per pass over the rows, cut into batches."""
+    per_pass = n_rows // batch_size
+    if per_pass < 1:
+        raise ValueError(f"batch_size={batch_size} is larger than the {n_rows} training rows; lower it")
+    epoch, k = divmod(step, per_pass)
+    order = np.random.default_rng([seed, epoch]).permutation(n_rows)
+    return order[k * batch_size : (k + 1) * batch_size]
+
+
+class Scorer:
+    """Cross-entropy of a model on packed rows, in nats per counted token (a compiled function, batched)."""
+
+    def __init__(self, model: PoetLM, batch_size: int = 32):
+        self.batch_size = batch_size
+
+        def nll(tokens, targets):
+            return ops.sparse_categorical_crossentropy(targets, model(tokens), from_logits=True)
+
+        self._nll = compiled.compile_function(nll)
+
+    def __call__(self, packed: Packed, max_rows: int = 0) -> float:
+        rows = packed.rows[:max_rows] if max_rows else packed.rows
+        total, count = 0.0, 0.0
+        for start in range(0, len(rows), self.batch_size):
+            part = rows[start : start + self.batch_size]
+            n = len(part)
+            if n < self.batch_size:  # one shape only: pad the last batch with padding rows
+                part = np.concatenate([part, np.zeros((self.batch_size - n, part.shape[1]), part.dtype)])
+            nll = compiled.to_numpy(self._nll(part[:, :-1], part[:, 1:])).astype(np.float64)
+            mask = Packed(part, 0, 0).mask
+            total += float((nll * mask).sum())
+            count += float(mask.sum())
+        return total / count
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+
+
+@contextlib.contextmanager
+def quiet_keras_numpy_notice():
+    """Silence Keras 3.15's NumPy 2 DeprecationWarning about ``__array__`` (once per variable saved or loaded)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword")
+        yield
+
+
+class Checkpoint:
+    """A run's directory: ``config.json``, ``tokenizer.json``, ``model.weights.h5``, ``optimizer.npz``, ``state.json``.
+
+    Written after every segment, each file replaced atomically, the state last (it names the
+    step the weights belong to). A directory holding another run (other configs or data) is an
+    error, never silently overwritten. The same directory is what :mod:`helpers.lm.serve` loads.
+    """
+
+    def __init__(self, directory: Path | str):
+        self.dir = Path(directory)
+
+    def identity(self, model_config: ModelConfig, train_config: TrainConfig, data: LMData) -> dict:
+        return {
+            "model": model_config.to_dict(),
+            "train": asdict(train_config),
+            "data": {k: v for k, v in data.facts().items()},
+        }
+
+    def exists(self) -> bool:
+        return (self.dir / "state.json").is_file()
+
+    def load_state(self) -> dict:
+        return json.loads((self.dir / "state.json").read_text())
+
+    def check_identity(self, identity: dict) -> None:
+        found = json.loads((self.dir / "config.json").read_text())
+        same = (
+            found["model"] == identity["model"]
+            and found["data"] == identity["data"]
+            and {k: v for k, v in found["train"].items() if k != "time_budget_s"}
+            == {k: v for k, v in identity["train"].items() if k != "time_budget_s"}
+        )
+        if not same:
+            raise ValueError(
+                f"{self.dir} holds a checkpoint of a different run (other model, training "
+                "settings or data); delete it or choose another checkpoint directory"
+            )
+
+    def _replace(self, name: str, write) -> None:
+        tmp = self.dir / f".tmp.{name}"
+        write(tmp)
+        os.replace(tmp, self.dir / name)
+
+    def save(self, model: PoetLM, tokenizer: CharTokenizer, identity: dict, state: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._replace("config.json", lambda p: p.write_text(json.dumps(identity, indent=1)))
+        self._replace("tokenizer.json", lambda p: p.write_text(tokenizer.to_json(), encoding="utf-8"))
+        self._save_weights(model)
+        if model.optimizer is not None:
+            arrays = {f"v{i}": compiled.to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
+            self._replace("optimizer.npz", lambda p: np.savez(open(p, "wb"), **arrays))
+        self._replace("state.json", lambda p: p.write_text(json.dumps(state, indent=1)))
+
+    def _save_weights(self, model: PoetLM) -> None:
+        tmp = self.dir / ".tmp.model.weights.h5"  # Keras wants the .weights.h5 suffix
+        with quiet_keras_numpy_notice():
+            model.save_weights(str(tmp))
+        os.replace(tmp, self.dir / "model.weights.h5")
+
+    def restore(self, model: PoetLM) -> None:
+        """Load the weights and, if the model is compiled, the optimiser state."""
+        with quiet_keras_numpy_notice():
+            model.load_weights(str(self.dir / "model.weights.h5"))
+        if model.optimizer is not None:
+            with np.load(self.dir / "optimizer.npz") as saved:
+                values = [saved[f"v{i}"] for i in range(len(saved.files))]
+            variables = model.optimizer.variables
+            if len(values) != len(variables):
+                raise ValueError(
+                    f"{self.dir}/optimizer.npz holds {len(values)} optimiser variables, the "
+                    f"optimiser has {len(variables)}; the checkpoint is of another model"
+                )
+            for var, value in zip(variables, values):
+                var.assign(value)
+
+
+def load_model(directory: Path | str) -> tuple[PoetLM, CharTokenizer, dict]:
+    """A trained model from a checkpoint directory: ``(model, tokenizer, config.json contents)``."""
+    directory = Path(directory)
+    missing = [n for n in ("config.json", "tokenizer.json", "model.weights.h5") if not (directory / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{directory} is not a model checkpoint (missing {', '.join(missing)}); "
+            "train one with helpers.lm.train.train(..., checkpoint_dir=DIR)"
+        )
+    identity = json.loads((directory / "config.json").read_text())
+    tokenizer = CharTokenizer.from_json((directory / "tokenizer.json").read_text(encoding="utf-8"))
+    model = PoetLM(ModelConfig(**identity["model"]), name="poet_lm")
+    with quiet_keras_numpy_notice():
+        model.load_weights(str(directory / "model.weights.h5"))
+    return model, tokenizer, identity
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+@dataclass
+class TrainResult:
+    """What a run measured. ``history`` has one point per segment (the learning curve)."""
+
+    history: list[dict]
+    steps_done: int
+    tokens_seen: int
+    train_seconds: float
+    tokens_per_second: float
+    val_loss: float
+    params: dict
+    resumed_from_step: int
+    stopped_by_time: bool
+    model: PoetLM | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        """Everything but the model, JSON-ready."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "model"}
+
+
+def train(
+    data: LMData,
+    model_config: ModelConfig,
+    cfg: TrainConfig,
+    checkpoint_dir: Path | str | None = None,
+    on_segment=None,
+    stop_after_segment: int | None = None,
+    fresh: bool = False,
+) -> TrainResult:
+    """Train (or resume) one model; returns a :class:`TrainResult` with the model attached.
+
+    ``on_segment(point)`` is called after each segment's checkpoint. ``stop_after_segment`` ends
+    the call early, as an interruption would. ``train_seconds`` counts the training steps only
+    (not validation or checkpoints). ``fresh`` deletes a checkpoint already in ``checkpoint_dir``
+    and trains from the start (a chapter that measures its training time does so).
+    """
+    if fresh and checkpoint_dir and Path(checkpoint_dir).is_dir():
+        import shutil
+
+        shutil.rmtree(checkpoint_dir)
+    if model_config.vocab_size != data.tokenizer.vocab_size:
+        model_config = replace(model_config, vocab_size=data.tokenizer.vocab_size)
+    if model_config.max_len < data.seq_len:
+        raise ValueError(
+            f"max_len={model_config.max_len} is shorter than the training rows ({data.seq_len}); "
+            "raise max_len or lower seq_len"
+        )
+    model = build_model(model_config, cfg.seed)
+    compile_for_training(model, cfg)
+    ckpt = Checkpoint(checkpoint_dir) if checkpoint_dir else None
+    identity = ckpt.identity(model_config, cfg, data) if ckpt else None
+    state = {"steps_done": 0, "tokens_seen": 0, "train_seconds": 0.0, "history": []}
+    if ckpt and ckpt.exists():
+        ckpt.check_identity(identity)
+        state = ckpt.load_state()
+        ckpt.restore(model)
+    resumed_from = state["steps_done"]
+    scorer = Scorer(model, batch_size=cfg.batch_size)
+    rows = data.train
+    segments_run, stopped_by_time = 0, False
+    while state["steps_done"] < cfg.steps:
+        first = state["steps_done"]
+        last = min(cfg.steps, first + cfg.segment_steps)
+        idx = np.concatenate([batch_indices(len(rows.rows), cfg.batch_size, s, cfg.seed) for s in range(first, last)])
+        part = Packed(rows.rows[idx], 0, 0)
+        start = time.perf_counter()
+        hist = model.fit(
+            part.inputs,
+            part.targets,
+            sample_weight=part.mask,
+            batch_size=cfg.batch_size,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+        )
+        seconds = time.perf_counter() - start
+        state["steps_done"] = last
+        state["tokens_seen"] += part.tokens
+        state["train_seconds"] += seconds
+        point = {
+            "step": last,
+            "tokens": state["tokens_seen"],
+            "train_loss": float(hist.history["loss"][-1]),
+            "val_loss": scorer(data.validation, cfg.val_rows),
+            "learning_rate": float(compiled.to_numpy(model.optimizer.learning_rate)),
+            "seconds": round(state["train_seconds"], 3),
+        }
+        state["history"].append(point)
+        if ckpt:
+            ckpt.save(model, data.tokenizer, identity, state)
+        if on_segment:
+            on_segment(point)
+        segments_run += 1
+        if stop_after_segment is not None and segments_run >= stop_after_segment:
+            break
+        if cfg.time_budget_s and state["train_seconds"] >= cfg.time_budget_s and state["steps_done"] < cfg.steps:
+            stopped_by_time = True
+            break
+    history = state["history"]
+    return TrainResult(
+        history=history,
+        steps_done=state["steps_done"],
+        tokens_seen=state["tokens_seen"],
+        train_seconds=state["train_seconds"],
+        tokens_per_second=state["tokens_seen"] / max(state["train_seconds"], 1e-9),
+        val_loss=history[-1]["val_loss"] if history else float("nan"),
+        params=parameter_counts(model),
+        resumed_from_step=resumed_from,
+        stopped_by_time=stopped_by_time,
+        model=model,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# presets and the command line
+
+#: Named configurations: (model shape, data, training). ``cpu`` is the one measured for the chapter.
+PRESETS = {
+    "ci": {
+        "model": {"d_model": 32, "n_layers": 2, "n_heads": 4},
+        "seq_len": 64,
+        "min_count": 2,
+        "max_poems": 2000,
+        "train": {
+            "steps": 30,
+            "batch_size": 16,
+            "segment_steps": 10,
+            "warmup_steps": 5,
+            "learning_rate": 1e-2,
+            "val_rows": 32,
+        },
+    },
+    "cpu": {
+        "model": {"d_model": 256, "n_layers": 4, "n_heads": 8},
+        "seq_len": 160,
+        "min_count": 5,
+        "max_poems": None,
+        "train": {
+            "steps": 520,
+            "batch_size": 32,
+            "segment_steps": 40,
+            "warmup_steps": 40,
+            "learning_rate": 2e-3,
+            "val_rows": 256,
+            "time_budget_s": 690,
+        },
+    },
+}
+
+
+def run_preset(
+    name: str,
+    checkpoint_dir: Path | str | None = None,
+    corpus: Corpus | None = None,
+    seed: int = 0,
+    on_segment=None,
+    **train_overrides,
+) -> tuple[TrainResult, LMData]:
+    """Train a :data:`PRESETS` configuration on the Tang poems (fetched if needed); ``(result, data)``."""
+    from helpers.lm.data import load_corpus
+
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    p = PRESETS[name]
+    corpus = corpus or load_corpus(seed=seed)
+    data = prepare(corpus, seq_len=p["seq_len"], min_count=p["min_count"], max_poems=p["max_poems"], seed=seed)
+    config = ModelConfig(data.tokenizer.vocab_size, max_len=p["seq_len"], **p["model"])
+    cfg = TrainConfig(**{**p["train"], "seed": seed, **train_overrides})
+    return train(data, config, cfg, checkpoint_dir=checkpoint_dir, on_segment=on_segment), data
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.lm.train",
+        description="Train the poem model; run it again to resume from its checkpoint.",
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="configuration (default cpu)")
+    parser.add_argument("--checkpoint-dir", required=True, help="where checkpoints go (and the service loads from)")
+    parser.add_argument("--steps", type=int, default=None, help="override the preset's step budget")
+    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), help="Keras backend")
+    args = parser.parse_args(argv)
+    from helpers import env
+
+    env.setup(args.backend, 0)
+    overrides = {"steps": args.steps} if args.steps else {}
+    result, data = run_preset(
+        args.preset, args.checkpoint_dir, on_segment=lambda p: print(json.dumps(p), flush=True), **overrides
+    )
+    print(json.dumps({**result.to_dict(), "data": data.facts()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

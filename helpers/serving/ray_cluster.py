@@ -1,0 +1,257 @@
+"""A Ray cluster of several nodes on this machine, for the Ray Serve deployment of
+:mod:`helpers.serving.ray_serve`: every process on 127.0.0.1, nodes killed and added under load.
+
+    cluster = LocalCluster(nodes=2)          # a head and a worker, each its own raylet and ports
+    batch_log = start_batch_log(cluster.head_id)
+    cluster.kill(cluster.workers[0])         # every process of the node at once, as a power loss
+    cluster.add_node()
+    cluster.shutdown()
+
+:data:`ENVIRONMENT` is what Ray needs to stay on this machine and say nothing outside it;
+:class:`BatchLog` is a small actor on the head node where every replica says where it runs and
+what it batched, so that the driver can read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+import time
+import warnings
+
+#: set before Ray starts; the nodes and their workers inherit them
+ENVIRONMENT = {
+    "RAY_USAGE_STATS_ENABLED": "0",  # never send usage statistics
+    "RAY_ENABLE_AUTO_CONNECT": "0",  # a Ray call after the cluster is gone fails instead of starting a new one
+    # Ray replaces 127.0.0.1 by the machine's network address unless told that every node is on
+    # this machine (the variable's name says "Windows or macOS", where that is the default)
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    # the proxy spreads requests over the replicas of every node (by default it prefers its own node's)
+    "RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0",
+    # the proxy and the replicas report their queues to the autoscaler every 0.5 s (default 10 s)
+    "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
+    "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "GRPC_VERBOSITY": "ERROR",  # gRPC's notices when a node process is started
+}
+#: the GCS declares a node dead after this many missed health checks of this period
+NODE_HEALTH_CHECK = {
+    "health_check_period_ms": 1000,
+    "health_check_timeout_ms": 1000,
+    "health_check_failure_threshold": 3,
+}
+NAMESPACE = "maas"
+BATCH_LOG = "batch_log"
+
+
+def prepare_environment() -> None:
+    """Set :data:`ENVIRONMENT` in this process, before Ray starts any node (they inherit it)."""
+    os.environ.update(ENVIRONMENT)
+    if "ray" in sys.modules:  # imported already: Ray read this setting at import, so set it where it reads it
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def quiet_ray_loggers() -> None:
+    """Ray's and Serve's loggers in this process say only warnings and errors."""
+    for name in ("ray", "ray.serve", "ray.cluster_utils", "ray._private"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("ray.widgets.util").setLevel(logging.ERROR)  # "install ipywidgets", in a notebook
+
+
+class BatchLog:
+    """A Ray actor: where every replica runs and what it batched (the driver reads :meth:`snapshot`)."""
+
+    def __init__(self):
+        self.placements: dict[str, dict] = {}
+        self.batches: list[tuple[float, str, str, int, int]] = []
+
+    def register(self, replica: str, node: str, pid: int, at: float) -> None:
+        self.placements[replica] = {"replica": replica, "node": node, "pid": pid, "started": at, "stopped": None}
+
+    def unregister(self, replica: str, at: float) -> None:
+        if replica in self.placements:
+            self.placements[replica]["stopped"] = at
+
+    def record(self, replica: str, node: str, at: float, requests: int, images: int) -> None:
+        self.batches.append((at, replica, node, requests, images))
+
+    def totals(self) -> dict:
+        """Batches and images so far, summed over every replica."""
+        return {"batches": len(self.batches), "images": sum(b[4] for b in self.batches)}
+
+    def snapshot(self, since: float = 0.0) -> dict:
+        return {
+            "placements": list(self.placements.values()),
+            "batches": [b for b in self.batches if b[0] >= since],
+        }
+
+    def ping(self) -> bool:
+        return True
+
+
+def start_batch_log(head_node_id: str):
+    """The :class:`BatchLog` actor, pinned to the head node (it survives the loss of a worker)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    actor = (
+        ray.remote(BatchLog)
+        .options(
+            name=BATCH_LOG,
+            namespace=NAMESPACE,
+            num_cpus=0,
+            get_if_exists=True,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(head_node_id, soft=False),
+        )
+        .remote()
+    )
+    ray.get(actor.ping.remote())
+    return actor
+
+
+def batch_summary(batches: list) -> dict:
+    """Requests, images and batches in a list of :class:`BatchLog` records; mean images per batch."""
+    requests = sum(b[3] for b in batches)
+    images = sum(b[4] for b in batches)
+    return {
+        "batches": len(batches),
+        "requests": requests,
+        "images": images,
+        "images/batch": images / len(batches) if batches else 0.0,
+    }
+
+
+class LocalCluster:
+    """A Ray cluster of ``nodes`` nodes on this machine: a head and workers, each its own raylet.
+
+    Every process binds 127.0.0.1. Each node offers ``node_cpus`` of Ray's CPU slots (a replica
+    takes ``replica_cpus`` of them): the nodes share this machine's cores, as two virtual machines
+    on one host would. :meth:`kill` ends every process of a worker node at once (SIGKILL, as a
+    machine that loses power); :meth:`add_node` starts a new one. The driver (this process)
+    connects to the head, so the head cannot be killed.
+    """
+
+    def __init__(self, nodes: int = 2, node_cpus: float = 1, object_store_mb: int = 100):
+        if nodes < 1:
+            raise ValueError("a cluster needs at least its head node")
+        prepare_environment()
+        quiet_ray_loggers()  # before the import too: Ray logs while it is imported
+        with warnings.catch_warnings():  # Ray imports tqdm, which warns in a notebook without ipywidgets
+            warnings.simplefilter("ignore")
+            import ray
+            from ray.cluster_utils import Cluster
+        quiet_ray_loggers()
+
+        self.node_cpus = node_cpus
+        self._node_args = {"num_cpus": node_cpus, "object_store_memory": object_store_mb * 2**20}
+        from helpers.processes import free_ports
+
+        head_args = {
+            "include_dashboard": False,
+            "_system_config": NODE_HEALTH_CHECK,
+            # ports of their own, not Ray's fixed defaults, so that two clusters can run on one machine
+            "dashboard_port": free_ports(1)[0],
+            "dashboard_agent_listen_port": None,
+        }
+        self.cluster = Cluster(initialize_head=True, head_node_args={**self._node_args, **head_args})
+        try:
+            self.workers = [self.cluster.add_node(**self._node_args) for _ in range(nodes - 1)]
+            ray.init(
+                address=self.cluster.address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False
+            )
+            quiet_ray_loggers()  # ray.init configured Ray's loggers again
+        except BaseException:
+            self.cluster.shutdown()
+            raise
+        self.head_id = self.cluster.head_node.node_id
+        self.names = {self.head_id: "head"}
+        self.names |= {w.node_id: f"worker {i + 1}" for i, w in enumerate(self.workers)}
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    def add_node(self):
+        """Start one more worker node and wait until the cluster sees it; the node."""
+        node = self.cluster.add_node(**self._node_args)
+        self.workers.append(node)
+        self.names[node.node_id] = f"worker {len(self.names)}"
+        return node
+
+    def kill(self, node) -> float:
+        """SIGKILL every process of a worker node (its raylet, its replicas); the time (``time.time()``)."""
+        if node is self.cluster.head_node:
+            raise ValueError("the head node holds the cluster's control plane and the driver: kill a worker")
+        import psutil
+
+        processes = []  # the node's own processes (raylet, object store, agents) and their children (workers)
+        for infos in node.all_processes.values():
+            for info in infos:
+                try:
+                    top = psutil.Process(info.process.pid)
+                    processes += [top, *top.children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    pass
+        at = time.time()
+        for process in processes:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(processes, timeout=10)
+        self.cluster.remove_node(node, allow_graceful=False)  # the cluster's bookkeeping; nothing is left to stop
+        self.workers.remove(node)
+        return at
+
+    def pids(self) -> set[int]:
+        """Every process of every live node (the nodes' own processes and their children: workers, replicas)."""
+        import psutil
+
+        pids = set()
+        for node in [self.cluster.head_node, *self.workers]:
+            for infos in node.all_processes.values():
+                for info in infos:
+                    try:
+                        top = psutil.Process(info.process.pid)
+                        pids |= {top.pid, *(p.pid for p in top.children(recursive=True))}
+                    except psutil.NoSuchProcess:
+                        pass
+        return pids
+
+    def alive_nodes(self) -> list[str]:
+        import ray
+
+        return [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+
+    def node_of(self, node_id: str):
+        """The worker node object with this id (None for the head or an unknown id)."""
+        return next((w for w in self.workers if w.node_id == node_id), None)
+
+    def shutdown(self) -> list[str]:
+        """Disconnect, then stop every process of every node (Serve's with them); what Ray printed meanwhile."""
+        import ray
+
+        captured = io.StringIO()  # Ray reports the processes it sees end, on stdout and stderr
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            try:
+                if ray.is_initialized():
+                    from ray import serve
+
+                    serve.shutdown()  # stops the handles' routers in this process too
+            finally:
+                try:
+                    ray.shutdown()  # also when a failure disconnected the driver: it resets the driver's node
+                finally:
+                    self.cluster.shutdown()
+        return captured.getvalue().splitlines()
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()

@@ -1,0 +1,311 @@
+"""Experiments on the Ray Serve deployment: a node lost under load, and autoscaling under a step.
+
+:func:`node_loss` runs a bounded closed-loop load from clients without and with retries, kills a
+worker node in the middle, and measures what the clients saw; :func:`rejoin` adds a node back and
+waits for the replicas. :func:`load_step` sends a low, high, low load while :class:`ReplicaSampler`
+records the replicas, and :func:`windows` reads both as a time series. The plots take their words
+from a ``labels`` dict, so that each language draws its own figure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import threading
+import time
+
+import numpy as np
+
+from helpers.serving import loadtest, ray_cluster, ray_serve
+
+BACKOFF_S = 0.05  # a retrying client's first wait, doubled before each next try
+
+
+def sweep(columns: dict, predict_url: str, totals, bodies: list[bytes], levels) -> list[dict]:
+    """One row per number of clients: ``columns`` (e.g. model and service), the load generator's
+    figures, and the mean images per model call from ``totals()`` (batches and images served so
+    far), read before and after each run."""
+    rows = []
+    for clients in levels:
+        loadtest.run_load(predict_url, bodies[: 2 * clients], clients)  # connections open, replicas warm
+        before = totals()
+        result = loadtest.run_load(predict_url, bodies, clients)
+        after = totals()
+        batches = after["batches"] - before["batches"]
+        images = after["images"] - before["images"]
+        rows.append({**columns, **result.row(), "images/batch": images / batches if batches else float("nan")})
+    return rows
+
+
+def hand_built_totals(service):
+    """:func:`sweep`'s ``totals`` for the hand-built service: its ``/stats``."""
+
+    def totals() -> dict:
+        stats = loadtest.service_stats(service.url)
+        return {"batches": stats["batches"], "images": stats["images"]}
+
+    return totals
+
+
+def ray_totals(batch_log):
+    """:func:`sweep`'s ``totals`` for the Ray deployment: the :class:`~helpers.serving.ray_cluster.BatchLog`."""
+    import ray
+
+    return lambda: ray.get(batch_log.totals.remote())
+
+
+def plot_side_by_side(table, labels: dict, models: dict):
+    """Requests per second (left) and latency (right: p99 solid, p50 dotted) against clients, one
+    row per model and one line per service. ``labels``: the words ``clients``, ``rate``,
+    ``latency`` and a name for each service; ``models``: a title for each model."""
+    import matplotlib.pyplot as plt
+
+    keys = list(dict.fromkeys(table["model"]))
+    fig, axes = plt.subplots(len(keys), 2, figsize=(10, 3.4 * len(keys)), squeeze=False)
+    for (left, right), key in zip(axes, keys):
+        part = table[table["model"] == key]
+        for i, (service, rows) in enumerate(part.groupby("service", sort=False)):
+            name, color = labels.get(service, service), f"C{i}"
+            left.plot(rows["clients"], rows["requests/s"], marker="o", color=color, label=name)
+            right.plot(rows["clients"], rows["p99 ms"], marker="o", color=color, label=name)
+            right.plot(rows["clients"], rows["p50 ms"], marker=".", linestyle=":", color=color)
+        for ax, ylabel in ((left, labels["rate"]), (right, labels["latency"])):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel(labels["clients"])
+            ax.set_ylabel(ylabel)
+            ax.set_title(models.get(key, key), fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        right.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def _plain(line: str) -> str:
+    """A line without its terminal colour codes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", line)
+
+
+class ReplicaSampler:
+    """Samples the deployment's replicas by state every ``period`` s in a thread, until stopped."""
+
+    def __init__(self, period: float = 0.25, app: str = ray_serve.APP_NAME):
+        self.period, self.app = period, app
+        self.samples: list[tuple[float, dict]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="replica-sampler")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), ray_serve.replicas(self.app)))
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> ReplicaSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def table(self, t0: float):
+        """One row a sample: seconds since ``t0`` and the number of replicas in each state."""
+        import pandas as pd
+
+        rows = [{"t": at - t0, **states} for at, states in self.samples]
+        table = pd.DataFrame(rows).fillna(0)
+        for state in ("RUNNING", "STARTING", "STOPPING"):
+            if state not in table:
+                table[state] = 0
+        return table
+
+
+def node_loss(
+    cluster: ray_cluster.LocalCluster,
+    predict_url: str,
+    bodies: list[bytes],
+    *,
+    node,
+    clients: int = 4,
+    retries: int = 5,
+    seconds: float = 12.0,
+    kill_after: float = 4.0,
+    timeout: float = 10.0,
+    backoff_s: float = BACKOFF_S,
+) -> dict:
+    """Kill ``node`` ``kill_after`` s into a ``seconds``-long load from ``clients`` clients without
+    retries and as many with ``retries``; what they saw.
+
+    Returns ``requests`` (one row a request, times in s from the kill), ``replicas`` (the
+    deployment's replicas over time), ``kill_at``, ``ray_messages`` (what Ray printed meanwhile,
+    captured) and the counts: ``failed`` (no answer, no retries), ``lost`` (no answer after
+    retries), ``retried``, ``in_flight`` (requests sent before the kill that ended after it), and
+    ``recovery_s``: from the kill until the end of the last request that failed, needed a retry,
+    or was in flight at the kill; every request after that was answered at the first try.
+    """
+    killed: dict = {}
+    timer = threading.Timer(kill_after, lambda: killed.setdefault("at", cluster.kill(node)))
+    captured = io.StringIO()  # Ray reports the lost node on stdout and stderr
+    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), ReplicaSampler() as sampler:
+        timer.start()
+        try:
+            timeline = loadtest.run_timeline(
+                predict_url,
+                bodies,
+                2 * clients,
+                retries=[0] * clients + [retries] * clients,
+                max_requests=10**9,
+                seconds=seconds,
+                timeout=timeout,
+                backoff_s=backoff_s,
+            )
+        finally:
+            timer.join()
+        time.sleep(0.5)  # one more sample of the replicas after the load
+    kill_at = killed["at"]
+    requests = timeline.table()
+    requests["start"] -= kill_at
+    requests["end"] -= kill_at
+    requests["latency ms"] = (requests["end"] - requests["start"]) * 1000
+    in_flight = (requests["start"] < 0) & (requests["end"] >= 0)
+    troubled = (requests["status"] != 200) | (requests["attempts"] > 1) | in_flight
+    return {
+        "requests": requests,
+        "replicas": sampler.table(kill_at),
+        "kill_at": kill_at,
+        "ray_messages": [_plain(line) for line in captured.getvalue().splitlines() if line.strip()],
+        "errors": timeline.errors,
+        "failed": int(((requests["status"] != 200) & ~requests["retrying"]).sum()),
+        "lost": int(((requests["status"] != 200) & requests["retrying"]).sum()),
+        "retried": int((requests["attempts"] > 1).sum()),
+        "in_flight": int(in_flight.sum()),
+        "requests_sent": len(requests),
+        "recovery_s": float(requests.loc[troubled, "end"].max()) if troubled.any() else 0.0,
+    }
+
+
+def rejoin(cluster: ray_cluster.LocalCluster, running: int, timeout: float = 180.0) -> dict:
+    """Add a worker node and wait until ``running`` replicas run; the new node, the seconds each step
+    took, and what Ray printed meanwhile."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        start = time.monotonic()
+        node = cluster.add_node()
+        joined = time.monotonic() - start
+        ray_serve.wait_for_replicas(running, timeout=timeout)
+    return {
+        "node": node,
+        "join_s": joined,
+        "replicas_s": time.monotonic() - start,
+        "ray_messages": [_plain(line) for line in captured.getvalue().splitlines() if line.strip()],
+    }
+
+
+def placements(cluster: ray_cluster.LocalCluster, batch_log, t0: float):
+    """The replicas the :class:`~helpers.serving.ray_cluster.BatchLog` knows: node, start (s from
+    ``t0``) and whether their node is still alive."""
+    import pandas as pd
+    import ray
+
+    alive = set(cluster.alive_nodes())
+    rows = []
+    for p in ray.get(batch_log.snapshot.remote(since=float("inf")))["placements"]:
+        state = "lost with its node" if p["node"] not in alive else "stopped" if p["stopped"] else "running"
+        rows.append(
+            {
+                "replica": p["replica"],
+                "node": cluster.names.get(p["node"], p["node"][:8]),
+                "started (s)": p["started"] - t0,
+                "state": state,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def load_step(predict_url: str, bodies: list[bytes], phases, *, timeout: float = 30.0) -> dict:
+    """Closed-loop load in phases ``[(clients, seconds, max_requests), ...]`` while the replicas are
+    sampled; ``requests`` (one row a request, times in s from the start), ``replicas`` and ``phases``
+    (start, end and clients of each)."""
+    import pandas as pd
+
+    tables, spans = [], []
+    with ReplicaSampler() as sampler:
+        t0 = time.time()
+        for clients, seconds, max_requests in phases:
+            begin = time.time() - t0
+            timeline = loadtest.run_timeline(
+                predict_url, bodies, clients, max_requests=max_requests, seconds=seconds, timeout=timeout
+            )
+            spans.append({"clients": clients, "start": begin, "end": time.time() - t0})
+            tables.append(timeline.table().assign(clients=clients))
+        time.sleep(0.5)
+    requests = pd.concat(tables, ignore_index=True)
+    requests["start"] -= t0
+    requests["end"] -= t0
+    requests["latency ms"] = (requests["end"] - requests["start"]) * 1000
+    return {"requests": requests, "replicas": sampler.table(t0), "phases": pd.DataFrame(spans), "t0": t0}
+
+
+def windows(requests, replicas, width: float = 1.0):
+    """Per window of ``width`` s (by end time) while requests were being sent: answered
+    requests/s, p50 and p99 latency, errors, and the most replicas running in it."""
+    import pandas as pd
+
+    end = float(requests["start"].max())  # the last request sent: later windows hold only stragglers
+    edges = np.arange(0.0, end + width, width)
+    rows = []
+    for lo in edges[:-1]:
+        part = requests[(requests["end"] >= lo) & (requests["end"] < lo + width)]
+        ok = part[part["status"] == 200]
+        running = replicas[(replicas["t"] >= lo) & (replicas["t"] < lo + width)]["RUNNING"]
+        rows.append(
+            {
+                "t": lo + width / 2,
+                "requests/s": len(ok) / width,
+                "p50 ms": float(ok["latency ms"].median()) if len(ok) else np.nan,
+                "p99 ms": float(ok["latency ms"].quantile(0.99)) if len(ok) else np.nan,
+                "errors": int((part["status"] != 200).sum()),
+                "replicas": float(running.max()) if len(running) else np.nan,
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["replicas"] = table["replicas"].ffill()
+    return table
+
+
+def plot_timeseries(table, labels: dict, *, events=(), load=None):
+    """Replicas, requests per second and latency against time, one panel each, sharing the time axis.
+
+    ``labels``: the words of one language (``replicas``, ``rate``, ``latency``, ``time``, ``p50``,
+    ``p99``, ``clients``); ``events``: ``(t, text)`` marked with a vertical line; ``load``: a
+    phases table (start, end, clients) drawn as the offered load on the first panel.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(8, 6.4), sharex=True)
+    axes[0].step(table["t"], table["replicas"], where="mid", color="C0", label=labels["replicas"])
+    axes[0].set_ylabel(labels["replicas"])
+    axes[0].set_ylim(0, max(2.5, float(np.nanmax(table["replicas"])) + 0.5))
+    if load is not None:
+        twin = axes[0].twinx()
+        for _, phase in load.iterrows():
+            twin.hlines(phase["clients"], phase["start"], phase["end"], color="C3", linestyle="--")
+        twin.set_ylabel(labels["clients"], color="C3")
+        twin.set_ylim(0, load["clients"].max() * 1.25)
+    axes[1].plot(table["t"], table["requests/s"], marker=".", color="C2")
+    axes[1].set_ylabel(labels["rate"])
+    axes[2].plot(table["t"], table["p99 ms"], marker=".", color="C1", label=labels["p99"])
+    axes[2].plot(table["t"], table["p50 ms"], marker=".", linestyle=":", color="C1", label=labels["p50"])
+    axes[2].set_yscale("log")
+    axes[2].set_ylabel(labels["latency"])
+    axes[2].legend(loc="upper right")
+    axes[2].set_xlabel(labels["time"])
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        for at, _ in events:
+            ax.axvline(at, color="grey", linestyle="--", linewidth=1)
+    for at, text in events:
+        axes[0].annotate(text, (at, axes[0].get_ylim()[1]), xytext=(3, -12), textcoords="offset points", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,109 @@
+"""What the layers of the article's network compute, written out in NumPy.
+
+The chapters first write each of these in a few lines and check them against Keras' layers; the
+versions here are the same arithmetic, kept for reuse and unit-tested against Keras:
+
+* :func:`conv2d`: a "valid" convolution, stride 1 (strictly a cross-correlation, as in every deep
+  learning library): each output value is a weighted sum of a 3x3 (or k x k) patch of all input
+  channels, plus a bias, with the same weights at every position;
+* :func:`relu`: ``max(z, 0)``, element by element;
+* :func:`max_pool2d`: the largest value of each non-overlapping ``size`` x ``size`` window;
+* :func:`dense`: a matrix product plus a bias;
+* :func:`forward_by_hand`: a whole Keras ``Sequential`` of these layers, run with the above;
+* :func:`layer_outputs`: every named layer's output for some images (feature maps).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """Convolve one image ``x`` (H, W, C_in) with ``kernel`` (k, k, C_in, C_out), no padding, stride 1.
+
+    Returns (H - k + 1, W - k + 1, C_out): output (i, j, c) is the sum over the k x k x C_in patch at
+    (i, j) of patch times ``kernel[..., c]``, plus ``bias[c]``.
+    """
+    x, kernel = np.asarray(x, dtype=float), np.asarray(kernel, dtype=float)
+    k = kernel.shape[0]
+    if kernel.shape[1] != k or kernel.shape[2] != x.shape[2]:
+        raise ValueError(f"kernel {kernel.shape} does not fit an image with {x.shape[2]} channels")
+    height, width = x.shape[0] - k + 1, x.shape[1] - k + 1
+    # every k x k patch at once: (height, width, k, k, C_in), then one contraction with the kernel
+    patches = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(0, 1)).transpose(0, 1, 3, 4, 2)
+    out = np.tensordot(patches[:height, :width], kernel, axes=3)
+    return out if bias is None else out + np.asarray(bias, dtype=float)
+
+
+def relu(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0.0)
+
+
+def max_pool2d(x: np.ndarray, size: int = 2) -> np.ndarray:
+    """Max-pooling of (H, W, C) over non-overlapping ``size`` x ``size`` windows (a last odd row or
+    column is dropped, as Keras' default ``padding="valid"`` does)."""
+    height, width = x.shape[0] // size, x.shape[1] // size
+    windows = np.asarray(x)[: height * size, : width * size].reshape(height, size, width, size, -1)
+    return windows.max(axis=(1, 3))
+
+
+def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=float) @ np.asarray(kernel, dtype=float) + np.asarray(bias, dtype=float)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+_ACTIVATIONS = {"linear": lambda z: z, "relu": relu, "softmax": softmax}
+
+
+def _activate(layer, z):
+    name = getattr(layer.activation, "__name__", "linear")
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"{layer.name}: activation {name!r} is not written out here")
+    return _ACTIVATIONS[name](z)
+
+
+def forward_by_hand(model, image: np.ndarray) -> np.ndarray:
+    """Run one image through a Keras ``Sequential`` of Rescaling, Conv2D, Activation, MaxPooling2D,
+    Flatten and Dense layers with the NumPy functions above and the model's own weights."""
+    import keras
+
+    h = np.asarray(image, dtype=float)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Rescaling):
+            h = h * layer.scale + layer.offset
+        elif isinstance(layer, keras.layers.Conv2D):
+            if layer.strides != (1, 1) or layer.padding != "valid" or layer.dilation_rate != (1, 1):
+                raise ValueError(f"{layer.name}: only stride 1, no padding, no dilation are written out here")
+            weights = [np.asarray(w) for w in layer.get_weights()]
+            h = _activate(layer, conv2d(h, *weights))
+        elif isinstance(layer, keras.layers.Activation):
+            h = _activate(layer, h)
+        elif isinstance(layer, keras.layers.MaxPooling2D):
+            if layer.pool_size[0] != layer.pool_size[1] or tuple(layer.strides) != tuple(layer.pool_size):
+                raise ValueError(f"{layer.name}: only square pools with stride = size are written out here")
+            h = max_pool2d(h, layer.pool_size[0])
+        elif isinstance(layer, keras.layers.Flatten):
+            h = h.reshape(-1)
+        elif isinstance(layer, keras.layers.Dense):
+            h = _activate(layer, dense(h, *[np.asarray(w) for w in layer.get_weights()]))
+        else:
+            raise ValueError(f"{layer.name}: a {type(layer).__name__} layer is not written out here")
+    return h
+
+
+def layer_outputs(model, x, names=None) -> dict[str, np.ndarray]:
+    """The output of each layer of a ``Sequential`` (or of the layers in ``names``) for images ``x``,
+    computed by calling the layers in turn (any backend); name -> NumPy array."""
+    import keras
+
+    h = keras.ops.convert_to_tensor(np.asarray(x))
+    out = {}
+    for layer in model.layers:
+        h = layer(h)
+        if names is None or layer.name in names:
+            out[layer.name] = keras.ops.convert_to_numpy(h)
+    return out

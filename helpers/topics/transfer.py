@@ -1,0 +1,134 @@
+"""One network, two tasks: features learned on some CIFAR-10 classes reused for the others.
+
+A small version of how one large pretrained model serves many domains (a "foundation model",
+Bommasani et al., 2021): the article's CNN is trained on the *source* classes (say, the six
+animals); its convolutional layers are then frozen and only a new dense head is trained on a few
+labelled images of the *target* classes (the four vehicles). The same number of target images
+trains a second copy of the network from scratch. Both are scored on the target classes' test
+images, each choosing among the target classes only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: CIFAR-10's animals and vehicles, by class index
+ANIMALS = (2, 3, 4, 5, 6, 7)
+VEHICLES = (0, 1, 8, 9)
+
+
+def per_class_subset(y, classes, per_class: int, seed: int) -> np.ndarray:
+    """Indices of ``per_class`` seeded examples of each class in ``classes`` (sorted)."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in classes:
+        members = np.flatnonzero(np.asarray(y) == c)
+        if per_class > members.size:
+            raise ValueError(f"class {c} has {members.size} examples, {per_class} requested")
+        picked.append(rng.choice(members, size=per_class, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def accuracy_among(model, x, y, classes) -> float:
+    """Accuracy when the prediction is the highest logit among ``classes`` only."""
+    logits = np.asarray(model.predict(x, batch_size=1024, verbose=0))[:, list(classes)]
+    return float(np.mean(np.asarray(classes)[logits.argmax(axis=1)] == y))
+
+
+def transfer(
+    cifar,
+    *,
+    source=ANIMALS,
+    target=VEHICLES,
+    target_per_class: int,
+    source_epochs: int,
+    target_epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+) -> dict:
+    """Train on ``source`` classes, then reuse the frozen convolutions for ``target`` classes.
+
+    Returns the test accuracy among the target classes of the reused features (``transfer``) and of
+    the same network trained from scratch on the same target images (``scratch``), with the numbers
+    of images each saw and the parameters each trained on the target task.
+    """
+    import keras
+
+    from helpers import models
+
+    def compiled(model):
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        return model
+
+    source_idx = np.flatnonzero(np.isin(cifar.y_train, source))
+    target_idx = per_class_subset(cifar.y_train, target, target_per_class, seed)
+    test_idx = np.flatnonzero(np.isin(cifar.y_test, target))
+    x_target, y_target = cifar.x_train[target_idx], cifar.y_train[target_idx]
+    x_test, y_test = cifar.x_test[test_idx], cifar.y_test[test_idx]
+
+    keras.utils.set_random_seed(seed)
+    pretrained = compiled(models.article_cnn(logits=True, name="source_classes"))
+    pretrained.fit(
+        cifar.x_train[source_idx],
+        cifar.y_train[source_idx],
+        epochs=source_epochs,
+        batch_size=batch_size,
+        verbose=0,
+        shuffle=True,
+    )
+    features = pretrained.layers[: [layer.name for layer in pretrained.layers].index("flatten") + 1]
+    for layer in features:
+        layer.trainable = False
+    keras.utils.set_random_seed(seed)
+    reused = compiled(
+        keras.Sequential(
+            [
+                keras.Input((32, 32, 3), dtype="uint8"),
+                *features,
+                keras.layers.Dense(64, activation="relu", name="new_dense"),
+                keras.layers.Dense(10, name="new_logits"),
+            ],
+            name="reused_features",
+        )
+    )
+    reused.fit(x_target, y_target, epochs=target_epochs, batch_size=batch_size, verbose=0, shuffle=True)
+
+    keras.utils.set_random_seed(seed)
+    scratch = compiled(models.article_cnn(logits=True, name="from_scratch"))
+    scratch.fit(x_target, y_target, epochs=target_epochs, batch_size=batch_size, verbose=0, shuffle=True)
+    return {
+        "source_images": int(source_idx.size),
+        "target_images": int(target_idx.size),
+        "test_images": int(test_idx.size),
+        "transfer": accuracy_among(reused, x_test, y_test, target),
+        "scratch": accuracy_among(scratch, x_test, y_test, target),
+        "chance": 1 / len(target),
+        "trained_params_transfer": int(sum(np.prod(w.shape) for w in reused.trainable_weights)),
+        "trained_params_scratch": int(sum(np.prod(w.shape) for w in scratch.trainable_weights)),
+    }
+
+
+def verdict(result: dict, tolerance: float = 0.01) -> dict:
+    """The transfer result in words, ``en`` and ``zh``, written from the two accuracies."""
+    gain = result["transfer"] - result["scratch"]
+    points = f"{abs(gain) * 100:.1f}"
+    if gain > tolerance:
+        return {
+            "en": f"the features learned on animals gave {points} percentage points more accuracy on vehicles "
+            "than training from scratch",
+            "zh": f"在动物上学到的特征让车辆分类的准确率比从零训练高 {points} 个百分点",
+        }
+    if gain < -tolerance:
+        return {
+            "en": f"the features learned on animals gave {points} percentage points less accuracy on vehicles "
+            "than training from scratch in this run",
+            "zh": f"本次运行中，在动物上学到的特征让车辆分类的准确率比从零训练低 {points} 个百分点",
+        }
+    return {
+        "en": f"reusing the features learned on animals made less than {tolerance:.0%} of difference in this run",
+        "zh": f"本次运行中，复用在动物上学到的特征带来的差别不到 {tolerance:.0%}",
+    }

@@ -1,0 +1,360 @@
+"""Tests for sampling, the engine's three schedulers, the KV cache and the load benchmark (toy model).
+
+Nothing here asserts on a timing: the load-benchmark metrics are checked with a fake clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+
+from helpers import env
+
+env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), 0)
+
+from helpers.lm import bench, toy  # noqa: E402
+from helpers.lm.data import CharTokenizer  # noqa: E402
+from helpers.lm.engine import (  # noqa: E402
+    ContextTooLong,
+    DecodeFunctions,
+    Engine,
+    QueueFull,
+    Request,
+    generate,
+    kv_cache_bytes,
+    kv_cache_waste,
+    measured_cache_bytes,
+    window_length,
+)
+from helpers.lm.sampling import InvalidParams, SamplingParams, StopMatcher, choose_tokens  # noqa: E402
+from helpers.lm.train import load_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("toy-ckpt")
+    toy.toy_checkpoint(directory, steps=40)
+    model, tokenizer, _ = load_model(directory)
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def functions(trained):
+    return {s: DecodeFunctions(trained[0], s) for s in (1, 4)}
+
+
+def engine(trained, functions, scheduler="continuous", slots=4, **kwargs):
+    model, tokenizer = trained
+    return Engine(
+        model,
+        tokenizer,
+        slots=slots,
+        scheduler=scheduler,
+        functions=functions[1 if scheduler == "single" else slots],
+        **kwargs,
+    )
+
+
+# ---- sampling -------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_sampling_rules():
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 3))
+    rngs = lambda seed: [np.random.default_rng(seed) for _ in range(3)]  # noqa: E731
+    greedy = [SamplingParams(temperature=0), SamplingParams(top_k=1), SamplingParams(top_p=0.4)]
+    assert choose_tokens(logits, greedy, rngs(0)).tolist() == [0, 0, 0]
+    draws = np.array(
+        [choose_tokens(logits[:1], [SamplingParams(top_k=2)], [np.random.default_rng(s)])[0] for s in range(300)]
+    )
+    assert set(draws.tolist()) == {0, 1}
+    draws = np.array(
+        [choose_tokens(logits[:1], [SamplingParams(top_p=0.7)], [np.random.default_rng(s)])[0] for s in range(300)]
+    )
+    assert set(draws.tolist()) == {0, 1}  # 0.5 + 0.3 >= 0.7: the smallest such set
+    draws = np.array(
+        [choose_tokens(logits[:1], [SamplingParams()], [np.random.default_rng(s)])[0] for s in range(2000)]
+    )
+    assert np.bincount(draws, minlength=4) / 2000 == pytest.approx([0.5, 0.3, 0.15, 0.05], abs=0.04)
+
+
+@pytest.mark.unit
+def test_a_row_does_not_depend_on_its_batch():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 50))
+    params = [SamplingParams(temperature=0.8, top_p=0.9, seed=s) for s in range(5)]
+    together = choose_tokens(logits, params, [p.generator() for p in params])
+    alone = [choose_tokens(logits[i : i + 1], [params[i]], [params[i].generator()])[0] for i in range(5)]
+    assert together.tolist() == alone
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "kwargs, param",
+    [
+        ({"temperature": 2.5}, "temperature"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_k": -2}, "top_k"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"seed": 1.5}, "seed"),
+        ({"stop": ("",)}, "stop"),
+        ({"stop": ("a", "b", "c", "d", "e")}, "stop"),
+    ],
+)
+def test_out_of_range_sampling_values_name_the_parameter(kwargs, param):
+    with pytest.raises(InvalidParams) as info:
+        SamplingParams(**kwargs)
+    assert info.value.param == param
+
+
+@pytest.mark.unit
+def test_stop_strings_cut_and_hold_back():
+    m = StopMatcher(("。春",))
+    m.add("明月")
+    assert m.safe_length() == 2
+    m.add("。")
+    assert m.safe_length() == 2  # "。" may begin the stop string: held back
+    m.add("秋")
+    assert not m.stopped and m.safe_length() == 4
+    m.add("。")
+    m.add("春風")
+    assert m.stopped and m.text == "明月。秋"
+
+
+# ---- engine ---------------------------------------------------------------------------------
+
+
+def run_all(eng, prompts, seeds, max_tokens=30, **kw):
+    reqs = [
+        eng.submit(Request(eng.tokenizer.encode(p), SamplingParams(max_tokens=max_tokens, seed=s, **kw)))
+        for p, s in zip(prompts, seeds)
+    ]
+    eng.run_until_idle()
+    return reqs
+
+
+@pytest.mark.unit
+def test_the_three_schedulers_give_each_seed_the_same_text(trained, functions):
+    prompts = ["春", "月明", "山", "江水", "秋風", "", "雲", "夜"]
+    seeds = list(range(8))
+    texts = {}
+    for scheduler in ("single", "static", "continuous"):
+        reqs = run_all(engine(trained, functions, scheduler), prompts, seeds)
+        assert all(r.finish_reason in ("stop", "length") for r in reqs)
+        texts[scheduler] = [(r.text, r.output_ids) for r in reqs]
+    assert texts["single"] == texts["static"] == texts["continuous"]
+
+
+@pytest.mark.unit
+def test_continuous_batching_admits_at_every_step_and_static_waits(trained, functions):
+    for scheduler, expect_join in (("continuous", True), ("static", False)):
+        eng = engine(trained, functions, scheduler, slots=4)
+        reqs = [
+            eng.submit(Request(eng.tokenizer.encode("春"), SamplingParams(max_tokens=n, seed=i, ignore_eos=True)))
+            for i, n in enumerate([3, 12, 12, 12, 5])
+        ]
+        admitted_at = {}
+        step = 0
+        while eng.step():
+            step += 1
+            for r in reqs:
+                if r.output_ids and r.request_id not in admitted_at:
+                    admitted_at[r.request_id] = step
+        fifth = admitted_at[reqs[4].request_id]
+        # continuous: the 5th joins as soon as the first (3 tokens) has left; static: after the whole batch
+        assert (fifth <= 4) == expect_join, (scheduler, admitted_at)
+        assert [len(r.output_ids) for r in reqs] == [3, 12, 12, 12, 5]
+
+
+@pytest.mark.unit
+def test_stop_eos_and_length(trained, functions):
+    eng = engine(trained, functions)
+    r = generate(eng, "春", SamplingParams(max_tokens=7, seed=0, ignore_eos=True))
+    assert r.finish_reason == "length" and len(r.output_ids) == 7
+    full = generate(eng, "春", SamplingParams(max_tokens=20, seed=3, ignore_eos=True)).text
+    stop = full[4:6]
+    cut = generate(eng, "春", SamplingParams(max_tokens=20, seed=3, ignore_eos=True, stop=(stop,)))
+    assert cut.finish_reason == "stop" and cut.text == full[: full.find(stop)]
+    ends = [generate(eng, "", SamplingParams(max_tokens=60, seed=s)) for s in range(4)]
+    for r in ends:
+        if r.finish_reason == "stop":
+            assert r.output_ids[-1] == CharTokenizer.EOS
+
+
+@pytest.mark.unit
+def test_queue_limit_context_limit_and_cancellation(trained, functions):
+    eng = engine(trained, functions, slots=4, max_waiting=2)
+    params = SamplingParams(max_tokens=20, ignore_eos=True, seed=0)
+    a, b = (eng.submit(Request(eng.tokenizer.encode("春"), params)) for _ in range(2))
+    with pytest.raises(QueueFull):
+        eng.submit(Request(eng.tokenizer.encode("春"), params))
+    with pytest.raises(ContextTooLong, match="maximum context length"):
+        eng.submit(Request(eng.tokenizer.encode("春"), SamplingParams(max_tokens=eng.max_len)))
+    eng.step()
+    assert eng.load()["running"] == 2
+    eng.cancel(a)
+    eng.step()  # a leaves before this step: its slot is free again
+    assert a.finish_reason == "cancelled" and eng.load()["running"] == 1
+    assert len(a.output_ids) == 2 and a.slot is None
+    eng.run_until_idle()
+    assert b.finish_reason == "length"
+
+
+@pytest.mark.unit
+def test_engine_thread_serves_and_stops(trained, functions):
+    import threading
+
+    eng = engine(trained, functions)
+    done = threading.Event()
+    eng.start()
+    try:
+        r = eng.submit(
+            Request(
+                eng.tokenizer.encode("春"),
+                SamplingParams(max_tokens=5, seed=1),
+                on_event=lambda req, text, finished: finished and done.set(),
+            )
+        )
+        assert done.wait(60)
+    finally:
+        eng.stop()
+    assert r.finish_reason in ("stop", "length")
+
+
+# ---- KV cache -------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_in_place_windowed_steps_equal_the_functional_full_cache(trained):
+    """The fast decode step (cache written in place, only the used window read) gives the logits of
+    the plain one (a new cache every step, every position read), step after step, at mixed positions."""
+    model, _ = trained
+    rng = np.random.default_rng(7)
+    seqs = rng.integers(4, model.config.vocab_size, size=(3, 40)).astype(np.int32)
+    outputs = {}
+    for name, kwargs in (("fast", {}), ("plain", {"in_place": False, "windowed": False})):
+        fns = DecodeFunctions(model, 3, **kwargs)
+        cache, logits = fns.new_cache(), []
+        for slot, n in enumerate((3, 9, 17)):
+            padded = np.zeros((1, 32), np.int32)
+            padded[0, :n] = seqs[slot, :n]
+            first, cache = fns.prefill(padded, np.int32(n - 1), np.int32(slot), *cache)
+            logits.append(np.asarray(first))
+        pos = np.array([3, 9, 17], np.int32)
+        for _ in range(20):
+            step, cache = fns.decode(seqs[np.arange(3), pos], pos, *cache)
+            logits.append(np.asarray(step))
+            pos = pos + 1
+        outputs[name] = logits
+    for fast, plain in zip(outputs["fast"], outputs["plain"]):
+        np.testing.assert_allclose(fast, plain, rtol=0, atol=2e-5)
+
+
+@pytest.mark.unit
+def test_the_window_covers_every_position_in_use_and_few_more():
+    for max_len in (64, 160, 512):
+        windows = {window_length(n, max_len) for n in range(1, max_len + 1)}
+        assert max(windows) == max_len and len(windows) <= 9
+        for n in range(1, max_len + 1):
+            w = window_length(n, max_len)
+            assert n <= w <= max_len and w - n < max(32, max_len // 8 + 16)
+
+
+@pytest.mark.unit
+def test_kv_cache_memory_computed_equals_measured(trained, functions):
+    model, _ = trained
+    c = model.config
+    computed = kv_cache_bytes(c, slots=4)
+    assert computed["per_token"] == 2 * c.n_layers * c.d_model * 4
+    assert computed["per_sequence"] == computed["per_token"] * c.max_len
+    assert measured_cache_bytes(functions[4].new_cache()) == computed["total"]
+
+
+@pytest.mark.unit
+def test_kv_cache_waste():
+    w = kv_cache_waste([16, 48, 64], max_len=64)
+    assert w["unused_share"] == pytest.approx(1 - 128 / 192)
+    assert w["unused_share_paged16"] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        kv_cache_waste([65], max_len=64)
+
+
+@pytest.mark.unit
+def test_decode_speed_table_and_agreement(trained, functions):
+    table = bench.decode_speed(trained[0], new_tokens=(4, 8), functions=functions[1])
+    assert list(table["new_tokens"]) == [4, 8] and table["same_tokens"].all()
+    assert (table["cached_tok_s"] > 0).all() and (table["recompute_tok_s"] > 0).all()
+
+
+# ---- load benchmark -------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Advances by one second each time it is read."""
+
+    def __init__(self):
+        self.t = itertools.count()
+
+    def __call__(self):
+        return float(next(self.t))
+
+
+@pytest.mark.unit
+def test_serving_metrics_follow_vllms_definitions():
+    r = Request([1, 5], SamplingParams(max_tokens=4), arrival=10.0)
+    r.output_ids, r.token_times, r.finish_reason = [5, 6, 7, 8], [12.0, 13.0, 15.0, 16.0], "length"
+    q = Request([1], SamplingParams(max_tokens=1), arrival=11.0)
+    q.output_ids, q.token_times, q.finish_reason = [5], [14.0], "length"
+    m = bench.serving_metrics([r, q], duration=8.0)
+    assert m["completed"] == 2 and m["output_tokens"] == 5 and m["output_throughput"] == 5 / 8
+    assert m["mean_ttft_ms"] == pytest.approx(2500)  # (2 + 3) / 2 s
+    assert m["mean_tpot_ms"] == pytest.approx(4000 / 3)  # (16 - 12) / 3, only r has more than one token
+    assert m["mean_itl_ms"] == pytest.approx(4000 / 3) and m["p50_itl_ms"] == pytest.approx(1000)
+    assert m["mean_e2el_ms"] == pytest.approx((6 + 3) / 2 * 1000)
+
+
+@pytest.mark.unit
+def test_load_benchmark_with_a_fake_clock(trained, functions):
+    model, tokenizer = trained
+    poems = toy.toy_corpus(40).test
+    work = bench.make_workload(poems, 6, seed=0, output_range=(3, 6))
+    eng = Engine(model, tokenizer, slots=4, functions=functions[4], clock=FakeClock())
+    m = bench.run_load(eng, work, concurrency=4)
+    assert m["completed"] == 6 and m["failed"] == 0
+    assert m["output_tokens"] == sum(w.output_tokens for w in work)  # ignore_eos: exact lengths
+    assert all(r.token_times == sorted(r.token_times) for r in m["requests"])
+    table = bench.scheduler_table(model, tokenizer, poems, concurrencies=(1, 4), min_requests=4, output_range=(2, 4))
+    assert len(table) == 6 and (table["failed"] == 0).all()
+    assert set(table["scheduler"]) == {"single", "static", "continuous"}
+    assert {"p99_ttft_ms", "p50_tpot_ms", "p99_itl_ms", "p99_e2el_ms", "output_throughput"} <= set(table.columns)
+
+
+@pytest.mark.unit
+def test_the_engine_says_where_its_time_goes(trained, functions):
+    model, tokenizer = trained
+    poems = toy.toy_corpus(40).test
+    turns = bench.batching_gain(
+        model,
+        tokenizer,
+        poems,
+        4,
+        repeats=1,
+        requests_per_stream=2,
+        min_requests=4,
+        output_range=(3, 6),
+        functions=functions,
+    )
+    assert len(turns) == 1 and turns["ratio"].iloc[0] > 0
+    parts = bench.where_time_goes(turns)
+    assert list(parts.index) == ["single", "continuous"]
+    # a request's first token comes from its prefill, so one slot yields a little over one token per decode step
+    assert 1.0 <= parts.loc["single", "tokens_per_step"] < parts.loc["continuous", "tokens_per_step"]
+    for engine in parts.index:
+        row = parts.loc[engine]
+        assert row["decode_ms_per_step"] > 0 and row["total_ms_per_step"] >= row["decode_ms_per_step"]
+        named = ("decode", "prefill", "sample", "engine_other", "load_generator")
+        assert row["total_ms_per_step"] == pytest.approx(sum(row[f"{p}_ms_per_step"] for p in named))

@@ -1,0 +1,293 @@
+"""The model service on Ray Serve (helpers.serving.ray_serve, ray_cluster, ray_experiments) and
+the cluster configurations of deploy/ray/.
+
+The configuration tests and the retrying client's test start no Ray. The others share one local
+Ray cluster of two nodes with one CPU slot each (two in all), started once for the session and
+always stopped; they serve a small, seeded, untrained CNN exported with its preprocessing, two
+replicas, one on each node. Nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib
+import inspect
+import json
+import re
+import threading
+
+import numpy as np
+import pytest
+import yaml
+
+from helpers import env, serving
+from helpers.paths import ROOT
+from helpers.serving import loadtest, ray_cluster, ray_serve
+from helpers.serving import ray_experiments as rx
+
+DEPLOY = ROOT / "deploy" / "ray"
+MAX_BODY_BYTES = 2 * 2**20
+MAX_INSTANCES = 64
+PLACEHOLDER = "http://127.0.0.1:1/v1/models/cifar10"
+BAD_CASES = [case[0] for case in loadtest.bad_requests(PLACEHOLDER, MAX_BODY_BYTES, MAX_INSTANCES)]
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray's own use of pydantic
+
+
+def serve_config() -> dict:
+    return yaml.safe_load((DEPLOY / "serve_config.yaml").read_text())
+
+
+# --- deploy/ray: written and checked, not run -------------------------------------------------
+
+
+def test_serve_config_parses_with_rays_schema_and_rayservice_embeds_it():
+    from ray.serve.schema import ServeDeploySchema
+
+    config = serve_config()
+    ServeDeploySchema.model_validate(config)
+    service = yaml.safe_load((DEPLOY / "rayservice.yaml").read_text())
+    assert service["apiVersion"] == "ray.io/v1" and service["kind"] == "RayService"
+    assert yaml.safe_load(service["spec"]["serveConfigV2"]) == config
+
+
+def test_serve_config_names_the_codes_import_path_arguments_and_options():
+    [app] = serve_config()["applications"]
+    module, _, attribute = app["import_path"].partition(":")
+    assert getattr(importlib.import_module(module), attribute) is ray_serve.build_app
+    assert app["name"] == ray_serve.APP_NAME and app["route_prefix"] == "/"
+    accepted = inspect.signature(ray_serve.application).parameters
+    assert set(app["args"]) - {"model_path"} <= set(accepted)
+    for name in ("name", "max_batch_size", "max_wait_ms"):
+        assert app["args"][name] == accepted[name].default, name  # the batching the chapter measured
+    [options] = app["deployments"]
+    code = ray_serve.deployment_options(autoscaling=options["autoscaling_config"])
+    assert options["name"] == code["name"] == ray_serve.DEPLOYMENT_NAME
+    assert set(options) <= set(code), set(options) - set(code)
+    for name in (
+        "max_ongoing_requests",
+        "max_replicas_per_node",
+        "health_check_period_s",
+        "health_check_timeout_s",
+        "graceful_shutdown_timeout_s",
+        "logging_config",
+    ):  # what the chapter measured stays the same
+        assert options[name] == code[name], name
+
+
+def test_ray_version_is_one_pin_everywhere():
+    import ray
+
+    [pin] = re.findall(r"^ray\[serve\]==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert ray.__version__ == pin
+    service = yaml.safe_load((DEPLOY / "rayservice.yaml").read_text())["spec"]["rayClusterConfig"]
+    assert service["rayVersion"] == pin
+    pods = [service["headGroupSpec"], *service["workerGroupSpecs"]]
+    assert all(c["image"].endswith(f":{pin}") for p in pods for c in p["template"]["spec"]["containers"])
+    assert re.search(rf"^FROM rayproject/ray:{re.escape(pin)}-py311", (DEPLOY / "Dockerfile").read_text(), re.M)
+
+
+def test_cluster_launcher_config_is_valid_for_ray_up():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = yaml.safe_load((DEPLOY / "cluster.yaml").read_text())
+    validate_config(prepare_config(copy.deepcopy(config)))
+    assert config["provider"]["type"] == "local"
+    assert any("serve_config.yaml" in line for line in (DEPLOY / "cluster.yaml").read_text().splitlines())
+
+
+def test_build_app_converts_command_line_arguments_and_needs_a_model():
+    from ray.serve import Application
+
+    assert isinstance(ray_serve.build_app({"model_path": "/models/m/1", "max_batch_size": "32"}), Application)
+    with pytest.raises(ValueError, match="model_path"):
+        ray_serve.build_app({})
+
+
+# --- the retrying client, against a server that fails on purpose ------------------------------
+
+
+@pytest.fixture
+def flaky_server():
+    """An HTTP server on 127.0.0.1 that answers 503 to every third request and drops every fifth
+    connection without an answer; the rest get one prediction."""
+    ready, box = threading.Event(), {}
+
+    async def handle(reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                await reader.readexactly(length)
+                box["n"] = n = box.get("n", 0) + 1
+                if n % 5 == 0:
+                    writer.close()
+                    return
+                status, body = (503, b'{"error": "busy"}') if n % 3 == 0 else (200, b'{"predictions": [[0.0]]}')
+                writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    def run():
+        loop = asyncio.new_event_loop()
+        server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0))
+        box["port"], box["loop"] = server.sockets[0].getsockname()[1], loop
+        ready.set()
+        loop.run_forever()
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(10)
+    yield f"http://127.0.0.1:{box['port']}/v1/models/m:predict"
+    box["loop"].call_soon_threadsafe(box["loop"].stop)
+    thread.join(10)
+
+
+@pytest.mark.timeout(60)
+def test_retrying_clients_lose_nothing_that_others_lose(flaky_server):
+    timeline = loadtest.run_timeline(
+        flaky_server, [b"{}"] * 60, 4, retries=[0, 0, 5, 5], max_requests=60, backoff_s=0.001, timeout=5
+    )
+    table = timeline.table()
+    assert len(table) == 60 and table["retrying"].sum() > 0
+    assert (table.loc[table["retrying"], "status"] == 200).all()  # every answer arrives, some after retries
+    assert (table.loc[table["retrying"], "attempts"] > 1).any()
+    assert (table.loc[~table["retrying"], "status"] != 200).any()  # those without retries lose some
+    assert (table.loc[~table["retrying"], "attempts"] == 1).all()
+
+
+# --- one local Ray cluster of two nodes, shared by the tests below ----------------------------
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A seeded CNN on float images in [0, 1], wrapped to take uint8 pixels, written to disk."""
+    env.setup("tensorflow", seed=0)
+    import keras
+
+    from helpers import models
+
+    base = keras.Sequential([keras.Input(shape=(32, 32, 3)), *models.article_cnn(logits=True).layers[1:]])
+    model = serving.with_preprocessing(base)
+    paths = serving.export(model, tmp_path_factory.mktemp("served"))
+    return model, paths["saved_model"]
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """Two Ray nodes on 127.0.0.1, one CPU slot each; Serve's proxy on the head; always stopped."""
+    local = ray_cluster.LocalCluster(nodes=2, node_cpus=1)
+    try:
+        url = ray_serve.start_serve()
+        log = ray_cluster.start_batch_log(local.head_id)
+        yield local, url, log
+    finally:
+        local.shutdown()
+
+
+@pytest.fixture(scope="session")
+def deployed(cluster, exported):
+    local, url, log = cluster
+    _, path = exported
+    app = ray_serve.application(
+        path,
+        max_batch_size=16,
+        max_wait_ms=2,
+        max_body_bytes=MAX_BODY_BYTES,
+        max_instances=MAX_INSTANCES,
+        num_replicas=2,
+    )
+    handle = ray_serve.deploy(app, running=2)
+    return local, f"{url}/v1/models/cifar10", log, handle
+
+
+@pytest.fixture(scope="session")
+def images():
+    return np.random.default_rng(0).integers(0, 256, size=(48, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="session")
+def expected(exported, images):
+    model, _ = exported
+    return np.asarray(model.predict(images, verbose=0))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_two_replicas_on_two_nodes_and_everything_on_loopback(deployed):
+    import psutil
+    import ray
+
+    local, _, log, _ = deployed
+    placements = ray.get(log.snapshot.remote(since=float("inf")))["placements"]
+    alive = set(local.alive_nodes())
+    assert len(alive) == 2 and {p["node"] for p in placements if p["stopped"] is None} >= alive
+    pids = local.pids()
+    listening = [c for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.pid in pids]
+    assert listening and all(c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1") for c in listening), listening
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("encoding", loadtest.ENCODINGS)
+def test_predictions_through_ray_equal_in_process_ones(deployed, images, expected, encoding):
+    _, model_url, _, _ = deployed
+    got = loadtest.predict_http(model_url, images, batch_size=12, encoding=encoding)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_handle_and_the_columnar_format_give_the_same_answers(deployed, images, expected):
+    _, model_url, _, handle = deployed
+    status, reply = handle.predict_body.remote(loadtest.encode_request(images[:3], "b64")).result()
+    assert status == 200
+    np.testing.assert_allclose(json.loads(reply)["predictions"], expected[:3], rtol=1e-4, atol=1e-5)
+    status, reply = loadtest.send("POST", f"{model_url}:predict", json.dumps({"inputs": images[:2].tolist()}).encode())
+    assert status == 200
+    np.testing.assert_allclose(reply["outputs"], expected[:2], rtol=1e-4, atol=1e-5)
+    assert loadtest.send("GET", model_url)[1]["model_version_status"][0]["state"] == "AVAILABLE"
+    local = deployed[0]
+    times = ray_serve.handle_latency_ms([loadtest.encode_request(images[:1], "b64")] * 3, local.head_id)
+    assert times.shape == (3,) and (times > 0).all()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_gets_the_hand_built_services_4xx_through_ray(deployed, images, expected, case):
+    _, model_url, _, _ = deployed
+    cases = {c[0]: c[1:] for c in loadtest.bad_requests(model_url, MAX_BODY_BYTES, MAX_INSTANCES)}
+    method, url, body, expected_status = cases[case]
+    status, reply = loadtest.send(method, url, body)
+    assert status == expected_status, reply
+    assert reply["error"], reply
+    status, reply = loadtest.send("POST", f"{model_url}:predict", loadtest.encode_request(images[:1]))
+    assert status == 200  # and the service keeps serving
+    np.testing.assert_allclose(reply["predictions"], expected[:1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_lost_node_loses_no_answer_for_the_retrying_client_and_its_replica_comes_back(deployed, images):
+    """Last: it kills the worker node, then adds a new one."""
+    import ray
+
+    local, model_url, log, _ = deployed
+    bodies = loadtest.request_bodies(images, 1, 48, "b64")
+    [worker] = local.workers
+    loss = rx.node_loss(
+        local, f"{model_url}:predict", bodies, node=worker, clients=2, retries=5, seconds=4.0, kill_after=1.5
+    )
+    retrying = loss["requests"][loss["requests"]["retrying"]]
+    assert loss["lost"] == 0 and len(retrying) > 0 and (retrying["status"] == 200).all()
+    assert worker.node_id not in local.alive_nodes()
+    back = rx.rejoin(local, running=2)
+    placements = ray.get(log.snapshot.remote(since=float("inf")))["placements"]
+    assert back["node"].node_id in {p["node"] for p in placements}  # the missing replica went to the new node
+    status, _ = loadtest.send("POST", f"{model_url}:predict", bodies[0])
+    assert status == 200
