@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,11 +101,11 @@ def test_a_failing_cell_is_reported_and_its_copy_kept(tmp_path, capsys):
     code = run.main(["--profile", "ci", "--notebooks-dir", str(tmp_path / "nb"), "--output-dir", str(tmp_path / "out")])
     assert code == 1
     err = capsys.readouterr().err
-    assert "99_broken failed in cell 2" in err and "RuntimeError: the third cell fails" in err
-    kept = nbformat.read(tmp_path / "out" / "99_broken.ipynb", as_version=4)
+    assert "broken failed in cell 2" in err and "RuntimeError: the third cell fails" in err
+    kept = nbformat.read(tmp_path / "out" / "broken.ipynb", as_version=4)  # executed copies are named by chapter id
     assert any(o.get("ename") == "RuntimeError" for o in kept.cells[-1].outputs)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["notebooks"]["99_broken"]["status"] == "failed"
+    assert summary["notebooks"]["broken"]["status"] == "failed"
 
 
 def test_an_up_to_date_notebook_is_skipped_unless_forced(tmp_path, capsys):
@@ -120,9 +121,38 @@ def test_an_up_to_date_notebook_is_skipped_unless_forced(tmp_path, capsys):
     args = ["--profile", "ci", "--notebooks-dir", str(tmp_path / "nb"), "--output-dir", str(tmp_path / "out")]
     assert run.main(args) == 0
     assert run.main(args) == 0
-    assert "98_tiny: up to date, skipped" in capsys.readouterr().out
+    assert re.search(r"tiny +up to date, skipped", capsys.readouterr().out)
     assert run.main([*args, "-p", "n=3"]) == 0  # other parameters: runs again
     out = capsys.readouterr().out
-    assert "running with {'n': 3}" in out and "skipped" not in out
-    executed = nbformat.read(tmp_path / "out" / "98_tiny.ipynb", as_version=4)
+    assert re.search(r"tiny +ok .*-p n=3", out) and "skipped" not in out
+    executed = nbformat.read(tmp_path / "out" / "tiny.ipynb", as_version=4)
     assert executed.cells[-1].outputs[0]["text"] == "6\n"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("lang", bilingual.LANGS)
+def test_a_readers_edition_runs_top_to_bottom_in_a_plain_kernel(lang, tmp_path):
+    """What a page's download and launch buttons open: one language's prose only, and it runs
+    from top to bottom in a plain Python 3 kernel with the ci profile's values."""
+    import papermill
+
+    from helpers.book import notebooks
+
+    chapter = "large_models"
+    [planned] = run.plan("ci", [chapter], [], tmp_path)
+    edition = notebooks.pair_of(notebooks.sources()[0], lang)
+    assert run.chapter_id(edition) == chapter and edition.parent.name == lang
+    out = tmp_path / edition.name
+    papermill.execute_notebook(
+        str(edition),
+        str(out),
+        parameters=planned.parameters,
+        kernel_name="python3",
+        cwd=str(edition.parent),
+        progress_bar=False,
+        extra_arguments=run.KERNEL_QUIET,
+    )
+    nb = nbformat.read(out, as_version=4)
+    assert {bilingual.language_of(c) for c in nb.cells if c.cell_type == "markdown"} == {lang}
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
+    assert not errors and all(c.execution_count for c in nb.cells if c.cell_type == "code" and c.source.strip())

@@ -296,7 +296,7 @@ def test_defaults_and_profiles_are_valid(stem):
         (FaqParams, "time_backends", ["tensorflow", "caffe"], "'tensorflow', 'jax' or 'torch'"),
         (FaqParams, "time_backends", ["jax", "jax"], "lists a backend twice"),
         (FaqParams, "seed_runs", 1, "greater than or equal to 2"),
-        (ConclusionParams, "chapters", ["four"], "not notebook stems"),
+        (ConclusionParams, "chapters", ["Four!"], "not chapter names"),
         (ConclusionParams, "accuracy_target", 1.0, "less than 1"),
     ],
 )

@@ -116,6 +116,8 @@ class Plan:
     output: Path
     parameters: dict
     defaults: dict = field(default_factory=dict)
+    #: the values set on the command line (``-p``), shown when the chapter runs
+    overrides: dict = field(default_factory=dict)
 
 
 def plan(profile_name: str, only: list[str] | None, overrides: list[tuple[str, object]],
@@ -151,7 +153,8 @@ def plan(profile_name: str, only: list[str] | None, overrides: list[tuple[str, o
         schema = params_mod.SCHEMAS.get(stem)
         if schema is not None:
             params_mod.validate(schema, {**defaults, **chosen})
-        plans.append(Plan(stem, paths[stem], out_dir / f"{stem}.ipynb", chosen, defaults))
+        cli = {key: value for key, value in overrides if key in defaults}
+        plans.append(Plan(stem, paths[stem], out_dir / f"{stem}.ipynb", chosen, defaults, cli))
     for key, _ in overrides:
         if key not in used:
             known = sorted({k for p in plans for k in p.defaults})
@@ -258,15 +261,18 @@ def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_o
         summary["notebooks"][p.name] = record
         summary["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-        print(f"[{profile_name}] {p.name:<{width}}  {record['status']:>6}  {record['seconds']:7.1f} s", flush=True)
+        given = "  " + " ".join(f"-p {k}={v!r}" for k, v in p.overrides.items()) if p.overrides else ""
+        print(f"[{profile_name}] {p.name:<{width}}  {record['status']:>6}  {record['seconds']:7.1f} s{given}", flush=True)
         if failure:
             raise RunError(failure)
     print(f"summary: {os.path.relpath(summary_path, ROOT)}")
     return summary
 
 
-#: the kernel logs only errors: no "Kernel is running over TCP without encryption" on every chapter
-KERNEL_QUIET = ["--IPKernelApp.log_level=ERROR"]
+#: the kernel logs only errors (no "Kernel is running over TCP without encryption" on every chapter),
+#: and asyncio's "Task was destroyed but it is pending!" from the kernel's own shutdown is not printed
+KERNEL_QUIET = ["--IPKernelApp.log_level=ERROR",
+                "--IPKernelApp.exec_lines=import logging; logging.getLogger('asyncio').setLevel(logging.CRITICAL)"]
 #: chapters that took longer than this last time get a progress bar (on a terminal)
 PROGRESS_AFTER_SECONDS = 30
 
