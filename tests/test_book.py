@@ -215,3 +215,16 @@ def test_chinese_pages_are_chinese(site):
     )
     over = {k: f"{v:.1%}" for k, v in shares.items() if v > language.LATIN_SHARE_LIMIT}
     assert not over, f"pages over {language.LATIN_SHARE_LIMIT:.0%}: {over}"
+
+
+def test_no_myst_is_left_raw_on_the_pages(site):
+    """A role written where MyST cannot see it (inside code, say) would show as text."""
+    raw = re.compile(r"\{(glue:text|glue|cite|numref|ref|doc|eq|term)\}|^\([\w-]+\)=$", re.M)
+    bad = {}
+    for path in sorted(site.glob("*/*.html")):
+        html = path.read_text(encoding="utf-8").split('<article class="bd-article"', 1)[-1]
+        html = re.sub(r"<(script|style|pre)\b.*?</\1>", " ", html, flags=re.S)  # code blocks may show MyST
+        found = raw.findall(re.sub(r"<[^>]+>", "", html))
+        if found:
+            bad[path.relative_to(site).as_posix()] = found[:5]
+    assert not bad, bad

@@ -35,9 +35,11 @@ COLAB_PACKAGES = ("myst-nb", "fastapi", "uvicorn", "httpx")
 WORDS = {
     None: {"colab": "Google Colab only: fetch and install this course when it is missing (does nothing elsewhere)."},
     "en": {"colab": "Google Colab only: fetch and install this course when it is missing (does nothing elsewhere).",
-           "lang": "results are shown in this edition's language"},
+           "lang": "results are shown in this edition's language",
+           "glue": "the numbers in the text appear once the cells that compute them have run"},
     "zh": {"colab": "仅在 Google Colab 中：缺少本课程时获取并安装它（在其他环境中什么也不做）。",
-           "lang": "结果以本版的语言显示"},
+           "lang": "结果以本版的语言显示",
+           "glue": "正文中的数字在计算它们的单元运行之后显示"},
 }
 
 TEMPLATE = '''\
@@ -74,8 +76,11 @@ def cell_source(config: Path = ROOT / "_config.yml", lang: str | None = None) ->
     folder = "/content/maas-course/notebooks" + (f"/{lang}" if lang else "")
     words = WORDS[lang]
     edition = f"import os\n\nos.environ[{json.dumps(show.ENV)}] = {json.dumps(lang)}  # {words['lang']}\n\n" if lang else ""
-    return TEMPLATE.format(url=json.dumps(url + ".git"), branch=json.dumps(branch), packages=packages,
-                           folder=json.dumps(folder), edition=edition, colab=words["colab"])
+    source = TEMPLATE.format(url=json.dumps(url + ".git"), branch=json.dumps(branch), packages=packages,
+                             folder=json.dumps(folder), edition=edition, colab=words["colab"])
+    if lang:
+        source += f"\n\nfrom helpers.book.glue import glued  # noqa: E402,F401 - {words['glue']}"
+    return source
 
 
 def new_cell(source: str | None = None):

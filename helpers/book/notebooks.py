@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import platform
 import re
 import sys
 from pathlib import Path
@@ -30,12 +31,14 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from helpers.book import bilingual, colab_cell
+from helpers.book import bilingual, colab_cell, editions
 from helpers.paths import NOTEBOOKS, ROOT
 
 #: a chapter source: two digits, an underscore, a lower-case topic
 SOURCE = re.compile(r"(?P<number>\d\d)_(?P<topic>[a-z0-9_]+)\.md")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+#: the readers' editions open with the course's kernel (`make setup` installs it; Binder's postBuild too)
+EDITION_KERNELSPEC = {"name": "maas-course", "display_name": "Python (maas-course)", "language": "python"}
 
 
 def sources(directory: Path = NOTEBOOKS) -> list[Path]:
@@ -73,10 +76,10 @@ def generate(source: Path, lang: str | None = None):
     cell, content ids, no outputs."""
     nb = read_source(source)
     if lang is not None:
-        nb = bilingual.split(nb, lang, name=source.name)
+        nb = editions.edition_cells(bilingual.split(nb, lang, name=source.name), lang, sources(source.parent))
     nb.metadata.pop("jupytext", None)  # the pair is generated, not a Jupytext-paired file
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
-    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["kernelspec"] = dict(KERNELSPEC if lang is None else EDITION_KERNELSPEC)
+    nb.metadata["language_info"] = language_info()
     nb.nbformat, nb.nbformat_minor = 4, 5
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -86,8 +89,25 @@ def generate(source: Path, lang: str | None = None):
     return nb
 
 
+def language_info() -> dict:
+    """What the course's kernel reports of its language. JupyterLab writes it into a notebook when
+    the kernel starts, so a notebook that already holds it opens unmodified; the Python version is
+    this interpreter's, and :func:`_same` ignores it when comparing (another machine's Python may differ)."""
+    return {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+            "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+            "pygments_lexer": "ipython3", "version": platform.python_version()}
+
+
 def render(nb) -> str:
     return nbformat.writes(nb) + "\n"
+
+
+_VERSION = re.compile(r'("version": )"\d+\.\d+\.\d+"')
+
+
+def _same(written: str, wanted: str) -> bool:
+    """The two renderings are equal, the Python version in ``language_info`` aside."""
+    return _VERSION.sub(r'\1"*"', written) == _VERSION.sub(r'\1"*"', wanted)
 
 
 def stale(directory: Path = NOTEBOOKS) -> list[Path]:
@@ -95,7 +115,7 @@ def stale(directory: Path = NOTEBOOKS) -> list[Path]:
     out = []
     for source in sources(directory):
         for lang, path in generated(source).items():
-            if not path.exists() or path.read_text(encoding="utf-8") != render(generate(source, lang)):
+            if not path.exists() or not _same(path.read_text(encoding="utf-8"), render(generate(source, lang))):
                 out.append(path)
     return out
 
@@ -113,7 +133,7 @@ def sync(directory: Path = NOTEBOOKS) -> list[Path]:
     for source in sources(directory):
         for lang, path in generated(source).items():
             text = render(generate(source, lang))
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
+            if not path.exists() or not _same(path.read_text(encoding="utf-8"), text):
                 path.parent.mkdir(exist_ok=True)
                 path.write_text(text, encoding="utf-8")
                 written.append(path)
