@@ -11,20 +11,23 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 # PROFILE=ci|cpu|gpu picks the parameter profile for `make book`/`make run` (default: gpu if a GPU is visible, else cpu)
 PROFILE ?=
-# PARAMS="-p name=value ..." overrides parameters for `make book`/`make run` (checked before anything runs)
+# PARAMS="-p name=value ...": parameter overrides for `make book`/`make run` (checked before anything runs)
 PARAMS ?=
+# LANG=en|zh on the command line: the readers' edition `make lab` opens (notebooks/<LANG>/); without
+# it, the MyST sources. (Only a LANG given on the command line counts: the shell's locale LANG does not.)
+EDITION := $(if $(filter command line,$(origin LANG)),$(LANG),)
 STAMP  := $(VENV)/.installed
 
 .PHONY: help setup system data assets notebooks run book pdf test test-fast lint serve lab clean
 
 help:
-	@echo "make book       execute all notebooks (PROFILE=ci|cpu|gpu) and build the site into _build/html"
+	@echo "make book       execute every chapter (PROFILE=ci|cpu|gpu), build both sites into _build/html/{en,zh}"
 	@echo "make test       lint and run the whole test suite (unit tests, ci-profile notebooks under nbval, site)"
 	@echo "make test-fast  the unit tests only (under a minute)"
 	@echo "make lint       ruff (lint and format check) and the notebook pairs' sync"
 	@echo "make notebooks  regenerate notebooks/*.ipynb from their MyST sources notebooks/*.md"
-	@echo "make serve      serve _build/html on http://127.0.0.1:$(PORT)"
-	@echo "make lab        open the chapters in JupyterLab with the project's kernel"
+	@echo "make serve      serve _build/html (both sites) on http://127.0.0.1:$(PORT)"
+	@echo "make lab        JupyterLab on the chapters' sources; LANG=en or LANG=zh: on one language's edition"
 	@echo "make pdf        print the built site's PDFs again (one per language) into _build/html/pdf"
 	@echo "make data       fetch and verify CIFAR-10 only;  make clean  remove generated files"
 
@@ -80,7 +83,8 @@ book: data assets system
 	$(PY) -m helpers.book.run --profile $$profile $(PARAMS); \
 	$(PY) -m helpers.book.site --profile $$profile; \
 	$(PY) -m helpers.book.pdf; \
-	echo; echo "The book ($$profile profile) is in _build/html: open _build/html/index.html, or run 'make serve'."; \
+	echo; echo "The book ($$profile profile) is in _build/html: en/ and zh/, one site per language; open"; \
+	echo "_build/html/index.html, or run 'make serve'."; \
 	echo "The PDFs are in _build/html/pdf/."
 
 pdf: system
@@ -103,10 +107,12 @@ serve:
 	@echo "serving _build/html on http://127.0.0.1:$(PORT) (Ctrl-C stops)"
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
 
-# JupyterLab opens the MyST sources (notebooks/*.md) as notebooks through Jupytext's contents
-# manager; --allow-root lets it run in a container or a cloud VM as root.
+# JupyterLab on the repository, opening notebooks/ (the MyST sources, shown as notebooks by
+# Jupytext) or, with LANG=en|zh, one language's readers' edition; --allow-root lets it run in a
+# container or a cloud VM as root.
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
+	@case "$(EDITION)" in ""|en|zh) ;; *) echo "LANG must be en or zh (or left out for the sources), not '$(EDITION)'"; exit 2;; esac
+	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/$(EDITION)
 
 clean:
-	rm -rf build _build book/en/*.ipynb book/zh/*.ipynb book/_static/mathjax book/status.md book/*/pdf_cover.md
+	rm -rf build _build book/_static/mathjax

@@ -137,33 +137,17 @@ def fetch_cifar10(
     """Make sure the six verified batch files are in ``directory``; return the directory.
 
     Damaged files are deleted first, so they are never read; missing ones are fetched from each
-    source in turn until all six verify.
+    source in turn until all six verify (:func:`helpers.fetch.ensure_verified`).
     """
-    directory = Path(directory or data_dir())
-    directory.mkdir(parents=True, exist_ok=True)
-    problems = check(directory)
-    if not problems:
-        return directory
-    for name, problem in problems.items():
-        if verbose:
-            print(f"CIFAR-10: {name} {problem}; fetching it", file=sys.stderr)
-        (directory / name).unlink(missing_ok=True)
-    errors = []
-    for source in sources:
-        if source not in _FETCHERS:
-            raise ValueError(f"unknown CIFAR-10 source {source!r}; choose from {list(_FETCHERS)}")
-        try:
-            _FETCHERS[source](directory, sorted(problems))
-        except (fetch.FetchError, OSError, KeyError, tarfile.TarError) as exc:
-            errors.append(f"{source}: {exc}")
-            continue
-        problems = check(directory)
-        if not problems:
-            return directory
-    detail = "; ".join(f"{n} ({p})" for n, p in check(directory).items())
-    raise DataError(
-        f"CIFAR-10 files are not available in {directory}: {detail}. "
-        f"Tried: {' | '.join(errors) or 'no source'}. " + FIX_HINT.format(dir=directory)
+    return fetch.ensure_verified(
+        directory or data_dir(),
+        check,
+        _FETCHERS,
+        sources,
+        label="CIFAR-10",
+        error=DataError,
+        fix_hint=FIX_HINT,
+        verbose=verbose,
     )
 
 

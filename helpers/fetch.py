@@ -156,3 +156,54 @@ def scratch_dir(near: Path | str) -> tempfile.TemporaryDirectory:
     near = Path(near)
     near.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix=".fetch-", dir=near)
+
+
+def ensure_verified(
+    directory: Path | str,
+    check,
+    fetchers: dict,
+    sources,
+    *,
+    label: str,
+    error: type[Exception],
+    fix_hint: str,
+    verbose: bool = True,
+) -> Path:
+    """Make sure every file that ``check(directory)`` vouches for is there and intact; return ``directory``.
+
+    ``check`` maps each missing or damaged file name to its problem (empty when all are intact).
+    Damaged files are deleted first, so they are never read; then each source in ``sources`` is
+    tried in turn (``fetchers[source](directory, names)``) until ``check`` finds nothing wrong.
+    If none succeeds, ``error`` names every file still wrong, every source's failure and the fix.
+    """
+    import sys
+    import tarfile
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    problems = check(directory)
+    if not problems:
+        return directory
+    for name, problem in problems.items():
+        if verbose:
+            print(f"{label}: {name} {problem}; fetching it", file=sys.stderr)
+        (directory / name).unlink(missing_ok=True)
+    errors = []
+    for source in sources:
+        if source not in fetchers:
+            raise ValueError(f"unknown {label} source {source!r}; choose from {list(fetchers)}")
+        try:
+            fetchers[source](directory, sorted(problems))
+        except (FetchError, OSError, KeyError, tarfile.TarError) as exc:
+            errors.append(f"{source}: {exc}")
+            continue
+        problems = check(directory)
+        if not problems:
+            return directory
+    remaining = check(directory)
+    detail = "; ".join(f"{n} ({p})" for n, p in list(remaining.items())[:6])
+    more = f" and {len(remaining) - 6} more" if len(remaining) > 6 else ""
+    raise error(
+        f"{label} files are not available in {directory}: {detail}{more}. "
+        f"Tried: {' | '.join(errors) or 'no source'}. " + fix_hint.format(dir=directory)
+    )

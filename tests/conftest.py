@@ -62,11 +62,16 @@ def executed_ci() -> Path:
 
 
 @pytest.fixture(scope="session")
-def site(executed_ci, tmp_path_factory) -> Path:
-    """The book built from the ci-profile notebooks in a scratch copy, as `make book` builds it;
-    returns the html folder. Shared by test_book.py (the HTML) and test_site.py (links, PDFs,
-    headless Chromium, accessibility)."""
+def site_projects(tmp_path_factory) -> Path:
+    """Where the session's two site projects are assembled (build/site/ for `make book`)."""
+    return tmp_path_factory.mktemp("site-projects")
+
+
+@pytest.fixture(scope="session")
+def site(executed_ci, site_projects, tmp_path_factory) -> Path:
+    """Both sites built from the ci-profile notebooks, as `make book` builds them, into a scratch
+    folder; returns it (``en/``, ``zh/``, ``index.html``). Shared by test_book.py (the HTML) and
+    test_site.py (links, PDFs, headless Chromium, accessibility)."""
     from helpers.book import site as book_site
 
-    root = book_site.scratch_copy(tmp_path_factory.mktemp("book"))
-    return book_site.build(executed_ci, root)
+    return book_site.build(executed_ci, out=tmp_path_factory.mktemp("html") / "html", work=site_projects)

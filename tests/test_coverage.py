@@ -12,7 +12,7 @@ from helpers.book import sphinx_coverage
 from helpers.book.notebooks import sources
 from helpers.paths import ROOT
 
-COVERAGE = sphinx_coverage.load(ROOT / sphinx_coverage.DATA)
+COVERAGE = sphinx_coverage.load(sphinx_coverage.DATA)
 ROWS = COVERAGE["rows"]
 LABEL = re.compile(r"^\(([A-Za-z0-9_-]+)\)=\s*$", re.M)
 #: what the article says that the course must answer (the issue that asked for this table lists them)

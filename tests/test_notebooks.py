@@ -127,3 +127,32 @@ def test_an_up_to_date_notebook_is_skipped_unless_forced(tmp_path, capsys):
     assert re.search(r"tiny +ok .*-p n=3", out) and "skipped" not in out
     executed = nbformat.read(tmp_path / "out" / "tiny.ipynb", as_version=4)
     assert executed.cells[-1].outputs[0]["text"] == "6\n"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("lang", bilingual.LANGS)
+def test_a_readers_edition_runs_top_to_bottom_in_a_plain_kernel(lang, tmp_path):
+    """What a page's download and launch buttons open: one language's prose only, and it runs
+    from top to bottom in a plain Python 3 kernel with the ci profile's values."""
+    import papermill
+
+    from helpers.book import notebooks
+
+    chapter = "large_models"
+    [planned] = run.plan("ci", [chapter], [], tmp_path)
+    edition = notebooks.pair_of(notebooks.sources()[0], lang)
+    assert run.chapter_id(edition) == chapter and edition.parent.name == lang
+    out = tmp_path / edition.name
+    papermill.execute_notebook(
+        str(edition),
+        str(out),
+        parameters=planned.parameters,
+        kernel_name="python3",
+        cwd=str(edition.parent),
+        progress_bar=False,
+        extra_arguments=run.KERNEL_QUIET,
+    )
+    nb = nbformat.read(out, as_version=4)
+    assert {bilingual.language_of(c) for c in nb.cells if c.cell_type == "markdown"} == {lang}
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
+    assert not errors and all(c.execution_count for c in nb.cells if c.cell_type == "code" and c.source.strip())

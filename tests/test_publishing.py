@@ -95,14 +95,17 @@ def test_figures_render_chinese_on_white(tmp_path):
 
 def test_status_page_without_a_summary(tmp_path):
     (tmp_path / "executed").mkdir()
-    page = status_page.write(tmp_path / "executed", tmp_path)
-    assert "No run summary" in page.read_text(encoding="utf-8")
+    for lang, words in (("en", "No run summary"), ("zh", "未找到运行摘要")):
+        page = status_page.write(tmp_path / "executed", tmp_path / f"status-{lang}.md", lang, [])
+        assert words in page.read_text(encoding="utf-8")
 
 
-def test_status_page_is_in_the_toc(root):
+def test_status_page_glossary_and_references_are_in_the_toc(root):
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    assert "book/status" in files
+    assert {"status", "glossary", "references"} <= set(files)
+    for lang in ("en", "zh"):
+        assert (root / "book" / lang / "index.md").exists() and (root / "book" / lang / "references.md").exists()
 
 
 def _makefile_targets(root) -> set[str]:

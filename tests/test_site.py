@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import nbformat
 import pytest
 
 from helpers.book import assets, bilingual, browser, pdf, run
@@ -57,14 +58,14 @@ def _pages(site: Path) -> list[Path]:
 
 
 def _browser_pages(site: Path) -> list[Path]:
-    """The pages a reader sees (not the root index.html, which only redirects to book/index.html)."""
+    """The pages a reader sees (the landing page and both sites; not a page that only redirects)."""
     return [p for p in _pages(site) if 'http-equiv="Refresh"' not in p.read_text(encoding="utf-8")[:2000]]
 
 
 @pytest.fixture(scope="session")
-def book_pdfs(site, tmp_path_factory) -> dict[str, Path]:
-    """The PDFs of the session's site, printed by helpers.book.pdf into site/pdf/ (as `make book` does)."""
-    return pdf.build(site.parent.parent, site, work=tmp_path_factory.mktemp("pdf"))
+def book_pdfs(site, site_projects, tmp_path_factory) -> dict[str, Path]:
+    """The PDFs of the session's sites, printed by helpers.book.pdf into site/pdf/ (as `make book` does)."""
+    return pdf.build(site, site_projects, work=tmp_path_factory.mktemp("pdf"))
 
 
 def test_pdfs_are_printed_in_both_languages(book_pdfs, site):
@@ -107,30 +108,34 @@ def test_chapter_pages_have_launch_and_download_links(site, root):
     for stem, source in run.notebook_paths().items():
         assert source.exists() and source.with_suffix(".md").exists()
         for lang in bilingual.LANGS:
-            urls = [u for _, u in _parse(site / "book" / lang / f"{stem}.html").urls]
-            assert f"http://localhost:8888/lab/tree/notebooks/{source.stem}.md" in urls, "JupyterLab (local)"
+            edition = f"notebooks/{lang}/{source.name}"  # the readers' edition in the page's language
+            assert (root / edition).exists(), edition
+            urls = [u for _, u in _parse(site / lang / f"{stem}.html").urls]
+            assert f"http://localhost:8888/lab/tree/{edition}" in urls, "JupyterLab (local)"
             assert any(
-                u.startswith(f"https://mybinder.org/v2/gh/{org_repo}/")
-                and u.endswith(f"urlpath=lab/tree/notebooks/{source.name}")
+                u.startswith(f"https://mybinder.org/v2/gh/{org_repo}/") and u.endswith(f"urlpath=lab/tree/{edition}")
                 for u in urls
             ), "Binder"
-            assert f"https://colab.research.google.com/github/{org_repo}/blob/main/notebooks/{source.name}" in urls
-            assert f"../../_sources/book/{lang}/{stem}.ipynb" in urls, "download as .ipynb"
-            assert "../../pdf/maas-course-en.pdf" in urls and "../../pdf/maas-course-zh.pdf" in urls
-            html = (site / "book" / lang / f"{stem}.html").read_text(encoding="utf-8")
+            assert f"https://colab.research.google.com/github/{org_repo}/blob/main/{edition}" in urls, "Colab"
+            assert f"_sources/{stem}.ipynb" in urls, "download as .ipynb"
+            downloaded = nbformat.read(site / lang / "_sources" / f"{stem}.ipynb", as_version=4)
+            assert {bilingual.language_of(c) for c in downloaded.cells if c.cell_type == "markdown"} == {lang}
+            assert "../pdf/maas-course-en.pdf" in urls and "../pdf/maas-course-zh.pdf" in urls
+            html = (site / lang / f"{stem}.html").read_text(encoding="utf-8")
             assert "google.colab" not in html, "the Colab bootstrap cell is not shown on the pages"
 
 
 def test_status_page_reports_the_run(site, executed_ci):
     summary = json.loads((executed_ci / "summary.json").read_text())
-    html = (site / "book" / "status.html").read_text(encoding="utf-8")
-    html = " ".join(unescape(re.sub(r"<[^>]+>", "", html)).split())  # its text
-    assert "Execution status" in html and "执行状态" in html
-    for stem, record in summary["notebooks"].items():
-        assert stem in html and f"{record['seconds']:.1f} s" in html
-    assert summary["machine"]["cpu"] in html and f"keras {summary['machine']['versions']['keras']}" in html
-    toc_links = [u for _, u in _parse(site / "book" / "index.html").urls]
-    assert "status.html" in toc_links, "linked from the table of contents"
+    for lang, title, seconds in (("en", "Execution status", "{:.1f} s"), ("zh", "执行状态", "{:.1f} 秒")):
+        html = (site / lang / "status.html").read_text(encoding="utf-8")
+        text = " ".join(unescape(re.sub(r"<[^>]+>", "", html)).split())
+        assert title in text
+        for stem, record in summary["notebooks"].items():
+            assert f"{stem}.html" in html and seconds.format(record["seconds"]) in text
+        assert summary["machine"]["cpu"] in text and f"keras {summary['machine']['versions']['keras']}" in text
+        toc_links = [u for _, u in _parse(site / lang / "index.html").urls]
+        assert "status.html" in toc_links, "linked from the table of contents"
 
 
 # --- in a real browser ---------------------------------------------------------------------
@@ -223,7 +228,7 @@ def visited(served, chromium, site):
 def test_pages_open_without_console_errors(visited):
     bad = {rel: r["errors"] for rel, r in visited.items() if r["errors"]}
     print(f"{len(visited)} pages opened in Chromium, {sum(map(len, bad.values()))} console errors")
-    assert len(visited) >= 2 * len(run.notebook_paths()) + 2
+    assert len(visited) >= 2 * (len(run.notebook_paths()) + 4) + 1
     assert not bad, json.dumps(bad, indent=1, ensure_ascii=False)[:4000]
 
 
@@ -234,9 +239,7 @@ def test_pages_request_nothing_from_outside(visited):
 
 def test_maths_is_typeset(visited):
     with_maths = {rel: r["maths"] for rel, r in visited.items() if r["maths"]["source"]}
-    assert any(rel.startswith("book/en/") for rel in with_maths) and any(
-        rel.startswith("book/zh/") for rel in with_maths
-    )
+    assert any(rel.startswith("en/") for rel in with_maths) and any(rel.startswith("zh/") for rel in with_maths)
     for rel, m in with_maths.items():
         assert m["typeset"] >= m["source"] and not m["errors"], f"{rel}: {m}"
 
@@ -244,7 +247,7 @@ def test_maths_is_typeset(visited):
 def test_figures_load(visited, site):
     for stem in run.notebook_paths():
         for lang in bilingual.LANGS:
-            images = visited[f"book/{lang}/{stem}.html"]["images"]
+            images = visited[f"{lang}/{stem}.html"]["images"]
             empty = [i["src"] for i in images if not i["width"]]
             assert not empty, f"{lang}/{stem}: images that did not load: {empty}"
     figures = sum(len(r["images"]) for r in visited.values())
@@ -252,12 +255,16 @@ def test_figures_load(visited, site):
 
 
 def test_screenshots(served, chromium):
-    """Screenshots of a chapter in each language, and in dark mode (build/screenshots/); the
-    dark page passes the accessibility audit too (its colours differ)."""
+    """Screenshots of three pages of each site (the landing page, a chapter, the glossary) and of a
+    chapter in dark mode (build/screenshots/); the dark page passes the accessibility audit too."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    stem = sorted(run.notebook_paths())[-1]
-    shots = {f"{lang}-{stem}": (f"book/{lang}/{stem}.html", False) for lang in bilingual.LANGS}
-    shots[f"en-{stem}-dark"] = (f"book/en/{stem}.html", True)
+    stem = "cifar10_cnn"
+    shots = {
+        f"{lang}-{name}": (f"{lang}/{name}.html", False)
+        for lang in bilingual.LANGS
+        for name in ("index", stem, "glossary")
+    }
+    shots[f"en-{stem}-dark"] = (f"en/{stem}.html", True)
     dark_violations = []
     for name, (rel, dark) in shots.items():
         page, errors, _ = _visit(chromium, served + rel, dark=dark)

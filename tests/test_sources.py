@@ -83,10 +83,8 @@ def test_chapters_are_numbered_once_and_match_the_table_of_contents():
     numbers = [int(notebooks.SOURCE.fullmatch(p.name)["number"]) for p in SOURCES]
     assert numbers == list(range(1, len(SOURCES) + 1)), f"chapter numbers must be 01, 02, ... once each: {numbers}"
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    for lang, caption in bilingual.LABELS.items():
-        [part] = [p for p in toc["parts"] if p["caption"] == caption]
-        assert part.get("numbered"), f"the {caption} part numbers its chapters in the navigation"
-        assert [c["file"] for c in part["chapters"]] == [f"book/{lang}/{run.chapter_id(p)}" for p in SOURCES]
+    [part] = [p for p in toc["parts"] if p.get("numbered")]  # numbered in the navigation of both sites
+    assert [c["file"] for c in part["chapters"]] == [run.chapter_id(p) for p in SOURCES]
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)

@@ -1,24 +1,34 @@
-"""One executed notebook, two pages: English and Chinese.
+"""One notebook, two languages: keep one language's prose and every code cell.
 
-Source notebooks hold both languages: every markdown cell is tagged ``en`` or ``zh``; code cells
-carry no language tag and belong to both. After papermill has run a notebook once, :func:`split`
-writes one copy per language that keeps that language's prose and *all* the executed code cells,
-so figures and glued numbers are identical in both, by construction. Each copy begins with a
-language switch that links to its twin.
+A chapter's source holds both languages: every markdown cell is tagged ``en`` or ``zh``; code cells
+carry no language tag and belong to both (a code cell may be tagged with a language too, when it
+draws a figure or prints a table in that language only). :func:`split` keeps one language, and is
+used twice:
 
-    python -m helpers.book.bilingual build/executed/cpu book     # writes book/en/*.ipynb, book/zh/*.ipynb
+- for the readers' editions, ``notebooks/<lang>/NN_topic.ipynb`` (from the source, no outputs),
+  which the download and launch buttons of that language's pages open;
+- for the sites' pages (``page=True``, from the executed notebook), so figures and glued numbers
+  are identical in both languages by construction. On a page, papermill's injected-parameters cell
+  is folded into the parameters cell (each line keeps its comment and shows this run's value) and
+  removed, and the parameters cell is collapsed.
+
+Within a code cell, three things may be given per language, and each edition keeps its own:
+an output marked with its language (``metadata: {"lang": "zh"}``, as :mod:`helpers.show` makes
+them: tables, printed summaries, figures labelled in one language); a comment written
+``# English words ‖ 中文注释`` (the part before ``‖`` for English, after it for Chinese); and a
+figure caption in the cell's metadata (``mystnb: figure: caption_en / caption_zh``).
 """
 
 from __future__ import annotations
 
-import argparse
+import ast
 import copy
-from pathlib import Path
-
-import nbformat
+import re
 
 LANGS = ("en", "zh")
 LABELS = {"en": "English", "zh": "中文"}
+#: a line of the parameters cell: ``name: type = value  # comment``
+PARAMETER_LINE = re.compile(r"^(?P<name>[A-Za-z_]\w*)(?P<annotation>\s*:[^=#]+)?=\s*(?P<value>.*?)(?P<comment>\s+#.*)?$")
 
 
 def language_of(cell) -> str | None:
@@ -35,56 +45,76 @@ def check_tags(nb, name: str = "notebook") -> None:
             raise ValueError(f"{name}: markdown cell {i} has no language tag (en or zh): {cell.source[:60]!r}")
 
 
-def switch_cell(stem: str, lang: str):
-    """A small markdown cell linking this page to its twin in the other language."""
-    parts = [f"**{LABELS[l]}**" if l == lang else f"[{LABELS[l]}](../{l}/{stem}.ipynb)" for l in LANGS]
-    cell = nbformat.v4.new_markdown_cell(" · ".join(parts))
-    cell.metadata["tags"] = ["language-switch"]
-    return cell
+def _tags(cell) -> list[str]:
+    return cell.setdefault("metadata", {}).setdefault("tags", [])
 
 
-def split(nb, stem: str, lang: str):
-    """The ``lang`` page of an executed bilingual notebook."""
+#: a comment in both languages: ``# English ‖ 中文``
+BILINGUAL_COMMENT = re.compile(r"(?P<lead>#\s*)(?P<en>[^‖\n]*?)\s*‖\s*(?P<zh>[^\n]*)$")
+
+
+def _localize_comments(cell, lang: str) -> None:
+    cell.source = "\n".join(BILINGUAL_COMMENT.sub(lambda m: m["lead"] + m[lang].rstrip(), line)
+                             for line in cell.source.split("\n"))
+
+
+def _localize_outputs(cell, lang: str) -> None:
+    cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("metadata", {}).get("lang") in (None, lang)]
+
+
+def _localize_caption(cell, lang: str) -> None:
+    figure = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+    if isinstance(figure, dict):
+        for other in LANGS:
+            caption = figure.pop(f"caption_{other}", None)
+            if other == lang and caption is not None:
+                figure["caption"] = caption
+
+
+def injected_values(nb) -> dict:
+    """The values papermill injected (its cell tagged ``injected-parameters``), as Python objects."""
+    values = {}
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def fold_parameters(nb) -> None:
+    """Show this run's values in the parameters cell (comments kept), drop the injected cell, and
+    collapse the parameters cell on the page."""
+    values = injected_values(nb)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    for cell in nb.cells:
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        lines = []
+        for line in cell.source.splitlines():
+            match = PARAMETER_LINE.match(line)
+            if match and match["name"] in values:
+                line = (f"{match['name']}{match['annotation'] or ' '}= {values[match['name']]!r}"
+                        f"{match['comment'] or ''}")
+            lines.append(line)
+        cell.source = "\n".join(lines)
+        if "hide-input" not in _tags(cell):
+            _tags(cell).append("hide-input")
+
+
+def split(nb, lang: str, page: bool = False, name: str = "notebook"):
+    """The ``lang`` edition of a bilingual notebook: a page of the site when ``page`` is set."""
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}; choose one of {LANGS}")
-    check_tags(nb, stem)
-    page = copy.deepcopy(nb)
-    page.cells = [c for c in page.cells if language_of(c) in (None, lang)]
-    page.cells.insert(0, switch_cell(stem, lang))
-    page.metadata["language"] = lang
-    return page
-
-
-def publish(executed_dir: Path | str, book_dir: Path | str) -> list[Path]:
-    """Write ``book_dir/<lang>/<stem>.ipynb`` for every executed notebook, and the execution-status
-    page ``book_dir/status.md`` (:mod:`helpers.book.status_page`); return the paths."""
-    executed_dir, book_dir = Path(executed_dir), Path(book_dir)
-    sources = sorted(executed_dir.glob("*.ipynb"))
-    if not sources:
-        raise FileNotFoundError(f"no executed notebooks in {executed_dir}; run `python -m helpers.book.run` first")
-    written = []
-    for source in sources:
-        nb = nbformat.read(source, as_version=4)
-        for lang in LANGS:
-            target = book_dir / lang / source.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(split(nb, source.stem, lang), target)
-            written.append(target)
-    from helpers.book import status_page
-
-    written.append(status_page.write(executed_dir, book_dir))  # the execution-status page
-    return written
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Split executed bilingual notebooks into en/ and zh/ pages.")
-    parser.add_argument("executed_dir", type=Path)
-    parser.add_argument("book_dir", type=Path)
-    args = parser.parse_args(argv)
-    for path in publish(args.executed_dir, args.book_dir):
-        print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    check_tags(nb, name)
+    out = copy.deepcopy(nb)
+    out.cells = [c for c in out.cells if language_of(c) in (None, lang)]
+    for cell in out.cells:
+        if cell.cell_type == "code":
+            _localize_caption(cell, lang)
+            _localize_comments(cell, lang)
+            _localize_outputs(cell, lang)
+    if page:
+        fold_parameters(out)
+    out.metadata["language"] = lang
+    return out

@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from helpers import show
 from helpers.paths import ROOT
 
 TAG = "colab-bootstrap"
@@ -30,8 +31,19 @@ TAGS = [TAG, "remove-cell"]
 #: does); pip leaves those already installed alone
 COLAB_PACKAGES = ("myst-nb", "fastapi", "uvicorn", "httpx")
 
+#: the cell's comments in each edition's language (None: the bilingual notebook papermill runs)
+WORDS = {
+    None: {"colab": "Google Colab only: fetch and install this course when it is missing (does nothing elsewhere)."},
+    "en": {"colab": "Google Colab only: fetch and install this course when it is missing (does nothing elsewhere).",
+           "lang": "results are shown in this edition's language",
+           "glue": "the numbers in the text appear once the cells that compute them have run"},
+    "zh": {"colab": "仅在 Google Colab 中：缺少本课程时获取并安装它（在其他环境中什么也不做）。",
+           "lang": "结果以本版的语言显示",
+           "glue": "正文中的数字在计算它们的单元运行之后显示"},
+}
+
 TEMPLATE = '''\
-# Google Colab only: fetch and install this course when it is missing (does nothing elsewhere).
+{edition}# {colab}
 import sys
 
 if "google.colab" in sys.modules:
@@ -45,7 +57,7 @@ if "google.colab" in sys.modules:
                             {url}, "/content/maas-course"], check=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", {packages}], check=True)
         sys.path.insert(0, "/content/maas-course")
-        os.chdir("/content/maas-course/notebooks")'''
+        os.chdir({folder})'''
 
 
 def repository(config: Path = ROOT / "_config.yml") -> tuple[str, str]:
@@ -57,10 +69,18 @@ def repository(config: Path = ROOT / "_config.yml") -> tuple[str, str]:
     return url, str(repo.get("branch") or "main")
 
 
-def cell_source(config: Path = ROOT / "_config.yml") -> str:
+def cell_source(config: Path = ROOT / "_config.yml", lang: str | None = None) -> str:
+    """The cell's code; ``lang``: for the readers' edition in ``notebooks/<lang>/``."""
     url, branch = repository(config)
     packages = ", ".join(json.dumps(p) for p in COLAB_PACKAGES)
-    return TEMPLATE.format(url=json.dumps(url + ".git"), branch=json.dumps(branch), packages=packages)
+    folder = "/content/maas-course/notebooks" + (f"/{lang}" if lang else "")
+    words = WORDS[lang]
+    edition = f"import os\n\nos.environ[{json.dumps(show.ENV)}] = {json.dumps(lang)}  # {words['lang']}\n\n" if lang else ""
+    source = TEMPLATE.format(url=json.dumps(url + ".git"), branch=json.dumps(branch), packages=packages,
+                             folder=json.dumps(folder), edition=edition, colab=words["colab"])
+    if lang:
+        source += f"\n\nfrom helpers.book.glue import glued  # noqa: E402,F401 - {words['glue']}"
+    return source
 
 
 def new_cell(source: str | None = None):

@@ -1,16 +1,21 @@
-"""The chapters' sources and their generated notebooks.
+"""The chapters' sources and the notebooks generated from them.
 
 Every chapter is written as a MyST Markdown notebook, ``notebooks/NN_topic.md`` (Jupytext's
-``myst`` format): prose and code you can review in a diff. Papermill, Colab and Binder need
-``.ipynb`` files, so each source has a generated pair ``notebooks/NN_topic.ipynb``, written here:
+``myst`` format), prose in both languages: text you can review in a diff. From each source this
+module writes three ``.ipynb`` files:
+
+- ``notebooks/NN_topic.ipynb``, both languages: what papermill executes (the sites' pages are split
+  from the executed copy, so both languages show the same numbers);
+- ``notebooks/en/NN_topic.ipynb`` and ``notebooks/zh/NN_topic.ipynb``, the readers' editions, one
+  language each: what a page's download and launch buttons (JupyterLab, Binder, Colab) open.
 
     python -m helpers.book.notebooks            # (re)write every .ipynb from its .md (make notebooks)
     python -m helpers.book.notebooks --check    # exit 1 if any .ipynb is missing or out of date
 
-The pair holds the same cells, with no outputs, the Colab bootstrap cell
-(:mod:`helpers.book.colab_cell`) before the parameters cell, and cell ids derived from each
-cell's content, so a one-line change to the source changes one cell of the pair. Never edit an
-``.ipynb`` by hand: ``.gitattributes`` marks them generated, and the tests and the pre-commit
+Each holds the source's cells (one language's prose, for an edition), no outputs, the Colab
+bootstrap cell (:mod:`helpers.book.colab_cell`) before the parameters cell, and cell ids derived
+from each cell's content, so a one-line change to the source changes one cell of each. Never edit
+an ``.ipynb`` by hand: ``.gitattributes`` marks them generated, and the tests and the pre-commit
 hook check they are in sync.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import platform
 import re
 import sys
 from pathlib import Path
@@ -25,12 +31,14 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from helpers.book import colab_cell
+from helpers.book import bilingual, colab_cell, editions
 from helpers.paths import NOTEBOOKS, ROOT
 
 #: a chapter source: two digits, an underscore, a lower-case topic
 SOURCE = re.compile(r"(?P<number>\d\d)_(?P<topic>[a-z0-9_]+)\.md")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+#: the readers' editions open with the course's kernel (`make setup` installs it; Binder's postBuild too)
+EDITION_KERNELSPEC = {"name": "maas-course", "display_name": "Python (maas-course)", "language": "python"}
 
 
 def sources(directory: Path = NOTEBOOKS) -> list[Path]:
@@ -38,8 +46,15 @@ def sources(directory: Path = NOTEBOOKS) -> list[Path]:
     return sorted(p for p in Path(directory).glob("*.md") if SOURCE.fullmatch(p.name))
 
 
-def pair_of(source: Path) -> Path:
-    return source.with_suffix(".ipynb")
+def pair_of(source: Path, lang: str | None = None) -> Path:
+    """The generated notebook of a source: both languages, or the ``lang`` edition."""
+    name = source.with_suffix(".ipynb").name
+    return source.parent / name if lang is None else source.parent / lang / name
+
+
+def generated(source: Path) -> dict[str | None, Path]:
+    """Every notebook generated from ``source``, by language (None: both)."""
+    return {lang: pair_of(source, lang) for lang in (None, *bilingual.LANGS)}
 
 
 def read_source(source: Path):
@@ -56,46 +71,72 @@ def _content_ids(nb) -> None:
         cell["id"] = digest if seen[digest] == 1 else f"{digest}-{seen[digest]}"
 
 
-def generate(source: Path):
-    """The ``.ipynb`` pair of a source: its cells, the Colab cell, content ids, no outputs."""
+def generate(source: Path, lang: str | None = None):
+    """A generated notebook of a source (``lang``: one language's edition): its cells, the Colab
+    cell, content ids, no outputs."""
     nb = read_source(source)
+    if lang is not None:
+        nb = editions.edition_cells(bilingual.split(nb, lang, name=source.name), lang, sources(source.parent))
     nb.metadata.pop("jupytext", None)  # the pair is generated, not a Jupytext-paired file
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
-    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["kernelspec"] = dict(KERNELSPEC if lang is None else EDITION_KERNELSPEC)
+    nb.metadata["language_info"] = language_info()
     nb.nbformat, nb.nbformat_minor = 4, 5
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    colab_cell.apply(nb)
+    colab_cell.apply(nb, colab_cell.cell_source(lang=lang))
     _content_ids(nb)
     return nb
+
+
+def language_info() -> dict:
+    """What the course's kernel reports of its language. JupyterLab writes it into a notebook when
+    the kernel starts, so a notebook that already holds it opens unmodified; the Python version is
+    this interpreter's, and :func:`_same` ignores it when comparing (another machine's Python may differ)."""
+    return {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+            "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+            "pygments_lexer": "ipython3", "version": platform.python_version()}
 
 
 def render(nb) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+_VERSION = re.compile(r'("version": )"\d+\.\d+\.\d+"')
+
+
+def _same(written: str, wanted: str) -> bool:
+    """The two renderings are equal, the Python version in ``language_info`` aside."""
+    return _VERSION.sub(r'\1"*"', written) == _VERSION.sub(r'\1"*"', wanted)
+
+
 def stale(directory: Path = NOTEBOOKS) -> list[Path]:
-    """Sources whose ``.ipynb`` pair is missing or differs from what :func:`generate` writes."""
+    """Generated notebooks that are missing or differ from what :func:`generate` writes."""
     out = []
     for source in sources(directory):
-        pair = pair_of(source)
-        if not pair.exists() or pair.read_text(encoding="utf-8") != render(generate(source)):
-            out.append(source)
+        for lang, path in generated(source).items():
+            if not path.exists() or not _same(path.read_text(encoding="utf-8"), render(generate(source, lang))):
+                out.append(path)
     return out
 
 
 def orphans(directory: Path = NOTEBOOKS) -> list[Path]:
-    """``.ipynb`` files in the notebooks folder that no source generates."""
-    made = {pair_of(s) for s in sources(directory)}
-    return sorted(p for p in Path(directory).glob("*.ipynb") if p not in made)
+    """``.ipynb`` files in the notebooks folders that no source generates."""
+    made = {path for s in sources(directory) for path in generated(s).values()}
+    found = [*Path(directory).glob("*.ipynb"), *(p for lang in bilingual.LANGS for p in (Path(directory) / lang).glob("*.ipynb"))]
+    return sorted(p for p in found if p not in made)
 
 
 def sync(directory: Path = NOTEBOOKS) -> list[Path]:
-    """Write every out-of-date pair; return the sources that were written."""
-    written = stale(directory)
-    for source in written:
-        pair_of(source).write_text(render(generate(source)), encoding="utf-8")
+    """Write every out-of-date generated notebook; return their paths."""
+    written = []
+    for source in sources(directory):
+        for lang, path in generated(source).items():
+            text = render(generate(source, lang))
+            if not path.exists() or not _same(path.read_text(encoding="utf-8"), text):
+                path.parent.mkdir(exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+                written.append(path)
     return written
 
 
@@ -107,17 +148,20 @@ def main(argv: list[str] | None = None) -> int:
     extra = orphans(args.dir)
     if args.check:
         bad = stale(args.dir)
-        for source in bad:
-            print(f"out of date: {pair_of(source).relative_to(ROOT) if pair_of(source).is_relative_to(ROOT) else pair_of(source)}"
-                  " (run `make notebooks`)", file=sys.stderr)
+        for path in bad:
+            print(f"out of date: {_shown(path)} (run `make notebooks`)", file=sys.stderr)
         for path in extra:
-            print(f"no source for {path.name}: write {path.with_suffix('.md').name} or delete it", file=sys.stderr)
+            print(f"no source for {_shown(path)}: write its .md or delete it", file=sys.stderr)
         return 1 if bad or extra else 0
-    for source in sync(args.dir):
-        print(f"wrote {pair_of(source).name}")
+    for path in sync(args.dir):
+        print(f"wrote {_shown(path)}")
     for path in extra:
-        print(f"warning: no source for {path.name}", file=sys.stderr)
+        print(f"warning: no source for {_shown(path)}", file=sys.stderr)
     return 0
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """The whole book as a PDF, one per language, printed by headless Chromium.
 
-    python -m helpers.book.pdf                 # after the HTML build: writes _build/html/pdf/maas-course-{en,zh}.pdf
+    python -m helpers.book.pdf          # after the sites are built: writes _build/html/pdf/maas-course-{en,zh}.pdf
 
-For each language, Jupyter Book builds the language's chapters (as listed in ``_toc.yml``), the
-references and the execution-status page as one HTML page (Sphinx's ``singlehtml`` builder, from a
-temporary table of contents whose root is a generated cover page), and Chromium prints it to PDF
-once MathJax has typeset it and every figure has loaded, with the exercises' solutions opened.
-Nothing is fetched: the page uses the site's own MathJax and the system's fonts.
+For each language, Jupyter Book builds that site's project (``build/site/<lang>``, assembled by
+:mod:`helpers.book.site`) as one HTML page (Sphinx's ``singlehtml`` builder, from a table of
+contents whose root is a generated cover page), and Chromium prints it to PDF once MathJax has
+typeset it and every figure has loaded, with the exercises' solutions opened. Nothing is fetched:
+the page uses the site's own MathJax and the system's fonts.
 """
 
 from __future__ import annotations
@@ -22,59 +22,46 @@ from pathlib import Path
 import yaml
 
 from helpers.book import bilingual, browser
+from helpers.book.site import SITES, TITLES
 from helpers.paths import ROOT
 
 PDF_NAME = "maas-course-{lang}.pdf"
-COVER = "pdf_cover"  # book/<lang>/pdf_cover.md, generated (gitignored)
-TITLES = {"en": "AI Large Models as a Service", "zh": "人工智能大模型即服务"}
+COVER = "pdf_cover"  # written into the site's project, not into the repository
 SUBTITLES = {
     "en": "An executable course and report. PDF edition of the website, printed on {date}; every number "
-          "in it comes from the notebooks as last executed (see the execution-status page at the end).",
-    "zh": "一门可执行的课程与报告。本 PDF 为网站的印刷版，生成于 {date}；其中每一个数字都来自最近一次执行的笔记本"
+          "in it comes from the chapters as last executed (see the execution-status page at the end).",
+    "zh": "一门可执行的课程与报告。本 PDF 为网站的印刷版，生成于 {date}；其中每一个数字都来自最近一次执行的各章"
           "（见书末的执行状态页）。",
 }
-PART_NAMES = {"en": "Chapters", "zh": "章节"}
 
 
-def language_toc(toc: dict, lang: str) -> dict:
-    """A table of contents for one language: a cover, its chapters, then the other pages."""
-    caption = bilingual.LABELS[lang]
-    chapters = [c for part in toc["parts"] if part.get("caption") == caption for c in part["chapters"]]
-    if not chapters:
-        raise ValueError(f"_toc.yml has no part captioned {caption!r}")
-    others = [c for part in toc["parts"] if part.get("caption") not in bilingual.LABELS.values()
-              for c in part["chapters"]]
-    return {"format": "jb-book", "root": f"book/{lang}/{COVER}",
-            "parts": [{"caption": PART_NAMES[lang], "chapters": chapters + others}]}
+def cover_toc(project: Path) -> dict:
+    """The site's table of contents with a cover page as its root instead of the landing page."""
+    toc = yaml.safe_load((project / "_toc.yml").read_text(encoding="utf-8"))
+    return {**toc, "root": COVER}
 
 
-def write_cover(book_root: Path, lang: str) -> Path:
+def write_cover(project: Path, lang: str) -> Path:
     date = datetime.now(timezone.utc).date().isoformat()
-    cover = book_root / "book" / lang / f"{COVER}.md"
-    cover.parent.mkdir(parents=True, exist_ok=True)
+    cover = project / f"{COVER}.md"
     cover.write_text(f"# {TITLES[lang]}\n\n{SUBTITLES[lang].format(date=date)}\n", encoding="utf-8")
     return cover
 
 
-def build_singlehtml(book_root: Path, lang: str, out_dir: Path) -> Path:
-    """Build ``lang``'s chapters as one HTML page under ``out_dir``; return the page."""
-    toc = yaml.safe_load((book_root / "_toc.yml").read_text(encoding="utf-8"))
+def build_singlehtml(project: Path, lang: str, out_dir: Path) -> Path:
+    """Build the ``lang`` site's project as one HTML page under ``out_dir``; return the page."""
     out_dir.mkdir(parents=True, exist_ok=True)
     toc_path = out_dir / "_toc.yml"
-    toc_path.write_text(yaml.safe_dump(language_toc(toc, lang), allow_unicode=True, sort_keys=False),
-                        encoding="utf-8")
-    write_cover(book_root, lang)
+    toc_path.write_text(yaml.safe_dump(cover_toc(project), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    write_cover(project, lang)
     jb = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jb), "build", str(book_root), "--toc", str(toc_path), "--path-output",
+    result = subprocess.run([str(jb), "build", str(project), "--toc", str(toc_path), "--path-output",
                              str(out_dir), "--builder", "custom", "--custom-builder", "singlehtml"],
                             capture_output=True, text=True)
-    built = out_dir / "_build" / "singlehtml" / "book" / lang / f"{COVER}.html"
+    built = out_dir / "_build" / "singlehtml" / f"{COVER}.html"
     if result.returncode != 0 or not built.exists():
         raise RuntimeError(f"the {lang} single-page build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    # singlehtml writes the page's asset paths relative to its output root: put the page there
-    page = out_dir / "_build" / "singlehtml" / f"{lang}.html"
-    page.write_text(built.read_text(encoding="utf-8"), encoding="utf-8")
-    return page
+    return built
 
 
 def print_pdf(page: Path, target: Path, lang: str, context=None) -> Path:
@@ -103,14 +90,13 @@ def print_pdf(page: Path, target: Path, lang: str, context=None) -> Path:
     return target
 
 
-def build(book_root: Path | str = ROOT, site: Path | str | None = None, work: Path | str | None = None,
-          langs=bilingual.LANGS) -> dict[str, Path]:
+def build(site: Path | str = ROOT / "_build" / "html", projects: Path | str = SITES,
+          work: Path | str | None = None, langs=bilingual.LANGS) -> dict[str, Path]:
     """Write ``site/pdf/maas-course-<lang>.pdf`` for each language; return the paths."""
-    book_root = Path(book_root)
-    site = Path(site) if site else book_root / "_build" / "html"
-    work = Path(work) if work else book_root / "build" / "pdf"
+    site, projects = Path(site), Path(projects)
+    work = Path(work) if work else projects.parent / "pdf"
     with ThreadPoolExecutor(max_workers=len(langs)) as pool:  # the two Sphinx builds side by side
-        futures = {lang: pool.submit(build_singlehtml, book_root, lang, work / lang) for lang in langs}
+        futures = {lang: pool.submit(build_singlehtml, projects / lang, lang, work / lang) for lang in langs}
         pages = {lang: future.result() for lang, future in futures.items()}
     pdfs = {}
     with browser.chromium() as ctx:
@@ -121,11 +107,10 @@ def build(book_root: Path | str = ROOT, site: Path | str | None = None, work: Pa
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--book-root", type=Path, default=ROOT, help="the Jupyter Book root (default: the repository)")
-    parser.add_argument("--site", type=Path, help="the built site (default: <book-root>/_build/html)")
+    parser.add_argument("--site", type=Path, default=ROOT / "_build" / "html", help="the built sites (default: _build/html)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    for lang, path in build(args.book_root, args.site).items():
+    for lang, path in build(args.site).items():
         print(f"{lang}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     print(f"PDFs printed in {time.perf_counter() - start:.0f} s")
     return 0

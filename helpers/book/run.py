@@ -269,8 +269,10 @@ def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_o
     return summary
 
 
-#: the kernel logs only errors: no "Kernel is running over TCP without encryption" on every chapter
-KERNEL_QUIET = ["--IPKernelApp.log_level=ERROR"]
+#: the kernel logs only errors (no "Kernel is running over TCP without encryption" on every chapter),
+#: and asyncio's "Task was destroyed but it is pending!" from the kernel's own shutdown is not printed
+KERNEL_QUIET = ["--IPKernelApp.log_level=ERROR",
+                "--IPKernelApp.exec_lines=import logging; logging.getLogger('asyncio').setLevel(logging.CRITICAL)"]
 #: chapters that took longer than this last time get a progress bar (on a terminal)
 PROGRESS_AFTER_SECONDS = 30
 

@@ -1,59 +1,207 @@
-"""Build the website from executed notebooks: the one build that ``make book`` and the tests share.
+"""Build the course's two websites, one per language, from one run of the notebooks.
 
-    python -m helpers.book.site --profile cpu     # build/executed/cpu -> book/{en,zh}/ -> _build/html
+    python -m helpers.book.site --profile cpu     # build/executed/cpu -> _build/html/{en,zh}/ and _build/html/index.html
 
-The executed notebooks are split into language pages (:mod:`helpers.book.bilingual`, which also
-writes the execution-status page), then Jupyter Book builds the site with warnings as errors
-(``-W -n``: a broken cross-reference, citation or glued value fails the build). The tests build
-the same way in a scratch copy of the book (:func:`scratch_copy`), so the site they check is the
-site ``make book`` publishes.
+The English site and the Chinese site are two Sphinx projects (Jupyter Book 1), each with its
+``language`` set, so the theme's words, the navigation and the search are in that language and
+search finds only that language's pages. Both are made from the same executed notebooks
+(:func:`helpers.book.bilingual.split` keeps one language's prose and every code cell, so numbers
+and figures are identical), from one table of contents (the repository's ``_toc.yml``, whose
+captions read ``English · 中文``) and one configuration (``_config.yml``). Each page links to its
+twin in the other site (:mod:`helpers.book.sphinx_lang`), and ``_build/html/index.html`` offers
+both and lists every chapter of each.
+
+Every page is built with warnings as errors (``-W -n``: a broken cross-reference, citation or
+glued value fails the build). The tests build the same way into a scratch folder, so the sites
+they check are the sites ``make book`` publishes.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
+import json
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from helpers.book import bilingual
-from helpers.paths import BOOK, EXECUTED, ROOT
+import nbformat
+import yaml
 
-#: what a book root holds besides the generated pages
-BOOK_FILES = ("_config.yml", "_toc.yml")
-#: generated inside book/: never copied into a scratch book
-GENERATED = ("*.ipynb", "status.md", "pdf_cover.md")
+from helpers.book import bilingual, glossary, status_page
+from helpers.paths import BOOK, BUILD, EXECUTED, ROOT
+
+LANGS = bilingual.LANGS
+#: Sphinx's ``language`` for each site (the theme's translations are looked up under it)
+SPHINX_LANGUAGE = {"en": "en", "zh": "zh_CN"}
+TITLES = {"en": "AI Large Models as a Service", "zh": "人工智能大模型即服务"}
+SEARCH_TEXT = {"en": "Search this book", "zh": "搜索本书"}
+#: myst-nb's words on a collapsed cell's toggle ({type} is its part: source, outputs)
+CELL_TOGGLE = {"en": ("Show code cell {type}", "Hide code cell {type}"), "zh": ("显示代码", "隐藏代码")}
+#: where each language's site is assembled before Jupyter Book builds it
+SITES = BUILD / "site"
 
 
 class SiteError(RuntimeError):
-    """The site did not build; the message holds the end of Jupyter Book's output."""
+    """A site did not build; the message holds the end of Jupyter Book's output."""
 
 
-def scratch_copy(dest: Path | str, root: Path = ROOT) -> Path:
-    """A copy of the book's sources (configuration, table of contents, hand-written pages and
-    static assets, MathJax included) in ``dest``, without any generated page; returns ``dest``."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in BOOK_FILES:
-        shutil.copy(root / name, dest / name)
-    shutil.copytree(root / "book", dest / "book", ignore=shutil.ignore_patterns(*GENERATED), dirs_exist_ok=True)
-    if not (dest / "book" / "_static" / "mathjax" / "tex-chtml.js").exists():
+def caption(text: str, lang: str) -> str:
+    """``"Chapters · 章节"`` -> ``"Chapters"`` (en) or ``"章节"`` (zh)."""
+    parts = [p.strip() for p in text.split("·")]
+    return parts[LANGS.index(lang)] if len(parts) == len(LANGS) else text
+
+
+def language_toc(lang: str, root: Path = ROOT) -> dict:
+    """The table of contents of one site, from the repository's ``_toc.yml``."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    out = {k: v for k, v in toc.items() if k != "parts"}
+    out["parts"] = [{**part, "caption": caption(part["caption"], lang)} for part in toc["parts"]]
+    return out
+
+
+def chapters(root: Path = ROOT) -> list[str]:
+    """Chapter ids in order: the files of the table of contents' numbered part."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    return [c["file"] for part in toc["parts"] if part.get("numbered") for c in part["chapters"]]
+
+
+def language_config(lang: str, root: Path = ROOT) -> dict:
+    """``_config.yml`` with the site's title and Sphinx language."""
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    config["title"] = TITLES[lang]
+    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx["language"] = SPHINX_LANGUAGE[lang]
+    sphinx.setdefault("html_theme_options", {})["search_bar_text"] = SEARCH_TEXT[lang]
+    sphinx["nb_code_prompt_show"], sphinx["nb_code_prompt_hide"] = CELL_TOGGLE[lang]
+    return config
+
+
+def assemble(lang: str, executed: Path, dest: Path, root: Path = ROOT) -> Path:
+    """Write one language's Jupyter Book project into ``dest`` (emptied first); return ``dest``.
+
+    It holds that language's hand-written pages (``book/<lang>/*.md``), the generated glossary
+    and execution-status pages, one page per executed chapter, the shared bibliography, static
+    files and templates, and its ``_config.yml`` and ``_toc.yml``.
+    """
+    book = root / BOOK.name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    # not `_static`: Jupyter Book would add every .js file in a root `_static` to every page (MathJax twice)
+    shutil.copytree(book / "_static", dest / "static")
+    shutil.copytree(book / "_templates", dest / "_templates")
+    if not (dest / "static" / "mathjax" / "tex-chtml.js").exists():
         raise SiteError("MathJax is missing from book/_static: run `make assets` first")
+    shutil.copy(book / "references.bib", dest / "references.bib")
+    for page in sorted((book / lang).glob("*.md")):
+        shutil.copy(page, dest / page.name)
+    glossary.write_page(dest / "glossary.md", lang)
+    status_page.write(executed, dest / "status.md", lang, chapters(root))
+    missing = []
+    for chapter in chapters(root):
+        source = executed / f"{chapter}.ipynb"
+        if not source.exists():
+            missing.append(chapter)
+            continue
+        nb = nbformat.read(source, as_version=4)
+        nbformat.write(bilingual.split(nb, lang, page=True, name=chapter), dest / f"{chapter}.ipynb")
+    if missing:
+        raise SiteError(f"no executed notebook for {missing} in {executed}: run `python -m helpers.book.run` first")
+    (dest / "_config.yml").write_text(yaml.safe_dump(language_config(lang, root), allow_unicode=True,
+                                                    sort_keys=False), encoding="utf-8")
+    (dest / "_toc.yml").write_text(yaml.safe_dump(language_toc(lang, root), allow_unicode=True,
+                                                 sort_keys=False), encoding="utf-8")
     return dest
 
 
-def build(executed: Path | str, root: Path = ROOT, quiet: bool = True) -> Path:
-    """Write the language pages of ``executed`` into ``root/book`` and build ``root``'s site;
-    return its HTML folder. Raises :class:`SiteError` with the build's messages if it fails."""
-    bilingual.publish(executed, Path(root) / BOOK.name)
+def _jupyter_book(*args: str, quiet: bool = True) -> None:
     jb = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jb), "build", str(root), "-W", "-n", "--keep-going"],
-                            capture_output=quiet, text=True)
+    result = subprocess.run([str(jb), *args], capture_output=quiet, text=True)
     if result.returncode != 0:
-        raise SiteError("the site did not build (warnings count as errors):\n"
-                        + ((result.stdout or "")[-5000:] + (result.stderr or "")[-3000:] if quiet else ""))
-    return Path(root) / "_build" / "html"
+        tail = ((result.stdout or "")[-5000:] + (result.stderr or "")[-3000:]) if quiet else ""
+        raise SiteError(f"jupyter-book {' '.join(args[:2])} failed (warnings count as errors):\n{tail}")
+
+
+def build(executed: Path | str, out: Path | str = ROOT / "_build" / "html", root: Path = ROOT,
+          work: Path | str = SITES, quiet: bool = True) -> Path:
+    """Build both sites into ``out/en`` and ``out/zh`` and the landing page ``out/index.html``."""
+    executed, out, work = Path(executed), Path(out), Path(work)
+    projects = {lang: assemble(lang, executed, work / lang, root) for lang in LANGS}
+    with ThreadPoolExecutor(max_workers=len(LANGS)) as pool:  # two Sphinx processes, side by side
+        list(pool.map(lambda p: _jupyter_book("build", str(p), "-W", "-n", "--keep-going", quiet=quiet),
+                      projects.values()))
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for lang, project in projects.items():
+        shutil.copytree(project / "_build" / "html", out / lang)
+    write_landing(out, executed)
+    return out
+
+
+def page_title(nb, lang: str) -> str:
+    """A chapter's title in ``lang``: the first heading of its first prose cell in that language."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and bilingual.language_of(cell) == lang:
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    raise SiteError(f"a chapter has no '# ' title in {lang}")
+
+
+def write_landing(out: Path, executed: Path) -> Path:
+    """``out/index.html``: both sites offered side by side, each with its list of chapters."""
+    titles = {lang: [] for lang in LANGS}
+    for chapter in chapters():
+        nb = nbformat.read(executed / f"{chapter}.ipynb", as_version=4)
+        for lang in LANGS:
+            titles[lang].append((chapter, page_title(nb, lang)))
+    blurb = {"en": "An executable course and report: every number was computed by a notebook you can re-run.",
+             "zh": "一门可执行的课程与报告：每一个数字都由可以重新运行的笔记本计算得出。"}
+    enter = {"en": "Read the English edition", "zh": "阅读中文版"}
+    pdf = {"en": "The whole book as a PDF", "zh": "全书 PDF"}
+    sections = []
+    for lang in LANGS:
+        items = "\n".join(f'      <li><a href="{lang}/{c}.html">{html.escape(t)}</a></li>' for c, t in titles[lang])
+        sections.append(f"""  <section lang="{'zh-CN' if lang == 'zh' else 'en'}" aria-labelledby="title-{lang}">
+    <h2 id="title-{lang}">{html.escape(TITLES[lang])}</h2>
+    <p>{html.escape(blurb[lang])}</p>
+    <p class="enter"><a href="{lang}/index.html">{html.escape(enter[lang])}</a> ·
+      <a href="pdf/maas-course-{lang}.pdf">{html.escape(pdf[lang])}</a></p>
+    <ol>
+{items}
+    </ol>
+  </section>""")
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{TITLES['en']} · {TITLES['zh']}</title>
+<style>
+  body {{ font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 0; color: #1a1a1a; background: #fff; }}
+  main {{ max-width: 64rem; margin: 0 auto; padding: 2rem 1rem; }}
+  .editions {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr)); gap: 2rem; }}
+  a {{ color: #0b57a4; }}
+  .enter a {{ font-weight: 600; }}
+</style>
+</head>
+<body>
+<main>
+<h1>{TITLES['en']} · <span lang="zh-CN">{TITLES['zh']}</span></h1>
+<div class="editions">
+{chr(10).join(sections)}
+</div>
+</main>
+</body>
+</html>
+"""
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,13 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", required=True, help="which executed run to publish (build/executed/<profile>)")
     parser.add_argument("--verbose", action="store_true", help="show Jupyter Book's own output")
     args = parser.parse_args(argv)
-    executed = EXECUTED / args.profile
     try:
-        html = build(executed, quiet=not args.verbose)
-    except (SiteError, FileNotFoundError) as exc:
+        out = build(EXECUTED / args.profile, quiet=not args.verbose)
+    except SiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"site: {html.relative_to(ROOT)}/index.html")
+    print(f"sites: {out.relative_to(ROOT)}/en/index.html and {out.relative_to(ROOT)}/zh/index.html "
+          f"(landing page {out.relative_to(ROOT)}/index.html)")
     return 0
 
 

@@ -8,8 +8,8 @@ language. The chapter and section of each row are cross-references (``numref`` t
 ``ref`` to the section), resolved and checked by Sphinx like any other: a label that does not
 exist fails the build (``-W -n``).
 
-Enabled in ``_config.yml`` (``sphinx.extra_extensions``). The page that shows the Chinese table
-declares ``lang="zh-CN"`` itself (:data:`ZH_PAGES`), so that it stays correct wherever it is moved.
+Enabled in ``_config.yml`` (``sphinx.extra_extensions``); without an argument the directive uses
+the site's language (:func:`helpers.book.sphinx_lang.site_lang`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
 
-#: the data file, relative to the book's root
-DATA = "book/article_coverage.yml"
+from helpers.paths import BOOK
+
+#: the data file
+DATA = BOOK / "article_coverage.yml"
 LANGS = ("en", "zh")
 HOW = ("measurement", "citation", "explanation")
 HOW_WORDS = {
@@ -36,8 +38,6 @@ HEADERS = {
 CHAPTER_TITLE = {"en": "Chapter %s", "zh": "第 %s 章"}
 #: a row's fields that must hold text; ``claim_en`` is the English rendering of the quote
 FIELDS = ("section", "claim", "claim_en", "chapter", "target", "how", "en", "zh")
-#: pages that show the Chinese table (their <html lang> says so)
-ZH_PAGES = ("book/coverage_zh",)
 
 
 def load(path: Path) -> dict:
@@ -85,20 +85,22 @@ def section_number(heading: str) -> str:
 
 
 class ArticleCoverage(SphinxDirective):
-    """The coverage table in one language."""
+    """The coverage table in one language: the argument's, or the site's."""
 
-    required_arguments = 1  # the language: en or zh
+    optional_arguments = 1  # the language: en or zh
 
     def run(self):
-        lang = self.arguments[0]
+        from helpers.book.sphinx_lang import site_lang
+
+        lang = self.arguments[0] if self.arguments else site_lang(self.env.app)
         if lang not in LANGS:
             raise self.error(f"article-coverage takes a language, one of {LANGS}, not {lang!r}")
-        path = Path(self.env.srcdir) / DATA
+        path = DATA
         self.env.note_dependency(str(path))
         coverage = load(path)
         bad = problems(coverage)
         if bad:
-            raise self.error(f"{DATA} is incomplete: " + "; ".join(bad))
+            raise self.error(f"{DATA.name} is incomplete: " + "; ".join(bad))
         docname = self.env.docname
         table = nodes.table(classes=["article-coverage"])
         group = nodes.tgroup(cols=5)
@@ -137,12 +139,6 @@ class ArticleCoverage(SphinxDirective):
         return [table, count]
 
 
-def _set_language(app, pagename, templatename, context, doctree):
-    if pagename in ZH_PAGES:
-        context["language"] = "zh-CN"
-
-
 def setup(app):
     app.add_directive("article-coverage", ArticleCoverage)
-    app.connect("html-page-context", _set_language)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

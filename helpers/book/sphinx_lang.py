@@ -1,19 +1,96 @@
-"""A tiny Sphinx extension: Chinese pages declare ``<html lang="zh-CN">``.
+"""A Sphinx extension for the two sites: each page's language, its twin, and its terms.
 
-The book is one Sphinx project whose default language is English; pages under ``book/zh/`` are
-Chinese, and say so, so that browsers pick Chinese fonts and screen readers a Chinese voice.
+- ``<html lang>`` is a valid BCP 47 tag (``zh-CN``; Sphinx's ``language`` is ``zh_CN``), so
+  browsers pick Chinese fonts and screen readers a Chinese voice.
+- A header button links every page to its twin in the other language's site (the sites sit side
+  by side, ``_build/html/en/`` and ``_build/html/zh/``, with the same page names).
+- In every chapter, the first use of each glossary term (:mod:`helpers.book.glossary`) links to
+  its entry on the site's glossary page: text in code, maths, links and headings is left alone.
+
 Enabled in ``_config.yml`` (``sphinx.extra_extensions``).
 """
 
-PAGE_LANGUAGES = {"book/zh/": "zh-CN"}
+from __future__ import annotations
+
+from pathlib import Path
+
+from docutils import nodes
+from sphinx import addnodes
+
+#: Sphinx ``language`` -> the course's language code
+SITE_LANG = {"en": "en", "zh_CN": "zh"}
+HTML_LANG = {"en": "en", "zh": "zh-CN"}
+TWIN = {"en": "zh", "zh": "en"}
+SWITCH = {"en": ("中文", "阅读本页的中文版"), "zh": ("English", "Read this page in English")}
+#: nodes whose text is never linked to the glossary
+SKIP = (nodes.literal, nodes.literal_block, nodes.math, nodes.math_block, nodes.reference, nodes.title,
+        nodes.raw, nodes.comment, nodes.target, nodes.caption, nodes.term, nodes.image, addnodes.pending_xref)
 
 
-def _set_language(app, pagename, templatename, context, doctree):
-    for prefix, language in PAGE_LANGUAGES.items():
-        if pagename.startswith(prefix):
-            context["language"] = language
+def site_lang(app) -> str:
+    return SITE_LANG.get(app.config.language or "en", "en")
+
+
+def _page_context(app, pagename, templatename, context, doctree):
+    lang = site_lang(app)
+    context["language"] = HTML_LANG[lang]
+    other = TWIN[lang]
+    text, tooltip = SWITCH[lang]
+    depth = pagename.count("/")
+    context.setdefault("header_buttons", []).insert(0, {
+        "type": "link", "url": "../" * (depth + 1) + f"{other}/{pagename}.html", "text": text,
+        "tooltip": tooltip, "icon": "fas fa-language", "label": "language-switch",
+    })
+
+
+def _chapters(app) -> set[str]:
+    import yaml
+
+    toc = yaml.safe_load((Path(app.srcdir) / "_toc.yml").read_text(encoding="utf-8"))
+    return {c["file"] for part in toc.get("parts", []) if part.get("numbered") for c in part["chapters"]}
+
+
+def _in_skipped(node) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, SKIP) or (isinstance(parent, nodes.container)
+                                        and {"cell_output", "cell_input"} & set(parent.get("classes", []))):
+            return True
+        parent = parent.parent
+    return False
+
+
+def link_terms(app, doctree) -> None:
+    """Link the first use of each glossary term in a chapter to the glossary (doctree-read)."""
+    from helpers.book import glossary
+
+    docname = app.env.docname
+    if docname not in _chapters(app):
+        return
+    lang = site_lang(app)
+    terms = sorted(glossary.load(), key=lambda t: -len(t.name(lang)))
+    for term in terms:
+        pattern = glossary.pattern(term, lang)
+        for text in doctree.findall(nodes.Text):
+            if _in_skipped(text):
+                continue
+            match = pattern.search(str(text))
+            if not match:
+                continue
+            before, found, after = str(text)[:match.start()], match.group(0), str(text)[match.end():]
+            ref = addnodes.pending_xref("", nodes.inline(found, found, classes=["glossary-term"]),
+                                        refdomain="std", reftype="term", reftarget=term.entry(lang).lower(),
+                                        refexplicit=True, refwarn=True, refdoc=docname)
+            parent = text.parent
+            index = parent.index(text)
+            parent.remove(text)
+            for offset, new in enumerate(n for n in (nodes.Text(before) if before else None, ref,
+                                                     nodes.Text(after) if after else None) if n is not None):
+                parent.insert(index + offset, new)
+            break
 
 
 def setup(app):
-    app.connect("html-page-context", _set_language)
+    app.connect("html-page-context", _page_context)
+    app.connect("doctree-read", link_terms)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

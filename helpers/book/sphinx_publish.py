@@ -1,16 +1,17 @@
-"""A small Sphinx extension for publishing the book: launch links, PDF links, dark-mode figures.
+"""A small Sphinx extension for publishing the sites: launch links, PDF links, dark-mode figures.
 
 - **Launch links.** sphinx-book-theme builds its Binder and Colab links from the page's own path
-  (``book/en/01_large_models.ipynb``), a generated file that is not in the repository. They are
-  pointed at the committed source, ``notebooks/01_large_models.ipynb`` in ``repository.url``
-  (``_config.yml``), and a link for JupyterLab on this machine (``make lab``) is added.
+  (``cifar10_cnn.ipynb``), a generated file that is not in the repository. They are pointed at the
+  committed readers' edition in the page's language, ``notebooks/<lang>/05_cifar10_cnn.ipynb`` in
+  ``repository.url`` (``_config.yml``), and a link for JupyterLab on this machine (``make lab``)
+  is added.
 - **The PDFs.** Each page's download menu links the whole book as a PDF in each language
-  (``pdf/maas-course-<lang>.pdf``, written by ``python -m helpers.book.pdf`` after the HTML build).
+  (``pdf/maas-course-<lang>.pdf`` beside the two sites, written by ``python -m helpers.book.pdf``).
 - **Figures in dark mode** keep their white background (``book/_static/maas.css``).
 - **No script twice**: a repeated inline script (sphinx-thebe's) would be a console error.
 - **Bibliography entries** carry an ARIA role that screen readers and axe-core accept.
-- **The chapter list** (```` ```{chapter-list} en ```` on the landing page): every chapter of one
-  language, numbered and titled as in the navigation, read from ``_toc.yml``, never typed by hand.
+- **The chapter list** (```` ```{chapter-list} ```` on a landing page): every chapter of the
+  site, numbered and titled as in the navigation, read from its ``_toc.yml``, never typed by hand.
 
 Enabled in ``_config.yml`` (``sphinx.extra_extensions``).
 """
@@ -24,18 +25,13 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
 
-#: the PDFs, relative to the site's root (written by helpers.book.pdf)
+#: the PDFs, beside the two sites (written by helpers.book.pdf)
 PDFS = {"en": "pdf/maas-course-en.pdf", "zh": "pdf/maas-course-zh.pdf"}
 PDF_LABELS = {"en": "PDF of the book (English)", "zh": "PDF 全书（中文）"}
 #: ``make lab`` serves the repository root; JupyterLab's default address
-LOCAL_LAB = "http://localhost:8888/lab/tree/notebooks/{name}.md"
-PAGE = re.compile(r"book/(?:en|zh)/(?P<stem>[^/?#]+)\.ipynb")
-
-
-def source_notebook(pagename: str) -> str | None:
-    """``book/en/large_models`` -> ``large_models`` (None for pages that are no chapter)."""
-    match = PAGE.fullmatch(pagename + ".ipynb")
-    return match["stem"] if match else None
+LOCAL_LAB = "http://localhost:8888/lab/tree/notebooks/{lang}/{name}"
+LAB_TEXT = {"en": ("JupyterLab (local)", "Open in JupyterLab on this computer (start it with `make lab`)"),
+            "zh": ("JupyterLab（本机）", "在本机的 JupyterLab 中打开（先运行 `make lab LANG=zh`）")}
 
 
 def _groups(context, label):
@@ -44,27 +40,28 @@ def _groups(context, label):
 
 def _fix_buttons(app, pagename, templatename, context, doctree):
     from helpers.book.run import notebook_paths
+    from helpers.book.sphinx_lang import site_lang
 
-    chapter = source_notebook(pagename)
-    source = notebook_paths().get(chapter) if chapter else None
+    lang = site_lang(app)
+    source = notebook_paths().get(pagename)
+    edition = f"notebooks/{lang}/{source.name}" if source else None
     for group in _groups(context, "launch-buttons"):
-        if source is None:
+        if edition is None:
             continue
         for button in group["buttons"]:
             if button.get("url"):
-                button["url"] = PAGE.sub(f"notebooks/{source.name}", button["url"])
+                button["url"] = re.sub(rf"{re.escape(pagename)}\.ipynb$", edition, button["url"])
+        text, tooltip = LAB_TEXT[lang]
         group["buttons"].insert(0, {
-            "type": "link", "text": "JupyterLab (local)", "icon": "fas fa-laptop-code",
-            "tooltip": "Open in JupyterLab on this computer (start it with `make lab`)",
-            "url": LOCAL_LAB.format(name=source.stem), "label": "launch-local-lab",
+            "type": "link", "text": text, "icon": "fas fa-laptop-code", "tooltip": tooltip,
+            "url": LOCAL_LAB.format(lang=lang, name=source.name), "label": "launch-local-lab",
         })
-    pathto = context.get("pathto")
     for group in _groups(context, "download-buttons"):
-        for lang, path in PDFS.items():
+        for pdf_lang, path in PDFS.items():
             group["buttons"].append({
-                "type": "link", "text": PDF_LABELS[lang], "icon": "fas fa-book",
-                "tooltip": PDF_LABELS[lang], "url": pathto(path, 1) if pathto else path,
-                "label": f"download-book-pdf-{lang}",
+                "type": "link", "text": PDF_LABELS[pdf_lang], "icon": "fas fa-book",
+                "tooltip": PDF_LABELS[pdf_lang], "url": "../" * (pagename.count("/") + 1) + path,
+                "label": f"download-book-pdf-{pdf_lang}",
             })
 
 
@@ -84,30 +81,33 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
 
 
 def _fix_body(app, pagename, templatename, context, doctree):
-    """Bibliography entries are list items: docutils marks them ``role="doc-biblioentry"``, a
-    role DPUB-ARIA 1.1 deprecates and that may not sit in a ``role="list"`` (axe-core:
-    aria-required-children, critical; aria-deprecated-role)."""
-    if "body" in context and 'role="doc-biblioentry"' in context["body"]:
-        context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
+    """Two accessibility fixes in the page body.
+
+    - Bibliography entries are list items: docutils marks them ``role="doc-biblioentry"``, a role
+      DPUB-ARIA 1.1 deprecates and that may not sit in a ``role="list"`` (axe-core:
+      aria-required-children, critical; aria-deprecated-role).
+    - A collapsed cell's toggle (``<summary aria-label="Toggle hidden content">``) shows "Show code
+      cell source" but is named otherwise (axe-core: label-content-name-mismatch, serious): its
+      visible text becomes its name.
+    """
+    body = context.get("body")
+    if body is None:
+        return
+    body = body.replace('role="doc-biblioentry"', 'role="listitem"')
+    body = body.replace('<summary aria-label="Toggle hidden content">', "<summary>")
+    context["body"] = body
 
 
 class ChapterList(SphinxDirective):
-    """An ordered list of links to the chapters of one language part of ``_toc.yml``."""
-
-    required_arguments = 1  # the language: en or zh
+    """An ordered list of links to the site's chapters: the numbered part of its ``_toc.yml``."""
 
     def run(self):
         import yaml
 
-        from helpers.book import bilingual
-
-        lang = self.arguments[0]
-        if lang not in bilingual.LABELS:
-            raise self.error(f"chapter-list takes a language, one of {sorted(bilingual.LABELS)}, not {lang!r}")
         toc = yaml.safe_load((Path(self.env.srcdir) / "_toc.yml").read_text(encoding="utf-8"))
-        parts = [p for p in toc.get("parts", []) if p.get("caption") == bilingual.LABELS[lang]]
+        parts = [p for p in toc.get("parts", []) if p.get("numbered")]
         if not parts:
-            raise self.error(f"_toc.yml has no part captioned {bilingual.LABELS[lang]!r}")
+            raise self.error("_toc.yml has no numbered part of chapters")
         listing = nodes.enumerated_list(enumtype="arabic")
         for chapter in parts[0]["chapters"]:
             target = "/" + chapter["file"]

@@ -1,0 +1,135 @@
+"""The readers' editions' prose: MyST that JupyterLab, Colab and Binder show as the site does.
+
+The chapters' prose uses Sphinx's MyST: citations, cross-references to other chapters, numbered
+equations, labels, solution dropdowns and glued numbers. A notebook front end knows nothing of
+the book, so in each readers' edition (``notebooks/<lang>/NN_topic.ipynb``) :func:`portable`
+rewrites them into what it can show:
+
+- ``{cite}`key``` becomes the citation's text, "(Krizhevsky, 2009)";
+- a cross-reference to a chapter becomes a link to that chapter's notebook in the same edition,
+  numbered as in the book ("[chapter 7](07_serving.ipynb)"); one to a section, its text;
+- a link to one of the site's own pages (the references) becomes its words;
+- numbered equations keep their numbers (``\\tag``) and ``{eq}`` references show them;
+- ``(label)=`` lines go; a ``{dropdown}`` becomes an HTML ``<details>`` block (open it to read
+  the solutions);
+- ``{glue:text}`name``` becomes ``{eval}`glued("name")```: JupyterLab with jupyterlab-myst (which
+  the course installs) shows the number once the cell that computes it has run, as the site does.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+from helpers.paths import BOOK
+
+BIB = BOOK / "references.bib"
+CHAPTER_WORD = {"en": "chapter", "zh": "第 %s 章"}
+
+
+@functools.lru_cache(maxsize=1)
+def citations(path: Path = BIB) -> dict[str, str]:
+    """``key`` -> "Author, Year" / "Author and Author, Year" / "Author et al., Year"."""
+    from pybtex.database import parse_file
+
+    out = {}
+    for key, entry in parse_file(str(path)).entries.items():
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [" ".join(p.last_names) or " ".join(p.first_names) for p in people]
+        if not names:
+            who = entry.fields.get("organization") or entry.fields.get("publisher") or entry.fields.get("title", key)
+        elif len(names) == 1:
+            who = names[0]
+        elif len(names) == 2:
+            who = f"{names[0]} and {names[1]}"
+        else:
+            who = f"{names[0]} et al."
+        who = who.replace("{", "").replace("}", "")
+        out[key] = f"{who}, {entry.fields.get('year', 'n.d.')}"
+    return out
+
+
+def _cite(match: re.Match) -> str:
+    keys = [k.strip() for k in match.group(1).split(",")]
+    known = citations()
+    return "(" + "; ".join(known.get(k, k) for k in keys) + ")"
+
+
+def chapter_labels(sources: list[Path]) -> dict[str, tuple[int, str]]:
+    """Each chapter's label stem (``cifar10-cnn``) -> (its number, its edition's file name)."""
+    out = {}
+    for number, source in enumerate(sources, start=1):
+        topic = re.sub(r"^\d+_", "", source.stem)
+        out[topic.replace("_", "-")] = (number, source.with_suffix(".ipynb").name)
+    return out
+
+
+def equation_numbers(cells_text: list[str]) -> dict[str, int]:
+    """Labels of ``$$ ... $$ (label)`` equations, numbered in order of appearance."""
+    labels = []
+    for text in cells_text:
+        labels += re.findall(r"^\$\$\s*\(([\w-]+)\)\s*$", text, flags=re.M)
+    return {label: i for i, label in enumerate(dict.fromkeys(labels), start=1)}
+
+
+def portable(text: str, lang: str, chapters: dict[str, tuple[int, str]], equations: dict[str, int]) -> str:
+    """One markdown cell's prose, rewritten for notebook front ends (see the module's docstring)."""
+
+    def numref(match: re.Match) -> str:
+        shown, label = match.group(1), match.group(2)
+        stem = re.sub(r"-(en|zh)$", "", label)
+        if stem in chapters:
+            number, name = chapters[stem]
+            return f"[{shown.replace('%s', str(number)).strip()}]({name})"
+        return shown.replace("%s", "").strip()
+
+    def ref(match: re.Match) -> str:
+        shown, label = match.group(1), match.group(2)
+        stem = re.sub(r"-(en|zh)$", "", label)
+        if stem in chapters:
+            return f"[{shown}]({chapters[stem][1]})"
+        return shown
+
+    def bare_ref(match: re.Match) -> str:
+        stem = re.sub(r"-(en|zh)$", "", match.group(1))
+        return chapter_link(stem) if stem in chapters else match.group(1)
+
+    def chapter_link(stem: str) -> str:
+        number, name = chapters[stem]
+        word = CHAPTER_WORD[lang]
+        return f"[{word % number if '%s' in word else f'{word} {number}'}]({name})"
+
+    def doc(match: re.Match) -> str:
+        target = match.group(1)
+        stem = target.replace("_", "-")
+        return chapter_link(stem) if stem in chapters else target
+
+    text = re.sub(r"^\([\w-]+\)=\s*\n", "", text, flags=re.M)
+    text = re.sub(r"^(`{3,})\{dropdown\}([^\n]*)\n(.*?)^\1\s*$",
+                  lambda m: f"<details>\n<summary>{m.group(2).strip()}</summary>\n\n{m.group(3).strip()}\n\n</details>",
+                  text, flags=re.M | re.S)
+    text = re.sub(r"\{cite(?::[a-z]+)?\}`([^`]+)`", _cite, text)
+    text = re.sub(r"\{numref\}`([^`<]*)<([\w-]+)>`", numref, text)
+    text = re.sub(r"\{ref\}`([^`<]+)<([\w-]+)>`", ref, text)
+    text = re.sub(r"\{ref\}`([\w-]+)`", bare_ref, text)
+    text = re.sub(r"\{doc\}`([^`]+)`", doc, text)
+    text = re.sub(r"\[([^\]]+)\]\((?!https?:)[\w./-]+\.md\)", r"\1", text)  # the site's own pages: their words
+    text = re.sub(r"\{eq\}`([\w-]+)`", lambda m: f"({equations.get(m.group(1), '?')})", text)
+    text = re.sub(r"^\$\$\s*\(([\w-]+)\)\s*$", lambda m: f"\\tag{{{equations.get(m.group(1), '?')}}}\n$$", text,
+                  flags=re.M)
+    text = re.sub(r"\{glue:text\}`([\w]+)(?::([^`]+))?`",
+                  lambda m: f'{{eval}}`glued("{m.group(1)}"' + (f', "{m.group(2)}"' if m.group(2) else "") + ")`", text)
+    text = re.sub(r"^(`{3,})\{glue\}\s*([\w]+)\s*\n\1\s*$", lambda m: f'{{eval}}`glued("{m.group(2)}")`', text,
+                  flags=re.M)
+    return text
+
+
+def edition_cells(nb, lang: str, sources: list[Path]):
+    """Rewrite every markdown cell of a one-language notebook for notebook front ends."""
+    chapters = chapter_labels(sources)
+    equations = equation_numbers([c.source for c in nb.cells if c.cell_type == "markdown"])
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = portable(cell.source, lang, chapters, equations)
+    return nb

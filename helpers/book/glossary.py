@@ -1,0 +1,106 @@
+"""One term per idea: the course's bilingual glossary, from one table (``book/glossary.yml``).
+
+Each entry gives the English term, the Chinese term the course uses (after d2l-zh's terminology
+unless the entry says why not), the Chinese variants it rejects, a one-line definition in each
+language and the chapter that introduces the term. From that one table:
+
+- each site gets a glossary page (:func:`write_page`, a Sphinx ``glossary``: every term an anchor);
+- :mod:`helpers.book.sphinx_publish` links the first use of each term in each chapter to it;
+- the tests fail when a Chinese page uses a rejected variant (:func:`rejected_in`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from helpers.paths import BOOK
+
+TABLE = BOOK / "glossary.yml"
+TITLE = {"en": "Glossary", "zh": "术语表"}
+INTRO = {
+    "en": "One term per idea: the English and Chinese terms the course uses, each defined in one line, "
+          "with the chapter that introduces it. In every chapter the first use of a term links here.",
+    "zh": "一个概念只用一个术语：本课程使用的中英文术语，各附一句话的定义和首次引入它的章节。"
+          "每一章中某个术语第一次出现时都链接到这里。",
+}
+INTRODUCED = {"en": "Introduced in {ref}.", "zh": "首见于{ref}。"}
+CHAPTER_REF = {"en": "{{numref}}`chapter %s <{label}-en>`", "zh": "{{numref}}`第 %s 章 <{label}-zh>`"}
+
+
+@dataclass(frozen=True)
+class Term:
+    en: str
+    zh: str
+    definition: dict[str, str]
+    chapter: str
+    reject: tuple[str, ...] = field(default=())
+    why: str = ""  # why the Chinese term differs from d2l-zh's, where it does
+
+    def name(self, lang: str) -> str:
+        return self.en if lang == "en" else self.zh
+
+    def entry(self, lang: str) -> str:
+        """The glossary term as shown (and as cross-referenced) on the ``lang`` site."""
+        return self.en if lang == "en" else f"{self.zh}（{self.en}）"
+
+
+def load(path: Path = TABLE) -> list[Term]:
+    rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    terms, seen = [], {"en": set(), "zh": set()}
+    for i, row in enumerate(rows):
+        missing = [k for k in ("en", "zh", "en_def", "zh_def", "chapter") if not row.get(k)]
+        if missing:
+            raise ValueError(f"{path.name} entry {i} ({row.get('en', '?')}): missing {missing}")
+        for lang in ("en", "zh"):
+            key = row[lang].lower()
+            if key in seen[lang]:
+                raise ValueError(f"{path.name}: {row[lang]!r} appears twice")
+            seen[lang].add(key)
+        reject = tuple(row.get("reject") or ())
+        if row["zh"] in reject:
+            raise ValueError(f"{path.name}: {row['zh']!r} both used and rejected")
+        terms.append(Term(row["en"], row["zh"], {"en": row["en_def"], "zh": row["zh_def"]}, row["chapter"],
+                          reject, row.get("why", "")))
+    return terms
+
+
+def chapter_label(chapter: str) -> str:
+    """A chapter id's label stem: ``cifar10_cnn`` -> ``cifar10-cnn``."""
+    return chapter.replace("_", "-")
+
+
+def page(lang: str, terms: list[Term] | None = None) -> str:
+    """The glossary page of one site, as MyST Markdown."""
+    terms = load() if terms is None else terms
+    key = lambda t: t.en.lower()  # noqa: E731 - both sites in English alphabetical order, zh with the English term
+    lines = ["(glossary)=", f"# {TITLE[lang]}", "", INTRO[lang], "", "```{glossary}"]
+    for term in sorted(terms, key=key):
+        other = term.zh if lang == "en" else term.en
+        ref = CHAPTER_REF[lang].format(label=chapter_label(term.chapter))
+        definition = (f"{term.definition[lang]} (Chinese: {other}.) {INTRODUCED[lang].format(ref=ref)}" if lang == "en"
+                      else f"{term.definition[lang]}{INTRODUCED[lang].format(ref=ref)}")
+        lines += [term.entry(lang), f"  {definition}", ""]
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def write_page(target: Path, lang: str) -> Path:
+    target.write_text(page(lang), encoding="utf-8")
+    return target
+
+
+def rejected_in(text: str, terms: list[Term] | None = None) -> list[tuple[str, str]]:
+    """``(variant, term to use)`` for every rejected Chinese variant found in ``text``."""
+    terms = load() if terms is None else terms
+    return [(v, t.zh) for t in terms for v in t.reject if v in text]
+
+
+def pattern(term: Term, lang: str) -> re.Pattern:
+    """What counts as a use of the term in running text (English: whole words, plural too)."""
+    if lang == "en":
+        return re.compile(rf"(?<![\w-]){re.escape(term.en)}(?:s|es)?(?![\w-])", re.IGNORECASE)
+    return re.compile(re.escape(term.zh))

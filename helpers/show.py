@@ -1,0 +1,92 @@
+"""Showing results in the reader's language: tables, printed summaries and figures, once per language.
+
+A chapter runs once, for both languages; its pages are split from that one run
+(:func:`helpers.book.bilingual.split`). A result a reader reads (a table's headers, a printed
+summary, a figure's labels) must be in the page's language, so these functions show it once per
+language, each output marked with its language (``metadata={"lang": ...}``); each page keeps its
+own. In a readers' edition (``notebooks/<lang>/``, where ``$MAAS_LANG`` is set by its first cell)
+only that language is shown.
+
+    show.table(df, {"test accuracy": "测试准确率"}, index_zh={"article": "原文模型"}, formats={"test accuracy": "{:.1%}"})
+    show.text(f"{n:,} images", f"{n:,} 张图像")
+    show.figure(lambda lang: plots.learning_curves(history, lang=lang))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+LANGS = ("en", "zh")
+ENV = "MAAS_LANG"
+
+
+def languages() -> tuple[str, ...]:
+    """The languages to show: the readers' edition's one, or both (the run the pages come from)."""
+    lang = os.environ.get(ENV, "")
+    return (lang,) if lang in LANGS else LANGS
+
+
+def _display(obj, lang: str) -> None:
+    from IPython.display import display
+
+    display(obj, metadata={"lang": lang})
+
+
+def text(en: str, zh: str) -> None:
+    """A printed summary, in each language."""
+    for lang, words in zip(LANGS, (en, zh)):
+        if lang in languages():
+            _display(_Text(words), lang)
+
+
+class _Text:
+    """Plain text shown as a display output (so that it can carry its language)."""
+
+    def __init__(self, words: str):
+        self.words = words
+
+    def __repr__(self) -> str:
+        return self.words
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(self.words)
+
+
+def table(
+    frame,
+    columns_zh: dict | None = None,
+    index_zh: dict | None = None,
+    formats: dict | None = None,
+    index_name: dict | None = None,
+    caption: tuple[str, str] | None = None,
+):
+    """A pandas table in each language: column and index labels translated for the Chinese one
+    (labels missing from the dicts stay as they are), values formatted with ``formats``
+    (column -> format string), ``index_name`` and ``caption`` as ``{"en": ..., "zh": ...}`` /
+    ``(en, zh)``. Returns None (the tables are shown, not returned)."""
+    formats = formats or {}
+    for lang in languages():
+        shown = frame.copy()
+        if lang == "zh":
+            shown = shown.rename(columns=columns_zh or {}, index=index_zh or {})
+            fmt = {(columns_zh or {}).get(k, k): v for k, v in formats.items()}
+        else:
+            fmt = formats
+        if index_name:
+            shown.index.name = index_name[lang]
+        styler = shown.style.format(fmt, na_rep="—")
+        if caption:
+            styler = styler.set_caption(caption[LANGS.index(lang)])
+        _display(styler, lang)
+
+
+def figure(draw: Callable[[str], object]) -> None:
+    """A figure drawn once per language: ``draw(lang)`` returns a matplotlib figure labelled in
+    ``lang``; each is shown with its language and closed."""
+    import matplotlib.pyplot as plt
+
+    for lang in languages():
+        fig = draw(lang)
+        _display(fig, lang)
+        plt.close(fig)
