@@ -226,3 +226,24 @@ def loss_in_effect(backend: str) -> str:
     if backend not in ("tensorflow", "jax", "torch"):
         raise ValueError(f"unknown Keras backend {backend!r}")
     return "logits" if backend == "tensorflow" else "double softmax"
+
+
+#: the Chinese pages' words for the warnings Keras raises while the listing runs (by the start of the
+#: warning's first sentence); a warning not listed here is shown as raised
+WARNINGS_ZH = {
+    "UserWarning: Do not pass an `input_shape`/`input_dim` argument to a layer": "UserWarning：不要把 `input_shape`/`input_dim` 参数传给层（应改用 `Input` 对象作为模型的第一层）。",
+    'UserWarning: "`sparse_categorical_crossentropy` received `from_logits=True`': "UserWarning：`sparse_categorical_crossentropy` 收到了 `from_logits=True`，但输出由 softmax 激活产生，"
+    "因此并不是 logits。",
+}
+
+
+def warning_zh(message: str) -> str:
+    """A warning collected by :func:`run_step`, as the Chinese pages show it."""
+    return next((zh for start, zh in WARNINGS_ZH.items() if message.startswith(start)), message)
+
+
+def show_diff(before: str, after: str) -> None:
+    """Show :func:`diff` as code (a unified diff, the same on every page)."""
+    from helpers import show
+
+    show.code(diff(before, after))

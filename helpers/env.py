@@ -130,10 +130,16 @@ def hardware() -> dict:
     }
 
 
-def describe(hw: dict) -> str:
-    """One line for the text: ``GPU (NVIDIA H200)`` or ``CPU (2 cores, <model>)``."""
+def describe(hw: dict, lang: str = "en") -> str:
+    """One line for the text: ``GPU (NVIDIA H200)`` or ``CPU (2 cores, <model>)``; in Chinese
+    (``lang="zh"``) ``GPU（NVIDIA H200）`` or ``CPU（2 个核心，<model>）``."""
+    if lang not in ("en", "zh"):
+        raise ValueError(f"unknown language {lang!r}; choose en or zh")
     if hw["gpus"]:
-        return f"GPU ({', '.join(hw['gpus'])})"
+        gpus = ", ".join(hw["gpus"]) if lang == "en" else "、".join(hw["gpus"])
+        return f"GPU ({gpus})" if lang == "en" else f"GPU（{gpus}）"
+    if lang == "zh":
+        return f"CPU（{hw['cpu_cores']} 个核心，{hw['cpu']}）"
     return f"CPU ({hw['cpu_cores']} cores, {hw['cpu']})"
 
 

@@ -1,9 +1,9 @@
 """The figures the chapters draw, in one consistent style.
 
 Importing this module applies the book's style, ``helpers/maas.mplstyle`` (white figures that
-stay readable in the site's dark mode, and a CJK fallback font so Chinese text renders). Figure
-text is English (both language pages show the same executed figure); each figure's caption in
-the prose is in the page's own language.
+stay readable in the site's dark mode, and a CJK fallback font so Chinese text renders). A figure
+with words is drawn once per language (``lang="en"`` or ``"zh"``; :func:`helpers.show.figure` shows
+each on its own page), and its numbered caption is in the page's language too.
 """
 
 from __future__ import annotations
@@ -76,32 +76,57 @@ def image_grid(images, titles, ncols: int = 10, size: float = 1.1, colors=None):
     return fig
 
 
-def learning_curves(runs: dict[str, dict], metrics=("loss", "accuracy")):
-    """Training (solid) and validation (dashed) curves for each named run's Keras history."""
+def learning_curves(runs: dict[str, dict], metrics=("loss", "accuracy"), lang: str = "en"):
+    """Training (solid) and validation (dashed) curves for each named run's Keras history, labelled
+    in ``lang`` ("en" or "zh"; the run names are given in that language by the caller)."""
+    words = CURVE_WORDS[lang]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.6))
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         for i, (name, history) in enumerate(runs.items()):
             color = f"C{i}"
             epochs = np.arange(1, len(history[metric]) + 1)
-            ax.plot(epochs, history[metric], "-o", ms=3, color=color, label=f"{name}: train")
+            ax.plot(epochs, history[metric], "-o", ms=3, color=color, label=f"{name}{words['sep']}{words['train']}")
             if f"val_{metric}" in history:
-                ax.plot(epochs, history[f"val_{metric}"], "--s", ms=3, color=color, label=f"{name}: validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+                ax.plot(
+                    epochs,
+                    history[f"val_{metric}"],
+                    "--s",
+                    ms=3,
+                    color=color,
+                    label=f"{name}{words['sep']}{words['validation']}",
+                )
+        ax.set_xlabel(words["epoch"])
+        ax.set_ylabel(words.get(metric, metric))
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def confusion(matrix: np.ndarray, class_names):
-    """Row-normalised confusion matrix (true class in rows), with the percentages written in."""
+#: the words of :func:`learning_curves`, per language
+CURVE_WORDS = {
+    "en": {
+        "train": "training",
+        "validation": "validation",
+        "epoch": "epoch",
+        "loss": "loss",
+        "accuracy": "accuracy",
+        "sep": ": ",
+    },
+    "zh": {"train": "训练", "validation": "验证", "epoch": "轮次", "loss": "损失", "accuracy": "准确率", "sep": "："},
+}
+
+
+def confusion(matrix: np.ndarray, class_names, lang: str = "en"):
+    """Row-normalised confusion matrix (true class in rows), with the percentages written in;
+    axes labelled in ``lang`` (the class names are given in that language by the caller)."""
+    words = CONFUSION_WORDS[lang]
     share = matrix / matrix.sum(axis=1, keepdims=True)
     fig, ax = plt.subplots(figsize=(6.4, 5.4))
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    ax.set_xlabel(words["predicted"])
+    ax.set_ylabel(words["true"])
     ax.grid(False)
     for i in range(share.shape[0]):
         for j in range(share.shape[1]):
@@ -114,20 +139,28 @@ def confusion(matrix: np.ndarray, class_names):
                 fontsize=7,
                 color="white" if share[i, j] > 0.5 else "black",
             )
-    fig.colorbar(im, ax=ax, fraction=0.046, label="share of true class")
+    fig.colorbar(im, ax=ax, fraction=0.046, label=words["share"])
     fig.tight_layout()
     return fig
 
 
-def per_class_bars(values: dict[str, np.ndarray], class_names):
-    """Grouped bars: one group per class, one bar per named model."""
+#: the words of :func:`confusion`, per language
+CONFUSION_WORDS = {
+    "en": {"predicted": "predicted class", "true": "true class", "share": "share of true class"},
+    "zh": {"predicted": "预测类别", "true": "真实类别", "share": "占真实类别的比例"},
+}
+
+
+def per_class_bars(values: dict[str, np.ndarray], class_names, lang: str = "en"):
+    """Grouped bars: one group per class, one bar per named model (names and classes given in
+    ``lang`` by the caller; the axis labelled in it)."""
     fig, ax = plt.subplots(figsize=(8, 3.4))
     width = 0.8 / len(values)
     x = np.arange(len(class_names))
     for i, (name, accuracy) in enumerate(values.items()):
         ax.bar(x + (i - (len(values) - 1) / 2) * width, accuracy, width, label=name)
     ax.set_xticks(x, class_names, rotation=30, ha="right")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel({"en": "test accuracy", "zh": "测试准确率"}[lang])
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -144,15 +177,16 @@ def filters(kernel, ncols: int = 16, size: float = 0.6):
     return image_grid(images, [str(i) for i in range(len(images))], ncols=ncols, size=size)
 
 
-def feature_maps(image, maps: dict[str, np.ndarray], channels: int = 8, size: float = 1.0):
+def feature_maps(image, maps: dict[str, np.ndarray], channels: int = 8, size: float = 1.0, lang: str = "en"):
     """One image, then one row per layer with its first ``channels`` feature maps (one image's maps,
-    shape (h, w, c)), each in its own grey scale; the row is labelled with the layer and its shape."""
+    shape (h, w, c)), each in its own grey scale; the row is labelled with the layer and its shape
+    (layer names given in ``lang`` by the caller)."""
     rows = len(maps)
     fig, axes = plt.subplots(rows, channels + 1, figsize=((channels + 1) * size, rows * (size + 0.25)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     axes[0, 0].imshow(image, interpolation="nearest")
-    axes[0, 0].set_title("input · 输入", fontsize=7)
+    axes[0, 0].set_title({"en": "input", "zh": "输入"}[lang], fontsize=7)
     for r, (name, values) in enumerate(maps.items()):
         axes[r, 1].set_title(f"{name} {values.shape[0]}×{values.shape[1]}×{values.shape[2]}", fontsize=7, loc="left")
         for c in range(min(channels, values.shape[2])):

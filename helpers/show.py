@@ -63,8 +63,9 @@ def table(
 ):
     """A pandas table in each language: column and index labels translated for the Chinese one
     (labels missing from the dicts stay as they are), values formatted with ``formats``
-    (column -> format string), ``index_name`` and ``caption`` as ``{"en": ..., "zh": ...}`` /
-    ``(en, zh)``. Returns None (the tables are shown, not returned)."""
+    (column -> format string or function), ``index_name`` (a name, or a list of names for a
+    MultiIndex) and ``caption`` as ``{"en": ..., "zh": ...}`` / ``(en, zh)``. Returns None (the
+    tables are shown, not returned)."""
     formats = formats or {}
     for lang in languages():
         shown = frame.copy()
@@ -73,8 +74,9 @@ def table(
             fmt = {(columns_zh or {}).get(k, k): v for k, v in formats.items()}
         else:
             fmt = formats
-        if index_name:
-            shown.index.name = index_name[lang]
+        if index_name:  # one name, or one per level of a MultiIndex
+            names = index_name[lang]
+            shown.index.names = list(names) if isinstance(names, (list, tuple)) else [names]
         styler = shown.style.format(fmt, na_rep="—")
         if caption:
             styler = styler.set_caption(caption[LANGS.index(lang)])
@@ -90,3 +92,22 @@ def figure(draw: Callable[[str], object]) -> None:
         fig = draw(lang)
         _display(fig, lang)
         plt.close(fig)
+
+
+def each(make: Callable[[str], object]) -> None:
+    """Anything shown once per language: ``make(lang)`` returns what to show in ``lang`` (a table
+    whose values differ by language, a styled frame, a string), shown with its language."""
+    for lang in languages():
+        shown = make(lang)
+        _display(_Text(shown) if isinstance(shown, str) else shown, lang)
+
+
+def code(text: str) -> None:
+    """Text that is code or a program's literal output (a diff, a JSON reply, a log line), shown
+    once for every language as a code block: the same on every page, and not prose."""
+    import html
+
+    from IPython.display import display
+
+    block = f'<div class="highlight"><pre><code>{html.escape(text)}</code></pre></div>'
+    display({"text/plain": text, "text/html": block}, raw=True)

@@ -165,3 +165,33 @@ def read_curves(history: dict, rise_tolerance: float = 0.05) -> dict:
         "stop_en": stop_en,
         "stop_zh": stop_zh,
     }
+
+
+#: a Keras history's columns, as each language's pages name them
+HISTORY_COLUMNS = {
+    "en": {
+        "loss": "training loss",
+        "accuracy": "training accuracy",
+        "val_loss": "validation loss",
+        "val_accuracy": "validation accuracy",
+    },
+    "zh": {"loss": "训练损失", "accuracy": "训练准确率", "val_loss": "验证损失", "val_accuracy": "验证准确率"},
+}
+
+
+def show_history(history: dict) -> None:
+    """A Keras history as a table in each language (:func:`helpers.show.table`): one row per epoch,
+    losses to three decimals, accuracies in per cent."""
+    import pandas as pd
+
+    from helpers import show
+
+    columns = [c for c in HISTORY_COLUMNS["en"] if c in history]
+    n = len(history[columns[0]])
+    frame = pd.DataFrame({HISTORY_COLUMNS["en"][c]: history[c] for c in columns}, index=pd.RangeIndex(1, n + 1))
+    show.table(
+        frame,
+        {HISTORY_COLUMNS["en"][c]: HISTORY_COLUMNS["zh"][c] for c in columns},
+        formats={HISTORY_COLUMNS["en"][c]: "{:.1%}" if "accuracy" in c else "{:.3f}" for c in columns},
+        index_name={"en": "epoch", "zh": "轮次"},
+    )

@@ -20,6 +20,8 @@ import pytest
 from helpers.paths import EXECUTED, ROOT
 
 CI_EXECUTED = EXECUTED / "ci"
+# Captured at import, before any fixture points MAAS_CACHE_DIR at a temporary directory.
+_ORIGINAL_CACHE_ENV = os.environ.get("MAAS_CACHE_DIR")
 #: fixtures that make a test a site test, a notebook test, or a slow unit test
 SITE_FIXTURES = {"site", "book_pdfs"}
 NOTEBOOK_FIXTURES = {"executed_ci"}
@@ -75,3 +77,22 @@ def site(executed_ci, site_projects, tmp_path_factory) -> Path:
     from helpers.book import site as book_site
 
     return book_site.build(executed_ci, out=tmp_path_factory.mktemp("html") / "html", work=site_projects)
+
+
+def real_cache(data_dir, names, what: str, how: str) -> Path:
+    """The real cache of a data set, found with the environment the tests were started with.
+
+    ``data_dir`` is the loader's ``data_dir`` function and ``names`` the files it must hold; the
+    test is skipped, saying ``how`` to cache ``what``, when any of them is missing. Shared by the
+    CIFAR-10 and the Tang-poem tests.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        if _ORIGINAL_CACHE_ENV is None:
+            mp.delenv("MAAS_CACHE_DIR", raising=False)
+        else:
+            mp.setenv("MAAS_CACHE_DIR", _ORIGINAL_CACHE_ENV)
+        directory = data_dir()
+    missing = [name for name in names if not (directory / name).is_file()]
+    if missing:
+        pytest.skip(f"{what} is not cached in {directory} ({len(missing)} files missing); {how}")
+    return directory

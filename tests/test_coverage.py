@@ -10,7 +10,6 @@ import pytest
 from helpers import article
 from helpers.book import sphinx_coverage
 from helpers.book.notebooks import sources
-from helpers.paths import ROOT
 
 COVERAGE = sphinx_coverage.load(sphinx_coverage.DATA)
 ROWS = COVERAGE["rows"]

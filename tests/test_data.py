@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import real_cache
 
 from helpers import data, fetch
-
-# Captured at import, before any fixture points MAAS_CACHE_DIR at a temporary directory.
-_ORIGINAL_CACHE_ENV = os.environ.get("MAAS_CACHE_DIR")
 
 # The two files the npm and official fakes carry (one training batch, the test batch).
 FAKE_NAMES = ("data_batch_1.bin", "test_batch.bin")
@@ -40,18 +38,7 @@ FAKE_NAMES = ("data_batch_1.bin", "test_batch.bin")
 @pytest.fixture(scope="session")
 def real_dir() -> Path:
     """The real CIFAR-10 cache, found with the environment the tests were started with."""
-    with pytest.MonkeyPatch.context() as mp:
-        if _ORIGINAL_CACHE_ENV is None:
-            mp.delenv("MAAS_CACHE_DIR", raising=False)
-        else:
-            mp.setenv("MAAS_CACHE_DIR", _ORIGINAL_CACHE_ENV)
-        directory = data.data_dir()
-    missing = [name for name in data.BIN_MD5 if not (directory / name).is_file()]
-    if missing:
-        pytest.skip(
-            f"real CIFAR-10 is not cached in {directory} (missing {', '.join(missing)}); run `make data` to cache it"
-        )
-    return directory
+    return real_cache(data.data_dir, data.BIN_MD5, "real CIFAR-10", "run `make data` to cache it")
 
 
 @pytest.fixture(autouse=True)

@@ -9,37 +9,23 @@ never modified.
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import real_cache
 
 from helpers import fetch
 from helpers.lm import data
 from helpers.lm.data import CharTokenizer, Poem
 
-_ORIGINAL_CACHE_ENV = os.environ.get("MAAS_CACHE_DIR")
-
 
 @pytest.fixture(scope="module")
 def real_dir() -> Path:
     """The real poem cache, found with the environment the tests were started with."""
-    with pytest.MonkeyPatch.context() as mp:
-        if _ORIGINAL_CACHE_ENV is None:
-            mp.delenv("MAAS_CACHE_DIR", raising=False)
-        else:
-            mp.setenv("MAAS_CACHE_DIR", _ORIGINAL_CACHE_ENV)
-        directory = data.data_dir()
-    missing = [name for name in data.FILES if not (directory / name).is_file()]
-    if missing:
-        pytest.skip(
-            f"the Tang poems are not cached in {directory} ({len(missing)} files missing); "
-            "run `python -m helpers.lm.data` to cache them"
-        )
-    return directory
+    return real_cache(data.data_dir, data.FILES, "the Tang poems", "run `python -m helpers.lm.data` to cache them")
 
 
 @pytest.fixture

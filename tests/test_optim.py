@@ -295,6 +295,51 @@ def test_gradient_spread_and_minibatch_noise():
     assert noise == pytest.approx(trace / 8, rel=0.1)  # E|g_B - g|^2 = tr(Sigma) / B
 
 
+def test_check_problems_carry_the_right_gradients(keras):
+    X, y = _toy_classification(n=12, d=5, k=3)
+    problems = optim.check_problems(X, y, 3, 10.0, np.random.default_rng(0))
+    assert set(problems) == set(optim.CHECK_NAMES["en"]) == set(optim.CHECK_NAMES["zh"])
+    for name, (x, f, grad, f_keras) in problems.items():
+        assert optim.gradient_check(f, grad, x) < 1e-5, name
+        assert optim.relative_error(grad(x), optim.autodiff_gradient(f_keras, x)) < 1e-4, name
+
+
+def test_chapter_figures_are_drawn_in_each_language():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    matplotlib.use("Agg")
+    quad, rosen = optim.rotated_quadratic((10.0, 1.0)), optim.rosenbrock()
+    A, L, x0 = quad.hessian(None), quad.smoothness(), np.array([-4.0, 2.0])
+    paths = {r: optim.descend(quad, x0, optim.GradientDescent(r * 2 / L), 5) for r in (0.5, 1.1)}
+    rb = {
+        r: optim.descend(rosen, np.array([-1.2, 1.0]), optim.GradientDescent(r * 2 / rosen.smoothness()), 20)
+        for r in (0.5, 1.3)
+    }
+    rates = np.array([1e-4, 1e-3])
+    sweep = {
+        n: [optim.descend(rosen, np.array([-1.2, 1.0]), optim.make_optimizer(n, lr), 20) for lr in rates]
+        for n in ("sgd", "momentum", "adam")
+    }
+    best = {n: (float(rates[0]), runs[0]) for n, runs in sweep.items()}
+    for lang in ("en", "zh"):
+        figures = [
+            optim.plot_fd_errors(np.array([1e-6, 1e-4]), {"Rosenbrock": [1e-8, 1e-6]}, 1e-6, lang),
+            optim.plot_quadratic_paths(quad, paths, 5, lang),
+            optim.plot_quadratic_sweep(A, x0, paths, np.array([0.5, 1.1]), np.array([1.0, 2.0]), 0.9, 5, lang),
+            optim.plot_rosenbrock(rosen, rb, lang),
+            optim.plot_optimizer_sweep(rosen, rates, sweep, best, rosen.smoothness(), 20, 0.9, lang),
+            optim.plot_epoch_losses([2.0, 1.9], [2.0, 1.9], 10, "jax", "momentum", 0.01, 0.9, lang),
+        ]
+        for fig in figures:
+            words = " ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in words) == (lang == "zh"), words
+            plt.close(fig)
+    # matplotlib's mathtext has no Chinese glyphs: a Chinese label must not mix in $...$
+    for words in optim.PLOT_WORDS["zh"].values():
+        assert "$" not in words or not any("\u4e00" <= ch <= "\u9fff" for ch in words), words
+
+
 # ------------------------------------------------------------------ bad values stop with a clear error
 
 

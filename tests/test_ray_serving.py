@@ -104,6 +104,62 @@ def test_build_app_converts_command_line_arguments_and_needs_a_model():
         ray_serve.build_app({})
 
 
+# --- the chapter's tables, from made-up measurements ------------------------------------------
+
+
+def test_request_parts_are_the_measured_medians_and_their_differences():
+    import pandas as pd
+
+    costs = {"decode b64": 0.5, "model, 1 image": 2.0, "model per image, batch of 64": 0.25}
+    side = pd.DataFrame(
+        [
+            {"service": "hand-built", "clients": 1, "p50 ms": 10.0},
+            {"service": "Ray, 1 replica", "clients": 1, "p50 ms": 16.0},
+            {"service": "Ray, 1 replica", "clients": 8, "p50 ms": 99.0},
+        ]
+    )
+    parts = rx.request_parts(costs, side, [12.0, 13.0, 14.0], max_wait_ms=5.0, encoding="b64")
+    assert parts["Ray, through a handle"] == 13.0 and parts["Ray, through its proxy"] == 16.0
+    assert parts["hand-built: HTTP and framework"] == pytest.approx(10.0 - 5.0 - 2.0 - 0.5)
+    assert parts["Ray: router and call to the replica"] == pytest.approx(13.0 - 5.0 - 2.0 - 0.5)
+    assert parts["Ray: HTTP proxy"] == 3.0 and parts["Ray adds, in all"] == 6.0
+    assert parts["model per image, batch"] == 0.25
+
+
+def test_step_summary_splits_the_windows_by_phase_and_replicas():
+    import pandas as pd
+
+    t = np.arange(10) + 0.5
+    table = pd.DataFrame(
+        {
+            "t": t,
+            "requests/s": np.where((t > 2) & (t < 8), 200.0, 50.0),
+            "p50 ms": 10.0,
+            "p99 ms": 20.0,
+            "errors": [0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+            "replicas": [1, 1, 1, 1, 2, 2, 2, 2, 2, 1],
+        }
+    )
+    phases = pd.DataFrame(
+        [
+            {"clients": 1, "start": 0, "end": 2},
+            {"clients": 32, "start": 2, "end": 8},
+            {"clients": 1, "start": 8, "end": 10},
+        ]
+    )
+    summary = rx.step_summary(table, phases)
+    assert list(summary.index) == [
+        ("before the step", 1),
+        ("the step", 1),
+        ("the step", 2),
+        ("after the step", 2),
+        ("after the step", 1),
+    ]
+    assert summary.loc[("the step", 1), "seconds"] == 2 and summary.loc[("the step", 1), "errors"] == 1
+    assert summary.loc[("the step", 2), "requests/s"] == 200.0 and summary.loc[("the step", 2), "clients"] == 32
+    assert set(rx.PHASES) <= set(rx.WORDS_ZH)
+
+
 # --- the retrying client, against a server that fails on purpose ------------------------------
 
 
@@ -273,6 +329,16 @@ def test_bad_input_gets_the_hand_built_services_4xx_through_ray(deployed, images
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
+def test_the_chapters_refusal_table_sends_every_bad_request(deployed):
+    _, model_url, _, _ = deployed
+    base = model_url.split("/v1/")[0]
+    table = rx.compare_refusals(base, base, "cifar10", MAX_BODY_BYTES, MAX_INSTANCES)  # Ray on both sides
+    assert list(table.index) == BAD_CASES
+    assert (table["Ray"] == table["expected"]).all() and table["same message"].all()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
 def test_a_lost_node_loses_no_answer_for_the_retrying_client_and_its_replica_comes_back(deployed, images):
     """Last: it kills the worker node, then adds a new one."""
     import ray
@@ -280,6 +346,7 @@ def test_a_lost_node_loses_no_answer_for_the_retrying_client_and_its_replica_com
     local, model_url, log, _ = deployed
     bodies = loadtest.request_bodies(images, 1, 48, "b64")
     [worker] = local.workers
+    assert rx.worker_with_replica(local, log).node_id == worker.node_id
     loss = rx.node_loss(
         local, f"{model_url}:predict", bodies, node=worker, clients=2, retries=5, seconds=4.0, kill_after=1.5
     )

@@ -29,7 +29,9 @@ NAMES = {
     "llama", "chinchilla", "palm", "lenet", "alexnet", "resnet", "vgg", "airbench", "imagenet", "transformer",
     # data sets, hardware, units
     "cifar", "mnist", "gpu", "gpus", "cpu", "cpus", "tpu", "tpus", "nvidia", "h100", "h200", "a100", "v100", "intel",
-    "amd", "flop", "flops", "tflop", "pflop", "mb", "mib", "gb", "gib", "tb", "kb", "ms", "s", "min", "h", "w",
+    "amd", "flop", "flops", "tflop", "pflop", "mb", "mib", "gb", "gib", "tb", "tib", "kb", "ms", "s", "min", "h", "w",
+    # number formats as a page's words split them (fp16 -> "fp", bf16 -> "bf", int8 -> "int")
+    "fp", "bf", "int",
     "wh", "kwh", "hz", "ghz", "pue", "mfu", "ci", "en", "zh", "x", "y", "n", "d", "k", "e", "c", "l", "a",
     "b", "p", "t", "m", "f", "g",
 }

@@ -8,6 +8,7 @@ the published shapes of large models that the KV-cache arithmetic is applied to.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -444,6 +445,43 @@ def bad_requests(max_len: int) -> list[tuple[tuple[str, str], str, object, int]]
     ]
 
 
+def send_bad_requests(url: str, max_len: int) -> list[dict]:
+    """Send each of :func:`bad_requests` to the service at ``url``, each followed by a good request; one row each."""
+    import httpx
+
+    rows = []
+    for case, path, body, expected in bad_requests(max_len):
+        r = httpx.post(
+            url + path,
+            content=body if isinstance(body, bytes) else json.dumps(body),
+            headers={"content-type": "application/json"},
+        )
+        after = httpx.post(url + "/v1/completions", json={"model": "tang-poet", "prompt": "春", "max_tokens": 4})
+        error = r.json()["error"]
+        rows.append(
+            {
+                "case": case,
+                "status": r.status_code,
+                "expected": expected,
+                "param": error["param"],
+                "message": error["message"],
+                "next": after.status_code,
+            }
+        )
+    return rows
+
+
+def burst(url: str, n: int, max_tokens: int = 40) -> list:
+    """``n`` completions sent at once to the service at ``url`` (each ``max_tokens`` long); their httpx replies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    body = {"model": "tang-poet", "prompt": "春", "max_tokens": max_tokens, "ignore_eos": True}
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: httpx.post(url + "/v1/completions", json=body, timeout=120), range(n)))
+
+
 def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
     table = pd.DataFrame(
         [
@@ -458,6 +496,8 @@ def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
             for r in rows
         ]
     )
+    if lang != "en":  # the service's messages are in English: shown on the English page only
+        table = table.drop(columns="message")
     table = table.set_index("case").rename_axis(pick(lang, "request", "请求"))
     return _rename(
         table,

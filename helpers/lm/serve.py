@@ -24,14 +24,13 @@ import copy
 import logging
 import logging.config
 import os
-import socket
 import sys
 import time
 from pathlib import Path
 
-from helpers import processes
-from helpers.processes import Child, ChildError, module
+from helpers.processes import module
 from helpers.serving.app import LOG_CONFIG as SERVING_LOG_CONFIG
+from helpers.serving.service import HttpService, running
 
 LOGGER = "maas.lm"
 log = logging.getLogger(LOGGER)
@@ -75,46 +74,22 @@ def serve(
     graceful_seconds: float = 30.0,
 ) -> None:
     """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT."""
-    import uvicorn
-
     from helpers.lm.server import ServerOptions, create_app
-    from helpers.serving.app import _server_class
+    from helpers.serving.app import run_server
 
     logging.config.dictConfig(LOG_CONFIG)
     start = time.perf_counter()
     engine = build_engine(checkpoint, slots, scheduler, max_waiting, warm)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    config = uvicorn.Config(
+    fields = {"model": name, "checkpoint": str(checkpoint)}
+    run_server(
         create_app(engine, ServerOptions(name=name)),
-        log_config=LOG_CONFIG,
-        access_log=False,
-        timeout_graceful_shutdown=graceful_seconds,
-        server_header=False,
+        host,
+        port,
+        log,
+        fields,
+        started=start,
+        graceful_seconds=graceful_seconds,
     )
-    server = _server_class()(config)  # the serving package's uvicorn server: exit status 0 after SIGTERM
-
-    def parent_gone():  # never outlive the notebook or test that started the service
-        log.warning("parent gone", extra={"fields": {"event": "parent_gone"}})
-        server.should_exit = True
-
-    processes.exit_with_parent(parent_gone)
-    log.info(
-        "listening",
-        extra={
-            "fields": {
-                "event": "listening",
-                "host": host,
-                "port": sock.getsockname()[1],
-                "model": name,
-                "checkpoint": str(checkpoint),
-                "pid": os.getpid(),
-                "load_seconds": round(time.perf_counter() - start, 3),
-            }
-        },
-    )
-    server.run(sockets=[sock])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,8 +159,11 @@ def main(argv: list[str] | None = None) -> int:
 # from Python
 
 
-class Service(Child):
-    """The service in a subprocess (:class:`helpers.processes.Child`): its URL and the JSON log lines it wrote."""
+class Service(HttpService):
+    """The service in a subprocess (a :class:`helpers.processes.Child`): its URL and the JSON log lines it wrote."""
+
+    health_path = "/health"
+    error = ServiceError
 
     def __init__(
         self,
@@ -200,31 +178,14 @@ class Service(Child):
     ):
         self.model_name = name
         self.url = ""
+        args = ["--checkpoint", str(checkpoint), "--name", name, "--port", str(port), "--slots", str(slots)]
+        args += ["--scheduler", scheduler, "--max-waiting", str(max_waiting), *extra_args]
         super().__init__(
-            module(
-                "helpers.lm.serve",
-                "--checkpoint",
-                str(checkpoint),
-                "--name",
-                name,
-                "--port",
-                str(port),
-                "--slots",
-                str(slots),
-                "--scheduler",
-                scheduler,
-                "--max-waiting",
-                str(max_waiting),
-                *extra_args,
-            ),
+            module("helpers.lm.serve", *args),
             stream="stderr",
             env={"TF_CPP_MIN_LOG_LEVEL": "2"},
             name="language-model service",
         )
-
-    @property
-    def logs(self) -> list[dict]:
-        return self.lines
 
     @property
     def base_url(self) -> str:
@@ -233,34 +194,14 @@ class Service(Child):
 
     def wait_until_ready(self, timeout: float = 180.0) -> Service:
         """Wait until the service listens and answers ``/health``; stop it and raise ServiceError otherwise."""
-        import httpx
-
-        try:
-            listening = self.wait_for(lambda e: e.get("event") == "listening", timeout)
-        except ChildError as exc:
-            raise ServiceError(str(exc)) from None
-        self.url = f"http://127.0.0.1:{listening['port']}"
-        deadline = time.monotonic() + timeout
-        while True:  # listening; wait until the application has started (lifespan) and answers
-            try:
-                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.stop(timeout=5)
-                raise ServiceError(f"the service at {self.url} never became healthy:\n{self.tail()}")
-            time.sleep(0.05)
+        return super().wait_until_ready(timeout)
 
 
 @contextlib.contextmanager
 def running_server(checkpoint: Path | str, *, startup_timeout: float = 180.0, **options):
     """Start the service on 127.0.0.1 (a free port by default); yield the ready :class:`Service`; always stop it."""
-    service = Service(checkpoint, **options)
-    try:
-        yield service.wait_until_ready(startup_timeout)
-    finally:
-        service.stop()
+    with running(Service(checkpoint, **options), startup_timeout) as service:
+        yield service
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from starlette.responses import Response
 
 from helpers.lm.engine import ContextTooLong, Engine, QueueFull, Request
 from helpers.lm.sampling import InvalidParams, SamplingParams
+from helpers.serving.protocol import json_object
 
 LOGGER = "maas.lm"
 log = logging.getLogger(LOGGER)
@@ -117,15 +118,7 @@ class ServerOptions:
 
 
 def _parse_json(body: bytes) -> dict:
-    if not body.strip():
-        raise ApiError(400, "empty request body; send a JSON object")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"malformed JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, f"the body must be a JSON object, not {type(data).__name__}")
-    return data
+    return json_object(body, ApiError)  # the serving package's parser, raising this API's errors
 
 
 def _check_fields(data: dict, allowed: set[str]) -> None:

@@ -298,6 +298,61 @@ def _server_class():
     return GracefulServer
 
 
+def run_server(
+    app,
+    host: str,
+    port: int,
+    logger: logging.Logger,
+    fields: dict,
+    *,
+    started: float,
+    graceful_seconds: float = 30.0,
+    **uvicorn_options,
+) -> None:
+    """Bind ``host:port`` (0: a free port), log ``listening`` (with ``fields``) and serve ``app`` until SIGTERM/SIGINT.
+
+    The course's way of running a service, shared by the CIFAR-10 service and the language model's:
+    JSON-lines logs, exit status 0 after a graceful stop, and a stop of its own when the parent that
+    started it (:class:`helpers.processes.Child`) is gone. ``started`` is when loading began.
+    """
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(
+        app,
+        log_config=LOG_CONFIG,
+        access_log=False,
+        timeout_graceful_shutdown=graceful_seconds,
+        server_header=False,
+        **uvicorn_options,
+    )
+    server = _server_class()(config)
+
+    def parent_gone():  # never outlive the notebook or test that started the service
+        logger.warning("parent gone", extra={"fields": {"event": "parent_gone"}})
+        server.should_exit = True
+
+    processes.exit_with_parent(parent_gone)
+    port = sock.getsockname()[1]
+    load_seconds = round(time.perf_counter() - started, 3)
+    logger.info(
+        "listening",
+        extra={
+            "fields": {
+                "event": "listening",
+                "host": host,
+                "port": port,
+                **fields,
+                "load_seconds": load_seconds,
+                "pid": os.getpid(),
+            }
+        },
+    )
+    server.run(sockets=[sock])
+
+
 def serve(
     model: Path | str,
     host: str = "127.0.0.1",
@@ -309,42 +364,18 @@ def serve(
 
     Started by :class:`helpers.processes.Child`, it also stops when its parent is gone.
     """
-    import uvicorn
-
     logging.config.dictConfig(LOG_CONFIG)
     options = options or ServiceOptions()
     start = time.perf_counter()
     predictor = Predictor(model)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    config = uvicorn.Config(
+    run_server(
         create_app(predictor, options),
-        log_config=LOG_CONFIG,
-        access_log=False,
-        timeout_graceful_shutdown=graceful_seconds,
+        host,
+        port,
+        log,
+        {"model": str(model)},
+        started=start,
+        graceful_seconds=graceful_seconds,
         backlog=2048,
         timeout_keep_alive=30,
-        server_header=False,
     )
-    server = _server_class()(config)
-
-    def parent_gone():  # never outlive the notebook or test that started the service
-        log.warning("parent gone", extra={"fields": {"event": "parent_gone"}})
-        server.should_exit = True
-
-    processes.exit_with_parent(parent_gone)
-    log.info(
-        "listening",
-        extra={
-            "fields": {
-                "event": "listening",
-                "host": host,
-                "port": sock.getsockname()[1],
-                "model": str(model),
-                "load_seconds": round(time.perf_counter() - start, 3),
-                "pid": os.getpid(),
-            }
-        },
-    )
-    server.run(sockets=[sock])

@@ -361,18 +361,87 @@ def in_process_throughput(predict, images: np.ndarray, batch_size: int, min_seco
     return timing.throughput(predict, images, batch_size, min_seconds=min_seconds).items_per_second
 
 
-def plot_concurrency(table):
-    """Throughput and p99 latency against the number of clients, batching off and on."""
+#: the words of this module's tables and figures on the Chinese pages (columns, index values, legends)
+WORDS_ZH = {
+    "clients": "客户端数",
+    "images/request": "每个请求的图像数",
+    "requests": "请求数",
+    "errors": "错误数",
+    "requests/s": "每秒请求数",
+    "images/s": "每秒图像数",
+    "p50 ms": "p50（毫秒）",
+    "p95 ms": "p95（毫秒）",
+    "p99 ms": "p99（毫秒）",
+    "images/batch": "每批图像数",
+    "encoding": "编码",
+    "batching": "批处理",
+    "off": "关闭",
+    "on": "开启",
+    "case": "错误请求",
+    "status": "状态码",
+    "expected": "预期状态码",
+    "message": "错误信息",
+    "next good request": "紧接着的正确请求",
+    "HTTP images/s": "HTTP 每秒图像数",
+    "HTTP p50 ms": "HTTP p50（毫秒）",
+    "request MB": "请求大小（MB）",
+    "in-process images/s": "进程内每秒图像数",
+}
+
+
+def column_zh(column: str) -> str:
+    """A column (or index value) of this module's tables in Chinese (:data:`WORDS_ZH`); an encoding
+    in parentheses, ``"HTTP images/s (b64)"``, is kept."""
+    import re
+
+    if m := re.fullmatch(r"(.+) \((\w+)\)", column):
+        return f"{column_zh(m[1])}（{m[2]}）"
+    return WORDS_ZH.get(column, column)
+
+
+#: the words of the figures, per language
+PLOT_WORDS = {
+    "en": {
+        "batching": "batching {}",
+        "off": "off",
+        "on": "on",
+        "clients": "concurrent clients",
+        "rate": "requests per second",
+        "latency": "latency (ms): p99 solid, p50 dotted",
+        "in-process": "in-process",
+        "http": "HTTP, {}",
+        "per request": "images per request (client batch size)",
+        "images/s": "images per second",
+    },
+    "zh": {
+        "batching": "{}批处理",
+        "off": "关闭",
+        "on": "开启",
+        "clients": "并发客户端数",
+        "rate": "每秒请求数",
+        "latency": "延迟（毫秒）：实线 p99，虚线 p50",
+        "in-process": "进程内",
+        "http": "HTTP，{}",
+        "per request": "每个请求的图像数（客户端批量大小）",
+        "images/s": "每秒图像数",
+    },
+}
+
+
+def plot_concurrency(table, lang: str = "en"):
+    """Throughput and p99 latency against the number of clients, batching off and on, labelled in ``lang``."""
     import matplotlib.pyplot as plt
 
+    words = PLOT_WORDS[lang]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     for mode, part in table.groupby("batching", sort=False):
-        left.plot(part["clients"], part["requests/s"], marker="o", label=f"batching {mode}")
-        right.plot(part["clients"], part["p99 ms"], marker="o", label=f"batching {mode}")
+        label = words["batching"].format(words.get(mode, mode))
+        left.plot(part["clients"], part["requests/s"], marker="o", label=label)
+        right.plot(part["clients"], part["p99 ms"], marker="o", label=label)
         right.plot(part["clients"], part["p50 ms"], marker=".", linestyle=":", color=right.lines[-1].get_color())
-    for ax, label in ((left, "requests per second"), (right, "latency (ms): p99 solid, p50 dotted")):
+    for ax, label in ((left, words["rate"]), (right, words["latency"])):
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrent clients")
+        ax.set_xlabel(words["clients"])
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -381,18 +450,23 @@ def plot_concurrency(table):
     return fig
 
 
-def plot_batch_sizes(table):
-    """Images per second against images per request: HTTP service and in-process ceiling."""
+def plot_batch_sizes(table, lang: str = "en"):
+    """Images per second against images per request: HTTP service and in-process ceiling, labelled in ``lang``."""
     import matplotlib.pyplot as plt
 
+    words = PLOT_WORDS[lang]
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for column, style in (("in-process images/s", "--"), ("HTTP images/s (json)", "-"), ("HTTP images/s (b64)", "-")):
+    for column, style, label in (
+        ("in-process images/s", "--", words["in-process"]),
+        ("HTTP images/s (json)", "-", words["http"].format("json")),
+        ("HTTP images/s (b64)", "-", words["http"].format("b64")),
+    ):
         if column in table:
-            ax.plot(table["images/request"], table[column], marker="o", linestyle=style, label=column)
+            ax.plot(table["images/request"], table[column], marker="o", linestyle=style, label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("images per request (client batch size)")
-    ax.set_ylabel("images per second")
+    ax.set_xlabel(words["per request"])
+    ax.set_ylabel(words["images/s"])
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -442,6 +516,40 @@ def bad_requests(model_url: str, max_body_bytes: int, max_instances: int) -> lis
         ("unknown model name", "POST", unknown, body([one]), 404),
         ("GET on :predict", "GET", predict, b"", 405),
     ]
+
+
+#: :func:`bad_requests`' cases as the Chinese pages describe them (the two with a number: :func:`case_zh`)
+BAD_CASES_ZH = {
+    "malformed JSON": "格式错误的 JSON",
+    "empty body": "空的请求体",
+    "JSON that is not an object": "不是对象的 JSON",
+    'no "instances" field': "没有 instances 字段",
+    'empty "instances"': "instances 为空",
+    "wrong shape (28x28x3)": "形状错误（28×28×3）",
+    "ragged nesting": "嵌套长短不齐",
+    "floats in [0, 1] instead of uint8": "取值在 [0, 1] 的浮点数而不是 uint8",
+    "strings": "字符串",
+    "value 256, out of range": "取值 256，超出范围",
+    "negative value": "负值",
+    "invalid base64": "无效的 base64",
+    "base64 of the wrong length": "长度错误的 base64",
+    "unknown signature_name": "未知的签名名称",
+    "unknown model name": "未知的模型名称",
+    "GET on :predict": "对 :predict 使用 GET",
+}
+
+
+def case_zh(case: str) -> str:
+    """One of :func:`bad_requests`' cases in Chinese."""
+    import re
+
+    if case in BAD_CASES_ZH:
+        return BAD_CASES_ZH[case]
+    if m := re.fullmatch(r"(\d+) images, over the limit", case):
+        return f"{m[1]} 张图像，超过上限"
+    if m := re.fullmatch(r"body over ([\d,]+) bytes", case):
+        return f"请求体超过 {m[1]} 字节"
+    return case
 
 
 def send(method: str, url: str, body: bytes = b"", timeout: float = 30.0) -> tuple[int, dict]:

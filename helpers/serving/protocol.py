@@ -38,16 +38,26 @@ class BadRequest(Exception):
         self.message = message
 
 
-def decode_predict_request(body: bytes, max_instances: int = DEFAULT_MAX_INSTANCES) -> tuple[np.ndarray, str]:
-    """Parse a ``:predict`` body into uint8 images (N, 32, 32, 3) and the reply key, or raise BadRequest."""
+def json_object(body: bytes, error, send: str = "a JSON object", expected: str = "a JSON object") -> dict:
+    """Parse a request body that must be one JSON object, or raise ``error(400, message)``.
+
+    Shared by this service and the language model's (:mod:`helpers.lm.server`); ``send`` says what an
+    empty body should have held, ``expected`` what the body must be.
+    """
     if not body.strip():
-        raise BadRequest(400, 'empty request body; send {"instances": [...]}')
+        raise error(400, f"empty request body; send {send}")
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(400, f"malformed JSON: {exc}") from None
+        raise error(400, f"malformed JSON: {exc}") from None
     if not isinstance(request, dict):
-        raise BadRequest(400, f'the body must be a JSON object with "instances", not a {type(request).__name__}')
+        raise error(400, f"the body must be {expected}, not a {type(request).__name__}")
+    return request
+
+
+def decode_predict_request(body: bytes, max_instances: int = DEFAULT_MAX_INSTANCES) -> tuple[np.ndarray, str]:
+    """Parse a ``:predict`` body into uint8 images (N, 32, 32, 3) and the reply key, or raise BadRequest."""
+    request = json_object(body, BadRequest, '{"instances": [...]}', 'a JSON object with "instances"')
     keys = [k for k in ("instances", "inputs") if k in request]
     if len(keys) != 1:
         raise BadRequest(400, 'the body must have exactly one of "instances" (row format) or "inputs" (columnar)')

@@ -3,8 +3,11 @@
 :func:`node_loss` runs a bounded closed-loop load from clients without and with retries, kills a
 worker node in the middle, and measures what the clients saw; :func:`rejoin` adds a node back and
 waits for the replicas. :func:`load_step` sends a low, high, low load while :class:`ReplicaSampler`
-records the replicas, and :func:`windows` reads both as a time series. The plots take their words
-from a ``labels`` dict, so that each language draws its own figure.
+records the replicas, :func:`windows` reads both as a time series and :func:`step_summary` sums it
+up by phase. :func:`compare_refusals` sends the bad requests to Ray and to the hand-built service,
+and :func:`request_parts` takes a request's cost apart. The plots take a ``lang``
+("en" or "zh") and draw their words from :data:`PLOT_WORDS`, so that each language draws its own
+figure; :data:`WORDS_ZH` holds the Chinese words of the tables.
 """
 
 from __future__ import annotations
@@ -55,12 +58,137 @@ def ray_totals(batch_log):
     return lambda: ray.get(batch_log.totals.remote())
 
 
-def plot_side_by_side(table, labels: dict, models: dict):
+def compare_refusals(ray_url: str, hand_url: str, model_name: str, max_body_bytes: int, max_instances: int):
+    """:func:`~helpers.serving.loadtest.bad_requests` sent through Ray's proxy (``ray_url``) and to
+    the hand-built service (``hand_url``), both base URLs: one row a case, with the expected status,
+    each service's status, whether both gave the same message, and Ray's message (70 characters)."""
+    import pandas as pd
+
+    rows = []
+    cases = loadtest.bad_requests(f"{ray_url}/v1/models/{model_name}", max_body_bytes, max_instances)
+    for case, method, url, body, expected in cases:
+        ray_status, ray_reply = loadtest.send(method, url, body)
+        hand_status, hand_reply = loadtest.send(method, url.replace(ray_url, hand_url, 1), body)
+        rows.append(
+            {
+                "case": case,
+                "expected": expected,
+                "hand-built": hand_status,
+                "Ray": ray_status,
+                "same message": ray_reply.get("error") == hand_reply.get("error"),
+                "message (Ray)": ray_reply.get("error", "")[:70],
+            }
+        )
+    return pd.DataFrame(rows).set_index("case")
+
+
+def request_parts(costs: dict, side, handle_ms, *, max_wait_ms: float, encoding: str) -> dict:
+    """One request from one client, part by part, in milliseconds (medians).
+
+    Measured: ``costs`` (:func:`~helpers.serving.loadtest.request_costs` of one model: the model
+    on one image, parsing a request, the model per image in a full batch), the batching window
+    ``max_wait_ms``, the p50 latency at one client of the hand-built service and of Ray with one
+    replica (``side``: this model's rows of :func:`sweep`'s table), and ``handle_ms`` (latencies
+    through a Serve handle, no HTTP). Derived, as differences: the hand-built service's HTTP and
+    framework work around the model, Ray's router and call to the replica, Ray's HTTP proxy, and
+    all that Ray adds.
+    """
+    one = side[side["clients"] == 1].set_index("service")["p50 ms"]
+    model_ms, decode_ms = costs["model, 1 image"], costs[f"decode {encoding}"]
+    hand_ms, ray_ms = float(one["hand-built"]), float(one["Ray, 1 replica"])
+    via_handle = float(np.median(handle_ms))
+    [per_image] = [v for k, v in costs.items() if k.startswith("model per image, batch")]
+    return {
+        "model, 1 image": model_ms,
+        "parse the request": decode_ms,
+        "batching window": max_wait_ms,
+        "hand-built service": hand_ms,
+        "Ray, through a handle": via_handle,
+        "Ray, through its proxy": ray_ms,
+        "hand-built: HTTP and framework": hand_ms - max_wait_ms - model_ms - decode_ms,
+        "Ray: router and call to the replica": via_handle - max_wait_ms - model_ms - decode_ms,
+        "Ray: HTTP proxy": ray_ms - via_handle,
+        "Ray adds, in all": ray_ms - hand_ms,
+        "model per image, batch": per_image,
+    }
+
+
+#: the words of this module's figures, per language
+PLOT_WORDS = {
+    "en": {
+        "clients": "concurrent clients",
+        "rate": "requests per second",
+        "latency": "latency (ms): p99 solid, p50 dotted",
+        "hand-built": "hand-built",
+        "Ray, 1 replica": "Ray, 1 replica",
+        "Ray, 2 replicas": "Ray, 2 replicas",
+        "replicas": "running replicas",
+        "answers": "answers per second",
+        "latency ms": "latency (ms)",
+        "time": "seconds since the load started",
+        "p50": "p50",
+        "p99": "p99",
+        "offered": "clients",
+        "kill": "worker node killed",
+    },
+    "zh": {
+        "clients": "并发客户端数",
+        "rate": "每秒请求数",
+        "latency": "延迟（毫秒）：实线 p99，虚线 p50",
+        "hand-built": "手写服务",
+        "Ray, 1 replica": "Ray，1 个副本",
+        "Ray, 2 replicas": "Ray，2 个副本",
+        "replicas": "运行中的副本",
+        "answers": "每秒回答数",
+        "latency ms": "延迟（毫秒）",
+        "time": "自负载开始的秒数",
+        "p50": "p50",
+        "p99": "p99",
+        "offered": "客户端数",
+        "kill": "工作节点被杀掉",
+    },
+}
+#: the Chinese pages' words for this module's tables: columns, services, nodes and replica states
+WORDS_ZH = {
+    "model": "模型",
+    "service": "服务",
+    "clients": "客户端数",
+    "requests/s": "每秒请求数",
+    "p50 ms": "p50（毫秒）",
+    "p99 ms": "p99（毫秒）",
+    "images/batch": "平均批量大小",
+    "errors": "错误数",
+    "hand-built": "手写服务",
+    "Ray, 1 replica": "Ray，1 个副本",
+    "Ray, 2 replicas": "Ray，2 个副本",
+    "replica": "副本",
+    "node": "节点",
+    "started (s)": "启动时间（秒）",
+    "state": "状态",
+    "running": "运行中",
+    "lost with its node": "随节点一起丢失",
+    "stopped": "已停止",
+    "head": "头节点",
+    "worker 1": "工作节点 1",
+    "worker 2": "工作节点 2",
+    "worker 3": "工作节点 3",
+    "phase": "阶段",
+    "replicas": "运行中的副本",
+    "seconds": "时长（秒）",
+    "before the step": "阶跃之前",
+    "the step": "阶跃期间",
+    "after the step": "阶跃之后",
+}
+
+
+def plot_side_by_side(table, labels: dict | None = None, models: dict | None = None, lang: str = "en"):
     """Requests per second (left) and latency (right: p99 solid, p50 dotted) against clients, one
-    row per model and one line per service. ``labels``: the words ``clients``, ``rate``,
-    ``latency`` and a name for each service; ``models``: a title for each model."""
+    row per model and one line per service, labelled in ``lang`` (:data:`PLOT_WORDS`; ``labels``
+    overrides those words). ``models``: a title for each model, in that language."""
     import matplotlib.pyplot as plt
 
+    labels = {**PLOT_WORDS[lang], **(labels or {})}
+    models = models or {}
     keys = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(len(keys), 2, figsize=(10, 3.4 * len(keys)), squeeze=False)
     for (left, right), key in zip(axes, keys):
@@ -202,6 +330,15 @@ def rejoin(cluster: ray_cluster.LocalCluster, running: int, timeout: float = 180
     }
 
 
+def worker_with_replica(cluster: ray_cluster.LocalCluster, batch_log):
+    """A live worker node (not the head) on which a replica was placed: the node to lose."""
+    import ray
+
+    alive = set(cluster.alive_nodes())
+    placed = ray.get(batch_log.snapshot.remote(since=float("inf")))["placements"]
+    return cluster.node_of(next(p["node"] for p in placed if p["node"] != cluster.head_id and p["node"] in alive))
+
+
 def placements(cluster: ray_cluster.LocalCluster, batch_log, t0: float):
     """The replicas the :class:`~helpers.serving.ray_cluster.BatchLog` knows: node, start (s from
     ``t0``) and whether their node is still alive."""
@@ -274,15 +411,59 @@ def windows(requests, replicas, width: float = 1.0):
     return table
 
 
-def plot_timeseries(table, labels: dict, *, events=(), load=None):
+PHASES = ("before the step", "the step", "after the step")  # the phases of a low, high, low load
+
+
+def step_summary(table, phases):
+    """:func:`windows`' ``table`` summed up by phase (``phases``: start, end and clients of each,
+    named by :data:`PHASES` when there are three) and by running replicas, in order of time:
+    seconds of windows, the median of their answers per second, p50 and p99 latency, and the errors."""
+    import pandas as pd
+
+    names = PHASES if len(phases) == len(PHASES) else [f"phase {i + 1}" for i in range(len(phases))]
+    width = float(table["t"].diff().median()) if len(table) > 1 else 1.0
+    rows = []
+    for name, (_, phase) in zip(names, phases.iterrows()):
+        part = table[(table["t"] >= phase["start"]) & (table["t"] < phase["end"])]
+        replicas = part["replicas"].fillna(0).astype(int)
+        for count, group in part.groupby(replicas, sort=False):  # in order of appearance
+            rows.append(
+                {
+                    "phase": name,
+                    "replicas": count,
+                    "clients": int(phase["clients"]),
+                    "seconds": len(group) * width,
+                    "requests/s": float(group["requests/s"].median()),
+                    "p50 ms": float(group["p50 ms"].median()),
+                    "p99 ms": float(group["p99 ms"].median()),
+                    "errors": int(group["errors"].sum()),
+                }
+            )
+    columns = ["phase", "replicas", "clients", "seconds", "requests/s", "p50 ms", "p99 ms", "errors"]
+    return pd.DataFrame(rows, columns=columns).set_index(["phase", "replicas"])
+
+
+def plot_timeseries(table, labels: dict | None = None, *, events=(), load=None, lang: str = "en"):
     """Replicas, requests per second and latency against time, one panel each, sharing the time axis.
 
-    ``labels``: the words of one language (``replicas``, ``rate``, ``latency``, ``time``, ``p50``,
-    ``p99``, ``clients``); ``events``: ``(t, text)`` marked with a vertical line; ``load``: a
-    phases table (start, end, clients) drawn as the offered load on the first panel.
+    Labelled in ``lang`` (:data:`PLOT_WORDS`; ``labels`` overrides those words, with the keys
+    ``replicas``, ``rate``, ``latency``, ``time``, ``p50``, ``p99``, ``clients`` of earlier callers);
+    ``events``: ``(t, text)`` marked with a vertical line; ``load``: a phases table (start, end,
+    clients) drawn as the offered load on the first panel.
     """
     import matplotlib.pyplot as plt
 
+    words = PLOT_WORDS[lang]
+    labels = {
+        "replicas": words["replicas"],
+        "rate": words["answers"],
+        "latency": words["latency ms"],
+        "time": words["time"],
+        "p50": words["p50"],
+        "p99": words["p99"],
+        "clients": words["offered"],
+        **(labels or {}),
+    }
     fig, axes = plt.subplots(3, 1, figsize=(8, 6.4), sharex=True)
     axes[0].step(table["t"], table["replicas"], where="mid", color="C0", label=labels["replicas"])
     axes[0].set_ylabel(labels["replicas"])

@@ -18,7 +18,52 @@ from helpers.processes import Child, ChildError, module
 from helpers.serving.protocol import DEFAULT_NAME, ServingError
 
 
-class Service(Child):
+class HttpService(Child):
+    """A service in a subprocess that logs ``listening`` with its port, then answers a health check.
+
+    Subclasses set ``health_path`` and ``error`` (what :meth:`wait_until_ready` raises); the CIFAR-10
+    service below and the language model's (:class:`helpers.lm.serve.Service`) are two.
+    """
+
+    health_path = "/healthz"
+    error: type[Exception] = ServingError
+
+    @property
+    def logs(self) -> list[dict]:
+        return self.lines
+
+    def wait_until_ready(self, timeout: float = 120.0):
+        """Wait until the service listens and its application answers the health check; raise ``error`` if not."""
+        try:
+            listening = self.wait_for(lambda e: e.get("event") == "listening", timeout)
+        except ChildError as exc:
+            raise self.error(str(exc)) from None
+        self.url = f"http://127.0.0.1:{listening['port']}"
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:  # listening; wait until the application has started (lifespan) and answers
+            try:
+                if httpx.get(f"{self.url}{self.health_path}", timeout=5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop(timeout=5)
+                raise self.error(f"the service at {self.url} never became healthy:\n{self.tail()}")
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running(service: HttpService, startup_timeout: float):
+    """Wait until ``service`` is ready, yield it; always stop it."""
+    try:
+        yield service.wait_until_ready(startup_timeout)
+    finally:
+        service.stop()
+
+
+class Service(HttpService):
     """A running model service: its URL, its process, and the JSON log lines it wrote (``logs``)."""
 
     def __init__(
@@ -56,40 +101,12 @@ class Service(Child):
         )
 
     @property
-    def logs(self) -> list[dict]:
-        return self.lines
-
-    @property
     def model_url(self) -> str:
         return f"{self.url}/v1/models/{self.model_name}"
-
-    def wait_until_ready(self, timeout: float = 120.0) -> Service:
-        """Wait until the service listens and its application answers ``/healthz``."""
-        try:
-            listening = self.wait_for(lambda e: e.get("event") == "listening", timeout)
-        except ChildError as exc:
-            raise ServingError(str(exc)) from None
-        self.url = f"http://127.0.0.1:{listening['port']}"
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while True:  # listening; wait until the application has started (lifespan) and answers
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.stop(timeout=5)
-                raise ServingError(f"the service at {self.url} never became healthy:\n{self.tail()}")
-            time.sleep(0.05)
 
 
 @contextlib.contextmanager
 def running_service(model: Path | str, *, startup_timeout: float = 120.0, **options):
     """Start the service (options as :class:`Service`), wait until it is ready, yield it; always stop it."""
-    service = Service(model, **options)
-    try:
-        yield service.wait_until_ready(startup_timeout)
-    finally:
-        service.stop()
+    with running(Service(model, **options), startup_timeout) as service:
+        yield service

@@ -208,3 +208,53 @@ def read_gaps(central: float, iid: float, skewed: float, tolerance: float = 0.01
         "skew_en": skew_en,
         "skew_zh": skew_zh,
     }
+
+
+def plot_shards(counts: np.ndarray, class_names, lang: str = "en"):
+    """Stacked bars: how many images of each class (``class_names``, in the page's language) each
+    client holds; axes in ``lang``."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    n_clients = counts.shape[0]
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    bottom = np.zeros(n_clients)
+    for c, name in enumerate(class_names):
+        ax.bar(range(n_clients), counts[:, c], bottom=bottom, label=name, color=plt.cm.tab10(c))
+        bottom += counts[:, c]
+    ax.set_xlabel("客户端" if lang == "zh" else "client")
+    ax.set_ylabel("图像数" if lang == "zh" else "images")
+    ax.set_xticks(range(n_clients))
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    fig.tight_layout()
+    return fig
+
+
+#: the curves of :func:`plot_rounds`, in each language
+ROUND_CURVES = {
+    "skewed": ("FedAvg, skewed shards", "FedAvg，偏斜分片"),
+    "iid": ("FedAvg, IID shards", "FedAvg，独立同分布分片"),
+    "central": ("central training (pooled images)", "集中训练（图像汇集在一起）"),
+}
+
+
+def plot_rounds(passes: dict, accuracy: dict, lang: str = "en"):
+    """Test accuracy against passes over the training images, one curve per key of
+    :data:`ROUND_CURVES` present in ``passes`` / ``accuracy`` (central training dashed)."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    zh = lang == "zh"
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for key, names in ROUND_CURVES.items():
+        if key not in passes:
+            continue
+        style = dict(ls="--", marker="s", color="k") if key == "central" else dict(marker="o")
+        ax.plot(passes[key], accuracy[key], ms=4, label=names[1] if zh else names[0], **style)
+    ax.set_xlabel("遍历训练图像的次数（计算量）" if zh else "passes over the training images (compute)")
+    ax.set_ylabel("测试准确率" if zh else "test accuracy")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -101,8 +101,11 @@ def grad_cam(model, images, classes, layer_name: str) -> np.ndarray:
     return np.where(span > 0, (cam - low) / np.where(span > 0, span, 1.0), 0.0)
 
 
-def plot_explanations(images, sal, cams, titles, colors=None):
-    """Three rows: the images, their saliency maps and their Grad-CAM maps over the image."""
+def plot_explanations(images, sal, cams, titles, colors=None, lang: str = "en"):
+    """Three rows: the images, their saliency maps and their Grad-CAM maps over the image.
+
+    ``titles`` label the columns (in the page's language); the rows are labelled in ``lang``.
+    """
     import matplotlib.pyplot as plt
 
     from helpers import plots  # noqa: F401 - the book's figure style
@@ -117,7 +120,8 @@ def plot_explanations(images, sal, cams, titles, colors=None):
         axes[2, j].imshow(cams[j], cmap="jet", alpha=0.45, vmin=0, vmax=1)
         for i in range(3):
             axes[i, j].axis("off")
-    for i, label in enumerate(("image", "saliency", "Grad-CAM")):
+    rows = ("图像", "显著图", "Grad-CAM") if lang == "zh" else ("image", "saliency", "Grad-CAM")
+    for i, label in enumerate(rows):
         axes[i, 0].text(-4, 16, label, rotation=90, va="center", ha="right", fontsize=8)
     fig.tight_layout()
     return fig

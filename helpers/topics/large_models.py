@@ -60,6 +60,21 @@ TRAINING_RECIPES = {
     "bf16": (2.0, 2.0, 0.0, 8.0),
 }
 RECIPES = tuple(TRAINING_RECIPES)
+#: the training recipes, as a reader reads them on each language's page
+RECIPE_NAMES = {
+    "en": {
+        "fp32": "fp32",
+        "mixed-fp16": "mixed precision, fp16",
+        "mixed-bf16": "mixed precision, bf16",
+        "bf16": "bf16 throughout",
+    },
+    "zh": {
+        "fp32": "全部 fp32",
+        "mixed-fp16": "混合精度（fp16）",
+        "mixed-bf16": "混合精度（bf16）",
+        "bf16": "全部 bf16",
+    },
+}
 
 GB = 1e9
 TIB = 2.0**40
@@ -342,29 +357,114 @@ def sci(x: float, digits: int = 3) -> str:
     return f"{text} × 10{str(exponent).translate(_SUPERSCRIPT)}"
 
 
-def short(n: float) -> str:
-    """A count with a unit suffix: ``60k``, ``1.54B``, ``1.57T`` (empty for a missing value)."""
+def short(n: float, lang: str = "en") -> str:
+    """A count with a unit suffix: ``60k``, ``1.54B``, ``1.57T``; in Chinese (``lang="zh"``) with
+    万, 亿 and 万亿: ``6 万``, ``15.4 亿``, ``1.57 万亿`` (empty for a missing value)."""
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return ""
+    if lang == "zh":
+        for size, suffix in ((1e12, " 万亿"), (1e8, " 亿"), (1e4, " 万")):
+            if abs(n) >= size:
+                scaled = n / size
+                return f"{scaled:.0f}{suffix}" if abs(scaled) >= 100 else f"{scaled:.3g}{suffix}"
+        return f"{n:.0f}" if abs(n) >= 100 else f"{n:.3g}"
+    if lang != "en":
+        raise ValueError(f"unknown language {lang!r}; choose en or zh")
     for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= size:
             return f"{n / size:.3g}{suffix}"
     return f"{n:.3g}"
 
 
-def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[str, ...] = ()):
+#: the words of :func:`plot_growth`, per language
+GROWTH_WORDS = {
+    "en": {
+        "parameters": "parameters",
+        "training_flops": "training compute (FLOPs)",
+        "vision": "vision",
+        "language": "language",
+        "moe": " (mixture of experts)",
+        "year": "year of publication",
+        "fit": "fit {first}–{last}: doubles every {months:.1f} months",
+        "cnn": "the article's CIFAR-10 CNN",
+    },
+    "zh": {
+        "parameters": "参数量",
+        "training_flops": "训练计算量（浮点运算次数）",
+        "vision": "视觉模型",
+        "language": "语言模型",
+        "moe": "（混合专家）",
+        "year": "发表年份",
+        "fit": "{first}–{last} 年的拟合：每 {months:.1f} 个月翻一番",
+        "cnn": "原文的 CIFAR-10 卷积网络",
+    },
+}
+
+
+#: the words of :func:`landmark_table`, per language
+LANDMARK_WORDS = {
+    "en": {
+        "model": "model",
+        "year": "year",
+        "parameters": "parameters",
+        "flops": "training compute (FLOPs)",
+        "data": "training data",
+        "architecture": "architecture",
+        "units": {"images": " images", "words": " words", "sentence pairs": " sentence pairs", "tokens": " tokens"},
+        "architectures": {
+            "convolutional": "convolutional",
+            "transformer": "transformer",
+            "mixture of experts": "mixture of experts",
+        },
+    },
+    "zh": {
+        "model": "模型",
+        "year": "年份",
+        "parameters": "参数量",
+        "flops": "训练计算量（浮点运算次数）",
+        "data": "训练数据",
+        "architecture": "架构",
+        "units": {"images": "张图像", "words": "个词", "sentence pairs": "个句对", "tokens": "个词元"},
+        "architectures": {"convolutional": "卷积网络", "transformer": "Transformer", "mixture of experts": "混合专家"},
+    },
+}
+
+
+def landmark_table(table: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
+    """The landmark models as a reader reads them, in ``lang``: counts with unit words
+    (:func:`short`), compute in scientific notation (:func:`sci`), "—" where the paper publishes
+    nothing; the sources are cited under the table, in the rows' order."""
+    words = LANDMARK_WORDS[lang]
+    data = [
+        f"{short(n, lang)}{words['units'][unit]}" if not np.isnan(n) else "—"
+        for n, unit in zip(table["training_data"], table["data_unit"])
+    ]
+    return pd.DataFrame(
+        {
+            words["year"]: table["year"].to_numpy(),
+            words["parameters"]: [short(n, lang) for n in table["parameters"]],
+            words["flops"]: [sci(v) if not np.isnan(v) else "—" for v in table["training_flops"]],
+            words["data"]: data,
+            words["architecture"]: [words["architectures"][a] for a in table["architecture"]],
+        },
+        index=pd.Index(table["model"].to_numpy(), name=words["model"]),
+    )
+
+
+def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[str, ...] = (), lang: str = "en"):
     """Two log-scale panels: parameters and training compute against year, with fitted trends.
 
     ``fits`` maps "parameters"/"training_flops" to a :class:`DoublingFit`; ``reference`` maps them
     to a value drawn as a horizontal line (the article's CNN); models named in ``label`` are labelled.
+    Axes, legends and notes are in ``lang`` ("en" or "zh"); model names stay as published.
     """
     import matplotlib.pyplot as plt
 
     from helpers import plots  # noqa: F401 - the book's figure style
 
+    words = GROWTH_WORDS[lang]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     first, last = int(table["year"].min()), int(table["year"].max())
-    titles = {"parameters": "parameters", "training_flops": "training compute (FLOPs)"}
     for ax, column in zip(axes, ("parameters", "training_flops")):
         rows = table[table[column].notna()]
         for domain, marker in (("vision", "s"), ("language", "o")):
@@ -379,7 +479,7 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
                     s=28,
                     facecolors="none" if moe else f"C{0 if domain == 'language' else 1}",
                     edgecolors=f"C{0 if domain == 'language' else 1}",
-                    label=f"{domain}{' (mixture of experts)' if moe else ''}",
+                    label=words[domain] + (words["moe"] if moe else ""),
                 )
         for _, row in rows[rows["model"].isin(label)].iterrows():
             ax.annotate(
@@ -393,12 +493,12 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
                 fit.predict(years),
                 "k--",
                 lw=1,
-                label=f"fit {fit.first_year}-{fit.last_year}: doubles every {fit.doubling_months:.1f} months",
+                label=words["fit"].format(first=fit.first_year, last=fit.last_year, months=fit.doubling_months),
             )
         if column in reference:
             ax.axhline(reference[column], color="C3", lw=1)
             ax.annotate(
-                "article's CIFAR-10 CNN",
+                words["cnn"],
                 (first, reference[column]),
                 textcoords="offset points",
                 xytext=(0, 4),
@@ -407,8 +507,8 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
             )
         ax.set_yscale("log")
         ax.set_xlim(first - 2, last + 5)
-        ax.set_xlabel("year of publication")
-        ax.set_ylabel(titles[column])
+        ax.set_xlabel(words["year"])
+        ax.set_ylabel(words[column])
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig

@@ -146,6 +146,70 @@ def ladder(
     return rungs
 
 
+#: each rung as the pages name it: (name, what changed), in English and in Chinese; the English
+#: names are the rung ids, the English changes those of :func:`ladder`
+RUNG_WORDS = {
+    "en": {rung: (rung, change) for rung, change, _ in ladder(mixed_precision=True)},
+    "zh": {
+        "article": ("原文", "原文的模型与训练"),
+        "logits": ("logits", "纠正损失：把 logits 送入 from_logits=True"),
+        "validation": ("验证集", "从训练数据中留出验证集"),
+        "augment": ("数据增广", "随机翻转与 2 像素平移"),
+        "batchnorm": ("批量规范化", "每个卷积层之后加批量规范化"),
+        "fastnet": ("快速网络", "更宽更深、带白化层的 VGG 式网络"),
+        "schedule": ("学习率调度", "带 Nesterov 动量的 SGD 与三角形单周期学习率调度"),
+        "smoothing": ("标签平滑", "标签平滑 0.2"),
+        "decay": ("权重衰减", "权重衰减"),
+        "lookahead": ("Lookahead", "Lookahead 权重平均"),
+        "tta": ("测试时增广", "测试时增广（镜像与平移）"),
+        "bf16": ("混合精度", "混合精度（bfloat16）"),
+    },
+}
+
+
+#: the Chinese pages' words for a ladder table's rung ids and English changes (for ``show.table``'s ``index_zh``)
+RUNG_LABELS_ZH = {
+    **{rung: name for rung, (name, _) in RUNG_WORDS["zh"].items()},
+    **{RUNG_WORDS["en"][rung][1]: change for rung, (_, change) in RUNG_WORDS["zh"].items()},
+}
+
+
+def rung_name(rung: str, lang: str = "en") -> str:
+    """A rung's name on the ``lang`` pages (the id in English, its Chinese name in Chinese)."""
+    return rung if lang == "en" else RUNG_WORDS["zh"].get(rung, (rung,))[0]
+
+
+def plot_ladder(table, lang: str = "en"):
+    """Test accuracy and training time of each rung, as horizontal bars (top rung at the top),
+    labelled in ``lang``. ``table``: one row per rung with ``rung``, ``test_accuracy`` and
+    ``train_seconds``."""
+    import matplotlib.pyplot as plt
+
+    words = {"en": ("test accuracy (%)", "training time (s)"), "zh": ("测试准确率（%）", "训练时间（秒）")}[lang]
+    names = [rung_name(r, lang) for r in table["rung"]][::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    left.barh(names, (table["test_accuracy"] * 100).to_numpy()[::-1])
+    left.set_xlabel(words[0])
+    left.set_xlim(max(0.0, float(table["test_accuracy"].min()) * 100 - 10), 100)
+    right.barh(names, table["train_seconds"].to_numpy()[::-1])
+    right.set_xlabel(words[1])
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(history: list[dict], lang: str = "en"):
+    """Training loss per epoch of one run (:attr:`RunResult.history`), labelled in ``lang``."""
+    import matplotlib.pyplot as plt
+
+    words = {"en": ("epoch", "training loss (label-smoothed)"), "zh": ("轮次", "训练损失（含标签平滑）")}[lang]
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.plot(range(1, len(history) + 1), [h["loss"] for h in history], marker="o")
+    ax.set_xlabel(words[0])
+    ax.set_ylabel(words[1])
+    fig.tight_layout()
+    return fig
+
+
 def strong_recipe(
     batch_size: int = 512, epochs: float = 10.0, width: float = 0.5, val_size: int = 0, mixed_precision: bool = False
 ) -> Recipe:

@@ -159,30 +159,63 @@ def fit_power_law(x, err, irreducible: bool = True, grid: int = 400) -> PowerLaw
     return best[1]
 
 
-def plot_sweep(table: pd.DataFrame, fits: dict):
+#: the three axes of the sweep: the column, its symbol, and its name in each language
+AXES = {
+    "params": ("N", "parameters", "参数量"),
+    "train_size": ("D", "training images", "训练图像数"),
+    "train_flops": ("C", "training compute (FLOPs)", "训练计算量（浮点运算次数）"),
+}
+
+
+def fit_sweep(table: pd.DataFrame) -> dict:
+    """The sweep's three power laws (:func:`try_fit`, None where nothing can be fitted), by column:
+
+    test error against parameters at the largest training set, against training images at the
+    widest network, and against training FLOPs along the compute frontier (:func:`compute_frontier`).
+    """
+    most_data = table[table.train_size == table.train_size.max()]
+    widest = table[table.width == table.width.max()]
+    frontier = compute_frontier(table)
+    return {
+        "params": try_fit(most_data.params, most_data.test_error),
+        "train_size": try_fit(widest.train_size, widest.test_error),
+        "train_flops": try_fit(frontier.train_flops, frontier.test_error),
+    }
+
+
+def plot_sweep(table: pd.DataFrame, fits: dict, lang: str = "en"):
     """Three log-log panels: test error against parameters, training images and training FLOPs.
 
-    ``fits`` maps "params" / "train_size" / "train_flops" to a :class:`PowerLawFit` (or None).
+    ``fits`` maps "params" / "train_size" / "train_flops" to a :class:`PowerLawFit` (or None);
+    labels and legends are in ``lang`` ("en" or "zh").
     """
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     from helpers import plots  # noqa: F401 - the book's figure style
 
+    zh = lang == "zh"
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
-    labels = {"params": "parameters N", "train_size": "training images D", "train_flops": "training compute C (FLOPs)"}
-    for ax, column in zip(axes, labels):
+    for ax, column in zip(axes, AXES):
+        symbol, en_name, zh_name = AXES[column]
         if column == "train_size":
-            groups, key = table.groupby("width"), "width"
+            groups, key = table.groupby("width"), ("宽度" if zh else "width")
         else:
             groups, key = table.groupby("train_size"), "D"
         for value, part in groups:
             part = part.sort_values(column)
-            ax.plot(part[column], part["test_error"], "o-", ms=4, lw=1, alpha=0.8, label=f"{key}={value:g}")
+            ax.plot(part[column], part["test_error"], "o-", ms=4, lw=1, alpha=0.8, label=f"{key} = {value:g}")
         fit = fits.get(column)
         if fit is not None:
             xs = np.geomspace(table[column].min(), table[column].max() * 4, 100)
-            ax.plot(xs, fit.predict(xs), "k--", lw=1.2, label=f"fit: {fit.irreducible:.2f} + A·x^-{fit.exponent:.2f}")
+            words = "拟合" if zh else "fit"
+            ax.plot(
+                xs,
+                fit.predict(xs),
+                "k--",
+                lw=1.2,
+                label=f"{words}: {fit.irreducible:.2f} + A·{symbol}^-{fit.exponent:.2f}",
+            )
             if math.isfinite(fit.bend) and fit.bend < xs.max():
                 ax.axvline(fit.bend, color="C3", lw=0.8, ls=":")
         ax.set_xscale("log")
@@ -190,9 +223,9 @@ def plot_sweep(table: pd.DataFrame, fits: dict):
         ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
         ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))
-        ax.set_xlabel(labels[column])
+        ax.set_xlabel(f"{zh_name if zh else en_name} {symbol}")
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("test error")
+    axes[0].set_ylabel("测试错误率" if zh else "test error")
     fig.tight_layout()
     return fig
 

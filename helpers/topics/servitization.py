@@ -39,7 +39,12 @@ DEFAULT_LIFETIME = 3600.0  # a worker service exits after this many seconds what
 
 
 class WorkerError(RuntimeError):
-    """A worker service failed, refused, or did not answer in time."""
+    """A worker service failed, refused, or did not answer in time: ``url`` is the worker, ``chunk``
+    the task it was given, ``reason`` what went wrong (as the operating system or HTTP said it)."""
+
+    def __init__(self, message: str, url: str | None = None, chunk=None, reason: str = ""):
+        super().__init__(message)
+        self.url, self.chunk, self.reason = url, chunk, reason
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,9 +267,10 @@ def post_task(url: str, chunk: tuple[int, int], timeout: float) -> int:
             return int(json.loads(response.read())["result"])
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:200]
-        raise WorkerError(f"worker {url} refused task {chunk}: HTTP {exc.code} {detail}") from None
+        reason = f"HTTP {exc.code} {detail}"
+        raise WorkerError(f"worker {url} refused task {chunk}: {reason}", url, chunk, reason) from None
     except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
-        raise WorkerError(f"worker {url} failed on task {chunk}: {exc}") from None
+        raise WorkerError(f"worker {url} failed on task {chunk}: {exc}", url, chunk, str(exc)) from None
 
 
 def dispatch(urls, chunks, timeout: float = 60.0) -> list[int]:
@@ -317,6 +323,14 @@ def round_trip_seconds(url: str, n: int = 20, timeout: float = 10.0) -> float:
     return (time.perf_counter() - start) / n
 
 
+def pool_round_trip_seconds(pool, n: int = 50) -> float:
+    """Mean seconds for a pool to take and return a task of one item (after one untimed warm-up)."""
+    run_pool([(1, 2)], pool)
+    start = time.perf_counter()
+    run_pool([(1, 2)] * n, pool)
+    return (time.perf_counter() - start) / n
+
+
 # --------------------------------------------------------------------------------------------
 # measuring speed-up
 
@@ -355,16 +369,47 @@ def batch_throughput(predict, images, sizes, total: int) -> list[dict]:
     return records
 
 
-def plot_speedup(table, serial_fraction: float, cores: int):
-    """Measured speed-up of the pool and the services against workers, with Amdahl's law and the ideal."""
+#: the words of :func:`plot_speedup` and :func:`plot_batching`, per language
+PLOT_WORDS = {
+    "en": {
+        "ideal": "ideal: speed-up = workers",
+        "amdahl": "Amdahl's law, measured serial fraction {fraction:.1%}",
+        "pool": "process pool",
+        "services": "HTTP worker services",
+        "cores": "CPU cores available: {cores}",
+        "workers": "workers",
+        "speedup": "speed-up over one process",
+        "throughput": "images per second",
+        "latency": "milliseconds per batch (latency)",
+        "batch": "batch size",
+    },
+    "zh": {
+        "ideal": "理想情况：加速比 = 工作进程数",
+        "amdahl": "阿姆达尔定律（测得的串行比例 {fraction:.1%}）",
+        "pool": "进程池",
+        "services": "HTTP 工作服务",
+        "cores": "可用的 CPU 核心：{cores} 个",
+        "workers": "工作进程数",
+        "speedup": "相对单个进程的加速比",
+        "throughput": "每秒图像数",
+        "latency": "每批毫秒数（延迟）",
+        "batch": "批量大小",
+    },
+}
+
+
+def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
+    """Measured speed-up of the pool and the services against workers, with Amdahl's law and the
+    ideal, labelled in ``lang`` ("en" or "zh")."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     from helpers import plots  # noqa: F401 - the book's figure style
 
+    words = PLOT_WORDS[lang]
     workers = np.asarray(table["workers"])
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    ax.plot(workers, workers, ":", color="grey", label="ideal: speed-up = workers")
+    ax.plot(workers, workers, ":", color="grey", label=words["ideal"])
     fine = np.linspace(1, workers.max(), 100)
     ax.plot(
         fine,
@@ -372,13 +417,13 @@ def plot_speedup(table, serial_fraction: float, cores: int):
         "-",
         color="k",
         lw=1,
-        label=f"Amdahl's law, measured serial fraction {serial_fraction:.1%}",
+        label=words["amdahl"].format(fraction=serial_fraction),
     )
-    ax.plot(workers, table["pool speed-up"], "-o", color="C0", label="process pool")
-    ax.plot(workers, table["services speed-up"], "-s", color="C1", label="HTTP worker services")
-    ax.axvline(cores, color="C3", lw=1, ls="--", label=f"CPU cores available: {cores}")
-    ax.set_xlabel("workers")
-    ax.set_ylabel("speed-up over one process")
+    ax.plot(workers, table["pool speed-up"], "-o", color="C0", label=words["pool"])
+    ax.plot(workers, table["services speed-up"], "-s", color="C1", label=words["services"])
+    ax.axvline(cores, color="C3", lw=1, ls="--", label=words["cores"].format(cores=cores))
+    ax.set_xlabel(words["workers"])
+    ax.set_ylabel(words["speedup"])
     ax.set_xticks(workers)
     ax.set_ylim(
         0, max(workers.max(), float(np.nanmax(table[["pool speed-up", "services speed-up"]].to_numpy()))) * 1.05
@@ -388,20 +433,21 @@ def plot_speedup(table, serial_fraction: float, cores: int):
     return fig
 
 
-def plot_batching(records):
-    """Throughput and time per batch against batch size (batch size on a log axis)."""
+def plot_batching(records, lang: str = "en"):
+    """Throughput and time per batch against batch size (batch size on a log axis), labelled in
+    ``lang`` ("en" or "zh")."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     from helpers import plots  # noqa: F401 - the book's figure style
 
+    words = PLOT_WORDS[lang]
     sizes = [r["batch size"] for r in records]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     axes[0].plot(sizes, [r["items per second"] for r in records], "-o")
-    axes[0].set_ylabel("images per second")
+    axes[0].set_ylabel(words["throughput"])
     axes[1].plot(sizes, [1000 * r["seconds per batch"] for r in records], "-o", color="C1")
-    axes[1].set_ylabel("milliseconds per batch (latency)")
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
+    axes[1].set_ylabel(words["latency"])
     axes[0].set_ylim(0, None)
     axes[1].set_yscale("log")
     axes[1].yaxis.set_major_formatter(ScalarFormatter())
@@ -409,7 +455,7 @@ def plot_batching(records):
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(s) for s in sizes])
-        ax.set_xlabel("batch size")
+        ax.set_xlabel(words["batch"])
     fig.tight_layout()
     return fig
 

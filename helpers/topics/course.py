@@ -1,0 +1,207 @@
+"""The course as its readers see it: chapters by number and title, values in words, in each language.
+
+The chapters that read the other chapters' results (the compute table of the trends chapter, the
+FAQ's wall times, the conclusion) name a chapter the way the book does, by its number and its
+title in the page's language, linked to its page; they say a value with its unit and a status in
+words; and they show a table once per language. What they need for that lives here:
+
+    course.title("cifar10_cnn", "zh")            # '第 5 章 ...', the chapter's own title
+    course.link("cifar10_cnn", "en")             # the same, as a link to its page (or notebook)
+    course.pct(0.734), course.points(0.042, "zh")  # '73.4%', '4.2 个百分点'
+    course.show_each(lambda lang: frame_in(lang))  # a table (or anything) once per language
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+import os
+import re
+from pathlib import Path
+
+from helpers.paths import NOTEBOOKS
+
+LANGS = ("en", "zh")
+#: a chapter source's file name: ``05_cifar10_cnn.md``
+_SOURCE = re.compile(r"(?P<number>\d\d)_(?P<stem>[a-z0-9_]+)\.md")
+#: a run's status in words
+STATUS = {
+    "ok": ("ran", "已运行"),
+    "failed": ("failed", "运行失败"),
+    None: ("not run", "未运行"),
+}
+
+
+def pick(lang: str, en, zh):
+    """``en`` or ``zh``, by the page's language."""
+    if lang not in LANGS:
+        raise ValueError(f"unknown language {lang!r}; choose one of {LANGS}")
+    return en if lang == "en" else zh
+
+
+@functools.lru_cache(maxsize=4)
+def chapters(directory: Path = NOTEBOOKS) -> dict[str, dict]:
+    """Every chapter by id, in book order: its number, source file and title in each language.
+
+    The titles are the first ``# `` heading of the chapter's first English and Chinese cells.
+    """
+    out = {}
+    for path in sorted(Path(directory).glob("*.md")):
+        match = _SOURCE.fullmatch(path.name)
+        if not match:
+            continue
+        titles = {}
+        for lang, body in re.findall(
+            r'^\+\+\+ \{"tags": \["(en|zh)"\]\}\s*$(.*?)(?=^\+\+\+ |^```\{code-cell|\Z)',
+            path.read_text(encoding="utf-8"),
+            flags=re.M | re.S,
+        ):
+            heading = re.search(r"^# (.+)$", body, flags=re.M)
+            if heading and lang not in titles:
+                titles[lang] = heading.group(1).strip()
+        out[match["stem"]] = {"number": int(match["number"]), "file": path.stem, "titles": titles}
+    return out
+
+
+def short(words: str, lang: str) -> str:
+    """A title up to its subtitle: "Model as a service: the CNN ..." -> "Model as a service"."""
+    cut = r"：|: |, " if lang == "en" else r"：|: "
+    return re.split(cut, words, maxsplit=1)[0].strip()
+
+
+def title(stem: str, lang: str, number: bool = True, full: bool = False) -> str:
+    """A chapter as the book names it: "Chapter 5. Title" / "第 5 章 标题" (the id if unknown).
+
+    The title is cut before its subtitle unless ``full`` is set.
+    """
+    chapter = chapters().get(stem)
+    if chapter is None:
+        return stem
+    words = chapter["titles"].get(lang) or chapter["titles"].get("en") or stem
+    if not full:
+        words = short(words, lang)
+    if not number:
+        return words
+    return pick(lang, f"Chapter {chapter['number']}. {words}", f"第 {chapter['number']} 章 {words}")
+
+
+def href(stem: str) -> str:
+    """Where a chapter is: its page on the site, or its notebook in a readers' edition (``$MAAS_LANG``)."""
+    chapter = chapters().get(stem)
+    if chapter is None:
+        return ""
+    return f"{chapter['file']}.ipynb" if os.environ.get("MAAS_LANG") in LANGS else f"{stem}.html"
+
+
+def link(stem: str, lang: str, number: bool = True, full: bool = False) -> str:
+    """The chapter's title as an HTML link to it (its title alone when it is not a chapter)."""
+    where = href(stem)
+    words = title(stem, lang, number, full)
+    return f'<a href="{where}">{words}</a>' if where else words
+
+
+def in_book_order(values: dict) -> dict:
+    """``values`` keyed by chapter id, in the book's order (keys that are not chapters last, as given)."""
+    order = list(chapters())
+    return dict(sorted(values.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def status(record: dict | None, lang: str) -> str:
+    """A chapter's run in words: ran, failed or not run."""
+    state = (record or {}).get("status")
+    return pick(lang, *STATUS.get(state, STATUS[None]))
+
+
+# --------------------------------------------------------------------------------------------
+# values with their units, for reading
+
+
+def finite(*values) -> bool:
+    """Whether every value is a finite number (NumPy scalars included; None and strings are not)."""
+    return all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+
+def pct(x: float, digits: int = 1) -> str:
+    """A share as a percentage: 0.7341 -> '73.4%' ('—' when missing)."""
+    return f"{x:.{digits}%}" if finite(x) else "—"
+
+
+def points(x: float, lang: str, digits: int = 1) -> str:
+    """A difference of two shares in percentage points: 0.042 -> '4.2 points' / '4.2 个百分点'."""
+    if not finite(x):
+        return "—"
+    value = f"{x * 100:.{digits}f}"
+    return pick(lang, f"{value} percentage points", f"{value} 个百分点")
+
+
+def times(x: float, lang: str, digits: int = 1) -> str:
+    """A ratio: 4.66 -> '4.7×' / '4.7 倍'."""
+    if not finite(x):
+        return "—"
+    return pick(lang, f"{x:.{digits}f}×", f"{x:.{digits}f} 倍")
+
+
+def count(x: float, unit: tuple[str, str], lang: str) -> str:
+    """A count with its unit: (1234, ("images", "张图像")) -> '1,234 images' / '1,234 张图像'."""
+    if not finite(x):
+        return "—"
+    return pick(lang, f"{x:,.0f} {unit[0]}", f"{x:,.0f} {unit[1]}")
+
+
+def duration(seconds: float, lang: str) -> str:
+    """A wall time for reading: '42 s', '3.5 min', '1.2 h' / '42 秒', '3.5 分钟', '1.2 小时'."""
+    if not finite(seconds):
+        return "—"
+    if seconds < 90:
+        return pick(lang, f"{seconds:.0f} s", f"{seconds:.0f} 秒")
+    if seconds < 90 * 60:
+        return pick(lang, f"{seconds / 60:.1f} min", f"{seconds / 60:.1f} 分钟")
+    return pick(lang, f"{seconds / 3600:.1f} h", f"{seconds / 3600:.1f} 小时")
+
+
+def listing(items: list[str], lang: str) -> str:
+    """'a, b and c' / 'a、b 和 c'."""
+    items = list(items)
+    if not items:
+        return ""
+    if len(items) == 1:
+        return items[0]
+    return pick(lang, ", ".join(items[:-1]) + " and " + items[-1], "、".join(items[:-1]) + " 和 " + items[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# gluing and showing, once per language
+
+
+def glue_values(**values) -> None:
+    """``glue(name, value, display=False)`` for every keyword."""
+    from myst_nb import glue
+
+    for name, value in values.items():
+        glue(name, value, display=False)
+
+
+def glue_words(name: str, en: str, zh: str) -> None:
+    """A value in words, once per language: ``name_en`` and ``name_zh``."""
+    glue_values(**{f"{name}_en": en, f"{name}_zh": zh})
+
+
+def show_each(make) -> None:
+    """``make(lang)`` -> something to display (a table, a styled frame), shown once per language."""
+    from IPython.display import display
+
+    from helpers import show
+
+    for lang in show.languages():
+        display(make(lang), metadata={"lang": lang})
+
+
+def styled(frame, caption: str | None = None, index: bool = True):
+    """A frame styled for reading: missing values as '—', optionally without its index."""
+    styler = frame.style.format(na_rep="—")
+    if not index:
+        styler = styler.hide(axis="index")
+    if caption:
+        styler = styler.set_caption(caption)
+    return styler

@@ -1,0 +1,357 @@
+"""The FAQ chapter's bookkeeping: its comparison of models, its timings and its tables, in each language.
+
+The chapter's cells train and time; this module turns what they measured, and what the other
+chapters left in the same run (the width sweep, the corrected CNN, the ablation ladder, the wall
+times), into tables and figures a reader reads in the page's language, and into the sentences the
+prose pastes (``name_en`` / ``name_zh``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from helpers.topics import course
+from helpers.topics.course import pick
+from helpers.topics.large_models import sci
+
+#: the models of the comparison, by key: (English name, Chinese name)
+MODEL_NAMES = {
+    "centroid": ("nearest centroid", "最近质心"),
+    "linear": ("linear softmax", "线性 softmax 分类器"),
+    "article": ("article CNN", "原文的卷积网络"),
+    "corrected": ("corrected CNN", "纠正后的卷积网络"),
+}
+#: the kinds of model, in each language
+KINDS = {"traditional": ("traditional", "传统模型"), "deep": ("deep", "深度网络")}
+#: the landmark models drawn beside the course's
+LANDMARKS = ("LeNet-5", "AlexNet", "ResNet-1202 (CIFAR-10)", "BERT-Large", "GPT-3", "Chinchilla", "Llama 3.1 405B")
+
+
+def model_name(key: str, lang: str) -> str:
+    """A model of the comparison by name: a key of :data:`MODEL_NAMES`, or ``width:<w>`` for the sweep's CNNs."""
+    if key.startswith("width:"):
+        width = float(key.split(":", 1)[1])
+        return pick(lang, f"CNN, width {width:g}", f"宽度 {width:g} 的卷积网络")
+    return pick(lang, *MODEL_NAMES[key])
+
+
+def comparison(
+    own: list[dict], sweep: pd.DataFrame | None, corrected_acc: float, corrected_params: int
+) -> pd.DataFrame:
+    """The models compared, one row each, indexed by key: kind, parameters, training FLOPs, test accuracy
+    and source (a chapter id, or "" for this page).
+
+    ``own`` are this page's rows (dicts with those fields and a ``key``); the sweep's CNNs trained on its
+    largest training set and the corrected CNN of the CIFAR-10 chapter are added when they ran.
+    """
+    rows = [{"source": "", **row} for row in own]
+    if sweep is not None:
+        for r in sweep[sweep.train_size == sweep.train_size.max()].itertuples():
+            rows.append(
+                {
+                    "key": f"width:{r.width:g}",
+                    "kind": "deep",
+                    "parameters": r.params,
+                    "training_flops": r.train_flops,
+                    "test_accuracy": 1 - r.test_error,
+                    "source": "trends_challenges",
+                }
+            )
+    if course.finite(corrected_acc):
+        rows.append(
+            {
+                "key": "corrected",
+                "kind": "deep",
+                "parameters": corrected_params,
+                "training_flops": np.nan,
+                "test_accuracy": corrected_acc,
+                "source": "cifar10_cnn",
+            }
+        )
+    return pd.DataFrame(rows).set_index("key")
+
+
+def comparison_table(models: pd.DataFrame, lang: str) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            pick(lang, "kind", "类型"): [pick(lang, *KINDS[k]) for k in models.kind],
+            pick(lang, "parameters", "参数量"): [f"{p:,.0f}" for p in models.parameters],
+            pick(lang, "training FLOPs", "训练浮点运算次数"): [
+                sci(f) if course.finite(f) else "—" for f in models.training_flops
+            ],
+            pick(lang, "test accuracy", "测试准确率"): [course.pct(a) for a in models.test_accuracy],
+            pick(lang, "measured in", "测量于"): [
+                course.link(s, lang) if s else pick(lang, "this page", "本页") for s in models.source
+            ],
+        },
+        index=[model_name(k, lang) for k in models.index],
+    )
+    frame.index.name = pick(lang, "model", "模型")
+    return frame
+
+
+def size_and_accuracy(models: pd.DataFrame) -> dict:
+    """How parameter count and test accuracy go together: the rank correlation and a sentence in each language."""
+    ranked = models.dropna(subset=["parameters", "test_accuracy"])
+    rho = float(ranked.parameters.rank().corr(ranked.test_accuracy.rank())) if len(ranked) > 1 else math.nan
+    best, largest = ranked.test_accuracy.idxmax(), ranked.parameters.idxmax()
+    size_best, size_top = int(ranked.parameters[best]), int(ranked.parameters.max())
+    words = {}
+    for lang in course.LANGS:
+        name_best, name_largest = model_name(best, lang), model_name(largest, lang)
+        if size_best == size_top:
+            words[lang] = pick(
+                lang,
+                f"the most accurate model, the {name_best}, is also among the largest ({size_best:,} parameters)",
+                f"准确率最高的模型（{name_best}）也是参数最多的之一（{size_best:,} 个参数）",
+            )
+        else:
+            words[lang] = pick(
+                lang,
+                f"the most accurate model, the {name_best}, has {size_best:,} parameters, fewer "
+                f"than the largest, the {name_largest} ({size_top:,})",
+                f"准确率最高的模型（{name_best}）有 {size_best:,} 个参数，少于最大的{name_largest}（{size_top:,} 个）",
+            )
+    return {"rho": rho, "n": len(ranked), **words}
+
+
+def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str = "en"):
+    """Left: test accuracy against parameters for the course's models; right: their sizes beside the
+    landmark models' (``landmarks``: model, parameters), all labelled in ``lang``."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    for kind, marker in (("traditional", "s"), ("deep", "o")):
+        part = models[models.kind == kind]
+        left.scatter(part.parameters, part.test_accuracy, marker=marker, label=pick(lang, *KINDS[kind]))
+        for key, r in part.iterrows():
+            left.annotate(
+                model_name(key, lang),
+                (r.parameters, r.test_accuracy),
+                textcoords="offset points",
+                xytext=(4, -3),
+                fontsize=7,
+            )
+    left.set_xscale("log")
+    left.set_xlabel(pick(lang, "parameters", "参数量"))
+    left.set_ylabel(pick(lang, "CIFAR-10 test accuracy", "CIFAR-10 测试准确率"))
+    left.legend(fontsize=8)
+    ours = pd.Series(models.parameters.values, index=[model_name(k, lang) for k in models.index])
+    bars = pd.concat([ours, landmarks.set_index("model").parameters]).sort_values()
+    right.barh(bars.index, bars.values, color=["C1" if n in ours.index else "C0" for n in bars.index])
+    right.set_xscale("log")
+    right.set_xlabel(pick(lang, "parameters (log scale)", "参数量（对数坐标）"))
+    right.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# frameworks: the backends timed
+
+
+def backend_status(status: str, lang: str) -> str:
+    """A timing's status in words: timed, not installed, failed, timed out."""
+    if status == "ok":
+        return pick(lang, "timed", "已计时")
+    if status == "not installed":
+        return pick(lang, "not installed", "未安装")
+    if status.startswith("timed out"):
+        return pick(lang, "timed out", "超时")
+    return pick(lang, "failed", "运行失败")
+
+
+def backends_table(timings: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """One row per backend: status, version, start-up time and images per second (training, prediction)."""
+
+    def column(name, fmt):
+        return [fmt(v) if course.finite(v) else "—" for v in timings.get(name, pd.Series(np.nan, index=timings.index))]
+
+    frame = pd.DataFrame(
+        {
+            pick(lang, "status", "状态"): [backend_status(s, lang) for s in timings.status],
+            pick(lang, "version", "版本"): [
+                v if isinstance(v, str) else "—" for v in timings.get("version", [None] * len(timings))
+            ],
+            pick(lang, "build and compile", "构建并编译"): column(
+                "startup_s", lambda s: pick(lang, f"{s:.1f} s", f"{s:.1f} 秒")
+            ),
+            pick(lang, "training, images/s", "训练，图像/秒"): column("train_images_per_s", lambda v: f"{v:,.0f}"),
+            pick(lang, "prediction, images/s", "预测，图像/秒"): column("predict_images_per_s", lambda v: f"{v:,.0f}"),
+        },
+        index=timings.index,
+    )
+    frame.index.name = pick(lang, "backend", "后端")
+    return frame
+
+
+def backends_words(timings: pd.DataFrame) -> dict:
+    """The timed and untimed backends and the fastest, as glued words and numbers."""
+    ok = timings[timings.status == "ok"]
+    out = {}
+    for lang in course.LANGS:
+        missing = [
+            f"{b}（{backend_status(timings.status[b], 'zh')}）" if lang == "zh" else f"{b} ({timings.status[b]})"
+            for b in timings.index
+            if timings.status[b] != "ok"
+        ]
+        out[f"backends_ok_{lang}"] = course.listing(list(ok.index), lang) or pick(lang, "none", "无")
+        out[f"backends_missing_{lang}"] = course.listing(missing, lang) or pick(lang, "none", "无")
+    if len(ok):
+        out["fastest_backend"] = ok.train_images_per_s.idxmax()
+        out["fastest_ips"] = f"{ok.train_images_per_s.max():,.0f}"
+    else:
+        out["fastest_backend"], out["fastest_ips"] = "—", "—"
+    return out
+
+
+def plot_backends(timings: pd.DataFrame, lang: str = "en"):
+    """Training images per second of each backend that was timed."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    ok = timings[timings.status == "ok"]
+    fig, ax = plt.subplots(figsize=(6, 0.5 * max(len(ok), 1) + 1.2))
+    ax.barh(list(ok.index), list(ok.train_images_per_s))
+    ax.set_xlabel(pick(lang, "training images per second (article CNN)", "每秒训练图像数（原文的卷积网络）"))
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# improving a model: the ablation ladder
+
+
+#: each rung of the ladder (helpers.topics.recipe.ladder) in Chinese, by rung id
+RUNGS_ZH = {
+    "article": "原文的模型和训练方式",
+    "logits": "纠正损失：网络输出 logits，交叉熵按 logits 计算",
+    "validation": "从训练集中留出验证集",
+    "augment": "随机翻转和 2 像素平移",
+    "batchnorm": "每个卷积层之后加批量规范化",
+    "fastnet": "更宽、更深的 VGG 式网络，带白化层",
+    "schedule": "带 Nesterov 动量的随机梯度下降和三角形单周期学习率调度",
+    "smoothing": "标签平滑 0.2",
+    "decay": "权重衰减",
+    "lookahead": "前瞻权重平均",
+    "tta": "测试时增广（镜像和平移）",
+    "bf16": "混合精度（bfloat16）",
+}
+
+
+def rung_change(row, lang: str) -> str:
+    """What a rung changed, in ``lang`` (a ``change_zh`` column wins; else :data:`RUNGS_ZH`; else the id)."""
+    if lang == "en":
+        return str(row["change"])
+    given = row.get("change_zh") if hasattr(row, "get") else None
+    if isinstance(given, str) and given:
+        return given
+    return RUNGS_ZH.get(str(row["rung"]), str(row["rung"]))
+
+
+def read_ladder(path) -> pd.DataFrame:
+    """The ladder the stronger-CNN chapter wrote, with each rung's gain over the one before (a share)."""
+    ladder = pd.read_csv(path)
+    ladder["gain"] = ladder.test_accuracy.diff().fillna(0.0)
+    return ladder
+
+
+def ladder_table(ladder: pd.DataFrame, lang: str) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            pick(lang, "change", "改动"): [rung_change(r, lang) for _, r in ladder.iterrows()],
+            pick(lang, "test accuracy", "测试准确率"): [course.pct(a) for a in ladder.test_accuracy],
+            pick(lang, "gain over the rung before", "相对上一级的提升"): [
+                "—" if i == 0 else course.points(g, lang) for i, g in enumerate(ladder.gain)
+            ],
+            pick(lang, "epochs", "轮次"): [f"{e:g}" for e in ladder.epochs],
+        },
+        index=range(1, len(ladder) + 1),
+    )
+    frame.index.name = pick(lang, "rung", "级")
+    return frame
+
+
+def ladder_words(ladder: pd.DataFrame) -> dict:
+    """The ladder in one sentence per language: its span and its largest single gain."""
+    best = ladder.loc[ladder.gain.idxmax()]
+    first, last = course.pct(ladder.test_accuracy.iloc[0]), course.pct(ladder.test_accuracy.iloc[-1])
+    return {
+        "en": f"{len(ladder)} rungs, from {first} to {last}; the largest single gain, "
+        f"{course.points(best.gain, 'en')}, came from: {rung_change(best, 'en')}",
+        "zh": f"共 {len(ladder)} 级，从 {first} 到 {last}；单步最大的提升为 {course.points(best.gain, 'zh')}，"
+        f"来自“{rung_change(best, 'zh')}”这一级",
+    }
+
+
+def plot_ladder(ladder: pd.DataFrame, lang: str = "en"):
+    """Test accuracy at each rung, the rung's change as its label."""
+    import matplotlib.pyplot as plt
+
+    from helpers import plots  # noqa: F401 - the book's figure style
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(ladder) + 1))
+    labels = [f"{i}. {rung_change(r, lang)}" for i, (_, r) in enumerate(ladder.iterrows(), start=1)]
+    ax.barh(labels, ladder.test_accuracy)
+    ax.invert_yaxis()
+    ax.set_xlabel(pick(lang, "test accuracy", "测试准确率"))
+    ax.set_xlim(0, 1)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# time, seeds and parameters
+
+
+def seconds_table(seconds: dict, lang: str) -> pd.DataFrame:
+    """Each chapter's wall time in this run, by chapter title, in the book's order."""
+    seconds = course.in_book_order(seconds)
+    frame = pd.DataFrame(
+        {pick(lang, "wall time", "运行时间"): [course.duration(s, lang) for s in seconds.values()]},
+        index=[course.link(stem, lang) for stem in seconds],
+    )
+    frame.index.name = pick(lang, "chapter", "章")
+    return frame
+
+
+def seeds_table(accs: dict, lang: str) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {pick(lang, "test accuracy", "测试准确率"): [course.pct(a) for a in accs.values()]}, index=list(accs)
+    )
+    frame.index.name = pick(lang, "seed", "随机种子")
+    return frame
+
+
+#: pydantic's words for a bound, in Chinese
+_BOUNDS_ZH = (
+    ("greater than or equal to", "大于或等于"),
+    ("less than or equal to", "小于或等于"),
+    ("greater than", "大于"),
+    ("less than", "小于"),
+)
+
+
+def rejection(exc: Exception) -> dict:
+    """A :class:`~helpers.book.params.ParameterError` as the reader reads it: the runner's message
+    (English) and, in Chinese, each rejected parameter with the rule it broke."""
+    lines = []
+    for name, given, rule in re.findall(r"parameter '([^']+)'(?: = ([^:]+))?: (.+)", str(exc)):
+        words = rule.strip()
+        for en, zh in _BOUNDS_ZH:
+            match = re.fullmatch(rf"Input should be {en} (\S+)", words)
+            if match:
+                words = f"应{zh} {match.group(1)}"
+                break
+        else:
+            words = f"不合法（{words}）"
+        lines.append(f"参数 {name}" + (f" = {given.strip()}" if given else "") + f"：{words}")
+    zh = "在任何计算开始之前就被拒绝：\n" + "\n".join(lines)
+    return {"en": "rejected before any compute:\n" + str(exc), "zh": zh}

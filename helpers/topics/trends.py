@@ -1,0 +1,308 @@
+"""The trends-and-challenges chapter's bookkeeping: its glued values and its tables, in each language.
+
+The chapter's cells run the experiments (:mod:`~helpers.topics.scaling`,
+:mod:`~helpers.topics.transfer`, :mod:`~helpers.topics.federated`,
+:mod:`~helpers.topics.interpret`, :mod:`~helpers.topics.compute_cost`); what would otherwise crowd
+them lives here: the values the prose pastes (:func:`glue_sweep`, ...), and every table as a reader
+reads it (headers in the page's language, values rounded, with units), one function per table,
+each ``table(..., lang)`` returning a frame of strings.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from helpers.topics import course, scaling
+from helpers.topics.course import pick
+from helpers.topics.large_models import sci
+
+#: published exponents, for the comparison table: (Kaplan et al. 2020, Hoffmann et al. 2022) per axis
+PUBLISHED = {"params": ("0.076", "0.34"), "train_size": ("0.095", "0.28"), "train_flops": ("0.050", "—")}
+
+
+# --------------------------------------------------------------------------------------------
+# trend 1: the scaling sweep
+
+
+def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int) -> None:
+    """Glue what the prose says about the sweep and its fits (the conclusion reads some of them)."""
+    course.glue_values(
+        widths_text=", ".join(f"{w:g}" for w in widths),
+        sizes_text=", ".join(f"{n:,}" for n in train_sizes),
+        sweep_epochs=int(sweep.epochs.iloc[0]),
+        n_test=f"{n_test:,}",
+        sweep_runs=len(sweep),
+    )
+    for column, (symbol, _, _) in scaling.AXES.items():
+        fit = fits.get(column)
+        if fit is None:
+            course.glue_values(**{f"alpha_{symbol}": "—", f"E_{symbol}": "—"})
+            continue
+        course.glue_values(
+            **{
+                f"alpha_{symbol}": f"{fit.exponent:.2f}",
+                f"E_{symbol}": f"{fit.irreducible:.2f}",
+                f"fit_{symbol}": f"{fit.irreducible!r} {fit.scale!r} {fit.exponent!r}",
+            }
+        )  # for the conclusion
+    best = sweep.loc[sweep.test_error.idxmin()]
+    course.glue_values(
+        best_error=f"{best.test_error:.1%}", best_params=f"{int(best.params):,}", best_size=f"{int(best.train_size):,}"
+    )
+    bend_params = scaling.describe_bend(
+        fits["params"], sweep.params.min(), sweep.params.max(), ("parameters", "个参数")
+    )
+    bend_data = scaling.describe_bend(
+        fits["train_size"], sweep.train_size.min(), sweep.train_size.max(), ("training images", "张训练图像")
+    )
+    advice = scaling.verdict(bend_params["where"], bend_data["where"])
+    for name, words in (("bend_params", bend_params), ("bend_data", bend_data), ("verdict", advice)):
+        course.glue_words(name, words["en"], words["zh"])
+
+
+def fit_table(fits: dict, lang: str) -> pd.DataFrame:
+    """The three fits of ``err = E + A·x^-α`` (:func:`helpers.topics.scaling.fit_sweep`), one row each."""
+    rows = {}
+    for column, (symbol, en_name, zh_name) in scaling.AXES.items():
+        fit = fits.get(column)
+        name = f"{pick(lang, en_name, zh_name)} {symbol}"
+        if fit is None:
+            rows[name] = [pick(lang, "too few points, or the error does not fall", "点太少，或错误率不下降")] + [
+                "—"
+            ] * 5
+            continue
+        bend = sci(fit.bend, 2) if math.isfinite(fit.bend) else pick(lang, "none (E = 0)", "无（E = 0）")
+        rows[name] = [
+            f"{fit.exponent:.3f}",
+            f"{fit.irreducible:.1%}",
+            f"{fit.scale:.3g}",
+            bend,
+            f"{fit.r2:.3f}",
+            str(fit.n),
+        ]
+    columns = pick(
+        lang,
+        ["exponent α", "floor E (error)", "scale A", "bend (where A·x^-α = E)", "R² (log-log)", "points"],
+        ["指数 α", "下限 E（错误率）", "系数 A", "弯折点（A·x^-α = E 处）", "R²（双对数）", "点数"],
+    )
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    frame.index.name = pick(lang, "test error against", "测试错误率对")
+    return frame
+
+
+def error_table(sweep: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The measured test errors: one row per training-set size, one column per network."""
+    frame = sweep.pivot(index="train_size", columns="params", values="test_error")
+    frame = frame.map(lambda e: f"{e:.1%}")
+    frame.columns = [pick(lang, f"{p:,} parameters", f"{p:,} 个参数") for p in frame.columns]
+    frame.index = [f"{n:,}" for n in frame.index]
+    frame.index.name = pick(lang, "training images", "训练图像数")
+    return frame
+
+
+def published_table(fits: dict, lang: str) -> pd.DataFrame:
+    """This chapter's exponents beside the published ones (different tasks, losses and protocols)."""
+    rows = {}
+    for column, (symbol, en_name, zh_name) in scaling.AXES.items():
+        fit = fits.get(column)
+        ours = f"{fit.exponent:.2f}" if fit is not None else "—"
+        rows[pick(lang, f"α for {en_name} {symbol}", f"{zh_name} {symbol} 的指数 α")] = [ours, *PUBLISHED[column]]
+    columns = pick(
+        lang,
+        [
+            "this chapter (test error, CIFAR-10 CNN)",
+            "Kaplan et al. 2020 (test loss, language)",
+            "Hoffmann et al. 2022 (test loss, language)",
+        ],
+        [
+            "本章（测试错误率，CIFAR-10 卷积网络）",
+            "Kaplan 等人 2020（测试损失，语言模型）",
+            "Hoffmann 等人 2022（测试损失，语言模型）",
+        ],
+    )
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+# --------------------------------------------------------------------------------------------
+# trend 2: features reused
+
+
+def glue_transfer(moved: dict, words: dict, per_class: int) -> None:
+    course.glue_values(
+        tr_source_n=f"{moved['source_images']:,}",
+        tr_per_class=per_class,
+        tr_target_n=f"{moved['target_images']:,}",
+        tr_transfer=moved["transfer"],
+        tr_scratch=moved["scratch"],
+        tr_chance=moved["chance"],
+    )
+    course.glue_words("tr_verdict", words["en"], words["zh"])
+
+
+def transfer_table(moved: dict, lang: str) -> pd.DataFrame:
+    rows = {
+        pick(lang, "reused features (frozen convolutions, new head)", "复用特征（冻结卷积层，训练新的头部）"): moved[
+            "transfer"
+        ],
+        pick(lang, "the same network from scratch", "同一网络从零训练"): moved["scratch"],
+        pick(lang, "chance", "随机猜测"): moved["chance"],
+    }
+    header = pick(
+        lang,
+        f"accuracy among the vehicles ({moved['test_images']:,} test images)",
+        f"车辆类别内的准确率（{moved['test_images']:,} 张测试图像）",
+    )
+    return pd.DataFrame({header: [course.pct(v) for v in rows.values()]}, index=list(rows))
+
+
+# --------------------------------------------------------------------------------------------
+# challenge 1: compute
+
+
+def cifar_chapter_images() -> float:
+    """Training images the CIFAR-10 chapter's four runs went through in this profile run (nan when it did
+    not run): the listing as printed on all its training images, then three runs on its fitting split."""
+    from helpers import artifacts
+
+    cnn = {
+        name: artifacts.metric("cifar10_cnn", name)
+        for name in ("n_train", "n_fit", "article_epochs", "demo_epochs", "corrected_epochs_run")
+    }
+    return cnn["n_train"] * cnn["article_epochs"] + cnn["n_fit"] * (
+        cnn["article_epochs"] + cnn["demo_epochs"] + cnn["corrected_epochs_run"]
+    )
+
+
+def flops_table(course_flops: dict, lang: str) -> pd.DataFrame:
+    """Training FLOPs of the course's runs: ``{key: flops}`` with keys "sweep" and "cifar10_cnn"."""
+    names = {
+        "sweep": pick(lang, "scaling sweep (this chapter)", "缩放扫描（本章）"),
+        "cifar10_cnn": pick(
+            lang,
+            f"{course.title('cifar10_cnn', lang)}: its four training runs",
+            f"{course.title('cifar10_cnn', lang)}：四次训练",
+        ),
+    }
+    header = pick(lang, "training FLOPs", "训练浮点运算次数")
+    return pd.DataFrame({header: [sci(v) for v in course_flops.values()]}, index=[names[k] for k in course_flops])
+
+
+def cost_table(seconds: dict, watts: float, lang: str) -> pd.DataFrame:
+    """Wall time and energy at the assumed power: ``seconds`` by chapter id ("sweep": this chapter's sweep)."""
+    from helpers.topics import compute_cost
+
+    seconds = course.in_book_order(seconds)
+    index = [
+        pick(lang, "scaling sweep (this chapter)", "缩放扫描（本章）") if k == "sweep" else course.title(k, lang)
+        for k in seconds
+    ]
+    return pd.DataFrame(
+        {
+            pick(lang, "wall time", "运行时间"): [course.duration(s, lang) for s in seconds.values()],
+            pick(lang, f"energy at an assumed {watts:g} W", f"按假设功率 {watts:g} 瓦计的能量"): [
+                pick(
+                    lang,
+                    f"{compute_cost.energy_kwh(s, watts) * 1000:.2f} Wh",
+                    f"{compute_cost.energy_kwh(s, watts) * 1000:.2f} 瓦时",
+                )
+                for s in seconds.values()
+            ],
+        },
+        index=index,
+    )
+
+
+def large_model_costs(
+    landmarks: pd.DataFrame, peak_tflops: float, utilization: float, watts: float, pue: float
+) -> pd.DataFrame:
+    """6ND FLOPs, accelerator-hours and energy of every dense model trained on a known number of tokens."""
+    from helpers.topics import compute_cost
+
+    dense = landmarks[
+        (landmarks.data_unit == "tokens")
+        & landmarks.training_data.notna()
+        & (landmarks.architecture != "mixture of experts")
+    ]
+    rows = [
+        {
+            "model": r.model,
+            "parameters": r.parameters,
+            "tokens": r.training_data,
+            **compute_cost.large_model_cost(r.parameters, r.training_data, peak_tflops * 1e12, utilization, watts, pue),
+        }
+        for r in dense.itertuples()
+    ]
+    return pd.DataFrame(rows).set_index("model")
+
+
+def large_model_table(large: pd.DataFrame, lang: str) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            pick(lang, "parameters", "参数量"): large.parameters.map(sci),
+            pick(lang, "training tokens", "训练词元数"): large.tokens.map(sci),
+            pick(lang, "training FLOPs (6ND)", "训练浮点运算次数（6ND）"): large.flops.map(sci),
+            pick(lang, "accelerator-years", "加速器·年"): large.accelerator_hours.map(lambda h: f"{h / 8766:,.1f}"),
+            pick(lang, "energy", "能量"): large.energy_mwh.map(
+                lambda e: pick(lang, f"{e:,.0f} MWh", f"{e:,.0f} 兆瓦时")
+            ),
+        }
+    )
+    frame.index.name = pick(lang, "model", "模型")
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# challenge 2: federated averaging
+
+
+def rounds_table(skewed: list, iid: list, central: list, lang: str) -> pd.DataFrame:
+    """Test accuracy after each round (FedAvg) and after each pass (central training)."""
+    n = max(len(skewed), len(iid), len(central))
+
+    def column(values):
+        return [course.pct(values[i]) if i < len(values) else "—" for i in range(n)]
+
+    frame = pd.DataFrame(
+        {
+            pick(lang, "FedAvg, skewed shards", "FedAvg，偏斜分片"): column(skewed),
+            pick(lang, "FedAvg, IID shards", "FedAvg，独立同分布分片"): column(iid),
+            pick(lang, "central training", "集中训练"): column(central),
+        },
+        index=range(1, n + 1),
+    )
+    frame.index.name = pick(lang, "round (pass)", "轮（遍）")
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# challenge 3: interpretability
+
+
+def explanation_titles(true, predicted, confidence, class_names: dict) -> dict:
+    """Column titles "true→predicted" and the confidence, in each language (``class_names[lang]``)."""
+    return {
+        lang: [f"{names[t]}→{names[p]}\n{c:.2f}" for t, p, c in zip(true, predicted, confidence)]
+        for lang, names in class_names.items()
+    }
+
+
+def centre_table(sal_right, sal_wrong, cam_right, cam_wrong, lang: str) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            pick(lang, "saliency in the centre", "显著图在中央的占比"): [
+                course.pct(sal_right, 0),
+                course.pct(sal_wrong, 0),
+            ],
+            pick(lang, "Grad-CAM in the centre", "Grad-CAM 在中央的占比"): [
+                course.pct(cam_right, 0),
+                course.pct(cam_wrong, 0),
+            ],
+        },
+        index=[
+            pick(lang, "confident right answers", "最有把握的正确预测"),
+            pick(lang, "confident wrong answers", "最有把握的错误预测"),
+        ],
+    )
+    return frame
