@@ -3,6 +3,7 @@ outside, carries the glued numbers in both languages, and has the same chapters 
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -91,12 +92,18 @@ def test_glued_numbers_appear_in_both_languages(site, executed_ci, stem):
     paired = {lang: {(re.sub(r"_(en|zh)$", "", name), spec) for name, spec in refs[lang]} for lang in refs}
     assert refs["en"] and paired["en"] == paired["zh"], "both languages paste the same glued values"
     for lang in bilingual.LANGS:
-        html = page(site, lang, stem).read_text(encoding="utf-8")
+        # the page's text: a glued sentence may carry glossary links, and Sphinx curls its quotes
+        html = _plain(re.sub(r"<[^>]+>", "", page(site, lang, stem).read_text(encoding="utf-8")))
         for name, spec in refs[lang]:
             text = values[name]
             value = text.strip("'\"") if text.startswith(("'", '"')) else text
-            shown = format(float(value), spec) if spec else value
+            shown = _plain(format(float(value), spec) if spec else value)
             assert shown in html, f"{lang}/{stem}: glued {name} ({shown}) is not on the page"
+
+
+def _plain(text: str) -> str:
+    """Text with HTML entities resolved and curly quotes made straight (as Sphinx's smartquotes undo)."""
+    return html_lib.unescape(text).translate(str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"'}))
 
 
 @pytest.mark.parametrize("stem", sorted(run.notebook_paths()))
