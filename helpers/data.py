@@ -69,15 +69,7 @@ def data_dir() -> Path:
 
 def file_problem(path: Path, md5: str) -> str | None:
     """Describe what is wrong with one batch file, or return None if it is intact."""
-    if not path.exists():
-        return "missing"
-    size = path.stat().st_size
-    if size != FILE_BYTES:
-        return f"truncated or padded: {size:,} bytes, expected {FILE_BYTES:,}"
-    got = fetch.file_digest(path, "md5")
-    if got != md5:
-        return f"corrupted: MD5 {got}, expected {md5}"
-    return None
+    return fetch.file_problem(path, FILE_BYTES, "md5", md5)
 
 
 def check(directory: Path | None = None) -> dict[str, str]:

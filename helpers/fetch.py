@@ -45,6 +45,27 @@ def file_digest(path: Path | str, algorithm: str = "md5") -> str:
     return _hash_file(path, algorithm).hexdigest()
 
 
+#: how the messages of :func:`file_problem` name a digest
+DIGEST_NAMES = {"md5": "MD5", "sha256": "SHA-256"}
+
+
+def file_problem(path: Path | str, size: int, algorithm: str, digest: str) -> str | None:
+    """What is wrong with one cached file (missing, wrong size, wrong digest), or None if it is intact.
+
+    The size is checked first, so a truncated file is named as such without hashing it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    got_size = path.stat().st_size
+    if got_size != size:
+        return f"truncated or padded: {got_size:,} bytes, expected {size:,}"
+    got = file_digest(path, algorithm)
+    if got != digest:
+        return f"corrupted: {DIGEST_NAMES.get(algorithm, algorithm)} {got}, expected {digest}"
+    return None
+
+
 def sri_matches(path: Path | str, integrity: str) -> bool:
     """Check a file against a Subresource-Integrity string such as npm's ``sha512-<base64>``."""
     algorithm, _, expected = integrity.partition("-")

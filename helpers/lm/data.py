@@ -81,15 +81,7 @@ def data_dir() -> Path:
 
 def file_problem(path: Path, size: int, sha256: str) -> str | None:
     """Describe what is wrong with one cached file, or return None if it is intact."""
-    if not path.is_file():
-        return "missing"
-    got_size = path.stat().st_size
-    if got_size != size:
-        return f"truncated or padded: {got_size:,} bytes, expected {size:,}"
-    got = fetch.file_digest(path, "sha256")
-    if got != sha256:
-        return f"corrupted: SHA-256 {got[:16]}..., expected {sha256[:16]}..."
-    return None
+    return fetch.file_problem(path, size, "sha256", sha256)
 
 
 def check(directory: Path | str | None = None) -> dict[str, str]:
