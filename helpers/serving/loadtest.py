@@ -185,6 +185,28 @@ def _new_event_loop():
     return uvloop.new_event_loop()
 
 
+def _run_in_thread(coroutine, name: str):
+    """Run ``coroutine`` to completion on a fresh event loop in a thread of its own (so that it works
+    from a notebook, whose thread already runs a loop); return its result or re-raise its error here."""
+    box: dict = {}
+
+    def target():
+        loop = _new_event_loop()
+        try:
+            box["result"] = loop.run_until_complete(coroutine)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=target, name=name)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def run_load(
     url: str, bodies: list[bytes], concurrency: int, images_per_request: int = 1, timeout: float = 60.0, warmup: int = 0
 ) -> LoadResult:
@@ -195,25 +217,7 @@ def run_load(
     """
     if concurrency < 1 or not bodies:
         raise ValueError("need at least one client and one request")
-    box: dict = {}
-
-    def target():
-        loop = _new_event_loop()
-        try:
-            box["result"] = loop.run_until_complete(
-                _load(url, bodies, concurrency, images_per_request, timeout, warmup)
-            )
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=target, name="load-generator")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    return _run_in_thread(_load(url, bodies, concurrency, images_per_request, timeout, warmup), "load-generator")
 
 
 @dataclass
@@ -317,27 +321,10 @@ def run_timeline(
     retries = [retries] * concurrency if isinstance(retries, int) else list(retries)
     if concurrency < 1 or not bodies or len(retries) != concurrency:
         raise ValueError("need at least one client, one request, and one retry count a client")
-    box: dict = {}
-
-    def target():
-        loop = _new_event_loop()
-        try:
-            box["result"] = loop.run_until_complete(
-                _timeline(
-                    url, bodies, retries, max_requests or len(bodies), seconds, timeout, backoff_s, images_per_request
-                )
-            )
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=target, name="load-timeline")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    return _run_in_thread(
+        _timeline(url, bodies, retries, max_requests or len(bodies), seconds, timeout, backoff_s, images_per_request),
+        "load-timeline",
+    )
 
 
 def predict_http(
