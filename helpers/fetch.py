@@ -1,8 +1,12 @@
-"""Verified downloads with progress: plain URLs and npm-registry tarballs.
+"""Verified downloads: plain URLs and npm-registry tarballs.
 
 Everything the course needs from outside comes through here, so that every byte is checked
 against a published digest before it is used, and a half-finished download never looks like
 a finished one (files are written to ``*.part`` and renamed only once verified).
+
+What a fetch reports goes to the ``helpers.fetch`` logger at INFO level (``make data`` shows it;
+a notebook's cell shows nothing), and a progress bar is drawn only on a terminal: a chapter's
+outputs are the same whether its data were cached or fetched while it ran.
 """
 
 from __future__ import annotations
@@ -10,15 +14,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import urllib.request
 from pathlib import Path
 
 DEFAULT_NPM_REGISTRY = "https://registry.npmjs.org"
 CHUNK = 1 << 20
+log = logging.getLogger(__name__)
 
 
 class FetchError(RuntimeError):
@@ -73,7 +80,8 @@ def sri_matches(path: Path | str, integrity: str) -> bool:
 
 
 def _progress(total: int | None, desc: str):
-    from tqdm.auto import tqdm
+    """A download's progress bar: on a terminal only, never in a notebook's output or a log."""
+    from tqdm import tqdm
 
     return tqdm(
         total=total,
@@ -81,7 +89,7 @@ def _progress(total: int | None, desc: str):
         unit_scale=True,
         unit_divisor=1024,
         desc=desc,
-        disable=os.environ.get("MAAS_NO_PROGRESS") == "1",
+        disable=not sys.stderr.isatty() or os.environ.get("MAAS_NO_PROGRESS") == "1",
     )
 
 
@@ -188,7 +196,6 @@ def ensure_verified(
     label: str,
     error: type[Exception],
     fix_hint: str,
-    verbose: bool = True,
 ) -> Path:
     """Make sure every file that ``check(directory)`` vouches for is there and intact; return ``directory``.
 
@@ -196,8 +203,8 @@ def ensure_verified(
     Damaged files are deleted first, so they are never read; then each source in ``sources`` is
     tried in turn (``fetchers[source](directory, names)``) until ``check`` finds nothing wrong.
     If none succeeds, ``error`` names every file still wrong, every source's failure and the fix.
+    What it fetches is logged (:data:`log`), not printed.
     """
-    import sys
     import tarfile
 
     directory = Path(directory)
@@ -205,9 +212,12 @@ def ensure_verified(
     problems = check(directory)
     if not problems:
         return directory
+    missing = [name for name, problem in problems.items() if problem == "missing"]
+    if len(missing) > 3:  # a first fetch: one line, not one per file
+        log.info("%s: %d files missing in %s; fetching them", label, len(missing), directory)
     for name, problem in problems.items():
-        if verbose:
-            print(f"{label}: {name} {problem}; fetching it", file=sys.stderr)
+        if problem != "missing" or len(missing) <= 3:
+            log.info("%s: %s %s; fetching it", label, name, problem)
         (directory / name).unlink(missing_ok=True)
     errors = []
     for source in sources:

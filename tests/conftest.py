@@ -2,29 +2,45 @@
 
 Markers (registered in pyproject.toml), given here by what a test uses, so no test forgets one:
 ``notebooks`` (uses the chapters executed with the ci profile), ``site`` (uses the built site),
-``unit`` (everything else); ``slow`` is set by hand on unit tests that start processes or train,
-and on everything that executes notebooks or builds the site. ``make test-fast`` runs
-``-m "unit and not slow"``.
+``unit`` (everything else); ``slow`` is set by hand on unit tests that start processes, servers or
+kernels, train for more than a moment or read a real data set, and on everything that executes
+notebooks or builds the site. ``make test-fast`` runs ``-m "unit and not slow"``, and
+``_unit_tests_stay_inside`` below holds those tests to it (no network, no data, no process).
 """
 
 from __future__ import annotations
 
-import json
+import ipaddress
 import os
+import shutil
+import socket
 import subprocess
-import sys
+import threading
 from pathlib import Path
 
 import pytest
+from ci_lane import CiLanes
 
-from helpers.paths import EXECUTED, ROOT
+from helpers.paths import BUILD, EXECUTED, ROOT
 
 CI_EXECUTED = EXECUTED / "ci"
+#: where the session's background lanes put the sites, the PDFs and nbval's artifact copies
+LANES_SCRATCH = BUILD / "test"
 # Captured at import, before any fixture points MAAS_CACHE_DIR at a temporary directory.
 _ORIGINAL_CACHE_ENV = os.environ.get("MAAS_CACHE_DIR")
 #: fixtures that make a test a site test, a notebook test, or a slow unit test
 SITE_FIXTURES = {"site", "book_pdfs"}
-NOTEBOOK_FIXTURES = {"executed_ci"}
+NOTEBOOK_FIXTURES = {"executed_ci", "ci_lanes"}
+#: fixtures that make a unit test slow: a real data set (fetched by `make data`), a running service,
+#: data-parallel training runs in their own processes
+SLOW_FIXTURES = {"real_dir", "service", "runs"}
+
+
+def _stage(item) -> int:
+    """The order tests run in: unit tests (and the JupyterLab test, which needs no ci run) while the
+    background lanes execute the chapters, then what checks the ci run, then what checks the site."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return 2 if fixtures & SITE_FIXTURES else 1 if fixtures & NOTEBOOK_FIXTURES else 0
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,6 +54,37 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         else:
             item.add_marker(pytest.mark.unit)
+            if fixtures & SLOW_FIXTURES:
+                item.add_marker(pytest.mark.slow)
+    items.sort(key=_stage)  # stable: within a stage, the files' order
+
+
+def pytest_collection_finish(session):
+    """Start the background lanes (tests/ci_lane.py) as soon as a selected test needs them."""
+    config = session.config
+    needed = any(set(getattr(item, "fixturenames", ())) & (SITE_FIXTURES | NOTEBOOK_FIXTURES) for item in session.items)
+    if not needed or config.option.collectonly:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def emit(line: str) -> None:  # in the main thread, past the output capture (as capsys.disabled() does)
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    shutil.rmtree(LANES_SCRATCH, ignore_errors=True)
+    config.stash[_LANES] = _running_lanes["lanes"] = CiLanes(CI_EXECUTED, LANES_SCRATCH, emit)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    """Between two tests, show what the background lanes have said (a line per chapter and stage)."""
+    lanes = _running_lanes.get("lanes")
+    if lanes is not None:
+        lanes.drain()
+
+
+_LANES = pytest.StashKey[CiLanes]()
+_running_lanes: dict[str, CiLanes] = {}  # for the hook above, which gets no config
 
 
 @pytest.fixture(scope="session")
@@ -46,37 +93,28 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def executed_ci() -> Path:
+def ci_lanes(request) -> CiLanes:
+    """The session's background lanes: the ci run, nbval's checks, the sites and the PDFs."""
+    return request.config.stash[_LANES]
+
+
+@pytest.fixture(scope="session")
+def executed_ci(ci_lanes) -> Path:
     """Every chapter executed with the ci profile through the real runner (once per session).
 
     An executed copy whose notebook, parameters and helpers' code are unchanged since it last
     succeeded is reused (the runner's fingerprint), so changing one chapter re-executes one
     chapter; on a clean clone every chapter runs.
     """
-    env = {**os.environ, "MAAS_NO_PROGRESS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "helpers.book.run", "--profile", "ci"], cwd=ROOT, capture_output=True, text=True, env=env
-    )
-    assert result.returncode == 0, f"ci run failed:\n{result.stdout}\n{result.stderr[-3000:]}"
-    summary = json.loads((CI_EXECUTED / "summary.json").read_text())
-    assert summary["profile"] == "ci"
-    return CI_EXECUTED
+    return ci_lanes.executed_run()
 
 
 @pytest.fixture(scope="session")
-def site_projects(tmp_path_factory) -> Path:
-    """Where the session's two site projects are assembled (build/site/ for `make book`)."""
-    return tmp_path_factory.mktemp("site-projects")
-
-
-@pytest.fixture(scope="session")
-def site(executed_ci, site_projects, tmp_path_factory) -> Path:
+def site(ci_lanes) -> Path:
     """Both sites built from the ci-profile notebooks, as `make book` builds them, into a scratch
     folder; returns it (``en/``, ``zh/``, ``index.html``). Shared by test_book.py (the HTML) and
     test_site.py (links, PDFs, headless Chromium, accessibility)."""
-    from helpers.book import site as book_site
-
-    return book_site.build(executed_ci, out=tmp_path_factory.mktemp("html") / "html", work=site_projects)
+    return ci_lanes.site()
 
 
 def real_cache(data_dir, names, what: str, how: str) -> Path:
@@ -93,6 +131,40 @@ def real_cache(data_dir, names, what: str, how: str) -> Path:
             mp.setenv("MAAS_CACHE_DIR", _ORIGINAL_CACHE_ENV)
         directory = data_dir()
     missing = [name for name in names if not (directory / name).is_file()]
-    if missing:
-        pytest.skip(f"{what} is not cached in {directory} ({len(missing)} files missing); {how}")
+    if missing:  # `make test` fetches every data set first: a missing one is a failure, never a silent skip
+        pytest.fail(f"{what} is not cached in {directory} ({len(missing)} files missing); {how}")
     return directory
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_inside(request, monkeypatch, tmp_path):
+    """What ``make test-fast`` promises, enforced: a fast unit test (``unit and not slow``) reaches no
+    network, reads no cached data set (the cache is an empty folder) and starts no process. A test
+    that needs one of these is marked ``slow`` (it runs in ``make test``)."""
+    if request.node.get_closest_marker("slow") or not request.node.get_closest_marker("unit"):
+        return
+    monkeypatch.setenv("MAAS_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9")  # refused at once, by npm too
+    # (the background lanes' threads are not held to it: their processes started with the
+    # environment of the session's start, tests/ci_lane.py)
+    connect, popen, test_thread = socket.socket.connect, subprocess.Popen.__init__, threading.get_ident()
+
+    def loopback_only(sock, address):
+        host = address[0] if isinstance(address, tuple) else None
+        if (
+            host is not None
+            and threading.get_ident() == test_thread
+            and not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        ):
+            raise AssertionError(f"a fast unit test tried to reach {address}: mark it slow")
+        return connect(sock, address)
+
+    def no_process(self, *args, **kwargs):
+        if threading.get_ident() != test_thread:
+            return popen(self, *args, **kwargs)
+        raise AssertionError(
+            f"a fast unit test started a process ({args[0] if args else kwargs.get('args')}): mark it slow"
+        )
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_process)

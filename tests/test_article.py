@@ -44,6 +44,7 @@ def test_runnable_changes_only_the_data_source_at_ten_epochs():
         article.runnable("print(1)\n")
 
 
+@pytest.mark.slow
 def test_the_verified_loader_returns_what_keras_load_data_returns():
     (x_train, y_train), (x_test, y_test) = data.load_cifar10_as_keras(200, 100, seed=0)
     assert x_train.shape == (200, 32, 32, 3) and x_train.dtype == np.uint8

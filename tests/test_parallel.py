@@ -26,6 +26,7 @@ def runs() -> dict[str, dict]:
     return {r["mode"]: r for r in records}
 
 
+@pytest.mark.slow
 def test_single_device_baseline(runs):
     r = runs["single"]
     assert (r["replicas"], r["devices"], r["workers"]) == (1, 1, 1)
@@ -53,6 +54,7 @@ def test_modes_learn_the_same_thing(runs):
         assert runs[mode]["final_loss"] == pytest.approx(base, abs=1e-3), mode
 
 
+@pytest.mark.slow
 def test_same_seed_same_loss(runs):
     again = parallel.measure(modes=("single",), **TINY)[0]
     assert again["final_loss"] == runs["single"]["final_loss"]
@@ -79,6 +81,7 @@ def test_bad_settings_are_clear_errors(changes, message):
         parallel.measure(**{**TINY, **changes})
 
 
+@pytest.mark.slow
 def test_command_line_rejects_bad_mode(root):
     done = subprocess.run(
         [sys.executable, "-m", "helpers.topics.parallel", "--mode", "bogus"],
@@ -90,6 +93,7 @@ def test_command_line_rejects_bad_mode(root):
     assert done.returncode == 2 and "unknown mode 'bogus'" in done.stderr and not done.stdout
 
 
+@pytest.mark.slow
 def test_failing_worker_is_reported(monkeypatch):
     """A worker that dies: the group is stopped and the error names it, with its stderr."""
 

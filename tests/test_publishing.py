@@ -27,6 +27,7 @@ def test_notebook_starts_with_the_current_colab_cell(path):
     assert "remove-cell" in code[0].metadata["tags"], "the book's pages do not show it"
 
 
+@pytest.mark.slow
 def test_colab_cell_is_silent_outside_colab(tmp_path):
     """Outside Colab the cell does nothing: no output, no clone, no install."""
     result = subprocess.run(

@@ -119,6 +119,7 @@ def _recipe_cmd(ckpt, result):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_killed_training_resumes_without_losing_an_epoch(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}

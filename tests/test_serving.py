@@ -150,6 +150,7 @@ def test_a_short_concurrent_load_finishes_without_errors(service, images):
     assert stats["images"] >= 300 and stats["in_flight"] == 0
 
 
+@pytest.mark.slow
 def test_graceful_shutdown_answers_the_request_in_flight(exported, images, expected):
     """A lone request waits out a 3 s batching window; SIGTERM arrives meanwhile; it is still answered."""
     _, paths = exported
@@ -181,6 +182,7 @@ def test_graceful_shutdown_answers_the_request_in_flight(exported, images, expec
     assert all("time" in entry and "level" in entry for entry in service.logs if entry.get("event"))
 
 
+@pytest.mark.slow
 def test_through_fastapi_the_service_answers_alike(exported, images, expected):
     """``--through-fastapi`` (no fast path): the same predictions and the same refusals."""
     _, paths = exported
@@ -198,6 +200,7 @@ def test_through_fastapi_the_service_answers_alike(exported, images, expected):
             assert status == expected_status and reply["error"], (case, status, reply)
 
 
+@pytest.mark.slow
 def test_terminate_signals_once_so_the_shutdown_stays_graceful(exported):
     """terminate() then stop(), as the notebook does for several services: one SIGTERM, exit status 0."""
     _, paths = exported
@@ -212,6 +215,7 @@ def test_terminate_signals_once_so_the_shutdown_stays_graceful(exported):
     assert [e.get("event") for e in service.logs].count("stopped") == 1
 
 
+@pytest.mark.slow
 def test_the_command_line_refuses_a_missing_model(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "helpers.serving", "--model", str(tmp_path / "nothing.keras"), "--port", "0"],

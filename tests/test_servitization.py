@@ -46,6 +46,7 @@ def test_collatz_and_split_by_hand():
         sv.collatz_steps(0)
 
 
+@pytest.mark.slow
 def test_serial_pool_and_services_compute_identical_results():
     expected = sv.run_serial(CHUNKS)
     assert sum(expected) == sv.task((1, 3001))
@@ -57,6 +58,7 @@ def test_serial_pool_and_services_compute_identical_results():
     assert jobs[0].result == jobs[1].result and jobs[0].seconds > 0
 
 
+@pytest.mark.slow
 def test_services_listen_on_free_local_ports_and_are_stopped():
     with sv.worker_services(3) as services:
         urls = [s.url for s in services]
@@ -69,6 +71,7 @@ def test_services_listen_on_free_local_ports_and_are_stopped():
     assert all(s.process.poll() is not None for s in services)
 
 
+@pytest.mark.slow
 def test_services_are_stopped_when_the_block_raises():
     with pytest.raises(RuntimeError, match="boom"):
         with sv.worker_services(2) as services:
@@ -77,6 +80,7 @@ def test_services_are_stopped_when_the_block_raises():
     assert all(_gone(pid) for pid in pids)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_reported_not_waited_for():
     with sv.worker_services(2) as services:
         services[1].process.kill()
@@ -101,6 +105,7 @@ def test_a_stalled_worker_times_out(tmp_path):
         assert time.monotonic() - start < 10
 
 
+@pytest.mark.slow
 def test_services_refuse_bad_requests():
     with sv.worker_services(1) as [service]:
         for body, code in ((b'{"lo": 5, "hi": 2}', 400), (b"not json", 400), (b"x" * 5000, 413)):
@@ -117,6 +122,7 @@ def test_services_refuse_bad_requests():
             assert json.loads(r.read())["result"] == 8
 
 
+@pytest.mark.slow
 def test_a_service_stops_by_itself_when_its_lifetime_ends():
     with sv.worker_services(1, lifetime=2.0) as [service]:
         assert _gone(service.pid, wait=10), "the watchdog ends the service"
@@ -194,6 +200,7 @@ def test_runner_rejects_negative_workers_before_any_kernel(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_no_worker_service_is_left_running():
     mine = [
         line

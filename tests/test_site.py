@@ -63,9 +63,11 @@ def _browser_pages(site: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def book_pdfs(site, site_projects, tmp_path_factory) -> dict[str, Path]:
-    """The PDFs of the session's sites, printed by helpers.book.pdf into site/pdf/ (as `make book` does)."""
-    return pdf.build(site, site_projects, work=tmp_path_factory.mktemp("pdf"))
+def book_pdfs(ci_lanes, site) -> dict[str, Path]:
+    """The PDFs of the session's sites, printed by helpers.book.pdf into site/pdf/ (as `make book` does,
+    in the background lane of tests/ci_lane.py)."""
+    folder = ci_lanes.pdfs()
+    return {lang: folder / pdf.PDF_NAME.format(lang=lang) for lang in bilingual.LANGS}
 
 
 def test_pdfs_are_printed_in_both_languages(book_pdfs, site):

@@ -160,6 +160,7 @@ def _compiled(width=0.125):
     return model
 
 
+@pytest.mark.slow
 def test_fedavg_with_one_client_equals_central_training():
     import keras
 

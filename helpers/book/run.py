@@ -260,7 +260,9 @@ def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_o
         record["metrics"] = glued_values(p.output) if p.output.exists() else {}
         summary["notebooks"][p.name] = record
         summary["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        partial = summary_path.with_name(summary_path.name + ".part")  # renamed whole: a reader never sees half
+        partial.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        partial.replace(summary_path)
         given = "  " + " ".join(f"-p {k}={v!r}" for k, v in p.overrides.items()) if p.overrides else ""
         print(f"[{profile_name}] {p.name:<{width}}  {record['status']:>6}  {record['seconds']:7.1f} s{given}", flush=True)
         if failure:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -117,12 +118,18 @@ def assemble(lang: str, executed: Path, dest: Path, root: Path = ROOT) -> Path:
     return dest
 
 
-def _jupyter_book(*args: str, quiet: bool = True) -> None:
+def jupyter_book_build(project: Path, *extra: str, quiet: bool = True) -> None:
+    """``jupyter-book build`` of one site's project, warnings as errors (``-W -n --keep-going``).
+
+    The HTML build and the PDF's single-page build (:mod:`helpers.book.pdf`) both call this, with
+    the same configuration, so the second reuses the first one's saved environment.
+    """
     jb = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jb), *args], capture_output=quiet, text=True)
+    args = [str(jb), "build", str(project), "-W", "-n", "--keep-going", *extra]
+    result = subprocess.run(args, capture_output=quiet, text=True)
     if result.returncode != 0:
         tail = ((result.stdout or "")[-5000:] + (result.stderr or "")[-3000:]) if quiet else ""
-        raise SiteError(f"jupyter-book {' '.join(args[:2])} failed (warnings count as errors):\n{tail}")
+        raise SiteError(f"jupyter-book build {project.name} {' '.join(extra)} failed (warnings count as errors):\n{tail}")
 
 
 def build(executed: Path | str, out: Path | str = ROOT / "_build" / "html", root: Path = ROOT,
@@ -131,8 +138,7 @@ def build(executed: Path | str, out: Path | str = ROOT / "_build" / "html", root
     executed, out, work = Path(executed), Path(out), Path(work)
     projects = {lang: assemble(lang, executed, work / lang, root) for lang in LANGS}
     with ThreadPoolExecutor(max_workers=len(LANGS)) as pool:  # two Sphinx processes, side by side
-        list(pool.map(lambda p: _jupyter_book("build", str(p), "-W", "-n", "--keep-going", quiet=quiet),
-                      projects.values()))
+        list(pool.map(lambda p: jupyter_book_build(p, quiet=quiet), projects.values()))
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -207,15 +213,17 @@ def write_landing(out: Path, executed: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.book.site", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", required=True, help="which executed run to publish (build/executed/<profile>)")
+    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "html", help="where the sites go (default: _build/html)")
+    parser.add_argument("--work", type=Path, default=SITES, help="where their projects are assembled (default: build/site)")
     parser.add_argument("--verbose", action="store_true", help="show Jupyter Book's own output")
     args = parser.parse_args(argv)
     try:
-        out = build(EXECUTED / args.profile, quiet=not args.verbose)
+        out = build(EXECUTED / args.profile, args.out, work=args.work, quiet=not args.verbose)
     except SiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"sites: {out.relative_to(ROOT)}/en/index.html and {out.relative_to(ROOT)}/zh/index.html "
-          f"(landing page {out.relative_to(ROOT)}/index.html)")
+    shown = os.path.relpath(out, ROOT)
+    print(f"sites: {shown}/en/index.html and {shown}/zh/index.html (landing page {shown}/index.html)")
     return 0
 
 

@@ -58,8 +58,8 @@ ERROR_FILES = tuple(name for name in FILES if name.startswith("quantangshi/error
 SOURCES = ("npm",)
 SPLITS = ("train", "validation", "test")
 FIX_HINT = (
-    "Run `python -m helpers.lm.data` on a machine that reaches the npm registry (it fetches and "
-    "verifies chinese-poetry@2.0.1), or copy a verified cache into {dir}."
+    "Run `make data` (or `python -m helpers.data`) on a machine that reaches the npm registry (it "
+    "fetches and verifies chinese-poetry@2.0.1), or copy a verified cache into {dir}."
 )
 #: Characters that end a line (句) of a poem.
 LINE_ENDS = "，。！？；"
@@ -122,7 +122,7 @@ def _from_npm(directory: Path, names: list[str]) -> None:
 _FETCHERS = {"npm": _from_npm}
 
 
-def fetch_poetry(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES, verbose: bool = True) -> Path:
+def fetch_poetry(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES) -> Path:
     """Make sure every file in :data:`~helpers.lm.digests.FILES` is cached and intact; return the directory.
 
     Damaged files are deleted first, so they are never read; missing ones are extracted from the
@@ -136,7 +136,6 @@ def fetch_poetry(directory: Path | str | None = None, sources: tuple[str, ...] =
         label="chinese-poetry",
         error=PoetryDataError,
         fix_hint=FIX_HINT,
-        verbose=verbose,
     )
 
 
@@ -420,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dir", type=Path, default=None, help=f"cache directory (default {data_dir()})")
     args = parser.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # what the fetch reports
     try:
         corpus = load_corpus(directory=args.dir)
     except PoetryDataError as exc:
