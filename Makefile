@@ -18,6 +18,7 @@ PARAMS ?=
 # it, the MyST sources. (Only a LANG given on the command line counts: the shell's locale LANG does not.)
 EDITION := $(if $(filter command line,$(origin LANG)),$(LANG),)
 STAMP  := $(VENV)/.installed
+UV_VERSION := 0.13.9
 
 .PHONY: help setup system data assets notebooks run book pdf test test-fast lint serve lab clean
 
@@ -37,8 +38,10 @@ help:
 # test the book (requirements-dev.txt, which includes the first).
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
-	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	@# uv installs the same pinned packages as pip, about ten times faster (pip does it if uv cannot)
+	$(PY) -m pip install --disable-pip-version-check -q uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install --python $(PY) -q -r requirements-dev.txt -e . \
+	  || $(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt -e .
 	@# the gpu profile trains with Keras on JAX: on a machine with an NVIDIA GPU, add JAX's CUDA build
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU; then \
 	  echo "NVIDIA GPU found: installing jax[cuda13] for the gpu profile"; \

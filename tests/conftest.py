@@ -38,8 +38,11 @@ SLOW_FIXTURES = {"real_dir", "service", "runs"}
 
 def _stage(item) -> int:
     """The order tests run in: unit tests (and the JupyterLab test, which needs no ci run) while the
-    background lanes execute the chapters, then what checks the ci run, then what checks the site."""
+    background lanes execute the chapters, then what checks the ci run, then what checks the site
+    (while the lane prints the PDFs), then what checks the PDFs."""
     fixtures = set(getattr(item, "fixturenames", ()))
+    if "book_pdfs" in fixtures:
+        return 3
     return 2 if fixtures & SITE_FIXTURES else 1 if fixtures & NOTEBOOK_FIXTURES else 0
 
 

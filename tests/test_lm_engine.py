@@ -150,6 +150,7 @@ def test_the_three_schedulers_give_each_seed_the_same_text(trained, functions):
     assert texts["single"] == texts["static"] == texts["continuous"]
 
 
+@pytest.mark.slow
 @pytest.mark.unit
 def test_continuous_batching_admits_at_every_step_and_static_waits(trained, functions):
     for scheduler, expect_join in (("continuous", True), ("static", False)):

@@ -91,6 +91,7 @@ def test_interrupted_run_resumes_with_the_same_numbers(data, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.unit
 def test_a_checkpoint_of_another_run_is_refused(data, tmp_path):
     train(data, tiny(data), CFG, checkpoint_dir=tmp_path, stop_after_segment=1)

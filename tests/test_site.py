@@ -149,8 +149,9 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def served(site, book_pdfs):
-    """The site on http://127.0.0.1:<port>/ for the module's tests."""
+def served(site):
+    """The site on http://127.0.0.1:<port>/ for the module's tests (while its PDFs may still be
+    printed into it: pages link to them and load nothing from them)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
