@@ -13,26 +13,49 @@ from pathlib import Path
 
 WORDS = {
     "en": {
-        "title": "Execution status", "none": "No run summary was found: this site was built without "
-        "`python -m helpers.book.run`.",
+        "title": "Execution status",
+        "none": "No run summary was found: this site was built without `python -m helpers.book.run`.",
         "intro": "Every number and figure in this edition comes from the chapters as last executed, with the "
-                 "**{profile}** parameter profile, on the machine described below. Parameters in **bold** were set "
-                 "by the profile or on the command line; the others are the chapter's defaults. Re-run with "
-                 "`python -m helpers.book.run --profile {profile}` (see the README).",
-        "started": "Started", "finished": "Finished", "chapters": "Chapters",
-        "header": "| Chapter | Status | Wall time | Parameters |", "ok": "✅ ran", "failed": "❌ failed",
-        "machine": "Hardware and software", "item": "| Item | Value |", "cpu": "Processor",
-        "cores": "CPU cores", "gpus": "GPUs", "no_gpu": "none", "platform": "Platform", "versions": "Versions",
+        "**{profile}** parameter profile, on the machine described below. Parameters in **bold** were set "
+        "by the profile or on the command line; the others are the chapter's defaults. Re-run with "
+        "`python -m helpers.book.run --profile {name}` (see the README).",
+        "started": "Started",
+        "finished": "Finished",
+        "colon": ": ",
+        "chapters": "Chapters",
+        "header": "| Chapter | Status | Wall time | Parameters |",
+        "ok": "ran",
+        "failed": "failed",
+        "machine": "Hardware and software",
+        "item": "| Item | Value |",
+        "cpu": "Processor",
+        "cores": "CPU cores",
+        "gpus": "GPUs",
+        "no_gpu": "none",
+        "platform": "Platform",
+        "versions": "Versions",
     },
     "zh": {
-        "title": "执行状态", "none": "未找到运行摘要：本网站构建时没有运行 `python -m helpers.book.run`。",
+        "title": "执行状态",
+        "none": "未找到运行摘要：本网站构建时没有运行 `python -m helpers.book.run`。",
         "intro": "本版中的每一个数字和图表都来自最近一次执行的各章，使用 **{profile}** 参数配置，运行在下文所述的机器上。"
-                 "**粗体**参数由参数配置或命令行设定，其余为该章的默认值。可用 "
-                 "`python -m helpers.book.run --profile {profile}` 重新运行（见 README）。",
-        "started": "开始", "finished": "结束", "chapters": "各章",
-        "header": "| 章 | 状态 | 耗时 | 参数 |", "ok": "✅ 已运行", "failed": "❌ 失败",
-        "machine": "硬件与软件", "item": "| 项目 | 值 |", "cpu": "处理器", "cores": "CPU 核数",
-        "gpus": "GPU", "no_gpu": "无", "platform": "平台", "versions": "版本",
+        "**粗体**参数由参数配置或命令行设定，其余为该章的默认值。可用 "
+        "`python -m helpers.book.run --profile {name}` 重新运行（见 README）。",
+        "started": "开始",
+        "finished": "结束",
+        "colon": "：",
+        "chapters": "各章",
+        "header": "| 章 | 状态 | 耗时 | 参数 |",
+        "ok": "已运行",
+        "failed": "失败",
+        "machine": "硬件与软件",
+        "item": "| 项目 | 值 |",
+        "cpu": "处理器",
+        "cores": "CPU 核数",
+        "gpus": "GPU",
+        "no_gpu": "无",
+        "platform": "平台",
+        "versions": "版本",
     },
 }
 SECONDS = {"en": "{:.1f} s", "zh": "{:.1f} 秒"}
@@ -49,8 +72,10 @@ def _code(text: object) -> str:
 
 def _parameters(record: dict) -> str:
     overrides = record.get("overrides") or {}
-    parts = [f"**{_code(f'{k}={v!r}')}**" if k in overrides else _code(f"{k}={v!r}")
-             for k, v in (record.get("parameters") or {}).items()]
+    parts = [
+        f"**{_code(f'{k}={v!r}')}**" if k in overrides else _code(f"{k}={v!r}")
+        for k, v in (record.get("parameters") or {}).items()
+    ]
     return ", ".join(parts) or "—"
 
 
@@ -61,9 +86,18 @@ def render(summary: dict | None, lang: str, chapters: list[str]) -> str:
     if not summary:
         return "\n".join([*lines, w["none"], ""])
     profile = summary.get("profile", "?")
-    lines += [w["intro"].format(profile=_code(profile)), "",
-              f"- {w['started']}: {summary.get('started', '—')}", f"- {w['finished']}: {summary.get('finished', '—')}",
-              "", f"## {w['chapters']}", "", w["header"], "|---|---|---|---|"]
+    # (the command's profile is plain text inside its own inline code: a code span in a code span breaks)
+    lines += [
+        w["intro"].format(profile=_code(profile), name=_cell(profile).replace("`", "'")),
+        "",
+        f"- {w['started']}{w['colon']}{summary.get('started', '—')}",
+        f"- {w['finished']}{w['colon']}{summary.get('finished', '—')}",
+        "",
+        f"## {w['chapters']}",
+        "",
+        w["header"],
+        "|---|---|---|---|",
+    ]
     records = summary.get("notebooks") or {}
     for chapter in [c for c in chapters if c in records] + sorted(set(records) - set(chapters)):
         record = records[chapter]
@@ -76,12 +110,19 @@ def render(summary: dict | None, lang: str, chapters: list[str]) -> str:
         lines.append(f"| {link} | {status} | {wall} | {_parameters(record)} |")
     machine = summary.get("machine") or {}
     versions = machine.get("versions") or {}
-    lines += ["", f"## {w['machine']}", "", w["item"], "|---|---|",
-              f"| {w['cpu']} | {_cell(machine.get('cpu', '—'))} |",
-              f"| {w['cores']} | {_cell(machine.get('cpu_cores', '—'))} |",
-              f"| {w['gpus']} | {_cell(', '.join(machine.get('gpus') or []) or w['no_gpu'])} |",
-              f"| {w['platform']} | {_cell(machine.get('hostname_platform', '—'))} |",
-              f"| {w['versions']} | {', '.join(_code(f'{k} {v}') for k, v in versions.items() if v) or '—'} |", ""]
+    lines += [
+        "",
+        f"## {w['machine']}",
+        "",
+        w["item"],
+        "|---|---|",
+        f"| {w['cpu']} | {_cell(machine.get('cpu', '—'))} |",
+        f"| {w['cores']} | {_cell(machine.get('cpu_cores', '—'))} |",
+        f"| {w['gpus']} | {_cell(', '.join(machine.get('gpus') or []) or w['no_gpu'])} |",
+        f"| {w['platform']} | {_cell(machine.get('hostname_platform', '—'))} |",
+        f"| {w['versions']} | {', '.join(_code(f'{k} {v}') for k, v in versions.items() if v) or '—'} |",
+        "",
+    ]
     return "\n".join(lines)
 
 
