@@ -241,9 +241,11 @@ def exported(tmp_path_factory):
     return model, paths["saved_model"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster():
-    """Two Ray nodes on 127.0.0.1, one CPU slot each; Serve's proxy on the head; always stopped."""
+    """Two Ray nodes on 127.0.0.1, one CPU slot each; Serve's proxy on the head; always stopped, as
+    soon as this module's tests are done (its replicas and Ray's own processes would otherwise take
+    CPU from the rest of the session)."""
     local = ray_cluster.LocalCluster(nodes=2, node_cpus=1)
     try:
         url = ray_serve.start_serve()
@@ -253,7 +255,7 @@ def cluster():
         local.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def deployed(cluster, exported):
     local, url, log = cluster
     _, path = exported
