@@ -52,9 +52,10 @@ class LaneError(RuntimeError):
 
 
 def _stream(
-    command: list[str], write: Callable[[str], None] | None, timeout: float, env: dict, on_line=None
+    command: list[str], timeout: float, env: dict, on_line: Callable[[str], None] | None = None
 ) -> tuple[int, list[str]]:
-    """Run ``command`` in ``env``, its lines shown through ``write``; kill its process group after ``timeout`` s."""
+    """Run ``command`` in ``env``, each output line passed to ``on_line``; kill its process group after
+    ``timeout`` s. Returns the exit code and the lines."""
     process = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -79,8 +80,6 @@ def _stream(
     try:
         for line in process.stdout:
             lines.append(line.rstrip("\n"))
-            if write:
-                write(lines[-1])
             if on_line:
                 on_line(lines[-1])
         code = process.wait()
@@ -144,11 +143,7 @@ class CiLanes:
                     continue
                 start = time.monotonic()
                 code, lines = _stream(
-                    command,
-                    self._say if stage == "run" else None,
-                    STAGE_TIMEOUT[stage],
-                    self.env,
-                    self._on_run_line if stage == "run" else None,
+                    command, STAGE_TIMEOUT[stage], self.env, self._on_run_line if stage == "run" else None
                 )
                 if code != 0:
                     self.errors[stage] = f"`{' '.join(command[1:])}` exited with {code}:\n" + "\n".join(lines[-60:])
@@ -162,6 +157,8 @@ class CiLanes:
                 event.set()
 
     def _on_run_line(self, line: str) -> None:
+        """Show the runner's line; when it says a chapter finished, hand the chapter to the nbval lane."""
+        self._say(line)
         match = CHAPTER_LINE.match(line)
         if not match or match.group(1) not in self._ready:
             return
@@ -222,7 +219,7 @@ class CiLanes:
             str(ROOT / "tests" / "nbval_sanitize.cfg"),
             str(self.executed / f"{stem}.ipynb"),
         ]
-        code, lines = _stream(command, None, NBVAL_TIMEOUT, {**self.env, "MAAS_ARTIFACT_DIR": str(snapshot)})
+        code, lines = _stream(command, NBVAL_TIMEOUT, {**self.env, "MAAS_ARTIFACT_DIR": str(snapshot)})
         output = "\n".join(lines)
         if code == 0 and (" passed" not in output or " failed" in output):
             code = 1

@@ -76,18 +76,17 @@ def pytest_collection_finish(session):
             reporter.write_line(line)
 
     shutil.rmtree(LANES_SCRATCH, ignore_errors=True)
-    config.stash[_LANES] = _running_lanes["lanes"] = CiLanes(CI_EXECUTED, LANES_SCRATCH, emit)
+    _LANES["session"] = CiLanes(CI_EXECUTED, LANES_SCRATCH, emit)
 
 
 def pytest_runtest_logfinish(nodeid, location):
     """Between two tests, show what the background lanes have said (a line per chapter and stage)."""
-    lanes = _running_lanes.get("lanes")
-    if lanes is not None:
-        lanes.drain()
+    if "session" in _LANES:
+        _LANES["session"].drain()
 
 
-_LANES = pytest.StashKey[CiLanes]()
-_running_lanes: dict[str, CiLanes] = {}  # for the hook above, which gets no config
+#: the session's lanes, once started (a module-level holder: the hook above gets no config)
+_LANES: dict[str, CiLanes] = {}
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +95,9 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ci_lanes(request) -> CiLanes:
+def ci_lanes() -> CiLanes:
     """The session's background lanes: the ci run, nbval's checks, the sites and the PDFs."""
-    return request.config.stash[_LANES]
+    return _LANES["session"]
 
 
 @pytest.fixture(scope="session")

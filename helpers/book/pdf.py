@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from helpers.book import bilingual, browser
-from helpers.book.site import SITES, TITLES
+from helpers.book.site import SITES, TITLES, jupyter_book_build
 from helpers.paths import ROOT
 
 PDF_NAME = "maas-course-{lang}.pdf"
@@ -53,8 +53,6 @@ def build_singlehtml(project: Path, lang: str) -> Path:
     The same arguments as the HTML build (:func:`helpers.book.site.jupyter_book_build`), so the
     saved environment is reused and no page is read again.
     """
-    from helpers.book.site import jupyter_book_build
-
     jupyter_book_build(project, "--builder", "singlehtml")
     built = project / "_build" / "singlehtml" / "index.html"
     if not built.exists():
