@@ -265,7 +265,7 @@ ServedModel = Literal["served", "article"]
 
 
 class DistributedServingParams(ChapterParams):
-    """Parameters of ``notebooks/09_distributed_serving.md`` (the names it shares with the serving
+    """Parameters of ``notebooks/11_distributed_serving.md`` (the names it shares with the serving
     chapter keep that chapter's types and bounds)."""
 
     notebook: str = "distributed_serving"
