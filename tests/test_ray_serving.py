@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import env, serving
 from helpers.paths import ROOT
 from helpers.serving import loadtest, ray_cluster, ray_serve
 from helpers.serving import ray_experiments as rx
@@ -227,20 +226,6 @@ def test_retrying_clients_lose_nothing_that_others_lose(flaky_server):
 # --- one local Ray cluster of two nodes, shared by the tests below ----------------------------
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory):
-    """A seeded CNN on float images in [0, 1], wrapped to take uint8 pixels, written to disk."""
-    env.setup("tensorflow", seed=0)
-    import keras
-
-    from helpers import models
-
-    base = keras.Sequential([keras.Input(shape=(32, 32, 3)), *models.article_cnn(logits=True).layers[1:]])
-    model = serving.with_preprocessing(base)
-    paths = serving.export(model, tmp_path_factory.mktemp("served"))
-    return model, paths["saved_model"]
-
-
 @pytest.fixture(scope="module")
 def cluster():
     """Two Ray nodes on 127.0.0.1, one CPU slot each; Serve's proxy on the head; always stopped, as
@@ -258,7 +243,8 @@ def cluster():
 @pytest.fixture(scope="module")
 def deployed(cluster, exported):
     local, url, log = cluster
-    _, path = exported
+    _, paths = exported
+    path = paths["saved_model"]
     app = ray_serve.application(
         path,
         max_batch_size=16,

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import env, serving
+from helpers import serving
 from helpers.serving import loadtest
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,20 +27,6 @@ MAX_INSTANCES = 64
 LIMITS = ("--max-body-bytes", str(MAX_BODY_BYTES), "--max-instances", str(MAX_INSTANCES))
 PLACEHOLDER = "http://127.0.0.1:1/v1/models/cifar10"
 BAD_CASES = [case[0] for case in loadtest.bad_requests(PLACEHOLDER, MAX_BODY_BYTES, MAX_INSTANCES)]
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A seeded CNN on float images in [0, 1], wrapped to take uint8 pixels, written to disk."""
-    env.setup("tensorflow", seed=0)
-    import keras
-
-    from helpers import models
-
-    base = keras.Sequential([keras.Input(shape=(32, 32, 3)), *models.article_cnn(logits=True).layers[1:]])
-    model = serving.with_preprocessing(base)
-    paths = serving.export(model, tmp_path_factory.mktemp("served"))
-    return model, paths
 
 
 @pytest.fixture(scope="module")
