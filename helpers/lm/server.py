@@ -263,28 +263,175 @@ def sse(obj) -> bytes:
 # the application
 
 
+class _Completions:
+    """What both endpoints do: check a request, submit it to the engine, answer whole or streamed."""
+
+    def __init__(self, engine: Engine, options: ServerOptions):
+        self.engine, self.options = engine, options
+        self.tokenizer, self.max_len = engine.tokenizer, engine.max_len
+
+    # -- checking a request
+    def _check_model(self, data: dict) -> None:
+        model = data.get("model")
+        if not isinstance(model, str) or not model:
+            raise ApiError(400, "model is required: a string naming the model (GET /v1/models)", param="model")
+        if model != self.options.name:
+            raise ApiError(
+                404,
+                f"The model `{model}` does not exist; this server serves `{self.options.name}`",
+                param="model",
+                code="model_not_found",
+            )
+
+    def _prompt_ids(self, prompt: str, param: str) -> list[int]:
+        if not prompt:
+            raise ApiError(400, "the prompt is empty: give the opening of a poem (at least one character)", param=param)
+        unknown = self.tokenizer.unknown(prompt)
+        if unknown:
+            raise ApiError(
+                400,
+                f"{len(unknown)} character(s) of the prompt are not in the model's vocabulary: "
+                f"{''.join(unknown[:20])!r}. It knows {self.tokenizer.vocab_size - 4} traditional Chinese "
+                "characters and punctuation from the Tang poems; write the prompt with those",
+                param=param,
+                code="unknown_characters",
+            )
+        ids = self.tokenizer.encode(prompt)
+        if len(ids) >= self.max_len:
+            raise ApiError(
+                400,
+                f"the prompt is {len(ids)} tokens (with <bos>); this model's maximum context "
+                f"length is {self.max_len}, which leaves no room for a completion",
+                param=param,
+                code="context_length_exceeded",
+            )
+        return ids
+
+    def _max_tokens(self, data: dict, chat: bool, prompt_tokens: int) -> int:
+        keys = ("max_completion_tokens", "max_tokens") if chat else ("max_tokens",)
+        max_tokens = next((data[k] for k in keys if data.get(k) is not None), None)
+        if max_tokens is None:  # chat: up to the context; completions: OpenAI's default of 16
+            return self.max_len - prompt_tokens if chat else 16
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise ApiError(400, f"max_tokens must be an integer, got {max_tokens!r}", param="max_tokens")
+        return max_tokens
+
+    def prepare(self, data: dict, chat: bool) -> tuple[list[int], SamplingParams]:
+        """The request's prompt ids and sampling parameters, or ApiError (4xx) naming what is wrong."""
+        _check_fields(data, CHAT_FIELDS if chat else COMPLETION_FIELDS)
+        prompt = chat_prompt(data) if chat else completion_prompt(data)
+        self._check_model(data)
+        ids = self._prompt_ids(prompt, "messages" if chat else "prompt")
+        params = sampling_from(data, self._max_tokens(data, chat, len(ids)))
+        try:
+            self.engine.validate(ids, params)
+        except ContextTooLong as exc:
+            raise ApiError(400, str(exc), param="max_tokens", code="context_length_exceeded") from None
+        return ids, params
+
+    # -- running it
+    def submit(self, ids: list[int], params: SamplingParams, chat: bool) -> tuple[Request, asyncio.Queue]:
+        """Queue the request on the engine; its events arrive on the returned queue (429 when full)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+
+        def on_event(request, text, finished):  # engine thread
+            loop.call_soon_threadsafe(queue.put_nowait, (text, finished))
+
+        request = Request(
+            ids, params, request_id=f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}", on_event=on_event
+        )
+        try:
+            self.engine.submit(request)
+        except QueueFull as exc:
+            raise ApiError(
+                429,
+                f"the server is busy: {exc}; retry after {RETRY_AFTER_S} s",
+                code="queue_full",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+        return request, queue
+
+    @staticmethod
+    def usage(request: Request) -> dict:
+        p, c = len(request.prompt_ids), len(request.output_ids)
+        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+    def logged(self, request: Request) -> None:
+        first = request.token_times[0] - request.arrival if request.token_times else None
+        fields = {"event": "finished", "id": request.request_id, "finish_reason": request.finish_reason}
+        fields |= {**self.usage(request), "ttft_ms": round(first * 1000, 3) if first is not None else None}
+        log.info("finished", extra={"fields": fields})
+
+    # -- answering
+    async def answer(self, chat: bool, http: HttpRequest) -> Response:
+        data = _parse_json(await http.body())
+        ids, params = self.prepare(data, chat)
+        stream = _typed(data, "stream", (bool,), False)
+        include_usage = bool((_typed(data, "stream_options", (dict,), {}) or {}).get("include_usage", False))
+        request, queue = self.submit(ids, params, chat)
+        head = {"id": request.request_id, "created": int(time.time()), "model": self.options.name}
+        if stream:
+            return self.streamed(chat, head, request, queue, include_usage)
+        while not (await queue.get())[1]:
+            pass
+        self.logged(request)
+        choice = {"index": 0, "finish_reason": request.finish_reason, "logprobs": None}
+        if chat:
+            body = {**head, "object": "chat.completion", "choices": [choice]}
+            choice["message"] = {"role": "assistant", "content": request.text}
+        else:
+            body = {**head, "object": "text_completion", "choices": [choice]}
+            choice["text"] = request.text
+        return Response(orjson.dumps({**body, "usage": self.usage(request)}), media_type="application/json")
+
+    def streamed(self, chat: bool, head: dict, request: Request, queue: asyncio.Queue, include_usage: bool):
+        obj = "chat.completion.chunk" if chat else "text_completion"
+
+        def chunk(text: str, finish: str | None, first: bool = False) -> bytes:
+            if chat:
+                delta = {"role": "assistant", "content": text} if first else ({"content": text} if text else {})
+                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            else:
+                choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+            return sse({**head, "object": obj, "choices": [choice]})
+
+        async def events():
+            if chat:
+                yield chunk("", None, first=True)
+            while True:
+                text, finished = await queue.get()
+                if finished is None:  # the client went away
+                    return
+                if finished:
+                    break
+                yield chunk(text, None)
+            self.logged(request)
+            yield chunk(text, request.finish_reason)
+            if include_usage:
+                yield sse({**head, "object": obj, "choices": [], "usage": self.usage(request)})
+            yield sse(b"[DONE]")
+
+        def on_disconnect():
+            if not request.finished:
+                self.engine.cancel(request)
+            queue.put_nowait(("", None))
+
+        return EventStream(events(), on_disconnect)
+
+
 def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
     """The FastAPI application serving ``engine`` (started in its thread unless ``options.start_engine`` is False)."""
     options = options or ServerOptions()
-    tokenizer, max_len = engine.tokenizer, engine.max_len
+    api = _Completions(engine, options)
     created = int(time.time())
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         if options.start_engine:
             engine.start()
-        log.info(
-            "ready",
-            extra={
-                "fields": {
-                    "event": "ready",
-                    "model": options.name,
-                    "slots": engine.slots,
-                    "scheduler": engine.scheduler,
-                    "max_len": max_len,
-                }
-            },
-        )
+        ready = {"event": "ready", "model": options.name, "slots": engine.slots, "scheduler": engine.scheduler}
+        log.info("ready", extra={"fields": {**ready, "max_len": engine.max_len}})
         yield
         if options.start_engine:
             engine.stop()
@@ -310,177 +457,15 @@ def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
 
     @app.get("/v1/models", summary="The served model (OpenAI list format)")
     async def models():
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": options.name,
-                    "object": "model",
-                    "created": created,
-                    "owned_by": "maas-course",
-                    "max_model_len": max_len,
-                }
-            ],
-        }
-
-    def prepare(data: dict, prompt: str, max_tokens_default, chat: bool) -> tuple[list[int], SamplingParams]:
-        model = data.get("model")
-        if not isinstance(model, str) or not model:
-            raise ApiError(400, "model is required: a string naming the model (GET /v1/models)", param="model")
-        if model != options.name:
-            raise ApiError(
-                404,
-                f"The model `{model}` does not exist; this server serves `{options.name}`",
-                param="model",
-                code="model_not_found",
-            )
-        if not prompt:
-            raise ApiError(
-                400,
-                "the prompt is empty: give the opening of a poem (at least one character)",
-                param="messages" if chat else "prompt",
-            )
-        unknown = tokenizer.unknown(prompt)
-        if unknown:
-            shown = "".join(unknown[:20])
-            raise ApiError(
-                400,
-                f"{len(unknown)} character(s) of the prompt are not in the model's vocabulary: "
-                f"{shown!r}. It knows {tokenizer.vocab_size - 4} traditional Chinese characters "
-                "and punctuation from the Tang poems; write the prompt with those",
-                param="messages" if chat else "prompt",
-                code="unknown_characters",
-            )
-        ids = tokenizer.encode(prompt)
-        if len(ids) >= max_len:
-            raise ApiError(
-                400,
-                f"the prompt is {len(ids)} tokens (with <bos>); this model's maximum context "
-                f"length is {max_len}, which leaves no room for a completion",
-                param="messages" if chat else "prompt",
-                code="context_length_exceeded",
-            )
-        keys = ("max_completion_tokens", "max_tokens") if chat else ("max_tokens",)
-        max_tokens = next((data[k] for k in keys if data.get(k) is not None), None)
-        if max_tokens is None:
-            max_tokens = max_tokens_default if max_tokens_default else max_len - len(ids)
-        elif isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
-            raise ApiError(400, f"max_tokens must be an integer, got {max_tokens!r}", param="max_tokens")
-        params = sampling_from(data, max_tokens)
-        try:
-            engine.validate(ids, params)
-        except ContextTooLong as exc:
-            raise ApiError(400, str(exc), param="max_tokens", code="context_length_exceeded") from None
-        return ids, params
-
-    async def run(ids, params, kind: str, data: dict):
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-
-        def on_event(request, text, finished):  # engine thread
-            loop.call_soon_threadsafe(queue.put_nowait, (text, finished))
-
-        request = Request(
-            ids, params, request_id=f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}", on_event=on_event
-        )
-        try:
-            engine.submit(request)
-        except QueueFull as exc:
-            raise ApiError(
-                429,
-                f"the server is busy: {exc}; retry after {RETRY_AFTER_S} s",
-                code="queue_full",
-                headers={"Retry-After": str(RETRY_AFTER_S)},
-            ) from None
-        return request, queue
-
-    def usage(request: Request) -> dict:
-        p, c = len(request.prompt_ids), len(request.output_ids)
-        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
-
-    def logged(request: Request) -> None:
-        first = request.token_times[0] - request.arrival if request.token_times else None
-        log.info(
-            "finished",
-            extra={
-                "fields": {
-                    "event": "finished",
-                    "id": request.request_id,
-                    "finish_reason": request.finish_reason,
-                    **usage(request),
-                    "ttft_ms": round(first * 1000, 3) if first is not None else None,
-                }
-            },
-        )
-
-    async def answer(kind: str, http: HttpRequest):
-        data = _parse_json(await http.body())
-        _check_fields(data, CHAT_FIELDS if kind == "chat" else COMPLETION_FIELDS)
-        prompt = chat_prompt(data) if kind == "chat" else completion_prompt(data)
-        ids, params = prepare(data, prompt, None if kind == "chat" else 16, kind == "chat")
-        stream = _typed(data, "stream", (bool,), False)
-        options_ = _typed(data, "stream_options", (dict,), {}) or {}
-        include_usage = bool(options_.get("include_usage", False))
-        request, queue = await run(ids, params, kind, data)
-        head = {"id": request.request_id, "created": int(time.time()), "model": options.name}
-        if not stream:
-            while True:
-                _, finished = await queue.get()
-                if finished:
-                    break
-            logged(request)
-            choice = {"index": 0, "finish_reason": request.finish_reason, "logprobs": None}
-            if kind == "chat":
-                choice["message"] = {"role": "assistant", "content": request.text}
-                return Response(
-                    orjson.dumps({**head, "object": "chat.completion", "choices": [choice], "usage": usage(request)}),
-                    media_type="application/json",
-                )
-            choice["text"] = request.text
-            return Response(
-                orjson.dumps({**head, "object": "text_completion", "choices": [choice], "usage": usage(request)}),
-                media_type="application/json",
-            )
-
-        obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
-
-        def chunk(text: str, finish: str | None, first: bool = False) -> bytes:
-            if kind == "chat":
-                delta = {"role": "assistant", "content": text} if first else ({"content": text} if text else {})
-                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            else:
-                choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-            return sse({**head, "object": obj, "choices": [choice]})
-
-        async def events():
-            if kind == "chat":
-                yield chunk("", None, first=True)
-            while True:
-                text, finished = await queue.get()
-                if finished is None:  # the client went away
-                    return
-                if finished:
-                    break
-                yield chunk(text, None)
-            logged(request)
-            yield chunk(text, request.finish_reason)
-            if include_usage:
-                yield sse({**head, "object": obj, "choices": [], "usage": usage(request)})
-            yield sse(b"[DONE]")
-
-        def on_disconnect():
-            if not request.finished:
-                engine.cancel(request)
-            queue.put_nowait(("", None))
-
-        return EventStream(events(), on_disconnect)
+        model = {"id": options.name, "object": "model", "created": created, "owned_by": "maas-course"}
+        return {"object": "list", "data": [{**model, "max_model_len": engine.max_len}]}
 
     @app.post("/v1/completions", summary="Continue a poem (OpenAI completions API)")
     async def completions(http: HttpRequest):
-        return await answer("completion", http)
+        return await api.answer(False, http)
 
     @app.post("/v1/chat/completions", summary="Continue a poem in a chat (OpenAI chat completions API)")
     async def chat_completions(http: HttpRequest):
-        return await answer("chat", http)
+        return await api.answer(True, http)
 
     return app

@@ -60,6 +60,40 @@ class ServiceOptions:
     fast_path: bool = True  # answer POST :predict in PredictFastPath, not through FastAPI's router
 
 
+async def predict_reply(batcher: Batcher, max_instances: int, body: bytes, path: str) -> tuple[int, bytes]:
+    """The ``:predict`` reply for one request body: ``(status, JSON bytes)``; the one place for it."""
+    try:
+        if len(body) < INLINE_DECODE_BYTES:
+            images, key = decode_predict_request(body, max_instances)
+        else:  # parsing megabytes of JSON takes milliseconds: keep the event loop free meanwhile
+            images, key = await asyncio.to_thread(decode_predict_request, body, max_instances)
+    except BadRequest as exc:
+        return exc.status, refusal(path, exc.status, exc.message)
+    outputs = await batcher.submit(images)
+    return 200, orjson.dumps({key: outputs}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def check_model_name(name: str, served: str) -> None:
+    """404 unless ``name`` is the served model's."""
+    if name != served:
+        raise FastAPIHTTPException(404, f"unknown model {name!r}; this service serves {served!r}")
+
+
+def signature_metadata(name: str, n_outputs: int) -> dict:
+    """TensorFlow Serving's ``/metadata`` reply: one signature, uint8 images in, ``n_outputs`` logits out."""
+    shape = [{"size": "-1"}] + [{"size": str(s)} for s in IMAGE_SHAPE]
+    logits = {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "-1"}, {"size": str(n_outputs)}]}}
+    signature = {
+        "inputs": {"image": {"dtype": "DT_UINT8", "tensor_shape": {"dim": shape}}},
+        "outputs": {"logits": logits},
+        "method_name": "tensorflow/serving/predict",
+    }
+    return {
+        "model_spec": {"name": name, "signature_name": "", "version": "1"},
+        "metadata": {"signature_def": {"signature_def": {"serving_default": signature}}},
+    }
+
+
 def create_app(predictor: Predictor, options: ServiceOptions):
     """The FastAPI application serving ``predictor`` under ``/v1/models/<options.name>``."""
 
@@ -116,8 +150,7 @@ def create_app(predictor: Predictor, options: ServiceOptions):
         return refuse(request, exc.status_code, str(exc.detail))
 
     def check_name(name: str) -> None:
-        if name != options.name:
-            raise FastAPIHTTPException(404, f"unknown model {name!r}; this service serves {options.name!r}")
+        check_model_name(name, options.name)
 
     @app.get("/healthz", summary="Liveness and readiness")
     async def healthz():
@@ -141,38 +174,10 @@ def create_app(predictor: Predictor, options: ServiceOptions):
     @app.get("/v1/models/{name}/metadata", summary="Model signature (TensorFlow Serving)", responses=errors)
     async def model_metadata(name: str):
         check_name(name)
-        shape = [{"size": "-1"}] + [{"size": str(s)} for s in IMAGE_SHAPE]
-        return {
-            "model_spec": {"name": options.name, "signature_name": "", "version": "1"},
-            "metadata": {
-                "signature_def": {
-                    "signature_def": {
-                        "serving_default": {
-                            "inputs": {"image": {"dtype": "DT_UINT8", "tensor_shape": {"dim": shape}}},
-                            "outputs": {
-                                "logits": {
-                                    "dtype": "DT_FLOAT",
-                                    "tensor_shape": {"dim": [{"size": "-1"}, {"size": str(predictor.n_outputs)}]},
-                                }
-                            },
-                            "method_name": "tensorflow/serving/predict",
-                        }
-                    }
-                }
-            },
-        }
+        return signature_metadata(options.name, predictor.n_outputs)
 
     async def answer_predict(body: bytes, path: str) -> tuple[int, bytes]:
-        """The ``:predict`` reply for one request body: ``(status, JSON bytes)``; the one place for it."""
-        try:
-            if len(body) < INLINE_DECODE_BYTES:
-                images, key = decode_predict_request(body, options.max_instances)
-            else:  # parsing megabytes of JSON takes milliseconds: keep the event loop free meanwhile
-                images, key = await asyncio.to_thread(decode_predict_request, body, options.max_instances)
-        except BadRequest as exc:
-            return exc.status, refusal(path, exc.status, exc.message)
-        outputs = await state["batcher"].submit(images)
-        return 200, orjson.dumps({key: outputs}, option=orjson.OPT_SERIALIZE_NUMPY)
+        return await predict_reply(state["batcher"], options.max_instances, body, path)
 
     @app.post(
         "/v1/models/{name}:predict",
