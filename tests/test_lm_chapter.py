@@ -6,11 +6,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import lm_toy as toy  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers.lm import baselines, chapter, toy  # noqa: E402
+from helpers.lm import baselines, chapter  # noqa: E402
 from helpers.lm.data import CharTokenizer, form_score  # noqa: E402
 from helpers.lm.train import prepare  # noqa: E402
 

@@ -15,7 +15,9 @@ from helpers import env
 
 env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), 0)
 
-from helpers.lm import bench, toy  # noqa: E402
+import lm_toy as toy  # noqa: E402
+
+from helpers.lm import bench  # noqa: E402
 from helpers.lm.data import CharTokenizer  # noqa: E402
 from helpers.lm.engine import (  # noqa: E402
     ContextTooLong,

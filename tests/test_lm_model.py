@@ -139,7 +139,9 @@ JAX_SCRIPT = textwrap.dedent("""
     import numpy as np
     from helpers import env
     env.setup("jax", 0)
-    from helpers.lm import compiled, toy
+    import lm_toy as toy
+
+    from helpers.lm import compiled
     from helpers.lm.engine import DecodeFunctions, Engine, Request
     from helpers.lm.model import ModelConfig, build_model
     from helpers.lm.sampling import SamplingParams

@@ -21,7 +21,8 @@ from helpers import env
 
 env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), 0)
 
-from helpers.lm import toy  # noqa: E402
+import lm_toy as toy  # noqa: E402
+
 from helpers.lm.engine import Engine  # noqa: E402
 from helpers.lm.serve import running_server  # noqa: E402
 from helpers.lm.server import ServerOptions, create_app  # noqa: E402

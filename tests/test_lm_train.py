@@ -16,7 +16,9 @@ from helpers import env
 
 env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), 0)
 
-from helpers.lm import baselines, compiled, scaling, toy  # noqa: E402
+import lm_toy as toy  # noqa: E402
+
+from helpers.lm import baselines, compiled, scaling  # noqa: E402
 from helpers.lm.data import CharTokenizer  # noqa: E402
 from helpers.lm.model import ModelConfig  # noqa: E402
 from helpers.lm.train import Scorer, TrainConfig, WarmupCosine, batch_indices, load_model, prepare, train  # noqa: E402

@@ -17,6 +17,5 @@ The modules, in the order the chapter uses them (each imports Keras only where i
 * :mod:`helpers.lm.server`, :mod:`helpers.lm.serve` — the OpenAI-compatible HTTP service
   (``python -m helpers.lm.serve --checkpoint DIR --port N``) and :func:`~helpers.lm.serve.running_server`;
 * :mod:`helpers.lm.scaling` — size and compute sweeps, and the fitted power law;
-* :mod:`helpers.lm.toy` — a toy corpus and model for tests and quick runs;
 * :mod:`helpers.lm.compiled` — the one place that knows the Keras backends (``tf.function`` / ``jax.jit``).
 """

@@ -1,4 +1,4 @@
-"""A toy corpus and a toy model: the whole pipeline in seconds, for tests and the ci profile.
+"""A toy corpus and a toy model for the language-model tests: the whole pipeline in seconds.
 
 The toy poems are random characters from a small set, in the four regulated forms (4 or 8 lines
 of 5 or 7 characters, ，and 。 alternating), with a strong bigram structure (each character is
