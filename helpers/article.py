@@ -1,32 +1,39 @@
-"""The source article's section-4 listing, kept once, verbatim, and run as printed.
+"""The source article's section-4 listing, kept once, verbatim, and the checks that the chapter runs it as printed.
 
 The article (``../shared/article/source-article.zh.md`` beside the repository, not part of it)
 trains a CIFAR-10 network with TensorFlow/Keras. :data:`LISTING` is its code block, character for
-character (``tests/test_article.py`` compares the two whenever the article is there).
-:func:`runnable` makes the few substitutions the course needs, and :func:`diff` shows them:
+character (``tests/test_article.py`` compares the two whenever the article is there). The CIFAR-10
+chapter types the listing into its code cells, one cell per step, with the two substitutions
+:func:`runnable` makes (and :func:`diff` shows):
 
 * the data come from the verified local cache, ``helpers.data.load_cifar10_as_keras``, which returns
   the same tuple of uint8 arrays as ``tf.keras.datasets.cifar10.load_data()`` (a download that no
   checksum guards, and that a machine without internet cannot make);
-* ``epochs=10`` becomes another number only when a chapter asks for one (the ``ci`` profile's runs
-  of a few seconds); at 10 the line stays as printed;
-* on the JAX and PyTorch backends, where TensorFlow need not be installed, ``tensorflow.keras``
-  becomes ``keras``: with TensorFlow 2.16 or newer ``tensorflow.keras`` *is* Keras 3, so the same
-  classes run.
+* ``epochs=10`` becomes ``epochs=epochs``, the chapter's parameter (10 unless a profile asks for the
+  few seconds of the ``ci`` runs).
 
-:func:`steps` cuts the listing at its five step comments, so a chapter can run it one step at a
-time and look at the model in between; :func:`run_step` runs one step in a namespace, renders what
-it printed as a terminal shows it (Keras' progress bar rewrites its line with ``\\r`` and ``\\b``),
-and collects its warnings.
+:class:`CellLog` records the cells a notebook runs and :func:`cells_run` picks the listing's out
+of them, so a visible cell can hold them equal to the article's listing. Where TensorFlow is not installed (JAX and PyTorch
+backends), :func:`keras_as_tensorflow` lets the listing's ``import tensorflow as tf`` and
+``from tensorflow.keras... import ...`` lines give Keras 3, which is what ``tensorflow.keras`` is
+since TensorFlow 2.16. :class:`WarningLog` keeps the warnings the listing raises off stderr, as
+first sentences a chapter can show.
+
+:func:`steps` cuts the listing at its five step comments; :func:`run_step` runs one step in a
+namespace (the tests run the listing this way), renders what it printed as a terminal shows it
+(Keras' progress bar rewrites its line with ``\\r`` and ``\\b``), and collects its warnings.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib.util
 import io
 import re
+import sys
 import time
+import types
 import warnings
 from dataclasses import dataclass, field
 
@@ -85,6 +92,7 @@ BATCH_SIZE = 32
 LOAD_DATA = "tf.keras.datasets.cifar10.load_data()"
 VERIFIED_LOAD = "data.load_cifar10_as_keras(train_size, test_size, seed=seed)"
 FIT = f"model.fit(x_train, y_train, epochs={EPOCHS})"
+FIT_EPOCHS = "model.fit(x_train, y_train, epochs=epochs)"
 
 
 def listing_in(markdown: str) -> str:
@@ -100,22 +108,64 @@ def article_text() -> str | None:
     return ARTICLE_PATH.read_text(encoding="utf-8") if ARTICLE_PATH.exists() else None
 
 
-def runnable(code: str = LISTING, *, epochs: int = EPOCHS, backend: str = "tensorflow") -> str:
-    """The listing with the course's substitutions (see the module's docstring); nothing else changes.
+def printed() -> str:
+    """The listing as the article prints it: read from the article when it is beside the repository,
+    else the verbatim copy :data:`LISTING` (which a test holds equal to the article)."""
+    text = article_text()
+    return listing_in(text) if text is not None else LISTING
 
-    The result expects ``data`` (:mod:`helpers.data`), ``train_size``, ``test_size`` and ``seed`` in
-    the namespace it runs in (:func:`namespace` provides them).
+
+def runnable(code: str = LISTING) -> str:
+    """The listing with the course's two substitutions (see the module's docstring); nothing else changes.
+
+    The result expects ``data`` (:mod:`helpers.data`), ``train_size``, ``test_size``, ``seed`` and
+    ``epochs`` in the namespace it runs in (:func:`namespace` provides them).
     """
     for needed in (LOAD_DATA, FIT):
         if needed not in code:
             raise ValueError(f"the listing no longer contains {needed!r}")
-    code = code.replace(LOAD_DATA, VERIFIED_LOAD)
-    if epochs != EPOCHS:
-        code = code.replace(FIT, f"model.fit(x_train, y_train, epochs={int(epochs)})")
-    if backend != "tensorflow":
-        code = code.replace("import tensorflow as tf\n", "import keras\n")
-        code = code.replace("from tensorflow.keras.", "from keras.").replace("tf.keras.", "keras.")
-    return code
+    return code.replace(LOAD_DATA, VERIFIED_LOAD).replace(FIT, FIT_EPOCHS)
+
+
+class CellLog(list):
+    """The source of every cell IPython runs from now on, in order (from its ``pre_run_cell`` event,
+    so also where a cell is not kept in ``In``: nbval runs cells without history)."""
+
+    def __init__(self, shell=None):
+        super().__init__()
+        if shell is None:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        if shell is None:
+            raise RuntimeError("CellLog records the cells of an IPython kernel; there is none here")
+        self._shell = shell
+        shell.events.register("pre_run_cell", self._record)
+
+    def _record(self, info) -> None:
+        self.append(info.raw_cell)
+
+    def close(self) -> None:
+        self._shell.events.unregister("pre_run_cell", self._record)
+
+
+def cells_run(history: list[str]) -> str:
+    """The listing as a notebook last ran it, from the sources of the cells it ran (a :class:`CellLog`).
+
+    For each step of :data:`STEPS`, the last cell run that starts as that step starts in
+    :func:`runnable` (its comment; the imports' first line); joined as the listing joins them, one
+    blank line apart. Raises ``ValueError`` naming a step no cell has run.
+    """
+    firsts = {step: text.splitlines()[0] for step, text in steps(runnable()).items()}
+    found: dict[str, str] = {}
+    for source in history:
+        for step, first in firsts.items():
+            if source.lstrip("\n").startswith(first + "\n"):
+                found[step] = source.strip("\n")
+    missing = [step for step in firsts if step not in found]
+    if missing:
+        raise ValueError(f"no cell has run the listing's step(s) {missing}")
+    return "\n\n".join(found[step] for step in firsts) + "\n"
 
 
 def diff(before: str, after: str) -> str:
@@ -141,11 +191,67 @@ def steps(code: str) -> dict[str, str]:
     return {step: "".join(lines) for step, lines in parts.items()}
 
 
-def namespace(train_size: int | None, test_size: int | None, seed: int) -> dict:
-    """What :func:`runnable`'s data line needs: the verified loader and the chapter's sizes and seed."""
+def namespace(train_size: int | None, test_size: int | None, seed: int, epochs: int = EPOCHS) -> dict:
+    """What :func:`runnable` needs: the verified loader and the chapter's sizes, seed and epochs."""
     from helpers import data
 
-    return {"__name__": "article_listing", "data": data, "train_size": train_size, "test_size": test_size, "seed": seed}
+    return {
+        "__name__": "article_listing",
+        "data": data,
+        "train_size": train_size,
+        "test_size": test_size,
+        "seed": seed,
+        "epochs": epochs,
+    }
+
+
+#: the names :func:`keras_as_tensorflow` gives Keras under, when TensorFlow is not installed
+TF_NAMES = ("tensorflow", "tensorflow.keras", "tensorflow.keras.models", "tensorflow.keras.layers")
+
+
+def keras_as_tensorflow(force: bool = False) -> dict:
+    """Where TensorFlow is not installed (or ``force``), make ``import tensorflow as tf`` give a module
+    whose ``keras`` is Keras 3, and ``tensorflow.keras``, ``.models``, ``.layers`` Keras' own modules:
+    what they are in TensorFlow 2.16 and later. Returns what it replaced in ``sys.modules``; pass it
+    to :func:`forget_tensorflow_alias` once the imports have run, so that no library later mistakes
+    the alias for TensorFlow (an empty dict, and nothing done, where TensorFlow is installed).
+    """
+    if not force and importlib.util.find_spec("tensorflow") is not None:
+        return {}
+    import keras
+
+    tf = types.ModuleType("tensorflow", "Keras 3 under the name the article's listing imports")
+    tf.keras = keras
+    replaced = {name: sys.modules.get(name) for name in TF_NAMES}
+    sys.modules.update(zip(TF_NAMES, (tf, keras, keras.models, keras.layers)))
+    return replaced
+
+
+def forget_tensorflow_alias(replaced: dict) -> None:
+    """Undo :func:`keras_as_tensorflow` (the names a cell already imported keep their values)."""
+    for name, module in replaced.items():
+        if module is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = module
+
+
+class WarningLog(list):
+    """Warnings raised while it is open, kept as ``Category: first sentence`` (each once) instead of
+    printed on stderr; it stays open across notebook cells until :meth:`close`."""
+
+    def __init__(self):
+        super().__init__()
+        self._shown = warnings.showwarning
+        warnings.showwarning = self._record
+
+    def _record(self, message, category, filename, lineno, file=None, line=None):
+        line = _first_sentence(category, message)
+        if line not in self:
+            self.append(line)
+
+    def close(self) -> None:
+        warnings.showwarning = self._shown
 
 
 class Terminal(io.TextIOBase):
@@ -210,12 +316,15 @@ def first_sentences(caught) -> list[str]:
     """Each distinct warning as ``Category: its first sentence``, in the order raised."""
     seen: list[str] = []
     for w in caught:
-        message = " ".join(str(w.message).split())
-        sentence = re.split(r"(?<=[.?!])\s", message, maxsplit=1)[0]
-        line = f"{w.category.__name__}: {sentence}"
+        line = _first_sentence(w.category, w.message)
         if line not in seen:
             seen.append(line)
     return seen
+
+
+def _first_sentence(category, message) -> str:
+    sentence = re.split(r"(?<=[.?!])\s", " ".join(str(message).split()), maxsplit=1)[0]
+    return f"{category.__name__}: {sentence}"
 
 
 def loss_in_effect(backend: str) -> str:
