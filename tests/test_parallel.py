@@ -6,9 +6,7 @@ images for one epoch: the tests check that the modes work and agree, never how f
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 
@@ -16,7 +14,7 @@ import pytest
 
 from helpers.topics import parallel
 
-TINY = dict(train_size=512, epochs=1, batch_size=64, model="article", seed=0, timeout=240)
+TINY = dict(train_size=512, epochs=1, batch_size=64, seed=0, timeout=240)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +71,6 @@ def test_relative_table(runs):
         (dict(devices=0, modes=("mirrored",)), "devices=0"),
         (dict(devices=0, modes=("single",)), "devices=0"),
         (dict(devices=3, modes=("mirrored",)), "multiple of the 3 replicas"),
-        (dict(model="resnet"), "unknown model"),
     ],
 )
 def test_bad_settings_are_clear_errors(changes, message):
@@ -115,19 +112,3 @@ def test_worker_env_names_the_cluster():
         "cluster": {"worker": ["127.0.0.1:1111", "127.0.0.1:2222"]},
         "task": {"type": "worker", "index": 1},
     }
-
-
-def _jax_python() -> str | None:
-    if importlib.util.find_spec("jax") is not None:
-        return sys.executable
-    return os.environ.get("MAAS_JAX_PYTHON")
-
-
-@pytest.mark.skipif(
-    _jax_python() is None,
-    reason="JAX is not installed here (pip install -r "
-    "requirements-backends.txt, or point MAAS_JAX_PYTHON at a Python that has it)",
-)
-def test_jax_dataparallel_two_host_devices():
-    r = parallel.measure(modes=("jax-dataparallel",), devices=2, jax_python=_jax_python(), **TINY)[0]
-    assert r["backend"] == "jax" and r["replicas"] == 2 and r["weight_copies"] == 2

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from helpers.topics import recipe as R
+from helpers.topics import recipe_parts as P
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,14 +49,14 @@ def test_epoch_data_depends_only_on_seed_and_epoch_and_keeps_labels():
     y = rng.integers(0, 10, 300)
     r = R.Recipe(augment=True)
     original = x.copy()
-    a1, b1 = R.epoch_data(x, y, 3, 7, r)
-    a2, b2 = R.epoch_data(x, y, 3, 7, r)
+    a1, b1 = P.epoch_data(x, y, 3, 7, r)
+    a2, b2 = P.epoch_data(x, y, 3, 7, r)
     assert np.array_equal(a1, a2) and np.array_equal(b1, b2)
-    a3, _ = R.epoch_data(x, y, 4, 7, r)
+    a3, _ = P.epoch_data(x, y, 4, 7, r)
     assert not np.array_equal(a1, a3)
     assert sorted(b1.tolist()) == sorted(y.tolist())
     assert np.array_equal(x, original)  # the training set itself is never modified
-    plain, labels = R.epoch_data(x, y, 0, 7, R.Recipe(augment=False))
+    plain, labels = P.epoch_data(x, y, 0, 7, R.Recipe(augment=False))
     order = np.random.default_rng([7, 0]).permutation(300)
     assert np.array_equal(plain, x[order]) and np.array_equal(labels, y[order])
 
@@ -65,8 +66,8 @@ def test_flips_alternate_between_epochs():
     x[:, :, :16] = 255  # left half white: a flip moves it to the right
     y = np.arange(64) % 10
     r = R.Recipe(augment=True, translate=0)
-    e0, _ = R.epoch_data(x, y, 0, 1, r)
-    e1, _ = R.epoch_data(x, y, 1, 1, r)
+    e0, _ = P.epoch_data(x, y, 0, 1, r)
+    e1, _ = P.epoch_data(x, y, 1, 1, r)
     # the same image (same permutation position differs by epoch), so count flips instead
     flipped0 = int((e0[:, 0, 0, 0] == 0).sum())
     flipped1 = int((e1[:, 0, 0, 0] == 0).sum())

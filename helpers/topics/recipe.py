@@ -6,7 +6,9 @@ label smoothing, weight decay, lookahead, test-time augmentation, mixed precisio
 :func:`train` runs one recipe and returns a :class:`RunResult` (accuracy, wall time, images per
 second). With ``checkpoint_dir`` it saves the model and optimiser after every epoch and, run
 again after an interruption, resumes from the last finished epoch with nothing lost: the data
-order and augmentation of epoch ``e`` depend only on ``(seed, e)``.
+order and augmentation of epoch ``e`` depend only on ``(seed, e)``. The pieces a recipe switches on
+(model, optimiser, schedule, augmentation, test-time augmentation) are in
+:mod:`helpers.topics.recipe_parts`.
 
 Everything is Keras 3 backend-neutral code: the same recipe trains on TensorFlow (CPU, CI) and
 on JAX (GPU). Command line (used by the interruption test and by hand)::
@@ -27,17 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-#: airbench's published hyperparameters (per 1,024 examples, PyTorch summed-loss units)
-AIRBENCH = {
-    "lr": 11.5,
-    "momentum": 0.85,
-    "weight_decay": 0.0153,
-    "bias_scaler": 64.0,
-    "label_smoothing": 0.2,
-    "lookahead_every": 5,
-    "lookahead_decay": 0.95**5,
-}
-
+from helpers.topics.recipe_parts import (
+    AIRBENCH,
+    accuracy,
+    build_model,
+    compile_model,
+    epoch_data,
+    keras_classes,
+    reinitialise,
+)
 
 #: the airbench paper's own times to 94% test accuracy on CIFAR-10, all on one NVIDIA A100
 #: (Jordan, 2024, arXiv:2404.00498, section 1): airbench94 with torch.compile, and without it
@@ -219,186 +219,6 @@ def strong_recipe(
 
 
 # --------------------------------------------------------------------------------------------
-# data: one epoch's order and augmentation depend only on (seed, epoch)
-# --------------------------------------------------------------------------------------------
-
-
-def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled (and, if asked, flipped and translated) copy of the training set for one epoch.
-
-    Flips alternate: an image flipped in epoch 0 is unflipped in epoch 1 and so on (airbench's
-    trick, which shows every image both ways every two epochs). Translations use reflection padding.
-    """
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(x))
-    xe, ye = x[order], y[order]
-    if recipe.augment:
-        base = np.random.default_rng([seed, 10_000]).random(len(x)) < 0.5
-        flip = base[order] ^ bool(epoch % 2)
-        xe[flip] = xe[flip, :, ::-1]
-        r = recipe.translate
-        if r:
-            padded = np.pad(xe, ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
-            shifts = rng.integers(-r, r + 1, size=(len(xe), 2))
-            for dy in range(-r, r + 1):
-                for dx in range(-r, r + 1):
-                    m = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
-                    xe[m] = padded[m, r + dy : r + dy + 32, r + dx : r + dx + 32]
-    return xe, ye
-
-
-# --------------------------------------------------------------------------------------------
-# model, optimiser, schedule
-# --------------------------------------------------------------------------------------------
-
-
-def build_model(recipe: Recipe, x_train: np.ndarray, seed: int = 0):
-    from helpers import models
-
-    if recipe.arch == "fast":
-        return models.fast_cnn(recipe.width, x_whiten=x_train[:5000], seed=seed)
-    if recipe.arch in ("article", "article_bn"):
-        return models.article_cnn(logits=not recipe.softmax_head, batch_norm=recipe.arch == "article_bn")
-    raise ValueError(f"unknown arch {recipe.arch!r}; choose article, article_bn or fast")
-
-
-def _keras_objects():
-    """Define (once) the schedule and optimiser classes; they need Keras, imported lazily."""
-    global TriangleSchedule, LadderSGD
-    if "LadderSGD" in globals():
-        return TriangleSchedule, LadderSGD
-    import keras
-    from keras import ops
-
-    @keras.saving.register_keras_serializable(package="maas")
-    class TriangleSchedule(keras.optimizers.schedules.LearningRateSchedule):
-        """Linear warm-up from ``start * peak`` to ``peak`` over the first ``warmup`` of the steps, then linear decay to ``end * peak``."""
-
-        def __init__(self, peak, total_steps, warmup=0.23, start=0.2, end=0.07):
-            self.peak, self.total_steps = float(peak), int(total_steps)
-            self.warmup, self.start, self.end = float(warmup), float(start), float(end)
-
-        def __call__(self, step):
-            t = ops.cast(step, "float32")
-            top = max(1.0, self.warmup * self.total_steps)
-            up = self.start + (1 - self.start) * t / top
-            down = 1 + (self.end - 1) * (t - top) / max(1.0, self.total_steps - top)
-            return self.peak * ops.where(t < top, up, ops.maximum(down, self.end))
-
-        def get_config(self):
-            return {
-                "peak": self.peak,
-                "total_steps": self.total_steps,
-                "warmup": self.warmup,
-                "start": self.start,
-                "end": self.end,
-            }
-
-    @keras.saving.register_keras_serializable(package="maas")
-    class LadderSGD(keras.optimizers.SGD):
-        """Keras' Nesterov SGD plus airbench's two extras: a larger rate for biases and lookahead.
-
-        Lookahead: every ``lookahead_every`` steps the weights move to a running average that
-        is pulled towards them with weight ``1 - decay``, where ``decay`` grows as (step/total)^3.
-        """
-
-        def __init__(self, bias_lr_scale=1.0, lookahead_every=0, lookahead_decay=0.95**5, total_steps=1, **kwargs):
-            super().__init__(**kwargs)
-            self.bias_lr_scale = float(bias_lr_scale)
-            self.lookahead_every = int(lookahead_every)
-            self.lookahead_decay = float(lookahead_decay)
-            self.total_steps = int(total_steps)
-
-        def build(self, variables):
-            if self.built:
-                return
-            super().build(variables)
-            self._slow = []
-            if self.lookahead_every:
-                for v in variables:
-                    slow = self.add_variable_from_reference(v, name="lookahead")
-                    slow.assign(ops.copy(v))  # a copy: JAX must not see one buffer twice
-                    self._slow.append(slow)
-
-        def update_step(self, gradient, variable, learning_rate):
-            if self.bias_lr_scale != 1.0 and variable.name in ("bias", "beta"):
-                learning_rate = learning_rate * self.bias_lr_scale
-            super().update_step(gradient, variable, learning_rate)
-            if self.lookahead_every:
-                slow_var = self._slow[self._get_variable_index(variable)]
-                slow, value = ops.convert_to_tensor(slow_var), ops.convert_to_tensor(variable)
-                step = ops.cast(self.iterations + 1, "float32")
-                due = ops.equal(ops.mod(self.iterations + 1, self.lookahead_every), 0)
-                decay = self.lookahead_decay * ops.power(ops.minimum(step / self.total_steps, 1.0), 3)
-                decay = ops.cast(decay, variable.dtype)
-                pulled = slow + (1 - decay) * (value - slow)
-                self.assign(slow_var, ops.where(due, pulled, slow))
-                self.assign(variable, ops.where(due, pulled, value))
-
-        def get_config(self):
-            return {
-                **super().get_config(),
-                "bias_lr_scale": self.bias_lr_scale,
-                "lookahead_every": self.lookahead_every,
-                "lookahead_decay": self.lookahead_decay,
-                "total_steps": self.total_steps,
-            }
-
-    globals().update(TriangleSchedule=TriangleSchedule, LadderSGD=LadderSGD)
-    return TriangleSchedule, LadderSGD
-
-
-def compile_model(model, recipe: Recipe, total_steps: int) -> None:
-    import keras
-
-    Triangle, LadderSGD = _keras_objects()
-    lr = Triangle(recipe.learning_rate, total_steps) if recipe.schedule == "triangle" else recipe.learning_rate
-    if recipe.optimizer == "adam":
-        opt = keras.optimizers.Adam(lr, weight_decay=recipe.weight_decay or None)
-    elif recipe.optimizer == "sgd":
-        opt = LadderSGD(
-            learning_rate=lr,
-            momentum=AIRBENCH["momentum"],
-            nesterov=True,
-            weight_decay=recipe.weight_decay or None,
-            bias_lr_scale=recipe.bias_lr_scale,
-            lookahead_every=AIRBENCH["lookahead_every"] if recipe.lookahead else 0,
-            total_steps=total_steps,
-        )
-    else:
-        raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose adam or sgd")
-    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing)
-    model.compile(optimizer=opt, loss=loss)
-
-
-# --------------------------------------------------------------------------------------------
-# evaluation with test-time augmentation
-# --------------------------------------------------------------------------------------------
-
-
-def predict_logits(model, x: np.ndarray, tta: int = 0, batch_size: int = 2000) -> np.ndarray:
-    """Model outputs averaged over test-time augmentations (level 1: mirror; 2: also 1-pixel shifts)."""
-
-    def run(images):
-        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
-
-    def mirrored(images):
-        out = run(images)
-        return out if tta < 1 else 0.5 * out + 0.5 * run(images[:, :, ::-1])
-
-    out = mirrored(x)
-    if tta >= 2:
-        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-        shifted = [mirrored(np.ascontiguousarray(padded[:, a : a + 32, a : a + 32])) for a in (0, 2)]
-        out = 0.5 * out + 0.5 * (shifted[0] + shifted[1]) / 2
-    return out
-
-
-def accuracy(model, x, y, tta: int = 0) -> float:
-    return float(np.mean(predict_logits(model, x, tta).argmax(axis=1) == y))
-
-
-# --------------------------------------------------------------------------------------------
 # training, with a checkpoint per epoch and resumption
 # --------------------------------------------------------------------------------------------
 
@@ -424,7 +244,7 @@ class Checkpoint:
             )
         import keras
 
-        _keras_objects()
+        keras_classes()
         return keras.saving.load_model(self.model_path), state
 
     def save(self, model, state: dict) -> None:
@@ -543,19 +363,6 @@ def train(
     )
     result.model = model  # not serialized; for saving or inspection
     return result
-
-
-def reinitialise(model, fresh) -> None:
-    """Give a compiled model the weights of a freshly built one and a zeroed optimiser state."""
-    model.set_weights(fresh.get_weights())
-    opt = model.optimizer
-    opt.iterations.assign(0)
-    for m in getattr(opt, "momentums", []):
-        m.assign(np.zeros(m.shape, dtype="float32"))
-    import keras
-
-    for slow, v in zip(getattr(opt, "_slow", []), model.trainable_variables):
-        slow.assign(keras.ops.copy(v))
 
 
 # --------------------------------------------------------------------------------------------
