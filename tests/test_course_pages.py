@@ -205,9 +205,12 @@ def test_results_say_what_each_headline_means_and_what_did_not_run(tmp_path, mon
                     "bigram_ppl": "'398'",
                     "unigram_ppl": "'577'",
                     "params_total": "'117,312'",
-                    "gain": "'2.20'",
-                    "streams": "4",
                 },
+            },
+            "llm_serving": {
+                "status": "ok",
+                "seconds": 20.0,
+                "metrics": {"gain": "'2.20'", "streams": "4"},
             },
             "distributed_serving": {
                 "status": "ok",
@@ -217,13 +220,13 @@ def test_results_say_what_each_headline_means_and_what_did_not_run(tmp_path, mon
             "serving": {"status": "failed", "seconds": 3.0, "metrics": {}},
         },
     )
-    stems = ["cifar10_cnn", "serving", "language_model", "distributed_serving", "faq"]
+    stems = ["cifar10_cnn", "serving", "language_model", "llm_serving", "distributed_serving", "faq"]
     records = json.loads((tmp_path / "run" / "summary.json").read_text())["notebooks"]
     rows = conclusion.results(stems, records)
     by = {(r["chapter"], r.get("name")): r for r in rows}
     assert by[("cifar10_cnn", "corrected_test_acc")]["meaning_en"].startswith("22.8 percentage points above")
     assert by[("language_model", "test_ppl")]["meaning_zh"] == "低于一元模型（577），尚未低于二元模型（398）"
-    assert by[("language_model", "gain")]["value_zh"] == "2.20 倍"
+    assert by[("llm_serving", "gain")]["value_zh"] == "2.20 倍"
     assert by[("distributed_serving", "lost")]["value_en"] == "0 of 460 requests"
     assert by[("distributed_serving", "ray2_vs_hand")]["value_en"] == "—"  # not glued: missing, not invented
     assert by[("serving", None)]["meaning_en"] == "failed in this run"

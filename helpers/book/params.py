@@ -323,19 +323,12 @@ class LanguageModelParams(ChapterParams):
     warmup_steps: int = Field(ge=0, le=100_000)
     eval_every: int = Field(ge=1, le=100_000)
     val_rows: int = Field(ge=0, le=1_000_000)
-    temperatures: list[float] = Field(min_length=1, max_length=6)
     form_temperature: float = Field(gt=0, le=2)
     form_samples: int = Field(ge=10, le=10_000)
-    decode_lengths: list[int] = Field(min_length=1, max_length=8)
-    concurrency_levels: list[int] = Field(min_length=1, max_length=12)
-    requests_per_stream: int = Field(ge=1, le=1000)
-    ratio_repeats: int = Field(ge=1, le=20)
-    streams: int = Field(ge=1, le=1024)
     scaling_sizes: list[list[int]] = Field(min_length=4, max_length=12)
     scaling_steps: int = Field(ge=5, le=1_000_000)
     compute_size: list[int] = Field(min_length=3, max_length=3)
     compute_steps: list[int] = Field(min_length=3, max_length=12)
-    port: Port
 
     @model_validator(mode="after")
     def _shapes_fit(self):
@@ -347,15 +340,43 @@ class LanguageModelParams(ChapterParams):
                                  "and the width a multiple of the heads")
         if any(len(s) != 3 for s in self.scaling_sizes):
             raise ValueError(f"scaling_sizes ({self.scaling_sizes}) must be [d_model, n_layers, n_heads] triples")
-        _levels("concurrency_levels", self.concurrency_levels, 1024)
         _increasing("compute_steps", self.compute_steps)
-        if any(t <= 0 or t > 2 for t in self.temperatures):
-            raise ValueError(f"temperatures ({self.temperatures}) must lie in (0, 2]")
         if self.warmup_steps >= self.steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be less than steps ({self.steps})")
-        if max(self.decode_lengths) >= self.seq_len or min(self.decode_lengths) < 2:
-            raise ValueError(f"decode_lengths ({self.decode_lengths}) must lie between 2 and seq_len - 1 "
-                             f"({self.seq_len - 1})")
+        return self
+
+
+class DecodingParams(ChapterParams):
+    """Parameters of ``notebooks/09_decoding.md`` (the model is the one ``language_model`` trained)."""
+
+    notebook: str = "decoding"
+    temperatures: list[float] = Field(min_length=1, max_length=6)
+    form_samples: int = Field(ge=10, le=10_000)
+    decode_lengths: list[int] = Field(min_length=1, max_length=8)
+
+    @model_validator(mode="after")
+    def _values_make_sense(self):
+        if any(t <= 0 or t > 2 for t in self.temperatures):
+            raise ValueError(f"temperatures ({self.temperatures}) must lie in (0, 2]")
+        if min(self.decode_lengths) < 2:
+            raise ValueError(f"decode_lengths ({self.decode_lengths}) must be at least 2 (and below the trained "
+                             "model's context, which the chapter checks when it loads the model)")
+        return self
+
+
+class LlmServingParams(ChapterParams):
+    """Parameters of ``notebooks/10_llm_serving.md`` (the model is the one ``language_model`` trained)."""
+
+    notebook: str = "llm_serving"
+    concurrency_levels: list[int] = Field(min_length=1, max_length=12)
+    requests_per_stream: int = Field(ge=1, le=1000)
+    ratio_repeats: int = Field(ge=1, le=20)
+    streams: int = Field(ge=1, le=1024)
+    port: Port
+
+    @model_validator(mode="after")
+    def _levels_make_sense(self):
+        _levels("concurrency_levels", self.concurrency_levels, 1024)
         if 0 < self.port < 1024:
             raise ValueError(f"port ({self.port}) must be 0 (any free port) or at least 1024")
         return self

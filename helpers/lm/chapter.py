@@ -9,7 +9,6 @@ the published shapes of large models that the KV-cache arithmetic is applied to.
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -104,11 +103,6 @@ def short(n: float) -> str:
         if n >= scale:
             return f"{n / scale:.3g}{unit}"
     return f"{n:.0f}"
-
-
-def ratio_words(value: float, target: float) -> tuple[str, str]:
-    """'reached' / 'not reached' for a target, in both languages."""
-    return ("reached", "达到") if value >= target else ("not reached", "未达到")
 
 
 # --------------------------------------------------------------------------------------------
@@ -510,7 +504,3 @@ def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
         },
         lang,
     )
-
-
-def finite(x: float, fallback: str = "n/a") -> str | float:
-    return x if isinstance(x, (int, float)) and math.isfinite(x) else fallback

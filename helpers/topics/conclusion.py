@@ -316,7 +316,22 @@ HEADLINES: list[Headline] = [
         )(v.get("test_ppl"), v.get("bigram_ppl"), v.get("unigram_ppl")),
     ),
     Headline(
-        "language_model",
+        "decoding",
+        "kv_speedup",
+        lambda v: (
+            f"tokens per second of greedy decoding with a KV cache, against recomputing the prefix "
+            f"({_num(v, 'kv_len')} tokens)",
+            f"用 KV 缓存与每步重新计算前缀相比，贪心解码每秒词元数之比（{_num(v, 'kv_len')} 个词元）",
+        ),
+        "times",
+        lambda v: _gain(
+            v.get("kv_speedup"),
+            ("the cache pays even for short poems", "at these lengths the cache gained little"),
+            ("即使对短诗，缓存也是划算的", "在这些长度上缓存收益甚微"),
+        ),
+    ),
+    Headline(
+        "llm_serving",
         "gain",
         lambda v: (
             f"tokens per second, continuous batching against one request at a time ({_num(v, 'streams')} streams)",
