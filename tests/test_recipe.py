@@ -185,20 +185,3 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     R.train(r, x, y, x[:50], y[:50], checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="different run"):
         R.train(r.replace(batch_size=64), x, y, x[:50], y[:50], checkpoint_dir=tmp_path)
-
-
-def test_bad_parameters_stop_before_compute():
-    from helpers.book.params import SCHEMAS, ParameterError, validate
-
-    schema = SCHEMAS["stronger_cnn"]
-
-    from helpers.book.run import notebook_defaults, notebook_paths
-
-    defaults = notebook_defaults(notebook_paths()["stronger_cnn"])
-    validate(schema, defaults)
-    with pytest.raises(ParameterError, match="ladder_val_size"):
-        validate(schema, {**defaults, "ladder_val_size": 15_000, "ladder_train_size": 20_000})
-    with pytest.raises(ParameterError, match="final_width"):
-        validate(schema, {**defaults, "final_width": -1.0})
-    with pytest.raises(ParameterError, match="keras_backend"):
-        validate(schema, {**defaults, "keras_backend": "theano"})

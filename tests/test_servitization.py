@@ -13,7 +13,6 @@ import pytest
 
 from helpers import timing
 from helpers.book import run
-from helpers.book.params import ParameterError, ServitizationParams
 from helpers.topics import servitization as sv
 
 CHUNKS = sv.split(3000, 6)
@@ -160,35 +159,6 @@ def test_batching_measurement():
     assert all(r["items per second"] > 0 for r in records)
     with pytest.raises(ValueError, match="between 1 and the 64 items"):
         sv.batch_throughput(lambda x: None, np.zeros((64, 2)), [128], total=16)
-
-
-@pytest.fixture(scope="module")
-def defaults():
-    return run.notebook_defaults(run.notebook_paths()["servitization"])
-
-
-def test_the_notebook_defaults_are_valid(defaults):
-    assert ServitizationParams.check(defaults).max_workers >= 2
-
-
-@pytest.mark.parametrize(
-    "name, value, words",
-    [
-        ("max_workers", -1, "greater than or equal to 1"),
-        ("n_tasks", 0, "greater than or equal to 1"),
-        ("request_timeout", 0.0, "greater than 0"),
-        ("max_workers", "4", "valid integer"),
-    ],
-)
-def test_a_bad_parameter_stops_with_its_name(defaults, name, value, words):
-    with pytest.raises(ParameterError) as info:
-        ServitizationParams.check({**defaults, name: value})
-    assert f"parameter '{name}' = {value!r}" in str(info.value) and words in str(info.value)
-
-
-def test_more_tasks_than_items_is_rejected(defaults):
-    with pytest.raises(ParameterError, match="n_tasks"):
-        ServitizationParams.check({**defaults, "n_items": 100, "n_tasks": 200})
 
 
 def test_runner_rejects_negative_workers_before_any_kernel(tmp_path, capsys):

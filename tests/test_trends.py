@@ -9,13 +9,6 @@ import numpy as np
 import pytest
 
 from helpers import artifacts, models
-from helpers.book import params, run
-from helpers.book.params import (
-    ConclusionParams,
-    FaqParams,
-    ParameterError,
-    TrendsChallengesParams,
-)
 from helpers.topics import federated, scaling
 
 # ------------------------------------------------------------------------------------ scaling law
@@ -285,46 +278,3 @@ def test_course_results_reads_glued_values_of_the_same_run(tmp_path, monkeypatch
 
 
 # ------------------------------------------------------------------------------------ parameters
-
-STEMS = ("trends_challenges", "faq", "conclusion")
-
-
-@pytest.mark.parametrize("stem", STEMS)
-def test_defaults_and_profiles_are_valid(stem):
-    defaults = run.notebook_defaults(run.notebook_paths()[stem])
-    schema = params.SCHEMAS[stem]
-    assert set(schema.model_fields) - {"notebook"} == set(defaults)
-    schema.check(defaults)
-    for profile in ("ci", "cpu", "gpu"):
-        assert run.plan(profile, [stem], [])[0].name == stem
-
-
-@pytest.mark.parametrize(
-    "schema, name, value, words",
-    [
-        (TrendsChallengesParams, "widths", [1.0, 0.5, 2.0], "strictly increasing"),
-        (TrendsChallengesParams, "train_sizes", [100, 200, 60_000], "between 100 and 50000"),
-        (TrendsChallengesParams, "dirichlet_alpha", 0.0, "greater than 0"),
-        (TrendsChallengesParams, "n_clients", 0, "greater than or equal to 1"),
-        (TrendsChallengesParams, "client_fraction", 1.5, "less than or equal to 1"),
-        (TrendsChallengesParams, "pue", 0.9, "greater than or equal to 1"),
-        (FaqParams, "time_backends", ["tensorflow", "caffe"], "'tensorflow', 'jax' or 'torch'"),
-        (FaqParams, "time_backends", ["jax", "jax"], "lists a backend twice"),
-        (FaqParams, "seed_runs", 1, "greater than or equal to 2"),
-        (ConclusionParams, "chapters", ["Four!"], "not chapter names"),
-        (ConclusionParams, "accuracy_target", 1.0, "less than 1"),
-    ],
-)
-def test_bad_parameters_are_rejected_by_name(schema, name, value, words):
-    stem = schema.model_fields["notebook"].default
-    defaults = run.notebook_defaults(run.notebook_paths()[stem])
-    with pytest.raises(ParameterError) as info:
-        schema.check({**defaults, name: value})
-    assert words in str(info.value)
-    assert f"--only {stem}" in str(info.value)
-
-
-def test_fl_data_must_cover_the_clients():
-    defaults = run.notebook_defaults(run.notebook_paths()["trends_challenges"])
-    with pytest.raises(ParameterError, match="at least 10 images"):
-        TrendsChallengesParams.check({**defaults, "fl_train_size": 100, "n_clients": 20})

@@ -61,8 +61,9 @@ def available_profiles() -> list[str]:
 def load_profile(name: str) -> dict:
     path = PROFILES / f"{name}.yaml"
     if not path.exists():
-        raise RunError(f"unknown profile {name!r}; choose one of {available_profiles()} "
-                       f"(files in {PROFILES.relative_to(ROOT)}/)")
+        raise RunError(
+            f"unknown profile {name!r}; choose one of {available_profiles()} (files in {PROFILES.relative_to(ROOT)}/)"
+        )
     profile = yaml.safe_load(path.read_text()) or {}
     unknown = set(profile) - {"description", "defaults", "notebooks"}
     if unknown:
@@ -120,8 +121,13 @@ class Plan:
     overrides: dict = field(default_factory=dict)
 
 
-def plan(profile_name: str, only: list[str] | None, overrides: list[tuple[str, object]],
-         output_dir: Path | None = None, notebooks_dir: Path = NOTEBOOKS) -> list[Plan]:
+def plan(
+    profile_name: str,
+    only: list[str] | None,
+    overrides: list[tuple[str, object]],
+    output_dir: Path | None = None,
+    notebooks_dir: Path = NOTEBOOKS,
+) -> list[Plan]:
     """Resolve notebooks and parameters, and validate everything, before anything runs."""
     profile = load_profile(profile_name)
     paths = notebook_paths(notebooks_dir)
@@ -132,8 +138,11 @@ def plan(profile_name: str, only: list[str] | None, overrides: list[tuple[str, o
             matches = [stem for stem in paths if stem == name] or [stem for stem in paths if name in stem]
             if not matches:
                 hint = difflib.get_close_matches(name, paths, n=1)
-                raise RunError(f"no notebook matches {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                               + f"; notebooks: {list(paths)}")
+                raise RunError(
+                    f"no notebook matches {name!r}"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                    + f"; notebooks: {list(paths)}"
+                )
             selected += [m for m in matches if m not in selected]
     out_dir = Path(output_dir or EXECUTED / profile_name)
     plans, used = [], set()
@@ -143,24 +152,27 @@ def plan(profile_name: str, only: list[str] | None, overrides: list[tuple[str, o
         nb_profile = (profile.get("notebooks") or {}).get(stem) or {}
         for key in nb_profile:
             if key not in defaults:
-                raise RunError(f"profile {profile_name!r} sets {key!r} for {stem}, which has no such parameter; "
-                               f"its parameters: {sorted(defaults)}")
+                raise RunError(
+                    f"profile {profile_name!r} sets {key!r} for {stem}, which has no such parameter; "
+                    f"its parameters: {sorted(defaults)}"
+                )
         chosen.update(nb_profile)
         for key, value in overrides:
             if key in defaults:
                 chosen[key] = value
                 used.add(key)
-        schema = params_mod.SCHEMAS.get(stem)
-        if schema is not None:
-            params_mod.validate(schema, {**defaults, **chosen})
+        params_mod.validate(stem, {**defaults, **chosen}, tuple(defaults))
         cli = {key: value for key, value in overrides if key in defaults}
         plans.append(Plan(stem, paths[stem], out_dir / f"{stem}.ipynb", chosen, defaults, cli))
     for key, _ in overrides:
         if key not in used:
             known = sorted({k for p in plans for k in p.defaults})
             hint = difflib.get_close_matches(key, known, n=1)
-            raise RunError(f"parameter {key!r} belongs to none of the selected notebooks"
-                           + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; parameters: {known}")
+            raise RunError(
+                f"parameter {key!r} belongs to none of the selected notebooks"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; parameters: {known}"
+            )
     return plans
 
 
@@ -170,16 +182,18 @@ def machine() -> dict:
 
     gpus = []
     if gpu_visible():
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True
+        )
         gpus = [line.strip() for line in out.stdout.splitlines() if line.strip()]
     return {
         "hostname_platform": platform.platform(),
         "cpu": env.cpu_name(),
         "cpu_cores": env.cpu_cores(),
         "gpus": gpus,
-        "versions": env.versions(("python", "numpy", "keras", "tensorflow", "jax", "torch",
-                                  "papermill", "jupyter-book", "myst-nb", "nbval")),
+        "versions": env.versions(
+            ("python", "numpy", "keras", "tensorflow", "jax", "torch", "papermill", "jupyter-book", "myst-nb", "nbval")
+        ),
     }
 
 
@@ -208,8 +222,9 @@ def fingerprint(p: Plan) -> str:
     return h.hexdigest()
 
 
-def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_output: bool = False,
-            force: bool = False) -> dict:
+def execute(
+    plans: list[Plan], profile_name: str, kernel: str = "python3", log_output: bool = False, force: bool = False
+) -> dict:
     """Run the planned notebooks; write and return the summary. Raises RunError on a failure.
 
     A notebook whose executed copy is up to date (same notebook, parameters and helpers, and it
@@ -222,10 +237,15 @@ def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_o
     out_dir = plans[0].output.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     from helpers.artifacts import ENV_VAR
+
     os.environ[ENV_VAR] = str((out_dir / "artifacts").resolve())  # kernels inherit it
     summary_path = out_dir / "summary.json"
-    summary = {"profile": profile_name, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "machine": machine(), "notebooks": {}}
+    summary = {
+        "profile": profile_name,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "notebooks": {},
+    }
     if summary_path.exists():  # keep the records of notebooks not re-run this time
         try:
             summary["notebooks"] = json.loads(summary_path.read_text()).get("notebooks", {})
@@ -236,26 +256,37 @@ def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_o
     for p in plans:
         key = fingerprint(p)
         previous = summary["notebooks"].get(p.name, {})
-        if (not force and previous.get("fingerprint") == key and previous.get("status") == "ok"
-                and p.output.exists()):
+        if not force and previous.get("fingerprint") == key and previous.get("status") == "ok" and p.output.exists():
             print(f"[{profile_name}] {p.name:<{width}}  up to date, skipped (--force re-runs it)", flush=True)
             continue
         start = time.perf_counter()
-        record = {"parameters": {**p.defaults, **p.parameters}, "overrides": p.parameters,
-                  "output": os.path.relpath(p.output, ROOT), "fingerprint": key}
+        record = {
+            "parameters": {**p.defaults, **p.parameters},
+            "overrides": p.parameters,
+            "output": os.path.relpath(p.output, ROOT),
+            "fingerprint": key,
+        }
         try:
-            papermill.execute_notebook(str(p.source), str(p.output), parameters=p.parameters,
-                                       kernel_name=kernel, cwd=str(p.source.parent), log_output=log_output,
-                                       progress_bar=_progress_bar(p.name, previous.get("seconds")),
-                                       extra_arguments=KERNEL_QUIET)
+            papermill.execute_notebook(
+                str(p.source),
+                str(p.output),
+                parameters=p.parameters,
+                kernel_name=kernel,
+                cwd=str(p.source.parent),
+                log_output=log_output,
+                progress_bar=_progress_bar(p.name, previous.get("seconds")),
+                extra_arguments=KERNEL_QUIET,
+            )
             record["status"] = "ok"
         except papermill.PapermillExecutionError as exc:
             record["status"] = "failed"
             first_line = (exc.source or "").strip().splitlines()[:1] or [""]
             record["error"] = f"cell {exc.cell_index}: {exc.ename}: {exc.evalue}"
-            failure = (f"{p.name} failed in cell {exc.cell_index} (starting `{first_line[0][:80]}`):\n"
-                       f"{exc.ename}: {exc.evalue}\n"
-                       f"The executed copy with the error is kept at {os.path.relpath(p.output, ROOT)}")
+            failure = (
+                f"{p.name} failed in cell {exc.cell_index} (starting `{first_line[0][:80]}`):\n"
+                f"{exc.ename}: {exc.evalue}\n"
+                f"The executed copy with the error is kept at {os.path.relpath(p.output, ROOT)}"
+            )
         record["seconds"] = round(time.perf_counter() - start, 1)
         record["metrics"] = glued_values(p.output) if p.output.exists() else {}
         summary["notebooks"][p.name] = record
@@ -264,7 +295,9 @@ def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_o
         partial.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         partial.replace(summary_path)
         given = "  " + " ".join(f"-p {k}={v!r}" for k, v in p.overrides.items()) if p.overrides else ""
-        print(f"[{profile_name}] {p.name:<{width}}  {record['status']:>6}  {record['seconds']:7.1f} s{given}", flush=True)
+        print(
+            f"[{profile_name}] {p.name:<{width}}  {record['status']:>6}  {record['seconds']:7.1f} s{given}", flush=True
+        )
         if failure:
             raise RunError(failure)
     print(f"summary: {os.path.relpath(summary_path, ROOT)}")
@@ -273,8 +306,10 @@ def execute(plans: list[Plan], profile_name: str, kernel: str = "python3", log_o
 
 #: the kernel logs only errors (no "Kernel is running over TCP without encryption" on every chapter),
 #: and asyncio's "Task was destroyed but it is pending!" from the kernel's own shutdown is not printed
-KERNEL_QUIET = ["--IPKernelApp.log_level=ERROR",
-                "--IPKernelApp.exec_lines=import logging; logging.getLogger('asyncio').setLevel(logging.CRITICAL)"]
+KERNEL_QUIET = [
+    "--IPKernelApp.log_level=ERROR",
+    "--IPKernelApp.exec_lines=import logging; logging.getLogger('asyncio').setLevel(logging.CRITICAL)",
+]
 #: chapters that took longer than this last time get a progress bar (on a terminal)
 PROGRESS_AFTER_SECONDS = 30
 
@@ -302,13 +337,23 @@ def describe() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.book.run", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.book.run",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--profile", help="ci, cpu or gpu (default: gpu when a GPU is visible, else cpu)")
-    parser.add_argument("--only", action="append", metavar="NOTEBOOK",
-                        help="run only this notebook (stem or part of it); repeatable")
-    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                        help="override one parameter (value read as YAML); repeatable")
+    parser.add_argument(
+        "--only", action="append", metavar="NOTEBOOK", help="run only this notebook (stem or part of it); repeatable"
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one parameter (value read as YAML); repeatable",
+    )
     parser.add_argument("--output-dir", type=Path, help="where executed copies go (default build/executed/<profile>)")
     parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
