@@ -342,7 +342,7 @@ def loss_in_effect(backend: str) -> str:
 WARNINGS_ZH = {
     "UserWarning: Do not pass an `input_shape`/`input_dim` argument to a layer": "UserWarning：不要把 `input_shape`/`input_dim` 参数传给层（应改用 `Input` 对象作为模型的第一层）。",
     'UserWarning: "`sparse_categorical_crossentropy` received `from_logits=True`': "UserWarning：`sparse_categorical_crossentropy` 收到了 `from_logits=True`，但输出由 softmax 激活产生，"
-    "因此并不是 logits。",
+    "因此并不是对数几率。",
 }
 
 

@@ -286,7 +286,7 @@ HEADLINES: list[Headline] = [
         lambda v: _gain(
             v.get("article_ratio_b64"),
             ("batching requests pays under load", "batching gained little"),
-            ("在负载下合批处理请求是划算的", "批处理收益甚微"),
+            ("在负载下批处理请求是划算的", "批处理收益甚微"),
         ),
     ),
     Headline(
@@ -341,7 +341,7 @@ HEADLINES: list[Headline] = [
         lambda v: _gain(
             v.get("gain"),
             ("batching tokens, not requests, pays", "no gain at this load"),
-            ("按词元而不是按请求合批是划算的", "在这个负载下没有收益"),
+            ("按词元而不是按请求组成批量是划算的", "在这个负载下没有收益"),
         ),
     ),
     Headline(
@@ -464,7 +464,7 @@ def results(stems: list[str], records: dict) -> list[dict]:
                             ("value", "—"),
                             (
                                 "meaning",
-                                pick(lang, "no headline glued", "没有粘贴关键数字")
+                                pick(lang, "no headline glued", "没有记录关键数字")
                                 if record.get("status") == "ok"
                                 else pick(
                                     lang,

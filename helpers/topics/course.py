@@ -142,13 +142,6 @@ def times(x: float, lang: str, digits: int = 1) -> str:
     return pick(lang, f"{x:.{digits}f}×", f"{x:.{digits}f} 倍")
 
 
-def count(x: float, unit: tuple[str, str], lang: str) -> str:
-    """A count with its unit: (1234, ("images", "张图像")) -> '1,234 images' / '1,234 张图像'."""
-    if not finite(x):
-        return "—"
-    return pick(lang, f"{x:,.0f} {unit[0]}", f"{x:,.0f} {unit[1]}")
-
-
 def duration(seconds: float, lang: str) -> str:
     """A wall time for reading: '42 s', '3.5 min', '1.2 h' / '42 秒', '3.5 分钟', '1.2 小时'."""
     if not finite(seconds):

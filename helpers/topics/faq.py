@@ -17,6 +17,7 @@ import pandas as pd
 from helpers.topics import course
 from helpers.topics.course import pick
 from helpers.topics.large_models import sci
+from helpers.topics.recipe import RUNG_WORDS
 
 #: the models of the comparison, by key: (English name, Chinese name)
 MODEL_NAMES = {
@@ -229,31 +230,12 @@ def plot_backends(timings: pd.DataFrame, lang: str = "en"):
 # improving a model: the ablation ladder
 
 
-#: each rung of the ladder (helpers.topics.recipe.ladder) in Chinese, by rung id
-RUNGS_ZH = {
-    "article": "原文的模型和训练方式",
-    "logits": "纠正损失：网络输出 logits，交叉熵按 logits 计算",
-    "validation": "从训练集中留出验证集",
-    "augment": "随机翻转和 2 像素平移",
-    "batchnorm": "每个卷积层之后加批量规范化",
-    "fastnet": "更宽、更深的 VGG 式网络，带白化层",
-    "schedule": "带 Nesterov 动量的随机梯度下降和三角形单周期学习率调度",
-    "smoothing": "标签平滑 0.2",
-    "decay": "权重衰减",
-    "lookahead": "前瞻权重平均",
-    "tta": "测试时增广（镜像和平移）",
-    "bf16": "混合精度（bfloat16）",
-}
-
-
 def rung_change(row, lang: str) -> str:
-    """What a rung changed, in ``lang`` (a ``change_zh`` column wins; else :data:`RUNGS_ZH`; else the id)."""
+    """What a rung changed, in ``lang`` (in Chinese, as :data:`helpers.topics.recipe.RUNG_WORDS` says;
+    an unknown rung keeps its id)."""
     if lang == "en":
         return str(row["change"])
-    given = row.get("change_zh") if hasattr(row, "get") else None
-    if isinstance(given, str) and given:
-        return given
-    return RUNGS_ZH.get(str(row["rung"]), str(row["rung"]))
+    return RUNG_WORDS["zh"].get(str(row["rung"]), (None, str(row["rung"])))[1]
 
 
 def read_ladder(path) -> pd.DataFrame:
@@ -289,22 +271,6 @@ def ladder_words(ladder: pd.DataFrame) -> dict:
         "zh": f"共 {len(ladder)} 级，从 {first} 到 {last}；单步最大的提升为 {course.points(best.gain, 'zh')}，"
         f"来自“{rung_change(best, 'zh')}”这一级",
     }
-
-
-def plot_ladder(ladder: pd.DataFrame, lang: str = "en"):
-    """Test accuracy at each rung, the rung's change as its label."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
-
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(ladder) + 1))
-    labels = [f"{i}. {rung_change(r, lang)}" for i, (_, r) in enumerate(ladder.iterrows(), start=1)]
-    ax.barh(labels, ladder.test_accuracy)
-    ax.invert_yaxis()
-    ax.set_xlabel(pick(lang, "test accuracy", "测试准确率"))
-    ax.set_xlim(0, 1)
-    fig.tight_layout()
-    return fig
 
 
 # --------------------------------------------------------------------------------------------

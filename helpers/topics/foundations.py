@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers.topics.optim import softmax
+
 
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """Convolve one image ``x`` (H, W, C_in) with ``kernel`` (k, k, C_in, C_out), no padding, stride 1.
@@ -49,11 +51,6 @@ def max_pool2d(x: np.ndarray, size: int = 2) -> np.ndarray:
 
 def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=float) @ np.asarray(kernel, dtype=float) + np.asarray(bias, dtype=float)
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 _ACTIVATIONS = {"linear": lambda z: z, "relu": relu, "softmax": softmax}

@@ -147,10 +147,6 @@ class DoublingFit:
     last_year: int
 
     @property
-    def doubling_years(self) -> float:
-        return 1.0 / self.slope
-
-    @property
     def doubling_months(self) -> float:
         return 12.0 / self.slope
 
@@ -184,10 +180,7 @@ def fit_doubling(years, values) -> DoublingFit:
     residuals = log2y - (intercept + slope * x)
     total = np.sum((log2y - log2y.mean()) ** 2)
     r2 = 1.0 - np.sum(residuals**2) / total if total > 0 else 1.0
-    if x.size > 2:
-        stderr = math.sqrt(np.sum(residuals**2) / (x.size - 2) / np.sum((x - x.mean()) ** 2))
-    else:
-        stderr = math.nan
+    stderr = math.sqrt(np.sum(residuals**2) / (x.size - 2) / np.sum((x - x.mean()) ** 2)) if x.size > 2 else math.nan
     if slope <= 0:
         raise ValueError(f"the values do not grow over time (slope {slope:.3g} doublings per year)")
     return DoublingFit(
@@ -231,14 +224,9 @@ def training_memory(n_params: float, recipe: str) -> dict[str, float]:
     _positive(n_params=n_params)
     if recipe not in TRAINING_RECIPES:
         raise ValueError(f"unknown training recipe {recipe!r}; choose one of {list(RECIPES)}")
-    weights, gradients, master, adam = (float(n_params) * b for b in TRAINING_RECIPES[recipe])
-    return {
-        "weights": weights,
-        "gradients": gradients,
-        "master weights": master,
-        "Adam moments": adam,
-        "total": weights + gradients + master + adam,
-    }
+    parts = ("weights", "gradients", "master weights", "Adam moments")
+    memory = {part: float(n_params) * b for part, b in zip(parts, TRAINING_RECIPES[recipe])}
+    return {**memory, "total": sum(memory.values())}
 
 
 def training_days(flops: float, n_accelerators: int, peak_flops: float, utilization: float) -> float:
@@ -281,10 +269,6 @@ class ServingEstimate:
     seconds_per_token: float  # each further token
     request_seconds: float  # prompt plus all output tokens
     decode_bound: str  # "memory" or "compute"
-
-    @property
-    def total(self) -> float:
-        return self.weights + self.kv_cache
 
     @property
     def tokens_per_second(self) -> float:

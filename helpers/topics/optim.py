@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# ---------------------------------------------------------------------------------------------
-# Losses and their gradients
-# ---------------------------------------------------------------------------------------------
+# --- Losses and their gradients
 
 
 def mse(pred, target) -> float:
@@ -74,16 +72,6 @@ def softmax(z, axis: int = -1) -> np.ndarray:
     return np.exp(z - logsumexp(z, axis=axis, keepdims=True))
 
 
-def naive_softmax(z, axis: int = -1) -> np.ndarray:
-    """Softmax straight from the definition, ``exp(z) / sum exp(z)``: overflows for large logits.
-
-    Kept only to demonstrate the failure; floating-point warnings are silenced, the result shows it.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        e = np.exp(np.asarray(z, dtype=float))
-        return e / np.sum(e, axis=axis, keepdims=True)
-
-
 def one_hot(labels, n_classes: int) -> np.ndarray:
     """Integer labels (n,) as rows of the identity, shape (n, n_classes)."""
     labels = np.asarray(labels)
@@ -104,15 +92,15 @@ def softmax_cross_entropy_grad(logits, labels) -> np.ndarray:
 
 
 def naive_softmax_cross_entropy(logits, labels) -> float:
-    """``-log`` of :func:`naive_softmax`'s probability of the label: ``inf`` or ``nan`` when it fails."""
-    p = naive_softmax(logits, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    """``-log exp(z_y) / sum exp(z)`` straight from the definition: ``inf`` or ``nan`` where the
+    exponentials overflow (kept to show the failure; floating-point warnings are silenced)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        e = np.exp(np.asarray(logits, dtype=float))
+        p = e / np.sum(e, axis=1, keepdims=True)
         return float(np.mean(-np.log(p[np.arange(len(p)), np.asarray(labels)])))
 
 
-# ---------------------------------------------------------------------------------------------
-# Checking gradients
-# ---------------------------------------------------------------------------------------------
+# --- Checking gradients
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6, indices=None) -> np.ndarray:
@@ -202,9 +190,7 @@ def autodiff_gradient(f: Callable, x) -> np.ndarray:
     raise ValueError(f"no automatic differentiation for the Keras backend {backend!r}")
 
 
-# ---------------------------------------------------------------------------------------------
-# Test functions: a quadratic and Rosenbrock's valley
-# ---------------------------------------------------------------------------------------------
+# --- Test functions: a quadratic and Rosenbrock's valley
 
 
 @dataclass(frozen=True)
@@ -264,9 +250,7 @@ def rosenbrock(a: float = 1.0, b: float = 100.0) -> Problem:
     return Problem("rosenbrock", f, grad, hessian, np.array([a, a**2]))
 
 
-# ---------------------------------------------------------------------------------------------
-# Optimizers: plain gradient descent, momentum, Adam
-# ---------------------------------------------------------------------------------------------
+# --- Optimizers: plain gradient descent, momentum, Adam
 
 
 def _positive(name: str, value) -> float:
@@ -286,8 +270,6 @@ def _fraction(name: str, value) -> float:
 class GradientDescent:
     """``x <- x - eta g``."""
 
-    name = "sgd"
-
     def __init__(self, learning_rate: float):
         self.learning_rate = _positive("learning_rate", learning_rate)
 
@@ -297,8 +279,6 @@ class GradientDescent:
 
 class Momentum(GradientDescent):
     """Polyak's heavy ball: ``v <- beta v - eta g``, ``x <- x + v`` (Keras' ``SGD(momentum=beta)``)."""
-
-    name = "momentum"
 
     def __init__(self, learning_rate: float, beta: float = 0.9):
         super().__init__(learning_rate)
@@ -318,8 +298,6 @@ class Adam(GradientDescent):
     ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
     ``x <- x - eta m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
     """
-
-    name = "adam"
 
     def __init__(self, learning_rate: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(learning_rate)
@@ -388,16 +366,7 @@ def quadratic_gd_value(A, x0, learning_rate: float, steps: int) -> float:
     return float(0.5 * np.sum(lam * c**2 * (1 - learning_rate * lam) ** (2 * steps)))
 
 
-# ---------------------------------------------------------------------------------------------
-# Softmax regression trained by mini-batch gradient descent
-# ---------------------------------------------------------------------------------------------
-
-
-def split_parameters(theta: np.ndarray, n_features: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Views of the weight matrix W (n_features, n_classes) and bias b (n_classes,) inside ``theta``."""
-    if theta.size != n_features * n_classes + n_classes:
-        raise ValueError(f"theta has {theta.size} entries, expected {n_features * n_classes + n_classes}")
-    return theta[: n_features * n_classes].reshape(n_features, n_classes), theta[n_features * n_classes :]
+# --- Softmax regression trained by mini-batch gradient descent; backpropagation through one hidden ReLU layer
 
 
 def softmax_regression_loss_and_grad(theta, X, y, n_classes: int) -> tuple[float, np.ndarray]:
@@ -406,27 +375,11 @@ def softmax_regression_loss_and_grad(theta, X, y, n_classes: int) -> tuple[float
     The gradient follows the chain rule through ``z``: with ``dZ = (P - Y) / n`` (the softmax
     cross-entropy gradient), ``dW = X^T dZ`` and ``db`` is the sum of the rows of ``dZ``.
     """
-    W, b = split_parameters(np.asarray(theta, dtype=float), X.shape[1], n_classes)
+    W, b = mlp_unpack(np.asarray(theta, dtype=float), [(X.shape[1], n_classes), (n_classes,)])
     X = np.asarray(X, dtype=float)
     z = X @ W + b
     dz = softmax_cross_entropy_grad(z, y)
     return softmax_cross_entropy(z, y), np.concatenate([(X.T @ dz).reshape(-1), dz.sum(axis=0)])
-
-
-def softmax_regression_loss(theta, X, y, n_classes: int) -> float:
-    """Mean cross-entropy of the linear model ``z = X W + b`` on labels ``y``."""
-    W, b = split_parameters(np.asarray(theta, dtype=float), X.shape[1], n_classes)
-    return softmax_cross_entropy(np.asarray(X, dtype=float) @ W + b, y)
-
-
-def softmax_regression_grad(theta, X, y, n_classes: int) -> np.ndarray:
-    """Gradient of :func:`softmax_regression_loss` with respect to ``theta`` (W's entries, then b)."""
-    return softmax_regression_loss_and_grad(theta, X, y, n_classes)[1]
-
-
-# ---------------------------------------------------------------------------------------------
-# Backpropagation through a network with one hidden ReLU layer
-# ---------------------------------------------------------------------------------------------
 
 
 def mlp_shapes(n_features: int, n_hidden: int, n_classes: int) -> list[tuple[int, ...]]:
@@ -434,13 +387,14 @@ def mlp_shapes(n_features: int, n_hidden: int, n_classes: int) -> list[tuple[int
     return [(n_features, n_hidden), (n_hidden,), (n_hidden, n_classes), (n_classes,)]
 
 
-def mlp_unpack(theta: np.ndarray, shapes) -> list[np.ndarray]:
-    """Views of the arrays of ``shapes`` inside the flat vector ``theta``, in order."""
+def mlp_unpack(theta, shapes, reshape=np.reshape) -> list:
+    """Views of the arrays of ``shapes`` inside the flat vector ``theta``, in order (``reshape``:
+    ``keras.ops.reshape`` for a backend tensor)."""
     sizes = [math.prod(shape) for shape in shapes]
-    if theta.size != sum(sizes):
-        raise ValueError(f"theta has {theta.size} entries, the shapes need {sum(sizes)}")
+    if math.prod(theta.shape) != sum(sizes):
+        raise ValueError(f"theta has {math.prod(theta.shape)} entries, the shapes need {sum(sizes)}")
     ends = np.cumsum(sizes)
-    return [theta[end - size : end].reshape(shape) for end, size, shape in zip(ends, sizes, shapes)]
+    return [reshape(theta[end - size : end], shape) for end, size, shape in zip(ends, sizes, shapes)]
 
 
 def mlp_pack(arrays) -> np.ndarray:
@@ -489,9 +443,7 @@ def mlp_loss_keras(theta, X, y, shapes):
     import keras
 
     K = keras.ops
-    sizes = [math.prod(shape) for shape in shapes]
-    ends = np.cumsum(sizes)
-    W1, b1, W2, b2 = (K.reshape(theta[end - size : end], shape) for end, size, shape in zip(ends, sizes, shapes))
+    W1, b1, W2, b2 = mlp_unpack(theta, shapes, K.reshape)
     Z = K.matmul(K.relu(K.matmul(X, W1) + b1), W2) + b2
     return K.mean(keras.losses.sparse_categorical_crossentropy(y, Z, from_logits=True))
 
@@ -542,352 +494,5 @@ def train_softmax_regression(X, y, n_classes: int, optimizer, orders, batch_size
             total += loss * len(idx)
             theta = optimizer.step(theta, grad)
         losses.append(total / n)
-    W, b = split_parameters(theta, d, n_classes)
+    W, b = mlp_unpack(theta, [(d, n_classes), (n_classes,)])
     return SoftmaxRegression(W.copy(), b.copy(), losses)
-
-
-def gradient_spread(theta, X, y, n_classes: int, chunk: int = 2048) -> tuple[np.ndarray, float]:
-    """The full-data gradient ``g`` and ``tr(Sigma) = mean_i |g_i - g|^2`` of the per-example gradients.
-
-    For softmax regression the i-th example's gradient is ``x_i r_i^T`` (for W) and ``r_i`` (for b),
-    with ``r_i = p_i - y_i``, so ``|g_i|^2 = (|x_i|^2 + 1) |r_i|^2``: no per-example gradient is built.
-    """
-    W, b = split_parameters(np.asarray(theta, dtype=float), X.shape[1], n_classes)
-    total, squares = np.zeros(W.size + b.size), 0.0
-    for start in range(0, len(X), chunk):
-        xb = np.asarray(X[start : start + chunk], dtype=float)
-        r = softmax(xb @ W + b, axis=1) - one_hot(y[start : start + chunk], n_classes)
-        total += np.concatenate([(xb.T @ r).reshape(-1), r.sum(axis=0)])
-        squares += float(np.sum((np.sum(xb**2, axis=1) + 1) * np.sum(r**2, axis=1)))
-    g = total / len(X)
-    return g, squares / len(X) - float(g @ g)
-
-
-def minibatch_noise(theta, X, y, n_classes: int, full_grad, batch_size: int, draws: int, rng) -> float:
-    """Mean of ``|g_B - g|^2`` over ``draws`` mini-batches of ``batch_size`` examples drawn with replacement."""
-    errors = []
-    for idx in rng.integers(0, len(X), size=(draws, batch_size)):
-        g_batch = softmax_regression_grad(theta, X[idx], y[idx], n_classes)
-        errors.append(float(np.sum((g_batch - full_grad) ** 2)))
-    return float(np.mean(errors))
-
-
-# ---------------------------------------------------------------------------------------------
-# The chapter's gradient checks, and its figures (labelled in the reader's language)
-# ---------------------------------------------------------------------------------------------
-
-#: each checked function, as a reader reads it on each language's page
-CHECK_NAMES = {
-    "en": {
-        "mean squared error": "mean squared error",
-        "binary cross-entropy": "binary cross-entropy",
-        "softmax cross-entropy": "softmax cross-entropy",
-        "quadratic": "quadratic",
-        "Rosenbrock": "Rosenbrock",
-        "softmax regression, CIFAR-10": "softmax regression, CIFAR-10",
-    },
-    "zh": {
-        "mean squared error": "均方误差",
-        "binary cross-entropy": "二元交叉熵",
-        "softmax cross-entropy": "softmax 交叉熵",
-        "quadratic": "二次函数",
-        "Rosenbrock": "Rosenbrock 函数",
-        "softmax regression, CIFAR-10": "softmax 回归，CIFAR-10",
-    },
-}
-
-
-def check_problems(xb, yb, n_classes: int, condition_number: float, rng) -> dict:
-    """The functions whose analytic gradients the chapter checks, each as ``name: (point, f, grad,
-    f_keras)``: ``f`` and ``grad`` in NumPy (this module), ``f_keras`` the same function in
-    ``keras.ops`` for :func:`autodiff_gradient`. Random points and targets come from ``rng``; the
-    softmax regression uses the real batch ``xb, yb``."""
-    import keras
-
-    K = keras.ops
-    target = rng.normal(size=(8, 3))
-    y_binary = rng.integers(0, 2, size=(16, 1)).astype(float)
-    labels = rng.integers(0, n_classes, size=16)
-    quad = rotated_quadratic((condition_number, 1.0))
-    A = quad.hessian(None)
-    rosen = rosenbrock()
-    xb = np.asarray(xb, dtype=float)
-    n_features = xb.shape[1]
-    d = n_features * n_classes
-
-    def keras_softmax_regression(t):
-        logits = K.matmul(xb, K.reshape(t[:d], (n_features, n_classes))) + t[d:]
-        return K.mean(keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True))
-
-    return {
-        "mean squared error": (
-            rng.normal(size=(8, 3)),
-            lambda p: mse(p, target),
-            lambda p: mse_grad(p, target),
-            lambda p: K.mean(K.square(p - target)),
-        ),
-        "binary cross-entropy": (
-            rng.normal(size=(16, 1)),
-            lambda z: binary_cross_entropy(z, y_binary),
-            lambda z: binary_cross_entropy_grad(z, y_binary),
-            lambda z: K.mean(keras.losses.binary_crossentropy(y_binary, z, from_logits=True)),
-        ),
-        "softmax cross-entropy": (
-            rng.normal(size=(16, n_classes)),
-            lambda z: softmax_cross_entropy(z, labels),
-            lambda z: softmax_cross_entropy_grad(z, labels),
-            lambda z: K.mean(keras.losses.sparse_categorical_crossentropy(labels, z, from_logits=True)),
-        ),
-        "quadratic": (np.array([-1.5, 2.0]), quad.f, quad.grad, lambda x: 0.5 * K.sum(x * K.matmul(A, x))),
-        "Rosenbrock": (
-            np.array([-1.2, 1.0]),
-            rosen.f,
-            rosen.grad,
-            lambda p: (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2,
-        ),
-        "softmax regression, CIFAR-10": (
-            0.01 * rng.normal(size=d + n_classes),
-            lambda t: softmax_regression_loss(t, xb, yb, n_classes),
-            lambda t: softmax_regression_grad(t, xb, yb, n_classes),
-            keras_softmax_regression,
-        ),
-    }
-
-
-#: the words of the chapter's figures, per language
-PLOT_WORDS = {
-    "en": {
-        "step": "finite-difference step $\\epsilon$",
-        "max_error": "largest relative error",
-        "used": "$\\epsilon$ used in the table",
-        "paths_title": "$r$ = {r:g}: $f$ = {f:.2g}",
-        "paths_suptitle": "gradient descent on a quadratic, $\\eta = r \\cdot 2/L$, {steps} steps",
-        "steps": "step",
-        "f_log": "$f$ (logarithmic scale)",
-        "against_step": "loss against step (dashed: exact formula)",
-        "exact": "exact formula",
-        "measured": "measured",
-        "bound": "bound $\\eta = 2/L$",
-        "optimum": "$\\eta^* = 2/(L+\\mu)$",
-        "fraction": "learning rate as a fraction $r$ of $2/L$",
-        "after": "$f$ after {steps} steps",
-        "sweep": "learning-rate sweep",
-        "paths": "paths (dot: last point)",
-        "loss_vs_step": "loss against step",
-        "lr": "learning rate",
-        "sweep_x": "learning-rate sweep (×: diverged)",
-        "best_paths": "paths at the best learning rate (dot: last point)",
-        "sgd": "gradient descent",
-        "momentum": "momentum ($\\beta$ = {beta:g})",
-        "adam": "Adam",
-        "epoch": "epoch",
-        "epoch_loss": "mean training loss over the epoch",
-        "zero": "log 10: the all-zero model",
-        "numpy": "NumPy (our gradient descent)",
-        "keras": "Keras ({backend})",
-        "title": "softmax regression on CIFAR-10, {optimizer}, learning rate {lr:g}",
-    },
-    "zh": {
-        "step": "有限差分的步长 ε",
-        "max_error": "最大相对误差",
-        "used": "表中所用的 ε",
-        "paths_title": "r = {r:g}：f = {f:.2g}",
-        "paths_suptitle": "二次函数上的梯度下降，η = r·2/L，{steps} 步",
-        "steps": "步数",
-        "f_log": "f（对数坐标）",
-        "against_step": "损失随步数的变化（虚线：精确公式）",
-        "exact": "精确公式",
-        "measured": "实测",
-        "bound": "上界 η = 2/L",
-        "optimum": "$\\eta^* = 2/(L+\\mu)$",
-        "fraction": "学习率，以 2/L 的比例 r 表示",
-        "after": "{steps} 步之后的 f",
-        "sweep": "学习率扫描",
-        "paths": "路径（圆点：最后一个点）",
-        "loss_vs_step": "损失随步数的变化",
-        "lr": "学习率",
-        "sweep_x": "学习率扫描（×：发散）",
-        "best_paths": "最佳学习率下的路径（圆点：最后一个点）",
-        "sgd": "梯度下降",
-        "momentum": "动量法（β = {beta:g}）",
-        "adam": "Adam",
-        "epoch": "轮次",
-        "epoch_loss": "该轮次的平均训练损失",
-        "zero": "log 10：全零模型",
-        "numpy": "NumPy（本章的梯度下降）",
-        "keras": "Keras（{backend}）",
-        "title": "CIFAR-10 上的 softmax 回归，{optimizer}，学习率 {lr:g}",
-    },
-}
-
-
-def _pyplot():
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
-
-    return plt
-
-
-def contour(ax, problem: Problem, xlim, ylim, levels, log: bool = False) -> None:
-    """Level sets of a 2-D problem (of log10 f when ``log``), its minimum marked with a star."""
-    xs, ys = np.linspace(*xlim, 121), np.linspace(*ylim, 121)
-    Z = np.array([[problem.f(np.array([x, y])) for x in xs] for y in ys])
-    ax.contour(xs, ys, np.log10(Z + 1e-12) if log else Z, levels=levels, colors="0.6", linewidths=0.6)
-    ax.plot(*problem.minimum, "*", color="gold", ms=12, mec="k", zorder=5)
-    ax.set_xlim(xlim)
-    ax.set_ylim(ylim)
-    ax.set_aspect("equal")
-
-
-def plot_fd_errors(steps, errors: dict, eps_used: float, lang: str = "en"):
-    """Largest relative error of central differences against the step, one curve per function
-    (``errors``: check name -> errors at ``steps``), with the balance point and the step used."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
-    fig, ax = plt.subplots(figsize=(6.2, 3.6))
-    for name, errs in errors.items():
-        ax.loglog(steps, errs, "o-", ms=3, label=CHECK_NAMES[lang][name])
-    ax.axvline(float(np.finfo(float).eps) ** (1 / 3), color="gray", ls=":", label=r"$\delta^{1/3}$")
-    ax.axvline(eps_used, color="gray", ls="--", label=words["used"])
-    ax.set_xlabel(words["step"])
-    ax.set_ylabel(words["max_error"])
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_quadratic_paths(problem: Problem, paths: dict, steps: int, lang: str = "en"):
-    """One panel per learning rate (``paths``: fraction r of 2/L -> :class:`Path`) over the level sets."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
-    fig, axes = plt.subplots(1, len(paths), figsize=(3.1 * len(paths), 3.0), sharey=True, squeeze=False)
-    for i, (ax, (r, path)) in enumerate(zip(axes[0], paths.items())):
-        contour(ax, problem, (-5, 5), (-4, 4), levels=np.geomspace(0.05, 120, 12))
-        ax.plot(path.points[:, 0], path.points[:, 1], "o-", color=f"C{i}", ms=2.5, lw=1)
-        ax.set_title(words["paths_title"].format(r=r, f=path.values[-1]), fontsize=9)
-        ax.set_xlabel("$x_1$")
-    axes[0, 0].set_ylabel("$x_2$")
-    fig.suptitle(words["paths_suptitle"].format(steps=steps), fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def plot_quadratic_sweep(A, x0, paths: dict, ratios, measured, r_opt: float, steps: int, lang: str = "en"):
-    """Left: loss against step for each run in ``paths``, with :func:`quadratic_gd_value` dashed.
-    Right: the loss after ``steps`` steps against the learning rate (a fraction of 2/L), measured
-    (``ratios``, ``measured``) and exact, with the bound and the optimum ``r_opt``."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
-    L = float(np.max(np.linalg.eigvalsh(A)))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for i, (r, path) in enumerate(paths.items()):
-        t = np.arange(len(path.values))
-        ax1.semilogy(t, path.values, "o", ms=3, color=f"C{i}", label=f"$r$ = {r:g}")
-        exact = [quadratic_gd_value(A, x0, r * 2 / L, k) for k in t]
-        ax1.semilogy(t, exact, "--", color=f"C{i}", lw=1)
-    ax1.set_xlabel(words["steps"])
-    ax1.set_ylabel(words["f_log"])
-    ax1.set_title(words["against_step"], fontsize=10)
-    ax1.legend(fontsize=8)
-    fine = np.linspace(0.005, max(1.2, float(np.max(ratios))), 400)
-    ax2.semilogy(
-        fine, [quadratic_gd_value(A, x0, r * 2 / L, steps) for r in fine], "-", color="gray", lw=1, label=words["exact"]
-    )
-    ax2.semilogy(ratios, measured, "o", ms=4, color="C0", label=words["measured"])
-    ax2.axvline(1.0, color="C3", ls="--", lw=1, label=words["bound"])
-    ax2.axvline(r_opt, color="C2", ls=":", lw=1.5, label=words["optimum"])
-    ax2.set_xlabel(words["fraction"])
-    ax2.set_ylabel(words["after"].format(steps=steps))
-    ax2.set_title(words["sweep"], fontsize=10)
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-ROSENBROCK_LEVELS = np.linspace(-2, 3.5, 14)
-
-
-def plot_rosenbrock(problem: Problem, paths: dict, lang: str = "en"):
-    """Gradient descent on Rosenbrock's function at each learning rate (``paths``: fraction r of
-    2/L* -> :class:`Path`): the paths over the level sets of log10 f, and the loss against the step."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [1.1, 1]})
-    contour(ax1, problem, (-2, 2), (-1, 3), levels=ROSENBROCK_LEVELS, log=True)
-    for i, (r, path) in enumerate(paths.items()):
-        ax1.plot(path.points[:, 0], path.points[:, 1], "-", color=f"C{i}", lw=1, label=f"$r$ = {r:g}")
-        ax1.plot(*path.points[-1], "o", color=f"C{i}", ms=5)
-        ax2.semilogy(np.maximum(path.values, 1e-30), color=f"C{i}", lw=1, label=f"$r$ = {r:g}")
-    ax1.set_xlabel("$x$")
-    ax1.set_ylabel("$y$")
-    ax1.legend(fontsize=8, loc="upper left")
-    ax1.set_title(words["paths"], fontsize=10)
-    ax2.set_xlabel(words["steps"])
-    ax2.set_ylabel(words["f_log"])
-    ax2.set_title(words["loss_vs_step"], fontsize=10)
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def optimizer_label(name: str, lang: str = "en", beta: float = 0.9) -> str:
-    """An optimizer's name as a reader reads it (``"sgd"``, ``"momentum"``, ``"adam"``)."""
-    return PLOT_WORDS[lang][name].format(beta=beta)
-
-
-def plot_optimizer_sweep(
-    problem: Problem, rates, sweep: dict, best: dict, L_star: float, steps: int, beta: float, lang: str = "en"
-):
-    """Three panels for optimizers on Rosenbrock's function: the final loss against the learning
-    rate (``sweep``: name -> one :class:`Path` per rate; × where a run diverged), the paths at each
-    optimizer's best rate (``best``: name -> (rate, :class:`Path`)), and their losses against the step."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
-    rates = np.asarray(rates)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0), gridspec_kw={"width_ratios": [1.1, 1, 1]})
-    for i, (name, runs) in enumerate(sweep.items()):
-        label = optimizer_label(name, lang, beta)
-        finals = np.array([run.final_value for run in runs])
-        ok = np.isfinite(finals)
-        axes[0].loglog(rates[ok], np.maximum(finals[ok], 1e-30), "o-", ms=3, color=f"C{i}", label=label)
-        axes[0].plot(rates[~ok], np.full((~ok).sum(), 10.0 ** (3 + i)), "x", color=f"C{i}", ms=6)
-        lr, path = best[name]
-        axes[1].plot(path.points[:, 0], path.points[:, 1], "-", color=f"C{i}", lw=1, label=f"{label}, {lr:.2g}")
-        axes[1].plot(*path.points[-1], "o", color=f"C{i}", ms=5)
-        axes[2].semilogy(np.maximum(path.values, 1e-30), color=f"C{i}", lw=1, label=f"{label}, {lr:.2g}")
-    axes[0].axvline(2 / L_star, color="gray", ls="--", lw=1, label="$2/L_*$")
-    axes[0].set_xlabel(words["lr"])
-    axes[0].set_ylabel(words["after"].format(steps=steps))
-    axes[0].set_title(words["sweep_x"], fontsize=10)
-    axes[0].legend(fontsize=7)
-    contour(axes[1], problem, (-2, 2), (-1, 3), levels=ROSENBROCK_LEVELS, log=True)
-    axes[1].set_title(words["best_paths"], fontsize=10)
-    axes[1].legend(fontsize=7, loc="upper left")
-    axes[2].set_xlabel(words["steps"])
-    axes[2].set_ylabel(words["f_log"])
-    axes[2].set_title(words["loss_vs_step"], fontsize=10)
-    axes[2].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_epoch_losses(
-    ours,
-    theirs,
-    n_classes: int,
-    backend: str,
-    optimizer: str,
-    learning_rate: float,
-    beta: float = 0.9,
-    lang: str = "en",
-):
-    """The mean training loss of each epoch for the NumPy model (``ours``) and its Keras twin
-    (``theirs``), with the loss of the all-zero model, log(n_classes); ``beta`` is momentum's."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
-    fig, ax = plt.subplots(figsize=(6.2, 3.6))
-    epochs = np.arange(1, len(ours) + 1)
-    ax.plot(epochs, ours, "o-", ms=5, label=words["numpy"])
-    ax.plot(epochs, theirs, "x--", ms=7, label=words["keras"].format(backend=backend))
-    ax.axhline(np.log(n_classes), color="gray", ls=":", lw=1, label=words["zero"])
-    ax.set_xlabel(words["epoch"])
-    ax.set_ylabel(words["epoch_loss"])
-    ax.set_title(words["title"].format(optimizer=optimizer_label(optimizer, lang, beta), lr=learning_rate), fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig

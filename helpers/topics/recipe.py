@@ -152,7 +152,7 @@ RUNG_WORDS = {
     "en": {rung: (rung, change) for rung, change, _ in ladder(mixed_precision=True)},
     "zh": {
         "article": ("原文", "原文的模型与训练"),
-        "logits": ("logits", "纠正损失：把 logits 送入 from_logits=True"),
+        "logits": ("对数几率", "纠正损失：把对数几率送入 from_logits=True"),
         "validation": ("验证集", "从训练数据中留出验证集"),
         "augment": ("数据增广", "随机翻转与 2 像素平移"),
         "batchnorm": ("批量规范化", "每个卷积层之后加批量规范化"),
