@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 
+import article_runner
 import numpy as np
 import pytest
 
@@ -128,7 +129,7 @@ def test_the_verified_loader_returns_what_keras_load_data_returns():
 
 
 def test_terminal_keeps_what_a_terminal_shows():
-    screen = article.Terminal()
+    screen = article_runner.Terminal()
     screen.write("Epoch 1/2\n")
     screen.write("1/3 \x1b[32m━\x1b[0m loss: 2.5")
     screen.write("\b" * 18 + "\r3/3 ━━━ loss: 2.1\n")
@@ -147,8 +148,8 @@ def test_loss_in_effect_depends_on_the_backend():
 def test_the_listing_runs_step_by_step_on_a_small_subset():
     keras.utils.set_random_seed(0)
     code = article.runnable()
-    ns = article.namespace(train_size=200, test_size=100, seed=0, epochs=1)
-    runs = {step: article.run_step(text, ns, step) for step, text in article.steps(code).items()}
+    ns = article_runner.namespace(train_size=200, test_size=100, seed=0, epochs=1)
+    runs = {step: article_runner.run_step(text, ns, step) for step, text in article.steps(code).items()}
     assert ns["model"].count_params() == 167_562
     assert ns["x_train"].dtype == np.float64  # the listing's own division by 255.0
     assert runs["training"].output.startswith("7/7 ") and "\b" not in runs["training"].output  # 200 / 32
