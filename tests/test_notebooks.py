@@ -39,6 +39,24 @@ def test_ci_run_writes_a_summary(executed_ci):
     assert metrics["article_params"] == "'167,562'"
 
 
+def test_the_conclusion_finds_what_it_reads(executed_ci):
+    """Every chapter glues a headline (helpers.headline) that the conclusion can show, and the ci run
+    glued every value the conclusion reads from another chapter by name (conclusion.READS)."""
+    from helpers import headline
+    from helpers.topics import conclusion, course
+
+    notebooks = json.loads((executed_ci / "summary.json").read_text())["notebooks"]
+    for stem in run.notebook_paths():
+        if stem != "conclusion":
+            found = headline.of(notebooks[stem]["metrics"])
+            assert found, f"{stem} glues no headline: the conclusion would have nothing to show for it"
+            for h in found.values():
+                assert all(conclusion.shown(h["value"], h["unit"], lang) for lang in course.LANGS)
+    for stem, names in conclusion.READS.items():
+        missing = sorted(set(names) - set(notebooks[stem]["metrics"]))
+        assert not missing, f"the conclusion reads {missing} from {stem}, which the ci run did not glue"
+
+
 @pytest.mark.parametrize("stem", list(run.notebook_paths()))  # in chapter order, as the lanes check them
 def test_executed_notebook_reproduces_under_nbval(ci_lanes, stem):
     """nbval re-executes the ci-profile notebook and compares every output, strictly (run in the
@@ -70,7 +88,7 @@ def test_executed_outputs_are_free_of_native_log_noise(executed_ci):
 def test_a_failing_cell_is_reported_and_its_copy_kept(tmp_path, capsys):
     broken = nbformat.v4.new_notebook(
         cells=[
-            nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("epochs = 1", metadata={"tags": ["parameters"]}),  # a course parameter
             nbformat.v4.new_code_cell("print('before')"),
             nbformat.v4.new_code_cell("raise RuntimeError('the third cell fails')"),
         ]
@@ -92,8 +110,8 @@ def test_a_failing_cell_is_reported_and_its_copy_kept(tmp_path, capsys):
 def test_an_up_to_date_notebook_is_skipped_unless_forced(tmp_path, capsys):
     tiny = nbformat.v4.new_notebook(
         cells=[
-            nbformat.v4.new_code_cell("n: int = 1  # a number", metadata={"tags": ["parameters"]}),
-            nbformat.v4.new_code_cell("print(n * 2)"),
+            nbformat.v4.new_code_cell("epochs: int = 1  # a course parameter", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("print(epochs * 2)"),
         ]
     )
     tiny.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -103,9 +121,9 @@ def test_an_up_to_date_notebook_is_skipped_unless_forced(tmp_path, capsys):
     assert run.main(args) == 0
     assert run.main(args) == 0
     assert re.search(r"tiny +up to date, skipped", capsys.readouterr().out)
-    assert run.main([*args, "-p", "n=3"]) == 0  # other parameters: runs again
+    assert run.main([*args, "-p", "epochs=3"]) == 0  # other parameters: runs again
     out = capsys.readouterr().out
-    assert re.search(r"tiny +ok .*-p n=3", out) and "skipped" not in out
+    assert re.search(r"tiny +ok .*-p epochs=3", out) and "skipped" not in out
     executed = nbformat.read(tmp_path / "out" / "tiny.ipynb", as_version=4)
     assert executed.cells[-1].outputs[0]["text"] == "6\n"
 
