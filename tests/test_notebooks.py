@@ -62,7 +62,8 @@ def test_executed_notebook_reproduces_under_nbval(ci_lanes, stem):
     """nbval re-executes the ci-profile notebook and compares every output, strictly (run in the
     background as soon as the runner has executed the chapter: tests/ci_lane.py)."""
     code, output = ci_lanes.chapter(stem)
-    assert code == 0, output[-6000:]
+    first = max(0, output.find("FAILED"))  # the first cell that failed, where the cause is, not the cascade
+    assert code == 0, output[first : first + 5000] + "\n...\n" + output[-1500:]
 
 
 def test_executed_chapters_write_nothing_to_stderr(executed_ci):
