@@ -69,8 +69,9 @@ def test_sizes_and_words_read_well():
         and chapter.size(2.4e9) == "2.4 GB"
     )
     assert chapter.short(12_600) == "12.6k" and chapter.short(3_155_456) == "3.16M"
-    cases = chapter.bad_requests(64)
+    cases = chapter.bad_requests("http://127.0.0.1:8000", 64)
     assert len({case for case, *_ in cases}) == len(cases) and all(status in (400, 404) for *_, status in cases)
+    assert {case for case, *_ in cases} == set(chapter.BAD_CASES_ZH)
 
 
 @pytest.mark.unit

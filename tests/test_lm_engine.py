@@ -29,9 +29,9 @@ from helpers.lm.engine import (  # noqa: E402
     kv_cache_bytes,
     kv_cache_waste,
     measured_cache_bytes,
-    window_length,
 )
 from helpers.lm.sampling import InvalidParams, SamplingParams, StopMatcher, choose_tokens  # noqa: E402
+from helpers.lm.step_variants import StepVariant, window_length  # noqa: E402
 from helpers.lm.train import load_model  # noqa: E402
 
 
@@ -234,15 +234,19 @@ def test_engine_thread_serves_and_stops(trained, functions):
 
 @pytest.mark.slow
 @pytest.mark.unit
-def test_in_place_windowed_steps_equal_the_functional_full_cache(trained):
-    """The fast decode step (cache written in place, only the used window read) gives the logits of
-    the plain one (a new cache every step, every position read), step after step, at mixed positions."""
+def test_the_engines_step_equals_the_copied_and_the_windowed_steps(trained):
+    """The engine's decode step (cache written in place, every position read) gives the logits of the
+    measured alternatives (a new cache every step; only the used window read), step after step, at mixed positions."""
     model, _ = trained
     rng = np.random.default_rng(7)
     seqs = rng.integers(4, model.config.vocab_size, size=(3, 40)).astype(np.int32)
     outputs = {}
-    for name, kwargs in (("fast", {}), ("plain", {"in_place": False, "windowed": False})):
-        fns = DecodeFunctions(model, 3, **kwargs)
+    for name, make in (
+        ("engine", lambda: DecodeFunctions(model, 3)),
+        ("copied", lambda: StepVariant(model, 3, in_place=False)),
+        ("windowed", lambda: StepVariant(model, 3, windowed=True)),
+    ):
+        fns = make()
         cache, logits = fns.new_cache(), []
         for slot, n in enumerate((3, 9, 17)):
             padded = np.zeros((1, 32), np.int32)
@@ -255,8 +259,9 @@ def test_in_place_windowed_steps_equal_the_functional_full_cache(trained):
             logits.append(np.asarray(step))
             pos = pos + 1
         outputs[name] = logits
-    for fast, plain in zip(outputs["fast"], outputs["plain"]):
-        np.testing.assert_allclose(fast, plain, rtol=0, atol=2e-5)
+    for other in ("copied", "windowed"):
+        for ours, theirs in zip(outputs["engine"], outputs[other]):
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-5)
 
 
 @pytest.mark.unit

@@ -102,6 +102,21 @@ def test_bad_requests_get_openai_errors_and_the_service_goes_on(client, path, bo
 
 
 @pytest.mark.unit
+def test_a_body_over_the_limit_is_refused_with_413_and_the_service_goes_on(loaded):
+    """Read by the serving package's size-limited reader: told by Content-Length, or counted as it streams in."""
+    from starlette.testclient import TestClient
+
+    engine = Engine(*loaded, slots=1)
+    with TestClient(create_app(engine, ServerOptions(name=MODEL, max_body_bytes=256))) as c:
+        big = json.dumps(completion(prompt="春" * 200)).encode()
+        for content in (big, iter([big[:200], big[200:]])):  # with a Content-Length, then chunked
+            r = c.post("/v1/completions", content=content, headers={"content-type": "application/json"})
+            assert r.status_code == 413, r.text
+            assert r.json()["error"]["code"] == "body_too_large" and "256" in r.json()["error"]["message"]
+        assert c.post("/v1/completions", json=completion()).status_code == 200
+
+
+@pytest.mark.unit
 def test_unknown_characters_are_named_in_the_refusal(client):
     r = client.post("/v1/completions", json=completion(prompt="春xy"))
     assert r.json()["error"]["code"] == "unknown_characters" and "'xy'" in r.json()["error"]["message"]

@@ -31,12 +31,14 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from keras import ops
 
 from helpers.lm import compiled
 from helpers.lm.data import CharTokenizer, Poem
 from helpers.lm.engine import SCHEDULERS, DecodeFunctions, Engine, Request, bucket_length
 from helpers.lm.model import PoetLM
 from helpers.lm.sampling import SamplingParams
+from helpers.lm.step_variants import StepVariant
 
 PERCENTILES = (50, 99)
 PROMPT_CHARS = (1, 12)  # a benchmark prompt is the opening of a held-out poem, this many characters
@@ -68,6 +70,7 @@ def decode_speed(
     if len(prompt) + max(new_tokens) > max_len:
         raise ValueError(f"prompt ({len(prompt)}) + {max(new_tokens)} new tokens exceed max_len={max_len}")
     fns = functions if functions is not None and functions.slots == 1 else DecodeFunctions(model, 1)
+    whole = compiled.compile_function(lambda tokens, last: ops.take(model(tokens)[0], last, axis=0))
 
     def cached(n: int) -> list[int]:
         cache = fns.new_cache()
@@ -85,7 +88,7 @@ def decode_speed(
         for _ in range(n):
             padded = np.zeros((1, bucket_length(len(seq), max_len)), np.int32)
             padded[0, : len(seq)] = seq
-            seq.append(int(np.argmax(compiled.to_numpy(fns.recompute(padded, np.int32(len(seq) - 1))))))
+            seq.append(int(np.argmax(compiled.to_numpy(whole(padded, np.int32(len(seq) - 1))))))
         return seq[len(prompt) :]
 
     longest = max(new_tokens)
@@ -240,10 +243,11 @@ def run_load_http(
     whose kernel already runs one). The requests come back as ``metrics["requests"]``.
     """
     import asyncio
-    import concurrent.futures
 
     import httpx
     import orjson
+
+    from helpers.serving.loadtest import run_in_thread
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -300,8 +304,7 @@ def run_load_http(
             await asyncio.gather(*(stream() for _ in range(concurrency)))
             return done, time.perf_counter() - start
 
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        requests, duration = pool.submit(asyncio.run, main()).result()
+    requests, duration = run_in_thread(main(), "lm-load-generator")
     metrics = serving_metrics(requests, duration)
     metrics["requests"] = requests
     return metrics
@@ -352,8 +355,9 @@ def scheduler_table(
 # --------------------------------------------------------------------------------------------
 # where a step's time goes, and the batching gain side by side
 
-#: engine variants for :func:`step_times`: the cache copied every step, written in place (the engine's
-#: step), and written in place with only the window in use read
+
+#: decode steps for :func:`step_times` (:class:`StepVariant` options): the cache copied every step, written
+#: in place (the engine's step), and written in place with only the window in use read
 STEP_VARIANTS = {
     "copied": {"in_place": False},
     "in_place": {},
@@ -385,7 +389,7 @@ def step_times(
     for slots in slot_counts:
         for name, kwargs in variants.items():
             if kwargs:
-                fns = DecodeFunctions(model, slots, **kwargs)
+                fns = StepVariant(model, slots, **kwargs)
             else:  # the engine's own step
                 fns = functions.setdefault(slots, DecodeFunctions(model, slots))
             state = {"cache": fns.new_cache()}

@@ -250,46 +250,37 @@ def http_view(in_process: dict, over_http: dict, lang: str) -> pd.DataFrame:
     return _rename(view, METRICS, lang).rename_axis(pick(lang, "measured", "测量方式"))
 
 
+#: the KV-cache table's columns
+KV_COLUMNS = {
+    "layers": ("layers", "层数"),
+    "kv_heads": ("key/value heads", "键/值头数"),
+    "head_dim": ("head dimension", "头维度"),
+    "token": ("per token", "每词元"),
+    "context": ("context", "上下文"),
+    "sequence": ("per sequence", "每序列"),
+}
+
+
 def kv_view(ours: dict, config, large: list[dict], lang: str) -> pd.DataFrame:
     """KV-cache bytes per token and per sequence: this model (float32) and large models (16-bit)."""
+    here = pick(lang, "this chapter's model (fp32)", "本章的模型（fp32）")
     rows = [
-        {
-            "model": pick(lang, "this chapter's model (fp32)", "本章的模型（fp32）"),
-            "layers": config.n_layers,
-            "kv_heads": config.n_heads,
-            "head_dim": config.head_dim,
-            "token": size(ours["per_token"]),
-            "context": config.max_len,
-            "sequence": size(ours["per_sequence"]),
-        }
+        (
+            here,
+            config.n_layers,
+            config.n_heads,
+            config.head_dim,
+            ours["per_token"],
+            config.max_len,
+            ours["per_sequence"],
+        )
     ]
     shapes = {name: (layers, heads, dim) for name, layers, heads, dim, _, _ in LARGE_MODELS}
     for m in large:
-        layers, heads, dim = shapes[m["model"]]
-        rows.append(
-            {
-                "model": f"{m['model']} (fp16)",
-                "layers": layers,
-                "kv_heads": heads,
-                "head_dim": dim,
-                "token": size(m["per token"]),
-                "context": m["context"],
-                "sequence": size(m["per sequence"]),
-            }
-        )
-    table = pd.DataFrame(rows).set_index("model").rename_axis(pick(lang, "model", "模型"))
-    return _rename(
-        table,
-        {
-            "layers": ("layers", "层数"),
-            "kv_heads": ("key/value heads", "键/值头数"),
-            "head_dim": ("head dimension", "头维度"),
-            "token": ("per token", "每词元"),
-            "context": ("context", "上下文"),
-            "sequence": ("per sequence", "每序列"),
-        },
-        lang,
-    )
+        rows.append((f"{m['model']} (fp16)", *shapes[m["model"]], m["per token"], m["context"], m["per sequence"]))
+    table = pd.DataFrame(rows, columns=["model", *KV_COLUMNS]).set_index("model")
+    table[["token", "sequence"]] = table[["token", "sequence"]].map(size)
+    return _rename(table.rename_axis(pick(lang, "model", "模型")), KV_COLUMNS, lang)
 
 
 def scaling_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -413,56 +404,49 @@ def plot_scaling(sizes: pd.DataFrame, fit, compute: pd.DataFrame, lang: str):
 # the service's refusals
 
 
-def bad_requests(max_len: int) -> list[tuple[tuple[str, str], str, object, int]]:
-    """((case in en, zh), path, body, expected status) for the refusal table."""
+def bad_requests(url: str, max_len: int) -> list[tuple[str, str, str, bytes, int]]:
+    """Requests the service at ``url`` must refuse, as :func:`helpers.serving.loadtest.bad_requests` gives
+    its own: ``(case, method, url, body, expected status)``; the cases in Chinese in :data:`BAD_CASES_ZH`."""
     ok = {"model": "tang-poet", "prompt": "春風", "max_tokens": 8, "seed": 1}
+    completions = url + "/v1/completions"
+
+    def post(case, body, status, target=completions):
+        return case, "POST", target, body if isinstance(body, bytes) else json.dumps(body).encode(), status
+
     return [
-        (("malformed JSON", "JSON 格式错误"), "/v1/completions", b"{not json", 400),
-        (("unknown model", "未知模型"), "/v1/completions", {**ok, "model": "gpt-4"}, 404),
-        (("temperature 3", "temperature 为 3"), "/v1/completions", {**ok, "temperature": 3}, 400),
-        (("two choices (n = 2)", "两个候选（n = 2）"), "/v1/completions", {**ok, "n": 2}, 400),
-        (("an unknown parameter", "未知参数"), "/v1/completions", {**ok, "frobnicate": 1}, 400),
-        (("empty prompt", "空提示"), "/v1/completions", {**ok, "prompt": ""}, 400),
-        (("simplified characters", "简体字"), "/v1/completions", {**ok, "prompt": "春风"}, 400),
-        (
-            ("prompt + max_tokens over the context", "提示加 max_tokens 超出上下文"),
-            "/v1/completions",
-            {**ok, "max_tokens": max_len},
-            400,
-        ),
-        (
-            ("chat without messages", "没有消息的对话"),
-            "/v1/chat/completions",
-            {"model": "tang-poet", "messages": []},
-            400,
-        ),
+        post("malformed JSON", b"{not json", 400),
+        post("unknown model", {**ok, "model": "gpt-4"}, 404),
+        post("temperature 3", {**ok, "temperature": 3}, 400),
+        post("two choices (n = 2)", {**ok, "n": 2}, 400),
+        post("an unknown parameter", {**ok, "frobnicate": 1}, 400),
+        post("empty prompt", {**ok, "prompt": ""}, 400),
+        post("simplified characters", {**ok, "prompt": "春风"}, 400),
+        post("prompt + max_tokens over the context", {**ok, "max_tokens": max_len}, 400),
+        post("chat without messages", {"model": "tang-poet", "messages": []}, 400, url + "/v1/chat/completions"),
     ]
 
 
-def send_bad_requests(url: str, max_len: int) -> list[dict]:
-    """Send each of :func:`bad_requests` to the service at ``url``, each followed by a good request; one row each."""
-    import httpx
+#: :func:`bad_requests`' cases on the Chinese page
+BAD_CASES_ZH = {
+    "malformed JSON": "JSON 格式错误",
+    "unknown model": "未知模型",
+    "temperature 3": "temperature 为 3",
+    "two choices (n = 2)": "两个候选（n = 2）",
+    "an unknown parameter": "未知参数",
+    "empty prompt": "空提示",
+    "simplified characters": "简体字",
+    "prompt + max_tokens over the context": "提示加 max_tokens 超出上下文",
+    "chat without messages": "没有消息的对话",
+}
 
-    rows = []
-    for case, path, body, expected in bad_requests(max_len):
-        r = httpx.post(
-            url + path,
-            content=body if isinstance(body, bytes) else json.dumps(body),
-            headers={"content-type": "application/json"},
-        )
-        after = httpx.post(url + "/v1/completions", json={"model": "tang-poet", "prompt": "春", "max_tokens": 4})
-        error = r.json()["error"]
-        rows.append(
-            {
-                "case": case,
-                "status": r.status_code,
-                "expected": expected,
-                "param": error["param"],
-                "message": error["message"],
-                "next": after.status_code,
-            }
-        )
-    return rows
+
+def send_bad_requests(url: str, max_len: int) -> list[dict]:
+    """:func:`bad_requests` sent to the service at ``url``, each followed by a good request
+    (:func:`helpers.serving.loadtest.refusals`); one row each."""
+    from helpers.serving.loadtest import refusals
+
+    good = json.dumps({"model": "tang-poet", "prompt": "春", "max_tokens": 4}).encode()
+    return refusals(bad_requests(url, max_len), ("POST", url + "/v1/completions", good))
 
 
 def burst(url: str, n: int, max_tokens: int = 40) -> list:
@@ -480,12 +464,12 @@ def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
     table = pd.DataFrame(
         [
             {
-                "case": pick(lang, *r["case"]),
+                "case": pick(lang, r["case"], BAD_CASES_ZH[r["case"]]),
                 "status": r["status"],
                 "expected": r["expected"],
                 "param": r["param"] or "",
                 "message": r["message"][:70],
-                "next": r["next"],
+                "next": r["next good request"],
             }
             for r in rows
         ]

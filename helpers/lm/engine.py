@@ -93,91 +93,76 @@ class Request:
         return self.finish_reason is not None
 
 
-def window_length(n: int, max_len: int) -> int:
-    """The cache positions a decode step reads when the furthest slot is at position ``n - 1``.
+def prefill_function(model: PoetLM) -> Callable:
+    """``prefill(tokens, last, slot, cache)``: run a padded prompt (1, n) and write its keys and values
+    at ``[slot, :, :n]`` of the cache; returns the logits at position ``last`` and the cache."""
+    layers, heads = model.config.n_layers, model.config.n_heads
 
-    A multiple of an eighth of the context (rounded up to 16 positions, at least 32), at most
-    ``max_len``: a handful of compiled shapes, and a step never reads much more of the cache than
-    is in use.
-    """
-    grain = max(32, 16 * -(-max_len // 128))  # an eighth of max_len, rounded up to a multiple of 16
-    return min(max_len, -(-max(n, 1) // grain) * grain)
+    def prefill(tokens, last, slot, cache):
+        logits, kv = model.prefill(tokens)
+        n = tokens.shape[1]
+        index = cache_index(ops.full((n,), slot, dtype="int32"), ops.arange(n, dtype="int32"), heads)
+        out = []
+        for i in range(layers):  # keys and values (1, n, H, Dh) go to [slot, :, :n]
+            out.append(compiled.write_rows(cache[2 * i], index, kv[i][0][0]))
+            out.append(compiled.write_rows(cache[2 * i + 1], index, kv[i][1][0]))
+        return ops.take(logits[0], last, axis=0), out
+
+    return prefill
 
 
 class DecodeFunctions:
-    """The compiled ``prefill``, ``decode`` and (for comparison) ``recompute`` functions of a model.
+    """The compiled ``prefill`` and ``decode`` step of a model for ``slots`` sequences, and their cache.
 
     ``decode(tokens, positions, *cache)`` and ``prefill(tokens, last, slot, *cache)`` return the
     logits and the cache to use next: the same buffers, written in place, on TensorFlow; the
-    donated-and-returned arrays on JAX (see :mod:`helpers.lm.compiled`). ``windowed=True`` makes
-    ``decode`` read only the cache positions in use (:func:`window_length` of the furthest slot; one
-    trace per window): with the heads-first cache, attention reads contiguous memory and slicing
-    the window costs about what it saves, so the engine reads everything. ``in_place=False`` writes
-    the cache functionally and donates nothing (a copy per step). Both are kept for measuring.
+    donated-and-returned arrays on JAX (see :mod:`helpers.lm.compiled`). A step reads every cache
+    position: with the heads-first cache, attention reads contiguous memory, and slicing a window
+    of the positions in use costs about what it saves (:mod:`helpers.lm.bench` measures both).
     """
 
-    def __init__(self, model: PoetLM, slots: int, windowed: bool = False, in_place: bool = True):
-        self.model, self.slots = model, slots
-        self.config = model.config
-        self.windowed = windowed
-        self.in_place = in_place and compiled.in_place()
-        self._steps = {}  # window -> the decode step's trace for it
-        layers = model.config.n_layers
+    #: True in a subclass that measures the cache written functionally, a copy every step (nothing donated)
+    copies_cache = False
 
-        def prefill(tokens, last, slot, cache):
-            logits, kv = model.prefill(tokens)
-            n = tokens.shape[1]
-            index = cache_index(ops.full((n,), slot, dtype="int32"), ops.arange(n, dtype="int32"), model.config.n_heads)
-            out = []
-            for i in range(layers):  # keys and values (1, n, H, Dh) go to [slot, :, :n]
-                out.append(compiled.write_rows(cache[2 * i], index, kv[i][0][0]))
-                out.append(compiled.write_rows(cache[2 * i + 1], index, kv[i][1][0]))
-            return ops.take(logits[0], last, axis=0), out
-
-        def recompute(tokens, last):
-            return ops.take(model(tokens)[0], last, axis=0)
-
+    def __init__(self, model: PoetLM, slots: int):
+        self.model, self.slots, self.config = model, slots, model.config
+        self.in_place = compiled.in_place() and not self.copies_cache
+        self._step = None  # the decode step's trace, looked up once
+        prefill = prefill_function(model)
         if self.in_place:  # variables, captured by the compiled functions, which return the logits only
-            c = model.config
-            shape = (slots, c.n_heads, c.max_len, c.head_dim)
-            self._buffers = [compiled.new_buffer(shape) for _ in range(2 * layers)]
             # (captured rather than passed: TensorFlow matches every argument against the traces on
             # each call, and for variables that costs about as much as the step itself at one slot)
-            self._decode = compiled.compile_function(
-                lambda tokens, positions, window: model.decode(tokens, positions, self._buffers, window)[0]
-            )
+            self._buffers = [compiled.new_buffer(self.cache_shape) for _ in range(2 * self.config.n_layers)]
             self._prefill = compiled.compile_function(
                 lambda tokens, last, slot: prefill(tokens, last, slot, self._buffers)[0]
             )
-        else:  # arrays: the cache goes in and comes out, its buffers donated (JAX) unless in_place=False
-            donate = (3,) if in_place else ()
-            self._decode = compiled.compile_function(
-                lambda tokens, positions, window, cache: model.decode(tokens, positions, list(cache), window),
-                static_argnums=(2,),
-                donate_argnums=donate,
+        else:  # arrays: the cache goes in and comes out, its buffers donated (JAX) unless copies_cache
+            self._prefill = compiled.compile_function(prefill, donate_argnums=() if self.copies_cache else (3,))
+        self._decode = self._decode_function()
+
+    @property
+    def cache_shape(self) -> tuple[int, int, int, int]:
+        c = self.config
+        return (self.slots, c.n_heads, c.max_len, c.head_dim)
+
+    def _decode_function(self) -> Callable:
+        model = self.model
+        if self.in_place:
+            return compiled.compile_function(
+                lambda tokens, positions: model.decode(tokens, positions, self._buffers)[0]
             )
-            self._prefill = compiled.compile_function(prefill, donate_argnums=donate)
-        self.recompute = compiled.compile_function(recompute)
-
-    def window(self, positions) -> int:
-        """The cache positions the next step reads (all of them unless ``windowed``)."""
-        max_len = self.config.max_len
-        return window_length(int(np.max(positions)) + 1, max_len) if self.windowed else max_len
-
-    def windows(self) -> list[int]:
-        """Every window a step can read: one compiled trace each."""
-        max_len = self.config.max_len
-        return sorted({self.window([p]) for p in range(max_len)})
+        return compiled.compile_function(
+            lambda tokens, positions, cache: model.decode(tokens, positions, list(cache)),
+            donate_argnums=() if self.copies_cache else (2,),
+        )
 
     def decode(self, tokens, positions, *cache):
-        window = self.window(positions)
         if self.in_place:
-            step = self._steps.get(window)
-            if step is None:  # the trace for this window, looked up once
+            if self._step is None:
                 spec = ((self.slots,), "int32")
-                step = self._steps[window] = compiled.specialize(self._decode, [spec, spec], window)
-            return step(tokens, positions), self._buffers
-        logits, new = self._decode(tokens, positions, window, list(cache))
+                self._step = compiled.specialize(self._decode, [spec, spec])
+            return self._step(tokens, positions), self._buffers
+        logits, new = self._decode(tokens, positions, list(cache))
         return logits, list(new)
 
     def prefill(self, tokens, last, slot, *cache):
@@ -196,33 +181,28 @@ class DecodeFunctions:
         """
         if self.in_place:
             return self._buffers
-        c = self.config
-        shape = (self.slots, c.n_heads, c.max_len, c.head_dim)
-        return [ops.zeros(shape, dtype="float32") for _ in range(2 * c.n_layers)]
+        return [ops.zeros(self.cache_shape, dtype="float32") for _ in range(2 * self.config.n_layers)]
 
     def warm_up(self, prompt_buckets=None) -> None:
-        """Compile every decode window and the prefill of every prompt bucket (default: all of them)."""
+        """Compile the decode step and the prefill of every prompt bucket (default: all of them)."""
         max_len = self.config.max_len
         if prompt_buckets is None:
-            prompt_buckets, b = [], BUCKET
-            while True:
-                prompt_buckets.append(min(b, max_len))
-                if b >= max_len:
-                    break
-                b *= 2
+            prompt_buckets = {bucket_length(n, max_len) for n in range(1, max_len + 1)}
         cache = self.new_cache()
         for b in sorted(set(prompt_buckets)):
             _, cache = self.prefill(np.zeros((1, b), np.int32), np.int32(0), np.int32(0), *cache)
-        for w in self.windows():
-            positions = np.zeros(self.slots, np.int32)
-            positions[0] = w - 1
-            logits, cache = self.decode(np.zeros(self.slots, np.int32), positions, *cache)
+        positions = np.zeros(self.slots, np.int32)
+        positions[0] = max_len - 1
+        logits, cache = self.decode(np.zeros(self.slots, np.int32), positions, *cache)
         compiled.to_numpy(logits)
 
 
-def kv_cache_bytes(config, slots: int = 1, bytes_per_number: int = 4) -> dict:
-    """KV-cache size from the config: per token, per sequence (``max_len`` positions) and for ``slots``."""
-    per_token = 2 * config.n_layers * config.d_model * bytes_per_number
+def kv_cache_bytes(config, slots: int = 1) -> dict:
+    """The engine's float32 KV cache, by :func:`helpers.topics.large_models.kv_cache_bytes`: per token,
+    per sequence (``max_len`` positions) and for ``slots``."""
+    from helpers.topics.large_models import kv_cache_bytes as cache_bytes
+
+    per_token = int(cache_bytes(config.n_layers, config.n_heads, config.head_dim, 1, "fp32"))
     return {
         "per_token": per_token,
         "per_sequence": per_token * config.max_len,

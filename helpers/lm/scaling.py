@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from helpers.lm.model import ModelConfig, non_embedding_params
+from helpers.lm.model import ModelConfig
 from helpers.lm.train import LMData, TrainConfig, train
 from helpers.topics.scaling import fit_power_law, try_fit
 
@@ -103,11 +103,6 @@ def fit_size_law(table, irreducible: bool = True):
 
 def _size_axes(table):
     return table["params_non_embedding"].to_numpy(float), table["val_loss"].to_numpy(float)
-
-
-def describe_sizes(sizes, vocab_size: int = 4553, max_len: int = 160):
-    """Non-embedding parameters of each (d_model, n_layers, n_heads), from the configs alone."""
-    return [non_embedding_params(ModelConfig(vocab_size, max_len, d, layers, heads)) for d, layers, heads in sizes]
 
 
 def try_fit_size_law(table):

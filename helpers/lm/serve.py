@@ -50,7 +50,7 @@ def build_engine(
     max_waiting: int | None = 256,
     warm: bool = True,
 ):
-    """Load a checkpoint and build its engine; with ``warm``, compile every decode window and prefill bucket."""
+    """Load a checkpoint and build its engine; with ``warm``, compile the decode step and every prefill bucket."""
     from helpers.lm.engine import Engine
     from helpers.lm.train import load_model
 
@@ -72,9 +72,10 @@ def serve(
     max_waiting: int = 256,
     warm: bool = True,
     graceful_seconds: float = 30.0,
+    max_body_bytes: int | None = None,
 ) -> None:
     """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT."""
-    from helpers.lm.server import ServerOptions, create_app
+    from helpers.lm.server import DEFAULT_MAX_BODY_BYTES, ServerOptions, create_app
     from helpers.serving.app import run_server
 
     logging.config.dictConfig(LOG_CONFIG)
@@ -82,7 +83,7 @@ def serve(
     engine = build_engine(checkpoint, slots, scheduler, max_waiting, warm)
     fields = {"model": name, "checkpoint": str(checkpoint)}
     run_server(
-        create_app(engine, ServerOptions(name=name)),
+        create_app(engine, ServerOptions(name=name, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES)),
         host,
         port,
         log,
@@ -124,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         help="requests that may wait for a slot; beyond, 429 with Retry-After (default 256)",
     )
     parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=None,
+        help="largest request body accepted; a larger one is refused with 413 (default 1 MiB)",
+    )
+    parser.add_argument(
         "--no-warm-up", action="store_true", help="compile each shape on its first request instead of before listening"
     )
     parser.add_argument(
@@ -148,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             args.scheduler,
             args.max_waiting,
             not args.no_warm_up,
+            max_body_bytes=args.max_body_bytes,
         )
     except (FileNotFoundError, OSError, ValueError) as exc:  # no checkpoint, port taken, bad option
         print(f"error: {exc}", file=sys.stderr)

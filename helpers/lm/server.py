@@ -14,7 +14,8 @@ Endpoints:
 * ``GET /v1/models``, ``GET /health``, ``GET /stats`` (engine load and counters).
 
 Refusals are 4xx with an OpenAI-style body ``{"error": {"message", "type", "param", "code"}}``,
-and the service goes on serving: malformed JSON, unknown parameters, an unknown model (404),
+and the service goes on serving: a body over ``max_body_bytes`` (413, read by the serving
+package's size-limited reader), malformed JSON, unknown parameters, an unknown model (404),
 values out of range, ``n`` other than 1, an empty or over-long prompt, characters the model does
 not know (refused rather than mapped to ``<unk>``, naming them: the vocabulary is traditional
 characters, and a silently replaced character would give a poor poem with no explanation),
@@ -42,11 +43,12 @@ from starlette.responses import Response
 
 from helpers.lm.engine import ContextTooLong, Engine, QueueFull, Request
 from helpers.lm.sampling import InvalidParams, SamplingParams
-from helpers.serving.protocol import json_object
+from helpers.serving.protocol import BadRequest, ClientGone, json_object, receive_body
 
 LOGGER = "maas.lm"
 log = logging.getLogger(LOGGER)
 DEFAULT_MODEL_NAME = "tang-poet"
+DEFAULT_MAX_BODY_BYTES = 2**20  # a prompt fills at most the context: a few kilobytes of JSON
 RETRY_AFTER_S = 1
 
 COMMON_FIELDS = {
@@ -111,6 +113,7 @@ class ApiError(Exception):
 class ServerOptions:
     name: str = DEFAULT_MODEL_NAME
     start_engine: bool = True  # False: the caller steps the engine (tests)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body is refused with 413
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,7 +368,13 @@ class _Completions:
 
     # -- answering
     async def answer(self, chat: bool, http: HttpRequest) -> Response:
-        data = _parse_json(await http.body())
+        try:  # the serving package's reader: a body over the limit is refused before it is all read
+            body = await receive_body(http.scope, http.receive, self.options.max_body_bytes)
+        except BadRequest as exc:
+            raise ApiError(exc.status, exc.message, code="body_too_large" if exc.status == 413 else None) from None
+        except ClientGone:
+            return Response(status_code=499)  # nobody to answer ("client closed request")
+        data = _parse_json(body)
         ids, params = self.prepare(data, chat)
         stream = _typed(data, "stream", (bool,), False)
         include_usage = bool((_typed(data, "stream_options", (dict,), {}) or {}).get("include_usage", False))

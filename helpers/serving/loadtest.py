@@ -185,7 +185,7 @@ def _new_event_loop():
     return uvloop.new_event_loop()
 
 
-def _run_in_thread(coroutine, name: str):
+def run_in_thread(coroutine, name: str):
     """Run ``coroutine`` to completion on a fresh event loop in a thread of its own (so that it works
     from a notebook, whose thread already runs a loop); return its result or re-raise its error here."""
     box: dict = {}
@@ -217,7 +217,7 @@ def run_load(
     """
     if concurrency < 1 or not bodies:
         raise ValueError("need at least one client and one request")
-    return _run_in_thread(_load(url, bodies, concurrency, images_per_request, timeout, warmup), "load-generator")
+    return run_in_thread(_load(url, bodies, concurrency, images_per_request, timeout, warmup), "load-generator")
 
 
 @dataclass
@@ -321,7 +321,7 @@ def run_timeline(
     retries = [retries] * concurrency if isinstance(retries, int) else list(retries)
     if concurrency < 1 or not bodies or len(retries) != concurrency:
         raise ValueError("need at least one client, one request, and one retry count a client")
-    return _run_in_thread(
+    return run_in_thread(
         _timeline(url, bodies, retries, max_requests or len(bodies), seconds, timeout, backoff_s, images_per_request),
         "load-timeline",
     )
@@ -341,123 +341,6 @@ def predict_http(
             response.raise_for_status()
             rows.extend(response.json()["predictions"])
     return np.asarray(rows, dtype=np.float32)
-
-
-def in_process_throughput(predict, images: np.ndarray, batch_size: int, min_seconds: float = 1.0) -> float:
-    """Images per second of ``predict`` on consecutive batches of ``batch_size`` (after one warm-up call)."""
-    return timing.throughput(predict, images, batch_size, min_seconds=min_seconds).items_per_second
-
-
-#: the words of this module's tables and figures on the Chinese pages (columns, index values, legends)
-WORDS_ZH = {
-    "clients": "客户端数",
-    "images/request": "每个请求的图像数",
-    "requests": "请求数",
-    "errors": "错误数",
-    "requests/s": "每秒请求数",
-    "images/s": "每秒图像数",
-    "p50 ms": "p50（毫秒）",
-    "p95 ms": "p95（毫秒）",
-    "p99 ms": "p99（毫秒）",
-    "images/batch": "每批图像数",
-    "encoding": "编码",
-    "batching": "批处理",
-    "off": "关闭",
-    "on": "开启",
-    "case": "错误请求",
-    "status": "状态码",
-    "expected": "预期状态码",
-    "message": "错误信息",
-    "next good request": "紧接着的正确请求",
-    "HTTP images/s": "HTTP 每秒图像数",
-    "HTTP p50 ms": "HTTP p50（毫秒）",
-    "request MB": "请求大小（MB）",
-    "in-process images/s": "进程内每秒图像数",
-}
-
-
-def column_zh(column: str) -> str:
-    """A column (or index value) of this module's tables in Chinese (:data:`WORDS_ZH`); an encoding
-    in parentheses, ``"HTTP images/s (b64)"``, is kept."""
-    import re
-
-    if m := re.fullmatch(r"(.+) \((\w+)\)", column):
-        return f"{column_zh(m[1])}（{m[2]}）"
-    return WORDS_ZH.get(column, column)
-
-
-#: the words of the figures, per language
-PLOT_WORDS = {
-    "en": {
-        "batching": "batching {}",
-        "off": "off",
-        "on": "on",
-        "clients": "concurrent clients",
-        "rate": "requests per second",
-        "latency": "latency (ms): p99 solid, p50 dotted",
-        "in-process": "in-process",
-        "http": "HTTP, {}",
-        "per request": "images per request (client batch size)",
-        "images/s": "images per second",
-    },
-    "zh": {
-        "batching": "{}批处理",
-        "off": "关闭",
-        "on": "开启",
-        "clients": "并发客户端数",
-        "rate": "每秒请求数",
-        "latency": "延迟（毫秒）：实线 p99，虚线 p50",
-        "in-process": "进程内",
-        "http": "HTTP，{}",
-        "per request": "每个请求的图像数（客户端批量大小）",
-        "images/s": "每秒图像数",
-    },
-}
-
-
-def plot_concurrency(table, lang: str = "en"):
-    """Throughput and p99 latency against the number of clients, batching off and on, labelled in ``lang``."""
-    import matplotlib.pyplot as plt
-
-    words = PLOT_WORDS[lang]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for mode, part in table.groupby("batching", sort=False):
-        label = words["batching"].format(words.get(mode, mode))
-        left.plot(part["clients"], part["requests/s"], marker="o", label=label)
-        right.plot(part["clients"], part["p99 ms"], marker="o", label=label)
-        right.plot(part["clients"], part["p50 ms"], marker=".", linestyle=":", color=right.lines[-1].get_color())
-    for ax, label in ((left, words["rate"]), (right, words["latency"])):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel(words["clients"])
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    right.set_yscale("log")
-    fig.tight_layout()
-    return fig
-
-
-def plot_batch_sizes(table, lang: str = "en"):
-    """Images per second against images per request: HTTP service and in-process ceiling, labelled in ``lang``."""
-    import matplotlib.pyplot as plt
-
-    words = PLOT_WORDS[lang]
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for column, style, label in (
-        ("in-process images/s", "--", words["in-process"]),
-        ("HTTP images/s (json)", "-", words["http"].format("json")),
-        ("HTTP images/s (b64)", "-", words["http"].format("b64")),
-    ):
-        if column in table:
-            ax.plot(table["images/request"], table[column], marker="o", linestyle=style, label=label)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel(words["per request"])
-    ax.set_ylabel(words["images/s"])
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return fig
 
 
 def bad_requests(model_url: str, max_body_bytes: int, max_instances: int) -> list[tuple[str, str, str, bytes, int]]:
@@ -562,68 +445,23 @@ def service_stats(base_url: str) -> dict:
     return send("GET", f"{base_url}/stats")[1]
 
 
-def sweep_concurrency(services: dict, images: np.ndarray, levels, n_requests: int, encodings=("json",)):
-    """One row per (encoding, service, number of clients): latency percentiles, throughput, batches.
-
-    ``services`` maps a label (e.g. "off", "on") to a running :class:`helpers.serving.Service`;
-    every request carries one image.
-    """
-    import pandas as pd
-
+def refusals(cases, good: tuple[str, str, bytes] | None = None) -> list[dict]:
+    """Send every case of a bad-request table, ``(case, method, url, body, expected status)`` as
+    :func:`bad_requests` gives them; one row a case: its status, the expected one, the error's
+    message and, where the error names one (OpenAI-style errors), its ``param``. With a ``good``
+    request ``(method, url, body)``, sent after each case: its status (``next good request``)."""
     rows = []
-    for encoding in encodings:
-        bodies = request_bodies(images, 1, n_requests, encoding)
-        for label, service in services.items():
-            for clients in levels:
-                before = service_stats(service.url)
-                result = run_load(f"{service.model_url}:predict", bodies, clients, 1, warmup=clients)
-                after = service_stats(service.url)
-                batches = after["batches"] - before["batches"]
-                rows.append(
-                    {
-                        "encoding": encoding,
-                        "batching": label,
-                        **result.row(),
-                        "images/batch": (after["images"] - before["images"]) / batches if batches else 0.0,
-                    }
-                )
-    return pd.DataFrame(rows)
-
-
-def side_by_side(
-    services: dict, images: np.ndarray, clients: int, n_requests: int, encodings=("json",), repeats: int = 3
-):
-    """Requests per second of each service at ``clients`` clients, the services taking turns.
-
-    One row per (repeat, encoding, service). Each repeat runs every service once in turn, so that a
-    slow spell of the machine touches all of them alike; a ratio between two services is then read
-    per repeat and summarised by its median (see :func:`ratios`).
-    """
-    import pandas as pd
-
-    rows = []
-    for repeat in range(repeats):
-        for encoding in encodings:
-            bodies = request_bodies(images, 1, n_requests, encoding)
-            for label, service in services.items():
-                result = run_load(f"{service.model_url}:predict", bodies, clients, 1, warmup=clients)
-                rows.append(
-                    {
-                        "repeat": repeat + 1,
-                        "encoding": encoding,
-                        "service": label,
-                        "requests/s": result.requests_per_second,
-                        "p99 ms": result.percentile(99),
-                        "errors": result.errors,
-                    }
-                )
-    return pd.DataFrame(rows)
-
-
-def ratios(runs, numerator: str, denominator: str):
-    """Per repeat and encoding, requests/s of service ``numerator`` over ``denominator`` (a :func:`side_by_side` table)."""
-    table = runs.pivot_table(index=["encoding", "repeat"], columns="service", values="requests/s")
-    return (table[numerator] / table[denominator]).rename(f"{numerator} / {denominator}")
+    for case, method, url, body, expected in cases:
+        status, reply = send(method, url, body)
+        error = reply.get("error") or ""
+        row = {"case": case, "status": status, "expected": expected}
+        if isinstance(error, dict):  # OpenAI-style: {"message", "type", "param", "code"}
+            row["param"], error = error.get("param"), error.get("message") or ""
+        row["message"] = str(error)
+        if good is not None:
+            row["next good request"] = send(*good)[0]
+        rows.append(row)
+    return rows
 
 
 def request_costs(predict, images: np.ndarray, batch_size: int, encodings=ENCODINGS, seconds: float = 1.0) -> dict:
@@ -644,35 +482,3 @@ def request_costs(predict, images: np.ndarray, batch_size: int, encodings=ENCODI
     batch = images[np.arange(batch_size) % len(images)]
     costs[f"model per image, batch of {batch_size}"] = timing.median_ms(predict, batch, seconds) / batch_size
     return costs
-
-
-def sweep_batch_sizes(
-    service,
-    predict,
-    images: np.ndarray,
-    sizes,
-    n_images: int,
-    clients: int,
-    encodings=("json",),
-    min_seconds: float = 0.5,
-):
-    """Images per second against images per request: in-process ``predict`` and over HTTP."""
-    import pandas as pd
-
-    rows = []
-    for size in sizes:
-        # in-process before and after the HTTP runs, keeping the better: the ceiling is not lowered
-        # by whatever else the machine did meanwhile
-        ceiling = in_process_throughput(predict, images, size, min_seconds)
-        row = {"images/request": size}
-        n_requests = max(2 * clients, -(-n_images // size))
-        for encoding in encodings:
-            bodies = request_bodies(images, size, n_requests, encoding)
-            result = run_load(f"{service.model_url}:predict", bodies, clients, size, warmup=clients)
-            row[f"HTTP images/s ({encoding})"] = result.images_per_second
-            row[f"HTTP p50 ms ({encoding})"] = result.percentile(50)
-            row[f"errors ({encoding})"] = result.errors
-            row[f"request MB ({encoding})"] = float(np.mean([len(b) for b in bodies])) / 1e6
-        row["in-process images/s"] = max(ceiling, in_process_throughput(predict, images, size, min_seconds))
-        rows.append(row)
-    return pd.DataFrame(rows)

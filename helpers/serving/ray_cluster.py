@@ -114,16 +114,30 @@ def start_batch_log(head_node_id: str):
     return actor
 
 
-def batch_summary(batches: list) -> dict:
-    """Requests, images and batches in a list of :class:`BatchLog` records; mean images per batch."""
-    requests = sum(b[3] for b in batches)
-    images = sum(b[4] for b in batches)
-    return {
-        "batches": len(batches),
-        "requests": requests,
-        "images": images,
-        "images/batch": images / len(batches) if batches else 0.0,
-    }
+#: how many times a cluster is started before its start-up error is raised: Ray gives a node 30 s
+#: (fixed) to register, which a machine busy with other work can miss
+STARTUP_TRIES = 3
+
+
+def _children() -> set:
+    """This process's descendants that are Ray's (a failed start leaves its processes among them)."""
+    import psutil
+
+    ours = set()
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "ray" in process.name() or any("site-packages/ray/" in part for part in process.cmdline()):
+                ours.add(process)
+    return ours
+
+
+def _kill(processes) -> None:
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(list(processes), timeout=10)
 
 
 class LocalCluster:
@@ -158,16 +172,30 @@ class LocalCluster:
             "dashboard_port": free_ports(1)[0],
             "dashboard_agent_listen_port": None,
         }
-        self.cluster = Cluster(initialize_head=True, head_node_args={**self._node_args, **head_args})
-        try:
-            self.workers = [self.cluster.add_node(**self._node_args) for _ in range(nodes - 1)]
-            ray.init(
-                address=self.cluster.address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False
-            )
-            quiet_ray_loggers()  # ray.init configured Ray's loggers again
-        except BaseException:
-            self.cluster.shutdown()
-            raise
+        for attempt in range(1, STARTUP_TRIES + 1):
+            started = _children()
+            try:
+                self.cluster = Cluster(initialize_head=True, head_node_args={**self._node_args, **head_args})
+            except Exception as exc:  # Ray waits 30 s, no longer, for a node to register; on a loaded machine, again
+                _kill(_children() - started)
+                if "timed out during startup" not in str(exc) or attempt == STARTUP_TRIES:
+                    raise
+                continue
+            try:
+                self.workers = [self.cluster.add_node(**self._node_args) for _ in range(nodes - 1)]
+                ray.init(
+                    address=self.cluster.address,
+                    namespace=NAMESPACE,
+                    logging_level=logging.WARNING,
+                    log_to_driver=False,
+                )
+                quiet_ray_loggers()  # ray.init configured Ray's loggers again
+                break
+            except Exception as exc:
+                self.cluster.shutdown()
+                _kill(_children() - started)
+                if "timed out during startup" not in str(exc) or attempt == STARTUP_TRIES:
+                    raise
         self.head_id = self.cluster.head_node.node_id
         self.names = {self.head_id: "head"}
         self.names |= {w.node_id: f"worker {i + 1}" for i, w in enumerate(self.workers)}

@@ -64,21 +64,20 @@ def compare_refusals(ray_url: str, hand_url: str, model_name: str, max_body_byte
     each service's status, whether both gave the same message, and Ray's message (70 characters)."""
     import pandas as pd
 
-    rows = []
     cases = loadtest.bad_requests(f"{ray_url}/v1/models/{model_name}", max_body_bytes, max_instances)
-    for case, method, url, body, expected in cases:
-        ray_status, ray_reply = loadtest.send(method, url, body)
-        hand_status, hand_reply = loadtest.send(method, url.replace(ray_url, hand_url, 1), body)
-        rows.append(
-            {
-                "case": case,
-                "expected": expected,
-                "hand-built": hand_status,
-                "Ray": ray_status,
-                "same message": ray_reply.get("error") == hand_reply.get("error"),
-                "message (Ray)": ray_reply.get("error", "")[:70],
-            }
-        )
+    ray = loadtest.refusals(cases)
+    hand = loadtest.refusals([(case, m, url.replace(ray_url, hand_url, 1), b, e) for case, m, url, b, e in cases])
+    rows = [
+        {
+            "case": r["case"],
+            "expected": r["expected"],
+            "hand-built": h["status"],
+            "Ray": r["status"],
+            "same message": r["message"] == h["message"],
+            "message (Ray)": r["message"][:70],
+        }
+        for r, h in zip(ray, hand)
+    ]
     return pd.DataFrame(rows).set_index("case")
 
 

@@ -174,9 +174,6 @@ class Classifier:
             return 200, orjson.dumps({"status": "ok", "model": self.name})
         return 404, refusal(path, 404, f"no endpoint {method} {path}; see /v1/models/{self.name}")
 
-    def batch_stats(self) -> dict:
-        return self.stats.as_dict() | {"replica": self.replica, "node": self.node}
-
     def __del__(self):  # Serve stops a replica gracefully when it scales down
         log = getattr(self, "log", None)
         if log is not None:
@@ -314,13 +311,6 @@ def deploy(app, *, name: str = APP_NAME, running: int | None = None, timeout: fl
         time.sleep(0.1)
     if running is not None:
         wait_for_replicas(running, timeout=max(1.0, deadline - time.monotonic()), app=name)
-    return serve.get_app_handle(name)
-
-
-def app_handle(name: str = APP_NAME):
-    """A ``DeploymentHandle`` to the application's ingress deployment (calls without HTTP)."""
-    from ray import serve
-
     return serve.get_app_handle(name)
 
 
