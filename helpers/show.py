@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-LANGS = ("en", "zh")
+from helpers.book.bilingual import LANGS  # noqa: F401  (the one list of the course's languages)
+
 ENV = "MAAS_LANG"
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import headline
 from helpers.book import language
 from helpers.topics import conclusion, course, faq, federated, scaling, trends
 
@@ -187,48 +188,35 @@ def test_glued_values_are_read_as_numbers_where_they_are_numbers():
     assert conclusion.read("'the same'") == "the same" and conclusion.read("True") == "True"
 
 
-def test_results_say_what_each_headline_means_and_what_did_not_run(tmp_path, monkeypatch):
-    _run_dir(
-        tmp_path,
-        monkeypatch,
-        {
-            "cifar10_cnn": {
-                "status": "ok",
-                "seconds": 30.0,
-                "metrics": {"article_test_acc": "0.372", "corrected_test_acc": "0.6"},
-            },
-            "language_model": {
-                "status": "ok",
-                "seconds": 40.0,
-                "metrics": {
-                    "test_ppl": "'530'",
-                    "bigram_ppl": "'398'",
-                    "unigram_ppl": "'577'",
-                    "params_total": "'117,312'",
-                },
-            },
-            "llm_serving": {
-                "status": "ok",
-                "seconds": 20.0,
-                "metrics": {"gain": "'2.20'", "streams": "4"},
-            },
-            "distributed_serving": {
-                "status": "ok",
-                "seconds": 80.0,
-                "metrics": {"lost": "0", "failed": "3", "failover_requests": "'460'"},
-            },
-            "serving": {"status": "failed", "seconds": 3.0, "metrics": {}},
+def test_results_read_every_headline_a_chapter_glued_and_say_what_did_not_run(tmp_path, monkeypatch):
+    def glued(*args) -> str:  # a headline as the run's summary holds it: the repr of its JSON text
+        return repr(headline.payload(*args))
+
+    corrected = ("test accuracy of the corrected CNN", "纠正后的卷积网络的测试准确率")
+    above = ("22.8 percentage points above the listing as printed", "比照原样运行的代码高 22.8 个百分点")
+    metrics = {
+        "cifar10_cnn": {
+            "article_test_acc": "0.372",
+            "headline_corrected_test_acc": glued(0.6, "pct", corrected, above),
         },
-    )
-    stems = ["cifar10_cnn", "serving", "language_model", "llm_serving", "distributed_serving", "faq"]
+        "llm_serving": {"headline_gain": glued(2.2, "times", ("tokens per second", "每秒词元数"))},
+        "distributed_serving": {
+            "headline_lost": glued(("0 of 460 requests", "460 个请求中丢失 0 个"), "words", ("lost", "丢失的请求"))
+        },
+        "decoding": {"kv_speedup": "'1.7'"},  # no headline
+    }
+    notebooks = {stem: {"status": "ok", "seconds": 30.0, "metrics": m} for stem, m in metrics.items()}
+    _run_dir(tmp_path, monkeypatch, notebooks | {"serving": {"status": "failed", "seconds": 3.0, "metrics": {}}})
+    stems = ["cifar10_cnn", "serving", "decoding", "llm_serving", "distributed_serving", "faq"]
     records = json.loads((tmp_path / "run" / "summary.json").read_text())["notebooks"]
     rows = conclusion.results(stems, records)
     by = {(r["chapter"], r.get("name")): r for r in rows}
-    assert by[("cifar10_cnn", "corrected_test_acc")]["meaning_en"].startswith("22.8 percentage points above")
-    assert by[("language_model", "test_ppl")]["meaning_zh"] == "低于一元模型（577），尚未低于二元模型（398）"
-    assert by[("llm_serving", "gain")]["value_zh"] == "2.20 倍"
+    assert [r["chapter"] for r in rows] == stems
+    assert by[("cifar10_cnn", "corrected_test_acc")]["meaning_zh"] == above[1]
+    assert by[("cifar10_cnn", "corrected_test_acc")]["measure_en"] == corrected[0]
+    assert by[("llm_serving", "gain")]["value_zh"] == "2.20 倍" and by[("llm_serving", "gain")]["meaning_en"] == "—"
     assert by[("distributed_serving", "lost")]["value_en"] == "0 of 460 requests"
-    assert by[("distributed_serving", "ray2_vs_hand")]["value_en"] == "—"  # not glued: missing, not invented
+    assert by[("decoding", None)]["meaning_zh"] == "没有记录关键数字"
     assert by[("serving", None)]["meaning_en"] == "failed in this run"
     assert by[("faq", None)]["meaning_zh"] == "本次运行中未运行"
     for lang in course.LANGS:
@@ -241,6 +229,12 @@ def test_results_say_what_each_headline_means_and_what_did_not_run(tmp_path, mon
     missing = conclusion.missing_words(stems, records)
     assert missing["en"].startswith("not run: Chapter") and "运行失败：第" in missing["zh"]
     assert conclusion.missing_words(["cifar10_cnn"], records)["zh"] == "每一章都运行了。"
+    # what the page reads by name from another chapter is listed in READS, and read from this run only
+    assert conclusion.value("cifar10_cnn", "article_test_acc", "pct") == "37.2%"
+    assert conclusion.value("cifar10_cnn", "corrected_test_acc", "pct", "zh") == "—"  # glued only as a headline
+    assert conclusion.said("trends_challenges", "verdict") == ("(not run in this run)", "（本次运行未运行）")
+    with pytest.raises(KeyError, match="READS"):
+        conclusion.glued("decoding", "kv_speedup")
 
 
 def test_the_forecast_says_when_width_cannot_reach_the_target():

@@ -25,7 +25,7 @@ from helpers.paths import BOOK
 
 #: the data file
 DATA = BOOK / "article_coverage.yml"
-LANGS = ("en", "zh")
+from helpers.book.bilingual import LANGS
 HOW = ("measurement", "citation", "explanation")
 HOW_WORDS = {
     "en": {"measurement": "measurement", "citation": "citation", "explanation": "explanation"},

@@ -13,7 +13,8 @@ import json
 import numpy as np
 import pandas as pd
 
-LANGS = ("en", "zh")
+from helpers.book.bilingual import LANGS
+from helpers.topics.course import glue_values, glue_words, pick  # noqa: F401  (the chapters call them here too)
 
 #: scheduler names on the page
 SCHEDULER_NAMES = {
@@ -44,19 +45,6 @@ CHINCHILLA = {
 }  # Hoffmann et al. (2022), approach 3: E + A / N**alpha + B / D**beta
 
 
-def glue_values(**values) -> None:
-    """``glue(name, value, display=False)`` for every keyword."""
-    from myst_nb import glue
-
-    for name, value in values.items():
-        glue(name, value, display=False)
-
-
-def glue_words(name: str, en: str, zh: str) -> None:
-    """A value in words, once per language: ``name_en`` and ``name_zh``."""
-    glue_values(**{f"{name}_en": en, f"{name}_zh": zh})
-
-
 def glue_tables(name: str, make) -> None:
     """``make(lang)`` -> a table, glued as ``name_en`` and ``name_zh``."""
     glue_values(**{f"{name}_{lang}": make(lang) for lang in LANGS})
@@ -70,10 +58,6 @@ def glue_figures(name: str, draw) -> None:
         fig = draw(lang)
         glue_values(**{f"{name}_{lang}": fig})
         plt.close(fig)
-
-
-def pick(lang: str, en, zh):
-    return en if lang == "en" else zh
 
 
 def count(n) -> str:

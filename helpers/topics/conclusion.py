@@ -1,26 +1,42 @@
 """The conclusion's bookkeeping: every chapter's headline results, read from the same run, in words.
 
-The conclusion reads what the other chapters glued in the same profile run
-(:func:`helpers.artifacts.metrics`). This module decides, for each chapter, which values are its
-headlines (:data:`HEADLINES`), how each reads (a percentage, a ratio, months, ...) and what it means
-in a sentence computed from the chapter's own values; and writes the results table, the wall
-times, the list of what did not run, the accuracy figure and the scaling-law forecast, in each
-language. A chapter that did not run is said to have not run; nothing is filled in.
+The conclusion reads what the other chapters glued in the same profile run (the runner's
+``summary.json``). Each chapter glues its own headlines with :func:`helpers.headline.headline`
+(value, unit, what it measures and what it means, in each language); :func:`results` reads every
+``headline_*`` value of every chapter, whatever its name. Everything else this page reads from
+another chapter by name is listed once, in :data:`READS`, and read through :func:`glued`. This module
+also writes the wall times, the list of what did not run, the accuracy figure and the scaling-law
+forecast, in each language. A chapter that did not run is said to have not run; nothing is filled in.
 """
 
 from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import pandas as pd
 
+from helpers import headline
 from helpers.topics import course
 from helpers.topics.course import pick
 
-Words = tuple[str, str]  # (English, Chinese)
+Words = headline.Words
+
+#: every value the conclusion reads from another chapter by name (its headlines are read whatever
+#: their names); a test fails when the ci run lacks one of them
+READS: dict[str, list[str]] = {
+    "cifar10_cnn": ["article_test_acc", "corrected_test_acc"],
+    "stronger_cnn": ["final_acc"],
+    "serving": ["served_acc", "article_ratio_b64", "top_clients"],
+    "language_model": ["params_total", "test_ppl", "headline_test_ppl"],
+    "llm_serving": ["gain", "streams"],
+    "distributed_serving": ["ray2_vs_hand", "breakeven_nodes", "lost", "failed", "failover_requests"],
+    "trends_challenges": [
+        *("alpha_N", "fit_N", "verdict_en", "verdict_zh", "gpt3_vs_sweep", "fed_gap_pp"),
+        *("central_acc", "fed_iid_acc", "fed_noniid_acc", "central_acc_raw", "fed_iid_acc_raw", "fed_noniid_acc_raw"),
+    ],
+    "faq": ["linear_acc", "seed_range_pp"],
+}
 
 
 def read(raw) -> float | str:
@@ -50,13 +66,45 @@ def values_of(stem: str) -> dict:
     return {name: read(raw) for name, raw in artifacts.metrics(stem).items()}
 
 
-# --------------------------------------------------------------------------------------------
-# how a value reads
+def glued(stem: str, name: str):
+    """One value ``stem`` glued in this run, read with :func:`read` (None when missing); the name must
+    be listed in :data:`READS`, so that what this page reads from other chapters is listed in one place."""
+    if name not in READS.get(stem, ()):
+        raise KeyError(f"the conclusion reads {stem}'s {name!r}: list it in conclusion.READS")
+    return values_of(stem).get(name)
 
 
-def shown(value, unit: str, lang: str, v: dict | None = None) -> str:
-    """``value`` with its unit, rounded for reading, in ``lang`` ('—' when it is missing)."""
-    v = v or {}
+def value(stem: str, name: str, unit: str, lang: str = "en") -> str:
+    """A number another chapter glued, as it reads in ``lang`` ('—' when missing)."""
+    x = glued(stem, name)
+    return shown(math.nan if x is None else x, unit, lang)
+
+
+def said(stem: str, name: str) -> Words:
+    """Words another chapter glued as ``name_en`` and ``name_zh``."""
+    en, zh = glued(stem, f"{name}_en"), glued(stem, f"{name}_zh")
+    return (en, zh) if isinstance(en, str) and isinstance(zh, str) else ("(not run in this run)", "（本次运行未运行）")
+
+
+def text(stem: str, name: str, missing: str = "") -> str:
+    """A value another chapter glued, as the string it showed (``missing`` when absent)."""
+    from helpers import artifacts
+
+    glued(stem, name)  # listed in READS
+    return artifacts.text(stem, name, missing=missing)
+
+
+def meaning(stem: str, name: str) -> Words | None:
+    """What another chapter's headline ``name`` means, in its words (None when missing)."""
+    raw = glued(stem, headline.PREFIX + name)
+    return headline.parse(raw)["meaning"] if raw is not None else None
+
+
+def shown(value, unit: str, lang: str) -> str:
+    """``value`` read in ``unit`` (:data:`helpers.headline.UNITS`), rounded for reading, in ``lang``
+    ('—' when it is missing)."""
+    if unit == "words":
+        return pick(lang, *value)
     if isinstance(value, str):
         return value or "—"
     if not course.finite(value):
@@ -77,418 +125,43 @@ def shown(value, unit: str, lang: str, v: dict | None = None) -> str:
         return f"{value:.1f}"
     if unit == "whole":
         return f"{value:,.0f}"
-    if unit == "lost":
-        total = v.get("failover_requests", math.nan)
-        if course.finite(total):
-            return pick(lang, f"{value:,.0f} of {total:,.0f} requests", f"{total:,.0f} 个请求中丢失 {value:,.0f} 个")
-        return f"{value:,.0f}"
     raise ValueError(f"unknown unit {unit!r}")
 
 
-def _chance(acc: float, chance: float = 0.1) -> Words | None:
-    if not course.finite(acc):
-        return None
-    if acc > chance * 1.1:
-        return f"{acc / chance:.1f} times chance ({chance:.0%})", f"是随机猜测（{chance:.0%}）的 {acc / chance:.1f} 倍"
-    return f"no better than chance ({chance:.0%})", f"不比随机猜测（{chance:.0%}）好"
-
-
-def _gain(x: float, en: Words, zh: Words) -> Words | None:
-    """(en, zh) sentence for a gain: the first of each pair when it pays (above 1.2), the second otherwise."""
-    if not course.finite(x):
-        return None
-    return (en[0], zh[0]) if x > 1.2 else (en[1], zh[1])
-
-
 # --------------------------------------------------------------------------------------------
-# what each chapter's headlines are
-
-
-@dataclass(frozen=True)
-class Headline:
-    """One headline of a chapter: the glued value ``name``, what it measures, how it reads, and what
-    it means (a function of the chapter's values returning (en, zh), or None when it cannot say)."""
-
-    chapter: str
-    name: str
-    measure: Callable[[dict], Words] | Words
-    unit: str
-    meaning: Callable[[dict], Words | None] = lambda v: None
-
-    def measure_words(self, v: dict, lang: str) -> str:
-        words = self.measure(v) if callable(self.measure) else self.measure
-        return pick(lang, *words)
-
-
-def _num(v: dict, name: str, fmt: str = "{:,.0f}") -> str:
-    x = v.get(name)
-    return fmt.format(x) if course.finite(x) else "?"
-
-
-HEADLINES: list[Headline] = [
-    Headline(
-        "large_models",
-        "params_doubling_months",
-        ("months for landmark models' parameter counts to double", "里程碑模型的参数量翻一番所需的月数"),
-        "months",
-        lambda v: (
-            (
-                f"about {v['params_factor']:.1f}× more parameters every year",
-                f"参数量每年约增长到原来的 {v['params_factor']:.1f} 倍",
-            )
-            if course.finite(v.get("params_factor"))
-            else None
-        ),
-    ),
-    Headline(
-        "servitization",
-        "pool_best",
-        lambda v: (
-            f"speed-up of one job on {_num(v, 'pool_best_k')} worker processes",
-            f"同一作业分给 {_num(v, 'pool_best_k')} 个工作进程后的加速比",
-        ),
-        "times",
-        lambda v: (
-            (
-                f"Amdahl's law allows {v['amdahl_at_cores']:.2f}× on {_num(v, 'cores')} cores",
-                f"阿姆达尔定律在 {_num(v, 'cores')} 个核心上允许 {v['amdahl_at_cores']:.2f} 倍",
-            )
-            if course.finite(v.get("amdahl_at_cores"))
-            else None
-        ),
-    ),
-    Headline(
-        "servitization",
-        "batching_gain",
-        lambda v: (
-            f"images per second in batches of {_num(v, 'max_batch_size')}, against one at a time",
-            f"每批 {_num(v, 'max_batch_size')} 张时每秒处理的图像数，与逐张处理相比",
-        ),
-        "times",
-        lambda v: _gain(
-            v.get("batching_gain"),
-            ("one model call answers many requests", "batching gained little"),
-            ("一次模型调用回答许多请求", "批处理收益甚微"),
-        ),
-    ),
-    Headline(
-        "deep_learning_steps",
-        "test_acc_best",
-        ("test accuracy, the epoch chosen on the validation set", "测试准确率（按验证集选定轮次）"),
-        "pct",
-        lambda v: _chance(v.get("test_acc_best")),
-    ),
-    Headline(
-        "learning_maths",
-        "acc_ours",
-        ("test accuracy of softmax regression written in NumPy", "用 NumPy 写的 softmax 回归的测试准确率"),
-        "pct",
-        lambda v: (
-            (
-                (
-                    f"the same as Keras within {v['accuracy_tolerance'] * 100:.0f} percentage point",
-                    f"与 Keras 的结果相差不到 {v['accuracy_tolerance'] * 100:.0f} 个百分点",
-                )
-                if abs(v["acc_gap"]) <= v["accuracy_tolerance"]
-                else (
-                    f"{abs(v['acc_gap']) * 100:.1f} percentage points from Keras",
-                    f"与 Keras 相差 {abs(v['acc_gap']) * 100:.1f} 个百分点",
-                )
-            )
-            if course.finite(v.get("acc_gap"), v.get("accuracy_tolerance"))
-            else None
-        ),
-    ),
-    Headline(
-        "cifar10_cnn",
-        "article_test_acc",
-        ("test accuracy of the article's listing, run as printed", "原文代码照原样运行的测试准确率"),
-        "pct",
-        lambda v: _chance(v.get("article_test_acc")),
-    ),
-    Headline(
-        "cifar10_cnn",
-        "corrected_test_acc",
-        ("test accuracy of the corrected CNN", "纠正后的卷积网络的测试准确率"),
-        "pct",
-        lambda v: (
-            lambda d: (
-                None
-                if not course.finite(d)
-                else (
-                    f"{d * 100:.1f} percentage points above the listing as printed",
-                    f"比照原样运行的代码高 {d * 100:.1f} 个百分点",
-                )
-                if d > 0.01
-                else (
-                    f"{-d * 100:.1f} percentage points below the listing as printed, in this run",
-                    f"本次运行中比照原样运行的代码低 {-d * 100:.1f} 个百分点",
-                )
-                if d < -0.01
-                else ("within 1 percentage point of the listing as printed", "与照原样运行的代码相差不到 1 个百分点")
-            )
-        )(
-            v.get("corrected_test_acc", math.nan) - v.get("article_test_acc", math.nan)
-            if course.finite(v.get("corrected_test_acc"), v.get("article_test_acc"))
-            else math.nan
-        ),
-    ),
-    Headline(
-        "stronger_cnn",
-        "final_acc",
-        ("test accuracy of the stronger CNN's final run", "更强的卷积网络最终一次训练的测试准确率"),
-        "pct",
-        lambda v: _chance(v.get("final_acc")),
-    ),
-    Headline(
-        "stronger_cnn",
-        "gpu_best_acc",
-        lambda v: (
-            f"test accuracy recorded on a GPU ({v.get('gpu_name', '?')})",
-            f"在 GPU（{v.get('gpu_name', '?')}）上记录的测试准确率",
-        ),
-        "pct",
-        lambda v: (
-            (
-                f"after {v['gpu_best_sec']:.0f} s of training, recorded, not run here",
-                f"训练 {v['gpu_best_sec']:.0f} 秒；是记录值，并非本次运行所得",
-            )
-            if course.finite(v.get("gpu_best_sec"))
-            else None
-        ),
-    ),
-    Headline(
-        "serving",
-        "served_acc",
-        ("test accuracy of the CNN served over HTTP", "通过 HTTP 提供服务的卷积网络的测试准确率"),
-        "pct",
-        lambda v: (
-            (
-                ("the same predictions as the model offline", "与离线模型的预测完全相同")
-                if v["n_disagree"] == 0
-                else (
-                    f"{v['n_disagree']:.0f} predictions differ from the model offline",
-                    f"有 {v['n_disagree']:.0f} 个预测与离线模型不同",
-                )
-            )
-            if course.finite(v.get("n_disagree"))
-            else None
-        ),
-    ),
-    Headline(
-        "serving",
-        "article_ratio_b64",
-        lambda v: (
-            f"requests per second with dynamic batching, against without ({_num(v, 'top_clients')} clients)",
-            f"动态批处理与不批处理的每秒请求数之比（{_num(v, 'top_clients')} 个客户端）",
-        ),
-        "times",
-        lambda v: _gain(
-            v.get("article_ratio_b64"),
-            ("batching requests pays under load", "batching gained little"),
-            ("在负载下批处理请求是划算的", "批处理收益甚微"),
-        ),
-    ),
-    Headline(
-        "language_model",
-        "test_ppl",
-        lambda v: (
-            f"test perplexity of the transformer ({_num(v, 'params_total')} parameters)",
-            f"Transformer 的测试困惑度（{_num(v, 'params_total')} 个参数）",
-        ),
-        "whole",
-        lambda v: (
-            lambda p, bi, uni: (
-                None
-                if not course.finite(p, bi, uni)
-                else (f"below both counting baselines (bigram: {bi:,.0f})", f"低于两个计数基线（二元模型：{bi:,.0f}）")
-                if p < min(bi, uni)
-                else (
-                    f"below the unigram model ({uni:,.0f}), not yet the bigram ({bi:,.0f})",
-                    f"低于一元模型（{uni:,.0f}），尚未低于二元模型（{bi:,.0f}）",
-                )
-                if p < uni
-                else (
-                    f"not below the counting baselines (bigram: {bi:,.0f})",
-                    f"没有低于计数基线（二元模型：{bi:,.0f}）",
-                )
-            )
-        )(v.get("test_ppl"), v.get("bigram_ppl"), v.get("unigram_ppl")),
-    ),
-    Headline(
-        "decoding",
-        "kv_speedup",
-        lambda v: (
-            f"tokens per second of greedy decoding with a KV cache, against recomputing the prefix "
-            f"({_num(v, 'kv_len')} tokens)",
-            f"用 KV 缓存与每步重新计算前缀相比，贪心解码每秒词元数之比（{_num(v, 'kv_len')} 个词元）",
-        ),
-        "times",
-        lambda v: _gain(
-            v.get("kv_speedup"),
-            ("the cache pays even for short poems", "at these lengths the cache gained little"),
-            ("即使对短诗，缓存也是划算的", "在这些长度上缓存收益甚微"),
-        ),
-    ),
-    Headline(
-        "llm_serving",
-        "gain",
-        lambda v: (
-            f"tokens per second, continuous batching against one request at a time ({_num(v, 'streams')} streams)",
-            f"连续批处理与逐个处理的每秒词元数之比（{_num(v, 'streams')} 个并发流）",
-        ),
-        "times",
-        lambda v: _gain(
-            v.get("gain"),
-            ("batching tokens, not requests, pays", "no gain at this load"),
-            ("按词元而不是按请求组成批量是划算的", "在这个负载下没有收益"),
-        ),
-    ),
-    Headline(
-        "distributed_serving",
-        "ray2_vs_hand",
-        (
-            "requests per second, two Ray Serve replicas against the hand-built service",
-            "两个 Ray Serve 副本与手写服务的每秒请求数之比",
-        ),
-        "ratio",
-        lambda v: (
-            (
-                ("the replicas added capacity", "副本增加了服务能力")
-                if v["ray2_vs_hand"] >= 1
-                else (
-                    f"on one machine the replicas share its cores: about {v['breakeven_nodes']:.0f} machines "
-                    "to break even",
-                    f"在一台机器上副本共用同样的核心：大约要 {v['breakeven_nodes']:.0f} 台机器才能持平",
-                )
-                if course.finite(v.get("breakeven_nodes"))
-                else ("on one machine the replicas share its cores", "在一台机器上副本共用同样的核心")
-            )
-            if course.finite(v.get("ray2_vs_hand"))
-            else None
-        ),
-    ),
-    Headline(
-        "distributed_serving",
-        "lost",
-        ("requests lost while a node was killed, clients retrying", "杀掉一个节点时丢失的请求（客户端会重试）"),
-        "lost",
-        lambda v: (
-            (f"without retries {v['failed']:,.0f} failed", f"不重试时有 {v['failed']:,.0f} 个失败")
-            if course.finite(v.get("failed"))
-            else None
-        ),
-    ),
-    Headline(
-        "trends_challenges",
-        "alpha_N",
-        ("exponent of test error against parameters", "测试错误率对参数量的幂律指数"),
-        "ratio",
-        lambda v: (
-            (v["verdict_en"], v["verdict_zh"])
-            if isinstance(v.get("verdict_en"), str) and isinstance(v.get("verdict_zh"), str)
-            else None
-        ),
-    ),
-    Headline(
-        "trends_challenges",
-        "fed_noniid_acc",
-        ("test accuracy of federated averaging on skewed clients", "偏斜客户端上联邦平均的测试准确率"),
-        "pct",
-        lambda v: (
-            (
-                f"{v['fed_gap_pp']:.1f} percentage points below central training; no image left its client",
-                f"比集中训练低 {v['fed_gap_pp']:.1f} 个百分点；没有一张图像离开客户端",
-            )
-            if course.finite(v.get("fed_gap_pp"))
-            else None
-        ),
-    ),
-    Headline(
-        "faq",
-        "size_rank_corr",
-        lambda v: (
-            f"rank correlation of size and accuracy over {_num(v, 'n_ranked')} models",
-            f"{_num(v, 'n_ranked')} 个模型的规模与准确率的秩相关系数",
-        ),
-        "ratio",
-        lambda v: (
-            (
-                ("the larger models were mostly the more accurate", "更大的模型大多更准确")
-                if v["size_rank_corr"] > 0.5
-                else ("size alone did not order the models by accuracy", "仅凭规模并不能给模型的准确率排序")
-            )
-            if course.finite(v.get("size_rank_corr"))
-            else None
-        ),
-    ),
-    Headline(
-        "faq",
-        "seed_range_pp",
-        lambda v: (
-            f"test-accuracy range over {_num(v, 'seed_runs')} seeds",
-            f"{_num(v, 'seed_runs')} 个随机种子之间测试准确率的极差",
-        ),
-        "points",
-        lambda v: ("a difference smaller than this is noise", "比这更小的差别只是噪声"),
-    ),
-]
-
-
-def headlines(stem: str) -> list[Headline]:
-    """``stem``'s headlines: those of :data:`HEADLINES`, else its last glued test accuracy, else none."""
-    own = [h for h in HEADLINES if h.chapter == stem]
-    if own:
-        return own
-    names = [name for name in values_of(stem) if "test_acc" in name][-1:]
-    return [Headline(stem, name, (name.replace("_", " "), name.replace("_", " ")), "pct") for name in names]
+# every chapter's headlines, and what ran
 
 
 def results(stems: list[str], records: dict) -> list[dict]:
-    """One row per headline of each chapter in ``stems``: what it measures, its value and what it means,
-    in each language; a chapter that did not run (or failed) has one row that says so."""
+    """One row per headline each chapter in ``stems`` glued (:func:`helpers.headline.headline`): what
+    it measures, its value and what it means, in each language; a chapter that did not run (or
+    failed, or glued no headline) has one row that says so."""
     rows = []
     for stem in stems:
         record = records.get(stem) or {}
-        v = values_of(stem)
-        found = headlines(stem) if record.get("status") == "ok" else []
-        if not found:
-            rows.append(
-                {
-                    "chapter": stem,
-                    **{
-                        f"{k}_{lang}": text
-                        for lang in course.LANGS
-                        for k, text in (
-                            ("measure", "—"),
-                            ("value", "—"),
-                            (
-                                "meaning",
-                                pick(lang, "no headline glued", "没有记录关键数字")
-                                if record.get("status") == "ok"
-                                else pick(
-                                    lang,
-                                    f"{course.status(record, 'en')} in this run",
-                                    f"本次运行中{course.status(record, 'zh')}",
-                                ),
-                            ),
-                        )
-                    },
-                }
-            )
-            continue
-        for h in found:
-            row = {"chapter": stem, "name": h.name}
-            meaning = None
-            try:
-                meaning = h.meaning(v)
-            except (KeyError, TypeError, ValueError):
-                meaning = None
+        ok = record.get("status") == "ok"
+        found = headline.of(record.get("metrics", {})) if ok else {}
+        for name, h in found.items():
+            row = {"chapter": stem, "name": name}
             for i, lang in enumerate(course.LANGS):
-                row[f"measure_{lang}"] = h.measure_words(v, lang)
-                row[f"value_{lang}"] = shown(v.get(h.name, math.nan), h.unit, lang, v)
-                row[f"meaning_{lang}"] = meaning[i] if meaning else "—"
+                row[f"measure_{lang}"] = h["measure"][i]
+                row[f"value_{lang}"] = shown(h["value"], h["unit"], lang)
+                row[f"meaning_{lang}"] = h["meaning"][i] if h["meaning"] else "—"
             rows.append(row)
+        if not found:
+            why = {
+                lang: pick(lang, "no headline glued", "没有记录关键数字")
+                if ok
+                else pick(
+                    lang, f"{course.status(record, 'en')} in this run", f"本次运行中{course.status(record, 'zh')}"
+                )
+                for lang in course.LANGS
+            }
+            rows.append(
+                {"chapter": stem}
+                | {f"{k}_{lang}": "—" for k in ("measure", "value") for lang in course.LANGS}
+                | {f"meaning_{lang}": why[lang] for lang in course.LANGS}
+            )
     return rows
 
 
@@ -567,7 +240,7 @@ def accuracies() -> tuple[dict, list]:
     """The CIFAR-10 test accuracies of this run, by (English, Chinese) label, and the labels of those missing."""
     measured, missing = {}, []
     for stem, name, en, zh in ACCURACIES:
-        value = values_of(stem).get(name, math.nan)
+        value = glued(stem, name)
         if course.finite(value):
             measured[(en, zh)] = value
         else:

@@ -20,9 +20,9 @@ import os
 import re
 from pathlib import Path
 
+from helpers.book.bilingual import LANGS
 from helpers.paths import NOTEBOOKS
 
-LANGS = ("en", "zh")
 #: a chapter source's file name: ``05_cifar10_cnn.md``
 _SOURCE = re.compile(r"(?P<number>\d\d)_(?P<stem>[a-z0-9_]+)\.md")
 #: a run's status in words

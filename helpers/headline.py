@@ -1,0 +1,66 @@
+"""A chapter's headline results, glued under documented names for the conclusion to read.
+
+A chapter calls :func:`headline` in a hidden cell once for each result worth a line in the
+conclusion's table: its value, the unit it reads in, what it measures and what it means, both in
+English and Chinese, worded in the chapter from the chapter's own variables. It is glued as
+``headline_<name>`` (:data:`PREFIX`) with a JSON text as its value, which survives the run summary's
+plain-text representation of glued values (``helpers.book.run.glued_values``); :func:`parse` reads
+one back, :func:`of` every headline of a chapter, in the order the chapter glued them.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+PREFIX = "headline_"
+#: how a value reads: a percentage, "2.3×", months, minutes, percentage points, a ratio "0.87", one
+#: decimal "3.2", a whole number "1,234", or words already written in each language (en, zh)
+UNITS = ("pct", "times", "months", "minutes", "points", "ratio", "one", "whole", "words")
+Words = tuple[str, str]  # (English, Chinese)
+
+
+def _words(pair, what: str) -> list[str]:
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(w, str) and w for w in pair)):
+        raise ValueError(f"{what} must be (English, Chinese) words, got {pair!r}")
+    return list(pair)
+
+
+def payload(value, unit: str, measure: Words, meaning: Words | None = None) -> str:
+    """The JSON text glued for one headline (checked: a known unit, a number or words, two wordings)."""
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r}: one of {', '.join(UNITS)}")
+    value = _words(value, "a value in words") if unit == "words" else float(value)
+    data = {
+        "value": value,
+        "unit": unit,
+        "measure": _words(measure, "measure"),
+        "meaning": None if meaning is None else _words(meaning, "meaning"),
+    }
+    return json.dumps(data, ensure_ascii=False)
+
+
+def headline(name: str, value, unit: str, measure: Words, meaning: Words | None = None) -> None:
+    """Glue one headline of this chapter as ``headline_<name>``: ``value`` read in ``unit`` (a nan
+    when it was not measured), ``measure`` = (en, zh) what it measures, ``meaning`` = (en, zh) what
+    it means, or None when the chapter cannot say."""
+    from myst_nb import glue
+
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+        raise ValueError(f"a headline's name is letters, digits and '_' (an identifier), got {name!r}")
+    glue(PREFIX + name, payload(value, unit, measure, meaning), display=False)
+
+
+def parse(raw) -> dict:
+    """One headline from the summary's plain-text repr of its glued JSON text (or the text itself)."""
+    text = ast.literal_eval(raw) if isinstance(raw, str) and raw[:1] in "'\"" else raw
+    data = json.loads(text)
+    for key in ("measure", "meaning") + (("value",) if data["unit"] == "words" else ()):
+        data[key] = None if data[key] is None else tuple(data[key])
+    return data
+
+
+def of(metrics: dict) -> dict[str, dict]:
+    """Every headline among a chapter's glued values (``name`` -> :func:`parse`), in the order glued."""
+    return {name.removeprefix(PREFIX): parse(raw) for name, raw in metrics.items() if name.startswith(PREFIX)}
