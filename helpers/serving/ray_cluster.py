@@ -120,11 +120,12 @@ STARTUP_TRIES = 3
 
 
 def _children() -> set:
-    """This process's descendants that are Ray's (a failed start leaves its processes among them)."""
+    """The Ray processes this process started itself (a node's raylet, GCS, agents): what a failed
+    start leaves. Workers and replicas are their children, so the nodes already running keep theirs."""
     import psutil
 
     ours = set()
-    for process in psutil.Process().children(recursive=True):
+    for process in psutil.Process().children(recursive=False):
         with contextlib.suppress(psutil.Error):
             if "ray" in process.name() or any("site-packages/ray/" in part for part in process.cmdline()):
                 ours.add(process)
@@ -132,12 +133,31 @@ def _children() -> set:
 
 
 def _kill(processes) -> None:
+    """SIGKILL ``processes`` and their descendants."""
     import psutil
 
+    doomed = set(processes)
     for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
+        with contextlib.suppress(psutil.Error):
+            doomed |= set(process.children(recursive=True))
+    for process in doomed:
+        with contextlib.suppress(psutil.Error):
             process.kill()
-    psutil.wait_procs(list(processes), timeout=10)
+    psutil.wait_procs(list(doomed), timeout=10)
+
+
+def started(start):
+    """``start()``, tried again while Ray says a node did not register in time (it waits 30 s, a
+    fixed limit that a machine busy with other work can miss), after killing what the failed try
+    left; the error is raised after :data:`STARTUP_TRIES` tries, or at once if it is another."""
+    for attempt in range(1, STARTUP_TRIES + 1):
+        before = _children()
+        try:
+            return start()
+        except Exception as exc:
+            _kill(_children() - before)
+            if "timed out during startup" not in str(exc) or attempt == STARTUP_TRIES:
+                raise
 
 
 class LocalCluster:
@@ -172,30 +192,21 @@ class LocalCluster:
             "dashboard_port": free_ports(1)[0],
             "dashboard_agent_listen_port": None,
         }
-        for attempt in range(1, STARTUP_TRIES + 1):
-            started = _children()
+
+        def start():
+            cluster = Cluster(initialize_head=True, head_node_args={**self._node_args, **head_args})
             try:
-                self.cluster = Cluster(initialize_head=True, head_node_args={**self._node_args, **head_args})
-            except Exception as exc:  # Ray waits 30 s, no longer, for a node to register; on a loaded machine, again
-                _kill(_children() - started)
-                if "timed out during startup" not in str(exc) or attempt == STARTUP_TRIES:
-                    raise
-                continue
-            try:
-                self.workers = [self.cluster.add_node(**self._node_args) for _ in range(nodes - 1)]
+                workers = [cluster.add_node(**self._node_args) for _ in range(nodes - 1)]
                 ray.init(
-                    address=self.cluster.address,
-                    namespace=NAMESPACE,
-                    logging_level=logging.WARNING,
-                    log_to_driver=False,
+                    address=cluster.address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False
                 )
-                quiet_ray_loggers()  # ray.init configured Ray's loggers again
-                break
-            except Exception as exc:
-                self.cluster.shutdown()
-                _kill(_children() - started)
-                if "timed out during startup" not in str(exc) or attempt == STARTUP_TRIES:
-                    raise
+            except BaseException:
+                cluster.shutdown()
+                raise
+            return cluster, workers
+
+        self.cluster, self.workers = started(start)
+        quiet_ray_loggers()  # ray.init configured Ray's loggers again
         self.head_id = self.cluster.head_node.node_id
         self.names = {self.head_id: "head"}
         self.names |= {w.node_id: f"worker {i + 1}" for i, w in enumerate(self.workers)}
@@ -206,7 +217,7 @@ class LocalCluster:
 
     def add_node(self):
         """Start one more worker node and wait until the cluster sees it; the node."""
-        node = self.cluster.add_node(**self._node_args)
+        node = started(lambda: self.cluster.add_node(**self._node_args))
         self.workers.append(node)
         self.names[node.node_id] = f"worker {len(self.names)}"
         return node
