@@ -5,6 +5,7 @@ Nothing here asserts on a timing: the load-benchmark metrics are checked with a 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 
@@ -17,12 +18,13 @@ env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), 0)
 
 import lm_toy as toy  # noqa: E402
 
-from helpers.lm import bench  # noqa: E402
+from helpers.lm import bench, sampling  # noqa: E402
 from helpers.lm.data import CharTokenizer  # noqa: E402
 from helpers.lm.engine import (  # noqa: E402
     ContextTooLong,
     DecodeFunctions,
     Engine,
+    EngineFailed,
     QueueFull,
     Request,
     generate,
@@ -65,6 +67,7 @@ def engine(trained, functions, scheduler="continuous", slots=4, **kwargs):
 
 @pytest.mark.unit
 def test_sampling_rules():
+    choose_tokens = functools.partial(sampling.choose_tokens, banned=())  # four plain tokens: none banned
     logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 3))
     rngs = lambda seed: [np.random.default_rng(seed) for _ in range(3)]  # noqa: E731
     greedy = [SamplingParams(temperature=0), SamplingParams(top_k=1), SamplingParams(top_p=0.4)]
@@ -81,6 +84,24 @@ def test_sampling_rules():
         [choose_tokens(logits[:1], [SamplingParams()], [np.random.default_rng(s)])[0] for s in range(2000)]
     )
     assert np.bincount(draws, minlength=4) / 2000 == pytest.approx([0.5, 0.3, 0.15, 0.05], abs=0.04)
+
+
+@pytest.mark.unit
+def test_pad_bos_and_unk_are_never_drawn():
+    """Even when the model puts nearly all its weight on them, greedy or sampled, whatever the filters."""
+    logits = np.array([[9.0, 9.0, 0.0, 9.0, 1.0, 0.5]] * 4, dtype=np.float32)  # <pad>, <bos>, <eos>, <unk>, a, b
+    for params in (SamplingParams(temperature=0), SamplingParams(top_k=2), SamplingParams(top_p=0.5)):
+        draws = [choose_tokens(logits[:1], [params], [np.random.default_rng(s)])[0] for s in range(300)]
+        assert set(draws) <= {CharTokenizer.EOS, 4, 5}, (params, set(draws))
+    rows = choose_tokens(
+        logits, [SamplingParams(temperature=2.0, seed=s) for s in range(4)], [np.random.default_rng(0)] * 4
+    )
+    assert set(rows.tolist()) <= {CharTokenizer.EOS, 4, 5}
+    draws = [choose_tokens(logits[:1], [SamplingParams()], [np.random.default_rng(s)])[0] for s in range(300)]
+    assert {CharTokenizer.EOS, 4, 5} == set(draws)
+    assert choose_tokens(logits[:1], [SamplingParams(temperature=0)], [np.random.default_rng(0)])[0] == 4
+    assert choose_tokens(logits[:1], [SamplingParams(temperature=0)], [np.random.default_rng(0)], banned=())[0] == 0
+    assert logits[0, 0] == 9.0  # the caller's logits are left as they were
 
 
 @pytest.mark.unit
@@ -202,10 +223,43 @@ def test_queue_limit_context_limit_and_cancellation(trained, functions):
     assert eng.load()["running"] == 2
     eng.cancel(a)
     eng.step()  # a leaves before this step: its slot is free again
-    assert a.finish_reason == "cancelled" and eng.load()["running"] == 1
+    assert a.finish_reason == "abort" and eng.load()["running"] == 1
     assert len(a.output_ids) == 2 and a.slot is None
     eng.run_until_idle()
     assert b.finish_reason == "length"
+
+
+@pytest.mark.unit
+@pytest.mark.timeout(120)
+def test_an_engine_failure_fails_its_requests_and_refuses_new_ones(trained, functions, monkeypatch):
+    import threading
+
+    eng = engine(trained, functions, slots=4)
+    events, done = [], threading.Event()
+
+    def on_event(req, text, finished):
+        if finished:
+            events.append(req.request_id)
+            if len(events) == 5:
+                done.set()
+
+    params = SamplingParams(max_tokens=20, ignore_eos=True, seed=0)
+    requests = [eng.submit(Request(eng.tokenizer.encode("春"), params, on_event=on_event)) for _ in range(5)]
+    eng.step()  # four running, one waiting
+
+    def broken():
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr(eng, "_step", broken)
+    eng.start()
+    try:
+        assert done.wait(60)  # every request is told, none waits forever
+    finally:
+        eng.stop()
+    assert [r.finish_reason for r in requests] == ["error"] * 5
+    assert isinstance(eng.failure, RuntimeError) and eng.load()["running"] == eng.load()["waiting"] == 0
+    with pytest.raises(EngineFailed, match="device lost"):
+        eng.submit(Request(eng.tokenizer.encode("春"), params))
 
 
 @pytest.mark.unit

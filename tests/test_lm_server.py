@@ -46,6 +46,14 @@ def loaded(checkpoint):
 
 
 @pytest.fixture(scope="module")
+def fns(loaded):
+    """Compiled functions for one and two slots, shared by the tests that build such an engine (one at a time)."""
+    from helpers.lm.engine import DecodeFunctions
+
+    return {n: DecodeFunctions(loaded[0], n) for n in (1, 2)}
+
+
+@pytest.fixture(scope="module")
 def client(loaded):
     """An in-process client of the app, its engine running in a thread (started by the app's lifespan)."""
     from starlette.testclient import TestClient
@@ -75,6 +83,8 @@ BAD = [
     ("/v1/completions", completion(seed="x"), 400, "seed"),
     ("/v1/completions", completion(stop=["a", "b", "c", "d", "e"]), 400, "stop"),
     ("/v1/completions", completion(n=2), 400, "n"),
+    ("/v1/completions", completion(stream_options={"include_usage": True}), 400, "stream_options"),
+    ("/v1/completions", completion(stream=False, stream_options={"include_usage": True}), 400, "stream_options"),
     ("/v1/completions", completion(logprobs=5), 400, "logprobs"),
     ("/v1/completions", completion(frobnicate=1), 400, "frobnicate"),
     ("/v1/completions", completion(prompt=""), 400, "prompt"),
@@ -102,11 +112,11 @@ def test_bad_requests_get_openai_errors_and_the_service_goes_on(client, path, bo
 
 
 @pytest.mark.unit
-def test_a_body_over_the_limit_is_refused_with_413_and_the_service_goes_on(loaded):
+def test_a_body_over_the_limit_is_refused_with_413_and_the_service_goes_on(loaded, fns):
     """Read by the serving package's size-limited reader: told by Content-Length, or counted as it streams in."""
     from starlette.testclient import TestClient
 
-    engine = Engine(*loaded, slots=1)
+    engine = Engine(*loaded, slots=1, functions=fns[1])
     with TestClient(create_app(engine, ServerOptions(name=MODEL, max_body_bytes=256))) as c:
         big = json.dumps(completion(prompt="春" * 200)).encode()
         for content in (big, iter([big[:200], big[200:]])):  # with a Content-Length, then chunked
@@ -210,8 +220,8 @@ async def _until(condition):
 
 @pytest.mark.unit
 @pytest.mark.timeout(120)
-def test_a_client_that_disconnects_mid_stream_frees_its_slot_at_the_next_step(loaded):
-    engine = Engine(*loaded, slots=2)
+def test_a_client_that_disconnects_mid_stream_frees_its_slot_at_the_next_step(loaded, fns):
+    engine = Engine(*loaded, slots=2, functions=fns[2])
     app = create_app(engine, ServerOptions(name=MODEL, start_engine=False))
 
     async def scenario():
@@ -224,8 +234,8 @@ def test_a_client_that_disconnects_mid_stream_frees_its_slot_at_the_next_step(lo
         call.gone.set()  # the client goes away
         await _until(lambda: running.cancelled)
         engine.step()
-        assert engine.load()["running"] == 0 and running.finish_reason == "cancelled"
-        assert len(running.output_ids) == 2 and engine.stats["finished_cancelled"] == 1
+        assert engine.load()["running"] == 0 and running.finish_reason == "abort"
+        assert len(running.output_ids) == 2 and engine.stats["finished_abort"] == 1
         await call.task
         assert "[DONE]" not in call.body_text
 
@@ -234,8 +244,116 @@ def test_a_client_that_disconnects_mid_stream_frees_its_slot_at_the_next_step(lo
 
 @pytest.mark.unit
 @pytest.mark.timeout(120)
-def test_a_full_queue_answers_429_with_retry_after(loaded):
-    engine = Engine(*loaded, slots=1, max_waiting=1)
+def test_a_client_that_leaves_a_whole_reply_frees_its_slot_at_the_next_step(loaded, fns):
+    engine = Engine(*loaded, slots=2, functions=fns[2])
+    app = create_app(engine, ServerOptions(name=MODEL, start_engine=False))
+
+    async def scenario():
+        call = AsgiCall(app, "/v1/completions", completion(max_tokens=40, ignore_eos=True))
+        await _until(lambda: engine.load()["waiting"] == 1)
+        engine.step()
+        running = next(r for r in engine.active if r is not None)
+        assert engine.load()["running"] == 1 and len(running.output_ids) == 2
+        call.gone.set()  # the client goes away before its reply
+        await _until(lambda: running.cancelled)
+        engine.step()
+        assert engine.load()["running"] == 0 and running.finish_reason == "abort"
+        assert len(running.output_ids) == 2 < running.params.max_tokens
+        await call.task
+        assert call.status == 499 and engine.stats["finished_abort"] == 1
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.unit
+def test_a_model_is_retrieved_by_its_id_and_others_are_not_found(client):
+    r = client.get(f"/v1/models/{MODEL}")
+    assert r.status_code == 200 and r.json()["id"] == MODEL and r.json()["object"] == "model"
+    for path in ("/v1/models/gpt-4", "/v1/models/org/model"):
+        r = client.get(path)
+        assert r.status_code == 404
+        error = r.json()["error"]
+        assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", "model", "model_not_found")
+    r = client.post("/v1/completions", json=completion(model="gpt-4"))
+    assert r.json()["error"]["type"] == "invalid_request_error" and r.json()["error"]["code"] == "model_not_found"
+
+
+@pytest.mark.unit
+@pytest.mark.timeout(120)
+def test_an_engine_failure_answers_5xx_and_turns_health_to_503(loaded, fns, monkeypatch):
+    """The engine's step raises: the request in flight gets 500, /health and new requests 503."""
+    from starlette.testclient import TestClient
+
+    engine = Engine(*loaded, slots=2, functions=fns[2])
+    monkeypatch.setattr(engine, "_step", lambda: 1 / 0)  # the step raises
+    with TestClient(create_app(engine, ServerOptions(name=MODEL))) as c:
+        assert c.get("/health").status_code == 200
+        r = c.post("/v1/completions", json=completion())  # returns once the engine has failed it
+        assert r.status_code == 500 and engine.failure is not None
+        error = r.json()["error"]
+        assert (error["type"], error["code"]) == ("server_error", "engine_failed") and "ZeroDivision" in error[
+            "message"
+        ]
+        health = c.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "unhealthy"
+        for body in (completion(), completion(stream=True)):
+            r = c.post("/v1/completions", json=body)
+            assert r.status_code == 503 and r.json()["error"]["code"] == "engine_failed"
+
+
+@pytest.mark.unit
+@pytest.mark.timeout(120)
+def test_a_stream_whose_engine_fails_ends_with_an_error_event(loaded, fns):
+    engine = Engine(*loaded, slots=2, functions=fns[2])
+    app = create_app(engine, ServerOptions(name=MODEL, start_engine=False))
+
+    async def scenario():
+        call = AsgiCall(app, "/v1/completions", completion(max_tokens=40, stream=True, ignore_eos=True))
+        await _until(lambda: engine.load()["waiting"] == 1)
+        engine.step()
+        engine._fail(RuntimeError("device lost"))  # what the engine's thread does when a step raises
+        await call.task
+        lines = [line for line in call.body_text.split("\n") if line]
+        assert lines[-1] == "data: [DONE]" and json.loads(lines[-2][6:])["error"]["code"] == "engine_failed"
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.unit
+def test_an_api_key_guards_v1_and_leaves_health_open(loaded, fns, client):
+    from starlette.testclient import TestClient
+
+    engine = Engine(*loaded, slots=2, functions=fns[2])
+    with TestClient(create_app(engine, ServerOptions(name=MODEL, api_key="s3cret"))) as c:
+        assert c.get("/health").status_code == 200
+        for headers, code in (({}, None), ({"Authorization": "Bearer wrong"}, "invalid_api_key")):
+            for r in (
+                c.get("/v1/models", headers=headers),
+                c.post("/v1/completions", json=completion(), headers=headers),
+            ):
+                assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+                assert r.json()["error"]["type"] == "invalid_request_error" and r.json()["error"]["code"] == code
+        good = {"Authorization": "Bearer s3cret"}
+        assert c.get("/v1/models", headers=good).status_code == 200
+        assert c.post("/v1/completions", json=completion(), headers=good).status_code == 200
+    assert client.get("/v1/models").status_code == 200  # no key set: none needed
+
+
+@pytest.mark.unit
+def test_the_command_line_passes_the_api_key_on(monkeypatch):
+    from helpers.lm import serve
+
+    seen = {}
+    monkeypatch.setattr(serve, "serve", lambda *args, **kw: seen.update(kw))
+    assert serve.main(["--checkpoint", "ckpt", "--api-key", "s3cret"]) == 0
+    assert seen["api_key"] == "s3cret"
+    assert serve.main(["--checkpoint", "ckpt"]) == 0 and seen["api_key"] is None
+
+
+@pytest.mark.unit
+@pytest.mark.timeout(120)
+def test_a_full_queue_answers_429_with_retry_after(loaded, fns):
+    engine = Engine(*loaded, slots=1, max_waiting=1, functions=fns[1])
     app = create_app(engine, ServerOptions(name=MODEL, start_engine=False))
 
     async def scenario():
@@ -270,6 +388,9 @@ def test_the_official_openai_client_works_unchanged(service):
 
     client = OpenAI(base_url=service.base_url, api_key="unused", max_retries=0)
     assert [m.id for m in client.models.list().data] == [MODEL]
+    assert client.models.retrieve(MODEL).id == MODEL
+    with pytest.raises(NotFoundError):
+        client.models.retrieve("gpt-4")
     c = client.completions.create(model=MODEL, prompt="春", max_tokens=10, seed=3, temperature=0.8)
     assert c.choices[0].finish_reason in ("stop", "length") and c.usage.prompt_tokens == 2
     streamed = "".join(
@@ -373,5 +494,5 @@ def test_command_line_help():
         timeout=120,
     )
     assert result.returncode == 0
-    for option in ("--checkpoint", "--port", "--slots", "--scheduler", "--max-waiting", "127.0.0.1"):
+    for option in ("--checkpoint", "--port", "--slots", "--scheduler", "--max-waiting", "--api-key", "127.0.0.1"):
         assert option in result.stdout

@@ -22,13 +22,22 @@ values into one slot: one trace per bucket. The engine records where its time go
 * ``continuous`` — iteration-level scheduling (Orca, vLLM): before every step, finished sequences
   leave, waiting requests are prefilled into the free slots and join the running batch.
 
-A cancelled request (a client that went away) is dropped before the next step and frees its slot.
+A cancelled request (a client that went away) is dropped before the next step and frees its slot;
+its finish reason is ``abort``, as in vLLM.
+
+**Failure.** An exception in the engine's thread does not end it silently: the engine records it
+(:attr:`Engine.failure`), logs it, finishes every running and waiting request with finish reason
+``error`` (so nobody waits forever) and refuses new ones with :class:`EngineFailed`. It is not
+restarted: its state after an unexpected error cannot be trusted, so the service reports itself
+unhealthy and the process is left for a supervisor to restart.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -39,15 +48,21 @@ from keras import ops
 
 from helpers.lm import compiled
 from helpers.lm.data import CharTokenizer
+from helpers.lm.kvcache import kv_cache_bytes, kv_cache_waste, measured_cache_bytes  # noqa: F401 - the engine's API
 from helpers.lm.model import PoetLM, cache_index
 from helpers.lm.sampling import SamplingParams, StopMatcher, choose_tokens
 
+log = logging.getLogger("maas.lm")
 SCHEDULERS = ("single", "static", "continuous")
 BUCKET = 8  # prompts are padded to this many tokens, or a power of two above it, to bound retracing
 
 
 class QueueFull(RuntimeError):
     """Too many requests are waiting for a slot; try again later (the service answers 429)."""
+
+
+class EngineFailed(RuntimeError):
+    """The engine's thread stopped on an unexpected error; it accepts no more requests (the service answers 503)."""
 
 
 class ContextTooLong(ValueError):
@@ -77,7 +92,7 @@ class Request:
     arrival: float = 0.0
     output_ids: list[int] = field(default_factory=list)
     token_times: list[float] = field(default_factory=list)
-    finish_reason: str | None = None  # stop | length | cancelled
+    finish_reason: str | None = None  # stop | length | abort (cancelled) | error (engine failed)
     sent: int = 0  # characters of the text already handed to on_event
     cancelled: bool = False
     slot: int | None = None
@@ -197,43 +212,6 @@ class DecodeFunctions:
         compiled.to_numpy(logits)
 
 
-def kv_cache_bytes(config, slots: int = 1) -> dict:
-    """The engine's float32 KV cache, by :func:`helpers.topics.large_models.kv_cache_bytes`: per token,
-    per sequence (``max_len`` positions) and for ``slots``."""
-    from helpers.topics.large_models import kv_cache_bytes as cache_bytes
-
-    per_token = int(cache_bytes(config.n_layers, config.n_heads, config.head_dim, 1, "fp32"))
-    return {
-        "per_token": per_token,
-        "per_sequence": per_token * config.max_len,
-        "total": per_token * config.max_len * slots,
-    }
-
-
-def measured_cache_bytes(cache) -> int:
-    """Bytes actually allocated by a cache (the sum of its buffers' sizes)."""
-    return int(sum(compiled.nbytes(t) for t in cache))
-
-
-def kv_cache_waste(lengths, max_len: int) -> dict:
-    """Share of a fixed ``max_len``-per-sequence cache left unused by sequences of these lengths.
-
-    ``lengths`` are measured prompt + completion token counts. Also the share PagedAttention-style
-    blocks of 16 positions would waste (only the last block of each sequence is partly empty).
-    """
-    lengths = np.asarray(lengths, dtype=np.float64)
-    if lengths.size == 0 or np.any(lengths < 1) or np.any(lengths > max_len):
-        raise ValueError(f"lengths must be between 1 and max_len={max_len}")
-    blocks = np.ceil(lengths / 16) * 16
-    return {
-        "sequences": int(lengths.size),
-        "mean_length": float(lengths.mean()),
-        "max_len": max_len,
-        "unused_share": float(1 - lengths.sum() / (max_len * lengths.size)),
-        "unused_share_paged16": float(1 - lengths.sum() / blocks.sum()),
-    }
-
-
 class Engine:
     """Runs requests on a model with one of :data:`SCHEDULERS`; thread-safe ``submit`` and ``cancel``.
 
@@ -272,6 +250,8 @@ class Engine:
         self._work = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._stopping = False
+        #: the exception that stopped the engine's thread (None while it is healthy)
+        self.failure: BaseException | None = None
         self._ids = itertools.count()
         self.stats = collections.Counter()
         #: seconds spent in each part of the steps: prefill (the compiled prefill and its logits back on the
@@ -293,9 +273,11 @@ class Engine:
             )
 
     def submit(self, request: Request) -> Request:
-        """Queue a request (thread-safe). Raises QueueFull or ContextTooLong."""
+        """Queue a request (thread-safe). Raises QueueFull, ContextTooLong or EngineFailed."""
         self.validate(request.prompt_ids, request.params)
         with self._work:
+            if self.failure is not None:
+                raise EngineFailed(f"the engine stopped on an error: {self.failure!r}")
             if self.max_waiting is not None and len(self.waiting) >= self.max_waiting:
                 self.stats["rejected"] += 1
                 raise QueueFull(f"{len(self.waiting)} requests are already waiting for one of {self.slots} slots")
@@ -387,7 +369,7 @@ class Engine:
                     return
                 request = self.waiting.popleft()
             if request.cancelled:
-                self._finish(request, "cancelled")
+                self._finish(request, "abort")
                 continue
             self._prefill(request, slot)
 
@@ -406,7 +388,7 @@ class Engine:
             for r in waiting_gone:
                 self.waiting.remove(r)
         for r in gone + waiting_gone:
-            self._finish(r, "cancelled")
+            self._finish(r, "abort")
         self._admit()
         running = [r for r in self.active if r is not None]
         if not running:
@@ -453,7 +435,23 @@ class Engine:
                     self._work.wait()
                 if self._stopping:
                     return
-            self.step()
+            try:
+                self.step()
+            except Exception as exc:  # any error: fail the requests rather than leave them waiting
+                self._fail(exc)
+                return
+
+    def _fail(self, exc: Exception) -> None:
+        """Record the engine's failure, refuse new requests, and finish every request with ``error``."""
+        log.error("engine failed", exc_info=exc, extra={"fields": {"event": "engine_failed", "error": repr(exc)}})
+        with self._work:
+            self.failure = exc
+            requests = [r for r in self.active if r is not None] + list(self.waiting)
+            self.waiting.clear()
+        for r in requests:
+            if not r.finished:
+                with contextlib.suppress(Exception):  # finish the others whatever one of them raises
+                    self._finish(r, "error")
 
     def stop(self) -> None:
         """Stop the thread after its current step; requests still running or waiting are cancelled."""
@@ -464,7 +462,7 @@ class Engine:
             self._thread.join()
             self._thread = None
         for r in [r for r in self.active if r is not None] + list(self.waiting):
-            self._finish(r, "cancelled")
+            self._finish(r, "abort")
         self.waiting.clear()
 
 

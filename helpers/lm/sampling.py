@@ -13,6 +13,9 @@ The rules, as in the OpenAI API and vLLM:
 * ``stop`` strings end the completion where they first appear; the stop string itself is not
   returned, and while a completion streams, text that could be the start of a stop string is held
   back until it is clear that it is not;
+* ``<pad>``, ``<bos>`` and ``<unk>`` are never drawn (:data:`NEVER_SAMPLED`, masked before
+  anything else, greedy included): the model has no use for them in a completion, and an ``<unk>``
+  would show as □;
 * ``max_tokens`` counts generated tokens, ``<eos>`` included (it ends a poem; finish reason
   ``stop``); reaching ``max_tokens`` ends with finish reason ``length``.
 """
@@ -23,7 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from helpers.lm.data import CharTokenizer
+
 MAX_STOP = 4  # stop strings per request (the OpenAI API's limit)
+#: token ids the sampler never chooses: padding, the start of a poem, an unknown character
+NEVER_SAMPLED = (CharTokenizer.PAD, CharTokenizer.BOS, CharTokenizer.UNK)
 
 
 class InvalidParams(ValueError):
@@ -73,8 +80,15 @@ class SamplingParams:
         return np.random.default_rng(None if self.seed is None else self.seed % 2**64)
 
 
-def choose_tokens(logits: np.ndarray, params: list[SamplingParams], rngs: list[np.random.Generator]) -> np.ndarray:
+def choose_tokens(
+    logits: np.ndarray,
+    params: list[SamplingParams],
+    rngs: list[np.random.Generator],
+    banned: tuple[int, ...] = NEVER_SAMPLED,
+) -> np.ndarray:
     """One token per row of ``logits`` (R, V), each row with its own parameters and generator.
+
+    The ``banned`` token ids (default :data:`NEVER_SAMPLED`) get probability 0 in every row.
 
     Each row draws one uniform number (even when greedy, so a generator's stream does not depend
     on the temperature of earlier steps), and the token is where it falls in the row's filtered
@@ -90,12 +104,16 @@ def choose_tokens(logits: np.ndarray, params: list[SamplingParams], rngs: list[n
     chosen = np.empty(len(params), dtype=np.int64)
     temperature = np.array([p.temperature for p in params], dtype=np.float32)
     greedy = temperature == 0.0
+    banned = [b for b in banned if b < size]
     if greedy.any():
-        chosen[greedy] = np.argmax(logits[greedy], axis=1)
+        g = logits[greedy]  # a copy: the caller's logits are left as they are
+        g[:, banned] = -np.inf
+        chosen[greedy] = np.argmax(g, axis=1)
     rows = np.flatnonzero(~greedy)
     if not rows.size:
         return chosen
     z = logits[rows] / temperature[rows, None]
+    z[:, banned] = -np.inf
     top_k = np.array([params[r].top_k for r in rows])
     cut = (top_k > 0) & (top_k < size)
     if cut.any():  # keep the k largest: at least the k-th largest value

@@ -6,7 +6,9 @@
          -d '{"model": "tang-poet", "prompt": "春眠", "max_tokens": 32, "seed": 1}'
 
 The official ``openai`` client works unchanged: ``OpenAI(base_url="http://127.0.0.1:8000/v1",
-api_key="unused")``. The engine (:mod:`helpers.lm.engine`) runs in a thread beside uvicorn's
+api_key="unused")``; with ``--api-key KEY`` the service requires that key (``api_key=KEY``), as
+vLLM's option does. If the engine fails, ``/health`` answers 503 and so does every request:
+the process is meant to be restarted by whatever supervises it. The engine (:mod:`helpers.lm.engine`) runs in a thread beside uvicorn's
 event loop. The service is run the way the course runs every service (:mod:`helpers.serving.app`):
 logs are JSON lines on stderr, written by the serving package's formatter; SIGTERM or SIGINT stops
 accepting connections, lets the requests in flight finish, then exits with status 0; started by
@@ -73,6 +75,7 @@ def serve(
     warm: bool = True,
     graceful_seconds: float = 30.0,
     max_body_bytes: int | None = None,
+    api_key: str | None = None,
 ) -> None:
     """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT."""
     from helpers.lm.server import DEFAULT_MAX_BODY_BYTES, ServerOptions, create_app
@@ -83,7 +86,9 @@ def serve(
     engine = build_engine(checkpoint, slots, scheduler, max_waiting, warm)
     fields = {"model": name, "checkpoint": str(checkpoint)}
     run_server(
-        create_app(engine, ServerOptions(name=name, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES)),
+        create_app(
+            engine, ServerOptions(name=name, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES, api_key=api_key)
+        ),
         host,
         port,
         log,
@@ -131,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         help="largest request body accepted; a larger one is refused with 413 (default 1 MiB)",
     )
     parser.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer <key>' on every /v1 request (401 otherwise; /health stays open); "
+        "default: no key",
+    )
+    parser.add_argument(
         "--no-warm-up", action="store_true", help="compile each shape on its first request instead of before listening"
     )
     parser.add_argument(
@@ -156,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             args.max_waiting,
             not args.no_warm_up,
             max_body_bytes=args.max_body_bytes,
+            api_key=args.api_key,
         )
     except (FileNotFoundError, OSError, ValueError) as exc:  # no checkpoint, port taken, bad option
         print(f"error: {exc}", file=sys.stderr)

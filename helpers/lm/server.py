@@ -11,25 +11,36 @@ Endpoints:
   ``n`` (1 only), ``stream`` (server-sent events ending with ``data: [DONE]``),
   ``stream_options.include_usage``, and vLLM's ``ignore_eos``; replies carry ``usage`` (prompt
   tokens count ``<bos>``; completion tokens count ``<eos>`` when one ends the poem);
-* ``GET /v1/models``, ``GET /health``, ``GET /stats`` (engine load and counters).
+* ``GET /v1/models``, ``GET /v1/models/{id}`` (the served model; 404 ``model_not_found`` for any
+  other id), ``GET /health``, ``GET /stats`` (engine load and counters).
 
-Refusals are 4xx with an OpenAI-style body ``{"error": {"message", "type", "param", "code"}}``,
-and the service goes on serving: a body over ``max_body_bytes`` (413, read by the serving
-package's size-limited reader), malformed JSON, unknown parameters, an unknown model (404),
-values out of range, ``n`` other than 1, an empty or over-long prompt, characters the model does
-not know (refused rather than mapped to ``<unk>``, naming them: the vocabulary is traditional
-characters, and a silently replaced character would give a poor poem with no explanation),
+With ``ServerOptions.api_key`` set (``--api-key``), every ``/v1`` request needs
+``Authorization: Bearer <key>`` (else 401); ``/health`` and ``/stats`` stay open.
+
+Refusals are 4xx with an OpenAI-style body ``{"error": {"message", "type", "param", "code"}}``
+(:mod:`helpers.lm.openai_api`), and the service goes on serving: a body over ``max_body_bytes``
+(413, read by the serving package's size-limited reader), malformed JSON, unknown parameters, an
+unknown model (404), values out of range, ``stream_options`` without ``stream: true``, ``n``
+other than 1, an empty or over-long prompt, characters the model does not know (refused rather
+than mapped to ``<unk>``, naming them: the vocabulary is traditional characters, and a silently
+replaced character would give a poor poem with no explanation),
 ``prompt + max_tokens`` over the context, and a full queue (429 with ``Retry-After``).
 
-Streams are written by :class:`EventStream`, which watches for the client's disconnect itself; a
-client that goes away mid-stream has its request cancelled, and the engine frees the slot before
-its next step.
+A client that goes away has its request cancelled (finish reason ``abort``), and the engine frees
+the slot before its next step: a stream's disconnect is watched by :class:`EventStream`, a whole
+reply's by :meth:`_Completions.finished`.
+
+If the engine's thread fails (:attr:`Engine.failure`), the requests it was running or holding get
+500 (a stream: an error event, then ``data: [DONE]``), every new request 503, and ``/health``
+answers 503: the service does not try to repair itself, it says it is broken, so that a supervisor
+(systemd, Kubernetes' liveness probe, Ray Serve's controller) restarts the process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 import uuid
@@ -41,9 +52,20 @@ from fastapi import Request as HttpRequest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from helpers.lm.engine import ContextTooLong, Engine, QueueFull, Request
-from helpers.lm.sampling import InvalidParams, SamplingParams
-from helpers.serving.protocol import BadRequest, ClientGone, json_object, receive_body
+from helpers.lm.engine import ContextTooLong, Engine, EngineFailed, QueueFull, Request
+from helpers.lm.openai_api import (
+    CHAT_FIELDS,
+    COMPLETION_FIELDS,
+    ApiError,
+    chat_prompt,
+    check_fields,
+    completion_prompt,
+    parse_json,
+    sampling_from,
+    typed,
+)
+from helpers.lm.sampling import SamplingParams
+from helpers.serving.protocol import BadRequest, ClientGone, receive_body
 
 LOGGER = "maas.lm"
 log = logging.getLogger(LOGGER)
@@ -51,157 +73,38 @@ DEFAULT_MODEL_NAME = "tang-poet"
 DEFAULT_MAX_BODY_BYTES = 2**20  # a prompt fills at most the context: a few kilobytes of JSON
 RETRY_AFTER_S = 1
 
-COMMON_FIELDS = {
-    "model",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "stop",
-    "seed",
-    "n",
-    "ignore_eos",
-    "user",
-}
-# fields accepted only at their default (anything else is refused, naming the field)
-DEFAULT_ONLY = {
-    "logprobs": (None, False, 0),
-    "echo": (None, False),
-    "best_of": (None, 1),
-    "presence_penalty": (None, 0, 0.0),
-    "frequency_penalty": (None, 0, 0.0),
-    "logit_bias": (None, {}),
-    "suffix": (None, ""),
-    "top_logprobs": (None, 0),
-    "tools": (None, []),
-    "tool_choice": (None, "none"),
-    "response_format": (None, {"type": "text"}),
-    "parallel_tool_calls": (None, False, True),
-    "store": (None, False),
-    "metadata": (None, {}),
-}
-COMPLETION_FIELDS = COMMON_FIELDS | {"prompt"}
-CHAT_FIELDS = COMMON_FIELDS | {"messages", "max_completion_tokens"}
-
-
-class ApiError(Exception):
-    """A refused request: HTTP ``status`` and an OpenAI-style error."""
-
-    def __init__(
-        self, status: int, message: str, param: str | None = None, code: str | None = None, headers: dict | None = None
-    ):
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers or {}
-
-    def response(self) -> Response:
-        kind = {404: "not_found_error", 429: "rate_limit_error"}.get(self.status, "invalid_request_error")
-        body = {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
-        log.warning(
-            "refused",
-            extra={
-                "fields": {"event": "refused", "status": self.status, "param": self.param, "error": self.message[:300]}
-            },
-        )
-        return Response(
-            orjson.dumps(body), status_code=self.status, media_type="application/json", headers=self.headers
-        )
-
 
 @dataclass
 class ServerOptions:
     name: str = DEFAULT_MODEL_NAME
     start_engine: bool = True  # False: the caller steps the engine (tests)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body is refused with 413
+    api_key: str | None = None  # set: every /v1 request needs "Authorization: Bearer <api_key>" (else 401)
 
 
-# --------------------------------------------------------------------------------------------
-# request parsing
+class ApiKeyCheck:
+    """ASGI middleware: a request under ``/v1`` without ``Authorization: Bearer <key>`` gets 401 (OpenAI's body).
 
+    Plain ASGI (not Starlette's ``BaseHTTPMiddleware``), so the request's ``receive`` reaches the
+    routes untouched: body limits and disconnect watching work as without it.
+    """
 
-def _parse_json(body: bytes) -> dict:
-    return json_object(body, ApiError)  # the serving package's parser, raising this API's errors
+    def __init__(self, app, key: str):
+        self.app, self.key = app, key.encode()
 
-
-def _check_fields(data: dict, allowed: set[str]) -> None:
-    for key, value in data.items():
-        if key in DEFAULT_ONLY:
-            if value not in DEFAULT_ONLY[key]:
-                raise ApiError(400, f"{key}={value!r} is not supported by this server; leave it out", param=key)
-        elif key not in allowed:
-            raise ApiError(400, f"unrecognized request argument supplied: {key}", param=key)
-
-
-def _typed(data: dict, key: str, kinds, default):
-    value = data.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise ApiError(400, f"{key} must be {names}, got {value!r}", param=key)
-    return value
-
-
-def sampling_from(data: dict, max_tokens: int) -> SamplingParams:
-    """The request's :class:`SamplingParams` (``max_tokens`` already resolved), or ApiError 400."""
-    n = _typed(data, "n", (int,), 1)
-    if n != 1:
-        raise ApiError(400, f"n={n} is not supported: this server returns one choice per request (n=1)", param="n")
-    stop = data.get("stop")
-    stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
-    if not isinstance(stop, list):
-        raise ApiError(400, f"stop must be a string or a list of strings, got {stop!r}", param="stop")
-    try:
-        return SamplingParams(
-            max_tokens=max_tokens,
-            temperature=_typed(data, "temperature", (int, float), 1.0),
-            top_p=_typed(data, "top_p", (int, float), 1.0),
-            top_k=_typed(data, "top_k", (int,), 0),
-            stop=tuple(stop),
-            seed=_typed(data, "seed", (int,), None),
-            ignore_eos=_typed(data, "ignore_eos", (bool,), False),
-        )
-    except InvalidParams as exc:
-        raise ApiError(400, str(exc), param=exc.param) from None
-
-
-def completion_prompt(data: dict) -> str:
-    prompt = data.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise ApiError(
-            400,
-            "prompt must be a string (or a list holding one string); token ids and batches "
-            "of prompts are not supported",
-            param="prompt",
-        )
-    return prompt
-
-
-def chat_prompt(data: dict) -> str:
-    messages = data.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "messages must be a non-empty list of {role, content} objects", param="messages")
-    parts = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "developer"):
-            raise ApiError(
-                400, f"messages[{i}] must be an object with role system, user or assistant", param="messages"
-            )
-        content = m.get("content")
-        if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
-            if not all(
-                isinstance(c, dict) and c.get("type") == "text" and isinstance(c.get("text"), str) for c in content
-            ):
-                raise ApiError(400, f"messages[{i}].content: only text parts are supported", param="messages")
-            content = "".join(c["text"] for c in content)
-        if not isinstance(content, str):
-            raise ApiError(400, f"messages[{i}].content must be a string", param="messages")
-        if m["role"] in ("user", "assistant"):
-            parts.append(content)
-    return "".join(parts)
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and (scope["path"] == "/v1" or scope["path"].startswith("/v1/")):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            scheme, _, token = given.partition(b" ")
+            if not given or scheme.lower() != b"bearer":
+                message, code = "You didn't provide an API key: send it as `Authorization: Bearer <key>`", None
+            elif not hmac.compare_digest(token.strip(), self.key):
+                message, code = "Incorrect API key provided", "invalid_api_key"
+            else:
+                return await self.app(scope, receive, send)
+            refusal = ApiError(401, message, code=code, headers={"WWW-Authenticate": "Bearer"})
+            return await refusal.response()(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,11 +224,13 @@ class _Completions:
 
     def prepare(self, data: dict, chat: bool) -> tuple[list[int], SamplingParams]:
         """The request's prompt ids and sampling parameters, or ApiError (4xx) naming what is wrong."""
-        _check_fields(data, CHAT_FIELDS if chat else COMPLETION_FIELDS)
+        check_fields(data, CHAT_FIELDS if chat else COMPLETION_FIELDS)
         prompt = chat_prompt(data) if chat else completion_prompt(data)
         self._check_model(data)
         ids = self._prompt_ids(prompt, "messages" if chat else "prompt")
         params = sampling_from(data, self._max_tokens(data, chat, len(ids)))
+        if data.get("stream_options") is not None and not typed(data, "stream", (bool,), False):
+            raise ApiError(400, "stream_options is only allowed when stream is true", param="stream_options")
         try:
             self.engine.validate(ids, params)
         except ContextTooLong as exc:
@@ -353,7 +258,47 @@ class _Completions:
                 code="queue_full",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             ) from None
+        except EngineFailed:
+            raise self.unavailable() from None
         return request, queue
+
+    def unavailable(self) -> ApiError:
+        """503: the engine has failed (:attr:`Engine.failure`); the process needs a restart."""
+        return ApiError(
+            503,
+            f"the inference engine has failed ({self.engine.failure!r}) and accepts no more requests; "
+            "the service must be restarted",
+            code="engine_failed",
+        )
+
+    def failed(self) -> ApiError:
+        """500: this request was running or waiting when the engine failed."""
+        return ApiError(
+            500,
+            f"the inference engine failed while serving this request: {self.engine.failure!r}",
+            code="engine_failed",
+        )
+
+    async def finished(self, http: HttpRequest, request: Request, queue: asyncio.Queue) -> bool:
+        """Wait until the request has finished (True), or cancel it when the client disconnects first (False)."""
+
+        async def watch():  # the body has been read: the next message is the client's disconnect
+            while (await http.receive())["type"] != "http.disconnect":
+                pass
+            if not request.finished:
+                self.engine.cancel(request)
+            queue.put_nowait(("", None))
+
+        watcher = asyncio.create_task(watch())
+        try:
+            while True:
+                _, done = await queue.get()
+                if done is not False:  # True: finished; None: the client went away
+                    return bool(done)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     @staticmethod
     def usage(request: Request) -> dict:
@@ -374,17 +319,21 @@ class _Completions:
             raise ApiError(exc.status, exc.message, code="body_too_large" if exc.status == 413 else None) from None
         except ClientGone:
             return Response(status_code=499)  # nobody to answer ("client closed request")
-        data = _parse_json(body)
+        if self.engine.failure is not None:
+            raise self.unavailable()
+        data = parse_json(body)
         ids, params = self.prepare(data, chat)
-        stream = _typed(data, "stream", (bool,), False)
-        include_usage = bool((_typed(data, "stream_options", (dict,), {}) or {}).get("include_usage", False))
+        stream = typed(data, "stream", (bool,), False)
+        include_usage = bool((typed(data, "stream_options", (dict,), {}) or {}).get("include_usage", False))
         request, queue = self.submit(ids, params, chat)
         head = {"id": request.request_id, "created": int(time.time()), "model": self.options.name}
         if stream:
             return self.streamed(chat, head, request, queue, include_usage)
-        while not (await queue.get())[1]:
-            pass
+        if not await self.finished(http, request, queue):
+            return Response(status_code=499)  # cancelled: nobody to answer ("client closed request")
         self.logged(request)
+        if request.finish_reason == "error":
+            raise self.failed()
         choice = {"index": 0, "finish_reason": request.finish_reason, "logprobs": None}
         if chat:
             body = {**head, "object": "chat.completion", "choices": [choice]}
@@ -416,6 +365,11 @@ class _Completions:
                     break
                 yield chunk(text, None)
             self.logged(request)
+            if request.finish_reason == "error":  # as vLLM does: an error event, then [DONE]
+                error = self.failed()
+                yield sse({"error": {"message": error.message, "type": error.kind, "param": None, "code": error.code}})
+                yield sse(b"[DONE]")
+                return
             yield chunk(text, request.finish_reason)
             if include_usage:
                 yield sse({**head, "object": obj, "choices": [], "usage": self.usage(request)})
@@ -447,6 +401,8 @@ def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
         log.info("stopped", extra={"fields": {"event": "stopped", **engine.load()}})
 
     app = FastAPI(title="Tang poems: an OpenAI-compatible completion service", version="1", lifespan=lifespan)
+    if options.api_key:
+        app.add_middleware(ApiKeyCheck, key=options.api_key)
 
     @app.exception_handler(ApiError)
     async def api_error(request: HttpRequest, exc: ApiError):
@@ -456,18 +412,34 @@ def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
     async def http_error(request: HttpRequest, exc: StarletteHTTPException):
         return ApiError(exc.status_code, str(exc.detail)).response()
 
-    @app.get("/health", summary="Liveness")
+    @app.get("/health", summary="Liveness: 200, or 503 once the engine has failed")
     async def health():
+        if engine.failure is not None:
+            body = {"status": "unhealthy", "error": f"the inference engine failed: {engine.failure!r}"}
+            return Response(orjson.dumps(body), status_code=503, media_type="application/json")
         return {"status": "ok"}
 
     @app.get("/stats", summary="Engine load: running and waiting requests, counters")
     async def stats():
         return engine.load()
 
+    model = {"id": options.name, "object": "model", "created": created, "owned_by": "maas-course"}
+    model["max_model_len"] = engine.max_len
+
     @app.get("/v1/models", summary="The served model (OpenAI list format)")
     async def models():
-        model = {"id": options.name, "object": "model", "created": created, "owned_by": "maas-course"}
-        return {"object": "list", "data": [{**model, "max_model_len": engine.max_len}]}
+        return {"object": "list", "data": [model]}
+
+    @app.get("/v1/models/{model_id:path}", summary="One model by its id (404 for any other than the served one)")
+    async def model_by_id(model_id: str):
+        if model_id != options.name:
+            raise ApiError(
+                404,
+                f"The model `{model_id}` does not exist; this server serves `{options.name}`",
+                param="model",
+                code="model_not_found",
+            )
+        return model
 
     @app.post("/v1/completions", summary="Continue a poem (OpenAI completions API)")
     async def completions(http: HttpRequest):
