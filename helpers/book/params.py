@@ -36,6 +36,11 @@ def _list(item, lo: int, hi: int):
 Backend = Literal["tensorflow", "jax", "torch"]
 Port = _range(int, 0, 65_535)
 Levels = _list(int, 1, 12)  # numbers of concurrent clients, increasing (see _levels)
+#: one bound per kind of quantity, for every parameter of that kind
+Epochs = _range(int, 1, 500)
+BatchSize = _range(int, 1, 8192)  # images (or rows, or items) in one step or one model call
+Share = _range(float, gt=0, hi=1)
+Watts = _range(float, gt=0, hi=10_000)
 
 #: every parameter of the course: its type and bounds, once (a name means the same in every chapter)
 PARAMETERS: dict[str, Any] = {
@@ -45,15 +50,15 @@ PARAMETERS: dict[str, Any] = {
     "train_size": _range(int, 100, 50_000),  # CIFAR-10 has 50,000 training images
     "test_size": _range(int, 100, 10_000),  # ... and 10,000 test images
     "val_size": _range(int, 50, 10_000),
-    "epochs": _range(int, 1, 500),
-    "batch_size": _range(int, 1, 8192),
+    "epochs": Epochs,
+    "batch_size": BatchSize,
     "learning_rate": _range(float, gt=0, hi=10),
-    "max_batch_size": _range(int, 1, 8192),  # most items one model call takes
+    "max_batch_size": BatchSize,  # most items one model call takes
     "timing_images": _range(int, 1, 1_000_000),  # images used to time one setting
     "port": Port,
     # large_models
     "fit_from_year": _range(int, 1990, 2022),
-    "cnn_epochs": _range(int, 1, 500),
+    "cnn_epochs": Epochs,
     "params_billion": _range(float, gt=0, hi=100_000),
     "tokens_billion": _range(float, gt=0, hi=1_000_000),
     "n_layers": _range(int, 1, 1000),
@@ -68,7 +73,7 @@ PARAMETERS: dict[str, Any] = {
     "accelerator_tflops": _range(float, gt=0, hi=1_000_000),
     "accelerator_bandwidth_gb_s": _range(float, gt=0, hi=1_000_000),
     "n_accelerators": _range(int, 1, 10_000_000),
-    "accelerator_utilization": _range(float, gt=0, hi=1),
+    "accelerator_utilization": Share,
     # servitization
     "n_items": _range(int, 100, 100_000_000),
     "serial_items": _range(int, 0, 100_000_000),
@@ -88,9 +93,9 @@ PARAMETERS: dict[str, Any] = {
     "optimizer": Literal["sgd", "momentum", "adam"],
     "accuracy_tolerance": _range(float, gt=0, hi=0.2),
     # cifar10_cnn
-    "demo_epochs": _range(int, 1, 500),
-    "corrected_epochs": _range(int, 1, 500),
-    "corrected_batch_size": _range(int, 1, 8192),
+    "demo_epochs": Epochs,
+    "corrected_epochs": Epochs,
+    "corrected_batch_size": BatchSize,
     "augment": bool,
     "patience": _range(int, 1),
     # stronger_cnn
@@ -160,18 +165,18 @@ PARAMETERS: dict[str, Any] = {
     "n_clients": _range(int, 1, 1000),
     "dirichlet_alpha": _range(float, gt=0, hi=1e6),
     "rounds": _range(int, 1, 1000),
-    "local_epochs": _range(int, 1, 500),
-    "client_fraction": _range(float, gt=0, hi=1),
+    "local_epochs": Epochs,
+    "client_fraction": Share,
     "transfer_per_class": _range(int, 5, 5000),
-    "transfer_epochs": _range(int, 1, 500),
+    "transfer_epochs": Epochs,
     "explain_images": _range(int, 1, 20),
-    "cpu_watts": _range(float, gt=0, hi=10_000),
-    "accelerator_watts": _range(float, gt=0, hi=10_000),
+    "cpu_watts": Watts,
+    "accelerator_watts": Watts,
     "pue": _range(float, 1, 3),
     # faq
     "seed_runs": _range(int, 2, 20),
     "time_backends": _list(Backend, 1, 3),
-    "timing_epochs": _range(int, 1, 500),
+    "timing_epochs": Epochs,
     # conclusion
     "chapters": _list(str, 0, 30),
     "accuracy_target": _range(float, gt=0, lt=1),
