@@ -31,6 +31,10 @@ MAX_INSTANCES = 64
 PLACEHOLDER = "http://127.0.0.1:1/v1/models/cifar10"
 BAD_CASES = [case[0] for case in loadtest.bad_requests(PLACEHOLDER, MAX_BODY_BYTES, MAX_INSTANCES)]
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray's own use of pydantic
+#: a cluster test's limit: the first one also starts the cluster (each node start may miss Ray's
+#: fixed 30 s to register on a machine busy with the chapters' lanes, and is tried again), starts
+#: Serve and deploys two replicas; a limit against a hang, not a speed target
+CLUSTER_TEST_TIMEOUT = ray_cluster.STARTUP_TRIES * 2 * 45 + 120
 
 
 def serve_config() -> dict:
@@ -269,7 +273,7 @@ def expected(exported, images):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(CLUSTER_TEST_TIMEOUT)
 def test_two_replicas_on_two_nodes_and_everything_on_loopback(deployed):
     import psutil
     import ray
@@ -284,7 +288,7 @@ def test_two_replicas_on_two_nodes_and_everything_on_loopback(deployed):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(CLUSTER_TEST_TIMEOUT)
 @pytest.mark.parametrize("encoding", loadtest.ENCODINGS)
 def test_predictions_through_ray_equal_in_process_ones(deployed, images, expected, encoding):
     _, model_url, _, _ = deployed
@@ -293,7 +297,7 @@ def test_predictions_through_ray_equal_in_process_ones(deployed, images, expecte
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(CLUSTER_TEST_TIMEOUT)
 def test_a_handle_and_the_columnar_format_give_the_same_answers(deployed, images, expected):
     _, model_url, _, handle = deployed
     status, reply = handle.predict_body.remote(loadtest.encode_request(images[:3], "b64")).result()
@@ -309,7 +313,7 @@ def test_a_handle_and_the_columnar_format_give_the_same_answers(deployed, images
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(CLUSTER_TEST_TIMEOUT)
 @pytest.mark.parametrize("case", BAD_CASES)
 def test_bad_input_gets_the_hand_built_services_4xx_through_ray(deployed, images, expected, case):
     _, model_url, _, _ = deployed
@@ -324,7 +328,7 @@ def test_bad_input_gets_the_hand_built_services_4xx_through_ray(deployed, images
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(CLUSTER_TEST_TIMEOUT)
 def test_the_chapters_refusal_table_sends_every_bad_request(deployed):
     _, model_url, _, _ = deployed
     base = model_url.split("/v1/")[0]
@@ -334,7 +338,7 @@ def test_the_chapters_refusal_table_sends_every_bad_request(deployed):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(CLUSTER_TEST_TIMEOUT)
 def test_a_lost_node_loses_no_answer_for_the_retrying_client_and_its_replica_comes_back(deployed, images):
     """Last: it kills the worker node, then adds a new one."""
     import ray

@@ -9,8 +9,7 @@
 * training compute is estimated as ``C = 6 N D`` (forward 2ND, backward 4ND; attention and the
   output layer left out, as in the papers).
 
-:data:`CI_SIZES` spans more than 30x in non-embedding parameters and trains in seconds on a tiny
-slice of the data; :data:`CPU_SIZES` is for a laptop.
+The sizes swept are the chapter's parameters (``scaling_sizes``, ``compute_size``), one set per profile.
 """
 
 from __future__ import annotations
@@ -21,11 +20,6 @@ from dataclasses import replace
 from helpers.lm.model import ModelConfig
 from helpers.lm.train import LMData, TrainConfig, train
 from helpers.topics.scaling import fit_power_law, try_fit
-
-#: (d_model, n_layers, n_heads): 1.2k to 65k non-embedding parameters (56x); seconds each on tiny data.
-CI_SIZES = ((8, 1, 2), (16, 1, 2), (24, 2, 2), (32, 2, 4), (48, 2, 4))
-#: 12.6k to 1.8M non-embedding parameters (140x); minutes each on the regulated poems.
-CPU_SIZES = ((32, 1, 4), (48, 2, 4), (64, 2, 4), (96, 3, 4), (128, 4, 4), (192, 4, 6))
 
 
 def _config(data: LMData, d_model: int, n_layers: int, n_heads: int) -> ModelConfig:
@@ -50,7 +44,7 @@ def _row(config: ModelConfig, result, extra: dict) -> dict:
     }
 
 
-def size_sweep(data: LMData, sizes=CPU_SIZES, train_config: TrainConfig | None = None, progress=None):
+def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None, progress=None):
     """Train every size for the same steps and batch (same tokens); one row each (a pandas table)."""
     import pandas as pd
 
