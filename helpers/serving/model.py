@@ -109,7 +109,8 @@ def train_article_cnn(x_train, y_train, x_test, y_test, epochs: int, seed: int, 
 
 
 class Predictor:
-    """Loads a ``.keras`` file or a SavedModel folder; ``predict(uint8 images) -> float32 logits``.
+    """Loads a ``.keras`` file or a SavedModel folder (a leading ``~`` is this user's home);
+    ``predict(uint8 images) -> float32 logits``.
 
     A SavedModel is called through its ``serve`` endpoint (what TensorFlow Serving runs); a
     Keras file through a compiled function of the model (``tf.function`` on TensorFlow,
@@ -117,7 +118,7 @@ class Predictor:
     """
 
     def __init__(self, path: Path | str):
-        self.path = Path(path)
+        self.path = Path(path).expanduser()  # "~/models/...": the same config for every node's own user
         if not self.path.exists():
             raise ServingError(f"no model at {self.path}")
         if self.path.is_dir():
