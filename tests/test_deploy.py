@@ -10,6 +10,7 @@ silently).
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import shutil
 import subprocess
@@ -110,6 +111,11 @@ def test_the_serving_image_installs_the_serving_requirements_only_with_the_cours
     assert serving and all(pins.get(name) == version for name, version in serving.items()), serving
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert "requirements-serving.txt" in dockerfile and "requirements.txt " not in dockerfile
+    # the build context keeps exactly what the image copies (Dockerfile.dockerignore, read by BuildKit)
+    sources = {line.split()[2] for line in dockerfile.splitlines() if line.startswith("COPY ")}
+    model = re.search(r"^ARG MODEL=(\S+)", dockerfile, re.M).group(1)
+    kept = set(re.findall(r"^!(\S+)", (DEPLOY / "Dockerfile.dockerignore").read_text(), re.M))
+    assert {model if s == "${MODEL}" else s for s in sources} <= kept, sources
 
 
 @pytest.mark.slow
@@ -135,5 +141,6 @@ def test_the_image_builds_where_docker_runs():
     if not model.is_dir():
         pytest.skip("no exported model of the cpu profile: run `make book` first")
     command = [docker, "build", "-q", "-f", str(DEPLOY / "Dockerfile"), "-t", "maas-course/ray-serving:test", "."]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}  # BuildKit reads deploy/ray/Dockerfile.dockerignore
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
