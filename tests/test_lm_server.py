@@ -266,6 +266,55 @@ def test_a_client_that_leaves_a_whole_reply_frees_its_slot_at_the_next_step(load
 
 
 @pytest.mark.unit
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_past_its_deadline_is_cancelled_and_answered_504(loaded, fns, stream):
+    """The engine never steps (nobody drives it): at the server's request timeout the request is
+    cancelled (its slot freed at the next step) and the client told so: 504, or on a stream an
+    error event and [DONE]."""
+    engine = Engine(*loaded, slots=2, functions=fns[2])
+    app = create_app(engine, ServerOptions(name=MODEL, start_engine=False, request_timeout_s=0.2))
+
+    async def scenario():
+        call = AsgiCall(app, "/v1/completions", completion(max_tokens=40, stream=stream))
+        await _until(lambda: engine.load()["waiting"] == 1)
+        await call.task  # returns at the deadline, with nothing generated
+        [request] = list(engine.waiting) or [r for r in engine.active if r is not None]
+        assert request.cancelled
+        engine.step()
+        assert engine.load() | {"running": 0, "waiting": 0} == engine.load() and request.finish_reason == "abort"
+        if stream:
+            assert call.status == 200 and '"code":"timeout"' in call.body_text.replace(" ", "")
+            assert call.body_text.rstrip().endswith("data: [DONE]")
+        else:
+            assert call.status == 504 and json.loads(call.body_text)["error"]["code"] == "timeout"
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.unit
+def test_a_body_that_never_arrives_gets_408(loaded):
+    """The headers promise a body that never comes: 408 after the server's body timeout."""
+    engine = Engine(*loaded, slots=1)
+    app = create_app(engine, ServerOptions(name=MODEL, start_engine=False, body_timeout_s=0.1))
+    sent = []
+
+    async def receive():
+        await asyncio.Event().wait()  # nothing, ever
+
+    async def send(message):
+        sent.append(message)
+
+    scope = _scope("/v1/completions") | {
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"50")]
+    }
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 30))
+    assert sent[0]["status"] == 408
+    error = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["error"]
+    assert error["code"] == "timeout" and "did not arrive within 0.1 s" in error["message"]
+
+
+@pytest.mark.unit
 def test_a_model_is_retrieved_by_its_id_and_others_are_not_found(client):
     r = client.get(f"/v1/models/{MODEL}")
     assert r.status_code == 200 and r.json()["id"] == MODEL and r.json()["object"] == "model"

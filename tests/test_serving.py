@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.timeout(120)
 
 MAX_BODY_BYTES = 2 * 2**20
 MAX_INSTANCES = 64
-LIMITS = ("--max-body-bytes", str(MAX_BODY_BYTES), "--max-instances", str(MAX_INSTANCES))
+LIMITS = ("--max-body-bytes", str(MAX_BODY_BYTES), "--max-instances", str(MAX_INSTANCES), "--body-timeout", "1")
 PLACEHOLDER = "http://127.0.0.1:1/v1/models/cifar10"
 BAD_CASES = [case[0] for case in loadtest.bad_requests(PLACEHOLDER, MAX_BODY_BYTES, MAX_INSTANCES)]
 
@@ -49,6 +51,30 @@ def service(exported):
 
 def post(service, body: bytes):
     return loadtest.send("POST", f"{service.model_url}:predict", body)
+
+
+def body_never_sent(service) -> tuple[int, dict]:
+    """POST :predict with headers that promise 100 bytes of body, then nothing: (status, JSON reply)."""
+    host, port = service.url.removeprefix("http://").split(":")
+    path = service.model_url.split(service.url, 1)[1]
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"POST {path}:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".encode())
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < 2:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body[: int(re.search(rb"content-length: (\d+)", head, re.I).group(1))])
+
+
+@pytest.mark.slow
+def test_a_body_that_never_arrives_gets_408_and_the_service_goes_on(service, images, expected):
+    status, reply = body_never_sent(service)
+    assert status == 408 and "did not arrive within 1 s" in reply["error"]
+    status, reply = post(service, loadtest.encode_request(images[:1]))
+    assert status == 200
 
 
 def test_export_writes_keras_file_and_saved_model(exported):
@@ -172,9 +198,8 @@ def test_graceful_shutdown_answers_the_request_in_flight(exported, images, expec
 def test_through_fastapi_the_service_answers_alike(exported, images, expected):
     """``--through-fastapi`` (no fast path): the same predictions and the same refusals."""
     _, paths = exported
-    with serving.running_service(
-        paths["saved_model"], max_batch_size=16, max_wait_ms=2, extra_args=(*LIMITS, "--through-fastapi")
-    ) as plain:
+    extra = (*LIMITS, "--through-fastapi", "--max-connections", "3")
+    with serving.running_service(paths["saved_model"], max_batch_size=16, max_wait_ms=2, extra_args=extra) as plain:
         for encoding in loadtest.ENCODINGS:
             status, reply = post(plain, loadtest.encode_request(images[:5], encoding))
             assert status == 200
@@ -182,6 +207,21 @@ def test_through_fastapi_the_service_answers_alike(exported, images, expected):
         good = ("POST", f"{plain.model_url}:predict", loadtest.encode_request(images[:1]))
         for row in loadtest.refusals(loadtest.bad_requests(plain.model_url, MAX_BODY_BYTES, MAX_INSTANCES), good):
             assert row["status"] == row["expected"] and row["message"] and row["next good request"] == 200, row
+        status, reply = body_never_sent(plain)
+        assert status == 408 and "did not arrive within 1 s" in reply["error"]
+        # the connection cap: three idle connections are open, so a fourth gets 503; once they close, 200
+        host, port = plain.url.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(3)]
+        try:
+            time.sleep(0.5)  # let the server accept them (an order, not a timing assertion)
+            assert post(plain, loadtest.encode_request(images[:1]))[0] == 503
+        finally:
+            for sock in idle:
+                sock.close()
+        deadline = time.monotonic() + 30
+        while (status := post(plain, loadtest.encode_request(images[:1]))[0]) == 503 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status == 200
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""The OpenAI request format for :mod:`helpers.lm.server`: the fields it accepts, their checks, and the error body.
+"""The OpenAI request format for :mod:`helpers.lm.server`: the fields it accepts, their checks, the
+error body, and the server's limits (:class:`ServerOptions`; importable before Keras is).
 
 A refused request raises :class:`ApiError`, answered as OpenAI answers: HTTP status and
 ``{"error": {"message", "type", "param", "code"}}``, ``type`` being ``invalid_request_error``
@@ -9,14 +10,30 @@ A refused request raises :class:`ApiError`, answered as OpenAI answers: HTTP sta
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import orjson
 from starlette.responses import Response
 
 from helpers.lm.sampling import InvalidParams, SamplingParams
-from helpers.serving.protocol import json_object
+from helpers.serving.protocol import BODY_TIMEOUT_S, json_object
 
 log = logging.getLogger("maas.lm")
+DEFAULT_MODEL_NAME = "tang-poet"
+DEFAULT_MAX_BODY_BYTES = 2**20  # a prompt fills at most the context: a few kilobytes of JSON
+#: a request not finished by then is cancelled and answered 504 (the official client's own default timeout)
+DEFAULT_REQUEST_TIMEOUT_S = 600.0
+
+
+@dataclass
+class ServerOptions:
+    name: str = DEFAULT_MODEL_NAME
+    start_engine: bool = True  # False: the caller steps the engine (tests)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body is refused with 413
+    api_key: str | None = None  # set: every /v1 request needs "Authorization: Bearer <api_key>" (else 401)
+    body_timeout_s: float = BODY_TIMEOUT_S  # a body not all arrived by then: 408
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S  # not finished by then: cancelled, 504
+
 
 COMMON_FIELDS = {
     "model",

@@ -30,8 +30,11 @@ import sys
 import time
 from pathlib import Path
 
+from helpers.lm.openai_api import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_S, ServerOptions
 from helpers.processes import module
+from helpers.serving.app import DEFAULT_MAX_CONNECTIONS
 from helpers.serving.app import LOG_CONFIG as SERVING_LOG_CONFIG
+from helpers.serving.protocol import BODY_TIMEOUT_S
 from helpers.serving.service import HttpService, running
 
 LOGGER = "maas.lm"
@@ -74,11 +77,15 @@ def serve(
     max_waiting: int = 256,
     warm: bool = True,
     graceful_seconds: float = 30.0,
-    max_body_bytes: int | None = None,
-    api_key: str | None = None,
+    options: ServerOptions | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> None:
-    """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT."""
-    from helpers.lm.server import DEFAULT_MAX_BODY_BYTES, ServerOptions, create_app
+    """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT;
+    ``options`` are the API's limits (``name`` replaces their model name); more than
+    ``max_connections`` open connections at once get 503."""
+    from dataclasses import replace
+
+    from helpers.lm.server import create_app
     from helpers.serving.app import run_server
 
     logging.config.dictConfig(LOG_CONFIG)
@@ -86,15 +93,14 @@ def serve(
     engine = build_engine(checkpoint, slots, scheduler, max_waiting, warm)
     fields = {"model": name, "checkpoint": str(checkpoint)}
     run_server(
-        create_app(
-            engine, ServerOptions(name=name, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES, api_key=api_key)
-        ),
+        create_app(engine, replace(options or ServerOptions(), name=name)),
         host,
         port,
         log,
         fields,
         started=start,
         graceful_seconds=graceful_seconds,
+        limit_concurrency=max_connections,
     )
 
 
@@ -132,8 +138,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-body-bytes",
         type=int,
-        default=None,
+        default=DEFAULT_MAX_BODY_BYTES,
         help="largest request body accepted; a larger one is refused with 413 (default 1 MiB)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_S,
+        help=f"seconds a request body may take to arrive; 408 after (default {BODY_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT_S,
+        help=f"seconds a request may take; then it is cancelled and answered 504 (default {DEFAULT_REQUEST_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help=f"open connections beyond this get 503 (default {DEFAULT_MAX_CONNECTIONS})",
     )
     parser.add_argument(
         "--api-key",
@@ -166,8 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             args.scheduler,
             args.max_waiting,
             not args.no_warm_up,
-            max_body_bytes=args.max_body_bytes,
-            api_key=args.api_key,
+            options=ServerOptions(
+                max_body_bytes=args.max_body_bytes,
+                api_key=args.api_key,
+                body_timeout_s=args.body_timeout,
+                request_timeout_s=args.request_timeout,
+            ),
+            max_connections=args.max_connections,
         )
     except (FileNotFoundError, OSError, ValueError) as exc:  # no checkpoint, port taken, bad option
         print(f"error: {exc}", file=sys.stderr)

@@ -26,6 +26,11 @@ than mapped to ``<unk>``, naming them: the vocabulary is traditional characters,
 replaced character would give a poor poem with no explanation),
 ``prompt + max_tokens`` over the context, and a full queue (429 with ``Retry-After``).
 
+Limits: a body that has not all arrived within ``body_timeout_s`` gets 408; a request not finished
+within ``request_timeout_s`` is cancelled and gets 504 (a stream: an error event, then
+``data: [DONE]``); more open connections than ``--max-connections`` get 503 (uvicorn's
+``limit_concurrency``, set by :mod:`helpers.lm.serve`).
+
 A client that goes away has its request cancelled (finish reason ``abort``), and the engine frees
 the slot before its next step: a stream's disconnect is watched by :class:`EventStream`, a whole
 reply's by :meth:`_Completions.finished`.
@@ -44,7 +49,6 @@ import hmac
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 
 import orjson
 from fastapi import FastAPI
@@ -53,10 +57,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from helpers.lm.engine import ContextTooLong, Engine, EngineFailed, QueueFull, Request
-from helpers.lm.openai_api import (
+from helpers.lm.openai_api import (  # noqa: F401 - ServerOptions and its defaults are this module's API too
     CHAT_FIELDS,
     COMPLETION_FIELDS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MODEL_NAME,
     ApiError,
+    ServerOptions,
     chat_prompt,
     check_fields,
     completion_prompt,
@@ -69,17 +76,7 @@ from helpers.serving.protocol import BadRequest, ClientGone, receive_body
 
 LOGGER = "maas.lm"
 log = logging.getLogger(LOGGER)
-DEFAULT_MODEL_NAME = "tang-poet"
-DEFAULT_MAX_BODY_BYTES = 2**20  # a prompt fills at most the context: a few kilobytes of JSON
 RETRY_AFTER_S = 1
-
-
-@dataclass
-class ServerOptions:
-    name: str = DEFAULT_MODEL_NAME
-    start_engine: bool = True  # False: the caller steps the engine (tests)
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body is refused with 413
-    api_key: str | None = None  # set: every /v1 request needs "Authorization: Bearer <api_key>" (else 401)
 
 
 class ApiKeyCheck:
@@ -279,8 +276,22 @@ class _Completions:
             code="engine_failed",
         )
 
-    async def finished(self, http: HttpRequest, request: Request, queue: asyncio.Queue) -> bool:
-        """Wait until the request has finished (True), or cancel it when the client disconnects first (False)."""
+    async def next_event(self, request: Request, queue: asyncio.Queue, deadline: float) -> tuple[str, bool | None]:
+        """The request's next ``(text, finished)`` event; at ``deadline`` (the event loop's clock) the
+        request is cancelled and ApiError 504 raised."""
+        try:
+            return await asyncio.wait_for(queue.get(), max(0.0, deadline - asyncio.get_running_loop().time()))
+        except asyncio.TimeoutError:
+            if not request.finished:
+                self.engine.cancel(request)
+            seconds = self.options.request_timeout_s
+            raise ApiError(
+                504, f"the request did not finish within the server's limit of {seconds:g} s", code="timeout"
+            ) from None
+
+    async def finished(self, http: HttpRequest, request: Request, queue: asyncio.Queue, deadline: float) -> bool:
+        """Wait until the request has finished (True), or cancel it when the client disconnects first
+        (False) or at ``deadline`` (ApiError 504)."""
 
         async def watch():  # the body has been read: the next message is the client's disconnect
             while (await http.receive())["type"] != "http.disconnect":
@@ -292,7 +303,7 @@ class _Completions:
         watcher = asyncio.create_task(watch())
         try:
             while True:
-                _, done = await queue.get()
+                _, done = await self.next_event(request, queue, deadline)
                 if done is not False:  # True: finished; None: the client went away
                     return bool(done)
         finally:
@@ -314,9 +325,12 @@ class _Completions:
     # -- answering
     async def answer(self, chat: bool, http: HttpRequest) -> Response:
         try:  # the serving package's reader: a body over the limit is refused before it is all read
-            body = await receive_body(http.scope, http.receive, self.options.max_body_bytes)
+            body = await receive_body(
+                http.scope, http.receive, self.options.max_body_bytes, self.options.body_timeout_s
+            )
         except BadRequest as exc:
-            raise ApiError(exc.status, exc.message, code="body_too_large" if exc.status == 413 else None) from None
+            code = {413: "body_too_large", 408: "timeout"}.get(exc.status)
+            raise ApiError(exc.status, exc.message, code=code) from None
         except ClientGone:
             return Response(status_code=499)  # nobody to answer ("client closed request")
         if self.engine.failure is not None:
@@ -326,10 +340,11 @@ class _Completions:
         stream = typed(data, "stream", (bool,), False)
         include_usage = bool((typed(data, "stream_options", (dict,), {}) or {}).get("include_usage", False))
         request, queue = self.submit(ids, params, chat)
+        deadline = asyncio.get_running_loop().time() + self.options.request_timeout_s
         head = {"id": request.request_id, "created": int(time.time()), "model": self.options.name}
         if stream:
-            return self.streamed(chat, head, request, queue, include_usage)
-        if not await self.finished(http, request, queue):
+            return self.streamed(chat, head, request, queue, include_usage, deadline)
+        if not await self.finished(http, request, queue, deadline):
             return Response(status_code=499)  # cancelled: nobody to answer ("client closed request")
         self.logged(request)
         if request.finish_reason == "error":
@@ -343,7 +358,7 @@ class _Completions:
             choice["text"] = request.text
         return Response(orjson.dumps({**body, "usage": self.usage(request)}), media_type="application/json")
 
-    def streamed(self, chat: bool, head: dict, request: Request, queue: asyncio.Queue, include_usage: bool):
+    def streamed(self, chat: bool, head: dict, request: Request, queue: asyncio.Queue, include_usage: bool, deadline):
         obj = "chat.completion.chunk" if chat else "text_completion"
 
         def chunk(text: str, finish: str | None, first: bool = False) -> bytes:
@@ -354,21 +369,26 @@ class _Completions:
                 choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
             return sse({**head, "object": obj, "choices": [choice]})
 
+        def error_event(error: ApiError) -> bytes:  # as vLLM does: an error event, then [DONE]
+            return sse({"error": {"message": error.message, "type": error.kind, "param": None, "code": error.code}})
+
         async def events():
             if chat:
                 yield chunk("", None, first=True)
             while True:
-                text, finished = await queue.get()
+                try:
+                    text, finished = await self.next_event(request, queue, deadline)
+                except ApiError as timeout:
+                    yield error_event(timeout) + sse(b"[DONE]")
+                    return
                 if finished is None:  # the client went away
                     return
                 if finished:
                     break
                 yield chunk(text, None)
             self.logged(request)
-            if request.finish_reason == "error":  # as vLLM does: an error event, then [DONE]
-                error = self.failed()
-                yield sse({"error": {"message": error.message, "type": error.kind, "param": None, "code": error.code}})
-                yield sse(b"[DONE]")
+            if request.finish_reason == "error":
+                yield error_event(self.failed()) + sse(b"[DONE]")
                 return
             yield chunk(text, request.finish_reason)
             if include_usage:

@@ -13,8 +13,9 @@ import argparse
 import os
 import sys
 
-from helpers.serving.app import DESCRIPTION, ServiceOptions, serve
+from helpers.serving.app import DEFAULT_MAX_CONNECTIONS, DESCRIPTION, ServiceOptions, serve
 from helpers.serving.protocol import (
+    BODY_TIMEOUT_S,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_INSTANCES,
     DEFAULT_NAME,
@@ -42,6 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="answer :predict through FastAPI's router too (slower; to measure what the fast path saves)",
     )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_S,
+        help="seconds a request body may take to arrive (408 after)",
+    )
+    parser.add_argument(
+        "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, help="open connections beyond this get 503"
+    )
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), help="Keras backend")
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = args.backend
@@ -54,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         args.max_body_bytes,
         args.max_instances,
         not args.through_fastapi,
+        args.body_timeout,
+        args.max_connections,
     )
     try:
         serve(args.model, args.host, args.port, options)

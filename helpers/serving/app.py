@@ -33,6 +33,7 @@ from helpers.data import IMAGE_SHAPE
 from helpers.serving.batcher import Batcher
 from helpers.serving.model import Predictor
 from helpers.serving.protocol import (
+    BODY_TIMEOUT_S,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_INSTANCES,
     DEFAULT_NAME,
@@ -45,6 +46,9 @@ from helpers.serving.protocol import (
     refusal,
 )
 
+#: the services' connection cap: more open connections than this at once get 503 (the load tests
+#: open at most a few hundred)
+DEFAULT_MAX_CONNECTIONS = 1024
 INLINE_DECODE_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread
 DESCRIPTION = "Serve an image classifier over HTTP with TensorFlow Serving's REST API and dynamic batching."
 
@@ -58,6 +62,8 @@ class ServiceOptions:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_instances: int = DEFAULT_MAX_INSTANCES
     fast_path: bool = True  # answer POST :predict in PredictFastPath, not through FastAPI's router
+    body_timeout_s: float = BODY_TIMEOUT_S  # a body not all arrived by then: 408
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # open connections beyond it get 503 (uvicorn's limit_concurrency)
 
 
 async def predict_reply(batcher: Batcher, max_instances: int, body: bytes, path: str) -> tuple[int, bytes]:
@@ -195,7 +201,7 @@ def create_app(predictor: Predictor, options: ServiceOptions):
         # documents the endpoint and answers it when the app runs without PredictFastPath
         check_name(name)
         try:
-            body = await receive_body(request.scope, request.receive, options.max_body_bytes)
+            body = await receive_body(request.scope, request.receive, options.max_body_bytes, options.body_timeout_s)
         except BadRequest as exc:
             return refuse(request, exc.status, exc.message)
         except ClientGone:
@@ -205,7 +211,7 @@ def create_app(predictor: Predictor, options: ServiceOptions):
 
     if not options.fast_path:
         return app
-    return PredictFastPath(app, f"/v1/models/{options.name}:predict", answer_predict, options.max_body_bytes)
+    return PredictFastPath(app, f"/v1/models/{options.name}:predict", answer_predict, options)
 
 
 class PredictFastPath:
@@ -218,8 +224,9 @@ class PredictFastPath:
     own ``:predict`` route (same handler) answers other model names with 404.
     """
 
-    def __init__(self, app, path: str, answer, max_body_bytes: int):
-        self.app, self.path, self.answer, self.max_body_bytes = app, path, answer, max_body_bytes
+    def __init__(self, app, path: str, answer, options: ServiceOptions):
+        self.app, self.path, self.answer = app, path, answer
+        self.max_body_bytes, self.body_timeout_s = options.max_body_bytes, options.body_timeout_s
 
     def __getattr__(self, name):  # app.openapi(), app.routes, ... for code that inspects the app
         return getattr(self.app, name)
@@ -229,7 +236,7 @@ class PredictFastPath:
             await self.app(scope, receive, send)
             return
         try:
-            body = await receive_body(scope, receive, self.max_body_bytes)
+            body = await receive_body(scope, receive, self.max_body_bytes, self.body_timeout_s)
         except BadRequest as exc:
             status, reply = exc.status, refusal(scope["path"], exc.status, exc.message)
         except ClientGone:
@@ -383,4 +390,5 @@ def serve(
         graceful_seconds=graceful_seconds,
         backlog=2048,
         timeout_keep_alive=30,
+        limit_concurrency=options.max_connections,
     )

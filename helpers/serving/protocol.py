@@ -8,6 +8,7 @@ bytes>"}``. :func:`decode_predict_request` turns it into uint8 images or raises
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -134,14 +135,29 @@ class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
 
-async def receive_body(scope, receive, limit: int) -> bytes:
-    """The request body from raw ASGI messages, refusing one over ``limit`` bytes (BadRequest 413)."""
+#: how long a request's body may take to arrive after its headers: a client that declares a body and
+#: never sends it (or sends it a byte at a time) would otherwise hold its connection as long as it likes
+BODY_TIMEOUT_S = 10.0
+
+
+async def receive_body(scope, receive, limit: int, timeout: float = BODY_TIMEOUT_S) -> bytes:
+    """The request body from raw ASGI messages, refusing one over ``limit`` bytes (BadRequest 413)
+    or one that has not all arrived within ``timeout`` s (BadRequest 408)."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             if not value.isdigit():
                 raise BadRequest(400, "invalid Content-Length header")
             if int(value) > limit:
                 raise BadRequest(413, f"request body of {int(value):,} bytes; the limit is {limit:,}")
+    try:
+        return await asyncio.wait_for(_read_body(receive, limit), timeout)
+    except asyncio.TimeoutError:
+        raise BadRequest(
+            408, f"the request body did not arrive within {timeout:g} s; send it with the request"
+        ) from None
+
+
+async def _read_body(receive, limit: int) -> bytes:
     chunks, size = [], 0
     while True:
         message = await receive()
