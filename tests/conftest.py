@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from ci_lane import CiLanes
 
+from helpers.book import run
 from helpers.paths import BUILD, EXECUTED, ROOT
 
 CI_EXECUTED = EXECUTED / "ci"
@@ -37,14 +38,26 @@ NOTEBOOK_FIXTURES = {"executed_ci", "ci_lanes"}
 SLOW_FIXTURES = {"real_dir", "service", "runs"}
 
 
-def _stage(item) -> int:
+#: the chapters whose nbval checks are still running when the site has been built (the site is built
+#: once the ci run ends; by then the nbval lane, one chapter behind, has about this many left): their
+#: tests run after the site's, so that the site is checked while nbval finishes, not after it
+NBVAL_AFTER_SITE = 3
+
+
+def _stage(item) -> float:
     """The order tests run in: unit tests (and the JupyterLab test, which needs no ci run) while the
     background lanes execute the chapters, then what checks the ci run, then what checks the site
-    (while the lane prints the PDFs), then what checks the PDFs."""
+    (while the lane prints the PDFs and nbval checks the last chapters), then nbval's last chapters,
+    then what checks the PDFs."""
     fixtures = set(getattr(item, "fixturenames", ()))
     if "book_pdfs" in fixtures:
         return 3
-    return 2 if fixtures & SITE_FIXTURES else 1 if fixtures & NOTEBOOK_FIXTURES else 0
+    if fixtures & SITE_FIXTURES:
+        return 2
+    if fixtures & NOTEBOOK_FIXTURES:
+        stem = getattr(getattr(item, "callspec", None), "params", {}).get("stem")
+        return 2.5 if stem in list(run.notebook_paths())[-NBVAL_AFTER_SITE:] else 1
+    return 0
 
 
 def pytest_collection_modifyitems(config, items):
