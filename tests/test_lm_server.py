@@ -389,14 +389,17 @@ def test_an_api_key_guards_v1_and_leaves_health_open(loaded, fns, client):
 
 
 @pytest.mark.unit
-def test_the_command_line_passes_the_api_key_on(monkeypatch):
+def test_the_command_line_passes_the_api_key_and_the_limits_on(monkeypatch):
     from helpers.lm import serve
 
     seen = {}
     monkeypatch.setattr(serve, "serve", lambda *args, **kw: seen.update(kw))
-    assert serve.main(["--checkpoint", "ckpt", "--api-key", "s3cret"]) == 0
-    assert seen["api_key"] == "s3cret"
-    assert serve.main(["--checkpoint", "ckpt"]) == 0 and seen["api_key"] is None
+    argv = ["--checkpoint", "ckpt", "--api-key", "s3cret", "--body-timeout", "2", "--request-timeout", "30"]
+    assert serve.main([*argv, "--max-connections", "7"]) == 0
+    options = seen["options"]
+    assert (options.api_key, options.body_timeout_s, options.request_timeout_s) == ("s3cret", 2.0, 30.0)
+    assert seen["max_connections"] == 7
+    assert serve.main(["--checkpoint", "ckpt"]) == 0 and seen["options"] == ServerOptions()
 
 
 @pytest.mark.unit
