@@ -32,6 +32,7 @@ from helpers.lm.engine import (  # noqa: E402
     kv_cache_waste,
     measured_cache_bytes,
 )
+from helpers.lm.paged import BLOCK, BlockPool, PagedEngine, usage_summary  # noqa: E402
 from helpers.lm.sampling import InvalidParams, SamplingParams, StopMatcher, choose_tokens  # noqa: E402
 from helpers.lm.step_variants import StepVariant, window_length  # noqa: E402
 from helpers.lm.train import load_model  # noqa: E402
@@ -423,3 +424,112 @@ def test_the_engine_says_where_its_time_goes(trained, functions):
         assert row["decode_ms_per_step"] > 0 and row["total_ms_per_step"] >= row["decode_ms_per_step"]
         named = ("decode", "prefill", "sample", "engine_other", "load_generator")
         assert row["total_ms_per_step"] == pytest.approx(sum(row[f"{p}_ms_per_step"] for p in named))
+
+
+# ---- paged KV cache -------------------------------------------------------------------------
+
+
+def paged_engine(trained, blocks, rows=4):
+    model, tokenizer = trained
+    return PagedEngine(model, tokenizer, rows=rows, blocks=blocks)
+
+
+def serve(eng, prompts, max_tokens, temperature=0.0, cancel_after=None):
+    """Run requests to the end (cancelling request ``cancel_after[0]`` after ``cancel_after[1]`` steps)."""
+    reqs = [
+        eng.submit(
+            Request(
+                eng.tokenizer.encode(p), SamplingParams(max_tokens=n, temperature=temperature, seed=i, ignore_eos=True)
+            )
+        )
+        for i, (p, n) in enumerate(zip(prompts, max_tokens))
+    ]
+    steps = 0
+    while eng.step():
+        steps += 1
+        if cancel_after and steps == cancel_after[1]:
+            eng.cancel(reqs[cancel_after[0]])
+    return reqs
+
+
+def all_returned(eng):
+    pool = eng.pool
+    return sorted(pool.free) == list(range(1, pool.blocks)) and not pool.tables.any() and not pool.held.any()
+
+
+@pytest.mark.unit
+def test_block_pool_allocates_as_a_sequence_grows_and_frees_at_the_end():
+    pool = BlockPool(blocks=6, rows=2, max_len=64)  # 5 blocks to hand out (0 is the null block), 4 per sequence at most
+    assert pool.grow(0, 1) and list(pool.tables[0]) == [1, 0, 0, 0]
+    assert pool.grow(0, 16) and pool.held[0] == 1  # still one block
+    assert pool.grow(0, 17) and list(pool.tables[0]) == [1, 2, 0, 0]
+    assert pool.grow(1, 40) and list(pool.tables[1]) == [3, 4, 5, 0] and pool.used == 5
+    assert not pool.grow(0, 33) and pool.held[0] == 2  # none free: nothing allocated
+    assert list(pool.slot_mapping(0, 40)) == [1] * 16 + [2] * 16 + [0] * 8  # beyond its blocks: the null block
+    pool.release(1)
+    assert list(pool.free) == [3, 4, 5] and pool.used == 2 and pool.grow(0, 64) and list(pool.tables[0]) == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="cannot hold one sequence"):
+        BlockPool(blocks=4, rows=1, max_len=64)
+
+
+@pytest.mark.slow
+@pytest.mark.unit
+def test_paged_decode_gives_the_tokens_of_the_contiguous_engine_and_of_the_full_forward_pass(trained, functions):
+    model, tokenizer = trained
+    prompts, lengths = ["春", "月明", "山", "江水", "秋風", "", "雲", "夜"], [20, 23, 26, 29, 32, 35, 38, 41]
+    enough = 8 * -(-model.config.max_len // BLOCK) + 1  # a whole context for each of 8 rows, and the null block
+    for temperature in (1.0, 0.0):  # sampled with fixed seeds, then greedy
+        ours = [r.output_ids for r in serve(engine(trained, functions), prompts, lengths, temperature)]
+        for blocks, rows in ((enough, 8), (6, 4)):  # enough blocks; so few that sequences are preempted
+            eng = paged_engine(trained, blocks, rows)
+            assert [r.output_ids for r in serve(eng, prompts, lengths, temperature)] == ours, (temperature, blocks)
+            assert (eng.stats["preempted"] > 0) == (blocks < enough) and all_returned(eng)
+    for prompt, out in zip(prompts[:3], ours[:3]):  # greedy: each token is the argmax of the full forward pass
+        seq = tokenizer.encode(prompt)
+        for _ in range(len(out)):
+            seq.append(int(np.argmax(np.asarray(model(np.array([seq], np.int32)))[0, -1])))
+        assert seq[-len(out) :] == out
+
+
+@pytest.mark.unit
+def test_paged_admission_waits_for_free_blocks_and_every_block_comes_back(trained):
+    prompt = "春風花月山水雲天江雨夜秋日人心歸"  # 17 tokens with <bos>: two blocks from the start
+    eng = paged_engine(trained, blocks=5, rows=4)  # 4 blocks: two such requests
+    reqs = [
+        eng.submit(Request(eng.tokenizer.encode(prompt), SamplingParams(max_tokens=n, ignore_eos=True, seed=0)))
+        for n in (4, 10, 10)
+    ]
+    eng.step()
+    assert [r.slot is not None for r in reqs] == [True, True, False] and eng.load()["waiting"] == 1
+    assert eng.pool.used == 4 and not eng.pool.free  # rows are free, blocks are not: the third waits
+    for _ in range(3):
+        eng.step()
+    assert reqs[0].finish_reason == "length" and reqs[2].slot is not None  # the first's blocks let the third in
+    eng.run_until_idle()
+    assert all(r.finish_reason == "length" for r in reqs) and eng.stats["preempted"] == 0 and all_returned(eng)
+    # cancelled while running and while waiting: their blocks come back too
+    reqs = serve(eng, [prompt] * 3, [10, 10, 10], cancel_after=(0, 2))
+    assert [r.finish_reason for r in reqs] == ["abort", "length", "length"] and all_returned(eng)
+    waiting = serve(eng, [prompt] * 3, [10, 10, 10], cancel_after=(2, 1))
+    assert waiting[2].finish_reason == "abort" and not waiting[2].output_ids and all_returned(eng)
+
+
+@pytest.mark.unit
+def test_unused_share_of_the_reserved_cache_on_a_made_up_workload(trained, functions):
+    """Two requests of known lengths: the engines' counters equal the shares computed by hand."""
+    model, _ = trained
+    max_len, prompts, max_tokens = model.config.max_len, ["春", "月明"], [5, 20]  # prompts of 2 and 3 tokens
+    # decode steps run while a request has tokens left; a step reads position + 1 positions of each running one
+    cached = reserved = in_flight = 0
+    steps = max(max_tokens) - 1
+    for k in range(steps):
+        for p, n in zip((2, 3), max_tokens):
+            if k < n - 1:
+                cached, reserved, in_flight = cached + p + k + 1, reserved + -(-(p + k + 1) // 16) * 16, in_flight + 1
+    contiguous, paged = engine(trained, functions), paged_engine(trained, blocks=9)
+    for eng, expect in ((contiguous, in_flight * max_len), (paged, reserved)):
+        serve(eng, prompts, max_tokens)
+        assert dict(eng.usage) == {"in_flight": in_flight, "cached": cached, "reserved": expect}
+        summary = usage_summary({**eng.usage, "in_flight_steps": steps})
+        assert summary["unused_share"] == pytest.approx(1 - cached / expect)
+        assert summary["in_flight"] == pytest.approx(in_flight / steps)

@@ -158,6 +158,7 @@ PARAMETERS: dict[str, Any] = {
     "decode_lengths": _list(int, 1, 8),
     "requests_per_stream": _range(int, 1, 1000),
     "streams": _range(int, 1, 1024),
+    "paged_streams": _list(int, 2, 2),  # llm_serving: streams of the paged-cache comparison, increasing
     # trends_challenges
     "widths": _list(float, 3, 8),
     "train_sizes": _list(int, 3, 8),
@@ -325,7 +326,11 @@ RULES: dict[str, tuple[Callable, ...]] = {
     "serving": (_serving_lists, _port),
     "language_model": (_shapes_fit,),
     "decoding": (_decoding_values,),
-    "llm_serving": (lambda p: _levels("concurrency_levels", p.concurrency_levels), _port),
+    "llm_serving": (
+        lambda p: _levels("concurrency_levels", p.concurrency_levels),
+        lambda p: _levels("paged_streams", p.paged_streams),
+        _port,
+    ),
     "distributed_serving": (_distributed_runs, _port),
     "trends_challenges": (_sweep_is_a_sweep,),
     "faq": (_distinct_backends,),

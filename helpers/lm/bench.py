@@ -204,6 +204,7 @@ def run_load(
         in_flight += 1
 
     engine.timings.clear()
+    engine.usage.clear()
     steps_before = engine.stats["steps"]
     start = time.perf_counter()
     while pending or in_flight:

@@ -2,10 +2,9 @@
 
 **KV cache.** For every layer, keys and values of shape (slots, heads, max_len, head_dim), allocated
 once and written in place (see :mod:`helpers.lm.compiled`). A sequence owns one slot from its
-prefill to its last token; its token at position ``t`` writes its key and value at ``[slot, :, t]``. Memory per token is ``2 * n_layers * d_model`` numbers
-(:func:`kv_cache_bytes`), whatever the sequence's length: a slot reserves ``max_len`` positions,
-and whatever a request does not use is wasted (:func:`kv_cache_waste`) — the problem vLLM's
-PagedAttention solves by handing out the cache in small blocks.
+prefill to its last token; its token at position ``t`` writes its key and value at ``[slot, :, t]``.
+A slot reserves ``max_len`` positions, and whatever a request does not use is wasted
+(:func:`kv_cache_waste`): :mod:`helpers.lm.paged` hands the cache out in blocks instead, as vLLM does.
 
 **Compiled functions, fixed shapes.** ``decode`` takes (slots,) tokens and (slots,) positions and
 the cache, and returns (slots, vocab) logits and the new cache: one shape, traced once (called
@@ -108,15 +107,17 @@ class Request:
         return self.finish_reason is not None
 
 
-def prefill_function(model: PoetLM) -> Callable:
+def prefill_function(model: PoetLM, block: int = 0) -> Callable:
     """``prefill(tokens, last, slot, cache)``: run a padded prompt (1, n) and write its keys and values
-    at ``[slot, :, :n]`` of the cache; returns the logits at position ``last`` and the cache."""
+    at ``[slot, :, :n]`` of the cache; returns the logits at position ``last`` and the cache. With
+    ``block`` > 0 the cache is paged and ``slot`` is the block of each of the n positions (:mod:`helpers.lm.paged`)."""
     layers, heads = model.config.n_layers, model.config.n_heads
 
     def prefill(tokens, last, slot, cache):
         logits, kv = model.prefill(tokens)
-        n = tokens.shape[1]
-        index = cache_index(ops.full((n,), slot, dtype="int32"), ops.arange(n, dtype="int32"), heads)
+        n, at = tokens.shape[1], ops.arange(tokens.shape[1], dtype="int32")
+        rows, cols = (slot, at % block) if block else (ops.full((n,), slot, dtype="int32"), at)
+        index = cache_index(rows, cols, heads)
         out = []
         for i in range(layers):  # keys and values (1, n, H, Dh) go to [slot, :, :n]
             out.append(compiled.write_rows(cache[2 * i], index, kv[i][0][0]))
@@ -138,12 +139,13 @@ class DecodeFunctions:
 
     #: True in a subclass that measures the cache written functionally, a copy every step (nothing donated)
     copies_cache = False
+    block = 0  # positions per block of a paged cache (:mod:`helpers.lm.paged`); 0: one contiguous slot per sequence
 
     def __init__(self, model: PoetLM, slots: int):
         self.model, self.slots, self.config = model, slots, model.config
         self.in_place = compiled.in_place() and not self.copies_cache
         self._step = None  # the decode step's trace, looked up once
-        prefill = prefill_function(model)
+        prefill = prefill_function(model, self.block)
         if self.in_place:  # variables, captured by the compiled functions, which return the logits only
             # (captured rather than passed: TensorFlow matches every argument against the traces on
             # each call, and for variables that costs about as much as the step itself at one slot)
@@ -237,9 +239,7 @@ class Engine:
         if slots < 1:
             raise ValueError(f"slots must be at least 1, got {slots}")
         self.model, self.tokenizer, self.scheduler, self.clock = model, tokenizer, scheduler, clock
-        self.slots = slots
-        self.max_len = model.config.max_len
-        self.max_waiting = max_waiting
+        self.slots, self.max_len, self.max_waiting = slots, model.config.max_len, max_waiting
         self.fns = functions if functions is not None and functions.slots == slots else DecodeFunctions(model, slots)
         self.cache = self.fns.new_cache()
         self.active: list[Request | None] = [None] * slots
@@ -257,6 +257,8 @@ class Engine:
         #: seconds spent in each part of the steps: prefill (the compiled prefill and its logits back on the
         #: host), decode (the compiled step and its logits back), sample (choosing tokens), step (everything)
         self.timings = collections.Counter()
+        #: summed over decode steps: sequences in flight, cache positions they read, positions reserved for them
+        self.usage = collections.Counter()
 
     # ---- requests in and out ----------------------------------------------------------------
 
@@ -299,13 +301,8 @@ class Engine:
     def load(self) -> dict:
         """Running and waiting requests, and counters."""
         with self._lock:
-            return {
-                "running": sum(r is not None for r in self.active),
-                "waiting": len(self.waiting),
-                "slots": self.slots,
-                "scheduler": self.scheduler,
-                **self.stats,
-            }
+            state = {"running": sum(r is not None for r in self.active), "waiting": len(self.waiting)}
+            return {**state, "slots": self.slots, "scheduler": self.scheduler, **self.stats}
 
     # ---- one step ----------------------------------------------------------------------------
 
@@ -342,7 +339,7 @@ class Engine:
             self._emit(request)
 
     def _prefill(self, request: Request, slot: int) -> None:
-        ids = request.prompt_ids
+        ids = request.prompt_ids + request.output_ids  # its output too when it resumes after a preemption
         padded = np.zeros((1, bucket_length(len(ids), self.max_len)), np.int32)
         padded[0, : len(ids)] = ids
         start = time.perf_counter()
@@ -393,6 +390,8 @@ class Engine:
         running = [r for r in self.active if r is not None]
         if not running:
             return bool(gone or waiting_gone)
+        cached = int(sum(self.positions[r.slot] + 1 for r in running))
+        self.usage.update(in_flight=len(running), cached=cached, reserved=self.reserved_positions())
         tokens = np.where([r is not None for r in self.active], self.next_tokens, CharTokenizer.PAD).astype(np.int32)
         positions = np.where([r is not None for r in self.active], self.positions, 0).astype(np.int32)
         decoding = time.perf_counter()
@@ -413,6 +412,10 @@ class Engine:
             self.next_tokens[s] = token
             self._accept(request, int(token), now)
         return True
+
+    def reserved_positions(self) -> int:
+        """Cache positions reserved for the running sequences: the whole context each."""
+        return sum(r is not None for r in self.active) * self.max_len
 
     def run_until_idle(self) -> None:
         while self.step():

@@ -103,6 +103,17 @@ def cache_index(slots, positions, n_heads: int):
     return ops.stack([rows, heads, cols], axis=-1)
 
 
+def read_blocks(pool, tables):
+    """A paged cache read through block tables: pool (blocks, H, B, Dh), tables (S, n) -> (S, H, n * B, Dh).
+
+    Row s gets its blocks ``tables[s]`` in order, so its position p is at ``[s, :, p]``: the layout
+    of a contiguous cache, gathered (a copy of every row's n blocks) for :func:`attend_one`.
+    """
+    s, n = tables.shape
+    blocks = ops.take(pool, tables, axis=0)  # (S, n, H, B, Dh)
+    return ops.reshape(ops.transpose(blocks, (0, 2, 1, 3, 4)), (s, pool.shape[1], n * pool.shape[2], pool.shape[3]))
+
+
 def causal_mask(tq: int, tk: int | None = None):
     """(1, 1, tq, tk) booleans: query i may see keys 0..i (+ tk - tq when the keys are longer)."""
     tk = tk or tq
@@ -279,20 +290,29 @@ class PoetLM(keras.Model):
             x = block.mlp(x + block.attn.merge(attention(q, k, v, causal_mask(t))))
         return self.logits(x), kv
 
-    def decode(self, tokens, positions, cache, window: int | None = None):
+    def decode(self, tokens, positions, cache, window: int | None = None, tables=None):
         """One step for S slots: tokens (S,) at positions (S,), cache a list of 2 * n_layers buffers.
 
         Each cache buffer is (S, H, max_len, Dh) (keys then values, layer by layer). The new key
         and value of slot s are written at ``[s, :, positions[s]]`` (in place where the buffers are
         variables: :func:`helpers.lm.compiled.write_rows`); slot s then attends to its cached
         positions ``0..positions[s]``. Only the first ``window`` positions are read (default: all);
-        every position must be below it. Returns logits (S, V) and the updated cache.
+        every position must be below it. With block ``tables`` (S, n) the cache is paged
+        (:mod:`helpers.lm.paged`): each buffer is a pool of (blocks, H, B, Dh), position p of row s
+        lives at ``[tables[s, p // B], :, p % B]``, and attention reads the row's blocks through its
+        table (:func:`read_blocks`). Returns logits (S, V) and the updated cache.
         """
         s, h = tokens.shape[0], self.config.n_heads
-        window = window or cache[0].shape[2]
         positions = ops.cast(positions, "int32")
+        if tables is None:
+            window = window or cache[0].shape[2]
+            rows, cols, read = ops.arange(s, dtype="int32"), positions, lambda b: compiled.leading(b, window)
+        else:
+            size = cache[0].shape[2]
+            rows = ops.take_along_axis(tables, ops.expand_dims(positions // size, 1), axis=1)[:, 0]
+            cols, window, read = positions % size, tables.shape[1] * size, lambda b: read_blocks(b, tables)
         x = self.embed(tokens, positions)  # (S, d)
-        index = cache_index(ops.arange(s, dtype="int32"), positions, h)  # (S, H, 3): where to write
+        index = cache_index(rows, cols, h)  # (S, H, 3): where to write
         visible = ops.reshape(ops.arange(window, dtype="int32")[None, :] <= positions[:, None], (s, 1, window))
         new_cache = []
         for i, block in enumerate(self.blocks):
@@ -300,8 +320,7 @@ class PoetLM(keras.Model):
             k_cache = compiled.write_rows(cache[2 * i], index, k)
             v_cache = compiled.write_rows(cache[2 * i + 1], index, v)
             new_cache += [k_cache, v_cache]
-            seen = attend_one(q, compiled.leading(k_cache, window), compiled.leading(v_cache, window), visible)
-            x = block.mlp(x + block.attn.merge(seen))
+            x = block.mlp(x + block.attn.merge(attend_one(q, read(k_cache), read(v_cache), visible)))
         return self.logits(x), new_cache
 
     def get_config(self):
