@@ -33,10 +33,11 @@ def _scheduler_rows() -> pd.DataFrame:
 @pytest.mark.unit
 def test_tables_have_headers_in_each_language(toy_data):
     fitted = baselines.fit_baselines(toy_data.train, toy_data.validation, toy_data.tokenizer, toy_data.test)
-    en = chapter.baseline_table(fitted, 2.0, 2.1, "en")
-    zh = chapter.baseline_table(fitted, 2.0, 2.1, "zh")
-    assert en.shape == zh.shape and "test perplexity" in en.columns and "测试集困惑度" in zh.columns
-    assert en.iloc[-1]["test perplexity"] == pytest.approx(np.exp(2.1), abs=0.05)
+    scores = {**{k: b.test for k, b in fitted.items()}, "transformer": {**fitted["unigram"].test, "characters": 2.1}}
+    en, zh = chapter.baseline_table(scores, "en"), chapter.baseline_table(scores, "zh")
+    assert en.shape == zh.shape == (5, 5) and "perplexity per character" in en.columns and "每字困惑度" in zh.columns
+    assert en.iloc[-1]["perplexity per character"] == pytest.approx(np.exp(2.1), abs=0.5)
+    assert list(zh.index) == [chapter.MODEL_NAMES[k][1] for k in scores]
     view = chapter.scheduler_view(_scheduler_rows(), "zh")
     assert view.index.names == ["并发流", "调度方式"] and "连续批处理" in view.index.get_level_values(1)
     assert list(chapter.scheduler_view(_scheduler_rows(), "en").columns)[0] == "output tok/s"
@@ -76,8 +77,9 @@ def test_sizes_and_words_read_well():
 
 @pytest.mark.unit
 def test_the_bigram_writes_poems_that_end(toy_data):
-    texts = baselines.bigram_poems(toy_data.train, toy_data.tokenizer, 5, seed=0, max_len=64)
-    again = baselines.bigram_poems(toy_data.train, toy_data.tokenizer, 5, seed=0, max_len=64)
+    bigram = baselines.fit_baselines(toy_data.train, toy_data.validation, toy_data.tokenizer)["bigram_interpolated"]
+    texts = baselines.bigram_poems(bigram.model, toy_data.tokenizer, 5, seed=0, max_len=64)
+    again = baselines.bigram_poems(bigram.model, toy_data.tokenizer, 5, seed=0, max_len=64)
     assert texts == again and len(texts) == 5 and all(texts)
     assert all(set(t) <= set(toy_data.tokenizer.chars) for t in texts)
     assert 0.0 <= form_score(texts) <= 1.0

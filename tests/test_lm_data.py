@@ -139,10 +139,11 @@ def test_corpus_drops_the_flagged_records_and_splits_by_poem(corpus):
     facts = corpus.facts()
     assert facts["records"] == 57_607
     assert facts["doubtful_listed"] == 6_685 and facts["doubtful_dropped"] == 6_680
-    assert facts["poems"] == (
-        facts["records"] - facts["doubtful_dropped"] - facts["duplicates_dropped"] - facts["empty_dropped"]
-    )
-    assert facts["poems"] == 50_216  # measured once; the package version is pinned
+    dropped = ("doubtful_dropped", "duplicates_dropped", "near_duplicates_dropped", "empty_dropped")
+    assert facts["poems"] == facts["records"] - sum(facts[k] for k in dropped)
+    assert (
+        facts["near_duplicates_dropped"] == 2_223 and facts["poems"] == 47_993
+    )  # measured once; the package is pinned
     ids = [set(p.id for p in corpus.split(s)) for s in data.SPLITS]
     assert sum(len(i) for i in ids) == facts["poems"]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
@@ -214,3 +215,28 @@ def test_packing_keeps_poems_whole_and_masks_padding_and_bos():
     # counted targets: every character and <eos>, never padding or a <bos>
     assert packed.tokens == sum(len(p.text) + 1 for p in poems if len(p.text) + 2 <= 10)
     assert not np.any(packed.mask[packed.targets == CharTokenizer.BOS])
+
+
+@pytest.mark.unit
+def test_near_duplicates_are_found_before_the_split():
+    texts = [
+        "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。",
+        "床前明月光疑是地上霜舉頭望明月低頭思故鄉",  # the same without punctuation
+        "床前看月光，疑是地上霜。舉頭望山月，低頭思故鄉。",  # a variant: 2 of its 4 lines are the first poem's
+        "春眠不覺曉，處處聞啼鳥。夜來風雨聲，花落知多少。",  # another poem
+        "舉頭望明月，低頭思故鄉。",  # an excerpt: both lines are the first poem's
+        "春眠不覺曉，江上一孤舟。獨釣寒江雪，千山鳥飛絕。",  # 1 line of 4 shared: a poem of its own
+        "床前明月光，花落知多少，江上一孤舟。",  # a third of its lines in each of three poems: its own
+    ]
+    assert data.near_duplicates(texts) == [False, True, True, False, True, False, False]
+    assert data.near_duplicates(texts, share=0.75) == [False, True, False, False, True, False, False]
+
+
+@pytest.mark.unit
+def test_held_out_poems_get_a_row_each():
+    tok = CharTokenizer.fit(["春風花月夜，"], min_count=1)
+    poems = [Poem(str(i), "", "", t) for i, t in enumerate(["春風，", "花月夜，", "春" * 30, "風，"])]
+    rows = data.pack(poems, tok, seq_len=9, seed=0, one_per_row=True)
+    assert rows.poems == 3 and rows.dropped == 1 and rows.rows.shape == (3, 6)  # as wide as the longest poem kept
+    assert np.all(rows.rows[:, 0] == CharTokenizer.BOS) and np.all((rows.rows == CharTokenizer.EOS).sum(axis=1) == 1)
+    assert rows.tokens == (3 + 1) + (4 + 1) + (2 + 1)  # characters and <eos>

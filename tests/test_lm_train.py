@@ -19,7 +19,7 @@ env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), 0)
 import lm_toy as toy  # noqa: E402
 
 from helpers.lm import baselines, compiled, scaling  # noqa: E402
-from helpers.lm.data import CharTokenizer  # noqa: E402
+from helpers.lm.data import CharTokenizer, Packed  # noqa: E402
 from helpers.lm.model import ModelConfig  # noqa: E402
 from helpers.lm.train import Scorer, TrainConfig, WarmupCosine, batch_indices, load_model, prepare, train  # noqa: E402
 
@@ -106,31 +106,80 @@ def test_a_checkpoint_of_another_run_is_refused(data, tmp_path):
 
 
 @pytest.mark.unit
-def test_baselines_score_the_same_targets_and_bigram_beats_unigram(data):
+def test_baselines_score_the_same_targets_by_kind(data):
     fitted = baselines.fit_baselines(data.train, data.validation, data.tokenizer, data.test)
+    assert list(fitted) == list(baselines.NAMES)
     uni, bi = fitted["unigram"], fitted["bigram_interpolated"]
-    assert bi.validation < uni.validation  # the toy poems have a strong bigram structure
+    assert bi.test["characters"] < uni.test["characters"]  # the toy poems have a strong bigram structure
     assert bi.smoothing in baselines.LAMBDA_GRID and uni.smoothing in baselines.K_GRID
-    # the targets the baselines score are those the transformer's loss counts
-    prev, nxt = baselines.pairs(data.validation)
-    assert len(nxt) == data.validation.tokens
-    assert not np.any(nxt == CharTokenizer.PAD) and not np.any(nxt == CharTokenizer.BOS)
-    table = baselines.baseline_table(fitted)
-    assert list(table["model"]) == ["unigram", "bigram_interpolated", "bigram_add_k"]
+    assert fitted["kn_trigram"].smoothing is None and set(uni.test) == {*baselines.KINDS, "all"}
+    assert baselines.best_on_characters(fitted).kind != "unigram"  # chosen on validation
+    # the targets the baselines score are those the transformer's loss counts, split into three kinds
+    w = baselines.targets(data.test)
+    assert len(w) == data.test.tokens and len(baselines.histories(data.test)[2]) == len(w)
+    assert not np.any(w == CharTokenizer.PAD) and not np.any(w == CharTokenizer.BOS)
+    kinds = baselines.kinds(w, data.tokenizer)
+    assert sum(m.astype(int) for m in kinds.values()).tolist() == [1] * len(w)  # each target in exactly one kind
+    assert kinds["eos"].sum() == data.test.poems and {data.tokenizer.itos[i] for i in w[kinds["punctuation"]]} == {
+        "，",
+        "。",
+    }
+    nll = np.arange(len(w), dtype=float)
+    split = baselines.by_kind(w, nll, data.tokenizer)
+    assert split["eos"] == pytest.approx(nll[w == CharTokenizer.EOS].mean()) and split["all"] == pytest.approx(
+        nll.mean()
+    )
 
 
 @pytest.mark.unit
-def test_bigram_probabilities_sum_to_one(data):
-    counts = baselines.CountModel.fit(data.train, data.tokenizer.vocab_size)
-    v = data.tokenizer.vocab_size
-    targets = np.array([i for i in range(v) if i not in (CharTokenizer.PAD, CharTokenizer.BOS)])
-    for kind, value in (("bigram_interpolated", 0.8), ("bigram_add_k", 0.1)):
-        for prev in (CharTokenizer.BOS, 5):
-            from helpers.lm.data import Packed
+def test_held_out_poems_start_fresh_and_contexts_stay_in_their_poem(data):
+    rows = data.test.rows
+    assert np.all(rows[:, 0] == CharTokenizer.BOS) and np.all((rows == CharTokenizer.BOS).sum(axis=1) == 1)
+    assert np.all((rows == CharTokenizer.EOS).sum(axis=1) == 1)  # one poem a row
+    packed = Packed(np.array([[1, 5, 6, 2, 1, 7, 8, 2, 0]]), 2, 0)  # two poems in one training row
+    h2, h1, w = baselines.histories(packed)
+    assert w.tolist() == [5, 6, 2, 7, 8, 2]
+    assert h1.tolist() == [1, 5, 6, 1, 7, 8] and h2.tolist() == [1, 1, 5, 1, 1, 7]  # never the other poem's tokens
 
-            rows = np.stack([np.array([prev, t]) for t in targets]).astype(np.int32)
-            p = np.exp(-np.array([counts.cross_entropy(Packed(r[None], 1, 0), kind, value) for r in rows]))
-            assert p.sum() == pytest.approx(1.0, abs=1e-9)
+
+def _every_target(model, vocab_size, h2, h1):
+    w = np.array([i for i in range(vocab_size) if i not in (CharTokenizer.PAD, CharTokenizer.BOS)])
+    return model.prob(np.full(len(w), h2), np.full(len(w), h1), w)
+
+
+@pytest.mark.unit
+def test_every_baseline_sums_to_one_over_the_vocabulary(data):
+    v = data.tokenizer.vocab_size
+    fitted = baselines.fit_baselines(data.train, data.validation, data.tokenizer)
+    for b in fitted.values():
+        for h2, h1 in ((1, 1), (1, 5), (5, 6), (7, 7), (2, 3), (v - 1, 4)):  # seen, unseen and odd contexts
+            assert _every_target(b.model, v, h2, h1).sum() == pytest.approx(1.0, abs=1e-9), (b.kind, h2, h1)
+
+
+@pytest.mark.unit
+def test_kneser_ney_by_hand():
+    """Two poems, AB and AC (ids: A 4, B 5, C 6; <bos> 1, <eos> 2; V = 7, so 5 possible targets)."""
+    rows = Packed(np.array([[1, 4, 5, 2], [1, 4, 6, 2]]), 2, 0)
+    kn = baselines.KneserNey(rows, 7, order=2)
+    # bigram counts: <bos>A 2, AB 1, AC 1, B<eos> 1, C<eos> 1: n1 = 4, n2 = 1, D2 = 4 / 6
+    # continuation counts N(. w): A 1 (after <bos>), B 1, C 1, <eos> 2 (after B and C): n1 = 3, n2 = 1, D1 = 3 / 5
+    assert kn.discounts == pytest.approx([3 / 5, 4 / 6])
+    d1, d2 = 3 / 5, 4 / 6
+    uni = {w: (max(n - d1, 0) + d1 * 4 * 1 / 5) / 5 for w, n in ((4, 1), (5, 1), (6, 1), (2, 2), (3, 0))}
+    assert sum(uni.values()) == pytest.approx(1.0)
+    p = kn.prob(np.array([1, 1, 1]), np.array([4, 4, 6]), np.array([5, 2, 2]))
+    # after A (seen twice, followed by 2 distinct): p(B | A) = (1 - D2 + 2 D2 p1(B)) / 2
+    assert p[0] == pytest.approx((1 - d2 + 2 * d2 * uni[5]) / 2)
+    assert p[1] == pytest.approx((0 + 2 * d2 * uni[2]) / 2)  # <eos> never seen after A
+    assert p[2] == pytest.approx(1 - d2 + d2 * uni[2])  # C is always followed by <eos>
+    tri = baselines.KneserNey(rows, 7, order=3)
+    # trigram counts: (<bos> <bos> A) 2, (<bos> A B), (<bos> A C), (A B <eos>), (A C <eos>) 1 each: D3 = 4 / 6;
+    # the bigrams' continuation counts are then all 1 (one token before each), so D2 = 1 and p2(B | A) = p1(B)
+    assert tri.discounts == pytest.approx([3 / 5, 1.0, 4 / 6])
+    d3 = 4 / 6
+    p2 = tri.prob(np.array([1]), np.array([4]), np.array([5]))
+    lower = uni[5]
+    assert p2[0] == pytest.approx((1 - d3 + 2 * d3 * lower) / 2)
 
 
 @pytest.mark.slow

@@ -3,9 +3,11 @@
 The modules, in the order the chapter uses them (each imports Keras only where it needs it):
 
 * :mod:`helpers.lm.data` — the 全唐诗 from npm ``chinese-poetry@2.0.1``: verified fetch and cache,
-  doubtful records dropped, split by poem, the form test (:func:`~helpers.lm.data.poem_form`,
-  :func:`~helpers.lm.data.form_score`), the character tokenizer and packed training rows;
-* :mod:`helpers.lm.baselines` — unigram and smoothed bigram models fitted by counting;
+  doubtful records and near-duplicates dropped, split by poem, the form test (:func:`~helpers.lm.data.poem_form`,
+  :func:`~helpers.lm.data.form_score`), the character tokenizer, packed training rows and one
+  held-out poem a row;
+* :mod:`helpers.lm.baselines` — unigram, interpolated bigram and Kneser–Ney models fitted by
+  counting, and cross-entropy split into characters, punctuation and ``<eos>``;
 * :mod:`helpers.lm.model` — the decoder-only transformer (Keras 3, ``keras.ops`` only), its NumPy
   attention reference and parameter counts;
 * :mod:`helpers.lm.train` — AdamW with warm-up and cosine decay, learning curve, checkpoints and

@@ -1,22 +1,24 @@
-"""Counting baselines: unigram and smoothed bigram models of the same token stream the transformer sees.
+"""Counting baselines, scored on exactly the targets the transformer is scored on.
 
-Both are fitted by counting on the training rows and scored on exactly the targets the
-transformer is scored on (:attr:`helpers.lm.data.Packed.mask`: every character and ``<eos>``, the
-condition of the first character being ``<bos>``), so their cross-entropies in nats per token are
-directly comparable with :class:`helpers.lm.train.Scorer`'s.
+Each model gives ``p(w | h2, h1)``, the probability of target ``w`` after the two tokens before it
+(:func:`histories`), fitted by counting the training rows' targets (:attr:`helpers.lm.data.Packed.mask`:
+every character, punctuation mark and ``<eos>``). A context never reaches into another poem: before
+a poem's first character it is ``<bos>`` (twice, for the trigram).
 
 * unigram, add-k: ``p(w) = (c(w) + k) / (N + k V)``;
 * bigram, interpolated (Jelinek–Mercer): ``p(w | v) = λ c(v, w) / c(v) + (1 - λ) p_uni(w)``;
-* bigram, add-k: ``p(w | v) = (c(v, w) + k) / (c(v) + k V)``.
+* Kneser–Ney bigram and trigram, interpolated, one absolute discount per order
+  ``D = n1 / (n1 + 2 n2)`` (Chen and Goodman, 1999), see :class:`KneserNey`.
 
-``V`` counts the tokens that can be targets (every id but ``<pad>`` and ``<bos>``). The smoothing
-constant (k or λ) of each is chosen on the validation rows from a grid; :func:`fit_baselines`
-returns the best of each kind.
+``V`` counts the tokens that can be targets (every id but ``<pad>`` and ``<bos>``). The unigram's k
+and the bigram's λ are chosen from a grid to minimise the cross-entropy per character on the
+validation poems; Kneser–Ney's discounts come from the training counts alone. :func:`by_kind`
+splits a model's losses into characters (``<unk>`` included), punctuation and ``<eos>``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,120 +26,189 @@ from helpers.lm.data import CharTokenizer, Packed
 
 K_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 LAMBDA_GRID = tuple(np.round(np.arange(0.5, 1.0, 0.025), 3))
+KINDS = ("characters", "punctuation", "eos")
+BOS = CharTokenizer.BOS
 
 
-def pairs(packed: Packed) -> tuple[np.ndarray, np.ndarray]:
-    """(previous token, target) for every counted target of ``packed``."""
+def histories(packed: Packed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(h2, h1, w)``: the two tokens before each counted target and the target, flat, row by row."""
+    x = packed.inputs.astype(np.int64)
+    before = np.concatenate([np.full((len(x), 1), BOS), x[:, :-1]], axis=1)
+    h2 = np.where(x == BOS, BOS, before)  # a poem's first character: (<bos>, <bos>)
     keep = packed.mask.astype(bool)
-    return packed.inputs[keep].astype(np.int64), packed.targets[keep].astype(np.int64)
+    return h2[keep], x[keep], packed.targets[keep].astype(np.int64)
 
 
-@dataclass
-class CountModel:
-    """Unigram and bigram counts of a training stream over a vocabulary of ``vocab_size`` ids."""
+def targets(packed: Packed) -> np.ndarray:
+    """The counted targets of ``packed``, flat, in the order of :func:`histories` and ``nll[packed.mask > 0]``."""
+    return packed.targets[packed.mask.astype(bool)].astype(np.int64)
 
-    vocab_size: int
-    unigram: np.ndarray  # (V,) target counts
-    bigram_keys: np.ndarray  # sorted prev * V + next
-    bigram_counts: np.ndarray
-    context_counts: np.ndarray  # (V,) how often each id is a condition
+
+def kinds(w: np.ndarray, tokenizer: CharTokenizer) -> dict[str, np.ndarray]:
+    """Masks of ``w`` by kind: characters (``<unk>`` too), punctuation (any other symbol), ``<eos>``."""
+    symbol = np.array([i >= len(CharTokenizer.SPECIALS) and not s.isalnum() for i, s in enumerate(tokenizer.itos)])
+    eos = w == CharTokenizer.EOS
+    return {"characters": ~symbol[w] & ~eos, "punctuation": symbol[w], "eos": eos}
+
+
+def by_kind(w: np.ndarray, nll: np.ndarray, tokenizer: CharTokenizer) -> dict[str, float]:
+    """Mean nats per target of each kind of ``w`` (nan where none), and over ``all`` of them."""
+    out = {k: float(nll[m].mean()) if m.any() else float("nan") for k, m in kinds(w, tokenizer).items()}
+    return {**out, "all": float(nll.mean())}
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``values`` at ``query`` in the sorted ``keys``, 0 where a query is absent."""
+    at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return np.where(keys[at] == query, values[at], 0)
+
+
+@dataclass(frozen=True)
+class Unigram:
+    """Add-k unigram: ``(c(w) + k) / (N + k V)``."""
+
+    counts: np.ndarray  # (vocab,) target counts
+    k: float = 1.0
 
     @classmethod
-    def fit(cls, packed: Packed, vocab_size: int) -> CountModel:
-        prev, nxt = pairs(packed)
-        keys, counts = np.unique(prev * vocab_size + nxt, return_counts=True)
-        return cls(
-            vocab_size,
-            np.bincount(nxt, minlength=vocab_size).astype(np.float64),
-            keys,
-            counts.astype(np.float64),
-            np.bincount(prev, minlength=vocab_size).astype(np.float64),
-        )
+    def fit(cls, train: Packed, vocab_size: int) -> Unigram:
+        return cls(np.bincount(histories(train)[2], minlength=vocab_size).astype(np.float64))
+
+    def prob(self, h2, h1, w) -> np.ndarray:
+        return (self.counts[w] + self.k) / (self.counts.sum() + self.k * (len(self.counts) - 2))
+
+
+@dataclass(frozen=True)
+class Interpolated:
+    """Jelinek–Mercer bigram: ``λ c(v, w) / c(v) + (1 - λ) p_uni(w)`` (the unigram alone after an unseen ``v``)."""
+
+    unigram: Unigram
+    keys: np.ndarray  # sorted v * vocab + w
+    counts: np.ndarray
+    contexts: np.ndarray  # (vocab,) c(v)
+    lam: float = 0.9
+
+    @classmethod
+    def fit(cls, train: Packed, unigram: Unigram) -> Interpolated:
+        _, v, w = histories(train)
+        keys, counts = np.unique(v * len(unigram.counts) + w, return_counts=True)
+        return cls(unigram, keys, counts.astype(np.float64), np.bincount(v, minlength=len(unigram.counts)) * 1.0)
+
+    def prob(self, h2, h1, w) -> np.ndarray:
+        ctx = self.contexts[h1]
+        ml = _lookup(self.keys, self.counts, h1 * len(self.contexts) + w) / np.maximum(ctx, 1)
+        lam = np.where(ctx > 0, self.lam, 0.0)
+        return lam * ml + (1 - lam) * self.unigram.prob(h2, h1, w)
+
+
+class KneserNey:
+    """Interpolated Kneser–Ney of order 2 or 3 (Chen and Goodman, 1999).
+
+    At order ``k``, with context ``u`` (the ``k - 1`` tokens before ``w``) and ``u'`` (``u`` without its
+    oldest token)::
+
+        p_k(w | u) = (max(c_k(u w) - D_k, 0) + D_k T_k(u) p_{k-1}(w | u')) / c_k(u)
+
+    and ``p_k = p_{k-1}`` where ``c_k(u) = 0``; ``p_0`` is uniform over the ``V`` possible targets.
+    ``c_k`` is the raw count at the highest order and, below it, the *continuation* count: in how
+    many distinct contexts the k-gram follows a token (a character seen after many others is a
+    likely guess after an unseen one; one seen often but only after one other is not).
+    ``c_k(u)`` sums ``c_k(u w)`` over ``w``, ``T_k(u)`` counts the ``w`` with ``c_k(u w) > 0``, and
+    ``D_k = n1 / (n1 + 2 n2)`` from the numbers of k-grams counted once and twice. The discounted
+    mass ``D_k T_k(u) / c_k(u)`` is exactly what the lower order gets, so every ``p_k`` sums to 1.
+    """
+
+    def __init__(self, train: Packed, vocab_size: int, order: int = 3):
+        if order not in (2, 3):
+            raise ValueError(f"order must be 2 or 3, got {order}")
+        self.order, self.vocab_size = order, vocab_size
+        h2, h1, w = histories(train)
+        keys, counts = np.unique((h2 * vocab_size + h1) * vocab_size + w if order == 3 else h1 * vocab_size + w,
+                                 return_counts=True)  # fmt: skip
+        self.levels = []  # order 1 first: (k-gram keys, counts, context keys, c_k(u), T_k(u), D_k)
+        for k in range(order, 0, -1):
+            ctx, first, types = np.unique(keys // vocab_size, return_index=True, return_counts=True)
+            n1, n2 = int((counts == 1).sum()), int((counts == 2).sum())
+            level = (keys, counts, ctx, np.add.reduceat(counts, first), types, n1 / max(n1 + 2 * n2, 1))
+            self.levels.insert(0, level)
+            keys, counts = np.unique(keys % vocab_size ** (k - 1), return_counts=True)  # continuation counts
 
     @property
-    def targets_possible(self) -> int:
-        return self.vocab_size - 2  # every id but <pad> and <bos>
+    def discounts(self) -> list[float]:
+        """``D_k`` of each order, unigram first."""
+        return [level[-1] for level in self.levels]
 
-    def pair_counts(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-        keys = prev * self.vocab_size + nxt
-        at = np.searchsorted(self.bigram_keys, keys)
-        at = np.minimum(at, len(self.bigram_keys) - 1)
-        return np.where(self.bigram_keys[at] == keys, self.bigram_counts[at], 0.0)
+    def prob(self, h2, h1, w) -> np.ndarray:
+        v = self.vocab_size
+        p = np.full(w.shape, 1.0 / (v - 2))
+        for context, (keys, counts, ctx, totals, types, d) in zip((np.zeros_like(w), h1, h2 * v + h1), self.levels):
+            c, total = _lookup(keys, counts, context * v + w), _lookup(ctx, totals, context)
+            seen = total > 0
+            p = np.where(
+                seen, (np.maximum(c - d, 0) + d * _lookup(ctx, types, context) * p) / np.where(seen, total, 1), p
+            )
+        return p
 
-    def unigram_prob(self, nxt: np.ndarray, k: float) -> np.ndarray:
-        return (self.unigram[nxt] + k) / (self.unigram.sum() + k * self.targets_possible)
 
-    def cross_entropy(self, packed: Packed, kind: str, value: float, unigram_k: float = 1.0) -> float:
-        """Nats per counted target of ``packed`` under one smoothed model."""
-        prev, nxt = pairs(packed)
-        if kind == "unigram":
-            p = self.unigram_prob(nxt, value)
-        elif kind == "bigram_interpolated":
-            ctx = self.context_counts[prev]
-            ml = np.divide(self.pair_counts(prev, nxt), ctx, out=np.zeros_like(ctx), where=ctx > 0)
-            lam = np.where(ctx > 0, value, 0.0)
-            p = lam * ml + (1 - lam) * self.unigram_prob(nxt, unigram_k)
-        elif kind == "bigram_add_k":
-            p = (self.pair_counts(prev, nxt) + value) / (self.context_counts[prev] + value * self.targets_possible)
-        else:
-            raise ValueError(f"unknown baseline {kind!r}; choose unigram, bigram_interpolated or bigram_add_k")
-        return float(-np.mean(np.log(p)))
+def nll(model, packed: Packed) -> np.ndarray:
+    """Nats of every counted target of ``packed`` under ``model``, flat (the order of :func:`targets`)."""
+    return -np.log(model.prob(*histories(packed)))
 
 
 @dataclass(frozen=True)
 class Baseline:
-    """One fitted baseline: its kind, the smoothing chosen on validation, and its cross-entropies."""
+    """One fitted baseline: its model, the smoothing chosen on validation (None: none to choose), its scores by kind."""
 
     kind: str
-    smoothing: float
-    validation: float
-    test: float | None
+    model: object
+    smoothing: float | None
+    validation: dict[str, float]
+    test: dict[str, float] | None
+
+
+NAMES = ("unigram", "bigram_interpolated", "kn_bigram", "kn_trigram")
 
 
 def fit_baselines(
     train: Packed, validation: Packed, tokenizer: CharTokenizer, test: Packed | None = None
 ) -> dict[str, Baseline]:
-    """Fit the three baselines, choose each one's smoothing on ``validation``; score on ``test`` too."""
-    counts = CountModel.fit(train, tokenizer.vocab_size)
-    out = {}
-    unigram_k = 1.0
-    for kind, grid in (("unigram", K_GRID), ("bigram_interpolated", LAMBDA_GRID), ("bigram_add_k", K_GRID)):
-        scores = {float(v): counts.cross_entropy(validation, kind, float(v), unigram_k) for v in grid}
-        best = min(scores, key=scores.get)
-        if kind == "unigram":
-            unigram_k = best
-        out[kind] = Baseline(
-            kind, best, scores[best], counts.cross_entropy(test, kind, best, unigram_k) if test is not None else None
-        )
-    return out
+    """The four baselines of :data:`NAMES`; smoothing chosen per character on ``validation``; scored on ``test`` too."""
+    chars = kinds(targets(validation), tokenizer)["characters"]
+
+    def best(make, grid):
+        scores = {float(g): float(nll(make(float(g)), validation)[chars].mean()) for g in grid}
+        return make(min(scores, key=scores.get)), min(scores, key=scores.get)
+
+    unigram, k = best(lambda g: replace(Unigram.fit(train, tokenizer.vocab_size), k=g), K_GRID)
+    counted = Interpolated.fit(train, unigram)
+    bigram, lam = best(lambda g: replace(counted, lam=g), LAMBDA_GRID)
+    models = {
+        "unigram": (unigram, k),
+        "bigram_interpolated": (bigram, lam),
+        "kn_bigram": (KneserNey(train, tokenizer.vocab_size, 2), None),
+        "kn_trigram": (KneserNey(train, tokenizer.vocab_size, 3), None),
+    }
+
+    def scores(model, rows):
+        return by_kind(targets(rows), nll(model, rows), tokenizer) if rows is not None else None
+
+    return {
+        name: Baseline(name, model, value, scores(model, validation), scores(model, test))
+        for name, (model, value) in models.items()
+    }
 
 
-def baseline_table(baselines: dict[str, Baseline]):
-    """The baselines as a pandas table (nats per token and perplexity)."""
-    import pandas as pd
-
-    rows = [
-        {
-            "model": b.kind,
-            "smoothing": b.smoothing,
-            "val_nats": b.validation,
-            "val_perplexity": np.exp(b.validation),
-            "test_nats": b.test,
-            "test_perplexity": np.exp(b.test) if b.test is not None else None,
-        }
-        for b in baselines.values()
-    ]
-    return pd.DataFrame(rows)
+def best_on_characters(fitted: dict[str, Baseline]) -> Baseline:
+    """The baseline with the lowest cross-entropy per character on validation (chosen there, quoted on test)."""
+    return min(fitted.values(), key=lambda b: b.validation["characters"])
 
 
 def bigram_poems(
-    train: Packed,
+    bigram: Interpolated,
     tokenizer: CharTokenizer,
     n: int,
     seed: int = 0,
     temperature: float = 1.0,
-    lam: float = 0.9,
-    unigram_k: float = 1.0,
     max_len: int = 160,
 ) -> list[str]:
     """``n`` texts written by the interpolated bigram, from ``<bos>`` to ``<eos>`` (at most ``max_len`` tokens).
@@ -146,26 +217,15 @@ def bigram_poems(
     counting which character follows which, nothing more. Each text draws with its own seeded
     generator (``seed + i``), from ``p(w | v) ** (1 / temperature)`` renormalised.
     """
-    counts = CountModel.fit(train, tokenizer.vocab_size)
-    size = counts.vocab_size
-    ids = np.arange(size)
-    unigram = counts.unigram_prob(ids, unigram_k)
-    unigram[[CharTokenizer.PAD, CharTokenizer.BOS]] = 0.0  # never targets
+    ids = np.arange(tokenizer.vocab_size)
     texts = []
     for i in range(n):
         rng = np.random.default_rng(seed + i)
         prev, out = CharTokenizer.BOS, []
         for _ in range(max_len - 1):
-            lo, hi = np.searchsorted(counts.bigram_keys, [prev * size, (prev + 1) * size])
-            row = (1 - lam) * unigram
-            if counts.context_counts[prev] > 0:
-                row[counts.bigram_keys[lo:hi] - prev * size] += (
-                    lam * counts.bigram_counts[lo:hi] / counts.context_counts[prev]
-                )
-            else:
-                row = unigram.copy()
-            p = row ** (1.0 / temperature)
-            token = int(rng.choice(size, p=p / p.sum()))
+            p = bigram.prob(ids, np.full_like(ids, prev), ids) ** (1.0 / temperature)
+            p[[CharTokenizer.PAD, CharTokenizer.BOS]] = 0.0  # never targets
+            token = int(rng.choice(len(p), p=p / p.sum()))
             if token == CharTokenizer.EOS:
                 break
             out.append(token)

@@ -104,6 +104,7 @@ def data_table(facts: dict, lm_facts: dict, lang: str) -> pd.DataFrame:
         (("listed as doubtful (error/ folder)", "列为存疑（error/ 文件夹）"), facts["doubtful_listed"]),
         (("  of which dropped from the records", "  其中从记录中删去"), facts["doubtful_dropped"]),
         (("exact duplicates dropped", "删去的完全重复"), facts["duplicates_dropped"]),
+        (("near-duplicates dropped", "删去的近似重复"), facts["near_duplicates_dropped"]),
         (("records without text dropped", "删去的无正文记录"), facts["empty_dropped"]),
         (("poems kept", "保留的诗"), facts["poems"]),
         (
@@ -125,24 +126,31 @@ def data_table(facts: dict, lm_facts: dict, lang: str) -> pd.DataFrame:
     )
 
 
-def baseline_table(baselines: dict, model_val: float, model_test: float, lang: str) -> pd.DataFrame:
-    """Cross-entropy (nats per token) and perplexity of the counting baselines and the transformer."""
-    names = {
-        "unigram": ("unigram (add-k)", "一元模型（加 k 平滑）"),
-        "bigram_add_k": ("bigram (add-k)", "二元模型（加 k 平滑）"),
-        "bigram_interpolated": ("bigram (interpolated)", "二元模型（插值平滑）"),
-    }
-    rows = [(pick(lang, *names[k]), b.validation, b.test) for k, b in baselines.items()]
-    rows.append((pick(lang, "transformer (this chapter)", "Transformer（本章）"), model_val, model_test))
-    table = pd.DataFrame(rows, columns=["model", "val", "test"])
-    table["ppl"] = np.exp(table["test"])
-    table = table.round({"val": 3, "test": 3, "ppl": 1}).set_index("model")
+#: the models of the cross-entropy table, in its order
+MODEL_NAMES = {
+    "unigram": ("unigram (add-k)", "一元模型（加 k 平滑）"),
+    "bigram_interpolated": ("bigram (interpolated)", "二元模型（插值平滑）"),
+    "kn_bigram": ("Kneser–Ney bigram", "Kneser–Ney 二元模型"),
+    "kn_trigram": ("Kneser–Ney trigram", "Kneser–Ney 三元模型"),
+    "transformer": ("transformer (this chapter)", "Transformer（本章）"),
+}
+#: the transformer's cross-entropy per character should be at most this share of the best counting baseline's
+GOAL_RATIO = 0.90
+
+
+def baseline_table(scores: dict[str, dict], lang: str) -> pd.DataFrame:
+    """Test cross-entropy by kind of target (:func:`helpers.lm.baselines.by_kind`), one row per model of ``scores``."""
+    table = pd.DataFrame([{"model": pick(lang, *MODEL_NAMES[k]), **v} for k, v in scores.items()]).set_index("model")
+    table["ppl"] = np.exp(table["characters"]).round().astype(int)
+    table = table[["characters", "ppl", "punctuation", "eos", "all"]].round(3)
     return _rename(
         table,
         {
-            "val": ("validation nats/token", "验证集 奈特/词元"),
-            "test": ("test nats/token", "测试集 奈特/词元"),
-            "ppl": ("test perplexity", "测试集困惑度"),
+            "characters": ("characters, nats", "字 奈特"),
+            "ppl": ("perplexity per character", "每字困惑度"),
+            "punctuation": ("punctuation, nats", "标点 奈特"),
+            "eos": ("end of poem (<eos>), nats", "诗尾（<eos>） 奈特"),
+            "all": ("all tokens mixed, nats", "全部词元混合 奈特"),
         },
         lang,
     ).rename_axis(pick(lang, "model", "模型"))
@@ -303,7 +311,7 @@ def scaling_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
 
 
 def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: str):
-    """Training and validation loss against tokens seen, the counting baselines as horizontal lines."""
+    """Training and validation loss (all tokens mixed) against tokens seen, the counting baselines' as horizontal lines."""
     import matplotlib.pyplot as plt
 
     from helpers import plots  # noqa: F401 - the book's figure style
@@ -316,7 +324,7 @@ def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: 
         ax.axhline(value, color="grey", ls=style, lw=1)
         ax.text(tokens[-1], value, f" {name}", va="bottom", ha="right", fontsize=8, color="dimgrey")
     ax.set_xlabel(pick(lang, "training tokens seen (millions)", "已训练词元数（百万）"))
-    ax.set_ylabel(pick(lang, "cross-entropy (nats/token)", "交叉熵（奈特/词元）"))
+    ax.set_ylabel(pick(lang, "cross-entropy, all tokens (nats/token)", "交叉熵，全部词元（奈特/词元）"))
     ax.legend(loc="upper right")
     fig.tight_layout()
     return fig

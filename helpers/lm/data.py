@@ -16,9 +16,9 @@ read. Nothing is committed to the repository.
 separate folder, ``quantangshi/error/``, each with an ``error_type`` such as 内容豆腐块 (a missing
 glyph shown as □), 内容含符号存疑 (odd symbols), 内容太少存疑 (too short) or 作者不详 (author unknown).
 6,685 Tang records are listed there, 6,680 of which are in the main files; those are dropped,
-leaving 50,927 poems. Exact duplicates (the same text under two ids: 708) are then dropped too, so
-that no poem can be in both the training and the test split, and 3 records without text: 50,216
-poems remain (2,511 validation, 2,511 test with the default seed).
+leaving 50,927 poems. Then 3 records without text go, exact duplicates (the same text under two ids:
+708), and near-duplicates (:func:`near_duplicates`: the same poem under two authors, or with a
+variant character or line), so that no poem can be in both the training and the test split.
 
 **Tonal patterns.** In this version the ``strains`` (平仄) are not a field of the poems either:
 they are in ``strains/json/`` keyed by poem id. The chapter's form score needs only line lengths,
@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,7 @@ FIX_HINT = (
 #: Characters that end a line (句) of a poem.
 LINE_ENDS = "，。！？；"
 _LINE_SPLIT = re.compile(f"[{LINE_ENDS}]")
+_NOT_WORD = re.compile(r"\W+")  # punctuation and spaces (a Chinese character is a word character)
 
 
 class PoetryDataError(RuntimeError):
@@ -151,6 +152,7 @@ class Corpus:
     duplicates_dropped: int
     seed: int
     empty_dropped: int = 0  # records without text
+    near_duplicates_dropped: int = 0  # see near_duplicates
 
     def split(self, name: str) -> list[Poem]:
         if name not in SPLITS:
@@ -165,6 +167,7 @@ class Corpus:
             "doubtful_listed": self.doubtful_listed,
             "doubtful_dropped": self.doubtful_dropped,
             "duplicates_dropped": self.duplicates_dropped,
+            "near_duplicates_dropped": self.near_duplicates_dropped,
             "empty_dropped": self.empty_dropped,
             "poems": kept,
             **{f"{s}_poems": len(self.split(s)) for s in SPLITS},
@@ -204,6 +207,8 @@ def load_corpus(
             continue
         seen.add(text)
         kept.append(Poem(r["id"], r.get("author", ""), r.get("title", ""), text))
+    repeats = near_duplicates([p.text for p in kept])
+    kept = [p for p, repeat in zip(kept, repeats) if not repeat]
     order = np.random.default_rng(seed).permutation(len(kept))
     n_val, n_test = round(val_frac * len(kept)), round(test_frac * len(kept))
     pick = lambda idx: [kept[i] for i in sorted(idx)]  # noqa: E731 - file order within a split
@@ -217,7 +222,31 @@ def load_corpus(
         duplicates_dropped=n_dup,
         seed=seed,
         empty_dropped=n_empty,
+        near_duplicates_dropped=sum(repeats),
     )
+
+
+def near_duplicates(texts: list[str], share: float = 0.5) -> list[bool]:
+    """For each text, in order, whether it repeats a text kept before it (a repeat is not kept).
+
+    A repeat has the same characters as a kept text once punctuation and spaces are removed, or at
+    least ``share`` of its distinct lines (the runs of characters between punctuation marks) are
+    lines of one kept text: the same poem under two authors, with a variant character, or an
+    excerpt of a longer one. An index from each line to the kept texts holding it finds the
+    candidates, so the pass takes about a second on the 50,000 poems.
+    """
+    skeletons, holders, out = set(), defaultdict(list), []
+    for text in texts:
+        parts = set(_NOT_WORD.split(text)) - {""}
+        skeleton = _NOT_WORD.sub("", text)
+        shared = Counter(k for part in parts for k in holders.get(part, ()))
+        repeat = skeleton in skeletons or bool(shared) and max(shared.values()) >= share * len(parts)
+        out.append(repeat)
+        if not repeat:
+            skeletons.add(skeleton)
+            for part in parts:
+                holders[part].append(len(skeletons))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,7 +369,7 @@ class CharTokenizer:
 
 @dataclass(frozen=True)
 class Packed:
-    """Poems packed into rows of ``seq_len + 1`` token ids (inputs ``[:, :-1]``, targets ``[:, 1:]``)."""
+    """Poems in rows of at most ``seq_len + 1`` token ids (inputs ``[:, :-1]``, targets ``[:, 1:]``)."""
 
     rows: np.ndarray  # int32 (n_rows, seq_len + 1)
     poems: int  # poems packed
@@ -366,13 +395,17 @@ class Packed:
         return int(self.mask.sum())
 
 
-def pack(poems: list[Poem], tokenizer: CharTokenizer, seq_len: int, seed: int = 0) -> Packed:
+def pack(poems: list[Poem], tokenizer: CharTokenizer, seq_len: int, seed: int = 0, one_per_row: bool = False) -> Packed:
     """Whole poems (``<bos>`` text ``<eos>``), shuffled with ``seed``, packed greedily into rows.
 
     A row starts at the beginning of a poem and takes the following poems while they fit; the
     rest is padding. A poem is never split across rows; one longer than a row is left out (counted
     in :attr:`Packed.dropped`). Attention is causal across the whole row, as in GPT-style
     pre-training, so a later poem in a row can see the ones before it.
+
+    ``one_per_row`` puts each poem in a row of its own, the rows as wide as the longest poem: how
+    held-out poems are scored, each from a fresh ``<bos>`` and seeing no other poem, as the
+    service writes every poem.
     """
     if seq_len < 2:
         raise ValueError(f"seq_len must be at least 2, got {seq_len}")
@@ -384,7 +417,7 @@ def pack(poems: list[Poem], tokenizer: CharTokenizer, seq_len: int, seed: int = 
         if len(ids) > width:
             dropped += 1
             continue
-        if len(current) + len(ids) > width:
+        if current and (one_per_row or len(current) + len(ids) > width):
             rows.append(current + [CharTokenizer.PAD] * (width - len(current)))
             current = []
         current = current + ids
@@ -392,6 +425,8 @@ def pack(poems: list[Poem], tokenizer: CharTokenizer, seq_len: int, seed: int = 
     if current:
         rows.append(current + [CharTokenizer.PAD] * (width - len(current)))
     array = np.asarray(rows, dtype=np.int32).reshape(-1, width)
+    if one_per_row and len(array):
+        array = array[:, : int((array != CharTokenizer.PAD).sum(axis=1).max())]
     return Packed(array, packed, dropped)
 
 

@@ -17,6 +17,8 @@
 
 Losses are cross-entropies in nats per predicted token: every character, punctuation mark and
 ``<eos>`` of a poem counts once; padding and the ``<bos>`` that starts the next poem in a row do not.
+Validation and test poems are scored one to a row, each from its own ``<bos>``, as the service writes
+them; :func:`helpers.lm.baselines.by_kind` splits :meth:`Scorer.nll` into characters, punctuation, ``<eos>``.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def prepare(
     max_poems: int | None = None,
     seed: int = 0,
 ) -> LMData:
-    """Tokenizer (fitted on the training split) and packed rows for every split.
+    """Tokenizer (fitted on the training split), packed training rows, and one poem a row for validation and test.
 
     ``regulated_only`` keeps the quatrains and octaves of 5 or 7 characters a line (72% of the
     poems): the form the chapter's model is asked to write. ``max_poems`` caps each split (the
@@ -110,8 +112,8 @@ def prepare(
     return LMData(
         tokenizer,
         pack(train_poems, tokenizer, seq_len, seed),
-        pack(chosen(corpus.validation), tokenizer, seq_len, seed + 1),
-        pack(chosen(corpus.test), tokenizer, seq_len, seed + 2),
+        pack(chosen(corpus.validation), tokenizer, seq_len, seed + 1, one_per_row=True),
+        pack(chosen(corpus.test), tokenizer, seq_len, seed + 2, one_per_row=True),
         seq_len,
         regulated_only,
     )
@@ -163,7 +165,7 @@ def batch_indices(n_rows: int, batch_size: int, step: int, seed: int) -> np.ndar
 
 
 class Scorer:
-    """Cross-entropy of a model on packed rows, in nats per counted token (a compiled function, batched)."""
+    """Cross-entropy of a model on rows of poems, in nats per counted token (a compiled function, batched)."""
 
     def __init__(self, model: PoetLM, batch_size: int = 32):
         self.batch_size = batch_size
@@ -173,19 +175,21 @@ class Scorer:
 
         self._nll = compiled.compile_function(nll)
 
-    def __call__(self, packed: Packed, max_rows: int = 0) -> float:
-        rows = packed.rows[:max_rows] if max_rows else packed.rows
-        total, count = 0.0, 0.0
+    def nll(self, packed: Packed) -> np.ndarray:
+        """Nats of every target of ``packed``, shaped like its targets, 0 where not counted."""
+        rows, out = packed.rows, []
         for start in range(0, len(rows), self.batch_size):
-            part = rows[start : start + self.batch_size]
-            n = len(part)
+            part, n = rows[start : start + self.batch_size], min(self.batch_size, len(rows) - start)
             if n < self.batch_size:  # one shape only: pad the last batch with padding rows
                 part = np.concatenate([part, np.zeros((self.batch_size - n, part.shape[1]), part.dtype)])
-            nll = compiled.to_numpy(self._nll(part[:, :-1], part[:, 1:])).astype(np.float64)
-            mask = Packed(part, 0, 0).mask
-            total += float((nll * mask).sum())
-            count += float(mask.sum())
-        return total / count
+            nll = compiled.to_numpy(self._nll(part[:, :-1], part[:, 1:])).astype(np.float64)[:n]
+            out.append(nll * Packed(part[:n], 0, 0).mask)
+        return np.concatenate(out) if out else np.zeros((0, rows.shape[1] - 1))
+
+    def __call__(self, packed: Packed, max_rows: int = 0) -> float:
+        """Nats per counted target of the first ``max_rows`` rows (all: 0)."""
+        rows = Packed(packed.rows[:max_rows] if max_rows else packed.rows, 0, 0)
+        return float(self.nll(rows).sum() / rows.tokens)
 
 
 # --------------------------------------------------------------------------------------------
