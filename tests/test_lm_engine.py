@@ -408,13 +408,14 @@ def test_the_engine_says_where_its_time_goes(trained, functions):
         tokenizer,
         poems,
         4,
-        repeats=1,
+        repeats=2,
         requests_per_stream=2,
         min_requests=4,
         output_range=(3, 6),
         functions=functions,
     )
-    assert len(turns) == 1 and turns["ratio"].iloc[0] > 0
+    assert len(turns) == 2 and (turns["ratio"] > 0).all()
+    assert list(turns["first"]) == ["single", "continuous"]  # the order alternates
     parts = bench.where_time_goes(turns)
     assert list(parts.index) == ["single", "continuous"]
     # a request's first token comes from its prefill, so one slot yields a little over one token per decode step

@@ -35,7 +35,7 @@ from keras import ops
 
 from helpers.lm import compiled
 from helpers.lm.data import CharTokenizer, Poem
-from helpers.lm.engine import SCHEDULERS, DecodeFunctions, Engine, Request, bucket_length
+from helpers.lm.engine import BUCKET, SCHEDULERS, DecodeFunctions, Engine, Request, bucket_length
 from helpers.lm.model import PoetLM
 from helpers.lm.sampling import SamplingParams
 from helpers.lm.step_variants import StepVariant
@@ -58,10 +58,12 @@ def decode_speed(
     """Tokens per second of greedy decoding with the KV cache and by recomputing the whole prefix.
 
     For each length n in ``new_tokens``: the cached way runs one prefill and n - 1 compiled
-    decode steps on a one-slot cache; the naive way runs the full model on the prefix (padded to
-    a bucket of 16, 32, 64, ... positions) n times. Both include the host's work per step (the
-    argmax, the call). Every compiled shape is warmed up before timing. Returns a pandas table:
-    new_tokens, cached_tok_s, recompute_tok_s, speedup (best of ``repeats``).
+    decode steps on a one-slot cache; the naive way runs the model on the whole prefix n times, as
+    nanoGPT's ``generate`` does without a cache: every block at every position, the output layer
+    at the last position only, the prefix padded to the next multiple of BUCKET (8) positions (one
+    compiled shape per multiple). Both include the host's work per step (the argmax, the call).
+    Every compiled shape is warmed up before timing. Returns a pandas table: new_tokens,
+    cached_tok_s, recompute_tok_s, speedup (best of ``repeats``).
     """
     import pandas as pd
 
@@ -70,7 +72,9 @@ def decode_speed(
     if len(prompt) + max(new_tokens) > max_len:
         raise ValueError(f"prompt ({len(prompt)}) + {max(new_tokens)} new tokens exceed max_len={max_len}")
     fns = functions if functions is not None and functions.slots == 1 else DecodeFunctions(model, 1)
-    whole = compiled.compile_function(lambda tokens, last: ops.take(model(tokens)[0], last, axis=0))
+    whole = compiled.compile_function(
+        lambda tokens, last: model.logits(ops.take(model.hidden(tokens)[0], last, axis=0))
+    )
 
     def cached(n: int) -> list[int]:
         cache = fns.new_cache()
@@ -86,7 +90,7 @@ def decode_speed(
     def recompute(n: int) -> list[int]:
         seq = list(prompt)
         for _ in range(n):
-            padded = np.zeros((1, bucket_length(len(seq), max_len)), np.int32)
+            padded = np.zeros((1, min(-(-len(seq) // BUCKET) * BUCKET, max_len)), np.int32)
             padded[0, : len(seq)] = seq
             seq.append(int(np.argmax(compiled.to_numpy(whole(padded, np.int32(len(seq) - 1))))))
         return seq[len(prompt) :]
@@ -419,9 +423,10 @@ def batching_gain(
 ):
     """Continuous batching against one request at a time at ``concurrency`` streams, side by side.
 
-    The two engines take turns on the same workload, ``repeats`` times; the ratio of their output
-    token throughputs is read within each turn (a slow spell of a shared machine then touches both
-    terms). A pandas table, one row per turn: single and continuous tokens/s and their ratio.
+    The two engines take turns on the same workload, ``repeats`` times, the one that goes first
+    alternating; the ratio of their output token throughputs is read within each turn (a slow
+    spell of a shared machine then touches both terms). A pandas table, one row per turn: which
+    ran first, single and continuous tokens/s and their ratio.
     """
     import pandas as pd
 
@@ -430,7 +435,9 @@ def batching_gain(
     rows = []
     for turn in range(repeats):
         row = {"turn": turn + 1}
-        for name, slots in (("single", 1), ("continuous", concurrency)):
+        engines = (("single", 1), ("continuous", concurrency))
+        row["first"] = engines[turn % 2][0]  # the order alternates: neither engine always runs on a warmer machine
+        for name, slots in engines[turn % 2 :] + engines[: turn % 2]:
             if slots not in functions:
                 functions[slots] = DecodeFunctions(model, slots)
                 functions[slots].warm_up(

@@ -271,13 +271,15 @@ class PoetLM(keras.Model):
 
     # ---- whole sequences --------------------------------------------------------------------
 
-    def call(self, tokens):
-        t = tokens.shape[1]
-        positions = ops.expand_dims(ops.arange(t), 0)
-        x = self.embed(tokens, positions)
+    def hidden(self, tokens):
+        """The last block's output (B, T, D), before the output layer."""
+        x = self.embed(tokens, ops.expand_dims(ops.arange(tokens.shape[1]), 0))
         for block in self.blocks:
             x = block(x)
-        return self.logits(x)
+        return x
+
+    def call(self, tokens):
+        return self.logits(self.hidden(tokens))
 
     def prefill(self, tokens):
         """Run a prompt (B, P): logits (B, P, V) and, per layer, its keys and values (B, P, H, Dh)."""
