@@ -28,7 +28,8 @@ def test_a_start_that_times_out_is_cleaned_up_and_tried_again(monkeypatch):
     monkeypatch.setattr(ray.cluster_utils, "Cluster", flaky)
     local = ray_cluster.LocalCluster(nodes=1)
     try:
-        assert len(calls) == 2 and ray.is_initialized()
+        # the simulated miss, then a real start (which a busy machine can make miss its 30 s too)
+        assert 2 <= len(calls) <= ray_cluster.STARTUP_TRIES and ray.is_initialized()
     finally:
         local.shutdown()
     assert not ray_cluster._children(), "nothing of either start is left"

@@ -99,6 +99,17 @@ def test_cluster_launcher_config_is_valid_for_ray_up():
     assert any("serve_config.yaml" in line for line in (DEPLOY / "cluster.yaml").read_text().splitlines())
 
 
+def test_the_deployment_is_written_in_rays_public_idiom():
+    from ray.serve import Deployment
+
+    assert isinstance(ray_serve.Classifier, Deployment)  # @serve.deployment
+    replica = ray_serve.Classifier.func_or_class
+    assert callable(replica.check_health) and callable(replica.predict_batch.set_max_batch_size)  # @serve.batch
+    source = inspect.getsource(ray_serve)
+    for private in ("serve._run", "_internal", "._private", "version=", "add_port_to_grpc_server"):
+        assert private not in source, private
+
+
 def test_build_app_converts_command_line_arguments_and_needs_a_model():
     from ray.serve import Application
 
@@ -238,7 +249,7 @@ def cluster():
     local = ray_cluster.LocalCluster(nodes=2, node_cpus=1)
     try:
         url = ray_serve.start_serve()
-        log = ray_cluster.start_batch_log(local.head_id)
+        log = ray_cluster.start_replica_log(local.head_id)
         yield local, url, log
     finally:
         local.shutdown()
@@ -279,7 +290,7 @@ def test_two_replicas_on_two_nodes_and_everything_on_loopback(deployed):
     import ray
 
     local, _, log, _ = deployed
-    placements = ray.get(log.snapshot.remote(since=float("inf")))["placements"]
+    placements = ray.get(log.placements.remote())
     alive = set(local.alive_nodes())
     assert len(alive) == 2 and {p["node"] for p in placements if p["stopped"] is None} >= alive
     pids = local.pids()
@@ -310,6 +321,10 @@ def test_a_handle_and_the_columnar_format_give_the_same_answers(deployed, images
     local = deployed[0]
     times = ray_serve.handle_latency_ms([loadtest.encode_request(images[:1], "b64")] * 3, local.head_id)
     assert times.shape == (3,) and (times > 0).all()
+    handle.check_health.remote().result()  # the model answers Serve's health check
+    counts = ray_serve.batch_counts()
+    assert len(counts) == 2 and {c["node"] for c in counts.values()} == set(local.alive_nodes())
+    assert rx.ray_totals()["images"] == sum(c["images"] for c in counts.values()) > 0
 
 
 @pytest.mark.slow
@@ -354,7 +369,7 @@ def test_a_lost_node_loses_no_answer_for_the_retrying_client_and_its_replica_com
     assert loss["lost"] == 0 and len(retrying) > 0 and (retrying["status"] == 200).all()
     assert worker.node_id not in local.alive_nodes()
     back = rx.rejoin(local, running=2)
-    placements = ray.get(log.snapshot.remote(since=float("inf")))["placements"]
+    placements = ray.get(log.placements.remote())
     assert back["node"].node_id in {p["node"] for p in placements}  # the missing replica went to the new node
     status, _ = loadtest.send("POST", f"{model_url}:predict", bodies[0])
     assert status == 200

@@ -29,7 +29,7 @@ batching), :mod:`~helpers.serving.app` (the ASGI application and the server),
 (the client side: load generator, latency and throughput). The same service on Ray Serve:
 :mod:`~helpers.serving.ray_serve` (the deployment), :mod:`~helpers.serving.ray_cluster` (a
 cluster of several nodes on this machine) and :mod:`~helpers.serving.ray_experiments` (a node lost
-under load, autoscaling); they import Ray only when called.
+under load, autoscaling); importing this package does not import Ray.
 """
 
 from helpers.serving.app import ServiceOptions, create_app, serve

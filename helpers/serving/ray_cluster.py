@@ -2,14 +2,14 @@
 :mod:`helpers.serving.ray_serve`: every process on 127.0.0.1, nodes killed and added under load.
 
     cluster = LocalCluster(nodes=2)          # a head and a worker, each its own raylet and ports
-    batch_log = start_batch_log(cluster.head_id)
+    replica_log = start_replica_log(cluster.head_id)
     cluster.kill(cluster.workers[0])         # every process of the node at once, as a power loss
     cluster.add_node()
     cluster.shutdown()
 
-:data:`ENVIRONMENT` is what Ray needs to stay on this machine and say nothing outside it;
-:class:`BatchLog` is a small actor on the head node where every replica says where it runs and
-what it batched, so that the driver can read it.
+:data:`ENVIRONMENT` and :func:`loopback_replica_port` are what Ray needs to stay on this machine
+and say nothing outside it; :class:`ReplicaLog` is a small actor on the head node where every
+replica says, once, where it runs, so that the driver can read it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ ENVIRONMENT = {
     # the proxy and the replicas report their queues to the autoscaler every 0.5 s (default 10 s)
     "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
     "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
+    # every worker (Serve's replicas included) runs loopback_replica_port first: the variable that a
+    # job's runtime_env={"worker_process_setup_hook": ...} sets in its workers, set on the nodes
+    # instead (a runtime environment costs every actor start seconds of setting up)
+    "__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR": f"{__name__}.loopback_replica_port",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "GRPC_VERBOSITY": "ERROR",  # gRPC's notices when a node process is started
 }
@@ -44,16 +48,35 @@ NODE_HEALTH_CHECK = {
     "health_check_failure_threshold": 3,
 }
 NAMESPACE = "maas"
-BATCH_LOG = "batch_log"
+REPLICA_LOG = "replica_log"
 
 
 def prepare_environment() -> None:
     """Set :data:`ENVIRONMENT` in this process, before Ray starts any node (they inherit it)."""
     os.environ.update(ENVIRONMENT)
-    if "ray" in sys.modules:  # imported already: Ray read this setting at import, so set it where it reads it
-        from ray._private import ray_constants
+    if "ray" in sys.modules:  # imported already: Ray read these settings at import, so set them where it reads them
+        from ray._private import auto_init_hook, ray_constants
 
         ray_constants.ENABLE_RAY_CLUSTER = False
+        auto_init_hook.enable_auto_connect = False
+
+
+def loopback_replica_port() -> None:
+    """Run first by every worker process of this cluster (:data:`ENVIRONMENT`). Ray Serve 2.60 opens
+    each replica's gRPC port, for calls between deployments, on every network interface
+    (``"[::]:0"`` in ``ray/serve/_private/replica.py``), with no setting to change it; on a cluster
+    whose nodes are all 127.0.0.1 it binds 127.0.0.1. The deployment knows nothing of this."""
+    from ray._common import tls_utils
+
+    original = tls_utils.add_port_to_grpc_server
+
+    def on_loopback(server, address: str):
+        return original(server, address.replace("[::]", "127.0.0.1", 1))
+
+    tls_utils.add_port_to_grpc_server = on_loopback  # before the replica's module imports it
+    replica = sys.modules.get("ray.serve._private.replica")
+    if replica is not None:
+        replica.add_port_to_grpc_server = on_loopback
 
 
 def quiet_ray_loggers() -> None:
@@ -63,46 +86,45 @@ def quiet_ray_loggers() -> None:
     logging.getLogger("ray.widgets.util").setLevel(logging.ERROR)  # "install ipywidgets", in a notebook
 
 
-class BatchLog:
-    """A Ray actor: where every replica runs and what it batched (the driver reads :meth:`snapshot`)."""
+def import_serve():
+    """``ray.serve``, imported without what Ray says when imported in a notebook (tqdm's warning,
+    "install ipywidgets", gRPC's notices, which it reads from the environment once, at import)."""
+    os.environ.setdefault("GRPC_VERBOSITY", ENVIRONMENT["GRPC_VERBOSITY"])
+    quiet_ray_loggers()  # before the import too: Ray logs while it is imported
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from ray import serve
+    quiet_ray_loggers()
+    return serve
+
+
+class ReplicaLog:
+    """A Ray actor: where every replica runs, said once when it starts and stops (the driver reads
+    :meth:`placements`). Nothing on a request's path calls it."""
 
     def __init__(self):
-        self.placements: dict[str, dict] = {}
-        self.batches: list[tuple[float, str, str, int, int]] = []
+        self.replicas: dict[str, dict] = {}
 
     def register(self, replica: str, node: str, pid: int, at: float) -> None:
-        self.placements[replica] = {"replica": replica, "node": node, "pid": pid, "started": at, "stopped": None}
+        self.replicas[replica] = {"replica": replica, "node": node, "pid": pid, "started": at, "stopped": None}
 
     def unregister(self, replica: str, at: float) -> None:
-        if replica in self.placements:
-            self.placements[replica]["stopped"] = at
+        if replica in self.replicas:
+            self.replicas[replica]["stopped"] = at
 
-    def record(self, replica: str, node: str, at: float, requests: int, images: int) -> None:
-        self.batches.append((at, replica, node, requests, images))
-
-    def totals(self) -> dict:
-        """Batches and images so far, summed over every replica."""
-        return {"batches": len(self.batches), "images": sum(b[4] for b in self.batches)}
-
-    def snapshot(self, since: float = 0.0) -> dict:
-        return {
-            "placements": list(self.placements.values()),
-            "batches": [b for b in self.batches if b[0] >= since],
-        }
-
-    def ping(self) -> bool:
-        return True
+    def placements(self) -> list[dict]:
+        return list(self.replicas.values())
 
 
-def start_batch_log(head_node_id: str):
-    """The :class:`BatchLog` actor, pinned to the head node (it survives the loss of a worker)."""
+def start_replica_log(head_node_id: str):
+    """The :class:`ReplicaLog` actor, pinned to the head node (it survives the loss of a worker)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     actor = (
-        ray.remote(BatchLog)
+        ray.remote(ReplicaLog)
         .options(
-            name=BATCH_LOG,
+            name=REPLICA_LOG,
             namespace=NAMESPACE,
             num_cpus=0,
             get_if_exists=True,
@@ -110,8 +132,7 @@ def start_batch_log(head_node_id: str):
         )
         .remote()
     )
-    ray.get(actor.ping.remote())
-    return actor
+    return actor  # named at once; a replica's first call waits for it to start
 
 
 #: how many times a cluster is started before its start-up error is raised: Ray gives a node 30 s
@@ -174,12 +195,9 @@ class LocalCluster:
         if nodes < 1:
             raise ValueError("a cluster needs at least its head node")
         prepare_environment()
-        quiet_ray_loggers()  # before the import too: Ray logs while it is imported
-        with warnings.catch_warnings():  # Ray imports tqdm, which warns in a notebook without ipywidgets
-            warnings.simplefilter("ignore")
-            import ray
-            from ray.cluster_utils import Cluster
-        quiet_ray_loggers()
+        import_serve()  # Ray, quietly
+        import ray
+        from ray.cluster_utils import Cluster
 
         self.node_cpus = node_cpus
         self._node_args = {"num_cpus": node_cpus, "object_store_memory": object_store_mb * 2**20}
@@ -198,7 +216,10 @@ class LocalCluster:
             try:
                 workers = [cluster.add_node(**self._node_args) for _ in range(nodes - 1)]
                 ray.init(
-                    address=cluster.address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False
+                    address=cluster.address,
+                    namespace=NAMESPACE,
+                    logging_level=logging.WARNING,
+                    log_to_driver=False,
                 )
             except BaseException:
                 cluster.shutdown()

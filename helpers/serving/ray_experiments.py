@@ -51,11 +51,11 @@ def hand_built_totals(service):
     return totals
 
 
-def ray_totals(batch_log):
-    """:func:`sweep`'s ``totals`` for the Ray deployment: the :class:`~helpers.serving.ray_cluster.BatchLog`."""
-    import ray
-
-    return lambda: ray.get(batch_log.totals.remote())
+def ray_totals(app: str = ray_serve.APP_NAME) -> dict:
+    """:func:`sweep`'s ``totals`` for the Ray deployment: every replica's counts, summed
+    (:func:`~helpers.serving.ray_serve.batch_counts`)."""
+    counts = ray_serve.batch_counts(app).values()
+    return {"batches": sum(c["batches"] for c in counts), "images": sum(c["images"] for c in counts)}
 
 
 def compare_refusals(ray_url: str, hand_url: str, model_name: str, max_body_bytes: int, max_instances: int):
@@ -329,24 +329,24 @@ def rejoin(cluster: ray_cluster.LocalCluster, running: int, timeout: float = 180
     }
 
 
-def worker_with_replica(cluster: ray_cluster.LocalCluster, batch_log):
-    """A live worker node (not the head) on which a replica was placed: the node to lose."""
+def worker_with_replica(cluster: ray_cluster.LocalCluster, replica_log):
+    """A live worker node (not the head) on which a running replica was placed: the node to lose."""
     import ray
 
     alive = set(cluster.alive_nodes())
-    placed = ray.get(batch_log.snapshot.remote(since=float("inf")))["placements"]
+    placed = [p for p in ray.get(replica_log.placements.remote()) if p["stopped"] is None]
     return cluster.node_of(next(p["node"] for p in placed if p["node"] != cluster.head_id and p["node"] in alive))
 
 
-def placements(cluster: ray_cluster.LocalCluster, batch_log, t0: float):
-    """The replicas the :class:`~helpers.serving.ray_cluster.BatchLog` knows: node, start (s from
+def placements(cluster: ray_cluster.LocalCluster, replica_log, t0: float):
+    """The replicas the :class:`~helpers.serving.ray_cluster.ReplicaLog` knows: node, start (s from
     ``t0``) and whether their node is still alive."""
     import pandas as pd
     import ray
 
     alive = set(cluster.alive_nodes())
     rows = []
-    for p in ray.get(batch_log.snapshot.remote(since=float("inf")))["placements"]:
+    for p in ray.get(replica_log.placements.remote()):
         state = "lost with its node" if p["node"] not in alive else "stopped" if p["stopped"] else "running"
         rows.append(
             {

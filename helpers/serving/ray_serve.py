@@ -2,18 +2,21 @@
 
     cluster = ray_cluster.LocalCluster(nodes=2)  # two Ray nodes on this machine, 127.0.0.1 only
     url = start_serve()                          # Ray's HTTP proxy on a free port of 127.0.0.1
-    deploy(application("cifar10_served/1", num_replicas=2))
+    deploy(application("cifar10_served/1", num_replicas=2))   # serve.run, then wait for the replicas
     loadtest.run_load(f"{url}/v1/models/cifar10:predict", bodies, 16)   # the course's clients, unchanged
     cluster.shutdown()
 
-:class:`Classifier` is one replica: it loads the exported model (:class:`helpers.serving.Predictor`),
-batches requests with ``@serve.batch`` (at most ``max_batch_size`` images per model call, as the
-hand-built service does), decodes and refuses requests with :mod:`helpers.serving.protocol`, and
-replies with the same JSON. :func:`application` binds it with its deployment options
-(:func:`deployment_options`, the same keys that ``deploy/ray/`` lists); :func:`build_app` is the
-builder that ``serve run`` and a KubeRay ``RayService`` import; :func:`handle_latency_ms` times
-calls without HTTP. The local cluster is :mod:`helpers.serving.ray_cluster`; the failover and
-autoscaling experiments are in :mod:`helpers.serving.ray_experiments`.
+:class:`Classifier` is the deployment (``@serve.deployment``), one replica per process: it loads
+the exported model (:class:`helpers.serving.Predictor`), batches requests with ``@serve.batch``
+(at most ``max_batch_size`` images per model call, as the hand-built service does), decodes and
+refuses requests with :mod:`helpers.serving.protocol`, replies with the same JSON, and answers
+Serve's health checks (``check_health``). :func:`application` binds it with the options a caller
+varies (:func:`deployment_options`; :data:`OPTIONS` are the rest, the keys ``deploy/ray/`` lists);
+:func:`build_app` is the builder that ``serve run``/``serve deploy`` and a KubeRay ``RayService``
+import; :func:`deploy` is ``serve.run`` and a wait on ``serve.status()``; :func:`batch_counts`
+reads each replica's batches through a handle; :func:`handle_latency_ms` times calls without
+HTTP. The local cluster is :mod:`helpers.serving.ray_cluster`; the failover and autoscaling
+experiments are in :mod:`helpers.serving.ray_experiments`.
 """
 
 from __future__ import annotations
@@ -36,34 +39,31 @@ from helpers.serving.protocol import (
     receive_body,
     refusal,
 )
-from helpers.serving.ray_cluster import BATCH_LOG, NAMESPACE, quiet_ray_loggers
+from helpers.serving.ray_cluster import NAMESPACE, REPLICA_LOG, import_serve, quiet_ray_loggers
+
+serve = import_serve()  # `from ray import serve`, quietly in a notebook
 
 APP_NAME = "classifier"
 DEPLOYMENT_NAME = "Classifier"
+#: the deployment's options (``deploy/ray/serve_config.yaml`` lists the same). ``max_ongoing_requests``
+#: bounds the requests a replica holds at once: batches can never hold more (Ray's default is 5)
+OPTIONS = {
+    "name": DEPLOYMENT_NAME,
+    "max_ongoing_requests": 128,
+    "ray_actor_options": {"num_cpus": 1.0},
+    "max_replicas_per_node": 1,
+    "health_check_period_s": 2.0,
+    "health_check_timeout_s": 10.0,
+    "graceful_shutdown_timeout_s": 5.0,
+    "logging_config": {"log_level": "WARNING", "enable_access_log": False},
+}
 
 
 def _images_in(batch: list) -> int:
     return sum(len(images) for images in batch)
 
 
-def _loopback_replica_port() -> None:
-    """Ray Serve 2.60 opens each replica's gRPC port for calls between deployments on every network
-    interface, with no setting to change it. On a cluster whose nodes are all 127.0.0.1, open it
-    there instead (called in the replica, before Serve opens the port)."""
-    import ray
-    from ray.serve._private import replica
-
-    if ray.util.get_node_ip_address() != "127.0.0.1" or getattr(replica.add_port_to_grpc_server, "loopback", False):
-        return
-    original = replica.add_port_to_grpc_server
-
-    def on_loopback(server, address: str):
-        return original(server, address.replace("[::]", "127.0.0.1", 1))
-
-    on_loopback.loopback = True
-    replica.add_port_to_grpc_server = on_loopback
-
-
+@serve.deployment(**OPTIONS)
 class Classifier:
     """One replica: the model, Ray Serve's dynamic batching, and the ``:predict`` contract.
 
@@ -72,6 +72,7 @@ class Classifier:
     /v1/models/<name>`` and ``GET /healthz``. :meth:`predict_body` is the same answer through a
     ``DeploymentHandle``, without HTTP. Requests of up to ``max_batch_size`` images in all are run
     as one model call (``@serve.batch``, counting images); a larger request runs alone.
+    :meth:`counts` says where the replica runs and what it has batched.
     """
 
     def __init__(
@@ -84,31 +85,34 @@ class Classifier:
         max_instances: int = DEFAULT_MAX_INSTANCES,
     ):
         import ray
-        from ray import serve
 
         from helpers.serving.batcher import BatchStats
         from helpers.serving.model import Predictor
 
-        _loopback_replica_port()
         self.predictor = Predictor(model_path)
         self.name, self.max_batch_size = name, max_batch_size
         self.max_body_bytes, self.max_instances = max_body_bytes, max_instances
         self.predict_path = f"/v1/models/{name}:predict"
         self.stats = BatchStats()
         self._model_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
-        self._batched = serve.batch(
-            max_batch_size=max_batch_size, batch_wait_timeout_s=max_wait_ms / 1000, batch_size_fn=_images_in
-        )(self._run_batch)
+        self.predict_batch.set_max_batch_size(max_batch_size)  # the decorator's values are defaults
+        self.predict_batch.set_batch_wait_timeout_s(max_wait_ms / 1000)
         self.replica = serve.get_replica_context().replica_id.unique_id
         self.node = ray.get_runtime_context().get_node_id()
-        try:
-            self.log = ray.get_actor(BATCH_LOG, namespace=NAMESPACE)
-        except ValueError:  # deployed without a BatchLog (serve run, a RayService)
-            self.log = None
-        if self.log is not None:
+        try:  # say once where this replica runs (the chapter's table of placements)
+            self.log = ray.get_actor(REPLICA_LOG, namespace=NAMESPACE)
             self.log.register.remote(self.replica, self.node, os.getpid(), time.time())
+        except ValueError:  # deployed without a ReplicaLog (serve run, a RayService)
+            self.log = None
 
-    async def _run_batch(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+    async def check_health(self) -> None:
+        """Serve calls it every ``health_check_period_s``: an error, or no answer within
+        ``health_check_timeout_s``, makes Serve replace the replica. The model must answer one image."""
+        probe = np.zeros((1, 32, 32, 3), np.uint8)
+        await asyncio.get_running_loop().run_in_executor(self._model_thread, self.predictor.predict, probe)
+
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005, batch_size_fn=_images_in)
+    async def predict_batch(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         images = batch[0] if len(batch) == 1 else np.concatenate(batch)
         outputs = await self._run_model(images, len(batch))
         splits = np.cumsum([len(x) for x in batch])[:-1]
@@ -123,14 +127,17 @@ class Classifier:
         stats.requests += requests
         stats.images += len(images)
         stats.largest_batch = max(stats.largest_batch, len(images))
-        if self.log is not None:  # fire and forget: one small message per batch
-            self.log.record.remote(self.replica, self.node, time.time(), requests, len(images))
         return outputs
 
     async def predict_images(self, images: np.ndarray) -> np.ndarray:
         if len(images) > self.max_batch_size:  # never split a request: it runs alone
             return await self._run_model(images, 1)
-        return await self._batched(images)
+        return await self.predict_batch(images)
+
+    def counts(self) -> dict:
+        """This replica, its node, and the batches, requests and images it has run."""
+        stats = self.stats
+        return {"replica": self.replica, "node": self.node, "batches": stats.batches, "images": stats.images}
 
     async def predict_body(self, body: bytes, path: str = "") -> tuple[int, bytes]:
         """The ``:predict`` reply for one request body: ``(status, JSON bytes)``, as the hand-built service answers."""
@@ -174,10 +181,9 @@ class Classifier:
             return 200, orjson.dumps({"status": "ok", "model": self.name})
         return 404, refusal(path, 404, f"no endpoint {method} {path}; see /v1/models/{self.name}")
 
-    def __del__(self):  # Serve stops a replica gracefully when it scales down
-        log = getattr(self, "log", None)
-        if log is not None:
-            log.unregister.remote(self.replica, time.time())
+    def __del__(self):  # Serve calls it when it stops a replica gracefully (scaling down, an update)
+        if getattr(self, "log", None) is not None:
+            self.log.unregister.remote(self.replica, time.time())
 
 
 class HandleProbe:
@@ -219,26 +225,16 @@ def handle_latency_ms(bodies: list[bytes], node_id: str, app: str = APP_NAME) ->
 def deployment_options(
     *,
     num_replicas: int = 1,
-    max_ongoing_requests: int = 128,
+    max_ongoing_requests: int = OPTIONS["max_ongoing_requests"],
     replica_cpus: float = 1.0,
     max_replicas_per_node: int | None = 1,
     autoscaling: dict | None = None,
 ) -> dict:
-    """The options of the ``Classifier`` deployment (``deploy/ray/`` lists the same keys).
-
-    ``max_ongoing_requests`` bounds the requests a replica holds at once: batches can never hold
-    more (Ray's default is 5). With ``autoscaling`` (an ``autoscaling_config``), Serve chooses
-    the number of replicas and ``num_replicas`` is ignored.
-    """
-    options = {
-        "name": DEPLOYMENT_NAME,
-        "max_ongoing_requests": max_ongoing_requests,
-        "ray_actor_options": {"num_cpus": replica_cpus},
-        "health_check_period_s": 2.0,
-        "health_check_timeout_s": 10.0,
-        "graceful_shutdown_timeout_s": 5.0,
-        "logging_config": {"log_level": "WARNING", "enable_access_log": False},
-    }
+    """The ``Classifier`` deployment's options: :data:`OPTIONS` with what a caller varies. With
+    ``autoscaling`` (an ``autoscaling_config``), Serve chooses the number of replicas and
+    ``num_replicas`` is ignored."""
+    options = {**OPTIONS, "max_ongoing_requests": max_ongoing_requests, "ray_actor_options": {"num_cpus": replica_cpus}}
+    options.pop("max_replicas_per_node")
     if max_replicas_per_node is not None:
         options["max_replicas_per_node"] = max_replicas_per_node
     if autoscaling:
@@ -258,24 +254,16 @@ def application(
     max_instances: int = DEFAULT_MAX_INSTANCES,
     **options,
 ):
-    """The Serve application: :class:`Classifier` bound to a model, with :func:`deployment_options` ``(**options)``."""
-    import hashlib
-
-    from ray import serve
-
-    args = {
-        "name": name,
-        "max_batch_size": max_batch_size,
-        "max_wait_ms": max_wait_ms,
-        "max_body_bytes": max_body_bytes,
-        "max_instances": max_instances,
-    }
-    # serve.run treats every call as new code and restarts every replica. A code version that
-    # depends only on what the replicas load (what `serve deploy` does for a config file) makes a
-    # change of replica count or autoscaling an update in place: running replicas stay.
-    version = hashlib.sha1(repr((str(model_path), sorted(args.items()))).encode()).hexdigest()[:12]
-    deployment = serve.deployment(Classifier, **deployment_options(**options)).options(version=version, _internal=True)
-    return deployment.bind(str(model_path), **args)
+    """The Serve application: :class:`Classifier` with :func:`deployment_options` ``(**options)``,
+    bound to a model and its batching and limits."""
+    return Classifier.options(**deployment_options(**options)).bind(
+        str(model_path),
+        name=name,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_body_bytes=max_body_bytes,
+        max_instances=max_instances,
+    )
 
 
 def build_app(args: dict):
@@ -293,31 +281,18 @@ def build_app(args: dict):
 
 
 def deploy(app, *, name: str = APP_NAME, running: int | None = None, timeout: float = 180.0):
-    """Deploy (or update) ``app`` at route ``/``; wait until it runs, with ``running`` replicas if
-    given, for at most ``timeout`` s; its handle."""
-    from ray import serve
-
-    serve._run(app, _blocking=False, name=name, route_prefix="/")  # serve.run, without waiting forever
-    deadline = time.monotonic() + timeout
-    while True:
-        status = serve.status().applications.get(name)
-        state = str(getattr(status.status, "value", status.status)) if status else "NOT_STARTED"
-        if state == "RUNNING":
-            break
-        if state == "DEPLOY_FAILED":
-            raise RuntimeError(f"application {name!r} failed to deploy: {status.message}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"application {name!r} not running within {timeout:.0f} s ({state}, {replicas(name)})")
-        time.sleep(0.1)
+    """``serve.run(app)`` at route ``/``, which returns once the application runs; then, if ``running``
+    is given, wait until exactly that many replicas run, for at most ``timeout`` s. The handle.
+    ``serve.run`` treats every call as new code: on a running application it replaces the replicas,
+    starting new ones before it stops old ones (a rolling update)."""
+    handle = serve.run(app, name=name, route_prefix="/")
     if running is not None:
-        wait_for_replicas(running, timeout=max(1.0, deadline - time.monotonic()), app=name)
-    return serve.get_app_handle(name)
+        wait_for_replicas(running, timeout=timeout, app=name)
+    return handle
 
 
 def start_serve(port: int = 0) -> str:
     """Start Serve with one HTTP proxy, on the head node, at 127.0.0.1:``port`` (0: a free port); its URL."""
-    from ray import serve
-
     from helpers.processes import free_ports
 
     quiet_ray_loggers()
@@ -332,8 +307,6 @@ def start_serve(port: int = 0) -> str:
 
 def replicas(app: str = APP_NAME, deployment: str = DEPLOYMENT_NAME) -> dict[str, int]:
     """The deployment's replicas by state, e.g. ``{"RUNNING": 2, "STARTING": 1}`` ({} when not deployed)."""
-    from ray import serve
-
     status = serve.status().applications.get(app)
     if status is None or deployment not in status.deployments:
         return {}
@@ -350,3 +323,25 @@ def wait_for_replicas(running: int, *, timeout: float = 180.0, app: str = APP_NA
         if time.monotonic() - start > timeout:
             raise TimeoutError(f"{running} running replicas expected within {timeout:.0f} s; now {states}")
         time.sleep(0.1)
+
+
+def batch_counts(app: str = APP_NAME, timeout: float = 30.0) -> dict[str, dict]:
+    """:meth:`Classifier.counts` of every running replica, by replica id: a handle sends each call to
+    one replica of its choosing, so calls are sent, several at once, until every replica answered."""
+    handle = serve.get_app_handle(app)
+    running = replicas(app).get("RUNNING", 0)
+
+    def poll() -> dict[str, dict]:
+        seen: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout
+        while len(seen) < running:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(seen)} of {running} replicas answered within {timeout:.0f} s")
+            for response in [handle.counts.remote() for _ in range(4 * running)]:
+                counts = response.result()
+                seen[counts["replica"]] = counts
+        return seen
+
+    # in a thread: a response's result() refuses to wait in a thread that runs an event loop (a notebook's)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(poll).result()

@@ -30,7 +30,9 @@ READS: dict[str, list[str]] = {
     "serving": ["served_acc", "article_ratio_b64", "top_clients"],
     "language_model": ["params_total", "test_ppl", "headline_test_ppl"],
     "llm_serving": ["gain", "streams"],
-    "distributed_serving": ["ray2_vs_hand", "breakeven_nodes", "lost", "failed", "failover_requests"],
+    "distributed_serving": [
+        *("ray2_vs_hand", "ray_keeps", "o_ms", "fair_en", "fair_zh", "lost", "failed", "failover_requests"),
+    ],
     "trends_challenges": [
         *("alpha_N", "fit_N", "verdict_en", "verdict_zh", "gpt3_vs_sweep", "fed_gap_pp"),
         *("central_acc", "fed_iid_acc", "fed_noniid_acc", "central_acc_raw", "fed_iid_acc_raw", "fed_noniid_acc_raw"),
