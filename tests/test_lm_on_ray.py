@@ -84,55 +84,15 @@ def test_two_replicas_on_two_nodes_answer_the_same_seed_alike(poet):
     assert len(texts) == 1
 
 
-def _stream(url: str, seed: int, box: dict, started) -> None:
-    """One streamed completion: box[seed] = (the text received, whether it ended with [DONE])."""
-    import httpx
-
-    body = {"model": MODEL, "prompt": "春", "max_tokens": 48, "seed": seed, "temperature": 1.0, "stream": True}
-    body["ignore_eos"] = True
-    text, done = "", False
-    try:
-        with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=120) as reply:
-            for line in reply.iter_lines():
-                if line == "data: [DONE]":
-                    done = True
-                elif line.startswith("data: "):
-                    chunk = json.loads(line[6:])
-                    text += "".join(c.get("text", "") for c in chunk.get("choices", []))
-                    if "error" in chunk:
-                        break
-                    started.add(seed)
-    except httpx.HTTPError:
-        pass  # the connection broke: what was received stays in box
-    box[seed] = (text, done)
-
-
 @pytest.mark.timeout(TIMEOUT)
 def test_a_lost_node_ends_its_streams_and_the_same_request_again_gets_the_same_text(poet):
     """Last: it kills the worker node while streams run. The streams on its replica end without
     [DONE] (their KV caches were there); the others finish. The same request again, same seed, on
-    the replica that is left, writes the same text, which begins with what the client had."""
-    import threading
-    import time
+    the replica that is left, writes the whole text, which begins with what the client had."""
+    from helpers.lm import on_ray
 
     local, url = poet
-    box, started, seeds = {}, set(), range(8)
-    threads = [threading.Thread(target=_stream, args=(url, seed, box, started)) for seed in seeds]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + 120
-    while len(started) < len(seeds):  # every stream has its first tokens
-        assert time.monotonic() < deadline, f"only {len(started)} streams started"
-        time.sleep(0.01)
-    [worker] = local.workers
-    local.kill(worker)
-    for thread in threads:
-        thread.join(180)
-    broken = [seed for seed in seeds if not box[seed][1]]
-    finished = [seed for seed in seeds if box[seed][1]]
-    assert broken and finished, f"streams broken: {broken}, finished: {finished} (one replica on each node)"
-    for seed in broken:
-        again = {}
-        _stream(url, seed, again, set())
-        text, done = again[seed]
-        assert done and text.startswith(box[seed][0]) and len(text) > len(box[seed][0]), (seed, box[seed], text)
+    table = on_ray.node_loss_during_streams(local, url, range(8))
+    broken, finished = table[~table["finished"]], table[table["finished"]]
+    assert len(broken) and len(finished), table  # one replica on each node: streams on both
+    assert broken["again_finished"].all() and broken["same_text"].all(), table

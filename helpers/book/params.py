@@ -159,6 +159,7 @@ PARAMETERS: dict[str, Any] = {
     "requests_per_stream": _range(int, 1, 1000),
     "streams": _range(int, 1, 1024),
     "paged_streams": _list(int, 2, 2),  # llm_serving: streams of the paged-cache comparison, increasing
+    "lm_streams": Levels,  # distributed_serving: streams of the language model on Ray against one process
     # trends_challenges
     "widths": _list(float, 3, 8),
     "train_sizes": _list(int, 3, 8),
@@ -253,6 +254,7 @@ def _serving_lists(p) -> None:
 
 def _distributed_runs(p) -> None:
     _levels("concurrency_levels", p.concurrency_levels)
+    _levels("lm_streams", p.lm_streams)
     if len(set(p.models)) != len(p.models) or "served" not in p.models:
         raise ValueError(f'models ({p.models}) must list "served" (the chapter\'s model) and a model once')
     if p.kill_after_s >= p.failover_seconds:

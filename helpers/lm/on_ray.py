@@ -61,3 +61,79 @@ def application(
         num_replicas=num_replicas, max_replicas_per_node=1, ray_actor_options={"num_cpus": 1}
     )
     return deployment.bind(str(checkpoint), slots, max_waiting, name)
+
+
+def stream_text(base_url: str, body: dict, on_text=None, timeout: float = 120.0) -> tuple[str, bool]:
+    """One streamed completion (``body`` without ``stream``): the text received, and whether the
+    stream ended with ``data: [DONE]``. A broken connection ends it early; ``on_text(characters)``
+    is told how much text has arrived, at each event that brings some."""
+    import httpx
+    import orjson
+
+    text, done = "", False
+    try:
+        with httpx.stream(
+            "POST", f"{base_url}/v1/completions", json={**body, "stream": True}, timeout=timeout
+        ) as reply:
+            for line in reply.iter_lines():
+                if line == "data: [DONE]":
+                    done = True
+                elif line.startswith("data: "):
+                    event = orjson.loads(line[6:])
+                    if "error" in event:
+                        break
+                    new = "".join(choice.get("text", "") for choice in event["choices"])
+                    text += new
+                    if new and on_text is not None:
+                        on_text(len(text))
+    except httpx.HTTPError:
+        pass  # the connection broke: the text so far is what the client has
+    return text, done
+
+
+def node_loss_during_streams(cluster, base_url: str, seeds, max_tokens: int = 48, model: str = DEFAULT_MODEL_NAME):
+    """One stream per seed (temperature 1, ``ignore_eos``), all sent at once; as soon as text comes
+    back (generation is under way: a small model may finish a stream in a fraction of a second), the
+    worker node is killed (:meth:`LocalCluster.kill`); each stream that did not end with [DONE] is
+    sent again, same seed. A pandas table, a row per seed: the characters the first try received,
+    whether it finished, and whether the second try (if any) finished and wrote the same text from
+    the start."""
+    import threading
+    import time
+
+    import pandas as pd
+
+    first, progress = {}, {seed: 0 for seed in seeds}
+
+    def body(seed):
+        return {
+            "model": model,
+            "prompt": "春",
+            "max_tokens": max_tokens,
+            "seed": seed,
+            "temperature": 1.0,
+            "ignore_eos": True,
+        }
+
+    def one(seed):
+        first[seed] = stream_text(base_url, body(seed), on_text=lambda n: progress.__setitem__(seed, n))
+
+    threads = [threading.Thread(target=one, args=(seed,)) for seed in seeds]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 120
+    while not any(progress.values()) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    [worker] = cluster.workers
+    cluster.kill(worker)
+    for thread in threads:
+        thread.join(180)
+    rows = []
+    for seed in seeds:
+        text, done = first[seed]
+        row = {"seed": seed, "received": len(text), "finished": done, "again_finished": None, "same_text": None}
+        if not done:
+            again, row["again_finished"] = stream_text(base_url, body(seed))
+            row["same_text"] = again.startswith(text) and len(again) > len(text)
+        rows.append(row)
+    return pd.DataFrame(rows)
