@@ -78,11 +78,14 @@ def test_executed_chapters_write_nothing_to_stderr(executed_ci):
 
 
 def test_executed_outputs_are_free_of_native_log_noise(executed_ci):
+    """No C++ start-up notices, and no log line of Ray's processes (printed, in colour, by the
+    driver whenever it comes: a page would show it, its colours failing the contrast check)."""
     for path in executed_ci.glob("*.ipynb"):
-        for cell in nbformat.read(path, as_version=4).cells:
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
             for output in cell.get("outputs", []):
                 text = output.get("text", "")
                 assert "absl::InitializeLog" not in text and "cudart_stub" not in text, path.name
+                assert "\x1b[" not in text and "(raylet)" not in text, f"{path.name}, cell {index}: {text[:300]}"
 
 
 @pytest.mark.slow

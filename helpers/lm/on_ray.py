@@ -98,6 +98,8 @@ def node_loss_during_streams(cluster, base_url: str, seeds, max_tokens: int = 48
     sent again, same seed. A pandas table, a row per seed: the characters the first try received,
     whether it finished, and whether the second try (if any) finished and wrote the same text from
     the start."""
+    import contextlib
+    import io
     import threading
     import time
 
@@ -118,22 +120,27 @@ def node_loss_during_streams(cluster, base_url: str, seeds, max_tokens: int = 48
     def one(seed):
         first[seed] = stream_text(base_url, body(seed), on_text=lambda n: progress.__setitem__(seed, n))
 
-    threads = [threading.Thread(target=one, args=(seed,)) for seed in seeds]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + 120
-    while not any(progress.values()) and time.monotonic() < deadline:
-        time.sleep(0.001)
-    [worker] = cluster.workers
-    cluster.kill(worker)
-    for thread in threads:
-        thread.join(180)
-    rows = []
-    for seed in seeds:
-        text, done = first[seed]
-        row = {"seed": seed, "received": len(text), "finished": done, "again_finished": None, "same_text": None}
-        if not done:
-            again, row["again_finished"] = stream_text(base_url, body(seed))
-            row["same_text"] = again.startswith(text) and len(again) > len(text)
-        rows.append(row)
+    captured = io.StringIO()  # what Ray prints when it finds the node dead, kept out of the caller's output
+    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        threads = [threading.Thread(target=one, args=(seed,)) for seed in seeds]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 120
+        while not any(progress.values()) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        [worker] = cluster.workers
+        cluster.kill(worker)
+        for thread in threads:
+            thread.join(180)
+        rows = []
+        for seed in seeds:
+            text, done = first[seed]
+            row = {"seed": seed, "received": len(text), "finished": done, "again_finished": None, "same_text": None}
+            if not done:
+                again, row["again_finished"] = stream_text(base_url, body(seed))
+                row["same_text"] = again.startswith(text) and len(again) > len(text)
+            rows.append(row)
+        deadline = time.monotonic() + 30
+        while "marked dead" not in captured.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)  # until Ray has said so, here
     return pd.DataFrame(rows)

@@ -79,10 +79,24 @@ def loopback_replica_port() -> None:
         replica.add_port_to_grpc_server = on_loopback
 
 
+class _LateQueueLengths(logging.Filter):
+    """Drops the router's notice that a replica answered "how many requests do you hold?" later
+    than 0.1 s: on a machine that the load keeps busy it comes and goes with the load, and the
+    router itself then tries the replicas again, so it would only make the chapter's output differ
+    from run to run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to get queue length")
+
+
 def quiet_ray_loggers() -> None:
-    """Ray's and Serve's loggers in this process say only warnings and errors."""
+    """Ray's and Serve's loggers in this process say only warnings and errors (and not
+    :class:`_LateQueueLengths`'s notice)."""
     for name in ("ray", "ray.serve", "ray.cluster_utils", "ray._private"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    serve_logger = logging.getLogger("ray.serve")
+    if not any(isinstance(f, _LateQueueLengths) for f in serve_logger.filters):
+        serve_logger.addFilter(_LateQueueLengths())
     logging.getLogger("ray.widgets.util").setLevel(logging.ERROR)  # "install ipywidgets", in a notebook
 
 
