@@ -34,6 +34,10 @@ ENVIRONMENT = {
     # the proxy and the replicas report their queues to the autoscaler every 0.5 s (default 10 s)
     "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
     "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
+    # Serve's controller gives a new HTTP proxy 5 s (default) to say it is ready, then kills it and
+    # starts another, which fails serve.start() with "actor died" on a machine busy with other work;
+    # 60 s is how long serve.start() itself waits for the proxy
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
     # every worker (Serve's replicas included) runs loopback_replica_port first: the variable that a
     # job's runtime_env={"worker_process_setup_hook": ...} sets in its workers, set on the nodes
     # instead (a runtime environment costs every actor start seconds of setting up)
