@@ -91,13 +91,17 @@ def stream_text(base_url: str, body: dict, on_text=None, timeout: float = 120.0)
     return text, done
 
 
-def node_loss_during_streams(cluster, base_url: str, seeds, max_tokens: int = 48, model: str = DEFAULT_MODEL_NAME):
+def node_loss_during_streams(
+    cluster, base_url: str, seeds, max_tokens: int = 48, model: str = DEFAULT_MODEL_NAME, fault: str = "kill"
+):
     """One stream per seed (temperature 1, ``ignore_eos``), all sent at once; as soon as text comes
     back (generation is under way: a small model may finish a stream in a fraction of a second), the
-    worker node is killed (:meth:`LocalCluster.kill`); each stream that did not end with [DONE] is
-    sent again, same seed. A pandas table, a row per seed: the characters the first try received,
-    whether it finished, and whether the second try (if any) finished and wrote the same text from
-    the start."""
+    worker node is killed (``fault="kill"``, :meth:`LocalCluster.kill`) or frozen (``"freeze"``: its
+    streams stop until Ray declares the node dead; the node is killed once the streams have ended);
+    each stream that did not end with [DONE] is sent again, same seed. A pandas table, a row per
+    seed: the characters the first try received, whether it finished, when it ended (``ended_s``,
+    seconds after the fault), and whether the second try (if any) finished and wrote the same text
+    from the start."""
     import contextlib
     import io
     import threading
@@ -105,7 +109,7 @@ def node_loss_during_streams(cluster, base_url: str, seeds, max_tokens: int = 48
 
     import pandas as pd
 
-    first, progress = {}, {seed: 0 for seed in seeds}
+    first, ended, progress = {}, {}, {seed: 0 for seed in seeds}
 
     def body(seed):
         return {
@@ -119,6 +123,7 @@ def node_loss_during_streams(cluster, base_url: str, seeds, max_tokens: int = 48
 
     def one(seed):
         first[seed] = stream_text(base_url, body(seed), on_text=lambda n: progress.__setitem__(seed, n))
+        ended[seed] = time.monotonic()
 
     captured = io.StringIO()  # what Ray prints when it finds the node dead, kept out of the caller's output
     with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
@@ -129,13 +134,17 @@ def node_loss_during_streams(cluster, base_url: str, seeds, max_tokens: int = 48
         while not any(progress.values()) and time.monotonic() < deadline:
             time.sleep(0.001)
         [worker] = cluster.workers
-        cluster.kill(worker)
+        fault_at = time.monotonic()
+        getattr(cluster, fault)(worker)
         for thread in threads:
             thread.join(180)
+        if fault == "freeze":
+            cluster.kill(worker)
         rows = []
         for seed in seeds:
             text, done = first[seed]
-            row = {"seed": seed, "received": len(text), "finished": done, "again_finished": None, "same_text": None}
+            row = {"seed": seed, "received": len(text), "finished": done, "ended_s": ended[seed] - fault_at}
+            row |= {"again_finished": None, "same_text": None}
             if not done:
                 again, row["again_finished"] = stream_text(base_url, body(seed))
                 row["same_text"] = again.startswith(text) and len(again) > len(text)

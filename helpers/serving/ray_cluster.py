@@ -4,6 +4,7 @@
     cluster = LocalCluster(nodes=2)          # a head and a worker, each its own raylet and ports
     replica_log = start_replica_log(cluster.head_id)
     cluster.kill(cluster.workers[0])         # every process of the node at once, as a power loss
+    cluster.freeze(cluster.workers[0])       # or SIGSTOP: a node that hangs, its sockets open
     cluster.add_node()
     cluster.shutdown()
 
@@ -205,11 +206,15 @@ class LocalCluster:
     Every process binds 127.0.0.1. Each node offers ``node_cpus`` of Ray's CPU slots (a replica
     takes ``replica_cpus`` of them): the nodes share this machine's cores, as two virtual machines
     on one host would. :meth:`kill` ends every process of a worker node at once (SIGKILL, as a
-    machine that loses power); :meth:`add_node` starts a new one. The driver (this process)
-    connects to the head, so the head cannot be killed.
+    machine that loses power), :meth:`freeze` stops them (SIGSTOP, as a machine that hangs);
+    :meth:`add_node` starts a new one. The driver (this process) connects to the head, so the head
+    cannot be killed. The GCS checks the nodes' health as :data:`NODE_HEALTH_CHECK` says, or as
+    ``health_check`` says (``{}``: Ray's defaults, a check every 3 s, 10 s to answer, 5 misses).
     """
 
-    def __init__(self, nodes: int = 2, node_cpus: float = 1, object_store_mb: int = 100):
+    def __init__(
+        self, nodes: int = 2, node_cpus: float = 1, object_store_mb: int = 100, health_check: dict | None = None
+    ):
         if nodes < 1:
             raise ValueError("a cluster needs at least its head node")
         prepare_environment()
@@ -223,7 +228,7 @@ class LocalCluster:
 
         head_args = {
             "include_dashboard": False,
-            "_system_config": NODE_HEALTH_CHECK,
+            "_system_config": NODE_HEALTH_CHECK if health_check is None else health_check,  # {}: Ray's own
             # ports of their own, not Ray's fixed defaults, so that two clusters can run on one machine
             "dashboard_port": free_ports(1)[0],
             "dashboard_agent_listen_port": None,
@@ -261,13 +266,11 @@ class LocalCluster:
         self.names[node.node_id] = f"worker {len(self.names)}"
         return node
 
-    def kill(self, node) -> float:
-        """SIGKILL every process of a worker node (its raylet, its replicas); the time (``time.time()``)."""
-        if node is self.cluster.head_node:
-            raise ValueError("the head node holds the cluster's control plane and the driver: kill a worker")
+    def _processes(self, node) -> list:
+        """A node's own processes (raylet, object store, agents) and their children (workers, replicas)."""
         import psutil
 
-        processes = []  # the node's own processes (raylet, object store, agents) and their children (workers)
+        processes = []
         for infos in node.all_processes.values():
             for info in infos:
                 try:
@@ -275,31 +278,39 @@ class LocalCluster:
                     processes += [top, *top.children(recursive=True)]
                 except psutil.NoSuchProcess:
                     pass
+        return processes
+
+    def _signal(self, node, what: str) -> tuple[list, float]:
+        if node is self.cluster.head_node:
+            raise ValueError(f"the head node holds the cluster's control plane and the driver: {what} a worker")
+        import psutil
+
+        processes = self._processes(node)
         at = time.time()
         for process in processes:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
+            with contextlib.suppress(psutil.NoSuchProcess):  # ended meanwhile
+                (process.kill if what == "kill" else process.suspend)()
+        return processes, at
+
+    def kill(self, node) -> float:
+        """SIGKILL every process of a worker node (its raylet, its replicas); the time (``time.time()``).
+        A frozen node is killed the same way."""
+        import psutil
+
+        processes, at = self._signal(node, "kill")
         psutil.wait_procs(processes, timeout=10)
         self.cluster.remove_node(node, allow_graceful=False)  # the cluster's bookkeeping; nothing is left to stop
         self.workers.remove(node)
         return at
 
+    def freeze(self, node) -> float:
+        """SIGSTOP every process of a worker node, as a machine that hangs: its sockets stay open and
+        nothing answers; the time (``time.time()``). :meth:`kill` ends it."""
+        return self._signal(node, "freeze")[1]
+
     def pids(self) -> set[int]:
         """Every process of every live node (the nodes' own processes and their children: workers, replicas)."""
-        import psutil
-
-        pids = set()
-        for node in [self.cluster.head_node, *self.workers]:
-            for infos in node.all_processes.values():
-                for info in infos:
-                    try:
-                        top = psutil.Process(info.process.pid)
-                        pids |= {top.pid, *(p.pid for p in top.children(recursive=True))}
-                    except psutil.NoSuchProcess:
-                        pass
-        return pids
+        return {p.pid for node in [self.cluster.head_node, *self.workers] for p in self._processes(node)}
 
     def alive_nodes(self) -> list[str]:
         import ray

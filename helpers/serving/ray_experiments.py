@@ -1,13 +1,12 @@
 """Experiments on the Ray Serve deployment: a node lost under load, and autoscaling under a step.
 
-:func:`node_loss` runs a bounded closed-loop load from clients without and with retries, kills a
-worker node in the middle, and measures what the clients saw; :func:`rejoin` adds a node back and
-waits for the replicas. :func:`load_step` sends a low, high, low load while :class:`ReplicaSampler`
-records the replicas, :func:`windows` reads both as a time series and :func:`step_summary` sums it
-up by phase. :func:`compare_refusals` sends the bad requests to Ray and to the hand-built service,
-and :func:`request_parts` takes a request's cost apart. The plots take a ``lang``
-("en" or "zh") and draw their words from :data:`PLOT_WORDS`, so that each language draws its own
-figure; :data:`WORDS_ZH` holds the Chinese words of the tables.
+:func:`node_loss` runs a bounded closed-loop load from clients without and with retries, kills or
+freezes a worker node in the middle, and measures what the clients saw; :func:`rejoin` adds a node
+back. :func:`load_step` sends a low, high, low load while :class:`ReplicaSampler` records the
+replicas, :func:`windows` reads both as a time series and :func:`step_summary` sums it up by phase.
+:func:`compare_refusals` sends the bad requests to Ray and to the hand-built service, and
+:func:`request_parts` takes a request's cost apart. The plots draw their words from
+:data:`PLOT_WORDS` in the page's language; :data:`WORDS_ZH` holds the Chinese words of the tables.
 """
 
 from __future__ import annotations
@@ -67,18 +66,12 @@ def compare_refusals(ray_url: str, hand_url: str, model_name: str, max_body_byte
     cases = loadtest.bad_requests(f"{ray_url}/v1/models/{model_name}", max_body_bytes, max_instances)
     ray = loadtest.refusals(cases)
     hand = loadtest.refusals([(case, m, url.replace(ray_url, hand_url, 1), b, e) for case, m, url, b, e in cases])
+    columns = ("case", "expected", "hand-built", "Ray", "same message", "message (Ray)")
     rows = [
-        {
-            "case": r["case"],
-            "expected": r["expected"],
-            "hand-built": h["status"],
-            "Ray": r["status"],
-            "same message": r["message"] == h["message"],
-            "message (Ray)": r["message"][:70],
-        }
+        (r["case"], r["expected"], h["status"], r["status"], r["message"] == h["message"], r["message"][:70])
         for r, h in zip(ray, hand)
     ]
-    return pd.DataFrame(rows).set_index("case")
+    return pd.DataFrame(rows, columns=columns).set_index("case")
 
 
 def request_parts(costs: dict, side, handle_ms, *, max_wait_ms: float, encoding: str) -> dict:
@@ -254,25 +247,40 @@ def node_loss(
     bodies: list[bytes],
     *,
     node,
+    fault: str = "kill",
     clients: int = 4,
     retries: int = 5,
     seconds: float = 12.0,
     kill_after: float = 4.0,
     timeout: float = 10.0,
     backoff_s: float = BACKOFF_S,
+    dead_within: float | None = None,
 ) -> dict:
-    """Kill ``node`` ``kill_after`` s into a ``seconds``-long load from ``clients`` clients without
-    retries and as many with ``retries``; what they saw.
+    """Lose ``node`` ``kill_after`` s into a ``seconds``-long load from ``clients`` clients without
+    retries and as many with ``retries``: ``fault`` ``"kill"`` (SIGKILL: its connections break at
+    once) or ``"freeze"`` (SIGSTOP: they stay open, nothing answers; killed after the load).
 
-    Returns ``requests`` (one row a request, times in s from the kill), ``replicas`` (the
-    deployment's replicas over time), ``kill_at``, ``ray_messages`` (what Ray printed meanwhile,
-    captured) and the counts: ``failed`` (no answer, no retries), ``lost`` (no answer after
-    retries), ``retried``, ``in_flight`` (requests sent before the kill that ended after it), and
-    ``recovery_s``: from the kill until the end of the last request that failed, needed a retry,
-    or was in flight at the kill; every request after that was answered at the first try.
+    Returns ``requests`` (a row a request, times in s from the fault), ``replicas`` (over time),
+    ``kill_at``, ``dead_s`` (until the GCS marked the node dead; None if not within ``dead_within``
+    s, by default the load's end and a request's timeout), ``ray_messages`` (what Ray printed,
+    captured) and the counts: ``failed`` (no answer, no retries), ``lost`` (no answer after retries),
+    ``retried``, ``in_flight`` (sent before the fault, ended after it), and ``recovery_s``: until the
+    end of the last request that failed, needed a retry, or was in flight at the fault.
     """
-    killed: dict = {}
-    timer = threading.Timer(kill_after, lambda: killed.setdefault("at", cluster.kill(node)))
+    if fault not in ("kill", "freeze"):
+        raise ValueError(f"fault must be 'kill' or 'freeze', not {fault!r}")
+    hit, dead = threading.Event(), {}
+
+    def lose() -> None:
+        dead["at"] = getattr(cluster, fault)(node)
+        hit.set()
+        while time.time() - dead["at"] < (dead_within or seconds + timeout):
+            if node.node_id not in cluster.alive_nodes():
+                dead["dead"] = time.time()
+                return
+            time.sleep(0.05)
+
+    timer = threading.Timer(kill_after, lose)
     captured = io.StringIO()  # Ray reports the lost node on stdout and stderr
     with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), ReplicaSampler() as sampler:
         timer.start()
@@ -288,9 +296,12 @@ def node_loss(
                 backoff_s=backoff_s,
             )
         finally:
+            hit.wait(kill_after + 60)
             timer.join()
+            if fault == "freeze" and node in cluster.workers:
+                cluster.kill(node)  # a hung machine is restarted; its processes end
         time.sleep(0.5)  # one more sample of the replicas after the load
-    kill_at = killed["at"]
+    kill_at = dead["at"]
     requests = timeline.table()
     requests["start"] -= kill_at
     requests["end"] -= kill_at
@@ -301,6 +312,8 @@ def node_loss(
         "requests": requests,
         "replicas": sampler.table(kill_at),
         "kill_at": kill_at,
+        "fault": fault,
+        "dead_s": dead["dead"] - kill_at if "dead" in dead else None,
         "ray_messages": [_plain(line) for line in captured.getvalue().splitlines() if line.strip()],
         "errors": timeline.errors,
         "failed": int(((requests["status"] != 200) & ~requests["retrying"]).sum()),
@@ -321,12 +334,8 @@ def rejoin(cluster: ray_cluster.LocalCluster, running: int, timeout: float = 180
         node = cluster.add_node()
         joined = time.monotonic() - start
         ray_serve.wait_for_replicas(running, timeout=timeout)
-    return {
-        "node": node,
-        "join_s": joined,
-        "replicas_s": time.monotonic() - start,
-        "ray_messages": [_plain(line) for line in captured.getvalue().splitlines() if line.strip()],
-    }
+    messages = [_plain(line) for line in captured.getvalue().splitlines() if line.strip()]
+    return {"node": node, "join_s": joined, "replicas_s": time.monotonic() - start, "ray_messages": messages}
 
 
 def worker_with_replica(cluster: ray_cluster.LocalCluster, replica_log):

@@ -313,11 +313,13 @@ def replicas(app: str = APP_NAME, deployment: str = DEPLOYMENT_NAME) -> dict[str
     return {str(getattr(k, "value", k)): int(v) for k, v in status.deployments[deployment].replica_states.items()}
 
 
-def wait_for_replicas(running: int, *, timeout: float = 180.0, app: str = APP_NAME) -> float:
+def wait_for_replicas(
+    running: int, *, timeout: float = 180.0, app: str = APP_NAME, deployment: str = DEPLOYMENT_NAME
+) -> float:
     """Wait until exactly ``running`` replicas run and none starts or stops; the seconds it took."""
     start = time.monotonic()
     while True:
-        states = replicas(app)
+        states = replicas(app, deployment)
         if states.get("RUNNING", 0) == running and sum(states.values()) == running:
             return time.monotonic() - start
         if time.monotonic() - start > timeout:
