@@ -114,14 +114,11 @@ def data_table(facts: dict, lm_facts: dict, lang: str) -> pd.DataFrame:
         ("records without text dropped", facts["empty_dropped"]),
         ("poems kept", facts["poems"]),
         (
-            ("  training / validation / test", "  训练 / 验证 / 测试"),
+            "  training / validation / test",
             f"{facts['train_poems']:,} / {facts['validation_poems']:,} / {facts['test_poems']:,}",
         ),
         ("characters in the kept poems", facts["characters"]),
-        (
-            ("regulated (4 or 8 lines of 5 or 7)", "格律形式（4 或 8 句，每句 5 或 7 字）"),
-            pct(facts["regulated_share"]),
-        ),
+        ("regulated (4 or 8 lines of 5 or 7)", pct(facts["regulated_share"])),
         ("regulated poems the model trains on", lm_facts["train_poems"]),
         ("training tokens (characters, punctuation, <eos>)", lm_facts["train_tokens"]),
         ("vocabulary (with 4 special tokens)", lm_facts["vocab_size"]),
