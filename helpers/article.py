@@ -251,18 +251,13 @@ def loss_in_effect(backend: str) -> str:
     return "logits" if backend == "tensorflow" else "double softmax"
 
 
-#: the Chinese pages' words for the warnings Keras raises while the listing runs (by the start of the
-#: warning's first sentence); a warning not listed here is shown as raised
-WARNINGS_ZH = {
-    "UserWarning: Do not pass an `input_shape`/`input_dim` argument to a layer": "UserWarning：不要把 `input_shape`/`input_dim` 参数传给层（应改用 `Input` 对象作为模型的第一层）。",
-    'UserWarning: "`sparse_categorical_crossentropy` received `from_logits=True`': "UserWarning：`sparse_categorical_crossentropy` 收到了 `from_logits=True`，但输出由 softmax 激活产生，"
-    "因此并不是对数几率。",
-}
-
-
 def warning_zh(message: str) -> str:
-    """A warning collected by :func:`run_step`, as the Chinese pages show it."""
-    return next((zh for start, zh in WARNINGS_ZH.items() if message.startswith(start)), message)
+    """A warning collected by :func:`run_step`, as the Chinese pages show it: the vocabulary's
+    ``keras_warnings`` section gives the Chinese by the start of the warning's first sentence; a
+    warning not listed there is shown as raised."""
+    from helpers.words import vocabulary
+
+    return next((zh for start, zh in vocabulary()["keras_warnings"].items() if message.startswith(start)), message)
 
 
 def show_diff(before: str, after: str) -> None:

@@ -25,12 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import fetch
+from helpers import fetch, words
+from helpers.book.bilingual import LANGS
 
 #: one image: 32x32 pixels, 3 colour channels, uint8
 IMAGE_SHAPE = (32, 32, 3)
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-CLASS_NAMES_ZH = ("飞机", "汽车", "鸟", "猫", "鹿", "狗", "青蛙", "马", "船", "卡车")
+#: the class names on each language's pages (the Chinese in the vocabulary)
+CLASSES = {lang: tuple(words.in_lang(c, lang) for c in CLASS_NAMES) for lang in LANGS}
 
 #: The official binary batches and their MD5s.
 BIN_MD5 = {

@@ -16,6 +16,8 @@ import matplotlib.font_manager as font_manager
 import matplotlib.pyplot as plt
 import numpy as np
 
+from helpers import words
+
 STYLE_FILE = Path(__file__).with_name("maas.mplstyle")
 #: fonts with Chinese glyphs that the style falls back to, best first
 CJK_FAMILIES = (
@@ -79,13 +81,13 @@ def image_grid(images, titles, ncols: int = 10, size: float = 1.1, colors=None):
 def learning_curves(runs: dict[str, dict], metrics=("loss", "accuracy"), lang: str = "en"):
     """Training (solid) and validation (dashed) curves for each named run's Keras history, labelled
     in ``lang`` ("en" or "zh"; the run names are given in that language by the caller)."""
-    words = CURVE_WORDS[lang]
+    w = words.of(lang)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.6))
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         for i, (name, history) in enumerate(runs.items()):
             color = f"C{i}"
             epochs = np.arange(1, len(history[metric]) + 1)
-            ax.plot(epochs, history[metric], "-o", ms=3, color=color, label=f"{name}{words['sep']}{words['train']}")
+            ax.plot(epochs, history[metric], "-o", ms=3, color=color, label=w("{run}: training").format(run=name))
             if f"val_{metric}" in history:
                 ax.plot(
                     epochs,
@@ -93,40 +95,26 @@ def learning_curves(runs: dict[str, dict], metrics=("loss", "accuracy"), lang: s
                     "--s",
                     ms=3,
                     color=color,
-                    label=f"{name}{words['sep']}{words['validation']}",
+                    label=w("{run}: validation").format(run=name),
                 )
-        ax.set_xlabel(words["epoch"])
-        ax.set_ylabel(words.get(metric, metric))
+        ax.set_xlabel(w("epoch"))
+        ax.set_ylabel(words.label(metric, lang))
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-#: the words of :func:`learning_curves`, per language
-CURVE_WORDS = {
-    "en": {
-        "train": "training",
-        "validation": "validation",
-        "epoch": "epoch",
-        "loss": "loss",
-        "accuracy": "accuracy",
-        "sep": ": ",
-    },
-    "zh": {"train": "训练", "validation": "验证", "epoch": "轮次", "loss": "损失", "accuracy": "准确率", "sep": "："},
-}
-
-
 def confusion(matrix: np.ndarray, class_names, lang: str = "en"):
     """Row-normalised confusion matrix (true class in rows), with the percentages written in;
     axes labelled in ``lang`` (the class names are given in that language by the caller)."""
-    words = CONFUSION_WORDS[lang]
+    w = words.of(lang)
     share = matrix / matrix.sum(axis=1, keepdims=True)
     fig, ax = plt.subplots(figsize=(6.4, 5.4))
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel(words["predicted"])
-    ax.set_ylabel(words["true"])
+    ax.set_xlabel(w("predicted class"))
+    ax.set_ylabel(w("true class"))
     ax.grid(False)
     for i in range(share.shape[0]):
         for j in range(share.shape[1]):
@@ -139,16 +127,9 @@ def confusion(matrix: np.ndarray, class_names, lang: str = "en"):
                 fontsize=7,
                 color="white" if share[i, j] > 0.5 else "black",
             )
-    fig.colorbar(im, ax=ax, fraction=0.046, label=words["share"])
+    fig.colorbar(im, ax=ax, fraction=0.046, label=w("share of true class"))
     fig.tight_layout()
     return fig
-
-
-#: the words of :func:`confusion`, per language
-CONFUSION_WORDS = {
-    "en": {"predicted": "predicted class", "true": "true class", "share": "share of true class"},
-    "zh": {"predicted": "预测类别", "true": "真实类别", "share": "占真实类别的比例"},
-}
 
 
 def per_class_bars(values: dict[str, np.ndarray], class_names, lang: str = "en"):
@@ -160,7 +141,7 @@ def per_class_bars(values: dict[str, np.ndarray], class_names, lang: str = "en")
     for i, (name, accuracy) in enumerate(values.items()):
         ax.bar(x + (i - (len(values) - 1) / 2) * width, accuracy, width, label=name)
     ax.set_xticks(x, class_names, rotation=30, ha="right")
-    ax.set_ylabel({"en": "test accuracy", "zh": "测试准确率"}[lang])
+    ax.set_ylabel(words.in_lang("test accuracy", lang))
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     fig.tight_layout()

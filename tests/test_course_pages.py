@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import headline
+from helpers import headline, words
 from helpers.book import language
 from helpers.topics import conclusion, course, faq, federated, scaling, trends
 
@@ -48,7 +48,7 @@ def test_values_read_with_their_units():
     assert course.listing(["a", "b", "c"], "en") == "a, b and c" and course.listing(["a", "b"], "zh") == "a 和 b"
     assert not course.finite(None, 1.0) and not course.finite(True) and course.finite(np.int64(3), 2.5)
     with pytest.raises(ValueError):
-        course.pick("fr", "a", "b")
+        words.pick("fr", "a", "b")
 
 
 # ------------------------------------------------------------------------------------- trends

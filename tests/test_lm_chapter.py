@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from helpers import words  # noqa: E402
 from helpers.lm import baselines, chapter  # noqa: E402
 from helpers.lm.data import CharTokenizer, form_score  # noqa: E402
 from helpers.lm.train import prepare  # noqa: E402
@@ -37,7 +38,7 @@ def test_tables_have_headers_in_each_language(toy_data):
     en, zh = chapter.baseline_table(scores, "en"), chapter.baseline_table(scores, "zh")
     assert en.shape == zh.shape == (5, 5) and "perplexity per character" in en.columns and "每字困惑度" in zh.columns
     assert en.iloc[-1]["perplexity per character"] == pytest.approx(np.exp(2.1), abs=0.5)
-    assert list(zh.index) == [chapter.MODEL_NAMES[k][1] for k in scores]
+    assert list(zh.index) == [words.zh(chapter.MODEL_NAMES[k], "lm") for k in scores]
     view = chapter.scheduler_view(_scheduler_rows(), "zh")
     assert view.index.names == ["并发流", "调度方式"] and "连续批处理" in view.index.get_level_values(1)
     assert list(chapter.scheduler_view(_scheduler_rows(), "en").columns)[0] == "output tok/s"
@@ -72,7 +73,7 @@ def test_sizes_and_words_read_well():
     assert chapter.short(12_600) == "12.6k" and chapter.short(3_155_456) == "3.16M"
     cases = chapter.bad_requests("http://127.0.0.1:8000", 64)
     assert len({case for case, *_ in cases}) == len(cases) and all(status in (400, 404) for *_, status in cases)
-    assert {case for case, *_ in cases} == set(chapter.BAD_CASES_ZH)
+    assert all(words.zh(case, "lm") for case, *_ in cases)
 
 
 @pytest.mark.unit

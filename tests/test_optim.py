@@ -13,6 +13,7 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before Keras is first imported
 
+from helpers import words  # noqa: E402
 from helpers.book import run  # noqa: E402
 from helpers.topics import learning_maths, optim  # noqa: E402
 
@@ -299,7 +300,7 @@ def test_gradient_spread_and_minibatch_noise():
 def test_check_problems_carry_the_right_gradients(keras):
     X, y = _toy_classification(n=12, d=5, k=3)
     problems = learning_maths.check_problems(X, y, 3, 10.0, np.random.default_rng(0))
-    assert set(problems) == set(learning_maths.CHECK_NAMES["en"]) == set(learning_maths.CHECK_NAMES["zh"])
+    assert all(words.zh(name, "learning_maths") for name in problems)
     for name, (x, f, grad, f_keras) in problems.items():
         assert optim.gradient_check(f, grad, x) < 1e-5, name
         assert optim.relative_error(grad(x), optim.autodiff_gradient(f_keras, x)) < 1e-4, name
@@ -333,12 +334,12 @@ def test_chapter_figures_are_drawn_in_each_language():
             learning_maths.plot_epoch_losses([2.0, 1.9], [2.0, 1.9], 10, "jax", "momentum", 0.01, 0.9, lang),
         ]
         for fig in figures:
-            words = " ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
-            assert any("\u4e00" <= ch <= "\u9fff" for ch in words) == (lang == "zh"), words
+            text = " ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in text) == (lang == "zh"), text
             plt.close(fig)
     # matplotlib's mathtext has no Chinese glyphs: a Chinese label must not mix in $...$
-    for words in learning_maths.PLOT_WORDS["zh"].values():
-        assert "$" not in words or not any("\u4e00" <= ch <= "\u9fff" for ch in words), words
+    for zh in words.vocabulary()["learning_maths"].values():
+        assert "$" not in zh or not any("\u4e00" <= ch <= "\u9fff" for ch in zh), zh
 
 
 # ------------------------------------------------------------------ bad values stop with a clear error

@@ -14,13 +14,19 @@ import numpy as np
 import pandas as pd
 
 from helpers.book.bilingual import LANGS
-from helpers.topics.course import glue_values, glue_words, pick  # noqa: F401  (the chapters call them here too)
+from helpers.words import glue_values, in_lang, pick
+
+
+def _w(term: str, lang: str) -> str:
+    """A term of these pages in ``lang`` (the ``lm`` section of the vocabulary)."""
+    return in_lang(term, lang, "lm")
+
 
 #: scheduler names on the page
 SCHEDULER_NAMES = {
-    "single": ("one at a time", "逐个处理"),
-    "static": ("static batches", "静态批处理"),
-    "continuous": ("continuous batching", "连续批处理"),
+    "single": "one at a time",
+    "static": "static batches",
+    "continuous": "continuous batching",
 }
 
 #: published shapes of large models (layers, key/value heads, head dimension), for the KV-cache arithmetic
@@ -94,45 +100,42 @@ def short(n: float) -> str:
 
 
 def _rename(table: pd.DataFrame, columns: dict, lang: str) -> pd.DataFrame:
-    return table.rename(columns={k: pick(lang, *v) for k, v in columns.items()})
+    return table.rename(columns={k: _w(v, lang) for k, v in columns.items()})
 
 
 def data_table(facts: dict, lm_facts: dict, lang: str) -> pd.DataFrame:
     """What the package holds, what cleaning removed, and what the model sees."""
     rows = [
-        (("Tang records in the package", "包中的唐诗记录"), facts["records"]),
-        (("listed as doubtful (error/ folder)", "列为存疑（error/ 文件夹）"), facts["doubtful_listed"]),
-        (("  of which dropped from the records", "  其中从记录中删去"), facts["doubtful_dropped"]),
-        (("exact duplicates dropped", "删去的完全重复"), facts["duplicates_dropped"]),
-        (("near-duplicates dropped", "删去的近似重复"), facts["near_duplicates_dropped"]),
-        (("records without text dropped", "删去的无正文记录"), facts["empty_dropped"]),
-        (("poems kept", "保留的诗"), facts["poems"]),
+        ("Tang records in the package", facts["records"]),
+        ("listed as doubtful (error/ folder)", facts["doubtful_listed"]),
+        ("  of which dropped from the records", facts["doubtful_dropped"]),
+        ("exact duplicates dropped", facts["duplicates_dropped"]),
+        ("near-duplicates dropped", facts["near_duplicates_dropped"]),
+        ("records without text dropped", facts["empty_dropped"]),
+        ("poems kept", facts["poems"]),
         (
-            ("  training / validation / test", "  训练 / 验证 / 测试"),
+            "  training / validation / test",
             f"{facts['train_poems']:,} / {facts['validation_poems']:,} / {facts['test_poems']:,}",
         ),
-        (("characters in the kept poems", "保留诗中的字数"), facts["characters"]),
-        (
-            ("regulated (4 or 8 lines of 5 or 7)", "格律形式（4 或 8 句，每句 5 或 7 字）"),
-            pct(facts["regulated_share"]),
-        ),
-        (("regulated poems the model trains on", "模型训练所用的格律诗"), lm_facts["train_poems"]),
-        (("training tokens (characters, punctuation, <eos>)", "训练词元（字、标点、<eos>）"), lm_facts["train_tokens"]),
-        (("vocabulary (with 4 special tokens)", "词表（含 4 个特殊词元）"), lm_facts["vocab_size"]),
+        ("characters in the kept poems", facts["characters"]),
+        ("regulated (4 or 8 lines of 5 or 7)", pct(facts["regulated_share"])),
+        ("regulated poems the model trains on", lm_facts["train_poems"]),
+        ("training tokens (characters, punctuation, <eos>)", lm_facts["train_tokens"]),
+        ("vocabulary (with 4 special tokens)", lm_facts["vocab_size"]),
     ]
     return pd.DataFrame(
-        {pick(lang, "value", "数值"): [v if isinstance(v, str) else f"{v:,}" for _, v in rows]},
-        index=pd.Index([pick(lang, *k) for k, _ in rows], name=pick(lang, "data", "数据")),
+        {_w("value", lang): [v if isinstance(v, str) else f"{v:,}" for _, v in rows]},
+        index=pd.Index([_w(k, lang) for k, _ in rows], name=_w("data", lang)),
     )
 
 
 #: the models of the cross-entropy table, in its order
 MODEL_NAMES = {
-    "unigram": ("unigram (add-k)", "一元模型（加 k 平滑）"),
-    "bigram_interpolated": ("bigram (interpolated)", "二元模型（插值平滑）"),
-    "kn_bigram": ("Kneser–Ney bigram", "Kneser–Ney 二元模型"),
-    "kn_trigram": ("Kneser–Ney trigram", "Kneser–Ney 三元模型"),
-    "transformer": ("transformer (this chapter)", "Transformer（本章）"),
+    "unigram": "unigram (add-k)",
+    "bigram_interpolated": "bigram (interpolated)",
+    "kn_bigram": "Kneser–Ney bigram",
+    "kn_trigram": "Kneser–Ney trigram",
+    "transformer": "transformer (this chapter)",
 }
 #: the transformer's cross-entropy per character should be at most this share of the best counting baseline's
 GOAL_RATIO = 0.90
@@ -140,20 +143,20 @@ GOAL_RATIO = 0.90
 
 def baseline_table(scores: dict[str, dict], lang: str) -> pd.DataFrame:
     """Test cross-entropy by kind of target (:func:`helpers.lm.baselines.by_kind`), one row per model of ``scores``."""
-    table = pd.DataFrame([{"model": pick(lang, *MODEL_NAMES[k]), **v} for k, v in scores.items()]).set_index("model")
+    table = pd.DataFrame([{"model": _w(MODEL_NAMES[k], lang), **v} for k, v in scores.items()]).set_index("model")
     table["ppl"] = np.exp(table["characters"]).round().astype(int)
     table = table[["characters", "ppl", "punctuation", "eos", "all"]].round(3)
     return _rename(
         table,
         {
-            "characters": ("characters, nats", "字 奈特"),
-            "ppl": ("perplexity per character", "每字困惑度"),
-            "punctuation": ("punctuation, nats", "标点 奈特"),
-            "eos": ("end of poem (<eos>), nats", "诗尾（<eos>） 奈特"),
-            "all": ("all tokens mixed, nats", "全部词元混合 奈特"),
+            "characters": "characters, nats",
+            "ppl": "perplexity per character",
+            "punctuation": "punctuation, nats",
+            "eos": "end of poem (<eos>), nats",
+            "all": "all tokens mixed, nats",
         },
         lang,
-    ).rename_axis(pick(lang, "model", "模型"))
+    ).rename_axis(_w("model", lang))
 
 
 def decode_table(speed: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -165,38 +168,38 @@ def decode_table(speed: pd.DataFrame, lang: str) -> pd.DataFrame:
     table = _rename(
         table,
         {
-            "cached_tok_s": ("KV cache, tokens/s", "KV 缓存 词元/秒"),
-            "recompute_tok_s": ("recompute, tokens/s", "重新计算 词元/秒"),
-            "speedup": ("speed-up", "加速比"),
+            "cached_tok_s": "KV cache, tokens/s",
+            "recompute_tok_s": "recompute, tokens/s",
+            "speedup": "speed-up",
         },
         lang,
     )
-    return table.rename_axis(pick(lang, "new tokens", "新词元数"))
+    return table.rename_axis(_w("new tokens", lang))
 
 
 STEP_NAMES = {
-    "copied": ("cache copied every step", "每步复制缓存"),
-    "in_place": ("written in place", "原地写入"),
-    "in_place_window": ("in place, used window only", "原地写入，只读已用窗口"),
+    "copied": "cache copied every step",
+    "in_place": "written in place",
+    "in_place_window": "in place, used window only",
 }
 
 
 def step_table(steps: pd.DataFrame, lang: str) -> pd.DataFrame:
     table = steps.pivot(index="variant", columns="slots", values="ms_per_step").loc[list(STEP_NAMES)]
-    table.index = [pick(lang, *STEP_NAMES[v]) for v in table.index]
+    table.index = [_w(STEP_NAMES[v], lang) for v in table.index]
     table.columns = [pick(lang, f"{s} slot(s), ms/step", f"{s} 个槽位 毫秒/步") for s in table.columns]
-    return table.round(2).rename_axis(pick(lang, "decode step", "解码步骤"))
+    return table.round(2).rename_axis(_w("decode step", lang))
 
 
 TIME_PARTS = {
-    "tokens_per_step": ("tokens per step", "每步词元数"),
-    "decode_ms_per_step": ("decode, ms/step", "解码 毫秒/步"),
-    "prefill_ms_per_step": ("prefill, ms/step", "预填充 毫秒/步"),
-    "sample_ms_per_step": ("sampling, ms/step", "采样 毫秒/步"),
-    "engine_other_ms_per_step": ("engine's other work, ms/step", "引擎其他工作 毫秒/步"),
-    "load_generator_ms_per_step": ("load generator, ms/step", "负载生成器 毫秒/步"),
-    "total_ms_per_step": ("total, ms/step", "合计 毫秒/步"),
-    "total_ms_per_token": ("total, ms/token", "合计 毫秒/词元"),
+    "tokens_per_step": "tokens per step",
+    "decode_ms_per_step": "decode, ms/step",
+    "prefill_ms_per_step": "prefill, ms/step",
+    "sample_ms_per_step": "sampling, ms/step",
+    "engine_other_ms_per_step": "engine's other work, ms/step",
+    "load_generator_ms_per_step": "load generator, ms/step",
+    "total_ms_per_step": "total, ms/step",
+    "total_ms_per_token": "total, ms/token",
 }
 
 
@@ -204,58 +207,58 @@ def time_view(parts: pd.DataFrame, lang: str) -> pd.DataFrame:
     """Where each engine's time went (:func:`helpers.lm.bench.where_time_goes`), headers in the page's language."""
     view = parts[list(TIME_PARTS)].copy().round(3)
     view["tokens_per_step"] = view["tokens_per_step"].round(1)
-    view.index = [pick(lang, *SCHEDULER_NAMES[name]) for name in view.index]
-    return _rename(view, TIME_PARTS, lang).rename_axis(pick(lang, "engine", "引擎"))
+    view.index = [_w(SCHEDULER_NAMES[name], lang) for name in view.index]
+    return _rename(view, TIME_PARTS, lang).rename_axis(_w("engine", lang))
 
 
 #: vLLM's serving-benchmark metrics as the chapter shows them
 METRICS = {
-    "output_throughput": ("output tok/s", "输出 词元/秒"),
-    "p50_ttft_ms": ("TTFT p50 ms", "TTFT p50 毫秒"),
-    "p99_ttft_ms": ("TTFT p99 ms", "TTFT p99 毫秒"),
-    "p50_tpot_ms": ("TPOT p50 ms", "TPOT p50 毫秒"),
-    "p99_tpot_ms": ("TPOT p99 ms", "TPOT p99 毫秒"),
-    "p50_itl_ms": ("ITL p50 ms", "ITL p50 毫秒"),
-    "p99_itl_ms": ("ITL p99 ms", "ITL p99 毫秒"),
-    "p50_e2el_ms": ("E2E p50 ms", "E2E p50 毫秒"),
-    "p99_e2el_ms": ("E2E p99 ms", "E2E p99 毫秒"),
+    "output_throughput": "output tok/s",
+    "p50_ttft_ms": "TTFT p50 ms",
+    "p99_ttft_ms": "TTFT p99 ms",
+    "p50_tpot_ms": "TPOT p50 ms",
+    "p99_tpot_ms": "TPOT p99 ms",
+    "p50_itl_ms": "ITL p50 ms",
+    "p99_itl_ms": "ITL p99 ms",
+    "p50_e2el_ms": "E2E p50 ms",
+    "p99_e2el_ms": "E2E p99 ms",
 }
 
 
 def scheduler_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
     """The load benchmark, one row per scheduler and number of streams, vLLM's metrics as columns."""
     view = table[["concurrency", "scheduler", *METRICS]].copy()
-    view["scheduler"] = [pick(lang, *SCHEDULER_NAMES[s]) for s in view["scheduler"]]
+    view["scheduler"] = [_w(SCHEDULER_NAMES[s], lang) for s in view["scheduler"]]
     view = view.round({k: (0 if k == "output_throughput" else 1) for k in METRICS})
     view = view.set_index(["concurrency", "scheduler"])
-    view.index.names = [pick(lang, "streams", "并发流"), pick(lang, "scheduler", "调度方式")]
+    view.index.names = [_w("streams", lang), _w("scheduler", lang)]
     return _rename(view, METRICS, lang)
 
 
 def http_view(in_process: dict, over_http: dict, lang: str) -> pd.DataFrame:
     rows = {
-        pick(lang, "in-process engine", "进程内引擎"): in_process,
-        pick(lang, "over HTTP (service)", "经 HTTP（服务）"): over_http,
+        _w("in-process engine", lang): in_process,
+        _w("over HTTP (service)", lang): over_http,
     }
     view = pd.DataFrame({k: {m: v[m] for m in METRICS} for k, v in rows.items()}).T
     view = view.round({k: (0 if k == "output_throughput" else 1) for k in METRICS})
-    return _rename(view, METRICS, lang).rename_axis(pick(lang, "measured", "测量方式"))
+    return _rename(view, METRICS, lang).rename_axis(_w("measured", lang))
 
 
 #: the KV-cache table's columns
 KV_COLUMNS = {
-    "layers": ("layers", "层数"),
-    "kv_heads": ("key/value heads", "键/值头数"),
-    "head_dim": ("head dimension", "头维度"),
-    "token": ("per token", "每词元"),
-    "context": ("context", "上下文"),
-    "sequence": ("per sequence", "每序列"),
+    "layers": "layers",
+    "kv_heads": "key/value heads",
+    "head_dim": "head dimension",
+    "token": "per token",
+    "context": "context",
+    "sequence": "per sequence",
 }
 
 
 def kv_view(ours: dict, config, large: list[dict], lang: str) -> pd.DataFrame:
     """KV-cache bytes per token and per sequence: this model (float32) and large models (16-bit)."""
-    here = pick(lang, "this chapter's model (fp32)", "本章的模型（fp32）")
+    here = _w("this chapter's model (fp32)", lang)
     rows = [
         (
             here,
@@ -272,7 +275,7 @@ def kv_view(ours: dict, config, large: list[dict], lang: str) -> pd.DataFrame:
         rows.append((f"{m['model']} (fp16)", *shapes[m["model"]], m["per token"], m["context"], m["per sequence"]))
     table = pd.DataFrame(rows, columns=["model", *KV_COLUMNS]).set_index("model")
     table[["token", "sequence"]] = table[["token", "sequence"]].map(size)
-    return _rename(table.rename_axis(pick(lang, "model", "模型")), KV_COLUMNS, lang)
+    return _rename(table.rename_axis(_w("model", lang)), KV_COLUMNS, lang)
 
 
 def scaling_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -293,17 +296,17 @@ def scaling_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
     return _rename(
         view,
         {
-            "d_model": ("width", "宽度"),
-            "n_layers": ("layers", "层数"),
-            "params_non_embedding": ("non-embedding params", "非嵌入参数"),
-            "params_embedding": ("embedding params", "嵌入参数"),
-            "tokens": ("tokens", "词元"),
-            "flops": ("6ND FLOPs", "6ND 浮点运算"),
-            "val_loss": ("val nats/token", "验证 奈特/词元"),
-            "train_seconds": ("training s", "训练秒数"),
+            "d_model": "width",
+            "n_layers": "layers",
+            "params_non_embedding": "non-embedding params",
+            "params_embedding": "embedding params",
+            "tokens": "tokens",
+            "flops": "6ND FLOPs",
+            "val_loss": "val nats/token",
+            "train_seconds": "training s",
         },
         lang,
-    ).set_index(pick(lang, "width", "宽度"))
+    ).set_index(_w("width", lang))
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,13 +321,13 @@ def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: 
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     tokens = [h["tokens"] / 1e6 for h in history]
-    ax.plot(tokens, [h["train_loss"] for h in history], "o-", ms=3, label=pick(lang, "training", "训练集"))
-    ax.plot(tokens, [h["val_loss"] for h in history], "s-", ms=3, label=pick(lang, "validation", "验证集"))
+    ax.plot(tokens, [h["train_loss"] for h in history], "o-", ms=3, label=_w("training", lang))
+    ax.plot(tokens, [h["val_loss"] for h in history], "s-", ms=3, label=_w("validation", lang))
     for (name, value), style in zip(baselines.items(), (":", "--", "-.")):
         ax.axhline(value, color="grey", ls=style, lw=1)
         ax.text(tokens[-1], value, f" {name}", va="bottom", ha="right", fontsize=8, color="dimgrey")
-    ax.set_xlabel(pick(lang, "training tokens seen (millions)", "已训练词元数（百万）"))
-    ax.set_ylabel(pick(lang, "cross-entropy, all tokens (nats/token)", "交叉熵，全部词元（奈特/词元）"))
+    ax.set_xlabel(_w("training tokens seen (millions)", lang))
+    ax.set_ylabel(_w("cross-entropy, all tokens (nats/token)", lang))
     ax.legend(loc="upper right")
     fig.tight_layout()
     return fig
@@ -338,15 +341,15 @@ def plot_schedulers(table: pd.DataFrame, lang: str):
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
     for name, part in table.groupby("scheduler", sort=False):
-        label = pick(lang, *SCHEDULER_NAMES[name])
+        label = _w(SCHEDULER_NAMES[name], lang)
         left.plot(part["concurrency"], part["output_throughput"], "o-", label=label)
         right.plot(part["concurrency"], part["p99_ttft_ms"], "o-", label=label)
     for ax in (left, right):
         ax.set_xscale("log", base=2)
-        ax.set_xlabel(pick(lang, "concurrent streams", "并发流数"))
+        ax.set_xlabel(_w("concurrent streams", lang))
     right.set_yscale("log")
-    left.set_ylabel(pick(lang, "output tokens per second", "每秒输出词元数"))
-    right.set_ylabel(pick(lang, "p99 time to first token (ms)", "p99 首词元时间（毫秒）"))
+    left.set_ylabel(_w("output tokens per second", lang))
+    right.set_ylabel(_w("p99 time to first token (ms)", lang))
     left.legend()
     fig.tight_layout()
     return fig
@@ -360,7 +363,7 @@ def plot_scaling(sizes: pd.DataFrame, fit, compute: pd.DataFrame, lang: str):
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
     n = sizes["params_non_embedding"].to_numpy(float)
-    left.plot(n, sizes["val_loss"], "o", label=pick(lang, "measured", "实测"))
+    left.plot(n, sizes["val_loss"], "o", label=in_lang("measured", lang))
     if fit is not None:
         grid = np.geomspace(n.min() / 1.5, n.max() * 1.5, 100)
         left.plot(
@@ -371,10 +374,10 @@ def plot_scaling(sizes: pd.DataFrame, fit, compute: pd.DataFrame, lang: str):
             label=f"$L = {fit.irreducible:.2f} + {fit.scale:.3g}/N^{{{fit.exponent:.3f}}}$",
         )
     left.set_xscale("log")
-    left.set_xlabel(pick(lang, "non-embedding parameters N", "非嵌入参数 N"))
-    left.set_ylabel(pick(lang, "validation loss (nats/token)", "验证损失（奈特/词元）"))
+    left.set_xlabel(_w("non-embedding parameters N", lang))
+    left.set_ylabel(_w("validation loss (nats/token)", lang))
     left.legend(fontsize=8)
-    right.plot(sizes["flops"], sizes["val_loss"], "o-", label=pick(lang, "sizes, same tokens", "不同规模，相同词元"))
+    right.plot(sizes["flops"], sizes["val_loss"], "o-", label=_w("sizes, same tokens", lang))
     right.plot(
         compute["flops"],
         compute["val_loss"],
@@ -386,7 +389,7 @@ def plot_scaling(sizes: pd.DataFrame, fit, compute: pd.DataFrame, lang: str):
         ),
     )
     right.set_xscale("log")
-    right.set_xlabel(pick(lang, "training compute 6ND (FLOPs)", "训练计算量 6ND（浮点运算）"))
+    right.set_xlabel(_w("training compute 6ND (FLOPs)", lang))
     right.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -398,7 +401,7 @@ def plot_scaling(sizes: pd.DataFrame, fit, compute: pd.DataFrame, lang: str):
 
 def bad_requests(url: str, max_len: int) -> list[tuple[str, str, str, bytes, int]]:
     """Requests the service at ``url`` must refuse, as :func:`helpers.serving.loadtest.bad_requests` gives
-    its own: ``(case, method, url, body, expected status)``; the cases in Chinese in :data:`BAD_CASES_ZH`."""
+    its own: ``(case, method, url, body, expected status)``; the cases in Chinese in the vocabulary."""
     ok = {"model": "tang-poet", "prompt": "春風", "max_tokens": 8, "seed": 1}
     completions = url + "/v1/completions"
 
@@ -416,20 +419,6 @@ def bad_requests(url: str, max_len: int) -> list[tuple[str, str, str, bytes, int
         post("prompt + max_tokens over the context", {**ok, "max_tokens": max_len}, 400),
         post("chat without messages", {"model": "tang-poet", "messages": []}, 400, url + "/v1/chat/completions"),
     ]
-
-
-#: :func:`bad_requests`' cases on the Chinese page
-BAD_CASES_ZH = {
-    "malformed JSON": "JSON 格式错误",
-    "unknown model": "未知模型",
-    "temperature 3": "temperature 为 3",
-    "two choices (n = 2)": "两个候选（n = 2）",
-    "an unknown parameter": "未知参数",
-    "empty prompt": "空提示",
-    "simplified characters": "简体字",
-    "prompt + max_tokens over the context": "提示加 max_tokens 超出上下文",
-    "chat without messages": "没有消息的对话",
-}
 
 
 def send_bad_requests(url: str, max_len: int) -> list[dict]:
@@ -456,7 +445,7 @@ def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
     table = pd.DataFrame(
         [
             {
-                "case": pick(lang, r["case"], BAD_CASES_ZH[r["case"]]),
+                "case": _w(r["case"], lang),
                 "status": r["status"],
                 "expected": r["expected"],
                 "param": r["param"] or "",
@@ -468,15 +457,15 @@ def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
     )
     if lang != "en":  # the service's messages are in English: shown on the English page only
         table = table.drop(columns="message")
-    table = table.set_index("case").rename_axis(pick(lang, "request", "请求"))
+    table = table.set_index("case").rename_axis(_w("request", lang))
     return _rename(
         table,
         {
-            "status": ("status", "状态码"),
-            "expected": ("expected", "预期"),
-            "param": ("param", "参数"),
-            "message": ("message (first 70 characters)", "错误信息（前 70 个字符）"),
-            "next": ("next good request", "随后的正确请求"),
+            "status": "status",
+            "expected": "expected",
+            "param": "param",
+            "message": "message (first 70 characters)",
+            "next": "next good request",
         },
         lang,
     )

@@ -246,24 +246,23 @@ def compare(model, tokenizer, poems, streams, budget_slots, requests_per_stream,
 
 #: the columns of :func:`compare`'s table as the chapter shows them
 COLUMNS = {
-    "in_flight": ("sequences in flight", "同时生成的序列数"),
-    "unused_share": ("reserved cache unused", "预留缓存未使用比例"),
-    "preempted": ("preemptions", "抢占次数"),
-    "step_ms": ("decode step, ms", "解码一步 毫秒"),
-    "output_throughput": ("output tok/s", "输出 词元/秒"),
-    "p99_ttft_ms": ("TTFT p99 ms", "TTFT p99 毫秒"),
+    "in_flight": "sequences in flight",
+    "unused_share": "reserved cache unused",
+    "preempted": "preemptions",
+    "step_ms": "decode step, ms",
+    "output_throughput": "output tok/s",
+    "p99_ttft_ms": "TTFT p99 ms",
 }
 
 
 def compare_view(table, lang: str):
     """:func:`compare`'s table with headers in the page's language."""
-    from helpers.topics.course import pick
+    from helpers.words import of
 
+    w = of(lang, "lm")
     view = table.set_index(["streams", "cache"])[list(COLUMNS)].copy()
     view["unused_share"] = [f"{x:.1%}" for x in view["unused_share"]]
     view = view.round({"in_flight": 1, "step_ms": 2, "output_throughput": 0, "p99_ttft_ms": 1})
-    view.index = view.index.set_levels(
-        [pick(lang, "contiguous slots", "连续槽位"), pick(lang, "blocks", "分块")], level=1
-    )
-    view.index.names = [pick(lang, "streams", "并发流"), pick(lang, "cache", "缓存")]
-    return view.rename(columns={k: pick(lang, *v) for k, v in COLUMNS.items()})
+    view.index = view.index.set_levels([w("contiguous slots"), w("blocks")], level=1)
+    view.index.names = [w("streams"), w("cache")]
+    return view.rename(columns={k: w(v) for k, v in COLUMNS.items()})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers import timing
+from helpers import timing, words
 from helpers.serving import loadtest
 
 
@@ -109,87 +109,30 @@ def sweep_batch_sizes(
     return pd.DataFrame(rows)
 
 
-#: the words of the chapter's tables and figures on the Chinese pages (columns, index values, legends)
-WORDS_ZH = {
-    "clients": "客户端数",
-    "images/request": "每个请求的图像数",
-    "requests": "请求数",
-    "errors": "错误数",
-    "requests/s": "每秒请求数",
-    "images/s": "每秒图像数",
-    "p50 ms": "p50（毫秒）",
-    "p95 ms": "p95（毫秒）",
-    "p99 ms": "p99（毫秒）",
-    "images/batch": "每批图像数",
-    "encoding": "编码",
-    "batching": "批处理",
-    "off": "关闭",
-    "on": "开启",
-    "case": "错误请求",
-    "status": "状态码",
-    "expected": "预期状态码",
-    "message": "错误信息",
-    "next good request": "紧接着的正确请求",
-    "HTTP images/s": "HTTP 每秒图像数",
-    "HTTP p50 ms": "HTTP p50（毫秒）",
-    "request MB": "请求大小（MB）",
-    "in-process images/s": "进程内每秒图像数",
-}
-
-
 def column_zh(column: str) -> str:
-    """A column (or index value) of this module's tables in Chinese (:data:`WORDS_ZH`); an encoding
+    """A column (or index value) of this module's tables in Chinese (the vocabulary's ``serving`` section); an encoding
     in parentheses, ``"HTTP images/s (b64)"``, is kept."""
     import re
 
     if m := re.fullmatch(r"(.+) \((\w+)\)", column):
         return f"{column_zh(m[1])}（{m[2]}）"
-    return WORDS_ZH.get(column, column)
-
-
-#: the words of the figures, per language
-PLOT_WORDS = {
-    "en": {
-        "batching": "batching {}",
-        "off": "off",
-        "on": "on",
-        "clients": "concurrent clients",
-        "rate": "requests per second",
-        "latency": "latency (ms): p99 solid, p50 dotted",
-        "in-process": "in-process",
-        "http": "HTTP, {}",
-        "per request": "images per request (client batch size)",
-        "images/s": "images per second",
-    },
-    "zh": {
-        "batching": "{}批处理",
-        "off": "关闭",
-        "on": "开启",
-        "clients": "并发客户端数",
-        "rate": "每秒请求数",
-        "latency": "延迟（毫秒）：实线 p99，虚线 p50",
-        "in-process": "进程内",
-        "http": "HTTP，{}",
-        "per request": "每个请求的图像数（客户端批量大小）",
-        "images/s": "每秒图像数",
-    },
-}
+    return words.label(column, "zh", "serving")
 
 
 def plot_concurrency(table, lang: str = "en"):
     """Throughput and p99 latency against the number of clients, batching off and on, labelled in ``lang``."""
     import matplotlib.pyplot as plt
 
-    words = PLOT_WORDS[lang]
+    w = words.of(lang, "serving")
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     for mode, part in table.groupby("batching", sort=False):
-        label = words["batching"].format(words.get(mode, mode))
+        label = w("batching {}").format(words.label(mode, lang, "serving"))
         left.plot(part["clients"], part["requests/s"], marker="o", label=label)
         right.plot(part["clients"], part["p99 ms"], marker="o", label=label)
         right.plot(part["clients"], part["p50 ms"], marker=".", linestyle=":", color=right.lines[-1].get_color())
-    for ax, label in ((left, words["rate"]), (right, words["latency"])):
+    for ax, label in ((left, w("requests per second")), (right, w("latency (ms): p99 solid, p50 dotted"))):
         ax.set_xscale("log", base=2)
-        ax.set_xlabel(words["clients"])
+        ax.set_xlabel(w("concurrent clients"))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -202,19 +145,19 @@ def plot_batch_sizes(table, lang: str = "en"):
     """Images per second against images per request: HTTP service and in-process ceiling, labelled in ``lang``."""
     import matplotlib.pyplot as plt
 
-    words = PLOT_WORDS[lang]
+    w = words.of(lang, "serving")
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for column, style, label in (
-        ("in-process images/s", "--", words["in-process"]),
-        ("HTTP images/s (json)", "-", words["http"].format("json")),
-        ("HTTP images/s (b64)", "-", words["http"].format("b64")),
+        ("in-process images/s", "--", w("in-process")),
+        ("HTTP images/s (json)", "-", w("HTTP, {}").format("json")),
+        ("HTTP images/s (b64)", "-", w("HTTP, {}").format("b64")),
     ):
         if column in table:
             ax.plot(table["images/request"], table[column], marker="o", linestyle=style, label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel(words["per request"])
-    ax.set_ylabel(words["images/s"])
+    ax.set_xlabel(w("images per request (client batch size)"))
+    ax.set_ylabel(w("images per second"))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -388,33 +388,14 @@ def bad_requests(model_url: str, max_body_bytes: int, max_instances: int) -> lis
     ]
 
 
-#: :func:`bad_requests`' cases as the Chinese pages describe them (the two with a number: :func:`case_zh`)
-BAD_CASES_ZH = {
-    "malformed JSON": "格式错误的 JSON",
-    "empty body": "空的请求体",
-    "JSON that is not an object": "不是对象的 JSON",
-    'no "instances" field': "没有 instances 字段",
-    'empty "instances"': "instances 为空",
-    "wrong shape (28x28x3)": "形状错误（28×28×3）",
-    "ragged nesting": "嵌套长短不齐",
-    "floats in [0, 1] instead of uint8": "取值在 [0, 1] 的浮点数而不是 uint8",
-    "strings": "字符串",
-    "value 256, out of range": "取值 256，超出范围",
-    "negative value": "负值",
-    "invalid base64": "无效的 base64",
-    "base64 of the wrong length": "长度错误的 base64",
-    "unknown signature_name": "未知的签名名称",
-    "unknown model name": "未知的模型名称",
-    "GET on :predict": "对 :predict 使用 GET",
-}
-
-
 def case_zh(case: str) -> str:
     """One of :func:`bad_requests`' cases in Chinese."""
     import re
 
-    if case in BAD_CASES_ZH:
-        return BAD_CASES_ZH[case]
+    from helpers.words import labels
+
+    if case in labels("serving"):
+        return labels("serving")[case]
     if m := re.fullmatch(r"(\d+) images, over the limit", case):
         return f"{m[1]} 张图像，超过上限"
     if m := re.fullmatch(r"body over ([\d,]+) bytes", case):

@@ -18,7 +18,7 @@ import pandas as pd
 
 from helpers import headline
 from helpers.topics import course
-from helpers.topics.course import pick
+from helpers.words import in_lang, pick
 
 Words = headline.Words
 
@@ -39,6 +39,11 @@ READS: dict[str, list[str]] = {
     ],
     "faq": ["linear_acc", "seed_range_pp"],
 }
+
+
+def _w(term: str, lang: str) -> str:
+    """A term of these pages in ``lang`` (the vocabulary's ``conclusion`` section)."""
+    return in_lang(term, lang, "conclusion")
 
 
 def read(raw) -> float | str:
@@ -152,7 +157,7 @@ def results(stems: list[str], records: dict) -> list[dict]:
             rows.append(row)
         if not found:
             why = {
-                lang: pick(lang, "no headline glued", "没有记录关键数字")
+                lang: _w("no headline glued", lang)
                 if ok
                 else pick(
                     lang, f"{course.status(record, 'en')} in this run", f"本次运行中{course.status(record, 'zh')}"
@@ -171,12 +176,12 @@ def results_table(rows: list[dict], lang: str) -> pd.DataFrame:
     """The course's results as a reader reads them: chapter (linked), measure, value, what it means."""
     index = pd.MultiIndex.from_tuples(
         [(course.link(r["chapter"], lang), r[f"measure_{lang}"]) for r in rows],
-        names=[pick(lang, "chapter", "章"), pick(lang, "measured", "测量的量")],
+        names=[_w("chapter", lang), _w("measured", lang)],
     )
     return pd.DataFrame(
         {
-            pick(lang, "value", "数值"): [r[f"value_{lang}"] for r in rows],
-            pick(lang, "what it means", "含义"): [r[f"meaning_{lang}"] for r in rows],
+            _w("value", lang): [r[f"value_{lang}"] for r in rows],
+            _w("what it means", lang): [r[f"meaning_{lang}"] for r in rows],
         },
         index=index,
     )
@@ -186,8 +191,8 @@ def runs_table(stems: list[str], records: dict, lang: str) -> pd.DataFrame:
     """Each chapter's status and wall time in this run."""
     frame = pd.DataFrame(
         {
-            pick(lang, "status", "状态"): [course.status(records.get(s), lang) for s in stems],
-            pick(lang, "wall time", "运行时间"): [
+            _w("status", lang): [course.status(records.get(s), lang) for s in stems],
+            _w("wall time", lang): [
                 course.duration((records.get(s) or {}).get("seconds", math.nan), lang)
                 if (records.get(s) or {}).get("status") == "ok"
                 else "—"
@@ -196,7 +201,7 @@ def runs_table(stems: list[str], records: dict, lang: str) -> pd.DataFrame:
         },
         index=[course.link(s, lang) for s in stems],
     )
-    frame.index.name = pick(lang, "chapter", "章")
+    frame.index.name = _w("chapter", lang)
     return frame
 
 
@@ -208,15 +213,11 @@ def missing_words(stems: list[str], records: dict) -> dict:
     for lang in course.LANGS:
         parts = []
         if absent:
-            parts.append(
-                pick(lang, "not run: ", "未运行：") + course.listing([course.title(s, lang) for s in absent], lang)
-            )
+            parts.append(_w("not run: ", lang) + course.listing([course.title(s, lang) for s in absent], lang))
         if failed:
-            parts.append(
-                pick(lang, "failed: ", "运行失败：") + course.listing([course.title(s, lang) for s in failed], lang)
-            )
+            parts.append(_w("failed: ", lang) + course.listing([course.title(s, lang) for s in failed], lang))
         if not parts:
-            out[lang] = pick(lang, "Every chapter ran.", "每一章都运行了。")
+            out[lang] = _w("Every chapter ran.", lang)
         else:
             out[lang] = pick(lang, "; ".join(parts) + ".", "；".join(parts) + "。")
     return out
@@ -261,7 +262,7 @@ def plot_accuracies(measured: dict, lang: str = "en"):
     ax.barh(labels, list(measured.values()))
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel(pick(lang, "CIFAR-10 test accuracy", "CIFAR-10 测试准确率"))
+    ax.set_xlabel(_w("CIFAR-10 test accuracy", lang))
     fig.tight_layout()
     return fig
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from helpers.book.bilingual import LANGS
 from helpers.paths import NOTEBOOKS
+from helpers.words import pick
 
 #: a chapter source's file name: ``05_cifar10_cnn.md``
 _SOURCE = re.compile(r"(?P<number>\d\d)_(?P<stem>[a-z0-9_]+)\.md")
@@ -31,13 +32,6 @@ STATUS = {
     "failed": ("failed", "运行失败"),
     None: ("not run", "未运行"),
 }
-
-
-def pick(lang: str, en, zh):
-    """``en`` or ``zh``, by the page's language."""
-    if lang not in LANGS:
-        raise ValueError(f"unknown language {lang!r}; choose one of {LANGS}")
-    return en if lang == "en" else zh
 
 
 @functools.lru_cache(maxsize=4)
@@ -164,20 +158,7 @@ def listing(items: list[str], lang: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# gluing and showing, once per language
-
-
-def glue_values(**values) -> None:
-    """``glue(name, value, display=False)`` for every keyword."""
-    from myst_nb import glue
-
-    for name, value in values.items():
-        glue(name, value, display=False)
-
-
-def glue_words(name: str, en: str, zh: str) -> None:
-    """A value in words, once per language: ``name_en`` and ``name_zh``."""
-    glue_values(**{f"{name}_en": en, f"{name}_zh": zh})
+# showing, once per language
 
 
 def show_each(make) -> None:

@@ -15,21 +15,24 @@ import numpy as np
 import pandas as pd
 
 from helpers.topics import course
-from helpers.topics.course import pick
 from helpers.topics.large_models import sci
-from helpers.topics.recipe import RUNG_WORDS
+from helpers.topics.recipe import CHANGES
+from helpers.words import in_lang, pick
 
-#: the models of the comparison, by key: (English name, Chinese name)
+#: the models of the comparison, by key (in Chinese: the vocabulary's ``faq`` section)
 MODEL_NAMES = {
-    "centroid": ("nearest centroid", "最近质心"),
-    "linear": ("linear softmax", "线性 softmax 分类器"),
-    "article": ("article CNN", "原文的卷积网络"),
-    "corrected": ("corrected CNN", "纠正后的卷积网络"),
+    "centroid": "nearest centroid",
+    "linear": "linear softmax",
+    "article": "article CNN",
+    "corrected": "corrected CNN",
 }
-#: the kinds of model, in each language
-KINDS = {"traditional": ("traditional", "传统模型"), "deep": ("deep", "深度网络")}
 #: the landmark models drawn beside the course's
 LANDMARKS = ("LeNet-5", "AlexNet", "ResNet-1202 (CIFAR-10)", "BERT-Large", "GPT-3", "Chinchilla", "Llama 3.1 405B")
+
+
+def _w(term: str, lang: str) -> str:
+    """A term of these pages in ``lang`` (the vocabulary's ``faq`` section)."""
+    return in_lang(term, lang, "faq")
 
 
 def model_name(key: str, lang: str) -> str:
@@ -37,7 +40,7 @@ def model_name(key: str, lang: str) -> str:
     if key.startswith("width:"):
         width = float(key.split(":", 1)[1])
         return pick(lang, f"CNN, width {width:g}", f"宽度 {width:g} 的卷积网络")
-    return pick(lang, *MODEL_NAMES[key])
+    return _w(MODEL_NAMES[key], lang)
 
 
 def comparison(
@@ -79,19 +82,15 @@ def comparison(
 def comparison_table(models: pd.DataFrame, lang: str) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
-            pick(lang, "kind", "类型"): [pick(lang, *KINDS[k]) for k in models.kind],
-            pick(lang, "parameters", "参数量"): [f"{p:,.0f}" for p in models.parameters],
-            pick(lang, "training FLOPs", "训练浮点运算次数"): [
-                sci(f) if course.finite(f) else "—" for f in models.training_flops
-            ],
-            pick(lang, "test accuracy", "测试准确率"): [course.pct(a) for a in models.test_accuracy],
-            pick(lang, "measured in", "测量于"): [
-                course.link(s, lang) if s else pick(lang, "this page", "本页") for s in models.source
-            ],
+            _w("kind", lang): [_w(k, lang) for k in models.kind],
+            _w("parameters", lang): [f"{p:,.0f}" for p in models.parameters],
+            _w("training FLOPs", lang): [sci(f) if course.finite(f) else "—" for f in models.training_flops],
+            _w("test accuracy", lang): [course.pct(a) for a in models.test_accuracy],
+            _w("measured in", lang): [course.link(s, lang) if s else _w("this page", lang) for s in models.source],
         },
         index=[model_name(k, lang) for k in models.index],
     )
-    frame.index.name = pick(lang, "model", "模型")
+    frame.index.name = _w("model", lang)
     return frame
 
 
@@ -130,7 +129,7 @@ def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     for kind, marker in (("traditional", "s"), ("deep", "o")):
         part = models[models.kind == kind]
-        left.scatter(part.parameters, part.test_accuracy, marker=marker, label=pick(lang, *KINDS[kind]))
+        left.scatter(part.parameters, part.test_accuracy, marker=marker, label=_w(kind, lang))
         for key, r in part.iterrows():
             left.annotate(
                 model_name(key, lang),
@@ -140,14 +139,14 @@ def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str 
                 fontsize=7,
             )
     left.set_xscale("log")
-    left.set_xlabel(pick(lang, "parameters", "参数量"))
-    left.set_ylabel(pick(lang, "CIFAR-10 test accuracy", "CIFAR-10 测试准确率"))
+    left.set_xlabel(_w("parameters", lang))
+    left.set_ylabel(_w("CIFAR-10 test accuracy", lang))
     left.legend(fontsize=8)
     ours = pd.Series(models.parameters.values, index=[model_name(k, lang) for k in models.index])
     bars = pd.concat([ours, landmarks.set_index("model").parameters]).sort_values()
     right.barh(bars.index, bars.values, color=["C1" if n in ours.index else "C0" for n in bars.index])
     right.set_xscale("log")
-    right.set_xlabel(pick(lang, "parameters (log scale)", "参数量（对数坐标）"))
+    right.set_xlabel(_w("parameters (log scale)", lang))
     right.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return fig
@@ -160,12 +159,12 @@ def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str 
 def backend_status(status: str, lang: str) -> str:
     """A timing's status in words: timed, not installed, failed, timed out."""
     if status == "ok":
-        return pick(lang, "timed", "已计时")
+        return _w("timed", lang)
     if status == "not installed":
-        return pick(lang, "not installed", "未安装")
+        return _w("not installed", lang)
     if status.startswith("timed out"):
-        return pick(lang, "timed out", "超时")
-    return pick(lang, "failed", "运行失败")
+        return _w("timed out", lang)
+    return _w("failed", lang)
 
 
 def backends_table(timings: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -176,19 +175,17 @@ def backends_table(timings: pd.DataFrame, lang: str) -> pd.DataFrame:
 
     frame = pd.DataFrame(
         {
-            pick(lang, "status", "状态"): [backend_status(s, lang) for s in timings.status],
-            pick(lang, "version", "版本"): [
+            _w("status", lang): [backend_status(s, lang) for s in timings.status],
+            _w("version", lang): [
                 v if isinstance(v, str) else "—" for v in timings.get("version", [None] * len(timings))
             ],
-            pick(lang, "build and compile", "构建并编译"): column(
-                "startup_s", lambda s: pick(lang, f"{s:.1f} s", f"{s:.1f} 秒")
-            ),
-            pick(lang, "training, images/s", "训练，图像/秒"): column("train_images_per_s", lambda v: f"{v:,.0f}"),
-            pick(lang, "prediction, images/s", "预测，图像/秒"): column("predict_images_per_s", lambda v: f"{v:,.0f}"),
+            _w("build and compile", lang): column("startup_s", lambda s: pick(lang, f"{s:.1f} s", f"{s:.1f} 秒")),
+            _w("training, images/s", lang): column("train_images_per_s", lambda v: f"{v:,.0f}"),
+            _w("prediction, images/s", lang): column("predict_images_per_s", lambda v: f"{v:,.0f}"),
         },
         index=timings.index,
     )
-    frame.index.name = pick(lang, "backend", "后端")
+    frame.index.name = _w("backend", lang)
     return frame
 
 
@@ -202,8 +199,8 @@ def backends_words(timings: pd.DataFrame) -> dict:
             for b in timings.index
             if timings.status[b] != "ok"
         ]
-        out[f"backends_ok_{lang}"] = course.listing(list(ok.index), lang) or pick(lang, "none", "无")
-        out[f"backends_missing_{lang}"] = course.listing(missing, lang) or pick(lang, "none", "无")
+        out[f"backends_ok_{lang}"] = course.listing(list(ok.index), lang) or _w("none", lang)
+        out[f"backends_missing_{lang}"] = course.listing(missing, lang) or _w("none", lang)
     if len(ok):
         out["fastest_backend"] = ok.train_images_per_s.idxmax()
         out["fastest_ips"] = f"{ok.train_images_per_s.max():,.0f}"
@@ -221,7 +218,7 @@ def plot_backends(timings: pd.DataFrame, lang: str = "en"):
     ok = timings[timings.status == "ok"]
     fig, ax = plt.subplots(figsize=(6, 0.5 * max(len(ok), 1) + 1.2))
     ax.barh(list(ok.index), list(ok.train_images_per_s))
-    ax.set_xlabel(pick(lang, "training images per second (article CNN)", "每秒训练图像数（原文的卷积网络）"))
+    ax.set_xlabel(_w("training images per second (article CNN)", lang))
     fig.tight_layout()
     return fig
 
@@ -231,11 +228,10 @@ def plot_backends(timings: pd.DataFrame, lang: str = "en"):
 
 
 def rung_change(row, lang: str) -> str:
-    """What a rung changed, in ``lang`` (in Chinese, as :data:`helpers.topics.recipe.RUNG_WORDS` says;
+    """What a rung changed, in ``lang`` (in Chinese, as the vocabulary's ``stronger_cnn`` section says;
     an unknown rung keeps its id)."""
-    if lang == "en":
-        return str(row["change"])
-    return RUNG_WORDS["zh"].get(str(row["rung"]), (None, str(row["rung"])))[1]
+    rung = str(row["rung"])
+    return pick(lang, str(row["change"]), in_lang(CHANGES[rung], "zh", "stronger_cnn") if rung in CHANGES else rung)
 
 
 def read_ladder(path) -> pd.DataFrame:
@@ -248,16 +244,16 @@ def read_ladder(path) -> pd.DataFrame:
 def ladder_table(ladder: pd.DataFrame, lang: str) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
-            pick(lang, "change", "改动"): [rung_change(r, lang) for _, r in ladder.iterrows()],
-            pick(lang, "test accuracy", "测试准确率"): [course.pct(a) for a in ladder.test_accuracy],
-            pick(lang, "gain over the rung before", "相对上一级的提升"): [
+            _w("change", lang): [rung_change(r, lang) for _, r in ladder.iterrows()],
+            _w("test accuracy", lang): [course.pct(a) for a in ladder.test_accuracy],
+            _w("gain over the rung before", lang): [
                 "—" if i == 0 else course.points(g, lang) for i, g in enumerate(ladder.gain)
             ],
-            pick(lang, "epochs", "轮次"): [f"{e:g}" for e in ladder.epochs],
+            _w("epochs", lang): [f"{e:g}" for e in ladder.epochs],
         },
         index=range(1, len(ladder) + 1),
     )
-    frame.index.name = pick(lang, "rung", "级")
+    frame.index.name = _w("rung", lang)
     return frame
 
 
@@ -281,28 +277,17 @@ def seconds_table(seconds: dict, lang: str) -> pd.DataFrame:
     """Each chapter's wall time in this run, by chapter title, in the book's order."""
     seconds = course.in_book_order(seconds)
     frame = pd.DataFrame(
-        {pick(lang, "wall time", "运行时间"): [course.duration(s, lang) for s in seconds.values()]},
+        {_w("wall time", lang): [course.duration(s, lang) for s in seconds.values()]},
         index=[course.link(stem, lang) for stem in seconds],
     )
-    frame.index.name = pick(lang, "chapter", "章")
+    frame.index.name = _w("chapter", lang)
     return frame
 
 
 def seeds_table(accs: dict, lang: str) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {pick(lang, "test accuracy", "测试准确率"): [course.pct(a) for a in accs.values()]}, index=list(accs)
-    )
-    frame.index.name = pick(lang, "seed", "随机种子")
+    frame = pd.DataFrame({_w("test accuracy", lang): [course.pct(a) for a in accs.values()]}, index=list(accs))
+    frame.index.name = _w("seed", lang)
     return frame
-
-
-#: pydantic's words for a bound, in Chinese
-_BOUNDS_ZH = (
-    ("greater than or equal to", "大于或等于"),
-    ("less than or equal to", "小于或等于"),
-    ("greater than", "大于"),
-    ("less than", "小于"),
-)
 
 
 def rejection(exc: Exception) -> dict:
@@ -311,13 +296,8 @@ def rejection(exc: Exception) -> dict:
     lines = []
     for name, given, rule in re.findall(r"parameter '([^']+)'(?: = ([^:]+))?: (.+)", str(exc)):
         words = rule.strip()
-        for en, zh in _BOUNDS_ZH:
-            match = re.fullmatch(rf"Input should be {en} (\S+)", words)
-            if match:
-                words = f"应{zh} {match.group(1)}"
-                break
-        else:
-            words = f"不合法（{words}）"
+        match = re.fullmatch(r"Input should be ((?:greater|less) than(?: or equal to)?) (\S+)", words)
+        words = f"应{in_lang(match[1], 'zh', 'faq')} {match[2]}" if match else f"不合法（{words}）"
         lines.append(f"参数 {name}" + (f" = {given.strip()}" if given else "") + f"：{words}")
     zh = "在任何计算开始之前就被拒绝：\n" + "\n".join(lines)
     return {"en": "rejected before any compute:\n" + str(exc), "zh": zh}

@@ -106,23 +106,11 @@ def layer_outputs(model, x, names=None) -> dict[str, np.ndarray]:
     return out
 
 
-#: what the Chinese pages call Keras' layer classes (the English pages show the class names)
-LAYER_NAMES_ZH = {
-    "Rescaling": "缩放层 Rescaling",
-    "Conv2D": "卷积层 Conv2D",
-    "MaxPooling2D": "最大汇聚层 MaxPooling2D",
-    "Flatten": "展平层 Flatten",
-    "Dense": "全连接层 Dense",
-    "BatchNormalization": "批量规范化层 BatchNormalization",
-    "Activation": "激活层 Activation",
-}
-
-
 def layer_table(model):
     """A network's layers, one row each, as a reader compares them: the Keras class (the index),
     the output shape of one example (``30×30×32``) and the parameter count. What ``model.summary()``
     prints, as a table that :func:`helpers.show.table` can label in each language
-    (``index_zh=LAYER_NAMES_ZH``)."""
+    (``index_zh=words.labels("keras_layers")``)."""
     import pandas as pd
 
     rows = []

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import words
+
 #: the table of landmark models, shipped with the package
 TABLE = Path(__file__).with_name("tables") / "landmark_models.csv"
 COLUMNS = (
@@ -60,20 +62,12 @@ TRAINING_RECIPES = {
     "bf16": (2.0, 2.0, 0.0, 8.0),
 }
 RECIPES = tuple(TRAINING_RECIPES)
-#: the training recipes, as a reader reads them on each language's page
+#: the training recipes, as a reader reads them (in Chinese: the vocabulary's ``large_models`` section)
 RECIPE_NAMES = {
-    "en": {
-        "fp32": "fp32",
-        "mixed-fp16": "mixed precision, fp16",
-        "mixed-bf16": "mixed precision, bf16",
-        "bf16": "bf16 throughout",
-    },
-    "zh": {
-        "fp32": "全部 fp32",
-        "mixed-fp16": "混合精度（fp16）",
-        "mixed-bf16": "混合精度（bf16）",
-        "bf16": "全部 bf16",
-    },
+    "fp32": "fp32",
+    "mixed-fp16": "mixed precision, fp16",
+    "mixed-bf16": "mixed precision, bf16",
+    "bf16": "bf16 throughout",
 }
 
 GB = 1e9
@@ -360,78 +354,24 @@ def short(n: float, lang: str = "en") -> str:
     return f"{n:.3g}"
 
 
-#: the words of :func:`plot_growth`, per language
-GROWTH_WORDS = {
-    "en": {
-        "parameters": "parameters",
-        "training_flops": "training compute (FLOPs)",
-        "vision": "vision",
-        "language": "language",
-        "moe": " (mixture of experts)",
-        "year": "year of publication",
-        "fit": "fit {first}–{last}: doubles every {months:.1f} months",
-        "cnn": "the article's CIFAR-10 CNN",
-    },
-    "zh": {
-        "parameters": "参数量",
-        "training_flops": "训练计算量（浮点运算次数）",
-        "vision": "视觉模型",
-        "language": "语言模型",
-        "moe": "（混合专家）",
-        "year": "发表年份",
-        "fit": "{first}–{last} 年的拟合：每 {months:.1f} 个月翻一番",
-        "cnn": "原文的 CIFAR-10 卷积网络",
-    },
-}
-
-
-#: the words of :func:`landmark_table`, per language
-LANDMARK_WORDS = {
-    "en": {
-        "model": "model",
-        "year": "year",
-        "parameters": "parameters",
-        "flops": "training compute (FLOPs)",
-        "data": "training data",
-        "architecture": "architecture",
-        "units": {"images": " images", "words": " words", "sentence pairs": " sentence pairs", "tokens": " tokens"},
-        "architectures": {
-            "convolutional": "convolutional",
-            "transformer": "transformer",
-            "mixture of experts": "mixture of experts",
-        },
-    },
-    "zh": {
-        "model": "模型",
-        "year": "年份",
-        "parameters": "参数量",
-        "flops": "训练计算量（浮点运算次数）",
-        "data": "训练数据",
-        "architecture": "架构",
-        "units": {"images": "张图像", "words": "个词", "sentence pairs": "个句对", "tokens": "个词元"},
-        "architectures": {"convolutional": "卷积网络", "transformer": "Transformer", "mixture of experts": "混合专家"},
-    },
-}
-
-
 def landmark_table(table: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
     """The landmark models as a reader reads them, in ``lang``: counts with unit words
     (:func:`short`), compute in scientific notation (:func:`sci`), "—" where the paper publishes
     nothing; the sources are cited under the table, in the rows' order."""
-    words = LANDMARK_WORDS[lang]
+    w = words.of(lang, "large_models")
     data = [
-        f"{short(n, lang)}{words['units'][unit]}" if not np.isnan(n) else "—"
+        w(f"{{n}} {unit}").format(n=short(n, lang)) if not np.isnan(n) else "—"
         for n, unit in zip(table["training_data"], table["data_unit"])
     ]
     return pd.DataFrame(
         {
-            words["year"]: table["year"].to_numpy(),
-            words["parameters"]: [short(n, lang) for n in table["parameters"]],
-            words["flops"]: [sci(v) if not np.isnan(v) else "—" for v in table["training_flops"]],
-            words["data"]: data,
-            words["architecture"]: [words["architectures"][a] for a in table["architecture"]],
+            w("year"): table["year"].to_numpy(),
+            w("parameters"): [short(n, lang) for n in table["parameters"]],
+            w("training compute (FLOPs)"): [sci(v) if not np.isnan(v) else "—" for v in table["training_flops"]],
+            w("training data"): data,
+            w("architecture"): [w(a) for a in table["architecture"]],
         },
-        index=pd.Index(table["model"].to_numpy(), name=words["model"]),
+        index=pd.Index(table["model"].to_numpy(), name=w("model")),
     )
 
 
@@ -446,7 +386,7 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
 
     from helpers import plots  # noqa: F401 - the book's figure style
 
-    words = GROWTH_WORDS[lang]
+    w = words.of(lang, "large_models")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     first, last = int(table["year"].min()), int(table["year"].max())
     for ax, column in zip(axes, ("parameters", "training_flops")):
@@ -463,7 +403,7 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
                     s=28,
                     facecolors="none" if moe else f"C{0 if domain == 'language' else 1}",
                     edgecolors=f"C{0 if domain == 'language' else 1}",
-                    label=words[domain] + (words["moe"] if moe else ""),
+                    label=w("{} (mixture of experts)").format(w(domain)) if moe else w(domain),
                 )
         for _, row in rows[rows["model"].isin(label)].iterrows():
             ax.annotate(
@@ -477,12 +417,14 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
                 fit.predict(years),
                 "k--",
                 lw=1,
-                label=words["fit"].format(first=fit.first_year, last=fit.last_year, months=fit.doubling_months),
+                label=w("fit {first}–{last}: doubles every {months:.1f} months").format(
+                    first=fit.first_year, last=fit.last_year, months=fit.doubling_months
+                ),
             )
         if column in reference:
             ax.axhline(reference[column], color="C3", lw=1)
             ax.annotate(
-                words["cnn"],
+                w("the article's CIFAR-10 CNN"),
                 (first, reference[column]),
                 textcoords="offset points",
                 xytext=(0, 4),
@@ -491,8 +433,8 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
             )
         ax.set_yscale("log")
         ax.set_xlim(first - 2, last + 5)
-        ax.set_xlabel(words["year"])
-        ax.set_ylabel(words[column])
+        ax.set_xlabel(w("year of publication"))
+        ax.set_ylabel(w({"parameters": "parameters", "training_flops": "training compute (FLOPs)"}[column]))
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig

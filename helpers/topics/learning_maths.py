@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers import words
 from helpers.topics.optim import (
     Problem,
     binary_cross_entropy,
@@ -49,27 +50,6 @@ def minibatch_noise(theta, X, y, n_classes: int, full_grad, batch_size: int, dra
         g_batch = softmax_regression_loss_and_grad(theta, X[idx], y[idx], n_classes)[1]
         errors.append(float(np.sum((g_batch - full_grad) ** 2)))
     return float(np.mean(errors))
-
-
-#: each checked function, as a reader reads it on each language's page
-CHECK_NAMES = {
-    "en": {
-        "mean squared error": "mean squared error",
-        "binary cross-entropy": "binary cross-entropy",
-        "softmax cross-entropy": "softmax cross-entropy",
-        "quadratic": "quadratic",
-        "Rosenbrock": "Rosenbrock",
-        "softmax regression, CIFAR-10": "softmax regression, CIFAR-10",
-    },
-    "zh": {
-        "mean squared error": "均方误差",
-        "binary cross-entropy": "二元交叉熵",
-        "softmax cross-entropy": "softmax 交叉熵",
-        "quadratic": "二次函数",
-        "Rosenbrock": "Rosenbrock 函数",
-        "softmax regression, CIFAR-10": "softmax 回归，CIFAR-10",
-    },
-}
 
 
 def check_problems(xb, yb, n_classes: int, condition_number: float, rng) -> dict:
@@ -129,73 +109,6 @@ def check_problems(xb, yb, n_classes: int, condition_number: float, rng) -> dict
     }
 
 
-#: the words of the chapter's figures, per language
-PLOT_WORDS = {
-    "en": {
-        "step": "finite-difference step $\\epsilon$",
-        "max_error": "largest relative error",
-        "used": "$\\epsilon$ used in the table",
-        "paths_title": "$r$ = {r:g}: $f$ = {f:.2g}",
-        "paths_suptitle": "gradient descent on a quadratic, $\\eta = r \\cdot 2/L$, {steps} steps",
-        "steps": "step",
-        "f_log": "$f$ (logarithmic scale)",
-        "against_step": "loss against step (dashed: exact formula)",
-        "exact": "exact formula",
-        "measured": "measured",
-        "bound": "bound $\\eta = 2/L$",
-        "optimum": "$\\eta^* = 2/(L+\\mu)$",
-        "fraction": "learning rate as a fraction $r$ of $2/L$",
-        "after": "$f$ after {steps} steps",
-        "sweep": "learning-rate sweep",
-        "paths": "paths (dot: last point)",
-        "loss_vs_step": "loss against step",
-        "lr": "learning rate",
-        "sweep_x": "learning-rate sweep (×: diverged)",
-        "best_paths": "paths at the best learning rate (dot: last point)",
-        "sgd": "gradient descent",
-        "momentum": "momentum ($\\beta$ = {beta:g})",
-        "adam": "Adam",
-        "epoch": "epoch",
-        "epoch_loss": "mean training loss over the epoch",
-        "zero": "log 10: the all-zero model",
-        "numpy": "NumPy (our gradient descent)",
-        "keras": "Keras ({backend})",
-        "title": "softmax regression on CIFAR-10, {optimizer}, learning rate {lr:g}",
-    },
-    "zh": {
-        "step": "有限差分的步长 ε",
-        "max_error": "最大相对误差",
-        "used": "表中所用的 ε",
-        "paths_title": "r = {r:g}：f = {f:.2g}",
-        "paths_suptitle": "二次函数上的梯度下降，η = r·2/L，{steps} 步",
-        "steps": "步数",
-        "f_log": "f（对数坐标）",
-        "against_step": "损失随步数的变化（虚线：精确公式）",
-        "exact": "精确公式",
-        "measured": "实测",
-        "bound": "上界 η = 2/L",
-        "optimum": "$\\eta^* = 2/(L+\\mu)$",
-        "fraction": "学习率，以 2/L 的比例 r 表示",
-        "after": "{steps} 步之后的 f",
-        "sweep": "学习率扫描",
-        "paths": "路径（圆点：最后一个点）",
-        "loss_vs_step": "损失随步数的变化",
-        "lr": "学习率",
-        "sweep_x": "学习率扫描（×：发散）",
-        "best_paths": "最佳学习率下的路径（圆点：最后一个点）",
-        "sgd": "梯度下降",
-        "momentum": "动量法（β = {beta:g}）",
-        "adam": "Adam",
-        "epoch": "轮次",
-        "epoch_loss": "该轮次的平均训练损失",
-        "zero": "log 10：全零模型",
-        "numpy": "NumPy（本章的梯度下降）",
-        "keras": "Keras（{backend}）",
-        "title": "CIFAR-10 上的 softmax 回归，{optimizer}，学习率 {lr:g}",
-    },
-}
-
-
 def _pyplot():
     import matplotlib.pyplot as plt
 
@@ -218,14 +131,14 @@ def contour(ax, problem: Problem, xlim, ylim, levels, log: bool = False) -> None
 def plot_fd_errors(steps, errors: dict, eps_used: float, lang: str = "en"):
     """Largest relative error of central differences against the step, one curve per function
     (``errors``: check name -> errors at ``steps``), with the balance point and the step used."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
+    plt, w = _pyplot(), words.of(lang, "learning_maths")
     fig, ax = plt.subplots(figsize=(6.2, 3.6))
     for name, errs in errors.items():
-        ax.loglog(steps, errs, "o-", ms=3, label=CHECK_NAMES[lang][name])
+        ax.loglog(steps, errs, "o-", ms=3, label=words.in_lang(name, lang, "learning_maths"))
     ax.axvline(float(np.finfo(float).eps) ** (1 / 3), color="gray", ls=":", label=r"$\delta^{1/3}$")
-    ax.axvline(eps_used, color="gray", ls="--", label=words["used"])
-    ax.set_xlabel(words["step"])
-    ax.set_ylabel(words["max_error"])
+    ax.axvline(eps_used, color="gray", ls="--", label=w("$\\epsilon$ used in the table"))
+    ax.set_xlabel(w("finite-difference step $\\epsilon$"))
+    ax.set_ylabel(w("largest relative error"))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -233,15 +146,17 @@ def plot_fd_errors(steps, errors: dict, eps_used: float, lang: str = "en"):
 
 def plot_quadratic_paths(problem: Problem, paths: dict, steps: int, lang: str = "en"):
     """One panel per learning rate (``paths``: fraction r of 2/L -> :class:`Path`) over the level sets."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
+    plt, w = _pyplot(), words.of(lang, "learning_maths")
     fig, axes = plt.subplots(1, len(paths), figsize=(3.1 * len(paths), 3.0), sharey=True, squeeze=False)
     for i, (ax, (r, path)) in enumerate(zip(axes[0], paths.items())):
         contour(ax, problem, (-5, 5), (-4, 4), levels=np.geomspace(0.05, 120, 12))
         ax.plot(path.points[:, 0], path.points[:, 1], "o-", color=f"C{i}", ms=2.5, lw=1)
-        ax.set_title(words["paths_title"].format(r=r, f=path.values[-1]), fontsize=9)
+        ax.set_title(w("$r$ = {r:g}: $f$ = {f:.2g}").format(r=r, f=path.values[-1]), fontsize=9)
         ax.set_xlabel("$x_1$")
     axes[0, 0].set_ylabel("$x_2$")
-    fig.suptitle(words["paths_suptitle"].format(steps=steps), fontsize=10)
+    fig.suptitle(
+        w("gradient descent on a quadratic, $\\eta = r \\cdot 2/L$, {steps} steps").format(steps=steps), fontsize=10
+    )
     fig.tight_layout()
     return fig
 
@@ -250,7 +165,7 @@ def plot_quadratic_sweep(A, x0, paths: dict, ratios, measured, r_opt: float, ste
     """Left: loss against step for each run in ``paths``, with :func:`quadratic_gd_value` dashed.
     Right: the loss after ``steps`` steps against the learning rate (a fraction of 2/L), measured
     (``ratios``, ``measured``) and exact, with the bound and the optimum ``r_opt``."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
+    plt, w = _pyplot(), words.of(lang, "learning_maths")
     L = float(np.max(np.linalg.eigvalsh(A)))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
     for i, (r, path) in enumerate(paths.items()):
@@ -258,20 +173,25 @@ def plot_quadratic_sweep(A, x0, paths: dict, ratios, measured, r_opt: float, ste
         ax1.semilogy(t, path.values, "o", ms=3, color=f"C{i}", label=f"$r$ = {r:g}")
         exact = [quadratic_gd_value(A, x0, r * 2 / L, k) for k in t]
         ax1.semilogy(t, exact, "--", color=f"C{i}", lw=1)
-    ax1.set_xlabel(words["steps"])
-    ax1.set_ylabel(words["f_log"])
-    ax1.set_title(words["against_step"], fontsize=10)
+    ax1.set_xlabel(w("step"))
+    ax1.set_ylabel(w("$f$ (logarithmic scale)"))
+    ax1.set_title(w("loss against step (dashed: exact formula)"), fontsize=10)
     ax1.legend(fontsize=8)
     fine = np.linspace(0.005, max(1.2, float(np.max(ratios))), 400)
     ax2.semilogy(
-        fine, [quadratic_gd_value(A, x0, r * 2 / L, steps) for r in fine], "-", color="gray", lw=1, label=words["exact"]
+        fine,
+        [quadratic_gd_value(A, x0, r * 2 / L, steps) for r in fine],
+        "-",
+        color="gray",
+        lw=1,
+        label=w("exact formula"),
     )
-    ax2.semilogy(ratios, measured, "o", ms=4, color="C0", label=words["measured"])
-    ax2.axvline(1.0, color="C3", ls="--", lw=1, label=words["bound"])
-    ax2.axvline(r_opt, color="C2", ls=":", lw=1.5, label=words["optimum"])
-    ax2.set_xlabel(words["fraction"])
-    ax2.set_ylabel(words["after"].format(steps=steps))
-    ax2.set_title(words["sweep"], fontsize=10)
+    ax2.semilogy(ratios, measured, "o", ms=4, color="C0", label=w("measured"))
+    ax2.axvline(1.0, color="C3", ls="--", lw=1, label=w("bound $\\eta = 2/L$"))
+    ax2.axvline(r_opt, color="C2", ls=":", lw=1.5, label=w("$\\eta^* = 2/(L+\\mu)$"))
+    ax2.set_xlabel(w("learning rate as a fraction $r$ of $2/L$"))
+    ax2.set_ylabel(w("$f$ after {steps} steps").format(steps=steps))
+    ax2.set_title(w("learning-rate sweep"), fontsize=10)
     ax2.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -283,7 +203,7 @@ ROSENBROCK_LEVELS = np.linspace(-2, 3.5, 14)
 def plot_rosenbrock(problem: Problem, paths: dict, lang: str = "en"):
     """Gradient descent on Rosenbrock's function at each learning rate (``paths``: fraction r of
     2/L* -> :class:`Path`): the paths over the level sets of log10 f, and the loss against the step."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
+    plt, w = _pyplot(), words.of(lang, "learning_maths")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [1.1, 1]})
     contour(ax1, problem, (-2, 2), (-1, 3), levels=ROSENBROCK_LEVELS, log=True)
     for i, (r, path) in enumerate(paths.items()):
@@ -293,18 +213,22 @@ def plot_rosenbrock(problem: Problem, paths: dict, lang: str = "en"):
     ax1.set_xlabel("$x$")
     ax1.set_ylabel("$y$")
     ax1.legend(fontsize=8, loc="upper left")
-    ax1.set_title(words["paths"], fontsize=10)
-    ax2.set_xlabel(words["steps"])
-    ax2.set_ylabel(words["f_log"])
-    ax2.set_title(words["loss_vs_step"], fontsize=10)
+    ax1.set_title(w("paths (dot: last point)"), fontsize=10)
+    ax2.set_xlabel(w("step"))
+    ax2.set_ylabel(w("$f$ (logarithmic scale)"))
+    ax2.set_title(w("loss against step"), fontsize=10)
     ax2.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+#: the optimizers of the figures, by name
+OPTIMIZERS = {"sgd": "gradient descent", "momentum": "momentum ($\\beta$ = {beta:g})", "adam": "Adam"}
+
+
 def optimizer_label(name: str, lang: str = "en", beta: float = 0.9) -> str:
     """An optimizer's name as a reader reads it (``"sgd"``, ``"momentum"``, ``"adam"``)."""
-    return PLOT_WORDS[lang][name].format(beta=beta)
+    return words.in_lang(OPTIMIZERS[name], lang, "learning_maths").format(beta=beta)
 
 
 def plot_optimizer_sweep(
@@ -313,7 +237,7 @@ def plot_optimizer_sweep(
     """Three panels for optimizers on Rosenbrock's function: the final loss against the learning
     rate (``sweep``: name -> one :class:`Path` per rate; × where a run diverged), the paths at each
     optimizer's best rate (``best``: name -> (rate, :class:`Path`)), and their losses against the step."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
+    plt, w = _pyplot(), words.of(lang, "learning_maths")
     rates = np.asarray(rates)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.0), gridspec_kw={"width_ratios": [1.1, 1, 1]})
     for i, (name, runs) in enumerate(sweep.items()):
@@ -327,16 +251,16 @@ def plot_optimizer_sweep(
         axes[1].plot(*path.points[-1], "o", color=f"C{i}", ms=5)
         axes[2].semilogy(np.maximum(path.values, 1e-30), color=f"C{i}", lw=1, label=f"{label}, {lr:.2g}")
     axes[0].axvline(2 / L_star, color="gray", ls="--", lw=1, label="$2/L_*$")
-    axes[0].set_xlabel(words["lr"])
-    axes[0].set_ylabel(words["after"].format(steps=steps))
-    axes[0].set_title(words["sweep_x"], fontsize=10)
+    axes[0].set_xlabel(w("learning rate"))
+    axes[0].set_ylabel(w("$f$ after {steps} steps").format(steps=steps))
+    axes[0].set_title(w("learning-rate sweep (×: diverged)"), fontsize=10)
     axes[0].legend(fontsize=7)
     contour(axes[1], problem, (-2, 2), (-1, 3), levels=ROSENBROCK_LEVELS, log=True)
-    axes[1].set_title(words["best_paths"], fontsize=10)
+    axes[1].set_title(w("paths at the best learning rate (dot: last point)"), fontsize=10)
     axes[1].legend(fontsize=7, loc="upper left")
-    axes[2].set_xlabel(words["steps"])
-    axes[2].set_ylabel(words["f_log"])
-    axes[2].set_title(words["loss_vs_step"], fontsize=10)
+    axes[2].set_xlabel(w("step"))
+    axes[2].set_ylabel(w("$f$ (logarithmic scale)"))
+    axes[2].set_title(w("loss against step"), fontsize=10)
     axes[2].legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -354,15 +278,20 @@ def plot_epoch_losses(
 ):
     """The mean training loss of each epoch for the NumPy model (``ours``) and its Keras twin
     (``theirs``), with the loss of the all-zero model, log(n_classes); ``beta`` is momentum's."""
-    plt, words = _pyplot(), PLOT_WORDS[lang]
+    plt, w = _pyplot(), words.of(lang, "learning_maths")
     fig, ax = plt.subplots(figsize=(6.2, 3.6))
     epochs = np.arange(1, len(ours) + 1)
-    ax.plot(epochs, ours, "o-", ms=5, label=words["numpy"])
-    ax.plot(epochs, theirs, "x--", ms=7, label=words["keras"].format(backend=backend))
-    ax.axhline(np.log(n_classes), color="gray", ls=":", lw=1, label=words["zero"])
-    ax.set_xlabel(words["epoch"])
-    ax.set_ylabel(words["epoch_loss"])
-    ax.set_title(words["title"].format(optimizer=optimizer_label(optimizer, lang, beta), lr=learning_rate), fontsize=10)
+    ax.plot(epochs, ours, "o-", ms=5, label=w("NumPy (our gradient descent)"))
+    ax.plot(epochs, theirs, "x--", ms=7, label=w("Keras ({backend})").format(backend=backend))
+    ax.axhline(np.log(n_classes), color="gray", ls=":", lw=1, label=w("log 10: the all-zero model"))
+    ax.set_xlabel(w("epoch"))
+    ax.set_ylabel(w("mean training loss over the epoch"))
+    ax.set_title(
+        w("softmax regression on CIFAR-10, {optimizer}, learning rate {lr:g}").format(
+            optimizer=optimizer_label(optimizer, lang, beta), lr=learning_rate
+        ),
+        fontsize=10,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

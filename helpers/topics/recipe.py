@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import words
 from helpers.topics.recipe_parts import (
     AIRBENCH,
     accuracy,
@@ -146,37 +147,14 @@ def ladder(
     return rungs
 
 
-#: each rung as the pages name it: (name, what changed), in English and in Chinese; the English
-#: names are the rung ids, the English changes those of :func:`ladder`
-RUNG_WORDS = {
-    "en": {rung: (rung, change) for rung, change, _ in ladder(mixed_precision=True)},
-    "zh": {
-        "article": ("原文", "原文的模型与训练"),
-        "logits": ("对数几率", "纠正损失：把对数几率送入 from_logits=True"),
-        "validation": ("验证集", "从训练数据中留出验证集"),
-        "augment": ("数据增广", "随机翻转与 2 像素平移"),
-        "batchnorm": ("批量规范化", "每个卷积层之后加批量规范化"),
-        "fastnet": ("快速网络", "更宽更深、带白化层的 VGG 式网络"),
-        "schedule": ("学习率调度", "带 Nesterov 动量的 SGD 与三角形单周期学习率调度"),
-        "smoothing": ("标签平滑", "标签平滑 0.2"),
-        "decay": ("权重衰减", "权重衰减"),
-        "lookahead": ("Lookahead", "Lookahead 权重平均"),
-        "tta": ("测试时增广", "测试时增广（镜像与平移）"),
-        "bf16": ("混合精度", "混合精度（bfloat16）"),
-    },
-}
-
-
-#: the Chinese pages' words for a ladder table's rung ids and English changes (for ``show.table``'s ``index_zh``)
-RUNG_LABELS_ZH = {
-    **{rung: name for rung, (name, _) in RUNG_WORDS["zh"].items()},
-    **{RUNG_WORDS["en"][rung][1]: change for rung, (_, change) in RUNG_WORDS["zh"].items()},
-}
+#: what each rung changes, by rung id (in Chinese: the vocabulary's ``stronger_cnn`` section, as the rungs' names)
+CHANGES = {rung: change for rung, change, _ in ladder(mixed_precision=True)}
 
 
 def rung_name(rung: str, lang: str = "en") -> str:
-    """A rung's name on the ``lang`` pages (the id in English, its Chinese name in Chinese)."""
-    return rung if lang == "en" else RUNG_WORDS["zh"].get(rung, (rung,))[0]
+    """A rung's name on the ``lang`` pages (the id in English, its Chinese name in the vocabulary's
+    ``stronger_cnn`` section, as are the Chinese of :func:`ladder`'s changes)."""
+    return words.label(rung, lang, "stronger_cnn")
 
 
 def plot_ladder(table, lang: str = "en"):

@@ -31,7 +31,7 @@ import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from helpers import processes, timing
+from helpers import processes, timing, words
 
 MAX_BODY_BYTES = 1024  # a task is two integers; anything longer is refused
 MAX_TASK_ITEMS = 10**9
@@ -369,35 +369,6 @@ def batch_throughput(predict, images, sizes, total: int) -> list[dict]:
     return records
 
 
-#: the words of :func:`plot_speedup` and :func:`plot_batching`, per language
-PLOT_WORDS = {
-    "en": {
-        "ideal": "ideal: speed-up = workers",
-        "amdahl": "Amdahl's law, measured serial fraction {fraction:.1%}",
-        "pool": "process pool",
-        "services": "HTTP worker services",
-        "cores": "CPU cores available: {cores}",
-        "workers": "workers",
-        "speedup": "speed-up over one process",
-        "throughput": "images per second",
-        "latency": "milliseconds per batch (latency)",
-        "batch": "batch size",
-    },
-    "zh": {
-        "ideal": "理想情况：加速比 = 工作进程数",
-        "amdahl": "阿姆达尔定律（测得的串行比例 {fraction:.1%}）",
-        "pool": "进程池",
-        "services": "HTTP 工作服务",
-        "cores": "可用的 CPU 核心：{cores} 个",
-        "workers": "工作进程数",
-        "speedup": "相对单个进程的加速比",
-        "throughput": "每秒图像数",
-        "latency": "每批毫秒数（延迟）",
-        "batch": "批量大小",
-    },
-}
-
-
 def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
     """Measured speed-up of the pool and the services against workers, with Amdahl's law and the
     ideal, labelled in ``lang`` ("en" or "zh")."""
@@ -406,10 +377,10 @@ def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
 
     from helpers import plots  # noqa: F401 - the book's figure style
 
-    words = PLOT_WORDS[lang]
+    w = words.of(lang, "servitization")
     workers = np.asarray(table["workers"])
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    ax.plot(workers, workers, ":", color="grey", label=words["ideal"])
+    ax.plot(workers, workers, ":", color="grey", label=w("ideal: speed-up = workers"))
     fine = np.linspace(1, workers.max(), 100)
     ax.plot(
         fine,
@@ -417,13 +388,13 @@ def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
         "-",
         color="k",
         lw=1,
-        label=words["amdahl"].format(fraction=serial_fraction),
+        label=w("Amdahl's law, measured serial fraction {fraction:.1%}").format(fraction=serial_fraction),
     )
-    ax.plot(workers, table["pool speed-up"], "-o", color="C0", label=words["pool"])
-    ax.plot(workers, table["services speed-up"], "-s", color="C1", label=words["services"])
-    ax.axvline(cores, color="C3", lw=1, ls="--", label=words["cores"].format(cores=cores))
-    ax.set_xlabel(words["workers"])
-    ax.set_ylabel(words["speedup"])
+    ax.plot(workers, table["pool speed-up"], "-o", color="C0", label=w("process pool"))
+    ax.plot(workers, table["services speed-up"], "-s", color="C1", label=w("HTTP worker services"))
+    ax.axvline(cores, color="C3", lw=1, ls="--", label=w("CPU cores available: {cores}").format(cores=cores))
+    ax.set_xlabel(w("workers"))
+    ax.set_ylabel(w("speed-up over one process"))
     ax.set_xticks(workers)
     ax.set_ylim(
         0, max(workers.max(), float(np.nanmax(table[["pool speed-up", "services speed-up"]].to_numpy()))) * 1.05
@@ -441,13 +412,13 @@ def plot_batching(records, lang: str = "en"):
 
     from helpers import plots  # noqa: F401 - the book's figure style
 
-    words = PLOT_WORDS[lang]
+    w = words.of(lang, "servitization")
     sizes = [r["batch size"] for r in records]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     axes[0].plot(sizes, [r["items per second"] for r in records], "-o")
-    axes[0].set_ylabel(words["throughput"])
+    axes[0].set_ylabel(w("images per second"))
     axes[1].plot(sizes, [1000 * r["seconds per batch"] for r in records], "-o", color="C1")
-    axes[1].set_ylabel(words["latency"])
+    axes[1].set_ylabel(w("milliseconds per batch (latency)"))
     axes[0].set_ylim(0, None)
     axes[1].set_yscale("log")
     axes[1].yaxis.set_major_formatter(ScalarFormatter())
@@ -455,7 +426,7 @@ def plot_batching(records, lang: str = "en"):
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(s) for s in sizes])
-        ax.set_xlabel(words["batch"])
+        ax.set_xlabel(w("batch size"))
     fig.tight_layout()
     return fig
 

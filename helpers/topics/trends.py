@@ -15,8 +15,8 @@ import math
 import pandas as pd
 
 from helpers.topics import course, scaling
-from helpers.topics.course import pick
 from helpers.topics.large_models import sci
+from helpers.words import glue, glue_values, in_lang, pick
 
 #: published exponents, for the comparison table: (Kaplan et al. 2020, Hoffmann et al. 2022) per axis
 PUBLISHED = {"params": ("0.076", "0.34"), "train_size": ("0.095", "0.28"), "train_flops": ("0.050", "—")}
@@ -26,9 +26,14 @@ PUBLISHED = {"params": ("0.076", "0.34"), "train_size": ("0.095", "0.28"), "trai
 # trend 1: the scaling sweep
 
 
+def _w(term: str, lang: str) -> str:
+    """A term of these pages in ``lang`` (the vocabulary's ``trends`` section)."""
+    return in_lang(term, lang, "trends")
+
+
 def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int) -> None:
     """Glue what the prose says about the sweep and its fits (the conclusion reads some of them)."""
-    course.glue_values(
+    glue_values(
         widths_text=", ".join(f"{w:g}" for w in widths),
         sizes_text=", ".join(f"{n:,}" for n in train_sizes),
         sweep_epochs=int(sweep.epochs.iloc[0]),
@@ -38,9 +43,9 @@ def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int
     for column, (symbol, _, _) in scaling.AXES.items():
         fit = fits.get(column)
         if fit is None:
-            course.glue_values(**{f"alpha_{symbol}": "—", f"E_{symbol}": "—"})
+            glue_values(**{f"alpha_{symbol}": "—", f"E_{symbol}": "—"})
             continue
-        course.glue_values(
+        glue_values(
             **{
                 f"alpha_{symbol}": f"{fit.exponent:.2f}",
                 f"E_{symbol}": f"{fit.irreducible:.2f}",
@@ -48,7 +53,7 @@ def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int
             }
         )  # for the conclusion
     best = sweep.loc[sweep.test_error.idxmin()]
-    course.glue_values(
+    glue_values(
         best_error=f"{best.test_error:.1%}", best_params=f"{int(best.params):,}", best_size=f"{int(best.train_size):,}"
     )
     bend_params = scaling.describe_bend(
@@ -59,7 +64,7 @@ def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int
     )
     advice = scaling.verdict(bend_params["where"], bend_data["where"])
     for name, words in (("bend_params", bend_params), ("bend_data", bend_data), ("verdict", advice)):
-        course.glue_words(name, words["en"], words["zh"])
+        glue(name, words["en"], words["zh"])
 
 
 def fit_table(fits: dict, lang: str) -> pd.DataFrame:
@@ -69,11 +74,9 @@ def fit_table(fits: dict, lang: str) -> pd.DataFrame:
         fit = fits.get(column)
         name = f"{pick(lang, en_name, zh_name)} {symbol}"
         if fit is None:
-            rows[name] = [pick(lang, "too few points, or the error does not fall", "点太少，或错误率不下降")] + [
-                "—"
-            ] * 5
+            rows[name] = [_w("too few points, or the error does not fall", lang)] + ["—"] * 5
             continue
-        bend = sci(fit.bend, 2) if math.isfinite(fit.bend) else pick(lang, "none (E = 0)", "无（E = 0）")
+        bend = sci(fit.bend, 2) if math.isfinite(fit.bend) else _w("none (E = 0)", lang)
         rows[name] = [
             f"{fit.exponent:.3f}",
             f"{fit.irreducible:.1%}",
@@ -88,7 +91,7 @@ def fit_table(fits: dict, lang: str) -> pd.DataFrame:
         ["指数 α", "下限 E（错误率）", "系数 A", "弯折点（A·x^-α = E 处）", "R²（双对数）", "点数"],
     )
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
-    frame.index.name = pick(lang, "test error against", "测试错误率对")
+    frame.index.name = _w("test error against", lang)
     return frame
 
 
@@ -98,7 +101,7 @@ def error_table(sweep: pd.DataFrame, lang: str) -> pd.DataFrame:
     frame = frame.map(lambda e: f"{e:.1%}")
     frame.columns = [pick(lang, f"{p:,} parameters", f"{p:,} 个参数") for p in frame.columns]
     frame.index = [f"{n:,}" for n in frame.index]
-    frame.index.name = pick(lang, "training images", "训练图像数")
+    frame.index.name = _w("training images", lang)
     return frame
 
 
@@ -130,7 +133,7 @@ def published_table(fits: dict, lang: str) -> pd.DataFrame:
 
 
 def glue_transfer(moved: dict, words: dict, per_class: int) -> None:
-    course.glue_values(
+    glue_values(
         tr_source_n=f"{moved['source_images']:,}",
         tr_per_class=per_class,
         tr_target_n=f"{moved['target_images']:,}",
@@ -138,16 +141,14 @@ def glue_transfer(moved: dict, words: dict, per_class: int) -> None:
         tr_scratch=moved["scratch"],
         tr_chance=moved["chance"],
     )
-    course.glue_words("tr_verdict", words["en"], words["zh"])
+    glue("tr_verdict", words["en"], words["zh"])
 
 
 def transfer_table(moved: dict, lang: str) -> pd.DataFrame:
     rows = {
-        pick(lang, "reused features (frozen convolutions, new head)", "复用特征（冻结卷积层，训练新的头部）"): moved[
-            "transfer"
-        ],
-        pick(lang, "the same network from scratch", "同一网络从零训练"): moved["scratch"],
-        pick(lang, "chance", "随机猜测"): moved["chance"],
+        _w("reused features (frozen convolutions, new head)", lang): moved["transfer"],
+        _w("the same network from scratch", lang): moved["scratch"],
+        _w("chance", lang): moved["chance"],
     }
     header = pick(
         lang,
@@ -178,14 +179,14 @@ def cifar_chapter_images() -> float:
 def flops_table(course_flops: dict, lang: str) -> pd.DataFrame:
     """Training FLOPs of the course's runs: ``{key: flops}`` with keys "sweep" and "cifar10_cnn"."""
     names = {
-        "sweep": pick(lang, "scaling sweep (this chapter)", "缩放扫描（本章）"),
+        "sweep": _w("scaling sweep (this chapter)", lang),
         "cifar10_cnn": pick(
             lang,
             f"{course.title('cifar10_cnn', lang)}: its four training runs",
             f"{course.title('cifar10_cnn', lang)}：四次训练",
         ),
     }
-    header = pick(lang, "training FLOPs", "训练浮点运算次数")
+    header = _w("training FLOPs", lang)
     return pd.DataFrame({header: [sci(v) for v in course_flops.values()]}, index=[names[k] for k in course_flops])
 
 
@@ -194,13 +195,10 @@ def cost_table(seconds: dict, watts: float, lang: str) -> pd.DataFrame:
     from helpers.topics import compute_cost
 
     seconds = course.in_book_order(seconds)
-    index = [
-        pick(lang, "scaling sweep (this chapter)", "缩放扫描（本章）") if k == "sweep" else course.title(k, lang)
-        for k in seconds
-    ]
+    index = [_w("scaling sweep (this chapter)", lang) if k == "sweep" else course.title(k, lang) for k in seconds]
     return pd.DataFrame(
         {
-            pick(lang, "wall time", "运行时间"): [course.duration(s, lang) for s in seconds.values()],
+            _w("wall time", lang): [course.duration(s, lang) for s in seconds.values()],
             pick(lang, f"energy at an assumed {watts:g} W", f"按假设功率 {watts:g} 瓦计的能量"): [
                 pick(
                     lang,
@@ -240,16 +238,14 @@ def large_model_costs(
 def large_model_table(large: pd.DataFrame, lang: str) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
-            pick(lang, "parameters", "参数量"): large.parameters.map(sci),
-            pick(lang, "training tokens", "训练词元数"): large.tokens.map(sci),
-            pick(lang, "training FLOPs (6ND)", "训练浮点运算次数（6ND）"): large.flops.map(sci),
-            pick(lang, "accelerator-years", "加速器·年"): large.accelerator_hours.map(lambda h: f"{h / 8766:,.1f}"),
-            pick(lang, "energy", "能量"): large.energy_mwh.map(
-                lambda e: pick(lang, f"{e:,.0f} MWh", f"{e:,.0f} 兆瓦时")
-            ),
+            _w("parameters", lang): large.parameters.map(sci),
+            _w("training tokens", lang): large.tokens.map(sci),
+            _w("training FLOPs (6ND)", lang): large.flops.map(sci),
+            _w("accelerator-years", lang): large.accelerator_hours.map(lambda h: f"{h / 8766:,.1f}"),
+            _w("energy", lang): large.energy_mwh.map(lambda e: pick(lang, f"{e:,.0f} MWh", f"{e:,.0f} 兆瓦时")),
         }
     )
-    frame.index.name = pick(lang, "model", "模型")
+    frame.index.name = _w("model", lang)
     return frame
 
 
@@ -266,13 +262,13 @@ def rounds_table(skewed: list, iid: list, central: list, lang: str) -> pd.DataFr
 
     frame = pd.DataFrame(
         {
-            pick(lang, "FedAvg, skewed shards", "FedAvg，偏斜分片"): column(skewed),
-            pick(lang, "FedAvg, IID shards", "FedAvg，独立同分布分片"): column(iid),
-            pick(lang, "central training", "集中训练"): column(central),
+            _w("FedAvg, skewed shards", lang): column(skewed),
+            _w("FedAvg, IID shards", lang): column(iid),
+            _w("central training", lang): column(central),
         },
         index=range(1, n + 1),
     )
-    frame.index.name = pick(lang, "round (pass)", "轮（遍）")
+    frame.index.name = _w("round (pass)", lang)
     return frame
 
 
@@ -291,18 +287,18 @@ def explanation_titles(true, predicted, confidence, class_names: dict) -> dict:
 def centre_table(sal_right, sal_wrong, cam_right, cam_wrong, lang: str) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
-            pick(lang, "saliency in the centre", "显著图在中央的占比"): [
+            _w("saliency in the centre", lang): [
                 course.pct(sal_right, 0),
                 course.pct(sal_wrong, 0),
             ],
-            pick(lang, "Grad-CAM in the centre", "Grad-CAM 在中央的占比"): [
+            _w("Grad-CAM in the centre", lang): [
                 course.pct(cam_right, 0),
                 course.pct(cam_wrong, 0),
             ],
         },
         index=[
-            pick(lang, "confident right answers", "最有把握的正确预测"),
-            pick(lang, "confident wrong answers", "最有把握的错误预测"),
+            _w("confident right answers", lang),
+            _w("confident wrong answers", lang),
         ],
     )
     return frame
