@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
+from helpers import words
 from helpers.paths import ROOT
 from helpers.serving import loadtest, ray_cluster, ray_serve
 from helpers.serving import ray_experiments as rx
@@ -171,7 +172,7 @@ def test_step_summary_splits_the_windows_by_phase_and_replicas():
     ]
     assert summary.loc[("the step", 1), "seconds"] == 2 and summary.loc[("the step", 1), "errors"] == 1
     assert summary.loc[("the step", 2), "requests/s"] == 200.0 and summary.loc[("the step", 2), "clients"] == 32
-    assert set(rx.PHASES) <= set(rx.WORDS_ZH)
+    assert set(rx.PHASES) <= set(words.labels(rx.TOPIC))
 
 
 # --- the retrying client, against a server that fails on purpose ------------------------------

@@ -20,7 +20,7 @@ SECTION = re.compile(r"""["']([a-z_0-9]+)["']\)""")
 
 
 def _sources():
-    """Every helper module and every chapter's code (chapter 11's words are its modules' own)."""
+    """Every helper module and every chapter's code."""
     for path in sorted((ROOT / "helpers").rglob("*.py")):
         yield path, path.read_text(encoding="utf-8")
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):

@@ -5,8 +5,8 @@ freezes a worker node in the middle, and measures what the clients saw; :func:`r
 back. :func:`load_step` sends a low, high, low load while :class:`ReplicaSampler` records the
 replicas, :func:`windows` reads both as a time series and :func:`step_summary` sums it up by phase.
 :func:`compare_refusals` sends the bad requests to Ray and to the hand-built service, and
-:func:`request_parts` takes a request's cost apart. The plots draw their words from
-:data:`PLOT_WORDS` in the page's language; :data:`WORDS_ZH` holds the Chinese words of the tables.
+:func:`request_parts` takes a request's cost apart. The plots and the chapter's tables take their
+Chinese from the vocabulary's ``distributed_serving`` section (:mod:`helpers.words`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from helpers import words
 from helpers.serving import loadtest, ray_cluster, ray_serve
 
 BACKOFF_S = 0.05  # a retrying client's first wait, doubled before each next try
@@ -105,94 +106,26 @@ def request_parts(costs: dict, side, handle_ms, *, max_wait_ms: float, encoding:
     }
 
 
-#: the words of this module's figures, per language
-PLOT_WORDS = {
-    "en": {
-        "clients": "concurrent clients",
-        "rate": "requests per second",
-        "latency": "latency (ms): p99 solid, p50 dotted",
-        "hand-built": "hand-built",
-        "Ray, 1 replica": "Ray, 1 replica",
-        "Ray, 2 replicas": "Ray, 2 replicas",
-        "replicas": "running replicas",
-        "answers": "answers per second",
-        "latency ms": "latency (ms)",
-        "time": "seconds since the load started",
-        "p50": "p50",
-        "p99": "p99",
-        "offered": "clients",
-        "kill": "worker node killed",
-    },
-    "zh": {
-        "clients": "并发客户端数",
-        "rate": "每秒请求数",
-        "latency": "延迟（毫秒）：实线 p99，虚线 p50",
-        "hand-built": "手写服务",
-        "Ray, 1 replica": "Ray，1 个副本",
-        "Ray, 2 replicas": "Ray，2 个副本",
-        "replicas": "运行中的副本",
-        "answers": "每秒回答数",
-        "latency ms": "延迟（毫秒）",
-        "time": "自负载开始的秒数",
-        "p50": "p50",
-        "p99": "p99",
-        "offered": "客户端数",
-        "kill": "工作节点被杀掉",
-    },
-}
-#: the Chinese pages' words for this module's tables: columns, services, nodes and replica states
-WORDS_ZH = {
-    "model": "模型",
-    "service": "服务",
-    "clients": "客户端数",
-    "requests/s": "每秒请求数",
-    "p50 ms": "p50（毫秒）",
-    "p99 ms": "p99（毫秒）",
-    "images/batch": "平均批量大小",
-    "errors": "错误数",
-    "hand-built": "手写服务",
-    "Ray, 1 replica": "Ray，1 个副本",
-    "Ray, 2 replicas": "Ray，2 个副本",
-    "replica": "副本",
-    "node": "节点",
-    "started (s)": "启动时间（秒）",
-    "state": "状态",
-    "running": "运行中",
-    "lost with its node": "随节点一起丢失",
-    "stopped": "已停止",
-    "head": "头节点",
-    "worker 1": "工作节点 1",
-    "worker 2": "工作节点 2",
-    "worker 3": "工作节点 3",
-    "phase": "阶段",
-    "replicas": "运行中的副本",
-    "seconds": "时长（秒）",
-    "before the step": "阶跃之前",
-    "the step": "阶跃期间",
-    "after the step": "阶跃之后",
-}
-
-
-def plot_side_by_side(table, labels: dict | None = None, models: dict | None = None, lang: str = "en"):
+def plot_side_by_side(table, models: dict | None = None, lang: str = "en"):
     """Requests per second (left) and latency (right: p99 solid, p50 dotted) against clients, one
-    row per model and one line per service, labelled in ``lang`` (:data:`PLOT_WORDS`; ``labels``
-    overrides those words). ``models``: a title for each model, in that language."""
+    row per model and one line per service, labelled in ``lang`` (the vocabulary's
+    ``distributed_serving`` section). ``models``: a title for each model, in that language."""
     import matplotlib.pyplot as plt
 
-    labels = {**PLOT_WORDS[lang], **(labels or {})}
+    w = words.of(lang, "distributed_serving")
     models = models or {}
     keys = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(len(keys), 2, figsize=(10, 3.4 * len(keys)), squeeze=False)
     for (left, right), key in zip(axes, keys):
         part = table[table["model"] == key]
         for i, (service, rows) in enumerate(part.groupby("service", sort=False)):
-            name, color = labels.get(service, service), f"C{i}"
+            name, color = words.label(service, lang, "distributed_serving"), f"C{i}"
             left.plot(rows["clients"], rows["requests/s"], marker="o", color=color, label=name)
             right.plot(rows["clients"], rows["p99 ms"], marker="o", color=color, label=name)
             right.plot(rows["clients"], rows["p50 ms"], marker=".", linestyle=":", color=color)
-        for ax, ylabel in ((left, labels["rate"]), (right, labels["latency"])):
+        for ax, ylabel in ((left, w("requests per second")), (right, w("latency (ms): p99 solid, p50 dotted"))):
             ax.set_xscale("log", base=2)
-            ax.set_xlabel(labels["clients"])
+            ax.set_xlabel(w("concurrent clients"))
             ax.set_ylabel(ylabel)
             ax.set_title(models.get(key, key), fontsize=10)
             ax.grid(alpha=0.3)
@@ -451,26 +384,22 @@ def step_summary(table, phases):
     return pd.DataFrame(rows, columns=columns).set_index(["phase", "replicas"])
 
 
-def plot_timeseries(table, labels: dict | None = None, *, events=(), load=None, lang: str = "en"):
-    """Replicas, requests per second and latency against time, one panel each, sharing the time axis.
-
-    Labelled in ``lang`` (:data:`PLOT_WORDS`; ``labels`` overrides those words, with the keys
-    ``replicas``, ``rate``, ``latency``, ``time``, ``p50``, ``p99``, ``clients`` of earlier callers);
-    ``events``: ``(t, text)`` marked with a vertical line; ``load``: a phases table (start, end,
-    clients) drawn as the offered load on the first panel.
+def plot_timeseries(table, *, events=(), load=None, lang: str = "en"):
+    """Replicas, requests per second and latency against time, one panel each, sharing the time axis,
+    labelled in ``lang``; ``events``: ``(t, term)`` marked with a vertical line and the term;
+    ``load``: a phases table (start, end, clients) drawn as the offered load on the first panel.
     """
     import matplotlib.pyplot as plt
 
-    words = PLOT_WORDS[lang]
+    w = words.of(lang, "distributed_serving")
     labels = {
-        "replicas": words["replicas"],
-        "rate": words["answers"],
-        "latency": words["latency ms"],
-        "time": words["time"],
-        "p50": words["p50"],
-        "p99": words["p99"],
-        "clients": words["offered"],
-        **(labels or {}),
+        "replicas": w("running replicas"),
+        "rate": w("answers per second"),
+        "latency": w("latency (ms)"),
+        "time": w("seconds since the load started"),
+        "p50": w("p50"),
+        "p99": w("p99"),
+        "clients": w("clients"),
     }
     fig, axes = plt.subplots(3, 1, figsize=(8, 6.4), sharex=True)
     axes[0].step(table["t"], table["replicas"], where="mid", color="C0", label=labels["replicas"])
@@ -494,7 +423,7 @@ def plot_timeseries(table, labels: dict | None = None, *, events=(), load=None, 
         ax.grid(alpha=0.3)
         for at, _ in events:
             ax.axvline(at, color="grey", linestyle="--", linewidth=1)
-    for at, text in events:
-        axes[0].annotate(text, (at, axes[0].get_ylim()[1]), xytext=(3, -12), textcoords="offset points", fontsize=8)
+    for at, term in events:
+        axes[0].annotate(w(term), (at, axes[0].get_ylim()[1]), xytext=(3, -12), textcoords="offset points", fontsize=8)
     fig.tight_layout()
     return fig
