@@ -172,7 +172,7 @@ def test_step_summary_splits_the_windows_by_phase_and_replicas():
     ]
     assert summary.loc[("the step", 1), "seconds"] == 2 and summary.loc[("the step", 1), "errors"] == 1
     assert summary.loc[("the step", 2), "requests/s"] == 200.0 and summary.loc[("the step", 2), "clients"] == 32
-    assert set(rx.PHASES) <= set(words.labels(rx.TOPIC))
+    assert set(rx.PHASES) <= set(words.labels("distributed_serving"))
 
 
 # --- the retrying client, against a server that fails on purpose ------------------------------
