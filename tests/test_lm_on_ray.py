@@ -89,8 +89,9 @@ def test_two_replicas_on_two_nodes_answer_the_same_seed_alike(poet):
 def test_a_lost_node_ends_its_streams_and_the_same_request_again_gets_the_same_text(poet, fault):
     """Last: it freezes, then kills, the worker node while streams run (a new node and replica come
     between). The streams on its replica end without [DONE] (their KV caches were there); the
-    others finish. The same request again, same seed, on the replica that is left, writes the
-    whole text, which begins with what the client had."""
+    others finish (on the CI machine the router once sent all eight to the replica that was lost).
+    The same request again, same seed, on the replica that is left, writes the whole text, which
+    begins with what the client had."""
     from helpers.lm import on_ray
 
     local, url = poet
@@ -98,6 +99,6 @@ def test_a_lost_node_ends_its_streams_and_the_same_request_again_gets_the_same_t
         local.add_node()
         ray_serve.wait_for_replicas(2, app=on_ray.APP_NAME, deployment="PoetService")
     table = on_ray.node_loss_during_streams(local, url, range(8), fault=fault)
-    broken, finished = table[~table["finished"]], table[table["finished"]]
-    assert len(broken) and len(finished), table  # one replica on each node: streams on both
+    broken = table[~table["finished"]]
+    assert len(broken), table  # the lost replica held streams (the router may have sent it all eight)
     assert broken["again_finished"].all() and broken["same_text"].all(), table
