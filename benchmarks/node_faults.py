@@ -14,16 +14,23 @@ replica is
   open and nothing answers, until Ray's health checks declare the node dead); it is killed after
   the load.
 
+or, in a third series (``namespaces``), cut off: each node runs in a network namespace of its own
+(:mod:`helpers.serving.netns`; Linux, as root) and the node's link is cut (a partition). There a
+proxy runs on every node and the clients enter through the proxy of the node that is lost, the
+retrying ones failing over to the head's proxy as a load balancer would; then, for comparison, a
+few partitions with one proxy, on the head, as in the other series.
+
 Then a new worker node is added and Serve places the missing replica on it. A second series
 freezes the node with Ray's default health checks (``deploy/ray/`` sets none, so a real cluster
 runs with them): the GCS then takes much longer to declare the node dead. Kill and freeze
 alternate, so that drift in the machine's speed hits both alike. Per trial: requests sent, in
 flight at the fault, failed without retries, retried, lost with retries, seconds until Ray marked
 the node dead, until the service answered fully again, until the new node joined and until two
-replicas ran again.
+replicas ran again, and the fewest replicas running at any time after the fault.
 
 Usage: ``python benchmarks/node_faults.py [--trials 10] [--clients 4] [--seconds 8] [--out
-results/node_faults.json]`` from the repository root. Prints a summary and writes the JSON.
+results/node_faults.json]`` from the repository root, then ``... --series namespaces`` (as root), which
+adds its rows to the same file. Prints a summary and writes the JSON.
 """
 
 from __future__ import annotations
@@ -73,13 +80,97 @@ def series(model: str, bodies, faults, trials: int, args, health_check: dict | N
                 dead_within=None if health_check is None else 300.0,  # Ray's defaults take longer than the load
             )
             back = rx.rejoin(local, running=2)
-            after = loss["requests"][loss["requests"]["end"] >= 0]
-            row = {"health checks": label, "fault": fault, "trial": trial // len(faults) + 1}
-            row |= {k: loss[k] for k in COLUMNS} | {"slowest_ms": float(after["latency ms"].max())}
-            row |= {"join_s": back["join_s"], "replaced_s": back["replicas_s"]}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            rows.append(_row(loss, back, label, fault, trial // len(faults) + 1))
     return rows
+
+
+def namespaces_series(model: str, bodies, trials: int, args, every_node: bool) -> list[dict]:
+    """``trials`` partitions on a cluster whose nodes have network namespaces of their own (run in
+    namespace 0, where the head is: see :func:`main`). ``every_node``: a proxy on every node, and the
+    clients enter through the lost node's proxy, the retrying ones failing over to the head's;
+    otherwise one proxy, on the head, as in the other series."""
+    import urllib.parse
+
+    from helpers.serving import netns, ray_cluster, ray_serve
+    from helpers.serving import ray_experiments as rx
+
+    network = netns.Network(2)
+    label = "the course's, " + ("a proxy on every node" if every_node else "a proxy on the head") + ", namespaces"
+    rows = []
+    with ray_cluster.LocalCluster(nodes=2, node_cpus=1, network=network) as local:
+        log = ray_cluster.start_replica_log(local.head_id)
+        url = ray_serve.start_serve(every_node=every_node)  # on the head only: 127.0.0.1 of namespace 0
+        port = urllib.parse.urlsplit(url).port
+        ray_serve.deploy(ray_serve.application(model, num_replicas=2), running=2)
+
+        def entry(index: int) -> str:
+            return f"http://{network.address(index)}:{port}/v1/models/{ray_serve.DEFAULT_NAME}:predict"
+
+        for trial in range(trials):
+            node = rx.worker_with_replica(local, log)
+            predict = f"{url}/v1/models/{ray_serve.DEFAULT_NAME}:predict"
+            entries = [entry(node.index), entry(0)] if every_node else [predict]  # the lost node's proxy first
+            _wait_for_proxy(entries[0], bodies[0])
+            loss = rx.node_loss(
+                local,
+                entries,
+                bodies,
+                node=node,
+                fault="partition",
+                clients=args.clients,
+                retries=args.retries,
+                seconds=args.seconds,
+                kill_after=args.fault_after,
+            )
+            back = rx.rejoin(local, running=2)
+            rows.append(_row(loss, back, label, "partition", trial + 1))
+    return rows
+
+
+def _wait_for_proxy(url: str, body: bytes, timeout: float = 90.0) -> None:
+    """Until the proxy at ``url`` answers a request (a new node's proxy starts after the node joins)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.post(url, content=body, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no answer from {url} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def _row(loss: dict, back: dict, label: str, fault: str, trial: int) -> dict:
+    after = loss["requests"][loss["requests"]["end"] >= 0]
+    row = {"health checks": label, "fault": fault, "trial": trial}
+    row |= {k: loss[k] for k in COLUMNS} | {"slowest_ms": float(after["latency ms"].max())}
+    row |= {"join_s": back["join_s"], "replaced_s": back["replicas_s"]}
+    replicas = loss["replicas"]
+    row["fewest_running"] = int(replicas.loc[replicas["t"] >= 0, "RUNNING"].min())  # 0: no replica ran for a while
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def in_namespaces(argv: list[str]) -> None:
+    """Make the network, run this script with ``argv`` inside namespace 0 (the driver and the head
+    live there), then remove the network, also when the run fails."""
+    import subprocess
+
+    from helpers.serving import netns
+
+    reason = netns.unavailable()
+    if reason:
+        raise SystemExit(f"the namespaces series needs network namespaces: {reason}")
+    with netns.Network(2) as network:
+        inside = network.exec(0, [sys.executable, __file__, *argv, "--inside"])
+        code = subprocess.run(
+            inside, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        ).returncode
+    if code:
+        raise SystemExit(code)
 
 
 def main() -> None:
@@ -93,12 +184,19 @@ def main() -> None:
     parser.add_argument("--fault-after", type=float, default=2.0, help="seconds into the load")
     parser.add_argument(
         "--series",
-        choices=["all", "course", "defaults"],
+        choices=["all", "course", "defaults", "namespaces"],
         default="all",
-        help="run one series only, keeping the other's rows from --out",
+        help="all: the course's and Ray's default health checks on the loopback; one series only, keeping"
+        " the others' rows from --out (namespaces: only run alone)",
     )
+    parser.add_argument("--namespace-trials", type=int, default=10, help="partitions, a proxy on every node")
+    parser.add_argument("--head-only-trials", type=int, default=3, help="partitions, a proxy on the head only")
     parser.add_argument("--out", default="results/node_faults.json")
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)  # run in namespace 0 already
     args = parser.parse_args()
+    if args.series == "namespaces" and not args.inside:
+        in_namespaces(sys.argv[1:])
+        return
 
     from helpers.serving import loadtest, ray_cluster
     from helpers.serving import ray_experiments as rx
@@ -110,6 +208,9 @@ def main() -> None:
         rows += series(model, bodies, ("kill", "freeze"), args.trials, args, None, "the course's")
     if args.series in ("all", "defaults") and args.default_trials:
         rows += series(model, bodies, ("freeze",), args.default_trials, args, {}, "Ray's defaults")
+    if args.series == "namespaces":
+        rows += namespaces_series(model, bodies, args.namespace_trials, args, every_node=True)
+        rows += namespaces_series(model, bodies, args.head_only_trials, args, every_node=False)
     if args.series != "all" and Path(args.out).exists():  # the other series, as recorded before
         ran = {row["health checks"] for row in rows}
         before = json.loads(Path(args.out).read_text())["rows"]

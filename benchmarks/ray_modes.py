@@ -61,13 +61,11 @@ def export_seeded_cnn(directory: Path) -> tuple[str, object]:
     from helpers import env
 
     env.setup("tensorflow", seed=0)
-    import keras
     import numpy as np
 
-    from helpers import models, serving
+    from helpers import serving
 
-    base = keras.Sequential([keras.Input(shape=(32, 32, 3)), *models.article_cnn(logits=True).layers[1:]])
-    paths = serving.export(serving.with_preprocessing(base), directory)
+    paths = serving.export(serving.seeded_article_cnn(), directory)
     images = np.random.default_rng(0).integers(0, 256, size=(256, 32, 32, 3), dtype=np.uint8)
     return str(paths["saved_model"] or paths["keras"]), images
 

@@ -197,12 +197,9 @@ def exported(tmp_path_factory):
     from helpers import env
 
     env.setup("tensorflow", seed=0)
-    import keras
+    from helpers import serving
 
-    from helpers import models, serving
-
-    base = keras.Sequential([keras.Input(shape=(32, 32, 3)), *models.article_cnn(logits=True).layers[1:]])
-    model = serving.with_preprocessing(base)
+    model = serving.seeded_article_cnn()
     return model, serving.export(model, tmp_path_factory.mktemp("served"))
 
 

@@ -13,6 +13,7 @@ import os
 import pytest
 
 from helpers.serving import loadtest, ray_cluster, ray_serve
+from helpers.serving import ray_experiments as rx
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 MODEL = "tang-poet"
@@ -96,8 +97,7 @@ def test_a_lost_node_ends_its_streams_and_the_same_request_again_gets_the_same_t
 
     local, url = poet
     if not local.workers:  # the previous fault's node is gone: a new one, and the replica back on it
-        local.add_node()
-        ray_serve.wait_for_replicas(2, app=on_ray.APP_NAME, deployment="PoetService")
+        rx.rejoin(local, 2, app=on_ray.APP_NAME, deployment="PoetService")
     table = on_ray.node_loss_during_streams(local, url, range(8), fault=fault)
     broken = table[~table["finished"]]
     assert len(broken), table  # the lost replica held streams (the router may have sent it all eight)

@@ -239,6 +239,57 @@ def test_retrying_clients_lose_nothing_that_others_lose(flaky_server):
     assert (table.loc[~table["retrying"], "attempts"] == 1).all()
 
 
+@pytest.mark.timeout(60)
+def test_retrying_clients_fail_over_to_the_next_entry_point_and_avoid_the_failed_one(flaky_server):
+    from helpers.processes import free_ports
+
+    dead = f"http://127.0.0.1:{free_ports(1)[0]}/v1/models/m:predict"  # nothing listens: refused
+    timeline = loadtest.run_timeline(
+        [dead, flaky_server], [b"{}"] * 40, 4, retries=[0, 0, 8, 8], max_requests=40, backoff_s=0.001, timeout=5
+    )
+    table = timeline.table()
+    assert (table.loc[table["retrying"], "status"] == 200).all()  # through the second entry point
+    assert (table.loc[~table["retrying"], "status"] == 0).all()  # no retry, no other entry point
+    refused = sum(error.startswith("ConnectionRefusedError") for error in timeline.errors)
+    # each retrying client met the dead entry point once, then avoided it for loadtest.EJECT_S
+    assert refused == (~table["retrying"]).sum() + 2, timeline.errors[:6]
+
+
+@pytest.mark.slow
+def test_a_network_namespace_is_cut_off_and_mended():
+    """The partition's mechanism, without Ray: a server in one namespace, reached from another
+    through the bridge, unreachable while its link is cut, reachable again once mended."""
+    import subprocess
+    import sys
+
+    from helpers.serving import netns
+
+    if reason := netns.unavailable():
+        pytest.skip(reason)
+    probe = (  # from namespace 0 to port 9 of namespace 1, where nothing listens
+        "import errno, socket, sys; s = socket.socket(); s.settimeout(1.5)\n"
+        "try: s.connect((sys.argv[1], 9)); print('accepted?')\n"
+        "except ConnectionRefusedError: print('reached')\n"
+        "except OSError as e: print('cut' if e.errno in (None, errno.EHOSTUNREACH, errno.ENETUNREACH) else e)"
+    )
+    with netns.Network(2, prefix="maastest", subnet="10.232.0") as network:  # not the benchmark's
+
+        def reach() -> str:
+            argv = network.exec(0, [sys.executable, "-c", probe, network.address(1)])
+            return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip()
+
+        assert reach() == "reached"  # port 9 refuses: the packet arrived and was answered
+        network.cut(1)
+        assert reach() == "cut"
+        network.mend(1)
+        assert reach() == "reached"
+    assert not [
+        n
+        for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+        if n.startswith("maastest-")
+    ]
+
+
 # --- one local Ray cluster of two nodes, shared by the tests below ----------------------------
 
 

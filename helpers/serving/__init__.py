@@ -40,6 +40,7 @@ from helpers.serving.model import (
     Predictor,
     export,
     model_to_serve,
+    seeded_article_cnn,
     train_article_cnn,
     with_preprocessing,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "model_to_serve",
     "running_service",
     "serve",
+    "seeded_article_cnn",
     "train_article_cnn",
     "with_preprocessing",
 ]

@@ -251,12 +251,12 @@ class Timeline:
         )
 
 
-async def _timeline(url, bodies, retries, max_requests, seconds, timeout, backoff_s, images_per_request):
-    parts = urllib.parse.urlsplit(url)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
+async def _timeline(urls, bodies, retries, max_requests, seconds, timeout, backoff_s, images_per_request):
+    parts = [urllib.parse.urlsplit(url) for url in ([urls] if isinstance(urls, str) else urls)]
+    path = parts[0].path + (f"?{parts[0].query}" if parts[0].query else "")
     columns = {name: [] for name in ("start", "end", "status", "attempts", "retrying")}
     errors: list[str] = []
-    connections = [Connection(parts.hostname, parts.port or 80) for _ in retries]
+    connections = [[Connection(p.hostname, p.port or 80) for p in parts] for _ in retries]  # a client's, by entry point
     next_index = iter(range(max_requests))
     deadline = time.monotonic() + seconds if seconds is not None else None
 
@@ -279,15 +279,20 @@ async def _timeline(url, bodies, retries, max_requests, seconds, timeout, backof
         errors.append(f"HTTP {status}: {payload[:200]!r}")
         return status, status >= 500 or status == 429  # the service's fault or overload: try again
 
-    async def client_loop(connection: Connection, tries: int):
+    async def client_loop(entries: list[Connection], tries: int):
+        entry, ejected = 0, [0.0] * len(entries)  # until when each entry point is avoided
         for i in next_index:
             if deadline is not None and time.monotonic() > deadline:
                 break
             start = time.time()
             for n in range(1, tries + 2):
-                status, again = await attempt(connection, bodies[i % len(bodies)])
+                status, again = await attempt(entries[entry], bodies[i % len(bodies)])
                 if not again or n > tries:
                     break
+                # a failed entry point is avoided for EJECT_S; the first one not avoided is used
+                now = time.monotonic()
+                ejected[entry] = now + EJECT_S
+                entry = min(range(len(entries)), key=lambda e: (max(ejected[e] - now, 0), e))
                 await asyncio.sleep(backoff_s * 2 ** (n - 1))
             for name, value in zip(columns, (start, time.time(), status, n, tries > 0)):
                 columns[name].append(value)
@@ -295,12 +300,16 @@ async def _timeline(url, bodies, retries, max_requests, seconds, timeout, backof
     try:
         await asyncio.gather(*(client_loop(c, r) for c, r in zip(connections, retries)))
     finally:
-        await asyncio.gather(*(c.close() for c in connections))
+        await asyncio.gather(*(c.close() for entries in connections for c in entries))
     return Timeline(*(np.asarray(v) for v in columns.values()), errors)
 
 
+#: how long a client of :func:`run_timeline` avoids an entry point after a failed try
+EJECT_S = 30.0
+
+
 def run_timeline(
-    url: str,
+    url: str | list[str],
     bodies: list[bytes],
     concurrency: int,
     *,
@@ -316,7 +325,10 @@ def run_timeline(
     ``concurrency`` clients send ``bodies`` (cycling) until ``max_requests`` (default: one pass)
     are sent or ``seconds`` have passed, whichever comes first. ``retries`` (one number, or one a
     client) is how many times a client tries a request again after no answer or a 5xx/429
-    status, waiting ``backoff_s``, then twice as long each time; a 4xx is never retried.
+    status, waiting ``backoff_s``, then twice as long each time; a 4xx is never retried. ``url``
+    may be a list of entry points to the same service (a proxy on each node): a client sends to the
+    first, and after a try that failed avoids that one for ``EJECT_S`` s, as a load balancer
+    ejects an entry point that fails (Envoy's outlier detection, 30 s by default).
     """
     retries = [retries] * concurrency if isinstance(retries, int) else list(retries)
     if concurrency < 1 or not bodies or len(retries) != concurrency:

@@ -28,6 +28,17 @@ def with_preprocessing(model, name: str = "served_cnn"):
     return keras.Model(inputs, model(scaled), name=name)
 
 
+def seeded_article_cnn():
+    """The article's CNN, seeded by the caller's ``env.setup`` and untrained, taking uint8 pixels:
+    what the tests and the benchmarks serve when only its cost per image matters."""
+    import keras
+
+    from helpers import models
+
+    base = keras.Sequential([keras.Input(shape=IMAGE_SHAPE), *models.article_cnn(logits=True).layers[1:]])
+    return with_preprocessing(base)
+
+
 def export(model, directory: Path | str, stem: str = "cifar10_served") -> dict[str, Path | None]:
     """Write the uint8-input model as ``<stem>.keras`` and, on TensorFlow, a SavedModel ``<stem>/``.
 

@@ -8,6 +8,9 @@
     cluster.add_node()
     cluster.shutdown()
 
+With ``network=netns.Network(n)`` (the driver running in namespace 0) every node has an address and a
+link of its own: :meth:`LocalCluster.partition` cuts a worker off, and Serve can run a proxy on each.
+
 :data:`ENVIRONMENT` and :func:`loopback_replica_port` are what Ray needs to stay on this machine
 and say nothing outside it; :class:`ReplicaLog` is a small actor on the head node where every
 replica says, once, where it runs, so that the driver can read it.
@@ -19,9 +22,16 @@ import contextlib
 import io
 import logging
 import os
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.serving.netns import Network
 
 #: set before Ray starts; the nodes and their workers inherit them
 ENVIRONMENT = {
@@ -186,6 +196,20 @@ def _kill(processes) -> None:
     psutil.wait_procs(list(doomed), timeout=10)
 
 
+def _own_address(network: Network) -> str:
+    """Namespace 0's address, after checking that this process runs there (it hosts the head)."""
+    address = network.address(0)
+    try:
+        with socket.socket() as probe:
+            probe.bind((address, 0))
+    except OSError:
+        raise RuntimeError(
+            f"the driver must run in namespace {network.namespace(0)}, where the head's address {address} is:"
+            f" start it with {' '.join(network.exec(0, ['python', '...']))}"
+        ) from None
+    return address
+
+
 def started(start):
     """``start()``, tried again while Ray says a node did not register in time (it waits 30 s, a
     fixed limit that a machine busy with other work can miss), after killing what the failed try
@@ -200,6 +224,15 @@ def started(start):
                 raise
 
 
+@dataclass
+class NamespacedNode:
+    """A worker node started with ``ray start`` in namespace ``index`` of a :class:`Network`."""
+
+    index: int
+    process: subprocess.Popen
+    node_id: str = ""
+
+
 class LocalCluster:
     """A Ray cluster of ``nodes`` nodes on this machine: a head and workers, each its own raylet.
 
@@ -210,19 +243,28 @@ class LocalCluster:
     :meth:`add_node` starts a new one. The driver (this process) connects to the head, so the head
     cannot be killed. The GCS checks the nodes' health as :data:`NODE_HEALTH_CHECK` says, or as
     ``health_check`` says (``{}``: Ray's defaults, a check every 3 s, 10 s to answer, 5 misses).
+
+    With ``network`` (a :class:`~helpers.serving.netns.Network` whose namespace 0 runs this process)
+    node ``i`` has namespace ``i`` and its address instead of 127.0.0.1, and :meth:`partition` cuts a
+    worker's link: its processes run on and nothing reaches them, as a machine cut off by the network.
     """
 
     def __init__(
-        self, nodes: int = 2, node_cpus: float = 1, object_store_mb: int = 100, health_check: dict | None = None
+        self,
+        nodes: int = 2,
+        node_cpus: float = 1,
+        object_store_mb: int = 100,
+        health_check: dict | None = None,
+        network: Network | None = None,
     ):
-        if nodes < 1:
-            raise ValueError("a cluster needs at least its head node")
+        if nodes < 1 or (network and nodes > network.size):
+            raise ValueError("a cluster needs at least its head node, and a namespace for each node")
         prepare_environment()
         import_serve()  # Ray, quietly
         import ray
         from ray.cluster_utils import Cluster
 
-        self.node_cpus = node_cpus
+        self.node_cpus, self.network, self.object_store_mb = node_cpus, network, object_store_mb
         self._node_args = {"num_cpus": node_cpus, "object_store_memory": object_store_mb * 2**20}
         from helpers.processes import free_ports
 
@@ -233,16 +275,19 @@ class LocalCluster:
             "dashboard_port": free_ports(1)[0],
             "dashboard_agent_listen_port": None,
         }
+        if network:
+            head_args["node_ip_address"] = _own_address(network)
 
         def start():
             cluster = Cluster(initialize_head=True, head_node_args={**self._node_args, **head_args})
             try:
-                workers = [cluster.add_node(**self._node_args) for _ in range(nodes - 1)]
+                workers = [] if network else [cluster.add_node(**self._node_args) for _ in range(nodes - 1)]
                 ray.init(
                     address=cluster.address,
                     namespace=NAMESPACE,
                     logging_level=logging.WARNING,
                     log_to_driver=False,
+                    _node_ip_address=head_args.get("node_ip_address"),
                 )
             except BaseException:
                 cluster.shutdown()
@@ -254,6 +299,8 @@ class LocalCluster:
         self.head_id = self.cluster.head_node.node_id
         self.names = {self.head_id: "head"}
         self.names |= {w.node_id: f"worker {i + 1}" for i, w in enumerate(self.workers)}
+        for _ in range(nodes - 1 if network else 0):
+            self.add_node()
 
     @property
     def address(self) -> str:
@@ -261,23 +308,62 @@ class LocalCluster:
 
     def add_node(self):
         """Start one more worker node and wait until the cluster sees it; the node."""
-        node = started(lambda: self.cluster.add_node(**self._node_args))
+        if self.network:
+            node = started(self._start_in_namespace)
+        else:
+            node = started(lambda: self.cluster.add_node(**self._node_args))
         self.workers.append(node)
         self.names[node.node_id] = f"worker {len(self.names)}"
+        return node
+
+    def _start_in_namespace(self, timeout: float = 90.0) -> NamespacedNode:
+        """``ray start`` in the first namespace with no live worker (its link up again), until the
+        GCS lists it alive."""
+        import ray
+
+        busy = {w.index for w in self.workers}
+        index = next((i for i in range(1, self.network.size) if i not in busy), None)
+        if index is None:
+            raise RuntimeError(f"every namespace of the network ({self.network.size}) holds a node")
+        self.network.mend(index)
+        address = self.network.address(index)
+        argv = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--disable-usage-stats"]
+        argv += [f"--address={self.address}", f"--node-ip-address={address}", f"--num-cpus={self.node_cpus}"]
+        argv += [f"--object-store-memory={self.object_store_mb * 2**20}"]
+        log = tempfile.TemporaryFile()
+        # `ray start` refuses a second node unless told that this is a real cluster (it is: each node
+        # has an address of its own)
+        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+        process = subprocess.Popen(self.network.exec(index, argv), env=env, stdout=log, stderr=subprocess.STDOUT)
+        node = NamespacedNode(index, process)
+        deadline = time.monotonic() + timeout
+        while not node.node_id:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                self._stop(node)
+                said = log.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"the node in namespace {index} did not join within {timeout:.0f} s:\n{said}")
+            time.sleep(0.2)
+            node.node_id = next(
+                (n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeManagerAddress"] == address), ""
+            )
         return node
 
     def _processes(self, node) -> list:
         """A node's own processes (raylet, object store, agents) and their children (workers, replicas)."""
         import psutil
 
+        if isinstance(node, NamespacedNode):
+            tops = [node.process.pid]  # `ray start`, which started the node's processes
+        else:
+            tops = [info.process.pid for infos in node.all_processes.values() for info in infos]
         processes = []
-        for infos in node.all_processes.values():
-            for info in infos:
-                try:
-                    top = psutil.Process(info.process.pid)
-                    processes += [top, *top.children(recursive=True)]
-                except psutil.NoSuchProcess:
-                    pass
+        for pid in tops:
+            try:
+                top = psutil.Process(pid)
+                processes += [top, *top.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
         return processes
 
     def _signal(self, node, what: str) -> tuple[list, float]:
@@ -292,14 +378,21 @@ class LocalCluster:
                 (process.kill if what == "kill" else process.suspend)()
         return processes, at
 
-    def kill(self, node) -> float:
-        """SIGKILL every process of a worker node (its raylet, its replicas); the time (``time.time()``).
-        A frozen node is killed the same way."""
+    def _stop(self, node) -> None:
         import psutil
 
-        processes, at = self._signal(node, "kill")
+        processes, _ = self._signal(node, "kill")
         psutil.wait_procs(processes, timeout=10)
-        self.cluster.remove_node(node, allow_graceful=False)  # the cluster's bookkeeping; nothing is left to stop
+        if isinstance(node, NamespacedNode):
+            node.process.wait(timeout=10)
+
+    def kill(self, node) -> float:
+        """SIGKILL every process of a worker node (its raylet, its replicas); the time (``time.time()``).
+        A frozen or cut-off node is killed the same way."""
+        at = time.time()
+        self._stop(node)
+        if not isinstance(node, NamespacedNode):
+            self.cluster.remove_node(node, allow_graceful=False)  # the cluster's bookkeeping; nothing is left to stop
         self.workers.remove(node)
         return at
 
@@ -307,6 +400,15 @@ class LocalCluster:
         """SIGSTOP every process of a worker node, as a machine that hangs: its sockets stay open and
         nothing answers; the time (``time.time()``). :meth:`kill` ends it."""
         return self._signal(node, "freeze")[1]
+
+    def partition(self, node) -> float:
+        """Cut a worker node's link (a cluster with a ``network`` only): its processes run on, and no
+        packet reaches them or leaves; the time (``time.time()``). :meth:`kill` ends it."""
+        if not isinstance(node, NamespacedNode):
+            raise ValueError("a partition needs a cluster whose nodes have namespaces: LocalCluster(network=...)")
+        at = time.time()
+        self.network.cut(node.index)
+        return at
 
     def pids(self) -> set[int]:
         """Every process of every live node (the nodes' own processes and their children: workers, replicas)."""
@@ -336,6 +438,9 @@ class LocalCluster:
                 try:
                     ray.shutdown()  # also when a failure disconnected the driver: it resets the driver's node
                 finally:
+                    for node in self.workers:
+                        if isinstance(node, NamespacedNode):
+                            self._stop(node)
                     self.cluster.shutdown()
         return captured.getvalue().splitlines()
 

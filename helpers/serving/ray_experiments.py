@@ -176,7 +176,7 @@ class ReplicaSampler:
 
 def node_loss(
     cluster: ray_cluster.LocalCluster,
-    predict_url: str,
+    predict_url: str | list[str],
     bodies: list[bytes],
     *,
     node,
@@ -191,7 +191,9 @@ def node_loss(
 ) -> dict:
     """Lose ``node`` ``kill_after`` s into a ``seconds``-long load from ``clients`` clients without
     retries and as many with ``retries``: ``fault`` ``"kill"`` (SIGKILL: its connections break at
-    once) or ``"freeze"`` (SIGSTOP: they stay open, nothing answers; killed after the load).
+    once), ``"freeze"`` (SIGSTOP: they stay open, nothing answers) or ``"partition"`` (its link cut,
+    on a cluster with a network: nothing arrives or leaves); a frozen or cut-off node is killed
+    after the load. ``predict_url``: one URL, or entry points that retrying clients fail over between.
 
     Returns ``requests`` (a row a request, times in s from the fault), ``replicas`` (over time),
     ``kill_at``, ``dead_s`` (until the GCS marked the node dead; None if not within ``dead_within``
@@ -200,8 +202,8 @@ def node_loss(
     ``retried``, ``in_flight`` (sent before the fault, ended after it), and ``recovery_s``: until the
     end of the last request that failed, needed a retry, or was in flight at the fault.
     """
-    if fault not in ("kill", "freeze"):
-        raise ValueError(f"fault must be 'kill' or 'freeze', not {fault!r}")
+    if fault not in ("kill", "freeze", "partition"):
+        raise ValueError(f"fault must be 'kill', 'freeze' or 'partition', not {fault!r}")
     hit, dead = threading.Event(), {}
 
     def lose() -> None:
@@ -231,8 +233,8 @@ def node_loss(
         finally:
             hit.wait(kill_after + 60)
             timer.join()
-            if fault == "freeze" and node in cluster.workers:
-                cluster.kill(node)  # a hung machine is restarted; its processes end
+            if fault != "kill" and node in cluster.workers:
+                cluster.kill(node)  # a hung or cut-off machine is restarted; its processes end
         time.sleep(0.5)  # one more sample of the replicas after the load
     kill_at = dead["at"]
     requests = timeline.table()
@@ -258,15 +260,21 @@ def node_loss(
     }
 
 
-def rejoin(cluster: ray_cluster.LocalCluster, running: int, timeout: float = 180.0) -> dict:
-    """Add a worker node and wait until ``running`` replicas run; the new node, the seconds each step
-    took, and what Ray printed meanwhile."""
+def rejoin(
+    cluster: ray_cluster.LocalCluster,
+    running: int,
+    timeout: float = 180.0,
+    app: str = ray_serve.APP_NAME,
+    deployment: str = ray_serve.DEPLOYMENT_NAME,
+) -> dict:
+    """Add a worker node and wait until ``running`` replicas of ``deployment`` run; the new node, the
+    seconds each step took, and what Ray printed meanwhile."""
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
         start = time.monotonic()
         node = cluster.add_node()
         joined = time.monotonic() - start
-        ray_serve.wait_for_replicas(running, timeout=timeout)
+        ray_serve.wait_for_replicas(running, timeout=timeout, app=app, deployment=deployment)
     messages = [_plain(line) for line in captured.getvalue().splitlines() if line.strip()]
     return {"node": node, "join_s": joined, "replicas_s": time.monotonic() - start, "ray_messages": messages}
 

@@ -291,15 +291,18 @@ def deploy(app, *, name: str = APP_NAME, running: int | None = None, timeout: fl
     return handle
 
 
-def start_serve(port: int = 0) -> str:
-    """Start Serve with one HTTP proxy, on the head node, at 127.0.0.1:``port`` (0: a free port); its URL."""
+def start_serve(port: int = 0, every_node: bool = False) -> str:
+    """Start Serve with one HTTP proxy, on the head node, at 127.0.0.1:``port`` (0: a free port); its
+    URL. ``every_node``: a proxy on every node, each on all of its node's addresses, which only a
+    cluster whose nodes have network namespaces of their own allows (:mod:`helpers.serving.netns`:
+    there "all addresses" are the namespace's loopback and its link to this machine's bridge)."""
     from helpers.processes import free_ports
 
     quiet_ray_loggers()
     port = port or free_ports(1)[0]
     serve.start(
-        proxy_location="HeadOnly",
-        http_options={"host": "127.0.0.1", "port": port},
+        proxy_location="EveryNode" if every_node else "HeadOnly",
+        http_options={"host": "0.0.0.0" if every_node else "127.0.0.1", "port": port},
         logging_config={"log_level": "WARNING", "enable_access_log": False},
     )
     return f"http://127.0.0.1:{port}"
