@@ -137,8 +137,6 @@ MODEL_NAMES = {
     "kn_trigram": "Kneser–Ney trigram",
     "transformer": "transformer (this chapter)",
 }
-#: the transformer's cross-entropy per character should be at most this share of the best counting baseline's
-GOAL_RATIO = 0.90
 
 
 def baseline_table(scores: dict[str, dict], lang: str) -> pd.DataFrame:
