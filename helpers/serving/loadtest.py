@@ -289,10 +289,12 @@ async def _timeline(urls, bodies, retries, max_requests, seconds, timeout, backo
                 status, again = await attempt(entries[entry], bodies[i % len(bodies)])
                 if not again or n > tries:
                     break
-                # a failed entry point is avoided for EJECT_S; the first one not avoided is used
+                # a failed entry point is avoided for EJECT_S if another one is not avoided, which is
+                # used instead; the last one left is never avoided
                 now = time.monotonic()
-                ejected[entry] = now + EJECT_S
-                entry = min(range(len(entries)), key=lambda e: (max(ejected[e] - now, 0), e))
+                others = [e for e in range(len(entries)) if e != entry and ejected[e] <= now]
+                if others:
+                    ejected[entry], entry = now + EJECT_S, others[0]
                 await asyncio.sleep(backoff_s * 2 ** (n - 1))
             for name, value in zip(columns, (start, time.time(), status, n, tries > 0)):
                 columns[name].append(value)
@@ -327,8 +329,9 @@ def run_timeline(
     client) is how many times a client tries a request again after no answer or a 5xx/429
     status, waiting ``backoff_s``, then twice as long each time; a 4xx is never retried. ``url``
     may be a list of entry points to the same service (a proxy on each node): a client sends to the
-    first, and after a try that failed avoids that one for ``EJECT_S`` s, as a load balancer
-    ejects an entry point that fails (Envoy's outlier detection, 30 s by default).
+    first, and after a try that failed moves to the next one it is not avoiding and avoids the
+    failed one for ``EJECT_S`` s, as a load balancer ejects an entry point that fails (Envoy's
+    outlier detection: 30 s by default, and never every entry point).
     """
     retries = [retries] * concurrency if isinstance(retries, int) else list(retries)
     if concurrency < 1 or not bodies or len(retries) != concurrency:
