@@ -211,10 +211,10 @@ def main() -> None:
     if args.series == "namespaces":
         rows += namespaces_series(model, bodies, args.namespace_trials, args, every_node=True)
         rows += namespaces_series(model, bodies, args.head_only_trials, args, every_node=False)
-    if args.series != "all" and Path(args.out).exists():  # the other series, as recorded before
+    before_record = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else None
+    if args.series != "all" and before_record:  # the other series, as recorded before
         ran = {row["health checks"] for row in rows}
-        before = json.loads(Path(args.out).read_text())["rows"]
-        rows = [row for row in before if row["health checks"] not in ran] + rows
+        rows = [row for row in before_record["rows"] if row["health checks"] not in ran] + rows
 
     import pandas as pd
 
@@ -234,11 +234,15 @@ def main() -> None:
         },
         "health_checks": {
             "the course's": ray_cluster.NODE_HEALTH_CHECK,
+            # what the driver's Ray read from the last cluster it joined: Ray's defaults only if that
+            # cluster was the defaults series'; otherwise as recorded before
             "Ray's defaults": {
                 "health_check_period_ms": Config.health_check_period_ms(),
                 "health_check_timeout_ms": Config.health_check_timeout_ms(),
                 "health_check_failure_threshold": Config.health_check_failure_threshold(),
-            },
+            }
+            if args.series in ("all", "defaults")
+            else before_record["health_checks"]["Ray's defaults"],
         },
         "rows": rows,
     }

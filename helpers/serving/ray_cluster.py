@@ -270,7 +270,8 @@ class LocalCluster:
 
         head_args = {
             "include_dashboard": False,
-            "_system_config": NODE_HEALTH_CHECK if health_check is None else health_check,  # {}: Ray's own
+            # a copy: Ray adds its own settings to the dict it is given
+            "_system_config": dict(NODE_HEALTH_CHECK if health_check is None else health_check),  # {}: Ray's own
             # ports of their own, not Ray's fixed defaults, so that two clusters can run on one machine
             "dashboard_port": free_ports(1)[0],
             "dashboard_agent_listen_port": None,
