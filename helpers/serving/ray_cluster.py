@@ -300,8 +300,12 @@ class LocalCluster:
         self.head_id = self.cluster.head_node.node_id
         self.names = {self.head_id: "head"}
         self.names |= {w.node_id: f"worker {i + 1}" for i, w in enumerate(self.workers)}
-        for _ in range(nodes - 1 if network else 0):
-            self.add_node()
+        try:
+            for _ in range(nodes - 1 if network else 0):
+                self.add_node()
+        except BaseException:
+            self.shutdown()
+            raise
 
     @property
     def address(self) -> str:
