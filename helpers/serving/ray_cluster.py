@@ -270,8 +270,6 @@ class LocalCluster:
 
         head_args = {
             "include_dashboard": False,
-            # a copy: Ray adds its own settings to the dict it is given
-            "_system_config": dict(NODE_HEALTH_CHECK if health_check is None else health_check),  # {}: Ray's own
             # ports of their own, not Ray's fixed defaults, so that two clusters can run on one machine
             "dashboard_port": free_ports(1)[0],
             "dashboard_agent_listen_port": None,
@@ -279,8 +277,13 @@ class LocalCluster:
         if network:
             head_args["node_ip_address"] = _own_address(network)
 
+        system_config = NODE_HEALTH_CHECK if health_check is None else health_check  # {}: Ray's own
+
         def start():
-            cluster = Cluster(initialize_head=True, head_node_args={**self._node_args, **head_args})
+            # a new copy at every try: Ray adds its own settings (object spilling) to the dict it is
+            # given, and a second try given them warns on stderr about an unstable API
+            head = {**self._node_args, **head_args, "_system_config": dict(system_config)}
+            cluster = Cluster(initialize_head=True, head_node_args=head)
             try:
                 workers = [] if network else [cluster.add_node(**self._node_args) for _ in range(nodes - 1)]
                 ray.init(
