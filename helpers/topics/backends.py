@@ -1,11 +1,4 @@
-"""Time the same Keras code on each backend (TensorFlow, JAX, PyTorch), each in its own process.
-
-Keras 3 picks its backend once, when it is first imported, from ``KERAS_BACKEND``. So each
-backend is measured in a fresh ``python`` subprocess with that variable set, running
-:data:`SCRIPT`: the article's CNN (:func:`helpers.models.article_cnn`), trained on the same seeded
-synthetic images. A backend whose package is not installed is reported as ``not installed``,
-and one that fails as ``failed`` with the last line of its error; nothing is estimated.
-"""
+"""Time the same Keras code on each backend (TensorFlow, JAX, PyTorch), each in its own process."""
 
 from __future__ import annotations
 

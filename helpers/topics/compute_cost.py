@@ -1,13 +1,4 @@
-"""What a training run costs: FLOPs counted from the model, wall time measured, energy estimated.
-
-* Forward FLOPs come from :func:`helpers.topics.large_models.forward_flops` (2 FLOPs per multiply-add of
-  every Conv2D and Dense layer). Training costs about three forward passes per image: one forward,
-  and a backward pass that computes gradients for both the activations and the weights, each as
-  expensive as the forward (Kaplan et al., 2020, the "6·N·D" rule: 2N forward + 4N backward).
-* Energy is power × time. Nothing on this machine measures power, so the power is an *assumption*
-  (a parameter of the notebook, stated next to every result), multiplied by a data-centre overhead
-  factor (PUE) as in Strubell et al. (2019) and Patterson et al. (2021).
-"""
+"""What a training run costs: FLOPs counted from the model, wall time measured, energy estimated."""
 
 from __future__ import annotations
 

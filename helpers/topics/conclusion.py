@@ -1,13 +1,4 @@
-"""The conclusion's bookkeeping: every chapter's headline results, read from the same run, in words.
-
-The conclusion reads what the other chapters glued in the same profile run (the runner's
-``summary.json``). Each chapter glues its own headlines with :func:`helpers.headline.headline`
-(value, unit, what it measures and what it means, in each language); :func:`results` reads every
-``headline_*`` value of every chapter, whatever its name. Everything else this page reads from
-another chapter by name is listed once, in :data:`READS`, and read through :func:`glued`. This module
-also writes the wall times, the list of what did not run, the accuracy figure and the scaling-law
-forecast, in each language. A chapter that did not run is said to have not run; nothing is filled in.
-"""
+"""The conclusion's bookkeeping: every chapter's headline results, read from the same run, in words."""
 
 from __future__ import annotations
 

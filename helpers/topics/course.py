@@ -1,15 +1,4 @@
-"""The course as its readers see it: chapters by number and title, values in words, in each language.
-
-The chapters that read the other chapters' results (the compute table of the trends chapter, the
-FAQ's wall times, the conclusion) name a chapter the way the book does, by its number and its
-title in the page's language, linked to its page; they say a value with its unit and a status in
-words; and they show a table once per language. What they need for that lives here:
-
-    course.title("cifar10_cnn", "zh")            # '第 5 章 ...', the chapter's own title
-    course.link("cifar10_cnn", "en")             # the same, as a link to its page (or notebook)
-    course.pct(0.734), course.points(0.042, "zh")  # '73.4%', '4.2 个百分点'
-    course.show_each(lambda lang: frame_in(lang))  # a table (or anything) once per language
-"""
+"""The course as its readers see it: chapters by number and title, values in words, in each language."""
 
 from __future__ import annotations
 
@@ -36,10 +25,7 @@ STATUS = {
 
 @functools.lru_cache(maxsize=4)
 def chapters(directory: Path = NOTEBOOKS) -> dict[str, dict]:
-    """Every chapter by id, in book order: its number, source file and title in each language.
-
-    The titles are the first ``# `` heading of the chapter's first English and Chinese cells.
-    """
+    """Every chapter by id, in book order: its number, source file and title in each language."""
     out = {}
     for path in sorted(Path(directory).glob("*.md")):
         match = _SOURCE.fullmatch(path.name)
@@ -65,10 +51,7 @@ def short(words: str, lang: str) -> str:
 
 
 def title(stem: str, lang: str, number: bool = True, full: bool = False) -> str:
-    """A chapter as the book names it: "Chapter 5. Title" / "第 5 章 标题" (the id if unknown).
-
-    The title is cut before its subtitle unless ``full`` is set.
-    """
+    """A chapter as the book names it: "Chapter 5. Title" / "第 5 章 标题" (the id if unknown)."""
     chapter = chapters().get(stem)
     if chapter is None:
         return stem

@@ -1,10 +1,4 @@
-"""The FAQ chapter's bookkeeping: its comparison of models, its timings and its tables, in each language.
-
-The chapter's cells train and time; this module turns what they measured, and what the other
-chapters left in the same run (the width sweep, the corrected CNN, the ablation ladder, the wall
-times), into tables and figures a reader reads in the page's language, and into the sentences the
-prose pastes (``name_en`` / ``name_zh``).
-"""
+"""The FAQ chapter's bookkeeping: its comparison of models, its timings and its tables, in each language."""
 
 from __future__ import annotations
 
@@ -48,9 +42,6 @@ def comparison(
 ) -> pd.DataFrame:
     """The models compared, one row each, indexed by key: kind, parameters, training FLOPs, test accuracy
     and source (a chapter id, or "" for this page).
-
-    ``own`` are this page's rows (dicts with those fields and a ``key``); the sweep's CNNs trained on its
-    largest training set and the corrected CNN of the CIFAR-10 chapter are added when they ran.
     """
     rows = [{"source": "", **row} for row in own]
     if sweep is not None:

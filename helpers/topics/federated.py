@@ -1,14 +1,4 @@
-"""Federated averaging (FedAvg, McMahan et al., 2017), simulated on one machine.
-
-Each :class:`Client` holds its own shard of images and labels in private attributes. The only
-thing it ever hands out is a :class:`ClientUpdate`: the model weights after local training and
-the *number* of examples it trained on. The server (:func:`fedavg`) sees nothing else; it
-averages the weights, weighted by those numbers, and sends the average back for the next round.
-
-Non-IID shards are drawn with a Dirichlet label skew (Hsu et al., 2019): for every class, the
-shares of that class's images held by the K clients are drawn from Dirichlet(alpha, ..., alpha).
-Small alpha gives each client a few classes; large alpha approaches an even (IID) split.
-"""
+"""Federated averaging (FedAvg, McMahan et al., 2017), simulated on one machine."""
 
 from __future__ import annotations
 
@@ -19,11 +9,7 @@ import numpy as np
 
 
 def dirichlet_shards(labels, n_clients: int, alpha: float, seed: int, min_size: int = 1) -> list[np.ndarray]:
-    """Split indices 0..len(labels)-1 into ``n_clients`` disjoint shards with Dirichlet label skew.
-
-    ``alpha=float('inf')`` gives an IID split (a seeded shuffle cut into equal parts). Redraws
-    (up to 100 times) until every shard holds at least ``min_size`` examples.
-    """
+    """Split indices 0..len(labels)-1 into ``n_clients`` disjoint shards with Dirichlet label skew."""
     labels = np.asarray(labels)
     if n_clients < 1 or not alpha > 0:
         raise ValueError(f"need n_clients >= 1 and alpha > 0, got {n_clients} and {alpha}")
@@ -84,11 +70,7 @@ class Client:
         return int(len(self.__y))
 
     def update(self, model, global_weights, *, epochs: int, batch_size: int) -> ClientUpdate:
-        """Load the global weights into ``model``, train locally, return the new weights.
-
-        The optimizer's state (Adam's moments and step count) is reset first, so nothing learned
-        on another client's data carries over through it.
-        """
+        """Load the global weights into ``model``, train locally, return the new weights."""
         model.set_weights(global_weights)
         for v in model.optimizer.variables:  # the step count and the moments; not the learning rate
             if not v.path.endswith("learning_rate"):
@@ -126,11 +108,7 @@ def fedavg(
     fraction: float = 1.0,
     seed: int = 0,
 ) -> FedAvgResult:
-    """Run FedAvg: each round, a share ``fraction`` of the clients trains from the global weights.
-
-    ``evaluate(model) -> float`` (e.g. test accuracy) is called after each round with the global
-    weights loaded. ``model`` must be compiled.
-    """
+    """Run FedAvg: each round, a share ``fraction`` of the clients trains from the global weights."""
     rng = np.random.default_rng(seed)
     global_weights = [np.asarray(w) for w in model.get_weights()]
     result = FedAvgResult()
@@ -156,14 +134,7 @@ def fedavg(
 
 
 def read_gaps(central: float, iid: float, skewed: float, tolerance: float = 0.01) -> dict:
-    """Where federated averaging's accuracy went, as numbers and sentences in each language.
-
-    ``central``, ``iid`` and ``skewed`` are test accuracies (fractions) of central training on the
-    pooled data, FedAvg on IID shards and FedAvg on label-skewed shards, all at the same number of
-    passes over the data. Central minus IID is what federation itself costs here (fewer sequential
-    optimizer steps between averages); IID minus skewed is what the skew costs ("client drift").
-    A difference within ``tolerance`` is read as none.
-    """
+    """Where federated averaging's accuracy went, as numbers and sentences in each language."""
     steps, skew = central - iid, iid - skewed
 
     def words(value: float, en: tuple[str, str, str], zh: tuple[str, str, str]) -> tuple[str, str]:

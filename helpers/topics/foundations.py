@@ -1,17 +1,4 @@
-"""What the layers of the article's network compute, written out in NumPy.
-
-The chapters first write each of these in a few lines and check them against Keras' layers; the
-versions here are the same arithmetic, kept for reuse and unit-tested against Keras:
-
-* :func:`conv2d`: a "valid" convolution, stride 1 (strictly a cross-correlation, as in every deep
-  learning library): each output value is a weighted sum of a 3x3 (or k x k) patch of all input
-  channels, plus a bias, with the same weights at every position;
-* :func:`relu`: ``max(z, 0)``, element by element;
-* :func:`max_pool2d`: the largest value of each non-overlapping ``size`` x ``size`` window;
-* :func:`dense`: a matrix product plus a bias;
-* :func:`forward_by_hand`: a whole Keras ``Sequential`` of these layers, run with the above;
-* :func:`layer_outputs`: every named layer's output for some images (feature maps).
-"""
+"""What the layers of the article's network compute, written out in NumPy."""
 
 from __future__ import annotations
 
@@ -21,11 +8,7 @@ from helpers.topics.optim import softmax
 
 
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    """Convolve one image ``x`` (H, W, C_in) with ``kernel`` (k, k, C_in, C_out), no padding, stride 1.
-
-    Returns (H - k + 1, W - k + 1, C_out): output (i, j, c) is the sum over the k x k x C_in patch at
-    (i, j) of patch times ``kernel[..., c]``, plus ``bias[c]``.
-    """
+    """Convolve one image ``x`` (H, W, C_in) with ``kernel`` (k, k, C_in, C_out), no padding, stride 1."""
     x, kernel = np.asarray(x, dtype=float), np.asarray(kernel, dtype=float)
     k = kernel.shape[0]
     if kernel.shape[1] != k or kernel.shape[2] != x.shape[2]:

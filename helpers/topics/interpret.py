@@ -1,15 +1,4 @@
-"""Why did the network say "cat"? Saliency maps and Grad-CAM for a Keras Sequential CNN.
-
-* **Saliency** (Simonyan, Vedaldi & Zisserman, 2014): the gradient of the class score with
-  respect to the input pixels; its magnitude (the largest over the colour channels) says which
-  pixels would change the score most if they changed a little.
-* **Grad-CAM** (Selvaraju et al., 2017): take the last convolution's feature maps A_k, weight each
-  by the average gradient of the class score over its positions, add them up and keep the
-  positive part: ``relu(sum_k mean(dy/dA_k) * A_k)``, then upsample to the image size.
-
-Gradients are taken with whatever backend Keras runs on (TensorFlow's GradientTape, ``jax.grad``
-or PyTorch's autograd) through :func:`gradient`; everything else is ``keras.ops``.
-"""
+"""Why did the network say "cat"? Saliency maps and Grad-CAM for a Keras Sequential CNN."""
 
 from __future__ import annotations
 
@@ -66,11 +55,7 @@ def _class_score(out, classes):
 
 
 def saliency(model, images, classes) -> np.ndarray:
-    """|d score_class / d pixel|, the largest over colour channels: (N, H, W), each map scaled to max 1.
-
-    ``images`` are uint8 or float in 0..255 (the model rescales them); ``classes`` one per image.
-    Scores are the model's outputs before any softmax (logits).
-    """
+    """|d score_class / d pixel|, the largest over colour channels: (N, H, W), each map scaled to max 1."""
     x = np.asarray(images, dtype=np.float32)
     layers = [layer for layer in model.layers]
     grads = gradient(lambda v: _class_score(_apply(layers, v), classes), x)
@@ -80,10 +65,7 @@ def saliency(model, images, classes) -> np.ndarray:
 
 
 def grad_cam(model, images, classes, layer_name: str) -> np.ndarray:
-    """Grad-CAM heat maps (N, H, W) in [0, 1] for ``classes``, from the conv layer ``layer_name``.
-
-    Each map is scaled from its minimum (0) to its maximum (1); a map that is zero everywhere stays zero.
-    """
+    """Grad-CAM heat maps (N, H, W) in [0, 1] for ``classes``, from the conv layer ``layer_name``."""
     import keras
 
     x = np.asarray(images, dtype=np.float32)
@@ -102,10 +84,7 @@ def grad_cam(model, images, classes, layer_name: str) -> np.ndarray:
 
 
 def plot_explanations(images, sal, cams, titles, colors=None, lang: str = "en"):
-    """Three rows: the images, their saliency maps and their Grad-CAM maps over the image.
-
-    ``titles`` label the columns (in the page's language); the rows are labelled in ``lang``.
-    """
+    """Three rows: the images, their saliency maps and their Grad-CAM maps over the image."""
     import matplotlib.pyplot as plt
 
     from helpers import plots  # noqa: F401 - the book's figure style

@@ -1,23 +1,4 @@
-"""What makes a model "large": a cited table of landmark models, growth rates, and estimates.
-
-The table (``helpers/tables/landmark_models.csv``) holds one row per model with the year of the
-cited publication, the parameter count, the training compute and the training data size where the
-source publishes them (empty where it does not: no value is guessed), and the source with its key
-in ``book/references.bib``.
-
-The estimates are the usual back-of-the-envelope ones, written out so that each term can be read:
-
-* training compute ``C ≈ 6·N·D`` FLOPs for ``N`` parameters and ``D`` training tokens (Kaplan et
-  al., 2020): 2·N per token for the forward pass and 4·N for the backward pass;
-* memory for training: weights, gradients and Adam's two moments, per precision recipe (the
-  16 bytes per parameter of mixed precision follow Rajbhandari et al., 2020, "ZeRO");
-* memory for serving one batch of requests: weights plus the attention key/value cache;
-* time to serve: the prompt is processed at the accelerators' arithmetic rate (compute-bound);
-  each generated token must read every weight and the cache once (memory-bound);
-* accelerators needed: memory over memory per accelerator, rounded up.
-
-Units: bytes and FLOPs as plain numbers; ``GB`` means 10**9 bytes, as accelerator data sheets do.
-"""
+"""What makes a model "large": a cited table of landmark models, growth rates, and estimates."""
 
 from __future__ import annotations
 
@@ -193,12 +174,7 @@ def training_flops(n_params: float, n_tokens: float) -> float:
 
 
 def forward_flops(model) -> float:
-    """FLOPs of one forward pass of a Keras model, counted from its Conv2D and Dense layers.
-
-    Each multiply-add counts as two FLOPs; biases, activations and pooling are left out (they are a
-    small share). A convolution reuses each weight at every output position, so for a CNN this is
-    far more than the ``2·N`` that the ``6·N·D`` rule assumes per example.
-    """
+    """FLOPs of one forward pass of a Keras model, counted from its Conv2D and Dense layers."""
     import keras
 
     macs = 0
@@ -283,13 +259,7 @@ def serving_estimate(
     bandwidth: float,
     utilization: float,
 ) -> ServingEstimate:
-    """A first-order estimate for serving ``batch`` requests together.
-
-    Prefill: ``2·N`` FLOPs per prompt token at ``utilization`` of peak. Decoding one token for
-    every request in the batch: the larger of reading all weights and the whole cache once
-    (memory-bound) and ``2·N·batch`` FLOPs (compute-bound). Work is split evenly over the
-    accelerators (tensor parallelism), communication ignored.
-    """
+    """A first-order estimate for serving ``batch`` requests together."""
     _positive(
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
@@ -376,12 +346,7 @@ def landmark_table(table: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
 
 
 def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[str, ...] = (), lang: str = "en"):
-    """Two log-scale panels: parameters and training compute against year, with fitted trends.
-
-    ``fits`` maps "parameters"/"training_flops" to a :class:`DoublingFit`; ``reference`` maps them
-    to a value drawn as a horizontal line (the article's CNN); models named in ``label`` are labelled.
-    Axes, legends and notes are in ``lang`` ("en" or "zh"); model names stay as published.
-    """
+    """Two log-scale panels: parameters and training compute against year, with fitted trends."""
     import matplotlib.pyplot as plt
 
     from helpers import plots  # noqa: F401 - the book's figure style

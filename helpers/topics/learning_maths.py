@@ -27,11 +27,7 @@ from helpers.topics.optim import (
 
 
 def gradient_spread(theta, X, y, n_classes: int, chunk: int = 2048) -> tuple[np.ndarray, float]:
-    """The full-data gradient ``g`` and ``tr(Sigma) = mean_i |g_i - g|^2`` of the per-example gradients.
-
-    For softmax regression the i-th example's gradient is ``x_i r_i^T`` (for W) and ``r_i`` (for b),
-    with ``r_i = p_i - y_i``, so ``|g_i|^2 = (|x_i|^2 + 1) |r_i|^2``: no per-example gradient is built.
-    """
+    """The full-data gradient ``g`` and ``tr(Sigma) = mean_i |g_i - g|^2`` of the per-example gradients."""
     W, b = mlp_unpack(np.asarray(theta, dtype=float), [(X.shape[1], n_classes), (n_classes,)])
     total, squares = np.zeros(W.size + b.size), 0.0
     for start in range(0, len(X), chunk):

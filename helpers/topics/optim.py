@@ -1,15 +1,6 @@
 """The maths of learning in NumPy: losses and their gradients, gradient checks, test functions,
 optimizers, softmax regression trained by mini-batch gradient descent, and backpropagation through a
 network with one hidden layer.
-
-Every formula of the learning-maths chapter (``notebooks/04_learning_maths.md``) is written here once, in plain
-float64 NumPy, so that it can be read beside its derivation and checked two ways: against central
-finite differences (:func:`gradient_check`) and against the automatic differentiation of the Keras
-backend in use (:func:`autodiff_gradient`).
-
-Conventions: a loss returns a Python float, the *mean* over its examples, and its ``*_grad`` is the
-gradient of that mean with respect to the first argument. Class labels are integer indices (as for
-Keras' ``SparseCategoricalCrossentropy``); binary targets are 0 or 1.
 """
 
 from __future__ import annotations
@@ -43,11 +34,7 @@ def sigmoid(z) -> np.ndarray:
 
 
 def binary_cross_entropy(logits, target) -> float:
-    """Mean binary cross-entropy of logits ``z`` and targets ``y`` in {0, 1}.
-
-    ``-[y log s(z) + (1 - y) log(1 - s(z))]`` simplifies to ``log(1 + e^z) - y z``, evaluated as
-    ``max(z, 0) - y z + log1p(exp(-|z|))``, which is exact and finite for every ``z``.
-    """
+    """Mean binary cross-entropy of logits ``z`` and targets ``y`` in {0, 1}."""
     z, y = np.asarray(logits, dtype=float), np.asarray(target, dtype=float)
     return float(np.mean(np.maximum(z, 0) - y * z + np.log1p(np.exp(-np.abs(z)))))
 
@@ -104,11 +91,7 @@ def naive_softmax_cross_entropy(logits, labels) -> float:
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6, indices=None) -> np.ndarray:
-    """Central differences ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``.
-
-    ``indices`` (flat positions) limits the work to those coordinates, for large parameter arrays;
-    the result then holds only those entries, in that order. Without it, the result has ``x``'s shape.
-    """
+    """Central differences ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``."""
     if not eps > 0:
         raise ValueError(f"the finite-difference step eps must be positive, got {eps}")
     x = np.array(x, dtype=float)  # a copy: the coordinates are nudged in place
@@ -127,10 +110,7 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6, i
 
 
 def relative_error(a, b, floor: float = 1e-12) -> float:
-    """Largest entry-wise relative error ``|a - b| / max(|a|, |b|, floor)`` (0 when equal).
-
-    ``floor`` keeps entries where both gradients are (nearly) zero from dividing by zero.
-    """
+    """Largest entry-wise relative error ``|a - b| / max(|a|, |b|, floor)`` (0 when equal)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
@@ -150,14 +130,7 @@ def gradient_check(
 
 
 def autodiff_gradient(f: Callable, x) -> np.ndarray:
-    """Gradient of the scalar ``f`` at ``x`` by the automatic differentiation of Keras' backend.
-
-    ``f`` receives a backend tensor and must be written with ``keras.ops`` (or ``keras.losses``).
-    TensorFlow uses ``tf.GradientTape``, JAX ``jax.grad``, PyTorch ``torch.autograd.grad``. The
-    computation is in float64 (JAX's 64-bit mode is switched on for the call only), so that a
-    comparison measures the formulas rather than float32 rounding; on JAX, Keras still takes some
-    means in float32, which limits the agreement to about 1e-8.
-    """
+    """Gradient of the scalar ``f`` at ``x`` by the automatic differentiation of Keras' backend."""
     import keras
 
     backend = keras.backend.backend()
@@ -293,11 +266,7 @@ class Momentum(GradientDescent):
 
 
 class Adam(GradientDescent):
-    """Adam (Kingma and Ba, Algorithm 1): moving averages of ``g`` and ``g^2``, bias-corrected.
-
-    ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
-    ``x <- x - eta m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
-    """
+    """Adam (Kingma and Ba, Algorithm 1): moving averages of ``g`` and ``g^2``, bias-corrected."""
 
     def __init__(self, learning_rate: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(learning_rate)
@@ -370,11 +339,7 @@ def quadratic_gd_value(A, x0, learning_rate: float, steps: int) -> float:
 
 
 def softmax_regression_loss_and_grad(theta, X, y, n_classes: int) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy of the linear model ``z = X W + b`` on labels ``y``, and its gradient.
-
-    The gradient follows the chain rule through ``z``: with ``dZ = (P - Y) / n`` (the softmax
-    cross-entropy gradient), ``dW = X^T dZ`` and ``db`` is the sum of the rows of ``dZ``.
-    """
+    """Mean cross-entropy of the linear model ``z = X W + b`` on labels ``y``, and its gradient."""
     W, b = mlp_unpack(np.asarray(theta, dtype=float), [(X.shape[1], n_classes), (n_classes,)])
     X = np.asarray(X, dtype=float)
     z = X @ W + b
@@ -415,13 +380,7 @@ def mlp_init(shapes, seed: int) -> np.ndarray:
 
 
 def mlp_loss_and_grad(theta, X, y, shapes) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy of ``z = relu(X W1 + b1) W2 + b2`` and its gradient by backpropagation.
-
-    Forward: ``A = X W1 + b1``, ``H = relu(A)``, ``Z = H W2 + b2``. Backward, by the chain rule from
-    the output to the input: ``dZ = (P - Y) / n``; ``dW2 = H^T dZ``, ``db2 = sum of dZ's rows``;
-    ``dH = dZ W2^T``; ``dA = dH * [A > 0]`` (the ReLU passes a gradient only where it was active);
-    ``dW1 = X^T dA``, ``db1 = sum of dA's rows``.
-    """
+    """Mean cross-entropy of ``z = relu(X W1 + b1) W2 + b2`` and its gradient by backpropagation."""
     W1, b1, W2, b2 = mlp_unpack(np.asarray(theta, dtype=float), shapes)
     X = np.asarray(X, dtype=float)
     A = X @ W1 + b1
@@ -475,12 +434,7 @@ class SoftmaxRegression:
 
 
 def train_softmax_regression(X, y, n_classes: int, optimizer, orders, batch_size: int) -> SoftmaxRegression:
-    """Mini-batch gradient descent from zero weights, visiting the examples in the given ``orders``.
-
-    Each epoch walks one permutation in consecutive batches of ``batch_size`` (the last one may be
-    smaller) and takes one optimizer step per batch on that batch's mean loss. The recorded epoch
-    loss is the mean of the batch losses weighted by batch size, as Keras reports it.
-    """
+    """Mini-batch gradient descent from zero weights, visiting the examples in the given ``orders``."""
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     n, d = X.shape

@@ -1,20 +1,4 @@
-"""Training recipes: the ablation ladder from the article's CNN to a fast, strong one.
-
-A :class:`Recipe` is one rung of the ladder: every switch the chapter measures (the corrected
-loss, a validation split, augmentation, batch norm, the wider net, the optimiser and its schedule,
-label smoothing, weight decay, lookahead, test-time augmentation, mixed precision) is a field.
-:func:`train` runs one recipe and returns a :class:`RunResult` (accuracy, wall time, images per
-second). With ``checkpoint_dir`` it saves the model and optimiser after every epoch and, run
-again after an interruption, resumes from the last finished epoch with nothing lost: the data
-order and augmentation of epoch ``e`` depend only on ``(seed, e)``. The pieces a recipe switches on
-(model, optimiser, schedule, augmentation, test-time augmentation) are in
-:mod:`helpers.topics.recipe_parts`.
-
-Everything is Keras 3 backend-neutral code: the same recipe trains on TensorFlow (CPU, CI) and
-on JAX (GPU). Command line (used by the interruption test and by hand)::
-
-    python -m helpers.topics.recipe --rung tta --epochs 3 --train-size 5000 --checkpoint-dir /tmp/ckpt
-"""
+"""Training recipes: the ablation ladder from the article's CNN to a fast, strong one."""
 
 from __future__ import annotations
 
@@ -51,13 +35,7 @@ def keras_sgd_settings(
     momentum: float = AIRBENCH["momentum"],
     weight_decay: float = AIRBENCH["weight_decay"],
 ) -> tuple[float, float]:
-    """airbench's learning rate and weight decay converted to Keras' units: (learning_rate, weight_decay).
-
-    airbench sums the loss over the batch and divides its rates by ``kilostep = 1024 (1 + 1/(1-m))``;
-    Keras averages the loss (so the rate is multiplied by the batch size) and decays weights by
-    ``lr * wd * w`` per step without passing the decay through momentum (so it is divided by
-    ``1 - m``, momentum's steady-state gain).
-    """
+    """airbench's learning rate and weight decay converted to Keras' units: (learning_rate, weight_decay)."""
     kilostep = 1024 * (1 + 1 / (1 - momentum))
     lr_torch = lr / kilostep
     wd_torch = weight_decay * batch_size / kilostep
@@ -114,11 +92,7 @@ class RunResult:
 def ladder(
     batch_size: int = 512, epochs: float = 10.0, width: float = 0.5, val_size: int = 5000, mixed_precision: bool = False
 ) -> list[tuple[str, str, Recipe]]:
-    """The cumulative ablation ladder: (rung id, what changed, recipe). Each rung keeps all earlier changes.
-
-    All rungs share the batch size and the number of epochs, so their costs compare directly.
-    Mixed precision is appended only when asked for (it pays on a GPU, not on a CPU).
-    """
+    """The cumulative ablation ladder: (rung id, what changed, recipe). Each rung keeps all earlier changes."""
     lr, wd = keras_sgd_settings(batch_size)
     r = Recipe(epochs=epochs, batch_size=batch_size)
     steps = [
@@ -256,14 +230,7 @@ def train(
     stop_after_epoch: int | None = None,
     warm_model=None,
 ) -> RunResult:
-    """Train one recipe; returns its :class:`RunResult`.
-
-    ``train_seconds`` covers the epochs run (data preparation included; validation, checkpoints
-    and the final evaluation excluded). ``on_epoch(epoch, seconds)`` is called after each epoch (after its checkpoint).
-    ``stop_after_epoch`` ends the call early, as an interruption would (for demonstrations).
-    ``warm_model``, a model returned by an earlier call with the same recipe, is re-initialised and
-    trained again without being compiled again (how GPU time-to-accuracy is timed).
-    """
+    """Train one recipe; returns its :class:`RunResult`."""
     import keras
 
     from helpers import models

@@ -1,10 +1,4 @@
-"""The building blocks a training recipe switches on (:mod:`helpers.topics.recipe` assembles them).
-
-The model a recipe names, its optimiser (Keras' Nesterov SGD with airbench's larger rate for
-biases and lookahead) and triangular schedule, one epoch's shuffled and augmented copy of the
-training set (a function of the seed and the epoch only, which is what makes training resumable),
-and evaluation with test-time augmentation. Backend-neutral Keras 3 code; Keras is imported lazily.
-"""
+"""The building blocks a training recipe switches on (:mod:`helpers.topics.recipe` assembles them)."""
 
 from __future__ import annotations
 
@@ -33,11 +27,7 @@ AIRBENCH = {
 
 
 def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled (and, if asked, flipped and translated) copy of the training set for one epoch.
-
-    Flips alternate: an image flipped in epoch 0 is unflipped in epoch 1 and so on (airbench's
-    trick, which shows every image both ways every two epochs). Translations use reflection padding.
-    """
+    """Shuffled (and, if asked, flipped and translated) copy of the training set for one epoch."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(x))
     xe, ye = x[order], y[order]
@@ -105,11 +95,7 @@ def keras_classes():
 
     @keras.saving.register_keras_serializable(package="maas")
     class LadderSGD(keras.optimizers.SGD):
-        """Keras' Nesterov SGD plus airbench's two extras: a larger rate for biases and lookahead.
-
-        Lookahead: every ``lookahead_every`` steps the weights move to a running average that
-        is pulled towards them with weight ``1 - decay``, where ``decay`` grows as (step/total)^3.
-        """
+        """Keras' Nesterov SGD plus airbench's two extras: a larger rate for biases and lookahead."""
 
         def __init__(self, bias_lr_scale=1.0, lookahead_every=0, lookahead_decay=0.95**5, total_steps=1, **kwargs):
             super().__init__(**kwargs)

@@ -1,18 +1,4 @@
-"""A mini scaling law on CIFAR-10: train the course's CNN at several widths and data sizes, fit a power law.
-
-Kaplan et al. (2020) found that a language model's test loss falls as a power of its parameter
-count N, its training-set size D and its training compute C, as long as the other two do not
-limit it: ``L(N) = (N_c / N)**alpha_N``. Hoffmann et al. (2022, "Chinchilla") fitted
-``L(N, D) = E + A / N**alpha + B / D**beta``, with an irreducible term E, and found that N and D
-should grow together. This module runs the same kind of sweep, small enough for a laptop:
-
-* :func:`helpers.models.article_cnn` is the article's CNN with every layer's width multiplied by ``width``;
-* :func:`run_sweep` trains it for a fixed number of epochs at each (width, training images) pair
-  and records test error, parameters, training FLOPs and wall time;
-* :func:`fit_power_law` fits ``err(x) = E + A * x**(-alpha)`` (log-log least squares on
-  ``err - E`` for each E on a grid, keeping the best), and :attr:`PowerLawFit.bend` says where the
-  reducible part has fallen to the irreducible one: beyond it, more x buys little.
-"""
+"""A mini scaling law on CIFAR-10: train the course's CNN at several widths and data sizes, fit a power law."""
 
 from __future__ import annotations
 
@@ -27,12 +13,7 @@ import pandas as pd
 def run_sweep(
     cifar, widths, train_sizes, *, epochs: int, batch_size: int, learning_rate: float, seed: int, progress=None
 ) -> pd.DataFrame:
-    """Train the article's CNN (:func:`helpers.models.article_cnn`) at every (width, train_size) pair; one row per run.
-
-    Each run uses a stratified subset of ``cifar``'s training images (the smaller subsets are
-    drawn with the same seed), Adam, ``epochs`` epochs, and the whole of ``cifar``'s test set.
-    Columns: width, params, train_size, epochs, test_error, test_loss, train_flops, seconds.
-    """
+    """Train the article's CNN (:func:`helpers.models.article_cnn`) at every (width, train_size) pair; one row per run."""
     import keras
 
     from helpers import data, models
@@ -86,10 +67,7 @@ class PowerLawFit:
 
     @property
     def bend(self) -> float:
-        """The x where the reducible term equals the irreducible one (inf without an irreducible term).
-
-        Below it the curve is a straight line on log-log axes; beyond it, it flattens towards E.
-        """
+        """The x where the reducible term equals the irreducible one (inf without an irreducible term)."""
         if self.irreducible <= 0:
             return math.inf
         return (self.scale / self.irreducible) ** (1.0 / self.exponent)
@@ -112,12 +90,7 @@ def _loglog(x: np.ndarray, r: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def fit_power_law(x, err, irreducible: bool = True, grid: int = 400) -> PowerLawFit:
-    """Fit ``err = E + A * x**(-alpha)`` with ``alpha > 0``.
-
-    With ``irreducible=False``, E = 0 and this is a straight line on log-log axes. Otherwise E is
-    chosen on a grid in [0, min(err)) to minimise the squared error of the fit in ``err`` itself,
-    and for each E the exponent and scale come from log-log least squares on ``err - E``.
-    """
+    """Fit ``err = E + A * x**(-alpha)`` with ``alpha > 0``."""
     x = np.asarray(x, dtype=float)
     err = np.asarray(err, dtype=float)
     if x.shape != err.shape or x.ndim != 1:
@@ -168,11 +141,7 @@ AXES = {
 
 
 def fit_sweep(table: pd.DataFrame) -> dict:
-    """The sweep's three power laws (:func:`try_fit`, None where nothing can be fitted), by column:
-
-    test error against parameters at the largest training set, against training images at the
-    widest network, and against training FLOPs along the compute frontier (:func:`compute_frontier`).
-    """
+    """The sweep's three power laws by column (None where nothing can be fitted): error against params, train_size and train_flops."""
     most_data = table[table.train_size == table.train_size.max()]
     widest = table[table.width == table.width.max()]
     frontier = compute_frontier(table)
@@ -184,11 +153,7 @@ def fit_sweep(table: pd.DataFrame) -> dict:
 
 
 def plot_sweep(table: pd.DataFrame, fits: dict, lang: str = "en"):
-    """Three log-log panels: test error against parameters, training images and training FLOPs.
-
-    ``fits`` maps "params" / "train_size" / "train_flops" to a :class:`PowerLawFit` (or None);
-    labels and legends are in ``lang`` ("en" or "zh").
-    """
+    """Three log-log panels: test error against parameters, training images and training FLOPs."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
@@ -238,11 +203,7 @@ def compute_frontier(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def try_fit(x, err, min_points: int = 3) -> PowerLawFit | None:
-    """:func:`fit_power_law` where it can be fitted, else None.
-
-    With four or more different x the irreducible term is fitted too; with three, a plain power law
-    (E = 0); with fewer, or when the error does not fall as x grows, there is nothing to fit.
-    """
+    """:func:`fit_power_law` where it can be fitted, else None."""
     x, err = np.asarray(x, dtype=float), np.asarray(err, dtype=float)
     distinct = np.unique(x).size
     if distinct < min_points:
@@ -254,11 +215,7 @@ def try_fit(x, err, min_points: int = 3) -> PowerLawFit | None:
 
 
 def describe_bend(fit: PowerLawFit | None, low: float, high: float, unit: tuple[str, str]) -> dict:
-    """Where a fitted curve bends relative to the measured range [low, high], in English and Chinese.
-
-    ``unit`` names x in both languages, e.g. ("parameters", "个参数"). Returns
-    ``{"where": "below" | "inside" | "above" | "none", "en": ..., "zh": ...}``.
-    """
+    """Where a fitted curve bends relative to the measured range [low, high], in English and Chinese."""
     from helpers.topics.large_models import sci
 
     en_unit, zh_unit = unit
@@ -325,13 +282,7 @@ def verdict(params_where: str, data_where: str) -> dict:
 
 
 def width_for_params(widths, params, need: float) -> float:
-    """The width multiplier at which the swept CNN would have ``need`` parameters.
-
-    Every weight matrix of the article's CNN has (inputs × outputs) entries, both proportional to
-    the width, so its parameter count is a quadratic in the width. The quadratic is fitted by least
-    squares to a sweep's (width, parameters) pairs (at least three) and solved for ``need``; nan
-    when no positive width gives it.
-    """
+    """The width multiplier at which the swept CNN would have ``need`` parameters."""
     widths, params = np.asarray(widths, dtype=float), np.asarray(params, dtype=float)
     if len(np.unique(widths)) < 3:
         raise ValueError("need at least three different widths to fit a quadratic")
@@ -341,12 +292,7 @@ def width_for_params(widths, params, need: float) -> float:
 
 
 def quiet_tracing_warnings() -> None:
-    """Silence TensorFlow's "triggered tf.function retracing" warning.
-
-    A sweep builds and traces many small models in a row, which is what that warning is about.
-    Whether it fires depends on how many traced functions are still alive, so it would make two
-    runs of the same notebook print different things. Other backends print nothing like it.
-    """
+    """Silence TensorFlow's "triggered tf.function retracing" warning."""
     import keras
 
     if keras.backend.backend() == "tensorflow":

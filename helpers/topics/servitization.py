@@ -1,18 +1,5 @@
 """One computation, split into tasks, run three ways: serially, on a pool of local processes, and
 as requests to local worker services (HTTP servers on 127.0.0.1 behind a small dispatcher).
-
-The computation is deliberately plain and CPU-bound, in pure Python: the total number of Collatz
-steps of the integers ``1..n_items`` (the parallel phase, split into ranges), preceded by a
-serial phase, a chain of Collatz runs in which each starting number depends on the previous
-result, so that it cannot be split. Every way of running it returns the same integers.
-
-Worker services are subprocesses (``python -m helpers.topics.servitization serve``) that bind a free
-port on 127.0.0.1 chosen by the operating system, answer ``POST /task`` with ``{"lo": a, "hi": b}``
-and ``GET /health``, refuse oversized or malformed requests, and exit by themselves when the
-process that started them is gone or after a maximum lifetime. :func:`worker_services` starts
-them and always stops them; :func:`dispatch` sends tasks to them concurrently, each request with
-a timeout, and raises :class:`WorkerError` (naming the worker and the task) instead of hanging
-when one fails.
 """
 
 from __future__ import annotations
@@ -200,11 +187,7 @@ class _TaskHandler(BaseHTTPRequestHandler):
 
 
 def serve(lifetime: float = DEFAULT_LIFETIME) -> None:
-    """Run one worker service on a free port of 127.0.0.1; print ``{"event": "listening", "port": n}``.
-
-    The service stops when the process that started it is gone, or after ``lifetime`` seconds
-    (:func:`helpers.processes.exit_with_parent`), so it never outlives the notebook or test.
-    """
+    """Run one worker service on a free port of 127.0.0.1; print ``{"event": "listening", "port": n}``."""
     server = HTTPServer(("127.0.0.1", 0), _TaskHandler)
     processes.exit_with_parent(lambda: threading.Thread(target=server.shutdown).start(), lifetime=lifetime)
     print(json.dumps({"event": "listening", "port": server.server_address[1], "pid": os.getpid()}), flush=True)
@@ -274,12 +257,7 @@ def post_task(url: str, chunk: tuple[int, int], timeout: float) -> int:
 
 
 def dispatch(urls, chunks, timeout: float = 60.0) -> list[int]:
-    """Send the chunks to the services concurrently, one request at a time per service.
-
-    Each service takes the next waiting chunk as soon as it has answered the last one, so faster
-    workers do more. Results come back in the order of ``chunks``. If any request fails or times
-    out, no further chunks are sent and :class:`WorkerError` names the worker and the task.
-    """
+    """Send the chunks to the services concurrently, one request at a time per service."""
     urls, chunks = list(urls), list(chunks)
     if not urls:
         raise ValueError("dispatch needs at least one worker URL")
@@ -348,12 +326,7 @@ def amdahl(workers, serial_fraction: float):
 
 
 def batch_throughput(predict, images, sizes, total: int) -> list[dict]:
-    """Time ``predict(batch)`` at each batch size on about ``total`` items; one record per size.
-
-    Each size gets one untimed warm-up call, then ``max(2, total // size)`` timed calls on
-    consecutive slices of ``images`` (:func:`helpers.timing.throughput`). Records hold items per
-    second and the seconds one batch takes (the latency every request in it waits for).
-    """
+    """Time ``predict(batch)`` at each batch size on about ``total`` items; one record per size."""
     if total < 1:
         raise ValueError(f"total must be at least 1, got {total}")
     records = []

@@ -1,12 +1,4 @@
-"""One network, two tasks: features learned on some CIFAR-10 classes reused for the others.
-
-A small version of how one large pretrained model serves many domains (a "foundation model",
-Bommasani et al., 2021): the article's CNN is trained on the *source* classes (say, the six
-animals); its convolutional layers are then frozen and only a new dense head is trained on a few
-labelled images of the *target* classes (the four vehicles). The same number of target images
-trains a second copy of the network from scratch. Both are scored on the target classes' test
-images, each choosing among the target classes only.
-"""
+"""One network, two tasks: features learned on some CIFAR-10 classes reused for the others."""
 
 from __future__ import annotations
 
@@ -47,12 +39,7 @@ def transfer(
     learning_rate: float,
     seed: int,
 ) -> dict:
-    """Train on ``source`` classes, then reuse the frozen convolutions for ``target`` classes.
-
-    Returns the test accuracy among the target classes of the reused features (``transfer``) and of
-    the same network trained from scratch on the same target images (``scratch``), with the numbers
-    of images each saw and the parameters each trained on the target task.
-    """
+    """Train on ``source`` classes, then reuse the frozen convolutions for ``target`` classes."""
     import keras
 
     from helpers import models

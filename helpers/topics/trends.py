@@ -1,12 +1,4 @@
-"""The trends-and-challenges chapter's bookkeeping: its glued values and its tables, in each language.
-
-The chapter's cells run the experiments (:mod:`~helpers.topics.scaling`,
-:mod:`~helpers.topics.transfer`, :mod:`~helpers.topics.federated`,
-:mod:`~helpers.topics.interpret`, :mod:`~helpers.topics.compute_cost`); what would otherwise crowd
-them lives here: the values the prose pastes (:func:`glue_sweep`, ...), and every table as a reader
-reads it (headers in the page's language, values rounded, with units), one function per table,
-each ``table(..., lang)`` returning a frame of strings.
-"""
+"""The trends-and-challenges chapter's bookkeeping: its glued values and its tables, in each language."""
 
 from __future__ import annotations
 
