@@ -1,12 +1,9 @@
-"""Data-parallel training: one model trained on one device, on N mirrored devices, and by N worker processes.
+"""Data-parallel training of the article's CNN: on one device, on N mirrored devices, by N worker processes.
 
-Modes (TensorFlow, each in its own process, since a device layout is fixed when TensorFlow starts):
-``single`` (Keras ``fit`` on one device), ``mirrored`` (``MirroredStrategy`` over N logical CPU
-devices) and ``multiworker`` (``MultiWorkerMirroredStrategy``: N worker processes on 127.0.0.1,
-each with its own ``TF_CONFIG``, trained with a written-out ``strategy.run`` loop because Keras 3's
-``fit`` fails there, keras-team/keras#20585). All modes train on the same batches
-(:func:`epoch_order`) from the same weights, so they end at the same loss up to rounding.
-:func:`measure` runs the modes and returns one record each; the command line prints one::
+Each mode runs in its own process (TensorFlow fixes its device layout when it starts) on the same
+batches (:func:`epoch_order`) from the same weights, so all modes end at the same loss up to rounding.
+``multiworker`` trains with a written-out ``strategy.run`` loop, because Keras 3's ``fit`` fails under
+``MultiWorkerMirroredStrategy`` (keras-team/keras#20585). The command line prints one JSON record::
 
     python -m helpers.topics.parallel --mode mirrored --devices 2 --train-size 10000 --epochs 3
 """
@@ -24,90 +21,39 @@ from helpers import processes
 from helpers.paths import ROOT, python_env
 
 MODES = ("single", "mirrored", "multiworker")
-
-
-# --------------------------------------------------------------------------------------------
-# arguments
-# --------------------------------------------------------------------------------------------
+LEARNING_RATE = 1e-3  # Adam's
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m helpers.topics.parallel",
-        description="Train one model data-parallel and print one JSON line of measurements.",
-    )
+    p = argparse.ArgumentParser(prog="python -m helpers.topics.parallel", description=__doc__.split("\n\n")[0])
     p.add_argument("--mode", default="single", help=f"one of {', '.join(MODES)}")
-    p.add_argument(
-        "--devices",
-        type=int,
-        default=2,
-        help="replicas: logical devices (mirrored) or worker processes (multiworker)",
-    )
+    p.add_argument("--devices", type=int, default=2, help="logical devices (mirrored) or worker processes")
     p.add_argument("--train-size", type=int, default=10_000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=256, help="global batch size (split across replicas)")
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds the multiworker parent waits for its workers")
-    # internal: how the multiworker parent starts its workers
     p.add_argument("--role", default="main", choices=("main", "worker"), help=argparse.SUPPRESS)
     p.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
 
 def check_args(mode: str, devices: int, train_size: int, epochs: int, batch_size: int) -> None:
-    """Raise ValueError with a clear message for settings that cannot run (``single`` ignores ``devices``)."""
+    """Raise ValueError with a clear message for settings that cannot run."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if devices < 1:
-        raise ValueError(f"devices={devices}: need at least one device (or worker)")
-    if epochs < 1:
-        raise ValueError(f"epochs={epochs}: need at least one epoch")
+    if devices < 1 or epochs < 1:
+        raise ValueError(f"devices={devices}, epochs={epochs}: need at least one of each")
     replicas = 1 if mode == "single" else devices
     if batch_size < replicas or batch_size % replicas:
-        raise ValueError(
-            f"batch_size={batch_size} must be a positive multiple of the {replicas} replicas, "
-            f"so that every replica gets an equal slice"
-        )
-    if not 0 < train_size <= 50_000:
-        raise ValueError(f"train_size={train_size}: CIFAR-10 has 50,000 training images")
-    if train_size < batch_size:
-        raise ValueError(f"train_size={train_size} is smaller than one global batch ({batch_size})")
-
-
-# --------------------------------------------------------------------------------------------
-# one process's training (runs after the device layout is fixed)
-# --------------------------------------------------------------------------------------------
-
-
-def _data(args):
-    from helpers.data import load_cifar10
-
-    data = load_cifar10(train_size=args.train_size, test_size=10, seed=args.seed)
-    return data.x_train, data.y_train
-
-
-def _build_and_compile(args):
-    """The article's CNN (with logits), compiled with Adam."""
-    import keras
-
-    from helpers import models
-
-    model = models.article_cnn(logits=True)
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    return model
+        raise ValueError(f"batch_size={batch_size} must be a positive multiple of the {replicas} replicas")
+    if not batch_size <= train_size <= 50_000:
+        raise ValueError(f"train_size={train_size}: between one global batch ({batch_size}) and CIFAR-10's 50,000")
 
 
 def epoch_order(n: int, batch_size: int, epochs: int, seed: int):
-    """Indices of the training images in the order they are used: a fresh permutation per epoch.
-
-    Epoch ``e``'s order depends only on ``(seed, e)`` (as in :mod:`helpers.topics.recipe`), never on how
-    often a pipeline was iterated before, so every mode and every worker sees the same batches.
-    The last partial batch of each epoch is dropped, so that all replicas get equal slices.
-    """
+    """Indices of the training images in the order they are used: a permutation per ``(seed, epoch)``,
+    each cut to whole global batches, so that every mode and every worker sees the same batches."""
     import numpy as np
 
     steps = n // batch_size
@@ -116,174 +62,91 @@ def epoch_order(n: int, batch_size: int, epochs: int, seed: int):
     )
 
 
-def _tf_dataset(x, y, batch_size: int, seed: int, epochs: int):
-    """All epochs' global batches, in :func:`epoch_order`, as one tf.data pipeline.
-
-    Under a strategy each global batch is split into per-replica slices; with several workers,
-    ``AutoShardPolicy.DATA`` makes every worker read the same pipeline and keep its own slices.
-    """
+def _dataset(x, y, batch_size: int, seed: int, epochs: int):
+    """All epochs' global batches as one tf.data pipeline; with several workers, ``AutoShardPolicy.DATA``
+    makes every worker read the same pipeline and keep its own slices."""
     import tensorflow as tf
 
     order = epoch_order(len(x), batch_size, epochs, seed)
-    ds = (
-        tf.data.Dataset.from_tensor_slices((x[order], y[order]))
-        .batch(batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    ds = tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(batch_size, drop_remainder=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = True
-    return ds.with_options(options)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def _record(args, mode, replicas, workers, devices, seconds, final_loss, steps, loop="fit") -> dict:
-    timed = seconds[1:] if len(seconds) > 1 else seconds  # the first epoch also compiles
+def _custom_loop(args, strategy, model, dataset, steps: int) -> tuple[list[float], float]:
+    """What ``fit`` does under a strategy, step by step: each replica's loss is divided by the *global*
+    batch size, so that the all-reduce of the replicas' gradients gives the global batch's mean loss."""
+    import keras
+    import tensorflow as tf
+
+    batches = iter(strategy.experimental_distribute_dataset(dataset))
+    with strategy.scope():
+        per_example = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+        model.optimizer.build(model.trainable_variables)
+
+    def replica_step(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = tf.nn.compute_average_loss(
+                per_example(yb, model(xb, training=True)), global_batch_size=args.batch_size
+            )
+        model.optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    @tf.function
+    def train_step(batch):
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica_step, args=batch), axis=None)
+
+    seconds = []
+    for _ in range(args.epochs):
+        start = time.perf_counter()
+        total = sum(float(train_step(next(batches))) for _ in range(steps))
+        seconds.append(time.perf_counter() - start)
+    return seconds, total / steps
+
+
+def train(args, strategy, mode: str, workers: int, loop: str = "fit") -> dict:
+    """Train under ``strategy`` (Keras ``fit`` or :func:`_custom_loop`) and return the mode's record."""
+    import keras
+
+    from helpers import models
+    from helpers.data import load_cifar10
+    from helpers.training import EpochTimer  # imports Keras: only once the device layout is fixed
+
+    keras.utils.set_random_seed(args.seed)
+    data = load_cifar10(train_size=args.train_size, test_size=10, seed=args.seed)
+    steps = args.train_size // args.batch_size
+    dataset = _dataset(data.x_train, data.y_train, args.batch_size, args.seed, args.epochs)
+    with strategy.scope():
+        model = models.article_cnn(logits=True)
+        model.compile(
+            keras.optimizers.Adam(LEARNING_RATE), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
+    if loop == "fit":
+        timer = EpochTimer()
+        history = model.fit(dataset, epochs=args.epochs, steps_per_epoch=steps, verbose=0, callbacks=[timer])
+        seconds, final_loss = timer.seconds, history.history["loss"][-1]
+    else:
+        seconds, final_loss = _custom_loop(args, strategy, model, dataset, steps)
+    timed = seconds[1:] or seconds  # the first epoch also compiles
     per_epoch = sum(timed) / len(timed)
-    images = steps * args.batch_size
+    replicas = strategy.num_replicas_in_sync
+    devices = workers if mode == "multiworker" else replicas
     return {
         "mode": mode,
-        "backend": "tensorflow",
-        "model": "article",
         "devices": devices,
         "workers": workers,
         "devices_per_worker": devices // workers,
         "replicas": replicas,
         "global_batch_size": args.batch_size,
         "per_replica_batch_size": args.batch_size // replicas,
-        "train_size": args.train_size,
-        "epochs": args.epochs,
         "steps_per_epoch": steps,
-        "images_per_second": round(images / per_epoch, 1),
+        "images_per_second": round(steps * args.batch_size / per_epoch, 1),
         "seconds_per_epoch": round(per_epoch, 3),
-        "epoch_seconds": [round(s, 3) for s in seconds],
-        "timed_epochs": len(timed),
         "final_loss": float(final_loss),
         "loop": loop,
-        "seed": args.seed,
     }
-
-
-def _train_tf(args, strategy, mode: str, workers: int, devices: int) -> dict:
-    """Keras ``fit`` under ``strategy``: the model is built and compiled in its scope."""
-    import keras
-
-    keras.utils.set_random_seed(args.seed)
-    x, y = _data(args)
-    steps = len(x) // args.batch_size
-    ds = _tf_dataset(x, y, args.batch_size, args.seed, args.epochs)
-    with strategy.scope():
-        model = _build_and_compile(args)
-    from helpers.training import EpochTimer  # imports Keras: only once the device layout is fixed
-
-    timer = EpochTimer()
-    history = model.fit(ds, epochs=args.epochs, steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=[timer])
-    return _record(
-        args,
-        mode,
-        strategy.num_replicas_in_sync,
-        workers,
-        devices,
-        timer.seconds,
-        history.history["loss"][-1],
-        steps,
-    )
-
-
-def _train_tf_custom_loop(args, strategy, mode: str, workers: int, devices: int) -> dict:
-    """The same training as ``fit``, written out: what ``fit`` does under a strategy, step by step.
-
-    Used for MultiWorkerMirroredStrategy, which Keras 3's ``fit`` does not support (it fails
-    before the first step, reducing a uint8 input batch across workers to trace the model:
-    keras-team/keras#20585). Each replica computes the loss of its slice divided by the *global*
-    batch size, so that summing the replicas' gradients (the all-reduce inside
-    ``optimizer.apply``) gives the gradient of the global batch's mean loss.
-    """
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(args.seed)
-    x, y = _data(args)
-    steps = len(x) // args.batch_size
-    dataset = _tf_dataset(x, y, args.batch_size, args.seed, args.epochs)
-    batches = iter(strategy.experimental_distribute_dataset(dataset))  # per-replica slices of each global batch
-    with strategy.scope():
-        model = _build_and_compile(args)
-        per_example = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
-        optimizer = model.optimizer
-        optimizer.build(model.trainable_variables)
-
-    def replica_step(xb, yb):
-        with tf.GradientTape() as tape:
-            logits = model(xb, training=True)
-            loss = tf.nn.compute_average_loss(per_example(yb, logits), global_batch_size=args.batch_size)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
-        return loss
-
-    @tf.function
-    def train_step(batch):
-        losses = strategy.run(replica_step, args=batch)
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
-
-    seconds, final_loss = [], float("nan")
-    for _ in range(args.epochs):
-        start, total, n = time.perf_counter(), 0.0, 0
-        for _ in range(steps):
-            total += float(train_step(next(batches)))
-            n += 1
-        seconds.append(time.perf_counter() - start)
-        final_loss = total / max(n, 1)
-    return _record(
-        args,
-        mode,
-        strategy.num_replicas_in_sync,
-        workers,
-        devices,
-        seconds,
-        final_loss,
-        steps,
-        loop="custom",
-    )
-
-
-def _deterministic_tf():
-    """Same settings, same numbers: TensorFlow's op determinism, in every TensorFlow mode alike
-    (it costs some speed, so the throughput comparison stays fair only if all modes pay it)."""
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()
-    return tf
-
-
-def run_single(args) -> dict:
-    tf = _deterministic_tf()
-    return _train_tf(args, tf.distribute.get_strategy(), "single", workers=1, devices=1)
-
-
-def run_mirrored(args) -> dict:
-    tf = _deterministic_tf()
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.devices)
-    names = [d.name for d in tf.config.list_logical_devices("CPU")]
-    # on a CPU the all-reduce must not use NCCL (GPU only): reduce on the host
-    strategy = tf.distribute.MirroredStrategy(devices=names, cross_device_ops=tf.distribute.ReductionToOneDevice())
-    return _train_tf(args, strategy, "mirrored", workers=1, devices=args.devices)
-
-
-def run_worker(args) -> dict:
-    """One worker of the multiworker mode; TF_CONFIG (set by the parent) says who it is."""
-    tf = _deterministic_tf()
-    options = tf.distribute.experimental.CommunicationOptions(
-        implementation=tf.distribute.experimental.CommunicationImplementation.RING
-    )
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    workers = len(json.loads(os.environ["TF_CONFIG"])["cluster"]["worker"])
-    return _train_tf_custom_loop(args, strategy, "multiworker", workers=workers, devices=workers)
-
-
-# --------------------------------------------------------------------------------------------
-# the multiworker parent: ports, TF_CONFIG, worker processes
-# --------------------------------------------------------------------------------------------
 
 
 def worker_env(ports: list[int], index: int, base: dict | None = None) -> dict:
@@ -295,27 +158,22 @@ def worker_env(ports: list[int], index: int, base: dict | None = None) -> dict:
     return env
 
 
-def _command(python: str | None = None, **flags) -> list[str]:
-    """``python -m helpers.topics.parallel --name value ...`` for ``flags`` (underscores become dashes)."""
-    pairs = [part for name, value in flags.items() for part in (f"--{name.replace('_', '-')}", str(value))]
-    return processes.module("helpers.topics.parallel", *pairs, python=python)
+def _command(**flags) -> list[str]:
+    """``python -m helpers.topics.parallel --name value ...`` (underscores become dashes)."""
+    return processes.module(
+        "helpers.topics.parallel", *(s for k, v in flags.items() for s in (f"--{k.replace('_', '-')}", str(v)))
+    )
 
 
 def _worker_argv(args, index: int) -> list[str]:
-    shared = ("devices", "train_size", "epochs", "batch_size", "learning_rate", "seed")
-    return _command(role="worker", index=index, mode="multiworker", **{k: getattr(args, k) for k in shared})
-
-
-def _tail(text: str, chars: int = 3000) -> str:
-    text = (text or "").strip()
-    return text if len(text) <= chars else "..." + text[-chars:]
+    shared = {k: getattr(args, k) for k in ("devices", "train_size", "epochs", "batch_size", "seed")}
+    return _command(role="worker", index=index, mode="multiworker", **shared)
 
 
 def run_multiworker(args) -> dict:
     """Start ``args.devices`` workers on 127.0.0.1, wait for them (up to ``args.timeout``), return the chief's record.
 
-    Each worker is a :class:`helpers.processes.Child` (its own process group, ended if this
-    process goes away); if one fails, all are stopped and the error names it, with its output.
+    If one fails, all are stopped and the error names it, with its output; no worker outlives this call.
     """
     ports = processes.free_ports(args.devices)
     workers = []
@@ -324,8 +182,7 @@ def run_multiworker(args) -> dict:
             workers.append(
                 processes.Child(_worker_argv(args, i), stream="both", env=worker_env(ports, i), name=f"worker {i}")
             )
-        deadline = time.monotonic() + args.timeout
-        failed = None
+        deadline, failed = time.monotonic() + args.timeout, None
         while failed is None:
             codes = [w.process.poll() for w in workers]
             bad = [str(i) for i, c in enumerate(codes) if c not in (None, 0)]
@@ -335,71 +192,66 @@ def run_multiworker(args) -> dict:
                 break
             elif time.monotonic() > deadline:
                 failed = f"workers did not finish within {args.timeout:.0f} s"
-            else:
-                time.sleep(0.2)
+            time.sleep(0.2)
         for w in workers:
             w.stop(graceful=False)
         if failed:
             details = [
-                f"--- worker {i} (exit {w.process.returncode}) output tail ---\n{_tail(w.tail(40), 1500)}"
-                for i, w in enumerate(workers)
+                f"--- worker {i} (exit {w.process.returncode}) ---\n{w.tail(40)[-1500:]}" for i, w in enumerate(workers)
             ]
             raise RuntimeError(f"multiworker run on 127.0.0.1 ports {ports}: {failed}\n" + "\n".join(details))
-        records = [e for e in workers[0].lines if "mode" in e and "images_per_second" in e]
+        records = [e for e in workers[0].lines if "images_per_second" in e]
         if not records:
             raise RuntimeError("the chief (worker 0) finished without printing its JSON record")
         return records[-1]
     finally:
-        for w in workers:  # on any way out (an interrupt included), no worker outlives this call
+        for w in workers:
             w.stop(graceful=False)
 
 
-# --------------------------------------------------------------------------------------------
-# entry points
-# --------------------------------------------------------------------------------------------
-
-
-def _prepare_process(mode: str) -> None:
-    """Settings that must precede the first import of TensorFlow / Keras in this process."""
+def run(args) -> dict:
+    """Run the mode ``args`` describes in this process (TensorFlow not yet imported) and return its record."""
+    check_args(args.mode, args.devices, args.train_size, args.epochs, args.batch_size)
+    if args.mode == "multiworker" and args.role == "main":
+        return run_multiworker(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["KERAS_BACKEND"] = "tensorflow"
-    loaded = sys.modules.get("keras")
-    if loaded is not None and loaded.backend.backend() != "tensorflow":
-        raise RuntimeError(
-            f"Keras is already imported with the {loaded.backend.backend()!r} backend; "
-            f"mode {mode!r} needs its own process (use measure())"
-        )
+    import tensorflow as tf
 
-
-def run(args) -> dict:
-    """Run the mode ``args`` describes in this process and return its record."""
-    check_args(args.mode, args.devices, args.train_size, args.epochs, args.batch_size)
-    _prepare_process(args.mode)
-    if args.role == "worker":
-        processes.exit_with_parent()  # a worker never outlives the run that started it
-        return run_worker(args)
-    return {"single": run_single, "mirrored": run_mirrored, "multiworker": run_multiworker}[args.mode](args)
+    tf.config.experimental.enable_op_determinism()  # in every mode alike, so that the speeds compare fairly
+    if args.mode == "single":
+        return train(args, tf.distribute.get_strategy(), "single", workers=1)
+    if args.mode == "mirrored":
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.devices)
+        names = [d.name for d in tf.config.list_logical_devices("CPU")]
+        # on a CPU the all-reduce must not use NCCL (GPU only): reduce on the host
+        strategy = tf.distribute.MirroredStrategy(devices=names, cross_device_ops=tf.distribute.ReductionToOneDevice())
+        return train(args, strategy, "mirrored", workers=1)
+    processes.exit_with_parent()  # a worker never outlives the run that started it
+    ring = tf.distribute.experimental.CommunicationImplementation.RING
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(implementation=ring)
+    )
+    return train(args, strategy, "multiworker", workers=args.devices, loop="custom")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.mode == "single" and args.devices >= 1:
+    if args.mode == "single":
         args.devices = 1  # the baseline has one device whatever --devices says
     try:
         record = run(args)
-    except ValueError as e:  # settings that cannot run
+    except (ValueError, RuntimeError) as e:  # settings that cannot run (2), a run that failed (1)
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:  # a run that failed (e.g. a worker of the multiworker mode)
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    if args.role == "main" or args.index == 0:
+        return 2 if isinstance(e, ValueError) else 1
+    if args.index == 0:
         print(json.dumps(record), flush=True)
     return 0
 
 
 def measure(
-    modes=("single", "mirrored", "multiworker"),
+    modes=MODES,
     devices: int = 2,
     train_size: int = 10_000,
     epochs: int = 3,
@@ -407,16 +259,16 @@ def measure(
     seed: int = 0,
     timeout: float = 900.0,
 ) -> list[dict]:
-    """Run each mode in its own process (``python -m helpers.topics.parallel``) and return the JSON records.
+    """Run each mode in its own process and return their records (``single`` always on one device).
 
-    ``single`` always uses one device; the other modes use ``devices`` replicas. Raises ValueError
-    for settings that cannot run, and RuntimeError naming the mode, with the end of its standard
-    error, if a run fails.
+    Raises ValueError for settings that cannot run, and RuntimeError naming the mode, with the end of
+    its standard error, if a run fails.
     """
-    if not modes:
-        raise ValueError("no modes to measure")
     for mode in modes:
-        check_args(mode, 1 if mode == "single" and devices >= 1 else devices, train_size, epochs, batch_size)
+        check_args(mode, devices, train_size, epochs, batch_size)
+    env = python_env(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    for name in ("TF_CONFIG", "XLA_FLAGS"):
+        env.pop(name, None)
     records = []
     for mode in modes:
         argv = _command(
@@ -428,34 +280,28 @@ def measure(
             seed=seed,
             timeout=timeout,
         )
-        env = python_env(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-        for name in ("TF_CONFIG", "XLA_FLAGS"):
-            env.pop(name, None)
         try:
             done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout + 60)
         except subprocess.TimeoutExpired as e:
             raise RuntimeError(
-                f"parallel mode {mode!r} did not finish within {timeout + 60:.0f} s\n"
-                f"{_tail(e.stderr if isinstance(e.stderr, str) else '')}"
+                f"parallel mode {mode!r} did not finish within {timeout + 60:.0f} s\n{e.stderr}"
             ) from None
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode != 0 or not lines:
             raise RuntimeError(
                 f"parallel mode {mode!r} failed (exit {done.returncode}) running {' '.join(argv[1:])}\n"
-                f"stderr tail:\n{_tail(done.stderr)}"
+                f"stderr tail:\n{done.stderr.strip()[-3000:]}"
             )
         records.append(json.loads(lines[-1]))
     return records
 
 
 def relative_table(records: list[dict]) -> list[dict]:
-    """Rows for the chapter's table: each record's throughput relative to the first one-replica record
-    (``single``), else to the first record."""
+    """Rows for the chapter's table: each record's throughput relative to the first one-replica record."""
     base = ([r for r in records if r["replicas"] == 1] or records)[0]["images_per_second"]
     return [
         {
             "mode": r["mode"],
-            "backend": r["backend"],
             "replicas": r["replicas"],
             "workers": r["workers"],
             "global batch": r["global_batch_size"],

@@ -141,7 +141,7 @@ AXES = {
 
 
 def fit_sweep(table: pd.DataFrame) -> dict:
-    """The sweep's three power laws by column (None where nothing can be fitted): error against params, train_size and train_flops."""
+    """The sweep's power laws of error against params, train_size and train_flops (None where none fits)."""
     most_data = table[table.train_size == table.train_size.max()]
     widest = table[table.width == table.width.max()]
     frontier = compute_frontier(table)
