@@ -126,8 +126,7 @@ def shown(value, unit: str, lang: str) -> str:
     raise ValueError(f"unknown unit {unit!r}")
 
 
-# --------------------------------------------------------------------------------------------
-# every chapter's headlines, and what ran
+# --- every chapter's headlines, and what ran
 
 
 def results(stems: list[str], records: dict) -> list[dict]:
@@ -180,7 +179,7 @@ def results_table(rows: list[dict], lang: str) -> pd.DataFrame:
 
 def runs_table(stems: list[str], records: dict, lang: str) -> pd.DataFrame:
     """Each chapter's status and wall time in this run."""
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             _w("status", lang): [course.status(records.get(s), lang) for s in stems],
             _w("wall time", lang): [
@@ -191,9 +190,7 @@ def runs_table(stems: list[str], records: dict, lang: str) -> pd.DataFrame:
             ],
         },
         index=[course.link(s, lang) for s in stems],
-    )
-    frame.index.name = _w("chapter", lang)
-    return frame
+    ).rename_axis(_w("chapter", lang))
 
 
 def missing_words(stems: list[str], records: dict) -> dict:
@@ -214,8 +211,7 @@ def missing_words(stems: list[str], records: dict) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# the accuracies of CIFAR-10, side by side
+# --- the accuracies of CIFAR-10, side by side
 
 #: (chapter, glued name, English label, Chinese label)
 ACCURACIES = (
@@ -258,8 +254,7 @@ def plot_accuracies(measured: dict, lang: str = "en"):
     return fig
 
 
-# --------------------------------------------------------------------------------------------
-# the forecast
+# --- the forecast
 
 
 def forecast(fit_text: str, sweep: pd.DataFrame | None, target: float) -> dict:

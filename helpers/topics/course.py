@@ -90,8 +90,7 @@ def status(record: dict | None, lang: str) -> str:
     return pick(lang, *STATUS.get(state, STATUS[None]))
 
 
-# --------------------------------------------------------------------------------------------
-# values with their units, for reading
+# --- values with their units, for reading
 
 
 def finite(*values) -> bool:
@@ -140,25 +139,11 @@ def listing(items: list[str], lang: str) -> str:
     return pick(lang, ", ".join(items[:-1]) + " and " + items[-1], "、".join(items[:-1]) + " 和 " + items[-1])
 
 
-# --------------------------------------------------------------------------------------------
-# showing, once per language
+# --- showing, once per language
 
 
-def show_each(make) -> None:
-    """``make(lang)`` -> something to display (a table, a styled frame), shown once per language."""
-    from IPython.display import display
-
+def show_tables(make) -> None:
+    """``make(lang)`` -> a frame, shown once per language with missing values as '—'."""
     from helpers import show
 
-    for lang in show.languages():
-        display(make(lang), metadata={"lang": lang})
-
-
-def styled(frame, caption: str | None = None, index: bool = True):
-    """A frame styled for reading: missing values as '—', optionally without its index."""
-    styler = frame.style.format(na_rep="—")
-    if not index:
-        styler = styler.hide(axis="index")
-    if caption:
-        styler = styler.set_caption(caption)
-    return styler
+    show.each(lambda lang: make(lang).style.format(na_rep="—"))

@@ -71,7 +71,7 @@ def comparison(
 
 
 def comparison_table(models: pd.DataFrame, lang: str) -> pd.DataFrame:
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             _w("kind", lang): [_w(k, lang) for k in models.kind],
             _w("parameters", lang): [f"{p:,.0f}" for p in models.parameters],
@@ -80,9 +80,7 @@ def comparison_table(models: pd.DataFrame, lang: str) -> pd.DataFrame:
             _w("measured in", lang): [course.link(s, lang) if s else _w("this page", lang) for s in models.source],
         },
         index=[model_name(k, lang) for k in models.index],
-    )
-    frame.index.name = _w("model", lang)
-    return frame
+    ).rename_axis(_w("model", lang))
 
 
 def size_and_accuracy(models: pd.DataFrame) -> dict:
@@ -143,8 +141,7 @@ def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str 
     return fig
 
 
-# --------------------------------------------------------------------------------------------
-# frameworks: the backends timed
+# --- frameworks: the backends timed
 
 
 def backend_status(status: str, lang: str) -> str:
@@ -164,7 +161,7 @@ def backends_table(timings: pd.DataFrame, lang: str) -> pd.DataFrame:
     def column(name, fmt):
         return [fmt(v) if course.finite(v) else "—" for v in timings.get(name, pd.Series(np.nan, index=timings.index))]
 
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             _w("status", lang): [backend_status(s, lang) for s in timings.status],
             _w("version", lang): [
@@ -175,9 +172,7 @@ def backends_table(timings: pd.DataFrame, lang: str) -> pd.DataFrame:
             _w("prediction, images/s", lang): column("predict_images_per_s", lambda v: f"{v:,.0f}"),
         },
         index=timings.index,
-    )
-    frame.index.name = _w("backend", lang)
-    return frame
+    ).rename_axis(_w("backend", lang))
 
 
 def backends_words(timings: pd.DataFrame) -> dict:
@@ -214,8 +209,7 @@ def plot_backends(timings: pd.DataFrame, lang: str = "en"):
     return fig
 
 
-# --------------------------------------------------------------------------------------------
-# improving a model: the ablation ladder
+# --- improving a model: the ablation ladder
 
 
 def rung_change(row, lang: str) -> str:
@@ -233,7 +227,7 @@ def read_ladder(path) -> pd.DataFrame:
 
 
 def ladder_table(ladder: pd.DataFrame, lang: str) -> pd.DataFrame:
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             _w("change", lang): [rung_change(r, lang) for _, r in ladder.iterrows()],
             _w("test accuracy", lang): [course.pct(a) for a in ladder.test_accuracy],
@@ -243,9 +237,7 @@ def ladder_table(ladder: pd.DataFrame, lang: str) -> pd.DataFrame:
             _w("epochs", lang): [f"{e:g}" for e in ladder.epochs],
         },
         index=range(1, len(ladder) + 1),
-    )
-    frame.index.name = _w("rung", lang)
-    return frame
+    ).rename_axis(_w("rung", lang))
 
 
 def ladder_words(ladder: pd.DataFrame) -> dict:
@@ -260,25 +252,21 @@ def ladder_words(ladder: pd.DataFrame) -> dict:
     }
 
 
-# --------------------------------------------------------------------------------------------
-# time, seeds and parameters
+# --- time, seeds and parameters
 
 
 def seconds_table(seconds: dict, lang: str) -> pd.DataFrame:
     """Each chapter's wall time in this run, by chapter title, in the book's order."""
     seconds = course.in_book_order(seconds)
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {_w("wall time", lang): [course.duration(s, lang) for s in seconds.values()]},
         index=[course.link(stem, lang) for stem in seconds],
-    )
-    frame.index.name = _w("chapter", lang)
-    return frame
+    ).rename_axis(_w("chapter", lang))
 
 
 def seeds_table(accs: dict, lang: str) -> pd.DataFrame:
     frame = pd.DataFrame({_w("test accuracy", lang): [course.pct(a) for a in accs.values()]}, index=list(accs))
-    frame.index.name = _w("seed", lang)
-    return frame
+    return frame.rename_axis(_w("seed", lang))
 
 
 def rejection(exc: Exception) -> dict:

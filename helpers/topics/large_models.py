@@ -69,8 +69,7 @@ def _positive(**values) -> None:
             raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
-# --------------------------------------------------------------------------------------------
-# the table
+# --- the table
 
 
 def load_models(path: Path | str = TABLE) -> pd.DataFrame:
@@ -105,8 +104,7 @@ def load_models(path: Path | str = TABLE) -> pd.DataFrame:
     return table.sort_values(["year", "parameters"], kind="stable").reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------------------------
-# growth
+# --- growth
 
 
 @dataclass(frozen=True)
@@ -163,8 +161,7 @@ def fit_doubling(years, values) -> DoublingFit:
     )
 
 
-# --------------------------------------------------------------------------------------------
-# training
+# --- training
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:
@@ -207,8 +204,7 @@ def training_days(flops: float, n_accelerators: int, peak_flops: float, utilizat
     return flops / (n_accelerators * peak_flops * utilization) / 86_400
 
 
-# --------------------------------------------------------------------------------------------
-# serving
+# --- serving
 
 
 def weight_bytes(n_params: float, precision: str) -> float:
@@ -286,8 +282,7 @@ def serving_estimate(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# presentation
+# --- presentation
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 

@@ -170,9 +170,7 @@ def strong_recipe(
     return rungs[-1][2].replace(val_size=val_size)
 
 
-# --------------------------------------------------------------------------------------------
-# training, with a checkpoint per epoch and resumption
-# --------------------------------------------------------------------------------------------
+# --- training, with a checkpoint per epoch and resumption
 
 
 class Checkpoint:
@@ -310,65 +308,35 @@ def train(
     return result
 
 
-# --------------------------------------------------------------------------------------------
-# command line
-# --------------------------------------------------------------------------------------------
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.topics.recipe", description=__doc__.split("\n\n")[0])
+    """Train one rung, printing each epoch as it is checkpointed (the interruption test runs this)."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.topics.recipe", description=__doc__)
     parser.add_argument("--rung", default="tta", help="a rung id of the ladder (article ... tta, bf16)")
     parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
-    parser.add_argument("--val-size", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
     parser.add_argument("--checkpoint-dir", default=None)
     parser.add_argument("--result", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-
-    from helpers import env
-
-    env.setup(args.backend, args.seed)
-    from helpers.data import load_cifar10
-
-    rungs = {
-        rung: recipe
-        for rung, _, recipe in ladder(args.batch_size, args.epochs, args.width, args.val_size, mixed_precision=True)
-    }
+    rungs = {rung: r for rung, _, r in ladder(args.batch_size, args.epochs, args.width, 0, mixed_precision=True)}
     if args.rung not in rungs:
         parser.error(f"unknown rung {args.rung!r}; choose one of {list(rungs)}")
-    data = load_cifar10(args.train_size, args.test_size, args.seed)
 
     def report(epoch, record):
         print(f"epoch {epoch} done: {json.dumps(record)}", flush=True)
 
-    res = train(
-        rungs[args.rung],
-        data.x_train,
-        data.y_train,
-        data.x_test,
-        data.y_test,
-        args.seed,
-        args.checkpoint_dir,
-        on_epoch=report,
-    )
-    out = {k: v for k, v in res.to_dict().items() if k not in ("epoch_seconds",)}
-    print(
-        json.dumps(
-            {
-                "test_accuracy": res.test_accuracy,
-                "resumed_from_epoch": res.resumed_from_epoch,
-                "epochs_done": res.epochs_done,
-            }
-        ),
-        flush=True,
-    )
+    from helpers import env
+    from helpers.data import load_cifar10
+
+    env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), args.seed)
+    data = load_cifar10(args.train_size, args.test_size, args.seed)
+    recipe = rungs[args.rung]
+    res = train(recipe, data.x_train, data.y_train, data.x_test, data.y_test, args.seed, args.checkpoint_dir, report)
     if args.result:
-        Path(args.result).write_text(json.dumps(out, indent=1))
+        Path(args.result).write_text(json.dumps(res.to_dict(), indent=1))
     return 0
 
 

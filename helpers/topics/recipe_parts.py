@@ -21,9 +21,7 @@ AIRBENCH = {
 }
 
 
-# --------------------------------------------------------------------------------------------
-# data: one epoch's order and augmentation depend only on (seed, epoch)
-# --------------------------------------------------------------------------------------------
+# --- data: one epoch's order and augmentation depend only on (seed, epoch)
 
 
 def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
@@ -46,9 +44,7 @@ def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Reci
     return xe, ye
 
 
-# --------------------------------------------------------------------------------------------
-# model, optimiser, schedule
-# --------------------------------------------------------------------------------------------
+# --- model, optimiser, schedule
 
 
 def build_model(recipe: Recipe, x_train: np.ndarray, seed: int = 0):
@@ -179,9 +175,7 @@ def reinitialise(model, fresh) -> None:
         slow.assign(keras.ops.copy(v))
 
 
-# --------------------------------------------------------------------------------------------
-# evaluation with test-time augmentation
-# --------------------------------------------------------------------------------------------
+# --- evaluation with test-time augmentation
 
 
 def predict_logits(model, x: np.ndarray, tta: int = 0, batch_size: int = 2000) -> np.ndarray:

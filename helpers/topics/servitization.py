@@ -34,8 +34,7 @@ class WorkerError(RuntimeError):
         self.url, self.chunk, self.reason = url, chunk, reason
 
 
-# --------------------------------------------------------------------------------------------
-# the computation
+# --- the computation
 
 
 def collatz_steps(n: int) -> int:
@@ -86,8 +85,7 @@ def _check_workers(workers: int) -> None:
         raise ValueError(f"the number of workers must be a positive integer, got {workers!r}")
 
 
-# --------------------------------------------------------------------------------------------
-# three ways to run the tasks
+# --- three ways to run the tasks
 
 
 def run_serial(chunks) -> list[int]:
@@ -140,8 +138,7 @@ def run_job(serial_items: int, chunks, runner) -> Job:
     return Job(serial_result, list(results), middle - start, end - middle)
 
 
-# --------------------------------------------------------------------------------------------
-# worker services
+# --- worker services
 
 
 class _TaskHandler(BaseHTTPRequestHandler):
@@ -309,8 +306,7 @@ def pool_round_trip_seconds(pool, n: int = 50) -> float:
     return (time.perf_counter() - start) / n
 
 
-# --------------------------------------------------------------------------------------------
-# measuring speed-up
+# --- measuring speed-up
 
 
 def amdahl(workers, serial_fraction: float):

@@ -14,8 +14,7 @@ from helpers.words import glue, glue_values, in_lang, pick
 PUBLISHED = {"params": ("0.076", "0.34"), "train_size": ("0.095", "0.28"), "train_flops": ("0.050", "—")}
 
 
-# --------------------------------------------------------------------------------------------
-# trend 1: the scaling sweep
+# --- trend 1: the scaling sweep
 
 
 def _w(term: str, lang: str) -> str:
@@ -82,18 +81,14 @@ def fit_table(fits: dict, lang: str) -> pd.DataFrame:
         ["exponent α", "floor E (error)", "scale A", "bend (where A·x^-α = E)", "R² (log-log)", "points"],
         ["指数 α", "下限 E（错误率）", "系数 A", "弯折点（A·x^-α = E 处）", "R²（双对数）", "点数"],
     )
-    frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
-    frame.index.name = _w("test error against", lang)
-    return frame
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis(_w("test error against", lang))
 
 
 def error_table(sweep: pd.DataFrame, lang: str) -> pd.DataFrame:
     """The measured test errors: one row per training-set size, one column per network."""
-    frame = sweep.pivot(index="train_size", columns="params", values="test_error")
-    frame = frame.map(lambda e: f"{e:.1%}")
+    frame = sweep.pivot(index="train_size", columns="params", values="test_error").map(lambda e: f"{e:.1%}")
     frame.columns = [pick(lang, f"{p:,} parameters", f"{p:,} 个参数") for p in frame.columns]
-    frame.index = [f"{n:,}" for n in frame.index]
-    frame.index.name = _w("training images", lang)
+    frame.index = pd.Index([f"{n:,}" for n in frame.index], name=_w("training images", lang))
     return frame
 
 
@@ -120,8 +115,7 @@ def published_table(fits: dict, lang: str) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 
-# --------------------------------------------------------------------------------------------
-# trend 2: features reused
+# --- trend 2: features reused
 
 
 def glue_transfer(moved: dict, words: dict, per_class: int) -> None:
@@ -150,8 +144,7 @@ def transfer_table(moved: dict, lang: str) -> pd.DataFrame:
     return pd.DataFrame({header: [course.pct(v) for v in rows.values()]}, index=list(rows))
 
 
-# --------------------------------------------------------------------------------------------
-# challenge 1: compute
+# --- challenge 1: compute
 
 
 def cifar_chapter_images() -> float:
@@ -228,7 +221,7 @@ def large_model_costs(
 
 
 def large_model_table(large: pd.DataFrame, lang: str) -> pd.DataFrame:
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             _w("parameters", lang): large.parameters.map(sci),
             _w("training tokens", lang): large.tokens.map(sci),
@@ -236,13 +229,10 @@ def large_model_table(large: pd.DataFrame, lang: str) -> pd.DataFrame:
             _w("accelerator-years", lang): large.accelerator_hours.map(lambda h: f"{h / 8766:,.1f}"),
             _w("energy", lang): large.energy_mwh.map(lambda e: pick(lang, f"{e:,.0f} MWh", f"{e:,.0f} 兆瓦时")),
         }
-    )
-    frame.index.name = _w("model", lang)
-    return frame
+    ).rename_axis(_w("model", lang))
 
 
-# --------------------------------------------------------------------------------------------
-# challenge 2: federated averaging
+# --- challenge 2: federated averaging
 
 
 def rounds_table(skewed: list, iid: list, central: list, lang: str) -> pd.DataFrame:
@@ -252,20 +242,17 @@ def rounds_table(skewed: list, iid: list, central: list, lang: str) -> pd.DataFr
     def column(values):
         return [course.pct(values[i]) if i < len(values) else "—" for i in range(n)]
 
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             _w("FedAvg, skewed shards", lang): column(skewed),
             _w("FedAvg, IID shards", lang): column(iid),
             _w("central training", lang): column(central),
         },
         index=range(1, n + 1),
-    )
-    frame.index.name = _w("round (pass)", lang)
-    return frame
+    ).rename_axis(_w("round (pass)", lang))
 
 
-# --------------------------------------------------------------------------------------------
-# challenge 3: interpretability
+# --- challenge 3: interpretability
 
 
 def explanation_titles(true, predicted, confidence, class_names: dict) -> dict:
@@ -277,20 +264,10 @@ def explanation_titles(true, predicted, confidence, class_names: dict) -> dict:
 
 
 def centre_table(sal_right, sal_wrong, cam_right, cam_wrong, lang: str) -> pd.DataFrame:
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
-            _w("saliency in the centre", lang): [
-                course.pct(sal_right, 0),
-                course.pct(sal_wrong, 0),
-            ],
-            _w("Grad-CAM in the centre", lang): [
-                course.pct(cam_right, 0),
-                course.pct(cam_wrong, 0),
-            ],
+            _w("saliency in the centre", lang): [course.pct(sal_right, 0), course.pct(sal_wrong, 0)],
+            _w("Grad-CAM in the centre", lang): [course.pct(cam_right, 0), course.pct(cam_wrong, 0)],
         },
-        index=[
-            _w("confident right answers", lang),
-            _w("confident wrong answers", lang),
-        ],
+        index=[_w("confident right answers", lang), _w("confident wrong answers", lang)],
     )
-    return frame
