@@ -5,11 +5,7 @@ from __future__ import annotations
 from helpers.topics import large_models
 
 JOULES_PER_KWH = 3.6e6
-
-
-def forward_flops(model) -> float:
-    """FLOPs of one forward pass for one image (Conv2D and Dense multiply-adds × 2)."""
-    return large_models.forward_flops(model)
+forward_flops = large_models.forward_flops  # one image's forward pass: 2 FLOPs per multiply-add
 
 
 def training_flops(model, images_seen: float) -> float:

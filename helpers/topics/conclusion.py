@@ -98,32 +98,30 @@ def meaning(stem: str, name: str) -> Words | None:
     return headline.parse(raw)["meaning"] if raw is not None else None
 
 
+#: how a number reads in each unit of :data:`helpers.headline.UNITS` ("words" and text are shown as they are)
+UNIT_FORMATS = {
+    "pct": lambda v, lang: course.pct(v),
+    "times": lambda v, lang: course.times(v, lang, 2 if v < 10 else 1),
+    "months": lambda v, lang: pick(lang, f"{v:.1f} months", f"{v:.1f} 个月"),
+    "minutes": lambda v, lang: course.duration(v * 60, lang),
+    "points": lambda v, lang: pick(lang, f"{v:.1f} percentage points", f"{v:.1f} 个百分点"),
+    "ratio": lambda v, lang: f"{v:.2f}",
+    "one": lambda v, lang: f"{v:.1f}",
+    "whole": lambda v, lang: f"{v:,.0f}",
+}
+
+
 def shown(value, unit: str, lang: str) -> str:
-    """``value`` read in ``unit`` (:data:`helpers.headline.UNITS`), rounded for reading, in ``lang``
-    ('—' when it is missing)."""
+    """``value`` read in ``unit``, rounded for reading, in ``lang`` ('—' when it is missing)."""
     if unit == "words":
         return pick(lang, *value)
     if isinstance(value, str):
         return value or "—"
     if not course.finite(value):
         return "—"
-    if unit == "pct":
-        return course.pct(value)
-    if unit == "times":
-        return course.times(value, lang, 2 if value < 10 else 1)
-    if unit == "months":
-        return pick(lang, f"{value:.1f} months", f"{value:.1f} 个月")
-    if unit == "minutes":
-        return course.duration(value * 60, lang)
-    if unit == "points":
-        return pick(lang, f"{value:.1f} percentage points", f"{value:.1f} 个百分点")
-    if unit == "ratio":
-        return f"{value:.2f}"
-    if unit == "one":
-        return f"{value:.1f}"
-    if unit == "whole":
-        return f"{value:,.0f}"
-    raise ValueError(f"unknown unit {unit!r}")
+    if unit not in UNIT_FORMATS:
+        raise ValueError(f"unknown unit {unit!r}")
+    return UNIT_FORMATS[unit](value, lang)
 
 
 # --- every chapter's headlines, and what ran
@@ -146,19 +144,12 @@ def results(stems: list[str], records: dict) -> list[dict]:
                 row[f"meaning_{lang}"] = h["meaning"][i] if h["meaning"] else "—"
             rows.append(row)
         if not found:
-            why = {
-                lang: _w("no headline glued", lang)
-                if ok
-                else pick(
-                    lang, f"{course.status(record, 'en')} in this run", f"本次运行中{course.status(record, 'zh')}"
-                )
-                for lang in course.LANGS
-            }
-            rows.append(
-                {"chapter": stem}
-                | {f"{k}_{lang}": "—" for k in ("measure", "value") for lang in course.LANGS}
-                | {f"meaning_{lang}": why[lang] for lang in course.LANGS}
-            )
+            status = (f"{course.status(record, 'en')} in this run", f"本次运行中{course.status(record, 'zh')}")
+            row = {"chapter": stem}
+            for i, lang in enumerate(course.LANGS):
+                row |= {f"measure_{lang}": "—", f"value_{lang}": "—"}
+                row[f"meaning_{lang}"] = _w("no headline glued", lang) if ok else status[i]
+            rows.append(row)
     return rows
 
 
@@ -179,18 +170,10 @@ def results_table(rows: list[dict], lang: str) -> pd.DataFrame:
 
 def runs_table(stems: list[str], records: dict, lang: str) -> pd.DataFrame:
     """Each chapter's status and wall time in this run."""
-    return pd.DataFrame(
-        {
-            _w("status", lang): [course.status(records.get(s), lang) for s in stems],
-            _w("wall time", lang): [
-                course.duration((records.get(s) or {}).get("seconds", math.nan), lang)
-                if (records.get(s) or {}).get("status") == "ok"
-                else "—"
-                for s in stems
-            ],
-        },
-        index=[course.link(s, lang) for s in stems],
-    ).rename_axis(_w("chapter", lang))
+    runs = [records.get(s) or {} for s in stems]
+    times = [course.duration(r.get("seconds", math.nan), lang) if r.get("status") == "ok" else "—" for r in runs]
+    frame = pd.DataFrame({_w("status", lang): [course.status(r, lang) for r in runs], _w("wall time", lang): times})
+    return frame.set_axis([course.link(s, lang) for s in stems]).rename_axis(_w("chapter", lang))
 
 
 def missing_words(stems: list[str], records: dict) -> dict:

@@ -44,29 +44,12 @@ def comparison(
     and source (a chapter id, or "" for this page).
     """
     rows = [{"source": "", **row} for row in own]
-    if sweep is not None:
-        for r in sweep[sweep.train_size == sweep.train_size.max()].itertuples():
-            rows.append(
-                {
-                    "key": f"width:{r.width:g}",
-                    "kind": "deep",
-                    "parameters": r.params,
-                    "training_flops": r.train_flops,
-                    "test_accuracy": 1 - r.test_error,
-                    "source": "trends_challenges",
-                }
-            )
+    fields = ("key", "kind", "parameters", "training_flops", "test_accuracy", "source")
+    for r in [] if sweep is None else sweep[sweep.train_size == sweep.train_size.max()].itertuples():
+        values = (f"width:{r.width:g}", "deep", r.params, r.train_flops, 1 - r.test_error, "trends_challenges")
+        rows.append(dict(zip(fields, values)))
     if course.finite(corrected_acc):
-        rows.append(
-            {
-                "key": "corrected",
-                "kind": "deep",
-                "parameters": corrected_params,
-                "training_flops": np.nan,
-                "test_accuracy": corrected_acc,
-                "source": "cifar10_cnn",
-            }
-        )
+        rows.append(dict(zip(fields, ("corrected", "deep", corrected_params, np.nan, corrected_acc, "cifar10_cnn"))))
     return pd.DataFrame(rows).set_index("key")
 
 
@@ -120,13 +103,8 @@ def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str 
         part = models[models.kind == kind]
         left.scatter(part.parameters, part.test_accuracy, marker=marker, label=_w(kind, lang))
         for key, r in part.iterrows():
-            left.annotate(
-                model_name(key, lang),
-                (r.parameters, r.test_accuracy),
-                textcoords="offset points",
-                xytext=(4, -3),
-                fontsize=7,
-            )
+            where = dict(textcoords="offset points", xytext=(4, -3), fontsize=7)
+            left.annotate(model_name(key, lang), (r.parameters, r.test_accuracy), **where)
     left.set_xscale("log")
     left.set_xlabel(_w("parameters", lang))
     left.set_ylabel(_w("CIFAR-10 test accuracy", lang))
@@ -146,13 +124,9 @@ def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str 
 
 def backend_status(status: str, lang: str) -> str:
     """A timing's status in words: timed, not installed, failed, timed out."""
-    if status == "ok":
-        return _w("timed", lang)
-    if status == "not installed":
-        return _w("not installed", lang)
     if status.startswith("timed out"):
         return _w("timed out", lang)
-    return _w("failed", lang)
+    return _w({"ok": "timed", "not installed": "not installed"}.get(status, "failed"), lang)
 
 
 def backends_table(timings: pd.DataFrame, lang: str) -> pd.DataFrame:

@@ -133,20 +133,9 @@ def fedavg(
     return result
 
 
-def read_gaps(central: float, iid: float, skewed: float, tolerance: float = 0.01) -> dict:
-    """Where federated averaging's accuracy went, as numbers and sentences in each language."""
-    steps, skew = central - iid, iid - skewed
-
-    def words(value: float, en: tuple[str, str, str], zh: tuple[str, str, str]) -> tuple[str, str]:
-        points = f"{abs(value) * 100:.1f}"
-        if value > tolerance:
-            return en[0].format(points), zh[0].format(points)
-        if value < -tolerance:
-            return en[1].format(points), zh[1].format(points)
-        return en[2].format(f"{tolerance * 100:.0f}"), zh[2].format(f"{tolerance * 100:.0f}")
-
-    steps_en, steps_zh = words(
-        steps,
+#: how :func:`read_gaps` words each gap when it is a loss, a gain, or within the tolerance: English, then Chinese
+GAP_WORDS = {
+    "steps": (
         (
             "IID clients trail central training by {} percentage points at equal compute",
             "IID clients end {} percentage points above central training in this run",
@@ -157,9 +146,8 @@ def read_gaps(central: float, iid: float, skewed: float, tolerance: float = 0.01
             "本次运行中独立同分布的客户端反而比集中训练高 {} 个百分点",
             "独立同分布的客户端与集中训练相差不到 {} 个百分点",
         ),
-    )
-    skew_en, skew_zh = words(
-        skew,
+    ),
+    "skew": (
         (
             "the skewed shards cost another {} points",
             "the skewed shards end {} points above the IID ones in this run",
@@ -170,15 +158,21 @@ def read_gaps(central: float, iid: float, skewed: float, tolerance: float = 0.01
             "本次运行中偏斜的分片反而比独立同分布的高 {} 个百分点",
             "偏斜的分片与独立同分布的相差不到 {} 个百分点",
         ),
-    )
-    return {
-        "steps_gap": steps,
-        "skew_gap": skew,
-        "steps_en": steps_en,
-        "steps_zh": steps_zh,
-        "skew_en": skew_en,
-        "skew_zh": skew_zh,
-    }
+    ),
+}
+
+
+def read_gaps(central: float, iid: float, skewed: float, tolerance: float = 0.01) -> dict:
+    """Where federated averaging's accuracy went, as numbers and sentences in each language: central minus
+    IID is what federation costs, IID minus skewed what the skew costs (a gap within ``tolerance`` is none)."""
+    out = {"steps_gap": central - iid, "skew_gap": iid - skewed}
+    for name, phrases in GAP_WORDS.items():
+        gap = out[f"{name}_gap"]
+        case = 0 if gap > tolerance else 1 if gap < -tolerance else 2
+        number = f"{tolerance * 100:.0f}" if case == 2 else f"{abs(gap) * 100:.1f}"
+        for lang, options in zip(("en", "zh"), phrases):
+            out[f"{name}_{lang}"] = options[case].format(number)
+    return out
 
 
 def plot_shards(counts: np.ndarray, class_names, lang: str = "en"):

@@ -96,14 +96,9 @@ def layer_table(model):
     (``index_zh=words.labels("keras_layers")``)."""
     import pandas as pd
 
-    rows = []
-    for layer in model.layers:
-        shape = tuple(layer.output.shape)[1:]
-        rows.append(
-            {
-                "layer": type(layer).__name__,
-                "output shape": "×".join(str(d) for d in shape),
-                "parameters": int(layer.count_params()),
-            }
-        )
+    rows = {
+        "layer": [type(layer).__name__ for layer in model.layers],
+        "output shape": ["×".join(str(d) for d in tuple(layer.output.shape)[1:]) for layer in model.layers],
+        "parameters": [int(layer.count_params()) for layer in model.layers],
+    }
     return pd.DataFrame(rows).set_index("layer")

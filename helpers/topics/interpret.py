@@ -57,8 +57,7 @@ def _class_score(out, classes):
 def saliency(model, images, classes) -> np.ndarray:
     """|d score_class / d pixel|, the largest over colour channels: (N, H, W), each map scaled to max 1."""
     x = np.asarray(images, dtype=np.float32)
-    layers = [layer for layer in model.layers]
-    grads = gradient(lambda v: _class_score(_apply(layers, v), classes), x)
+    grads = gradient(lambda v: _class_score(_apply(model.layers, v), classes), x)
     maps = np.abs(grads).max(axis=-1)
     peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
     return maps / np.where(peak > 0, peak, 1.0)
@@ -74,9 +73,8 @@ def grad_cam(model, images, classes, layer_name: str) -> np.ndarray:
     grads = gradient(lambda a: _class_score(_apply(tail, a), classes), acts)
     weights = grads.mean(axis=(1, 2), keepdims=True)  # one weight per feature map
     cam = np.maximum((weights * acts).sum(axis=-1), 0.0)  # (N, h, w)
-    cam = keras.ops.convert_to_numpy(keras.ops.image.resize(cam[..., None], x.shape[1:3], interpolation="bilinear"))[
-        ..., 0
-    ]
+    cam = keras.ops.image.resize(cam[..., None], x.shape[1:3], interpolation="bilinear")
+    cam = keras.ops.convert_to_numpy(cam)[..., 0]
     # rescale each map to [0, 1] (min to max), as Grad-CAM's heat maps are shown
     low = cam.reshape(len(cam), -1).min(axis=1).reshape(-1, 1, 1)
     span = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1) - low

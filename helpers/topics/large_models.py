@@ -356,14 +356,11 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
                 part = rows[(rows["domain"] == domain) & ((rows["architecture"] == "mixture of experts") == moe)]
                 if part.empty:
                     continue
+                color = f"C{0 if domain == 'language' else 1}"
+                name = w("{} (mixture of experts)").format(w(domain)) if moe else w(domain)
+                face = "none" if moe else color
                 ax.scatter(
-                    part["year"],
-                    part[column],
-                    marker=marker,
-                    s=28,
-                    facecolors="none" if moe else f"C{0 if domain == 'language' else 1}",
-                    edgecolors=f"C{0 if domain == 'language' else 1}",
-                    label=w("{} (mixture of experts)").format(w(domain)) if moe else w(domain),
+                    part["year"], part[column], marker=marker, s=28, facecolors=face, edgecolors=color, label=name
                 )
         for _, row in rows[rows["model"].isin(label)].iterrows():
             ax.annotate(
@@ -372,25 +369,13 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
         fit = fits.get(column)
         if fit is not None:
             years = np.linspace(fit.first_year, fit.last_year, 50)
-            ax.plot(
-                years,
-                fit.predict(years),
-                "k--",
-                lw=1,
-                label=w("fit {first}–{last}: doubles every {months:.1f} months").format(
-                    first=fit.first_year, last=fit.last_year, months=fit.doubling_months
-                ),
-            )
+            trend = w("fit {first}–{last}: doubles every {months:.1f} months")
+            trend = trend.format(first=fit.first_year, last=fit.last_year, months=fit.doubling_months)
+            ax.plot(years, fit.predict(years), "k--", lw=1, label=trend)
         if column in reference:
             ax.axhline(reference[column], color="C3", lw=1)
-            ax.annotate(
-                w("the article's CIFAR-10 CNN"),
-                (first, reference[column]),
-                textcoords="offset points",
-                xytext=(0, 4),
-                fontsize=8,
-                color="C3",
-            )
+            where = dict(textcoords="offset points", xytext=(0, 4), fontsize=8, color="C3")
+            ax.annotate(w("the article's CIFAR-10 CNN"), (first, reference[column]), **where)
         ax.set_yscale("log")
         ax.set_xlim(first - 2, last + 5)
         ax.set_xlabel(w("year of publication"))

@@ -26,11 +26,8 @@ def run_sweep(
             x, y = cifar.x_train[idx], cifar.y_train[idx]
             keras.utils.set_random_seed(seed)
             model = models.article_cnn(width, logits=True, name=f"cnn_w{width:g}")
-            model.compile(
-                optimizer=keras.optimizers.Adam(learning_rate),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=["accuracy"],
-            )
+            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            model.compile(keras.optimizers.Adam(learning_rate), loss_fn, metrics=["accuracy"])
             start = time.perf_counter()
             model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
             seconds = time.perf_counter() - start

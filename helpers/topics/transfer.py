@@ -46,8 +46,7 @@ def transfer(
 
     def compiled(model):
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            keras.optimizers.Adam(learning_rate), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         )
         return model
 
@@ -59,28 +58,15 @@ def transfer(
 
     keras.utils.set_random_seed(seed)
     pretrained = compiled(models.article_cnn(logits=True, name="source_classes"))
-    pretrained.fit(
-        cifar.x_train[source_idx],
-        cifar.y_train[source_idx],
-        epochs=source_epochs,
-        batch_size=batch_size,
-        verbose=0,
-        shuffle=True,
-    )
+    x_source, y_source = cifar.x_train[source_idx], cifar.y_train[source_idx]
+    pretrained.fit(x_source, y_source, epochs=source_epochs, batch_size=batch_size, verbose=0, shuffle=True)
     features = pretrained.layers[: [layer.name for layer in pretrained.layers].index("flatten") + 1]
     for layer in features:
         layer.trainable = False
     keras.utils.set_random_seed(seed)
+    head = [keras.layers.Dense(64, activation="relu", name="new_dense"), keras.layers.Dense(10, name="new_logits")]
     reused = compiled(
-        keras.Sequential(
-            [
-                keras.Input((32, 32, 3), dtype="uint8"),
-                *features,
-                keras.layers.Dense(64, activation="relu", name="new_dense"),
-                keras.layers.Dense(10, name="new_logits"),
-            ],
-            name="reused_features",
-        )
+        keras.Sequential([keras.Input((32, 32, 3), dtype="uint8"), *features, *head], name="reused_features")
     )
     reused.fit(x_target, y_target, epochs=target_epochs, batch_size=batch_size, verbose=0, shuffle=True)
 

@@ -35,24 +35,15 @@ def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int
         fit = fits.get(column)
         if fit is None:
             glue_values(**{f"alpha_{symbol}": "—", f"E_{symbol}": "—"})
-            continue
-        glue_values(
-            **{
-                f"alpha_{symbol}": f"{fit.exponent:.2f}",
-                f"E_{symbol}": f"{fit.irreducible:.2f}",
-                f"fit_{symbol}": f"{fit.irreducible!r} {fit.scale!r} {fit.exponent!r}",
-            }
-        )  # for the conclusion
+        else:  # fit_*: "E A α" for the conclusion
+            glue_values(**{f"alpha_{symbol}": f"{fit.exponent:.2f}", f"E_{symbol}": f"{fit.irreducible:.2f}"})
+            glue_values(**{f"fit_{symbol}": f"{fit.irreducible!r} {fit.scale!r} {fit.exponent!r}"})
     best = sweep.loc[sweep.test_error.idxmin()]
-    glue_values(
-        best_error=f"{best.test_error:.1%}", best_params=f"{int(best.params):,}", best_size=f"{int(best.train_size):,}"
-    )
-    bend_params = scaling.describe_bend(
-        fits["params"], sweep.params.min(), sweep.params.max(), ("parameters", "个参数")
-    )
-    bend_data = scaling.describe_bend(
-        fits["train_size"], sweep.train_size.min(), sweep.train_size.max(), ("training images", "张训练图像")
-    )
+    best_params, best_size = f"{int(best.params):,}", f"{int(best.train_size):,}"
+    glue_values(best_error=f"{best.test_error:.1%}", best_params=best_params, best_size=best_size)
+    params, data = sweep.params, sweep.train_size
+    bend_params = scaling.describe_bend(fits["params"], params.min(), params.max(), ("parameters", "个参数"))
+    bend_data = scaling.describe_bend(fits["train_size"], data.min(), data.max(), ("training images", "张训练图像"))
     advice = scaling.verdict(bend_params["where"], bend_data["where"])
     for name, words in (("bend_params", bend_params), ("bend_data", bend_data), ("verdict", advice)):
         glue(name, words["en"], words["zh"])
@@ -152,24 +143,19 @@ def cifar_chapter_images() -> float:
     not run): the listing as printed on all its training images, then three runs on its fitting split."""
     from helpers import artifacts
 
-    cnn = {
-        name: artifacts.metric("cifar10_cnn", name)
+    n_train, n_fit, article, demo, corrected = (
+        artifacts.metric("cifar10_cnn", name)
         for name in ("n_train", "n_fit", "article_epochs", "demo_epochs", "corrected_epochs_run")
-    }
-    return cnn["n_train"] * cnn["article_epochs"] + cnn["n_fit"] * (
-        cnn["article_epochs"] + cnn["demo_epochs"] + cnn["corrected_epochs_run"]
     )
+    return n_train * article + n_fit * (article + demo + corrected)
 
 
 def flops_table(course_flops: dict, lang: str) -> pd.DataFrame:
     """Training FLOPs of the course's runs: ``{key: flops}`` with keys "sweep" and "cifar10_cnn"."""
+    cnn = course.title("cifar10_cnn", lang)
     names = {
         "sweep": _w("scaling sweep (this chapter)", lang),
-        "cifar10_cnn": pick(
-            lang,
-            f"{course.title('cifar10_cnn', lang)}: its four training runs",
-            f"{course.title('cifar10_cnn', lang)}：四次训练",
-        ),
+        "cifar10_cnn": pick(lang, f"{cnn}: its four training runs", f"{cnn}：四次训练"),
     }
     header = _w("training FLOPs", lang)
     return pd.DataFrame({header: [sci(v) for v in course_flops.values()]}, index=[names[k] for k in course_flops])
@@ -181,16 +167,12 @@ def cost_table(seconds: dict, watts: float, lang: str) -> pd.DataFrame:
 
     seconds = course.in_book_order(seconds)
     index = [_w("scaling sweep (this chapter)", lang) if k == "sweep" else course.title(k, lang) for k in seconds]
+    wh = [f"{compute_cost.energy_kwh(s, watts) * 1000:.2f}" for s in seconds.values()]
     return pd.DataFrame(
         {
             _w("wall time", lang): [course.duration(s, lang) for s in seconds.values()],
             pick(lang, f"energy at an assumed {watts:g} W", f"按假设功率 {watts:g} 瓦计的能量"): [
-                pick(
-                    lang,
-                    f"{compute_cost.energy_kwh(s, watts) * 1000:.2f} Wh",
-                    f"{compute_cost.energy_kwh(s, watts) * 1000:.2f} 瓦时",
-                )
-                for s in seconds.values()
+                pick(lang, f"{e} Wh", f"{e} 瓦时") for e in wh
             ],
         },
         index=index,
@@ -209,12 +191,8 @@ def large_model_costs(
         & (landmarks.architecture != "mixture of experts")
     ]
     rows = [
-        {
-            "model": r.model,
-            "parameters": r.parameters,
-            "tokens": r.training_data,
-            **compute_cost.large_model_cost(r.parameters, r.training_data, peak_tflops * 1e12, utilization, watts, pue),
-        }
+        dict(model=r.model, parameters=r.parameters, tokens=r.training_data)
+        | compute_cost.large_model_cost(r.parameters, r.training_data, peak_tflops * 1e12, utilization, watts, pue)
         for r in dense.itertuples()
     ]
     return pd.DataFrame(rows).set_index("model")
