@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers.topics.optim import autodiff_gradient
+
 
 def gradient(fn, x):
-    """d(sum fn(x))/dx for a float array ``x``, on the current Keras backend; returns NumPy."""
+    """d(sum fn(x))/dx for a float32 array ``x``, on the current Keras backend; returns NumPy."""
     import keras
 
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            total = tf.reduce_sum(fn(x))
-        return tape.gradient(total, x).numpy()
-    if backend == "jax":
-        import jax
-        import jax.numpy as jnp
-
-        return np.asarray(jax.grad(lambda v: jnp.sum(fn(v)))(jnp.asarray(x)))
-    if backend == "torch":
-        import torch
-
-        t = torch.tensor(np.asarray(x), requires_grad=True)
-        fn(t).sum().backward()
-        return t.grad.detach().cpu().numpy()
-    raise ValueError(f"no gradient for backend {backend!r}")
+    return autodiff_gradient(lambda v: keras.ops.sum(fn(v)), x, dtype="float32")
 
 
 def _split(model, layer_name: str):

@@ -129,37 +129,44 @@ def gradient_check(
     return relative_error(analytic, numerical_gradient(f, x, eps, indices))
 
 
-def autodiff_gradient(f: Callable, x) -> np.ndarray:
-    """Gradient of the scalar ``f`` at ``x`` by the automatic differentiation of Keras' backend."""
+def autodiff_gradient(f: Callable, x, dtype: str = "float64") -> np.ndarray:
+    """Gradient of the scalar ``f`` at ``x`` by the automatic differentiation of Keras' backend, in ``dtype``.
+
+    float64 by default (JAX's 64-bit mode is on for the call), so that a comparison with the NumPy
+    formulas measures the formulas rather than float32 rounding.
+    """
+    import contextlib
+
     import keras
 
     backend = keras.backend.backend()
-    x = np.asarray(x, dtype=float)
+    x = np.asarray(x, dtype=dtype)
     if backend == "tensorflow":
         import tensorflow as tf
 
         variable = tf.Variable(x)
         with tf.GradientTape() as tape:
             value = f(variable)
-        return np.asarray(tape.gradient(value, variable), dtype=float)
+        return np.asarray(tape.gradient(value, variable), dtype=dtype)
     if backend == "jax":
         import jax
 
-        if hasattr(jax, "enable_x64"):  # newer JAX; older releases have it in jax.experimental
+        if dtype != "float64":
+            x64 = contextlib.nullcontext()
+        elif hasattr(jax, "enable_x64"):  # newer JAX; older releases have it in jax.experimental
             x64 = jax.enable_x64(True)
         else:
             from jax.experimental import enable_x64
 
             x64 = enable_x64()
         with x64:
-            return np.asarray(jax.grad(f)(jax.numpy.asarray(x, dtype="float64")), dtype=float)
+            return np.asarray(jax.grad(f)(jax.numpy.asarray(x, dtype=dtype)), dtype=dtype)
     if backend == "torch":
         import torch
 
-        tensor = torch.tensor(x, dtype=torch.float64, device=keras.ops.convert_to_tensor(0.0).device)
-        tensor.requires_grad_(True)
+        tensor = torch.tensor(x, device=keras.ops.convert_to_tensor(0.0).device, requires_grad=True)
         (gradient,) = torch.autograd.grad(f(tensor), tensor)
-        return gradient.detach().cpu().numpy().astype(float)
+        return gradient.detach().cpu().numpy().astype(dtype)
     raise ValueError(f"no automatic differentiation for the Keras backend {backend!r}")
 
 
