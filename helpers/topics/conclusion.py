@@ -223,9 +223,7 @@ def accuracies() -> tuple[dict, list]:
 
 def plot_accuracies(measured: dict, lang: str = "en"):
     """Horizontal bars: each CIFAR-10 test accuracy of this run, labelled in ``lang``."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     labels = [pick(lang, *k) for k in measured]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(measured) + 1))

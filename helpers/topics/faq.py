@@ -94,9 +94,7 @@ def size_and_accuracy(models: pd.DataFrame) -> dict:
 def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str = "en"):
     """Left: test accuracy against parameters for the course's models; right: their sizes beside the
     landmark models' (``landmarks``: model, parameters), all labelled in ``lang``."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     for kind, marker in (("traditional", "s"), ("deep", "o")):
@@ -171,9 +169,7 @@ def backends_words(timings: pd.DataFrame) -> dict:
 
 def plot_backends(timings: pd.DataFrame, lang: str = "en"):
     """Training images per second of each backend that was timed."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     ok = timings[timings.status == "ok"]
     fig, ax = plt.subplots(figsize=(6, 0.5 * max(len(ok), 1) + 1.2))

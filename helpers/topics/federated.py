@@ -178,9 +178,7 @@ def read_gaps(central: float, iid: float, skewed: float, tolerance: float = 0.01
 def plot_shards(counts: np.ndarray, class_names, lang: str = "en"):
     """Stacked bars: how many images of each class (``class_names``, in the page's language) each
     client holds; axes in ``lang``."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     n_clients = counts.shape[0]
     fig, ax = plt.subplots(figsize=(8, 2.8))
@@ -207,9 +205,7 @@ ROUND_CURVES = {
 def plot_rounds(passes: dict, accuracy: dict, lang: str = "en"):
     """Test accuracy against passes over the training images, one curve per key of
     :data:`ROUND_CURVES` present in ``passes`` / ``accuracy`` (central training dashed)."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     zh = lang == "zh"
     fig, ax = plt.subplots(figsize=(6.5, 3.6))

@@ -65,9 +65,7 @@ def grad_cam(model, images, classes, layer_name: str) -> np.ndarray:
 
 def plot_explanations(images, sal, cams, titles, colors=None, lang: str = "en"):
     """Three rows: the images, their saliency maps and their Grad-CAM maps over the image."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     n = len(images)
     fig, axes = plt.subplots(3, n, figsize=(1.25 * n, 4.2), squeeze=False)

@@ -342,9 +342,7 @@ def landmark_table(table: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
 
 def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[str, ...] = (), lang: str = "en"):
     """Two log-scale panels: parameters and training compute against year, with fitted trends."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     w = words.of(lang, "large_models")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)

@@ -106,9 +106,7 @@ def check_problems(xb, yb, n_classes: int, condition_number: float, rng) -> dict
 
 
 def _pyplot():
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     return plt
 

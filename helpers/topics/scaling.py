@@ -151,10 +151,9 @@ def fit_sweep(table: pd.DataFrame) -> dict:
 
 def plot_sweep(table: pd.DataFrame, fits: dict, lang: str = "en"):
     """Three log-log panels: test error against parameters, training images and training FLOPs."""
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     zh = lang == "zh"
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)

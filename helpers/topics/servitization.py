@@ -341,10 +341,9 @@ def batch_throughput(predict, images, sizes, total: int) -> list[dict]:
 def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
     """Measured speed-up of the pool and the services against workers, with Amdahl's law and the
     ideal, labelled in ``lang`` ("en" or "zh")."""
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     w = words.of(lang, "servitization")
     workers = np.asarray(table["workers"])
@@ -376,10 +375,9 @@ def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
 def plot_batching(records, lang: str = "en"):
     """Throughput and time per batch against batch size (batch size on a log axis), labelled in
     ``lang`` ("en" or "zh")."""
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    from helpers import plots  # noqa: F401 - the book's figure style
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     w = words.of(lang, "servitization")
     sizes = [r["batch size"] for r in records]
