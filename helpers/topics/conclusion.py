@@ -229,8 +229,7 @@ def plot_accuracies(measured: dict, lang: str = "en"):
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(measured) + 1))
     ax.barh(labels, list(measured.values()))
     ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel(_w("CIFAR-10 test accuracy", lang))
+    ax.set(xlim=(0, 1), xlabel=_w("CIFAR-10 test accuracy", lang))
     fig.tight_layout()
     return fig
 

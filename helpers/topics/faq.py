@@ -103,15 +103,12 @@ def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str 
         for key, r in part.iterrows():
             where = dict(textcoords="offset points", xytext=(4, -3), fontsize=7)
             left.annotate(model_name(key, lang), (r.parameters, r.test_accuracy), **where)
-    left.set_xscale("log")
-    left.set_xlabel(_w("parameters", lang))
-    left.set_ylabel(_w("CIFAR-10 test accuracy", lang))
+    left.set(xscale="log", xlabel=_w("parameters", lang), ylabel=_w("CIFAR-10 test accuracy", lang))
     left.legend(fontsize=8)
     ours = pd.Series(models.parameters.values, index=[model_name(k, lang) for k in models.index])
     bars = pd.concat([ours, landmarks.set_index("model").parameters]).sort_values()
     right.barh(bars.index, bars.values, color=["C1" if n in ours.index else "C0" for n in bars.index])
-    right.set_xscale("log")
-    right.set_xlabel(_w("parameters (log scale)", lang))
+    right.set(xscale="log", xlabel=_w("parameters (log scale)", lang))
     right.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return fig

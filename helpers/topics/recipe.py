@@ -141,8 +141,7 @@ def plot_ladder(table, lang: str = "en"):
     names = [rung_name(r, lang) for r in table["rung"]][::-1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
     left.barh(names, (table["test_accuracy"] * 100).to_numpy()[::-1])
-    left.set_xlabel(words[0])
-    left.set_xlim(max(0.0, float(table["test_accuracy"].min()) * 100 - 10), 100)
+    left.set(xlabel=words[0], xlim=(max(0.0, float(table["test_accuracy"].min()) * 100 - 10), 100))
     right.barh(names, table["train_seconds"].to_numpy()[::-1])
     right.set_xlabel(words[1])
     fig.tight_layout()
@@ -156,8 +155,7 @@ def plot_losses(history: list[dict], lang: str = "en"):
     words = {"en": ("epoch", "training loss (label-smoothed)"), "zh": ("轮次", "训练损失（含标签平滑）")}[lang]
     fig, ax = plt.subplots(figsize=(5, 3.4))
     ax.plot(range(1, len(history) + 1), [h["loss"] for h in history], marker="o")
-    ax.set_xlabel(words[0])
-    ax.set_ylabel(words[1])
+    ax.set(xlabel=words[0], ylabel=words[1])
     fig.tight_layout()
     return fig
 

@@ -179,8 +179,7 @@ def plot_sweep(table: pd.DataFrame, fits: dict, lang: str = "en"):
             )
             if math.isfinite(fit.bend) and fit.bend < xs.max():
                 ax.axvline(fit.bend, color="C3", lw=0.8, ls=":")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        ax.set(xscale="log", yscale="log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
         ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))

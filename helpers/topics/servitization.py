@@ -361,9 +361,7 @@ def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
     ax.plot(workers, table["pool speed-up"], "-o", color="C0", label=w("process pool"))
     ax.plot(workers, table["services speed-up"], "-s", color="C1", label=w("HTTP worker services"))
     ax.axvline(cores, color="C3", lw=1, ls="--", label=w("CPU cores available: {cores}").format(cores=cores))
-    ax.set_xlabel(w("workers"))
-    ax.set_ylabel(w("speed-up over one process"))
-    ax.set_xticks(workers)
+    ax.set(xlabel=w("workers"), ylabel=w("speed-up over one process"), xticks=workers)
     ax.set_ylim(
         0, max(workers.max(), float(np.nanmax(table[["pool speed-up", "services speed-up"]].to_numpy()))) * 1.05
     )
