@@ -1,27 +1,12 @@
 """The source article's section-4 listing, kept once, verbatim, and the checks that the chapter runs it as printed.
 
-The article (``../shared/article/source-article.zh.md`` beside the repository, not part of it)
-trains a CIFAR-10 network with TensorFlow/Keras. :data:`LISTING` is its code block, character for
-character (``tests/test_article.py`` compares the two whenever the article is there). The CIFAR-10
-chapter types the listing into its code cells, one cell per step, with the two substitutions
-:func:`runnable` makes (and :func:`diff` shows):
-
-* the data come from the verified local cache, ``helpers.data.load_cifar10_as_keras``, which returns
-  the same tuple of uint8 arrays as ``tf.keras.datasets.cifar10.load_data()`` (a download that no
-  checksum guards, and that a machine without internet cannot make);
-* ``epochs=10`` becomes ``epochs=epochs``, the chapter's parameter (10 unless a profile asks for the
-  few seconds of the ``ci`` runs).
-
-:class:`CellLog` records the cells a notebook runs and :func:`cells_run` picks the listing's out
-of them, so a visible cell can hold them equal to the article's listing. Where TensorFlow is not installed (JAX and PyTorch
-backends), :func:`keras_as_tensorflow` lets the listing's ``import tensorflow as tf`` and
-``from tensorflow.keras... import ...`` lines give Keras 3, which is what ``tensorflow.keras`` is
-since TensorFlow 2.16. :class:`WarningLog` keeps the warnings the listing raises off stderr, as
-first sentences a chapter can show.
-
-:func:`steps` cuts the listing at its five step comments; :func:`run_step` runs one step in a
-namespace (the tests run the listing this way), renders what it printed as a terminal shows it
-(Keras' progress bar rewrites its line with ``\\r`` and ``\\b``), and collects its warnings.
+:data:`LISTING` is the article's code block character for character (``tests/test_article.py``
+compares them). :func:`runnable` makes two substitutions (:func:`diff` shows them): the data come
+from the verified cache (``helpers.data.load_cifar10_as_keras``, the same arrays as Keras'
+unverified download) and ``epochs=10`` becomes the chapter's parameter. :class:`CellLog` and
+:func:`cells_run` find the listing among the cells a notebook ran; :func:`keras_as_tensorflow`
+lets ``import tensorflow`` give Keras 3 where TensorFlow is not installed; :class:`WarningLog`
+keeps warnings off stderr as first sentences.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """What one notebook leaves for another: saved models, result tables, and the values it glued.
 
-The runner (``python -m helpers.book.run``) sets ``MAAS_ARTIFACT_DIR`` to
-``build/executed/<profile>/artifacts`` before it starts a kernel, so notebooks executed with the
-same profile see each other's outputs (nbval, re-executing an executed copy from its folder, finds
-the same run). Opened by hand in JupyterLab, a notebook uses ``build/artifacts/interactive``.
-
-The runner also records, in ``summary.json`` beside the executed copies, each notebook's status,
-wall time and every value it glued, as plain-text reprs (``"0.734"``, ``"'167,562'"``).
-:func:`metrics`, :func:`metric` and :func:`text` read them back; a chapter that was not run (or
-failed) simply has no values, and callers say so instead of inventing one.
+The runner sets ``MAAS_ARTIFACT_DIR`` to ``build/executed/<profile>/artifacts`` (by hand in JupyterLab:
+``build/artifacts/interactive``). Glued values are read back from ``summary.json`` as plain-text reprs;
+a chapter not run has none, and callers say so instead of inventing one.
 """
 
 from __future__ import annotations

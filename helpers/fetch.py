@@ -1,12 +1,8 @@
 """Verified downloads: plain URLs and npm-registry tarballs.
 
-Everything the course needs from outside comes through here, so that every byte is checked
-against a published digest before it is used, and a half-finished download never looks like
-a finished one (files are written to ``*.part`` and renamed only once verified).
-
-What a fetch reports goes to the ``helpers.fetch`` logger at INFO level (``make data`` shows it;
-a notebook's cell shows nothing), and a progress bar is drawn only on a terminal: a chapter's
-outputs are the same whether its data were cached or fetched while it ran.
+Every byte is checked against a published digest, and a file is written to ``*.part`` and renamed
+only once verified. Progress goes to the ``helpers.fetch`` logger and to a bar on a terminal only, so a
+chapter's outputs are the same whether its data were cached or fetched.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
-"""The networks of the course, each defined once.
+"""The networks of the course, each defined once, in backend-neutral Keras 3 with built-in layers only.
 
-- :func:`article_cnn`: the article's CIFAR-10 network (its section-4 listing), with a width
-  multiplier (the scaling sweep), a logits or softmax head, and optional batch normalisation (the
-  ablation ladder);
-- :func:`tutorial_cnn`: the TensorFlow CNN tutorial's network {cite}`tensorflow2024cnn`, which has a
-  third convolution; the recorded GPU ablation ladder was trained with it;
-- :func:`fast_cnn`: an airbench-style network {cite}`jordan2024airbench` for the stronger CNN;
-- :func:`core_of`: a model without its uint8 rescaling (float images in [0, 1]), the form served.
-
-Written against Keras 3's backend-neutral API, so the same code runs on TensorFlow, JAX and
-PyTorch, using only built-in layers, so a saved model loads anywhere without this module. Every
-model takes uint8 images (N, 32, 32, 3) and rescales them in its first layer, which keeps the
-training set at 150 MB instead of the 1.2 GB of float64 that ``x / 255.0`` in NumPy would make.
+:func:`article_cnn` (the article's network, with width, head and batch-norm options),
+:func:`tutorial_cnn` {cite}`tensorflow2024cnn`, :func:`fast_cnn` {cite}`jordan2024airbench` and
+:func:`core_of` (without the rescaling: the served form). Every model takes uint8 images (N, 32, 32, 3)
+and rescales them itself: 150 MB of training set instead of 1.2 GB of float64.
 """
 
 from __future__ import annotations

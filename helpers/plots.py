@@ -1,9 +1,6 @@
-"""The figures the chapters draw, in one consistent style.
+"""The figures the chapters draw, in the book's style (``helpers/maas.mplstyle``, applied on import).
 
-Importing this module applies the book's style, ``helpers/maas.mplstyle`` (white figures that
-stay readable in the site's dark mode, and a CJK fallback font so Chinese text renders). A figure
-with words is drawn once per language (``lang="en"`` or ``"zh"``; :func:`helpers.show.figure` shows
-each on its own page), and its numbered caption is in the page's language too.
+A figure with words is drawn once per language (``lang="en"`` or ``"zh"``; :func:`helpers.show.figure`).
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """Child processes of the course: started, watched, and always stopped.
 
-Several chapters run work in subprocesses: the model service (chapter on serving), the worker
-services of the servitization chapter, the data-parallel workers. This module is the one place
-that starts them, keeps them from outliving whoever started them, and stops them:
-
-- :class:`Child` starts a command (``module(name, *args)``: ``python -m name`` of this repository),
-  reads its output lines in a
-  thread (JSON lines are parsed), waits for a line that says it is ready, and stops it with one
-  SIGTERM (graceful), then SIGKILL to its whole process group if it does not exit in time.
-- :func:`exit_with_parent`, called in the child, ends it when its parent is gone (a notebook
-  kernel restarted, a test killed) or after a lifetime: no orphan keeps a port or a core.
-- :func:`free_ports` finds ports that are free on 127.0.0.1.
+:class:`Child` runs a command (``module(name, *args)``), reads its output lines in a thread, waits for
+a ready line, and stops it with SIGTERM, then SIGKILL to its process group. :func:`exit_with_parent`,
+called in the child, ends it when its parent is gone or after a lifetime. :func:`free_ports` finds free
+ports on 127.0.0.1.
 """
 
 from __future__ import annotations

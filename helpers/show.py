@@ -1,11 +1,5 @@
-"""Showing results in the reader's language: tables, printed summaries and figures, once per language.
-
-A chapter runs once, for both languages; its pages are split from that one run
-(:func:`helpers.book.bilingual.split`). A result a reader reads (a table's headers, a printed
-summary, a figure's labels) must be in the page's language, so these functions show it once per
-language, each output marked with its language (``metadata={"lang": ...}``); each page keeps its
-own. In a readers' edition (``notebooks/<lang>/``, where ``$MAAS_LANG`` is set by its first cell)
-only that language is shown.
+"""Showing results in the reader's language: each table, printed summary and figure once per language,
+marked ``metadata={"lang": ...}`` so each page keeps its own (only ``$MAAS_LANG``'s in a readers' edition).
 
     show.table(df, {"test accuracy": "测试准确率"}, index_zh={"article": "原文模型"}, formats={"test accuracy": "{:.1%}"})
     show.text(f"{n:,} images", f"{n:,} 张图像")

@@ -1,13 +1,4 @@
-"""Measuring speed, one way for the whole course.
-
-- :func:`throughput`: items per second of a function called on batches of a given size (after
-  an untimed warm-up call, which pays for tracing and first-call costs);
-- :func:`batch_sizes`: the powers of two up to a largest batch;
-- :func:`median_ms`: the median time of one call, in milliseconds;
-- :func:`best_of`: the fastest of several repeats of a whole run.
-
-Epoch times of Keras training are recorded by :class:`helpers.training.EpochTimer`.
-"""
+"""Measuring speed, one way for the whole course: throughput, batch sizes, median latency, best of repeats."""
 
 from __future__ import annotations
 

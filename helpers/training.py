@@ -1,9 +1,5 @@
-"""Training and evaluating the course's classifiers: timed ``fit``, probabilities, accuracy,
-confusion matrices, and the article's double-softmax loss written out.
-
-Written against Keras 3's backend-neutral API (``import keras``), so the same code trains on
-TensorFlow (CPU, CI), JAX (GPU) or PyTorch. The networks themselves are in :mod:`helpers.models`.
-"""
+"""Training and evaluating the course's classifiers in backend-neutral Keras 3: timed ``fit``,
+probabilities, accuracy, confusion matrices, and the article's double-softmax loss written out."""
 
 from __future__ import annotations
 

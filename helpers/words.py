@@ -1,15 +1,9 @@
-"""The words that computed sentences, tables and figures use, in both languages: one vocabulary.
+"""The words of computed sentences, tables and figures in both languages: ``book/vocabulary.yml``
+(``common`` plus one section per topic; a translator edits that file only).
 
-``book/vocabulary.yml`` maps each English term (as the English page shows it) to its Chinese
-rendering, in sections: ``common`` for words every chapter uses, one section per topic for the
-words of that topic (and where a word reads otherwise there). A translator edits that file only.
-
-    w = words.of("zh", "serving"); w("requests per second")   # '每秒请求数' (the topic's, else common's)
-    words.zh("test accuracy")                                  # '测试准确率'; a missing term: KeyError naming it
-    words.glue("resume_same", "identical" if same else "different", "stronger_cnn")   # resume_same_en / _zh
-    words.glue("gain", "{x:.1%} more", x=0.042)                # a sentence with values: both wordings in the file
-    words.glue("device", env.describe(hw, "en"), env.describe(hw, "zh"))   # both wordings given here
-    show.table(frame, words.labels("serving"))                 # table headers and index through the vocabulary
+    words.of("zh", "serving")("requests per second")   # '每秒请求数' (the topic's, else common's)
+    words.glue("gain", "{x:.1%} more", x=0.042)         # glued as gain_en / gain_zh
+    show.table(frame, words.labels("serving"))          # headers and index through the vocabulary
 """
 
 from __future__ import annotations

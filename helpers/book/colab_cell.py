@@ -1,16 +1,9 @@
-"""The Colab bootstrap cell: the first code cell of every generated notebook, written in one place.
+"""The Colab bootstrap cell that :mod:`helpers.book.notebooks` puts before every generated notebook's
+parameters cell.
 
-The chapters' MyST sources do not hold it: :mod:`helpers.book.notebooks` adds it when it writes
-each ``.ipynb`` pair (``make notebooks``), so changing ``repository.url`` in ``_config.yml`` and
-running that again updates every notebook.
-
-In Google Colab the course's ``helpers`` package is missing: the cell clones the public repository
-(``repository.url`` and ``repository.branch`` in ``_config.yml``), puts it on ``sys.path``,
-installs what Colab lacks and moves into ``notebooks/``, so the chapter runs as it does here.
-Anywhere else (JupyterLab, papermill, nbval, the book build) the cell does nothing and prints
-nothing. It goes immediately before the first code cell (the ``parameters`` cell), and is tagged
-``remove-cell`` so the book's pages do not show it. Running the script again replaces an older
-version of the cell (recognised by its tag) instead of adding a second one.
+In Colab it clones the repository (``repository.url`` and ``.branch`` in ``_config.yml``), installs
+what Colab lacks and moves into ``notebooks/``; anywhere else it does nothing. It is tagged
+``remove-cell``, and an older copy (recognised by its tag) is replaced, not duplicated.
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
-"""The readers' editions' prose: MyST that JupyterLab, Colab and Binder show as the site does.
+"""The readers' editions' prose: Sphinx MyST rewritten into what JupyterLab, Colab and Binder show.
 
-The chapters' prose uses Sphinx's MyST: citations, cross-references to other chapters, numbered
-equations, labels, solution dropdowns and glued numbers. A notebook front end knows nothing of
-the book, so in each readers' edition (``notebooks/<lang>/NN_topic.ipynb``) :func:`portable`
-rewrites them into what it can show:
-
-- ``{cite}`key``` becomes the citation's text, "(Krizhevsky, 2009)";
-- a cross-reference to a chapter becomes a link to that chapter's notebook in the same edition,
-  numbered as in the book ("[chapter 7](07_serving.ipynb)"); one to a section, its text;
-- a link to one of the site's own pages (the references) becomes its words;
-- numbered equations keep their numbers (``\\tag``) and ``{eq}`` references show them;
-- ``(label)=`` lines go; a ``{dropdown}`` becomes an HTML ``<details>`` block (open it to read
-  the solutions);
-- ``{glue:text}`name``` becomes ``{eval}`glued("name")```: JupyterLab with jupyterlab-myst (which
-  the course installs) shows the number once the cell that computes it has run, as the site does.
+:func:`portable` turns citations into their text, chapter references into links to the edition's
+notebooks, site links into words, numbered equations into ``\\tag``, dropdowns into ``<details>``,
+drops ``(label)=`` lines, and ``{glue:text}`` into ``{eval}`glued("name")``` (jupyterlab-myst).
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
-"""One term per idea: the course's bilingual glossary, from one table (``book/glossary.yml``).
-
-Each entry gives the English term, the Chinese term the course uses (after d2l-zh's terminology
-unless the entry says why not), the Chinese variants it rejects, a one-line definition in each
-language and the chapter that introduces the term. From that one table:
-
-- each site gets a glossary page (:func:`write_page`, a Sphinx ``glossary``: every term an anchor);
-- :mod:`helpers.book.sphinx_publish` links the first use of each term in each chapter to it;
-- the tests fail when a Chinese page uses a rejected variant (:func:`rejected_in`).
-"""
+"""The course's bilingual glossary from ``book/glossary.yml``: each site's glossary page
+(:func:`write_page`), the terms :mod:`helpers.book.sphinx_lang` links, and the rejected Chinese
+variants the tests look for (:func:`rejected_in`)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
-"""Glued values in the readers' editions: what ``{glue:text}`` shows on the site, shown in JupyterLab.
+"""Glued values in the readers' editions: ``{eval}`glued("name")``` shows what ``{glue:text}`` shows on the site.
 
-On the site, myst-nb pastes a value that a cell glued (``glue(name, value, display=False)``)
-wherever the prose says ``{glue:text}`name```. In a readers' edition the prose says
-``{eval}`glued("name")``` instead (:mod:`helpers.book.editions`), which jupyterlab-myst evaluates
-in the kernel once the cells above have run. Importing this module (the edition's first cell does)
-makes ``myst_nb.glue`` remember every value it glues, and :func:`glued` returns one, formatted as
-the site shows it (``glued("acc", ".1%")`` as ``{glue:text}`acc:.1%```).
+Importing this module (an edition's first cell does) makes ``myst_nb.glue`` remember each value it
+glues; :func:`glued` returns one formatted as the site does (``glued("acc", ".1%")``).
 """
 
 from __future__ import annotations

@@ -1,22 +1,11 @@
-"""The chapters' sources and the notebooks generated from them.
-
-Every chapter is written as a MyST Markdown notebook, ``notebooks/NN_topic.md`` (Jupytext's
-``myst`` format), prose in both languages: text you can review in a diff. From each source this
-module writes three ``.ipynb`` files:
-
-- ``notebooks/NN_topic.ipynb``, both languages: what papermill executes (the sites' pages are split
-  from the executed copy, so both languages show the same numbers);
-- ``notebooks/en/NN_topic.ipynb`` and ``notebooks/zh/NN_topic.ipynb``, the readers' editions, one
-  language each: what a page's download and launch buttons (JupyterLab, Binder, Colab) open.
+"""The chapters' MyST sources (``notebooks/NN_topic.md``) and the notebooks generated from them.
 
     python -m helpers.book.notebooks            # (re)write every .ipynb from its .md (make notebooks)
     python -m helpers.book.notebooks --check    # exit 1 if any .ipynb is missing or out of date
 
-Each holds the source's cells (one language's prose, for an edition), no outputs, the Colab
-bootstrap cell (:mod:`helpers.book.colab_cell`) before the parameters cell, and cell ids derived
-from each cell's content, so a one-line change to the source changes one cell of each. Never edit
-an ``.ipynb`` by hand: ``.gitattributes`` marks them generated, and the tests and the pre-commit
-hook check they are in sync.
+Each source gives ``notebooks/NN_topic.ipynb`` (both languages, what papermill runs) and the readers'
+editions ``notebooks/{en,zh}/NN_topic.ipynb``: no outputs, the Colab cell, and cell ids derived from
+each cell's content, so a one-line change changes one cell. Never edit an ``.ipynb`` by hand.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """Every notebook parameter's rules, once, and the check that runs before any compute.
 
-A chapter declares its parameters once, in its cell tagged ``parameters``: name, type, default and
-a comment (``epochs: int = 10  # ...``; ``papermill --help-notebook`` documents them). What a
-value must obey is written here once per *name*, for the whole course (:data:`PARAMETERS`: a name
-means one thing, with one type and one bound, in every chapter that has it), plus the few rules
-that tie one chapter's values together (:data:`RULES`). A chapter's schema is derived from the
-two: the names of its parameters cell, typed from :data:`PARAMETERS` (:func:`schema`). The
-chapter checks its values in its second cell (``params.check("cifar10_cnn", globals())``), and the
-runner (:mod:`helpers.book.run`) checks profile values and ``-p`` overrides before it starts a
-kernel, so a bad value stops with a message naming the parameter before anything is computed.
+A chapter declares its parameters once, in its ``parameters`` cell. What a value must obey is
+written here once per *name* (:data:`PARAMETERS`), plus the rules tying one chapter's values together
+(:data:`RULES`); a chapter's schema is derived from the two (:func:`schema`). The chapter checks its
+values (``params.check("cifar10_cnn", globals())``), and the runner checks profile values and ``-p``
+overrides before it starts a kernel.
 """
 
 from __future__ import annotations

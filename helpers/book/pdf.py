@@ -2,13 +2,9 @@
 
     python -m helpers.book.pdf          # after the sites are built: writes _build/html/pdf/maas-course-{en,zh}.pdf
 
-For each language, Jupyter Book builds that site's project (``build/site/<lang>``, assembled by
-:mod:`helpers.book.site`) again as one HTML page (Sphinx's ``singlehtml`` builder). It uses the
-same configuration, table of contents and saved environment as the site's HTML build, so Sphinx
-reads no page again: it only writes the one page. Chromium puts a cover in place of the site's
-home page, opens the exercises' solutions, and prints it to PDF once MathJax has typeset it and
-every figure has loaded. Nothing is fetched: the page uses the site's own MathJax and the
-system's fonts.
+Each site's project is built again as one page (``singlehtml``, reusing the HTML build's saved
+environment); Chromium puts a cover first, opens the solutions and prints once MathJax and every
+figure are done. Nothing is fetched.
 """
 
 from __future__ import annotations

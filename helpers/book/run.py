@@ -5,11 +5,9 @@
     python -m helpers.book.run --only cifar10_cnn -p epochs=20 -p learning_rate=3e-4
     python -m helpers.book.run --list               # notebooks, their parameters and the profiles
 
-Executed copies go to ``build/executed/<profile>/`` (never over the sources), with
-``summary.json`` beside them: profile, parameters, package versions, hardware, wall time, status
-and the key metrics (every value the notebook glued). Every parameter is checked before the first
-kernel starts; a failing cell stops the run, naming the notebook and the cell, and the executed
-copy holding the error is kept.
+Executed copies go to ``build/executed/<profile>/`` with ``summary.json`` (parameters, versions,
+hardware, time, status, every glued value). Every parameter is checked before the first kernel
+starts; a failing cell stops the run and its executed copy is kept.
 """
 
 from __future__ import annotations

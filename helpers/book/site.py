@@ -2,18 +2,9 @@
 
     python -m helpers.book.site --profile cpu     # build/executed/cpu -> _build/html/{en,zh}/ and _build/html/index.html
 
-The English site and the Chinese site are two Sphinx projects (Jupyter Book 1), each with its
-``language`` set, so the theme's words, the navigation and the search are in that language and
-search finds only that language's pages. Both are made from the same executed notebooks
-(:func:`helpers.book.bilingual.split` keeps one language's prose and every code cell, so numbers
-and figures are identical), from one table of contents (the repository's ``_toc.yml``, whose
-captions read ``English · 中文``) and one configuration (``_config.yml``). Each page links to its
-twin in the other site (:mod:`helpers.book.sphinx_lang`), and ``_build/html/index.html`` offers
-both and lists every chapter of each.
-
-Every page is built with warnings as errors (``-W -n``: a broken cross-reference, citation or
-glued value fails the build). The tests build the same way into a scratch folder, so the sites
-they check are the sites ``make book`` publishes.
+Two Jupyter Book projects, one ``language`` each, made from the same executed notebooks, ``_toc.yml``
+and ``_config.yml``; each page links to its twin. Built with warnings as errors (``-W -n``), the same
+way in the tests as for ``make book``.
 """
 
 from __future__ import annotations

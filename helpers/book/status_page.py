@@ -1,10 +1,6 @@
-"""The execution-status page of each site, written at build time from the runner's ``summary.json``.
-
-For each chapter of the last run its status, wall time and parameters (those a profile or ``-p``
-set are in bold), and the profile, hardware and package versions of the run, in the site's
-language. :func:`helpers.book.site.assemble` writes it beside the chapter pages, so the page
-always describes the notebooks the site shows.
-"""
+"""Each site's execution-status page, written by :func:`helpers.book.site.assemble` from the runner's
+``summary.json``: each chapter's status, time and parameters (those set by a profile or ``-p`` in bold),
+and the run's profile, hardware and versions."""
 
 from __future__ import annotations
 
