@@ -97,11 +97,8 @@ def printed() -> str:
 
 
 def runnable(code: str = LISTING) -> str:
-    """The listing with the course's two substitutions (see the module's docstring); nothing else changes.
-
-    The result expects ``data`` (:mod:`helpers.data`), ``train_size``, ``test_size``, ``seed`` and
-    ``epochs`` in the namespace it runs in (:func:`namespace` provides them).
-    """
+    """The listing with the course's two substitutions; it expects ``data``, ``train_size``, ``test_size``,
+    ``seed`` and ``epochs`` in the namespace it runs in."""
     for needed in (LOAD_DATA, FIT):
         if needed not in code:
             raise ValueError(f"the listing no longer contains {needed!r}")
@@ -131,12 +128,8 @@ class CellLog(list):
 
 
 def cells_run(history: list[str]) -> str:
-    """The listing as a notebook last ran it, from the sources of the cells it ran (a :class:`CellLog`).
-
-    For each step of :data:`STEPS`, the last cell run that starts as that step starts in
-    :func:`runnable` (its comment; the imports' first line); joined as the listing joins them, one
-    blank line apart. Raises ``ValueError`` naming a step no cell has run.
-    """
+    """The listing as a notebook last ran it (from a :class:`CellLog`): for each step, the last cell run that
+    starts as that step starts, joined one blank line apart; ``ValueError`` names a step no cell ran."""
     firsts = {step: text.splitlines()[0] for step, text in steps(runnable()).items()}
     found: dict[str, str] = {}
     for source in history:
@@ -156,10 +149,7 @@ def diff(before: str, after: str) -> str:
 
 
 def steps(code: str) -> dict[str, str]:
-    """The listing cut at its step comments: step id -> its lines (the comment included).
-
-    Joining the values gives ``code`` back, so running the steps in order runs the listing.
-    """
+    """The listing cut at its step comments: step id -> its lines (joined, they give ``code`` back)."""
     parts: dict[str, list[str]] = {step: [] for step, _, _ in STEPS}
     openers = {f"# {comment}": step for step, comment, _ in STEPS if comment}
     current = STEPS[0][0]
@@ -177,12 +167,9 @@ TF_NAMES = ("tensorflow", "tensorflow.keras", "tensorflow.keras.models", "tensor
 
 
 def keras_as_tensorflow(force: bool = False) -> dict:
-    """Where TensorFlow is not installed (or ``force``), make ``import tensorflow as tf`` give a module
-    whose ``keras`` is Keras 3, and ``tensorflow.keras``, ``.models``, ``.layers`` Keras' own modules:
-    what they are in TensorFlow 2.16 and later. Returns what it replaced in ``sys.modules``; pass it
-    to :func:`forget_tensorflow_alias` once the imports have run, so that no library later mistakes
-    the alias for TensorFlow (an empty dict, and nothing done, where TensorFlow is installed).
-    """
+    """Where TensorFlow is not installed (or ``force``), make ``tensorflow``, ``tensorflow.keras``, ``.models``
+    and ``.layers`` name Keras 3 (as in TensorFlow 2.16+). Returns what it replaced in ``sys.modules``
+    (empty where TensorFlow is installed), for :func:`forget_tensorflow_alias`."""
     if not force and importlib.util.find_spec("tensorflow") is not None:
         return {}
     import keras
@@ -227,19 +214,16 @@ def _first_sentence(category, message) -> str:
 
 
 def loss_in_effect(backend: str) -> str:
-    """What the listing's ``SparseCategoricalCrossentropy(from_logits=True)`` on its softmax output
-    computes on ``backend``: ``"logits"`` (TensorFlow finds the pre-softmax values the softmax layer
-    left on its output, warns, and uses them) or ``"double softmax"`` (JAX and PyTorch apply softmax
-    to the probabilities again)."""
+    """What ``SparseCategoricalCrossentropy(from_logits=True)`` on the listing's softmax output computes:
+    ``"logits"`` on TensorFlow (it finds the pre-softmax values and warns), else ``"double softmax"``."""
     if backend not in ("tensorflow", "jax", "torch"):
         raise ValueError(f"unknown Keras backend {backend!r}")
     return "logits" if backend == "tensorflow" else "double softmax"
 
 
 def warning_zh(message: str) -> str:
-    """A warning collected by :func:`run_step`, as the Chinese pages show it: the vocabulary's
-    ``keras_warnings`` section gives the Chinese by the start of the warning's first sentence; a
-    warning not listed there is shown as raised."""
+    """A collected warning in Chinese, from the vocabulary's ``keras_warnings`` (matched by its start); as raised
+    when not listed."""
     from helpers.words import vocabulary
 
     return next((zh for start, zh in vocabulary()["keras_warnings"].items() if message.startswith(start)), message)

@@ -19,12 +19,8 @@ ENV_VAR = "MAAS_ARTIFACT_DIR"
 
 
 def artifact_dir() -> Path:
-    """The folder for this run's artifacts (created on first use).
-
-    ``$MAAS_ARTIFACT_DIR`` when the runner set it; else, when the working directory holds a
-    ``summary.json`` (nbval re-executes an executed copy from ``build/executed/<profile>/``), that
-    run's ``artifacts/``; else ``build/artifacts/interactive``.
-    """
+    """This run's artifact folder: ``$MAAS_ARTIFACT_DIR``; else ``artifacts/`` beside a ``summary.json`` in the
+    working directory (nbval re-running an executed copy); else ``build/artifacts/interactive``."""
     if os.environ.get(ENV_VAR):
         path = Path(os.environ[ENV_VAR])
     elif (Path.cwd() / "summary.json").exists():

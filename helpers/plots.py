@@ -47,11 +47,8 @@ def cjk_font() -> str | None:
 
 
 def use_style() -> None:
-    """Apply the book's figure style (done once on import).
-
-    Matplotlib falls back glyph by glyph only along ``font.family``, so the CJK font found on
-    this machine is appended there (naming fonts that are missing would log warnings into cells).
-    """
+    """Apply the book's figure style, the CJK font found here appended to ``font.family`` (Matplotlib falls
+    back glyph by glyph only along it)."""
     plt.style.use(STYLE_FILE)
     cjk = cjk_font()
     if cjk:

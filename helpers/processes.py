@@ -32,12 +32,8 @@ class ChildError(RuntimeError):
 def exit_with_parent(
     on_exit: Callable[[], None] | None = None, lifetime: float | None = None, poll: float = 0.5
 ) -> None:
-    """In a child: call ``on_exit`` (default: exit at once) when the parent is gone or ``lifetime`` s have passed.
-
-    The parent is the pid in ``$MAAS_PARENT_PID`` (set by :class:`Child`); without it, only the
-    lifetime applies. The check runs in a daemon thread, so it works while the main thread is
-    busy (serving, or blocked in a collective operation).
-    """
+    """In a child: call ``on_exit`` (default: exit) once the parent (``$MAAS_PARENT_PID``) is gone or
+    ``lifetime`` s have passed; checked in a daemon thread, so a busy main thread does not matter."""
     parent = int(os.environ[PARENT_PID]) if os.environ.get(PARENT_PID, "").isdigit() else None
     if parent is None and lifetime is None:
         return
@@ -80,12 +76,8 @@ def module(name: str, *args: str, python: str | None = None) -> list[str]:
 
 
 class Child:
-    """A command (usually :func:`module`) in a new process group, its output lines collected as dicts.
-
-    ``stream`` is the output read for log lines: "stderr" or "stdout" (the other is discarded),
-    or "both" (stderr merged into stdout). Use as a context manager, or call :meth:`stop`:
-    either way the process and its group are gone afterwards.
-    """
+    """A command in a new process group, its output lines (from ``stream``: "stderr", "stdout" or "both")
+    collected as dicts; a context manager, or call :meth:`stop`."""
 
     STREAMS = {
         "stderr": {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE},

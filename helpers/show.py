@@ -56,11 +56,8 @@ def table(
     index_name: dict | None = None,
     caption: tuple[str, str] | None = None,
 ):
-    """A pandas table in each language: column and index labels translated for the Chinese one
-    (labels missing from the dicts stay as they are), values formatted with ``formats``
-    (column -> format string or function), ``index_name`` (a name, or a list of names for a
-    MultiIndex) and ``caption`` as ``{"en": ..., "zh": ...}`` / ``(en, zh)``. Returns None (the
-    tables are shown, not returned)."""
+    """A pandas table in each language: labels translated by the dicts (else kept), values formatted with
+    ``formats`` (column -> format or function); ``caption`` as ``{"en": ..., "zh": ...}`` or ``(en, zh)``."""
     formats = formats or {}
     for lang in languages():
         shown = frame.copy()

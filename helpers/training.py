@@ -11,13 +11,8 @@ import numpy as np
 
 
 def double_softmax_crossentropy(y_true, y_pred):
-    """Cross-entropy with softmax applied to outputs that already are probabilities.
-
-    This is what ``SparseCategoricalCrossentropy(from_logits=True)`` computes on a softmax output
-    layer with Keras' JAX and PyTorch backends: ``-log softmax(softmax(z))[y]``. (The TensorFlow
-    backend notices the softmax, warns, and uses ``z`` instead.) Written out here so that the
-    effect can be measured on any backend.
-    """
+    """``-log softmax(softmax(z))[y]``: what ``SparseCategoricalCrossentropy(from_logits=True)`` computes on a
+    softmax output with Keras' JAX and PyTorch backends, written out to measure it on any backend."""
     log_q = keras.ops.log_softmax(y_pred, axis=-1)
     labels = keras.ops.cast(keras.ops.reshape(y_true, (-1, 1)), "int32")
     return -keras.ops.take_along_axis(log_q, labels, axis=-1)[:, 0]
@@ -109,15 +104,11 @@ def most_confident_mistakes(proba: np.ndarray, labels: np.ndarray, k: int = 8) -
 
 
 def read_curves(history: dict, rise_tolerance: float = 0.05) -> dict:
-    """What a run's learning curves say, as numbers and as one sentence in each language.
+    """What a Keras history's learning curves say, as numbers and sentences in each language.
 
-    From a Keras history with ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy``: the epoch
-    of the lowest validation loss, how far the last validation loss lies above that lowest value,
-    the epoch of the best validation accuracy, and the gap between training and validation accuracy
-    at the last epoch. The model is read as overfitting when the last validation loss exceeds its
-    minimum by more than ``rise_tolerance`` (a share). The sentences (``en``, ``zh``: the curves;
-    ``stop_en``, ``stop_zh``: whether the epochs after the best validation accuracy helped) are
-    written from these numbers, so a re-run cannot contradict its own text.
+    The epochs of the lowest validation loss and best validation accuracy, the last validation loss's
+    rise above its minimum (overfitting beyond ``rise_tolerance``) and the last train-validation gap;
+    ``en``/``zh`` describe the curves, ``stop_en``/``stop_zh`` whether the later epochs helped.
     """
     val_loss = np.asarray(history["val_loss"], dtype=float)
     gap = float(history["accuracy"][-1] - history["val_accuracy"][-1])

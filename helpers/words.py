@@ -90,11 +90,8 @@ def glue_values(**values) -> None:
 
 
 def glue(name: str, en: str, zh_or_topic: str = COMMON, **values) -> None:
-    """A value in words, once per language (``name_en``, ``name_zh``).
-
-    ``glue(name, en, zh)`` glues the two wordings given; ``glue(name, term)`` or
-    ``glue(name, term, topic)`` takes the Chinese from the vocabulary. ``values`` are formatted into
-    both (``"{acc:.1%}"``)."""
+    """A value in words, glued once per language (``name_en``, ``name_zh``): ``glue(name, en, zh)``, or
+    ``glue(name, term[, topic])`` with the Chinese from the vocabulary; ``values`` are formatted into both."""
     words = (en, zh_or_topic) if zh_or_topic not in vocabulary() else both(en, zh_or_topic)
     if values:
         words = tuple(w.format(**values) for w in words)

@@ -79,9 +79,7 @@ def generate(source: Path, lang: str | None = None):
 
 
 def language_info() -> dict:
-    """What the course's kernel reports of its language. JupyterLab writes it into a notebook when
-    the kernel starts, so a notebook that already holds it opens unmodified; the Python version is
-    this interpreter's, and :func:`_same` ignores it when comparing (another machine's Python may differ)."""
+    """What the kernel reports of its language (JupyterLab writes it on open); :func:`_same` ignores the version."""
     return {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
             "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
             "pygments_lexer": "ipython3", "version": platform.python_version()}

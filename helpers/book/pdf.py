@@ -44,11 +44,8 @@ COVER_JS = """([title, subtitle]) => {
 
 
 def build_singlehtml(project: Path, lang: str) -> Path:
-    """Build the ``lang`` site's project, already built as HTML, as one page; return the page.
-
-    The same arguments as the HTML build (:func:`helpers.book.site.jupyter_book_build`), so the
-    saved environment is reused and no page is read again.
-    """
+    """Build the ``lang`` site's project, already built as HTML, as one page (same arguments, so nothing is
+    read again); return the page."""
     jupyter_book_build(project, "--builder", "singlehtml")
     built = project / "_build" / "singlehtml" / "index.html"
     if not built.exists():

@@ -70,9 +70,7 @@ def load_profile(name: str) -> dict:
 
 
 def chapter_id(path: Path | str) -> str:
-    """A chapter's name everywhere (profiles, schemas, executed copies, pages, summaries): its file
-    name without the number, ``notebooks/05_cifar10_cnn.ipynb`` -> ``cifar10_cnn``. The number
-    orders the chapters and appears nowhere else, so a chapter can move without being renamed."""
+    """A chapter's name everywhere: its file name without the number (``05_cifar10_cnn.ipynb`` -> ``cifar10_cnn``)."""
     return re.sub(r"^\d+_", "", Path(path).stem)
 
 
@@ -223,11 +221,7 @@ def fingerprint(p: Plan) -> str:
 def execute(
     plans: list[Plan], profile_name: str, kernel: str = "python3", log_output: bool = False, force: bool = False
 ) -> dict:
-    """Run the planned notebooks; write and return the summary. Raises RunError on a failure.
-
-    A notebook whose executed copy is up to date (same notebook, parameters and helpers, and it
-    succeeded) is skipped unless ``force`` is set.
-    """
+    """Run the planned notebooks (skipping those up to date unless ``force``); write and return the summary."""
     import papermill
 
     if not plans:

@@ -72,12 +72,8 @@ def language_config(lang: str, root: Path = ROOT) -> dict:
 
 
 def assemble(lang: str, executed: Path, dest: Path, root: Path = ROOT) -> Path:
-    """Write one language's Jupyter Book project into ``dest`` (emptied first); return ``dest``.
-
-    It holds that language's hand-written pages (``book/<lang>/*.md``), the generated glossary
-    and execution-status pages, one page per executed chapter, the shared bibliography, static
-    files and templates, and its ``_config.yml`` and ``_toc.yml``.
-    """
+    """Write one language's Jupyter Book project into ``dest`` (emptied first): its hand-written pages, the
+    glossary and status pages, one page per executed chapter, the bibliography, static files, config and toc."""
     book = root / BOOK.name
     if dest.exists():
         shutil.rmtree(dest)
@@ -110,11 +106,7 @@ def assemble(lang: str, executed: Path, dest: Path, root: Path = ROOT) -> Path:
 
 
 def jupyter_book_build(project: Path, *extra: str, quiet: bool = True) -> None:
-    """``jupyter-book build`` of one site's project, warnings as errors (``-W -n --keep-going``).
-
-    The HTML build and the PDF's single-page build (:mod:`helpers.book.pdf`) both call this, with
-    the same configuration, so the second reuses the first one's saved environment.
-    """
+    """``jupyter-book build`` of one site's project, warnings as errors; the PDF's build reuses its environment."""
     jb = Path(sys.executable).with_name("jupyter-book")
     args = [str(jb), "build", str(project), "-W", "-n", "--keep-going", *extra]
     result = subprocess.run(args, capture_output=quiet, text=True)
