@@ -99,12 +99,7 @@ def _same(written: str, wanted: str) -> bool:
 
 def stale(directory: Path = NOTEBOOKS) -> list[Path]:
     """Generated notebooks that are missing or differ from what :func:`generate` writes."""
-    out = []
-    for source in sources(directory):
-        for lang, path in generated(source).items():
-            if not path.exists() or not _same(path.read_text(encoding="utf-8"), render(generate(source, lang))):
-                out.append(path)
-    return out
+    return sync(directory, write=False)
 
 
 def orphans(directory: Path = NOTEBOOKS) -> list[Path]:
@@ -114,17 +109,18 @@ def orphans(directory: Path = NOTEBOOKS) -> list[Path]:
     return sorted(p for p in found if p not in made)
 
 
-def sync(directory: Path = NOTEBOOKS) -> list[Path]:
-    """Write every out-of-date generated notebook; return their paths."""
-    written = []
+def sync(directory: Path = NOTEBOOKS, write: bool = True) -> list[Path]:
+    """Every missing or out-of-date generated notebook, (re)written unless not ``write``."""
+    out = []
     for source in sources(directory):
         for lang, path in generated(source).items():
             text = render(generate(source, lang))
             if not path.exists() or not _same(path.read_text(encoding="utf-8"), text):
-                path.parent.mkdir(exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-                written.append(path)
-    return written
+                if write:
+                    path.parent.mkdir(exist_ok=True)
+                    path.write_text(text, encoding="utf-8")
+                out.append(path)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

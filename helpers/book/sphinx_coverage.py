@@ -13,11 +13,10 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
 
+from helpers.book.bilingual import LANGS
 from helpers.paths import BOOK
 
-#: the data file
 DATA = BOOK / "article_coverage.yml"
-from helpers.book.bilingual import LANGS
 HOW = ("measurement", "citation", "explanation")
 HOW_WORDS = {
     "en": {"measurement": "measurement", "citation": "citation", "explanation": "explanation"},
