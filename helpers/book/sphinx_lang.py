@@ -34,13 +34,6 @@ def _page_context(app, pagename, templatename, context, doctree):
     })
 
 
-def _chapters(app) -> set[str]:
-    import yaml
-
-    toc = yaml.safe_load((Path(app.srcdir) / "_toc.yml").read_text(encoding="utf-8"))
-    return {c["file"] for part in toc.get("parts", []) if part.get("numbered") for c in part["chapters"]}
-
-
 def _in_skipped(node) -> bool:
     parent = node.parent
     while parent is not None:
@@ -53,10 +46,10 @@ def _in_skipped(node) -> bool:
 
 def link_terms(app, doctree) -> None:
     """Link the first use of each glossary term in a chapter to the glossary (doctree-read)."""
-    from helpers.book import glossary
+    from helpers.book import glossary, site
 
     docname = app.env.docname
-    if docname not in _chapters(app):
+    if docname not in site.chapters(Path(app.srcdir)):
         return
     lang = site_lang(app)
     terms = sorted(glossary.load(), key=lambda t: -len(t.name(lang)))

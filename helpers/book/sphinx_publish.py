@@ -87,15 +87,14 @@ class ChapterList(SphinxDirective):
     """An ordered list of links to the site's chapters: the numbered part of its ``_toc.yml``."""
 
     def run(self):
-        import yaml
+        from helpers.book.site import chapters
 
-        toc = yaml.safe_load((Path(self.env.srcdir) / "_toc.yml").read_text(encoding="utf-8"))
-        parts = [p for p in toc.get("parts", []) if p.get("numbered")]
-        if not parts:
+        files = chapters(Path(self.env.srcdir))
+        if not files:
             raise self.error("_toc.yml has no numbered part of chapters")
         listing = nodes.enumerated_list(enumtype="arabic")
-        for chapter in parts[0]["chapters"]:
-            target = "/" + chapter["file"]
+        for file in files:
+            target = "/" + file
             ref = addnodes.pending_xref("", refdomain="std", reftype="doc", reftarget=target,
                                         refexplicit=False, refwarn=True)
             ref += nodes.inline("", target)
