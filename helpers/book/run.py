@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import difflib
 import json
 import os
@@ -93,17 +94,15 @@ def parse_override(text: str) -> tuple[str, object]:
     if not sep or not name.strip():
         raise RunError(f"-p expects name=value, got {text!r}")
     value = yaml.safe_load(raw)
-    if isinstance(value, str) and _looks_numeric(raw):
-        value = float(raw)  # YAML 1.1 reads "1e-3" as a string
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(raw)  # YAML 1.1 reads "1e-3" as a string
     return name.strip(), value
 
 
-def _looks_numeric(raw: str) -> bool:
-    try:
-        float(raw)
-    except ValueError:
-        return False
-    return True
+def _unknown(what: str, name: str, choices) -> RunError:
+    hint = difflib.get_close_matches(name, choices, n=1)
+    return RunError(f"{what}" + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; choices: {list(choices)}")
 
 
 @dataclass
@@ -133,12 +132,7 @@ def plan(
         for name in only:
             matches = [stem for stem in paths if stem == name] or [stem for stem in paths if name in stem]
             if not matches:
-                hint = difflib.get_close_matches(name, paths, n=1)
-                raise RunError(
-                    f"no notebook matches {name!r}"
-                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                    + f"; notebooks: {list(paths)}"
-                )
+                raise _unknown(f"no notebook matches {name!r}", name, paths)
             selected += [m for m in matches if m not in selected]
     out_dir = Path(output_dir or EXECUTED / profile_name)
     plans, used = [], set()
@@ -162,13 +156,8 @@ def plan(
         plans.append(Plan(stem, paths[stem], out_dir / f"{stem}.ipynb", chosen, defaults, cli))
     for key, _ in overrides:
         if key not in used:
-            known = sorted({k for p in plans for k in p.defaults})
-            hint = difflib.get_close_matches(key, known, n=1)
-            raise RunError(
-                f"parameter {key!r} belongs to none of the selected notebooks"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f"; parameters: {known}"
-            )
+            known = {k for p in plans for k in p.defaults}
+            raise _unknown(f"parameter {key!r} belongs to none of the selected notebooks", key, sorted(known))
     return plans
 
 
