@@ -43,12 +43,9 @@ def run_dir() -> Path:
 
 def summary() -> dict:
     """The whole ``summary.json`` of this profile run ({} when there is none yet)."""
-    path = run_dir() / "summary.json"
-    if not path.exists():
-        return {}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
+        return json.loads((run_dir() / "summary.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
         return {}
 
 

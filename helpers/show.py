@@ -30,22 +30,17 @@ def _display(obj, lang: str) -> None:
 
 def text(en: str, zh: str) -> None:
     """A printed summary, in each language."""
-    for lang, words in zip(LANGS, (en, zh)):
-        if lang in languages():
-            _display(_Text(words), lang)
+    each(lambda lang: en if lang == "en" else zh)
 
 
-class _Text:
-    """Plain text shown as a display output (so that it can carry its language)."""
-
-    def __init__(self, words: str):
-        self.words = words
+class _Text(str):
+    """Plain text shown as a display output (so that it can carry its language), without quotes."""
 
     def __repr__(self) -> str:
-        return self.words
+        return str(self)
 
     def _repr_pretty_(self, p, cycle):
-        p.text(self.words)
+        p.text(self)
 
 
 def table(
