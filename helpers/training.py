@@ -4,7 +4,7 @@ probabilities, accuracy, confusion matrices, and the article's double-softmax lo
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -38,8 +38,6 @@ class FitResult:
     history: dict
     epoch_seconds: list[float]
     n_train: int
-    best_epoch: int | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -156,29 +154,26 @@ def read_curves(history: dict, rise_tolerance: float = 0.05) -> dict:
 
 #: a Keras history's columns, as each language's pages name them
 HISTORY_COLUMNS = {
-    "en": {
-        "loss": "training loss",
-        "accuracy": "training accuracy",
-        "val_loss": "validation loss",
-        "val_accuracy": "validation accuracy",
-    },
-    "zh": {"loss": "训练损失", "accuracy": "训练准确率", "val_loss": "验证损失", "val_accuracy": "验证准确率"},
+    "loss": ("training loss", "训练损失"),
+    "accuracy": ("training accuracy", "训练准确率"),
+    "val_loss": ("validation loss", "验证损失"),
+    "val_accuracy": ("validation accuracy", "验证准确率"),
 }
 
 
 def show_history(history: dict) -> None:
-    """A Keras history as a table in each language (:func:`helpers.show.table`): one row per epoch,
-    losses to three decimals, accuracies in per cent."""
+    """A Keras history as a table in each language: one row per epoch, losses to three decimals, accuracies
+    in per cent."""
     import pandas as pd
 
     from helpers import show
 
-    columns = [c for c in HISTORY_COLUMNS["en"] if c in history]
-    n = len(history[columns[0]])
-    frame = pd.DataFrame({HISTORY_COLUMNS["en"][c]: history[c] for c in columns}, index=pd.RangeIndex(1, n + 1))
+    names = {HISTORY_COLUMNS[c]: c for c in HISTORY_COLUMNS if c in history}
+    frame = pd.DataFrame({en: history[c] for (en, _), c in names.items()})
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
     show.table(
         frame,
-        {HISTORY_COLUMNS["en"][c]: HISTORY_COLUMNS["zh"][c] for c in columns},
-        formats={HISTORY_COLUMNS["en"][c]: "{:.1%}" if "accuracy" in c else "{:.3f}" for c in columns},
+        dict(names.keys()),
+        formats={en: "{:.1%}" if "accuracy" in c else "{:.3f}" for (en, _), c in names.items()},
         index_name={"en": "epoch", "zh": "轮次"},
     )
