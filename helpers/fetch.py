@@ -34,18 +34,13 @@ def cache_root() -> Path:
     return Path(root).expanduser()
 
 
-def _hash_file(path: Path | str, algorithm: str):
-    """A hashlib object fed with the whole file, read in chunks."""
+def file_digest(path: Path | str, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in chunks."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             h.update(block)
-    return h
-
-
-def file_digest(path: Path | str, algorithm: str = "md5") -> str:
-    """Hex digest of a file, read in chunks."""
-    return _hash_file(path, algorithm).hexdigest()
+    return h.hexdigest()
 
 
 #: how the messages of :func:`file_problem` name a digest
@@ -69,7 +64,7 @@ def file_problem(path: Path | str, size: int, algorithm: str, digest: str) -> st
 def sri_matches(path: Path | str, integrity: str) -> bool:
     """Check a file against a Subresource-Integrity string such as npm's ``sha512-<base64>``."""
     algorithm, _, expected = integrity.partition("-")
-    return base64.b64encode(_hash_file(path, algorithm).digest()).decode() == expected
+    return base64.b64encode(bytes.fromhex(file_digest(path, algorithm))).decode() == expected
 
 
 def _progress(total: int | None, desc: str):
