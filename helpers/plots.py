@@ -83,14 +83,8 @@ def learning_curves(runs: dict[str, dict], metrics=("loss", "accuracy"), lang: s
             epochs = np.arange(1, len(history[metric]) + 1)
             ax.plot(epochs, history[metric], "-o", ms=3, color=color, label=w("{run}: training").format(run=name))
             if f"val_{metric}" in history:
-                ax.plot(
-                    epochs,
-                    history[f"val_{metric}"],
-                    "--s",
-                    ms=3,
-                    color=color,
-                    label=w("{run}: validation").format(run=name),
-                )
+                label = w("{run}: validation").format(run=name)
+                ax.plot(epochs, history[f"val_{metric}"], "--s", ms=3, color=color, label=label)
         ax.set_xlabel(w("epoch"))
         ax.set_ylabel(words.label(metric, lang))
         ax.legend(fontsize=7)
@@ -110,17 +104,9 @@ def confusion(matrix: np.ndarray, class_names, lang: str = "en"):
     ax.set_xlabel(w("predicted class"))
     ax.set_ylabel(w("true class"))
     ax.grid(False)
-    for i in range(share.shape[0]):
-        for j in range(share.shape[1]):
-            ax.text(
-                j,
-                i,
-                f"{100 * share[i, j]:.0f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if share[i, j] > 0.5 else "black",
-            )
+    for (i, j), value in np.ndenumerate(share):
+        color = "white" if value > 0.5 else "black"
+        ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7, color=color)
     fig.colorbar(im, ax=ax, fraction=0.046, label=w("share of true class"))
     fig.tight_layout()
     return fig
