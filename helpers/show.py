@@ -33,8 +33,8 @@ def text(en: str, zh: str) -> None:
     each(lambda lang: en if lang == "en" else zh)
 
 
-class _Text(str):
-    """Plain text shown as a display output (so that it can carry its language), without quotes."""
+class Text(str):
+    """Text whose repr is itself (no quotes): a display output that can carry its language, or a glued value."""
 
     def __repr__(self) -> str:
         return str(self)
@@ -86,7 +86,7 @@ def each(make: Callable[[str], object]) -> None:
     whose values differ by language, a styled frame, a string), shown with its language."""
     for lang in languages():
         shown = make(lang)
-        _display(_Text(shown) if isinstance(shown, str) else shown, lang)
+        _display(Text(shown) if isinstance(shown, str) else shown, lang)
 
 
 def code(text: str) -> None:
