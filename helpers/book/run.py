@@ -38,15 +38,19 @@ class RunError(RuntimeError):
     """A bad profile, notebook name or parameter; or a notebook that failed."""
 
 
-def gpu_visible() -> bool:
-    """True when ``nvidia-smi -L`` lists a GPU (cheap: imports no framework)."""
+def _nvidia_smi(*args: str) -> str:
+    """What ``nvidia-smi *args`` prints ("" without a working nvidia-smi); imports no framework."""
     if not shutil.which("nvidia-smi"):
-        return False
+        return ""
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
-        return False
-    return out.returncode == 0 and "GPU" in out.stdout
+        return ""
+    return out.stdout if out.returncode == 0 else ""
+
+
+def gpu_visible() -> bool:
+    return "GPU" in _nvidia_smi("-L")
 
 
 def default_profile() -> str:
@@ -165,17 +169,12 @@ def machine() -> dict:
     """Hardware and versions, gathered without importing a deep-learning framework."""
     from helpers import env
 
-    gpus = []
-    if gpu_visible():
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True
-        )
-        gpus = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    gpus = [line.strip() for line in _nvidia_smi("--query-gpu=name", "--format=csv,noheader").splitlines()]
     return {
         "hostname_platform": platform.platform(),
         "cpu": env.cpu_name(),
         "cpu_cores": env.cpu_cores(),
-        "gpus": gpus,
+        "gpus": [gpu for gpu in gpus if gpu],
         "versions": env.versions(
             ("python", "numpy", "keras", "tensorflow", "jax", "torch", "papermill", "jupyter-book", "myst-nb", "nbval")
         ),
