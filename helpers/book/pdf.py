@@ -53,40 +53,31 @@ def build_singlehtml(project: Path, lang: str) -> Path:
     return built
 
 
-def print_pdf(page: Path, target: Path, lang: str, context=None) -> Path:
-    """Print an HTML page to ``target`` with headless Chromium (MathJax done, images loaded)."""
+def print_pdf(page: Path, target: Path, lang: str, context) -> Path:
+    """Print an HTML page to ``target`` in the Chromium ``context`` (MathJax done, images loaded)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-
-    def _print(ctx):
-        tab = ctx.new_page()
-        tab.goto(page.resolve().as_uri(), wait_until="load")
-        tab.evaluate(browser.MATHJAX_DONE)
-        tab.evaluate(browser.IMAGES_DONE)
-        date = datetime.now(timezone.utc).date().isoformat()
-        tab.evaluate(COVER_JS, [TITLES[lang], SUBTITLES[lang].format(date=date)])
-        tab.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-        tab.emulate_media(media="print")
-        tab.pdf(path=str(target), format="A4", print_background=True, outline=True, tagged=True,
-                margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
-                display_header_footer=True, header_template="<span></span>",
-                footer_template=('<div style="font-size:8px;width:100%;text-align:center;">'
-                                 f'{TITLES[lang]} · <span class="pageNumber"></span>/<span class="totalPages"></span></div>'))
-        tab.close()
-
-    if context is not None:
-        _print(context)
-    else:
-        with browser.chromium() as ctx:
-            _print(ctx)
+    tab = context.new_page()
+    tab.goto(page.resolve().as_uri(), wait_until="load")
+    tab.evaluate(browser.MATHJAX_DONE)
+    tab.evaluate(browser.IMAGES_DONE)
+    date = datetime.now(timezone.utc).date().isoformat()
+    tab.evaluate(COVER_JS, [TITLES[lang], SUBTITLES[lang].format(date=date)])
+    tab.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    tab.emulate_media(media="print")
+    tab.pdf(path=str(target), format="A4", print_background=True, outline=True, tagged=True,
+            margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
+            display_header_footer=True, header_template="<span></span>",
+            footer_template=('<div style="font-size:8px;width:100%;text-align:center;">'
+                             f'{TITLES[lang]} · <span class="pageNumber"></span>/<span class="totalPages"></span></div>'))
+    tab.close()
     return target
 
 
-def build(site: Path | str = ROOT / "_build" / "html", projects: Path | str = SITES,
-          langs=bilingual.LANGS) -> dict[str, Path]:
+def build(site: Path | str = ROOT / "_build" / "html", projects: Path | str = SITES) -> dict[str, Path]:
     """Write ``site/pdf/maas-course-<lang>.pdf`` for each language; return the paths."""
     site, projects = Path(site), Path(projects)
-    with ThreadPoolExecutor(max_workers=len(langs)) as pool:  # the two Sphinx builds side by side
-        futures = {lang: pool.submit(build_singlehtml, projects / lang, lang) for lang in langs}
+    with ThreadPoolExecutor(max_workers=len(bilingual.LANGS)) as pool:  # the two Sphinx builds side by side
+        futures = {lang: pool.submit(build_singlehtml, projects / lang, lang) for lang in bilingual.LANGS}
         pages = {lang: future.result() for lang, future in futures.items()}
     pdfs = {}
     with browser.chromium() as ctx:

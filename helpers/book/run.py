@@ -206,9 +206,7 @@ def fingerprint(p: Plan) -> str:
     return h.hexdigest()
 
 
-def execute(
-    plans: list[Plan], profile_name: str, kernel: str = "python3", log_output: bool = False, force: bool = False
-) -> dict:
+def execute(plans: list[Plan], profile_name: str, force: bool = False) -> dict:
     """Run the planned notebooks (skipping those up to date unless ``force``); write and return the summary."""
     import papermill
 
@@ -251,9 +249,8 @@ def execute(
                 str(p.source),
                 str(p.output),
                 parameters=p.parameters,
-                kernel_name=kernel,
+                kernel_name="python3",
                 cwd=str(p.source.parent),
-                log_output=log_output,
                 progress_bar=_progress_bar(p.name, previous.get("seconds")),
                 extra_arguments=KERNEL_QUIET,
             )
@@ -336,8 +333,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output-dir", type=Path, help="where executed copies go (default build/executed/<profile>)")
     parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
-    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
-    parser.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
     parser.add_argument("--force", action="store_true", help="re-run notebooks whose executed copy is up to date")
     parser.add_argument("--list", action="store_true", help="list notebooks, parameters and profiles, then exit")
     args = parser.parse_args(argv)
@@ -348,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = args.profile or default_profile()
         overrides = [parse_override(text) for text in args.parameter]
         plans = plan(profile, args.only, overrides, args.output_dir, args.notebooks_dir)
-        execute(plans, profile, args.kernel, args.log_output, args.force)
+        execute(plans, profile, args.force)
     except (RunError, params_mod.ParameterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, params_mod.ParameterError) else 1

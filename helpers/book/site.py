@@ -104,23 +104,23 @@ def assemble(lang: str, executed: Path, dest: Path, root: Path = ROOT) -> Path:
     return dest
 
 
-def jupyter_book_build(project: Path, *extra: str, quiet: bool = True) -> None:
+def jupyter_book_build(project: Path, *extra: str) -> None:
     """``jupyter-book build`` of one site's project, warnings as errors; the PDF's build reuses its environment."""
     jb = Path(sys.executable).with_name("jupyter-book")
     args = [str(jb), "build", str(project), "-W", "-n", "--keep-going", *extra]
-    result = subprocess.run(args, capture_output=quiet, text=True)
+    result = subprocess.run(args, capture_output=True, text=True)
     if result.returncode != 0:
-        tail = ((result.stdout or "")[-5000:] + (result.stderr or "")[-3000:]) if quiet else ""
+        tail = result.stdout[-5000:] + result.stderr[-3000:]
         raise SiteError(f"jupyter-book build {project.name} {' '.join(extra)} failed (warnings count as errors):\n{tail}")
 
 
 def build(executed: Path | str, out: Path | str = ROOT / "_build" / "html", root: Path = ROOT,
-          work: Path | str = SITES, quiet: bool = True) -> Path:
+          work: Path | str = SITES) -> Path:
     """Build both sites into ``out/en`` and ``out/zh`` and the landing page ``out/index.html``."""
     executed, out, work = Path(executed), Path(out), Path(work)
     projects = {lang: assemble(lang, executed, work / lang, root) for lang in LANGS}
     with ThreadPoolExecutor(max_workers=len(LANGS)) as pool:  # two Sphinx processes, side by side
-        list(pool.map(lambda p: jupyter_book_build(p, quiet=quiet), projects.values()))
+        list(pool.map(jupyter_book_build, projects.values()))
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -197,10 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", required=True, help="which executed run to publish (build/executed/<profile>)")
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "html", help="where the sites go (default: _build/html)")
     parser.add_argument("--work", type=Path, default=SITES, help="where their projects are assembled (default: build/site)")
-    parser.add_argument("--verbose", action="store_true", help="show Jupyter Book's own output")
     args = parser.parse_args(argv)
     try:
-        out = build(EXECUTED / args.profile, args.out, work=args.work, quiet=not args.verbose)
+        out = build(EXECUTED / args.profile, args.out, work=args.work)
     except SiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
