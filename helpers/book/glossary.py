@@ -5,7 +5,7 @@ variants the tests look for (:func:`rejected_in`)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -30,8 +30,7 @@ class Term:
     zh: str
     definition: dict[str, str]
     chapter: str
-    reject: tuple[str, ...] = field(default=())
-    why: str = ""  # why the Chinese term differs from d2l-zh's, where it does
+    reject: tuple[str, ...] = ()
 
     def name(self, lang: str) -> str:
         return self.en if lang == "en" else self.zh
@@ -56,8 +55,7 @@ def load(path: Path = TABLE) -> list[Term]:
         reject = tuple(row.get("reject") or ())
         if row["zh"] in reject:
             raise ValueError(f"{path.name}: {row['zh']!r} both used and rejected")
-        terms.append(Term(row["en"], row["zh"], {"en": row["en_def"], "zh": row["zh_def"]}, row["chapter"],
-                          reject, row.get("why", "")))
+        terms.append(Term(row["en"], row["zh"], {"en": row["en_def"], "zh": row["zh_def"]}, row["chapter"], reject))
     return terms
 
 

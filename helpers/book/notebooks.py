@@ -126,17 +126,16 @@ def sync(directory: Path = NOTEBOOKS, write: bool = True) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.book.notebooks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a pair is out of date")
-    parser.add_argument("--dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    extra = orphans(args.dir)
+    extra = orphans()
     if args.check:
-        bad = stale(args.dir)
+        bad = stale()
         for path in bad:
             print(f"out of date: {_shown(path)} (run `make notebooks`)", file=sys.stderr)
         for path in extra:
             print(f"no source for {_shown(path)}: write its .md or delete it", file=sys.stderr)
         return 1 if bad or extra else 0
-    for path in sync(args.dir):
+    for path in sync():
         print(f"wrote {_shown(path)}")
     for path in extra:
         print(f"warning: no source for {_shown(path)}", file=sys.stderr)

@@ -18,10 +18,7 @@ from helpers.paths import BOOK
 
 DATA = BOOK / "article_coverage.yml"
 HOW = ("measurement", "citation", "explanation")
-HOW_WORDS = {
-    "en": {"measurement": "measurement", "citation": "citation", "explanation": "explanation"},
-    "zh": {"measurement": "测量", "citation": "引用", "explanation": "解释"},
-}
+HOW_ZH = {"measurement": "测量", "citation": "引用", "explanation": "解释"}
 HEADERS = {
     "en": ("Article", "The article says", "Answered in", "How", "The answer"),
     "zh": ("原文", "原文的说法", "回答所在", "方式", "回答"),
@@ -120,7 +117,7 @@ class ArticleCoverage(SphinxDirective):
                 where += _xref("ref", f"{item['target']}-{lang}", item["target"], docname, False)
             row += _cell(where)
             separator = "、" if lang == "zh" else ", "
-            row += _cell(nodes.paragraph("", separator.join(HOW_WORDS[lang][h] for h in item["how"])))
+            row += _cell(nodes.paragraph("", separator.join(HOW_ZH[h] if lang == "zh" else h for h in item["how"])))
             row += _cell(nodes.paragraph("", item[lang]))
             body += row
         group += body
