@@ -73,11 +73,7 @@ def accelerators() -> list[str]:
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        names = []
-        for gpu in gpus:
-            details = tf.config.experimental.get_device_details(gpu)
-            names.append(details.get("device_name", gpu.name))
-        return names
+        return [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
     if backend == "jax":
         import jax
 
