@@ -56,16 +56,15 @@ test_loss, test_acc = model.evaluate(x_test, y_test, verbose=2)
 print('\nTest accuracy:', test_acc)
 """
 
-#: the listing's steps: (id, the comment that opens it in the listing, English name); the imports
-#: before the first comment are a step of their own
-STEPS = (
-    ("imports", None, "imports"),
-    ("preprocessing", "数据预处理", "data preprocessing"),
-    ("construction", "模型构建", "model construction"),
-    ("initialisation", "参数初始化", "parameter initialisation"),
-    ("training", "训练", "training"),
-    ("evaluation", "评估", "evaluation"),
-)
+#: the listing's steps: id -> the comment that opens it (the imports before the first comment are a step too)
+STEPS = {
+    "imports": None,
+    "preprocessing": "数据预处理",
+    "construction": "模型构建",
+    "initialisation": "参数初始化",
+    "training": "训练",
+    "evaluation": "评估",
+}
 #: the listing's epochs, as printed
 EPOCHS = 10
 #: the listing's batch size: it passes none, so Keras' default for ``fit``
@@ -150,9 +149,9 @@ def diff(before: str, after: str) -> str:
 
 def steps(code: str) -> dict[str, str]:
     """The listing cut at its step comments: step id -> its lines (joined, they give ``code`` back)."""
-    parts: dict[str, list[str]] = {step: [] for step, _, _ in STEPS}
-    openers = {f"# {comment}": step for step, comment, _ in STEPS if comment}
-    current = STEPS[0][0]
+    parts: dict[str, list[str]] = {step: [] for step in STEPS}
+    openers = {f"# {comment}": step for step, comment in STEPS.items() if comment}
+    current = "imports"
     for line in code.splitlines(keepends=True):
         current = openers.get(line.strip(), current)
         parts[current].append(line)
