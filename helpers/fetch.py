@@ -1,12 +1,8 @@
 """Verified downloads: plain URLs and npm-registry tarballs.
 
-Everything the course needs from outside comes through here, so that every byte is checked
-against a published digest before it is used, and a half-finished download never looks like
-a finished one (files are written to ``*.part`` and renamed only once verified).
-
-What a fetch reports goes to the ``helpers.fetch`` logger at INFO level (``make data`` shows it;
-a notebook's cell shows nothing), and a progress bar is drawn only on a terminal: a chapter's
-outputs are the same whether its data were cached or fetched while it ran.
+Every byte is checked against a published digest, and a file is written to ``*.part`` and renamed
+only once verified. Progress goes to the ``helpers.fetch`` logger and to a bar on a terminal only, so a
+chapter's outputs are the same whether its data were cached or fetched.
 """
 
 from __future__ import annotations
@@ -38,18 +34,13 @@ def cache_root() -> Path:
     return Path(root).expanduser()
 
 
-def _hash_file(path: Path | str, algorithm: str):
-    """A hashlib object fed with the whole file, read in chunks."""
+def file_digest(path: Path | str, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in chunks."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             h.update(block)
-    return h
-
-
-def file_digest(path: Path | str, algorithm: str = "md5") -> str:
-    """Hex digest of a file, read in chunks."""
-    return _hash_file(path, algorithm).hexdigest()
+    return h.hexdigest()
 
 
 #: how the messages of :func:`file_problem` name a digest
@@ -57,10 +48,7 @@ DIGEST_NAMES = {"md5": "MD5", "sha256": "SHA-256"}
 
 
 def file_problem(path: Path | str, size: int, algorithm: str, digest: str) -> str | None:
-    """What is wrong with one cached file (missing, wrong size, wrong digest), or None if it is intact.
-
-    The size is checked first, so a truncated file is named as such without hashing it.
-    """
+    """What is wrong with one cached file (missing, wrong size, wrong digest; size first), or None."""
     path = Path(path)
     if not path.is_file():
         return "missing"
@@ -76,7 +64,7 @@ def file_problem(path: Path | str, size: int, algorithm: str, digest: str) -> st
 def sri_matches(path: Path | str, integrity: str) -> bool:
     """Check a file against a Subresource-Integrity string such as npm's ``sha512-<base64>``."""
     algorithm, _, expected = integrity.partition("-")
-    return base64.b64encode(_hash_file(path, algorithm).digest()).decode() == expected
+    return base64.b64encode(bytes.fromhex(file_digest(path, algorithm))).decode() == expected
 
 
 def _progress(total: int | None, desc: str):
@@ -102,11 +90,7 @@ def download(
     desc: str | None = None,
     timeout: float = 60,
 ) -> Path:
-    """Stream ``url`` to ``dest`` with a progress bar; verify it; return ``dest``.
-
-    The file is written to ``dest.part`` and renamed only after the digest matches, so an
-    interrupted or corrupted download never leaves a file that looks complete.
-    """
+    """Stream ``url`` to ``dest.part``, verify it, then rename it to ``dest``; return ``dest``."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -151,11 +135,8 @@ def npm_registry() -> str:
 
 
 def npm_tarball(name: str, version: str, integrity: str, workdir: Path | str) -> Path:
-    """Fetch the tarball of ``name@version`` from the npm registry into ``workdir``; verify it.
-
-    The tarball is streamed with a progress bar; if that fails (a proxy that only npm knows
-    about, say) ``npm pack`` is tried. Either way the result must match ``integrity``.
-    """
+    """The verified tarball of ``name@version`` from the npm registry, in ``workdir``; ``npm pack`` is tried
+    when the download fails (a proxy only npm knows about)."""
     workdir = Path(workdir)
     dest = workdir / f"{name}-{version}.tgz"
     url = f"{npm_registry()}/{name}/-/{name}-{version}.tgz"
@@ -228,13 +209,11 @@ def ensure_verified(
     error: type[Exception],
     fix_hint: str,
 ) -> Path:
-    """Make sure every file that ``check(directory)`` vouches for is there and intact; return ``directory``.
+    """Make sure every file ``check(directory)`` vouches for is intact; return ``directory``.
 
-    ``check`` maps each missing or damaged file name to its problem (empty when all are intact).
-    Damaged files are deleted first, so they are never read; then each source in ``sources`` is
-    tried in turn (``fetchers[source](directory, names)``) until ``check`` finds nothing wrong.
-    If none succeeds, ``error`` names every file still wrong, every source's failure and the fix.
-    What it fetches is logged (:data:`log`), not printed.
+    ``check`` maps each missing or damaged name to its problem. Damaged files are deleted first, never
+    read; then ``fetchers[source](directory, names)`` is tried for each of ``sources`` until ``check``
+    finds nothing; else ``error`` names the files, each source's failure and ``fix_hint``.
     """
     import tarfile
 

@@ -1,12 +1,5 @@
-"""A chapter's headline results, glued under documented names for the conclusion to read.
-
-A chapter calls :func:`headline` in a hidden cell once for each result worth a line in the
-conclusion's table: its value, the unit it reads in, what it measures and what it means, both in
-English and Chinese, worded in the chapter from the chapter's own variables. It is glued as
-``headline_<name>`` (:data:`PREFIX`) with a JSON text as its value, which survives the run summary's
-plain-text representation of glued values (``helpers.book.run.glued_values``); :func:`parse` reads
-one back, :func:`of` every headline of a chapter, in the order the chapter glued them.
-"""
+"""A chapter's headline results, glued as ``headline_<name>`` (JSON text, in both languages) for the
+conclusion's table; :func:`parse` reads one back, :func:`of` every headline of a chapter, in order."""
 
 from __future__ import annotations
 

@@ -1,17 +1,9 @@
-"""The networks of the course, each defined once.
+"""The networks of the course, each defined once, in backend-neutral Keras 3 with built-in layers only.
 
-- :func:`article_cnn`: the article's CIFAR-10 network (its section-4 listing), with a width
-  multiplier (the scaling sweep), a logits or softmax head, and optional batch normalisation (the
-  ablation ladder);
-- :func:`tutorial_cnn`: the TensorFlow CNN tutorial's network {cite}`tensorflow2024cnn`, which has a
-  third convolution; the recorded GPU ablation ladder was trained with it;
-- :func:`fast_cnn`: an airbench-style network {cite}`jordan2024airbench` for the stronger CNN;
-- :func:`core_of`: a model without its uint8 rescaling (float images in [0, 1]), the form served.
-
-Written against Keras 3's backend-neutral API, so the same code runs on TensorFlow, JAX and
-PyTorch, using only built-in layers, so a saved model loads anywhere without this module. Every
-model takes uint8 images (N, 32, 32, 3) and rescales them in its first layer, which keeps the
-training set at 150 MB instead of the 1.2 GB of float64 that ``x / 255.0`` in NumPy would make.
+:func:`article_cnn` (the article's network, with width, head and batch-norm options),
+:func:`tutorial_cnn` {cite}`tensorflow2024cnn`, :func:`fast_cnn` {cite}`jordan2024airbench` and
+:func:`core_of` (without the rescaling: the served form). Every model takes uint8 images (N, 32, 32, 3)
+and rescales them itself: 150 MB of training set instead of 1.2 GB of float64.
 """
 
 from __future__ import annotations
@@ -43,30 +35,20 @@ def article_cnn(
     bn_momentum: float = 0.9,
     name: str = "article_cnn",
 ) -> keras.Sequential:
-    """The article's network, as its listing builds it: 3x3 convolutions of 32 and 64 filters with
-    ReLU, each followed by 2x2 max-pooling, then ``Dense(64)`` with ReLU and ``Dense(10)``; every
-    width times ``width``. 167,562 parameters at width 1.
+    """The article's network: 3x3 convolutions of 32 and 64 filters, each with ReLU and 2x2 max-pooling,
+    then ``Dense(64)`` with ReLU and ``Dense(10)``; every width times ``width`` (167,562 parameters at 1).
 
-    ``logits=False`` keeps the article's softmax output; ``logits=True`` ends in a plain
-    ``Dense(10)`` whose outputs are logits, which is what ``from_logits=True`` expects.
-    ``batch_norm`` puts a BatchNormalization between each convolution (then without bias) and its
-    ReLU; ``bn_momentum`` 0.9 (PyTorch's default) rather than Keras' 0.99, because after the few
-    hundred steps of a short run 0.99 still carries 0.99^steps of the running statistics' start
-    (mean 0, variance 1), which skews every normalised activation at test time.
-
-    The first layer rescales uint8 pixels by 1/255 (the listing divides by 255.0 in NumPy), and
-    each ReLU is a layer of its own (``relu1``, ``relu2``), so that its output can be read.
+    ``logits=True`` ends in a plain ``Dense(10)`` (what ``from_logits=True`` expects). ``batch_norm`` puts
+    BatchNormalization between each convolution (then without bias) and its ReLU; ``bn_momentum`` 0.9
+    rather than Keras' 0.99, whose running statistics after a short run still lean on their start.
+    Each ReLU is a layer of its own (``relu1``, ``relu2``) so that its output can be read.
     """
     return _cnn(ARTICLE_WIDTHS, (True, True), width, logits, batch_norm, bn_momentum, name)
 
 
 def tutorial_cnn(*, logits: bool = False, name: str = "tutorial_cnn") -> keras.Sequential:
-    """The TensorFlow CNN tutorial's network {cite}`tensorflow2024cnn`: the article's two
-    convolutions plus a third of 64 filters without pooling after it (122,570 parameters).
-
-    Not the article's network: kept because the recorded GPU ablation ladder
-    (``results/gpu_runs.json``) was trained with it, so that its parameter count can be checked.
-    """
+    """The TensorFlow CNN tutorial's network {cite}`tensorflow2024cnn` (a third convolution, 122,570
+    parameters): the recorded GPU ladder (``results/gpu_runs.json``) was trained with it."""
     return _cnn(TUTORIAL_WIDTHS, (True, True, False), 1.0, logits, False, 0.9, name)
 
 
@@ -105,11 +87,9 @@ def fast_cnn(
 ) -> keras.Model:
     """The airbench-style network; ``width`` multiplies the block widths (64, 256, 256).
 
-    A frozen 2x2 "whitening" convolution whose filters are the eigenvectors of the patch
-    covariance, three blocks of (conv, max-pool, batch norm, GELU, conv, batch norm, GELU),
-    partial identity ("dirac") initialisation, and logits scaled down by a constant.
-    ``x_whiten`` (uint8 training images) initialises the whitening filters; without it they keep
-    a random initialisation (still frozen).
+    A frozen 2x2 whitening convolution (initialised from ``x_whiten``, uint8 images, if given), three
+    blocks of (conv, max-pool, BN, GELU, conv, BN, GELU) with partial identity initialisation, and
+    logits scaled down by a constant.
     """
     widths = [max(8, int(round(w * width))) for w in FAST_WIDTHS]
     inputs = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="image")
@@ -155,11 +135,7 @@ def fast_cnn(
 
 
 def core_of(model: keras.Model) -> keras.Model:
-    """The model without its uint8 rescaling: float images in [0, 1] -> outputs (what is served).
-
-    For :func:`fast_cnn`, its inner model; for :func:`article_cnn`, a model sharing every layer
-    after the rescaling.
-    """
+    """The model without its uint8 rescaling (float images in [0, 1]): what is served."""
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if nested:
         return nested[0]
@@ -180,10 +156,8 @@ def _dirac_init(core: keras.Model) -> None:
 
 
 def whitening_filters(x_uint8: np.ndarray, eps: float = 5e-4) -> np.ndarray:
-    """24 filters of shape 2x2x3: the patch covariance's eigenvectors scaled by 1/sqrt(eigenvalue), and their negatives.
-
-    Patches are taken from standardized images; the result has Keras' kernel layout (2, 2, 3, 24).
-    """
+    """24 filters (2, 2, 3, 24): the eigenvectors of standardized images' patch covariance scaled by
+    1/sqrt(eigenvalue), and their negatives."""
     x = (np.asarray(x_uint8, np.float64) / 255 - CIFAR_MEAN) / CIFAR_STD
     patches = np.stack([x[:, i : i + 31, j : j + 31, :] for i in (0, 1) for j in (0, 1)], axis=3)  # N,31,31,4,3
     flat = patches.reshape(-1, 12)  # (h, w, c) order, matching the kernel layout

@@ -1,7 +1,4 @@
-"""Where things are: the one module that knows the repository's root and its folders.
-
-Everything else imports these names rather than working out ``Path(__file__).parent.parent``.
-"""
+"""Where things are: the repository's root and its folders."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""The figures the chapters draw, in one consistent style.
+"""The figures the chapters draw, in the book's style (``helpers/maas.mplstyle``, applied on import).
 
-Importing this module applies the book's style, ``helpers/maas.mplstyle`` (white figures that
-stay readable in the site's dark mode, and a CJK fallback font so Chinese text renders). A figure
-with words is drawn once per language (``lang="en"`` or ``"zh"``; :func:`helpers.show.figure` shows
-each on its own page), and its numbered caption is in the page's language too.
+A figure with words is drawn once per language (``lang="en"`` or ``"zh"``; :func:`helpers.show.figure`).
 """
 
 from __future__ import annotations
@@ -50,11 +47,8 @@ def cjk_font() -> str | None:
 
 
 def use_style() -> None:
-    """Apply the book's figure style (done once on import).
-
-    Matplotlib falls back glyph by glyph only along ``font.family``, so the CJK font found on
-    this machine is appended there (naming fonts that are missing would log warnings into cells).
-    """
+    """Apply the book's figure style, the CJK font found here appended to ``font.family`` (Matplotlib falls
+    back glyph by glyph only along it)."""
     plt.style.use(STYLE_FILE)
     cjk = cjk_font()
     if cjk:
@@ -89,14 +83,8 @@ def learning_curves(runs: dict[str, dict], metrics=("loss", "accuracy"), lang: s
             epochs = np.arange(1, len(history[metric]) + 1)
             ax.plot(epochs, history[metric], "-o", ms=3, color=color, label=w("{run}: training").format(run=name))
             if f"val_{metric}" in history:
-                ax.plot(
-                    epochs,
-                    history[f"val_{metric}"],
-                    "--s",
-                    ms=3,
-                    color=color,
-                    label=w("{run}: validation").format(run=name),
-                )
+                label = w("{run}: validation").format(run=name)
+                ax.plot(epochs, history[f"val_{metric}"], "--s", ms=3, color=color, label=label)
         ax.set_xlabel(w("epoch"))
         ax.set_ylabel(words.label(metric, lang))
         ax.legend(fontsize=7)
@@ -116,17 +104,9 @@ def confusion(matrix: np.ndarray, class_names, lang: str = "en"):
     ax.set_xlabel(w("predicted class"))
     ax.set_ylabel(w("true class"))
     ax.grid(False)
-    for i in range(share.shape[0]):
-        for j in range(share.shape[1]):
-            ax.text(
-                j,
-                i,
-                f"{100 * share[i, j]:.0f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if share[i, j] > 0.5 else "black",
-            )
+    for (i, j), value in np.ndenumerate(share):
+        color = "white" if value > 0.5 else "black"
+        ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7, color=color)
     fig.colorbar(im, ax=ax, fraction=0.046, label=w("share of true class"))
     fig.tight_layout()
     return fig

@@ -1,16 +1,9 @@
 """Child processes of the course: started, watched, and always stopped.
 
-Several chapters run work in subprocesses: the model service (chapter on serving), the worker
-services of the servitization chapter, the data-parallel workers. This module is the one place
-that starts them, keeps them from outliving whoever started them, and stops them:
-
-- :class:`Child` starts a command (``module(name, *args)``: ``python -m name`` of this repository),
-  reads its output lines in a
-  thread (JSON lines are parsed), waits for a line that says it is ready, and stops it with one
-  SIGTERM (graceful), then SIGKILL to its whole process group if it does not exit in time.
-- :func:`exit_with_parent`, called in the child, ends it when its parent is gone (a notebook
-  kernel restarted, a test killed) or after a lifetime: no orphan keeps a port or a core.
-- :func:`free_ports` finds ports that are free on 127.0.0.1.
+:class:`Child` runs a command (``module(name, *args)``), reads its output lines in a thread, waits for
+a ready line, and stops it with SIGTERM, then SIGKILL to its process group. :func:`exit_with_parent`,
+called in the child, ends it when its parent is gone or after a lifetime. :func:`free_ports` finds free
+ports on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -39,12 +32,8 @@ class ChildError(RuntimeError):
 def exit_with_parent(
     on_exit: Callable[[], None] | None = None, lifetime: float | None = None, poll: float = 0.5
 ) -> None:
-    """In a child: call ``on_exit`` (default: exit at once) when the parent is gone or ``lifetime`` s have passed.
-
-    The parent is the pid in ``$MAAS_PARENT_PID`` (set by :class:`Child`); without it, only the
-    lifetime applies. The check runs in a daemon thread, so it works while the main thread is
-    busy (serving, or blocked in a collective operation).
-    """
+    """In a child: call ``on_exit`` (default: exit) once the parent (``$MAAS_PARENT_PID``) is gone or
+    ``lifetime`` s have passed; checked in a daemon thread, so a busy main thread does not matter."""
     parent = int(os.environ[PARENT_PID]) if os.environ.get(PARENT_PID, "").isdigit() else None
     if parent is None and lifetime is None:
         return
@@ -87,12 +76,8 @@ def module(name: str, *args: str, python: str | None = None) -> list[str]:
 
 
 class Child:
-    """A command (usually :func:`module`) in a new process group, its output lines collected as dicts.
-
-    ``stream`` is the output read for log lines: "stderr" or "stdout" (the other is discarded),
-    or "both" (stderr merged into stdout). Use as a context manager, or call :meth:`stop`:
-    either way the process and its group are gone afterwards.
-    """
+    """A command in a new process group, its output lines (from ``stream``: "stderr", "stdout" or "both")
+    collected as dicts; a context manager, or call :meth:`stop`."""
 
     STREAMS = {
         "stderr": {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE},

@@ -1,11 +1,5 @@
-"""Showing results in the reader's language: tables, printed summaries and figures, once per language.
-
-A chapter runs once, for both languages; its pages are split from that one run
-(:func:`helpers.book.bilingual.split`). A result a reader reads (a table's headers, a printed
-summary, a figure's labels) must be in the page's language, so these functions show it once per
-language, each output marked with its language (``metadata={"lang": ...}``); each page keeps its
-own. In a readers' edition (``notebooks/<lang>/``, where ``$MAAS_LANG`` is set by its first cell)
-only that language is shown.
+"""Showing results in the reader's language: each table, printed summary and figure once per language,
+marked ``metadata={"lang": ...}`` so each page keeps its own (only ``$MAAS_LANG``'s in a readers' edition).
 
     show.table(df, {"test accuracy": "测试准确率"}, index_zh={"article": "原文模型"}, formats={"test accuracy": "{:.1%}"})
     show.text(f"{n:,} images", f"{n:,} 张图像")
@@ -36,22 +30,17 @@ def _display(obj, lang: str) -> None:
 
 def text(en: str, zh: str) -> None:
     """A printed summary, in each language."""
-    for lang, words in zip(LANGS, (en, zh)):
-        if lang in languages():
-            _display(_Text(words), lang)
+    each(lambda lang: en if lang == "en" else zh)
 
 
-class _Text:
-    """Plain text shown as a display output (so that it can carry its language)."""
-
-    def __init__(self, words: str):
-        self.words = words
+class Text(str):
+    """Text whose repr is itself (no quotes): a display output that can carry its language, or a glued value."""
 
     def __repr__(self) -> str:
-        return self.words
+        return str(self)
 
     def _repr_pretty_(self, p, cycle):
-        p.text(self.words)
+        p.text(self)
 
 
 def table(
@@ -62,11 +51,8 @@ def table(
     index_name: dict | None = None,
     caption: tuple[str, str] | None = None,
 ):
-    """A pandas table in each language: column and index labels translated for the Chinese one
-    (labels missing from the dicts stay as they are), values formatted with ``formats``
-    (column -> format string or function), ``index_name`` (a name, or a list of names for a
-    MultiIndex) and ``caption`` as ``{"en": ..., "zh": ...}`` / ``(en, zh)``. Returns None (the
-    tables are shown, not returned)."""
+    """A pandas table in each language: labels translated by the dicts (else kept), values formatted with
+    ``formats`` (column -> format or function); ``caption`` as ``{"en": ..., "zh": ...}`` or ``(en, zh)``."""
     formats = formats or {}
     for lang in languages():
         shown = frame.copy()
@@ -100,7 +86,7 @@ def each(make: Callable[[str], object]) -> None:
     whose values differ by language, a styled frame, a string), shown with its language."""
     for lang in languages():
         shown = make(lang)
-        _display(_Text(shown) if isinstance(shown, str) else shown, lang)
+        _display(Text(shown) if isinstance(shown, str) else shown, lang)
 
 
 def code(text: str) -> None:

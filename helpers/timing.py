@@ -1,13 +1,4 @@
-"""Measuring speed, one way for the whole course.
-
-- :func:`throughput`: items per second of a function called on batches of a given size (after
-  an untimed warm-up call, which pays for tracing and first-call costs);
-- :func:`batch_sizes`: the powers of two up to a largest batch;
-- :func:`median_ms`: the median time of one call, in milliseconds;
-- :func:`best_of`: the fastest of several repeats of a whole run.
-
-Epoch times of Keras training are recorded by :class:`helpers.training.EpochTimer`.
-"""
+"""Measuring speed, one way for the whole course: throughput, batch sizes, median latency, best of repeats."""
 
 from __future__ import annotations
 
@@ -45,11 +36,8 @@ def throughput(
     min_seconds: float | None = None,
     max_calls: int = 10_000,
 ) -> Throughput:
-    """Time ``fn(batch)`` on consecutive slices of ``items`` (wrapping around) of ``batch_size``.
-
-    Either a fixed number of ``calls``, or as many as fit in ``min_seconds`` (at most
-    ``max_calls``). One untimed call comes first. Slices are views, so no copying is timed.
-    """
+    """Items per second of ``fn(batch)`` on consecutive slices (views) of ``items``, after one untimed call:
+    ``calls`` calls, or as many as fit in ``min_seconds`` (at most ``max_calls``)."""
     n = len(items)
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch size {batch_size} must be between 1 and the {n} items available")

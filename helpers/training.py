@@ -1,27 +1,18 @@
-"""Training and evaluating the course's classifiers: timed ``fit``, probabilities, accuracy,
-confusion matrices, and the article's double-softmax loss written out.
-
-Written against Keras 3's backend-neutral API (``import keras``), so the same code trains on
-TensorFlow (CPU, CI), JAX (GPU) or PyTorch. The networks themselves are in :mod:`helpers.models`.
-"""
+"""Training and evaluating the course's classifiers in backend-neutral Keras 3: timed ``fit``,
+probabilities, accuracy, confusion matrices, and the article's double-softmax loss written out."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 
 
 def double_softmax_crossentropy(y_true, y_pred):
-    """Cross-entropy with softmax applied to outputs that already are probabilities.
-
-    This is what ``SparseCategoricalCrossentropy(from_logits=True)`` computes on a softmax output
-    layer with Keras' JAX and PyTorch backends: ``-log softmax(softmax(z))[y]``. (The TensorFlow
-    backend notices the softmax, warns, and uses ``z`` instead.) Written out here so that the
-    effect can be measured on any backend.
-    """
+    """``-log softmax(softmax(z))[y]``: what ``SparseCategoricalCrossentropy(from_logits=True)`` computes on a
+    softmax output with Keras' JAX and PyTorch backends, written out to measure it on any backend."""
     log_q = keras.ops.log_softmax(y_pred, axis=-1)
     labels = keras.ops.cast(keras.ops.reshape(y_true, (-1, 1)), "int32")
     return -keras.ops.take_along_axis(log_q, labels, axis=-1)[:, 0]
@@ -47,8 +38,6 @@ class FitResult:
     history: dict
     epoch_seconds: list[float]
     n_train: int
-    best_epoch: int | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -113,15 +102,11 @@ def most_confident_mistakes(proba: np.ndarray, labels: np.ndarray, k: int = 8) -
 
 
 def read_curves(history: dict, rise_tolerance: float = 0.05) -> dict:
-    """What a run's learning curves say, as numbers and as one sentence in each language.
+    """What a Keras history's learning curves say, as numbers and sentences in each language.
 
-    From a Keras history with ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy``: the epoch
-    of the lowest validation loss, how far the last validation loss lies above that lowest value,
-    the epoch of the best validation accuracy, and the gap between training and validation accuracy
-    at the last epoch. The model is read as overfitting when the last validation loss exceeds its
-    minimum by more than ``rise_tolerance`` (a share). The sentences (``en``, ``zh``: the curves;
-    ``stop_en``, ``stop_zh``: whether the epochs after the best validation accuracy helped) are
-    written from these numbers, so a re-run cannot contradict its own text.
+    The epochs of the lowest validation loss and best validation accuracy, the last validation loss's
+    rise above its minimum (overfitting beyond ``rise_tolerance``) and the last train-validation gap;
+    ``en``/``zh`` describe the curves, ``stop_en``/``stop_zh`` whether the later epochs helped.
     """
     val_loss = np.asarray(history["val_loss"], dtype=float)
     gap = float(history["accuracy"][-1] - history["val_accuracy"][-1])
@@ -169,29 +154,26 @@ def read_curves(history: dict, rise_tolerance: float = 0.05) -> dict:
 
 #: a Keras history's columns, as each language's pages name them
 HISTORY_COLUMNS = {
-    "en": {
-        "loss": "training loss",
-        "accuracy": "training accuracy",
-        "val_loss": "validation loss",
-        "val_accuracy": "validation accuracy",
-    },
-    "zh": {"loss": "训练损失", "accuracy": "训练准确率", "val_loss": "验证损失", "val_accuracy": "验证准确率"},
+    "loss": ("training loss", "训练损失"),
+    "accuracy": ("training accuracy", "训练准确率"),
+    "val_loss": ("validation loss", "验证损失"),
+    "val_accuracy": ("validation accuracy", "验证准确率"),
 }
 
 
 def show_history(history: dict) -> None:
-    """A Keras history as a table in each language (:func:`helpers.show.table`): one row per epoch,
-    losses to three decimals, accuracies in per cent."""
+    """A Keras history as a table in each language: one row per epoch, losses to three decimals, accuracies
+    in per cent."""
     import pandas as pd
 
     from helpers import show
 
-    columns = [c for c in HISTORY_COLUMNS["en"] if c in history]
-    n = len(history[columns[0]])
-    frame = pd.DataFrame({HISTORY_COLUMNS["en"][c]: history[c] for c in columns}, index=pd.RangeIndex(1, n + 1))
+    names = {HISTORY_COLUMNS[c]: c for c in HISTORY_COLUMNS if c in history}
+    frame = pd.DataFrame({en: history[c] for (en, _), c in names.items()})
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
     show.table(
         frame,
-        {HISTORY_COLUMNS["en"][c]: HISTORY_COLUMNS["zh"][c] for c in columns},
-        formats={HISTORY_COLUMNS["en"][c]: "{:.1%}" if "accuracy" in c else "{:.3f}" for c in columns},
+        dict(names.keys()),
+        formats={en: "{:.1%}" if "accuracy" in c else "{:.3f}" for (en, _), c in names.items()},
         index_name={"en": "epoch", "zh": "轮次"},
     )

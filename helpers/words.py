@@ -1,15 +1,9 @@
-"""The words that computed sentences, tables and figures use, in both languages: one vocabulary.
+"""The words of computed sentences, tables and figures in both languages: ``book/vocabulary.yml``
+(``common`` plus one section per topic; a translator edits that file only).
 
-``book/vocabulary.yml`` maps each English term (as the English page shows it) to its Chinese
-rendering, in sections: ``common`` for words every chapter uses, one section per topic for the
-words of that topic (and where a word reads otherwise there). A translator edits that file only.
-
-    w = words.of("zh", "serving"); w("requests per second")   # '每秒请求数' (the topic's, else common's)
-    words.zh("test accuracy")                                  # '测试准确率'; a missing term: KeyError naming it
-    words.glue("resume_same", "identical" if same else "different", "stronger_cnn")   # resume_same_en / _zh
-    words.glue("gain", "{x:.1%} more", x=0.042)                # a sentence with values: both wordings in the file
-    words.glue("device", env.describe(hw, "en"), env.describe(hw, "zh"))   # both wordings given here
-    show.table(frame, words.labels("serving"))                 # table headers and index through the vocabulary
+    words.of("zh", "serving")("requests per second")   # '每秒请求数' (the topic's, else common's)
+    words.glue("gain", "{x:.1%} more", x=0.042)         # glued as gain_en / gain_zh
+    show.table(frame, words.labels("serving"))          # headers and index through the vocabulary
 """
 
 from __future__ import annotations
@@ -96,11 +90,8 @@ def glue_values(**values) -> None:
 
 
 def glue(name: str, en: str, zh_or_topic: str = COMMON, **values) -> None:
-    """A value in words, once per language (``name_en``, ``name_zh``).
-
-    ``glue(name, en, zh)`` glues the two wordings given; ``glue(name, term)`` or
-    ``glue(name, term, topic)`` takes the Chinese from the vocabulary. ``values`` are formatted into
-    both (``"{acc:.1%}"``)."""
+    """A value in words, glued once per language (``name_en``, ``name_zh``): ``glue(name, en, zh)``, or
+    ``glue(name, term[, topic])`` with the Chinese from the vocabulary; ``values`` are formatted into both."""
     words = (en, zh_or_topic) if zh_or_topic not in vocabulary() else both(en, zh_or_topic)
     if values:
         words = tuple(w.format(**values) for w in words)

@@ -99,7 +99,7 @@ def test_keras_as_tensorflow_gives_the_listings_imports_keras():
 
 def test_the_listing_splits_into_its_five_steps_and_back():
     steps = article.steps(article.LISTING)
-    assert list(steps) == [step for step, _, _ in article.STEPS]
+    assert list(steps) == list(article.STEPS)
     assert "".join(steps.values()) == article.LISTING
     assert steps["initialisation"].startswith("# 参数初始化") and "model.compile(" in steps["initialisation"]
     assert "model.fit(x_train, y_train, epochs=10)" in steps["training"]

@@ -1,22 +1,10 @@
 """One notebook, two languages: keep one language's prose and every code cell.
 
-A chapter's source holds both languages: every markdown cell is tagged ``en`` or ``zh``; code cells
-carry no language tag and belong to both (a code cell may be tagged with a language too, when it
-draws a figure or prints a table in that language only). :func:`split` keeps one language, and is
-used twice:
-
-- for the readers' editions, ``notebooks/<lang>/NN_topic.ipynb`` (from the source, no outputs),
-  which the download and launch buttons of that language's pages open;
-- for the sites' pages (``page=True``, from the executed notebook), so figures and glued numbers
-  are identical in both languages by construction. On a page, papermill's injected-parameters cell
-  is folded into the parameters cell (each line keeps its comment and shows this run's value) and
-  removed, and the parameters cell is collapsed.
-
-Within a code cell, three things may be given per language, and each edition keeps its own:
-an output marked with its language (``metadata: {"lang": "zh"}``, as :mod:`helpers.show` makes
-them: tables, printed summaries, figures labelled in one language); a comment written
-``# English words ‖ 中文注释`` (the part before ``‖`` for English, after it for Chinese); and a
-figure caption in the cell's metadata (``mystnb: figure: caption_en / caption_zh``).
+Markdown cells are tagged ``en`` or ``zh``; code cells belong to both unless tagged. :func:`split`
+makes the readers' editions (from the source) and the sites' pages (``page=True``, from the executed
+notebook, so both languages show the same numbers; papermill's injected cell is folded into the
+parameters cell). Per language a code cell may give an output (``metadata: {"lang": "zh"}``), a comment
+``# English ‖ 中文`` and a figure caption (``mystnb: figure: caption_en / caption_zh``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Headless Chromium for the book: printing the PDFs and checking the site in a real browser.
-
-Chromium comes from the system (``make setup`` installs Debian's ``chromium`` when no Chromium or
-Chrome is found); it is driven with Playwright's Python client, whose own browser downloads are
-never used. ``$CHROMIUM`` names another executable.
-"""
+"""Headless Chromium (the system's, driven by Playwright; ``$CHROMIUM`` names another) for the PDFs and
+the browser checks of the site."""
 
 from __future__ import annotations
 

@@ -1,22 +1,14 @@
-"""The Colab bootstrap cell: the first code cell of every generated notebook, written in one place.
+"""The Colab bootstrap cell that :mod:`helpers.book.notebooks` puts before every generated notebook's
+parameters cell.
 
-The chapters' MyST sources do not hold it: :mod:`helpers.book.notebooks` adds it when it writes
-each ``.ipynb`` pair (``make notebooks``), so changing ``repository.url`` in ``_config.yml`` and
-running that again updates every notebook.
-
-In Google Colab the course's ``helpers`` package is missing: the cell clones the public repository
-(``repository.url`` and ``repository.branch`` in ``_config.yml``), puts it on ``sys.path``,
-installs what Colab lacks and moves into ``notebooks/``, so the chapter runs as it does here.
-Anywhere else (JupyterLab, papermill, nbval, the book build) the cell does nothing and prints
-nothing. It goes immediately before the first code cell (the ``parameters`` cell), and is tagged
-``remove-cell`` so the book's pages do not show it. Running the script again replaces an older
-version of the cell (recognised by its tag) instead of adding a second one.
+In Colab it clones the repository (``repository.url`` and ``.branch`` in ``_config.yml``), installs
+what Colab lacks and moves into ``notebooks/``; anywhere else it does nothing. It is tagged
+``remove-cell``, and an older copy (recognised by its tag) is replaced, not duplicated.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import nbformat
@@ -33,7 +25,6 @@ COLAB_PACKAGES = ("myst-nb", "fastapi", "uvicorn", "httpx")
 
 #: the cell's comments in each edition's language (None: the bilingual notebook papermill runs)
 WORDS = {
-    None: {"colab": "Google Colab only: fetch and install this course when it is missing (does nothing elsewhere)."},
     "en": {"colab": "Google Colab only: fetch and install this course when it is missing (does nothing elsewhere).",
            "lang": "results are shown in this edition's language",
            "glue": "the numbers in the text appear once the cells that compute them have run"},
@@ -74,20 +65,13 @@ def cell_source(config: Path = ROOT / "_config.yml", lang: str | None = None) ->
     url, branch = repository(config)
     packages = ", ".join(json.dumps(p) for p in COLAB_PACKAGES)
     folder = "/content/maas-course/notebooks" + (f"/{lang}" if lang else "")
-    words = WORDS[lang]
+    words = WORDS[lang or "en"]
     edition = f"import os\n\nos.environ[{json.dumps(show.ENV)}] = {json.dumps(lang)}  # {words['lang']}\n\n" if lang else ""
     source = TEMPLATE.format(url=json.dumps(url + ".git"), branch=json.dumps(branch), packages=packages,
                              folder=json.dumps(folder), edition=edition, colab=words["colab"])
     if lang:
         source += f"\n\nfrom helpers.book.glue import glued  # noqa: E402,F401 - {words['glue']}"
     return source
-
-
-def new_cell(source: str | None = None):
-    cell = nbformat.v4.new_code_cell(source if source is not None else cell_source())
-    cell.metadata["tags"] = list(TAGS)
-    cell.pop("id", None)  # ids are added by nbformat.write when the notebook format wants them
-    return cell
 
 
 def first_code_cell(nb):
@@ -109,8 +93,5 @@ def apply(nb, source: str | None = None) -> bool:
         return False
     nb.cells = [c for c in nb.cells if TAG not in c.metadata.get("tags", [])]
     index = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
-    cell = new_cell(source)
-    if nb.nbformat == 4 and nb.nbformat_minor >= 5:
-        cell["id"] = uuid.uuid5(uuid.NAMESPACE_URL, TAG).hex[:8]
-    nb.cells.insert(index, cell)
+    nb.cells.insert(index, nbformat.v4.new_code_cell(source, metadata={"tags": list(TAGS)}))
     return True

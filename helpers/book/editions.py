@@ -1,19 +1,8 @@
-"""The readers' editions' prose: MyST that JupyterLab, Colab and Binder show as the site does.
+"""The readers' editions' prose: Sphinx MyST rewritten into what JupyterLab, Colab and Binder show.
 
-The chapters' prose uses Sphinx's MyST: citations, cross-references to other chapters, numbered
-equations, labels, solution dropdowns and glued numbers. A notebook front end knows nothing of
-the book, so in each readers' edition (``notebooks/<lang>/NN_topic.ipynb``) :func:`portable`
-rewrites them into what it can show:
-
-- ``{cite}`key``` becomes the citation's text, "(Krizhevsky, 2009)";
-- a cross-reference to a chapter becomes a link to that chapter's notebook in the same edition,
-  numbered as in the book ("[chapter 7](07_serving.ipynb)"); one to a section, its text;
-- a link to one of the site's own pages (the references) becomes its words;
-- numbered equations keep their numbers (``\\tag``) and ``{eq}`` references show them;
-- ``(label)=`` lines go; a ``{dropdown}`` becomes an HTML ``<details>`` block (open it to read
-  the solutions);
-- ``{glue:text}`name``` becomes ``{eval}`glued("name")```: JupyterLab with jupyterlab-myst (which
-  the course installs) shows the number once the cell that computes it has run, as the site does.
+:func:`portable` turns citations into their text, chapter references into links to the edition's
+notebooks, site links into words, numbered equations into ``\\tag``, dropdowns into ``<details>``,
+drops ``(label)=`` lines, and ``{glue:text}`` into ``{eval}`glued("name")``` (jupyterlab-myst).
 """
 
 from __future__ import annotations
@@ -25,7 +14,7 @@ from pathlib import Path
 from helpers.paths import BOOK
 
 BIB = BOOK / "references.bib"
-CHAPTER_WORD = {"en": "chapter", "zh": "第 %s 章"}
+CHAPTER_WORD = {"en": "chapter %s", "zh": "第 %s 章"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,34 +65,25 @@ def equation_numbers(cells_text: list[str]) -> dict[str, int]:
 def portable(text: str, lang: str, chapters: dict[str, tuple[int, str]], equations: dict[str, int]) -> str:
     """One markdown cell's prose, rewritten for notebook front ends (see the module's docstring)."""
 
+    def stem(label: str) -> str:
+        return re.sub(r"-(en|zh)$", "", label)
+
     def numref(match: re.Match) -> str:
-        shown, label = match.group(1), match.group(2)
-        stem = re.sub(r"-(en|zh)$", "", label)
-        if stem in chapters:
-            number, name = chapters[stem]
+        shown, label = match.group(1), stem(match.group(2))
+        if label in chapters:
+            number, name = chapters[label]
             return f"[{shown.replace('%s', str(number)).strip()}]({name})"
         return shown.replace("%s", "").strip()
 
     def ref(match: re.Match) -> str:
-        shown, label = match.group(1), match.group(2)
-        stem = re.sub(r"-(en|zh)$", "", label)
-        if stem in chapters:
-            return f"[{shown}]({chapters[stem][1]})"
-        return shown
+        label = stem(match.group(2))
+        return f"[{match.group(1)}]({chapters[label][1]})" if label in chapters else match.group(1)
 
-    def bare_ref(match: re.Match) -> str:
-        stem = re.sub(r"-(en|zh)$", "", match.group(1))
-        return chapter_link(stem) if stem in chapters else match.group(1)
-
-    def chapter_link(stem: str) -> str:
-        number, name = chapters[stem]
-        word = CHAPTER_WORD[lang]
-        return f"[{word % number if '%s' in word else f'{word} {number}'}]({name})"
-
-    def doc(match: re.Match) -> str:
-        target = match.group(1)
-        stem = target.replace("_", "-")
-        return chapter_link(stem) if stem in chapters else target
+    def chapter_link(label: str, otherwise: str) -> str:
+        if label not in chapters:
+            return otherwise
+        number, name = chapters[label]
+        return f"[{CHAPTER_WORD[lang] % number}]({name})"
 
     text = re.sub(r"^\([\w-]+\)=\s*\n", "", text, flags=re.M)
     text = re.sub(r"^(`{3,})\{dropdown\}([^\n]*)\n(.*?)^\1\s*$",
@@ -112,8 +92,8 @@ def portable(text: str, lang: str, chapters: dict[str, tuple[int, str]], equatio
     text = re.sub(r"\{cite(?::[a-z]+)?\}`([^`]+)`", _cite, text)
     text = re.sub(r"\{numref\}`([^`<]*)<([\w-]+)>`", numref, text)
     text = re.sub(r"\{ref\}`([^`<]+)<([\w-]+)>`", ref, text)
-    text = re.sub(r"\{ref\}`([\w-]+)`", bare_ref, text)
-    text = re.sub(r"\{doc\}`([^`]+)`", doc, text)
+    text = re.sub(r"\{ref\}`([\w-]+)`", lambda m: chapter_link(stem(m.group(1)), m.group(1)), text)
+    text = re.sub(r"\{doc\}`([^`]+)`", lambda m: chapter_link(m.group(1).replace("_", "-"), m.group(1)), text)
     text = re.sub(r"\[([^\]]+)\]\((?!https?:)[\w./-]+\.md\)", r"\1", text)  # the site's own pages: their words
     text = re.sub(r"\{eq\}`([\w-]+)`", lambda m: f"({equations.get(m.group(1), '?')})", text)
     text = re.sub(r"^\$\$\s*\(([\w-]+)\)\s*$", lambda m: f"\\tag{{{equations.get(m.group(1), '?')}}}\n$$", text,

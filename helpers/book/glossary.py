@@ -1,18 +1,11 @@
-"""One term per idea: the course's bilingual glossary, from one table (``book/glossary.yml``).
-
-Each entry gives the English term, the Chinese term the course uses (after d2l-zh's terminology
-unless the entry says why not), the Chinese variants it rejects, a one-line definition in each
-language and the chapter that introduces the term. From that one table:
-
-- each site gets a glossary page (:func:`write_page`, a Sphinx ``glossary``: every term an anchor);
-- :mod:`helpers.book.sphinx_publish` links the first use of each term in each chapter to it;
-- the tests fail when a Chinese page uses a rejected variant (:func:`rejected_in`).
-"""
+"""The course's bilingual glossary from ``book/glossary.yml``: each site's glossary page
+(:func:`write_page`), the terms :mod:`helpers.book.sphinx_lang` links, and the rejected Chinese
+variants the tests look for (:func:`rejected_in`)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -37,8 +30,7 @@ class Term:
     zh: str
     definition: dict[str, str]
     chapter: str
-    reject: tuple[str, ...] = field(default=())
-    why: str = ""  # why the Chinese term differs from d2l-zh's, where it does
+    reject: tuple[str, ...] = ()
 
     def name(self, lang: str) -> str:
         return self.en if lang == "en" else self.zh
@@ -63,8 +55,7 @@ def load(path: Path = TABLE) -> list[Term]:
         reject = tuple(row.get("reject") or ())
         if row["zh"] in reject:
             raise ValueError(f"{path.name}: {row['zh']!r} both used and rejected")
-        terms.append(Term(row["en"], row["zh"], {"en": row["en_def"], "zh": row["zh_def"]}, row["chapter"],
-                          reject, row.get("why", "")))
+        terms.append(Term(row["en"], row["zh"], {"en": row["en_def"], "zh": row["zh_def"]}, row["chapter"], reject))
     return terms
 
 

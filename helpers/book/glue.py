@@ -1,43 +1,28 @@
-"""Glued values in the readers' editions: what ``{glue:text}`` shows on the site, shown in JupyterLab.
+"""Glued values in the readers' editions: ``{eval}`glued("name")``` shows what ``{glue:text}`` shows on the site.
 
-On the site, myst-nb pastes a value that a cell glued (``glue(name, value, display=False)``)
-wherever the prose says ``{glue:text}`name```. In a readers' edition the prose says
-``{eval}`glued("name")``` instead (:mod:`helpers.book.editions`), which jupyterlab-myst evaluates
-in the kernel once the cells above have run. Importing this module (the edition's first cell does)
-makes ``myst_nb.glue`` remember every value it glues, and :func:`glued` returns one, formatted as
-the site shows it (``glued("acc", ".1%")`` as ``{glue:text}`acc:.1%```).
+Importing this module (an edition's first cell does) makes ``myst_nb.glue`` remember each value it
+glues; :func:`glued` returns one formatted as the site does (``glued("acc", ".1%")``).
 """
 
 from __future__ import annotations
+
+from helpers.show import Text
 
 #: every value glued in this kernel, by name
 VALUES: dict[str, object] = {}
 
 
-class Shown:
-    """A value as text: its repr is the text itself (no quotes), as the site shows it."""
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(self.text)
-
-
-def glued(name: str, spec: str = "") -> Shown:
+def glued(name: str, spec: str = "") -> Text:
     """The value glued as ``name``, formatted with ``spec`` (or "…" until its cell has run)."""
     if name not in VALUES:
-        return Shown("…")
+        return Text("…")
     value = VALUES[name]
     if spec:
         try:
-            return Shown(format(float(value), spec))
+            return Text(format(float(value), spec))
         except (TypeError, ValueError):
-            return Shown(format(value, spec))
-    return Shown(str(value))
+            return Text(format(value, spec))
+    return Text(str(value))
 
 
 def record() -> None:

@@ -1,12 +1,8 @@
 """How much of a Chinese page is in Chinese: the share of Latin-script words in what a reader reads.
 
-:func:`prose_text` takes a built page and keeps what a reader reads as text: the article's prose,
-headings, tables, captions and printed output, without code (code cells' input, inline code, code
-blocks), maths, scripts and citations (authors' names are Latin-script by nature).
-:func:`latin_share` counts, in such text, Latin-script words against Chinese characters: each
-Latin word is one token and so is each Chinese character; names that have no Chinese form in the
-course (Keras, CIFAR-10, GPU, ...) count as neither. The tests keep every Chinese page below
-:data:`LATIN_SHARE_LIMIT`.
+:func:`prose_text` keeps a built page's prose (no code, maths, scripts or citations);
+:func:`latin_share` counts Latin words against Chinese characters, names without a Chinese form
+counting as neither. The tests keep every Chinese page below :data:`LATIN_SHARE_LIMIT`.
 """
 
 from __future__ import annotations

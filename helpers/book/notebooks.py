@@ -1,22 +1,11 @@
-"""The chapters' sources and the notebooks generated from them.
-
-Every chapter is written as a MyST Markdown notebook, ``notebooks/NN_topic.md`` (Jupytext's
-``myst`` format), prose in both languages: text you can review in a diff. From each source this
-module writes three ``.ipynb`` files:
-
-- ``notebooks/NN_topic.ipynb``, both languages: what papermill executes (the sites' pages are split
-  from the executed copy, so both languages show the same numbers);
-- ``notebooks/en/NN_topic.ipynb`` and ``notebooks/zh/NN_topic.ipynb``, the readers' editions, one
-  language each: what a page's download and launch buttons (JupyterLab, Binder, Colab) open.
+"""The chapters' MyST sources (``notebooks/NN_topic.md``) and the notebooks generated from them.
 
     python -m helpers.book.notebooks            # (re)write every .ipynb from its .md (make notebooks)
     python -m helpers.book.notebooks --check    # exit 1 if any .ipynb is missing or out of date
 
-Each holds the source's cells (one language's prose, for an edition), no outputs, the Colab
-bootstrap cell (:mod:`helpers.book.colab_cell`) before the parameters cell, and cell ids derived
-from each cell's content, so a one-line change to the source changes one cell of each. Never edit
-an ``.ipynb`` by hand: ``.gitattributes`` marks them generated, and the tests and the pre-commit
-hook check they are in sync.
+Each source gives ``notebooks/NN_topic.ipynb`` (both languages, what papermill runs) and the readers'
+editions ``notebooks/{en,zh}/NN_topic.ipynb``: no outputs, the Colab cell, and cell ids derived from
+each cell's content, so a one-line change changes one cell. Never edit an ``.ipynb`` by hand.
 """
 
 from __future__ import annotations
@@ -90,9 +79,7 @@ def generate(source: Path, lang: str | None = None):
 
 
 def language_info() -> dict:
-    """What the course's kernel reports of its language. JupyterLab writes it into a notebook when
-    the kernel starts, so a notebook that already holds it opens unmodified; the Python version is
-    this interpreter's, and :func:`_same` ignores it when comparing (another machine's Python may differ)."""
+    """What the kernel reports of its language (JupyterLab writes it on open); :func:`_same` ignores the version."""
     return {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
             "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
             "pygments_lexer": "ipython3", "version": platform.python_version()}
@@ -112,12 +99,7 @@ def _same(written: str, wanted: str) -> bool:
 
 def stale(directory: Path = NOTEBOOKS) -> list[Path]:
     """Generated notebooks that are missing or differ from what :func:`generate` writes."""
-    out = []
-    for source in sources(directory):
-        for lang, path in generated(source).items():
-            if not path.exists() or not _same(path.read_text(encoding="utf-8"), render(generate(source, lang))):
-                out.append(path)
-    return out
+    return sync(directory, write=False)
 
 
 def orphans(directory: Path = NOTEBOOKS) -> list[Path]:
@@ -127,33 +109,33 @@ def orphans(directory: Path = NOTEBOOKS) -> list[Path]:
     return sorted(p for p in found if p not in made)
 
 
-def sync(directory: Path = NOTEBOOKS) -> list[Path]:
-    """Write every out-of-date generated notebook; return their paths."""
-    written = []
+def sync(directory: Path = NOTEBOOKS, write: bool = True) -> list[Path]:
+    """Every missing or out-of-date generated notebook, (re)written unless not ``write``."""
+    out = []
     for source in sources(directory):
         for lang, path in generated(source).items():
             text = render(generate(source, lang))
             if not path.exists() or not _same(path.read_text(encoding="utf-8"), text):
-                path.parent.mkdir(exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-                written.append(path)
-    return written
+                if write:
+                    path.parent.mkdir(exist_ok=True)
+                    path.write_text(text, encoding="utf-8")
+                out.append(path)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.book.notebooks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a pair is out of date")
-    parser.add_argument("--dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    extra = orphans(args.dir)
+    extra = orphans()
     if args.check:
-        bad = stale(args.dir)
+        bad = stale()
         for path in bad:
             print(f"out of date: {_shown(path)} (run `make notebooks`)", file=sys.stderr)
         for path in extra:
             print(f"no source for {_shown(path)}: write its .md or delete it", file=sys.stderr)
         return 1 if bad or extra else 0
-    for path in sync(args.dir):
+    for path in sync():
         print(f"wrote {_shown(path)}")
     for path in extra:
         print(f"warning: no source for {_shown(path)}", file=sys.stderr)

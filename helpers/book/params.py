@@ -1,14 +1,10 @@
 """Every notebook parameter's rules, once, and the check that runs before any compute.
 
-A chapter declares its parameters once, in its cell tagged ``parameters``: name, type, default and
-a comment (``epochs: int = 10  # ...``; ``papermill --help-notebook`` documents them). What a
-value must obey is written here once per *name*, for the whole course (:data:`PARAMETERS`: a name
-means one thing, with one type and one bound, in every chapter that has it), plus the few rules
-that tie one chapter's values together (:data:`RULES`). A chapter's schema is derived from the
-two: the names of its parameters cell, typed from :data:`PARAMETERS` (:func:`schema`). The
-chapter checks its values in its second cell (``params.check("cifar10_cnn", globals())``), and the
-runner (:mod:`helpers.book.run`) checks profile values and ``-p`` overrides before it starts a
-kernel, so a bad value stops with a message naming the parameter before anything is computed.
+A chapter declares its parameters once, in its ``parameters`` cell. What a value must obey is
+written here once per *name* (:data:`PARAMETERS`), plus the rules tying one chapter's values together
+(:data:`RULES`); a chapter's schema is derived from the two (:func:`schema`). The chapter checks its
+values (``params.check("cifar10_cnn", globals())``), and the runner checks profile values and ``-p``
+overrides before it starts a kernel.
 """
 
 from __future__ import annotations
@@ -345,13 +341,11 @@ RULES: dict[str, tuple[Callable, ...]] = {
 
 
 class NotebookParams(BaseModel):
-    """Base of every chapter's schema: strict types (no silent "10" -> 10), unknown names rejected,
-    and the chapter's :data:`RULES` applied once every value has its type."""
+    """Base of every chapter's schema: strict types (no silent "10" -> 10), unknown names rejected, and the
+    chapter's :data:`RULES` applied once every value has its type."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    #: the chapter (its id, the file stem in notebooks/ without the number) these parameters belong to
-    notebook: str = ""
+    notebook: str = ""  # the chapter's id
 
     @model_validator(mode="after")
     def _chapter_rules(self):
@@ -360,21 +354,16 @@ class NotebookParams(BaseModel):
         return self
 
 
-def declared(stem: str) -> dict[str, object]:
-    """The names and default values of chapter ``stem``'s parameters cell, in order."""
-    from helpers.book import run
-
-    paths = run.notebook_paths()
-    if stem not in paths:
-        raise ParameterError(f"no chapter {stem!r}; chapters: {list(paths)}")
-    return run.notebook_defaults(paths[stem])
-
-
 @cache
 def schema(stem: str, names: tuple[str, ...] | None = None) -> type[NotebookParams]:
-    """Chapter ``stem``'s schema: the names of its parameters cell (or ``names``), each typed and
-    bounded by :data:`PARAMETERS`."""
-    names = tuple(declared(stem)) if names is None else names
+    """Chapter ``stem``'s schema: the names of its parameters cell (or ``names``), typed by :data:`PARAMETERS`."""
+    if names is None:
+        from helpers.book import run
+
+        paths = run.notebook_paths()
+        if stem not in paths:
+            raise ParameterError(f"no chapter {stem!r}; chapters: {list(paths)}")
+        names = tuple(run.notebook_defaults(paths[stem]))
     unknown = [n for n in names if n not in PARAMETERS]
     if unknown:
         raise TypeError(f"{stem}'s parameters {unknown} have no rule in helpers/book/params.py PARAMETERS: add one")
@@ -384,8 +373,8 @@ def schema(stem: str, names: tuple[str, ...] | None = None) -> type[NotebookPara
 
 
 def validate(stem: str, values: dict, names: tuple[str, ...] | None = None) -> NotebookParams:
-    """Chapter ``stem``'s ``values`` checked (against the parameters ``names``, by default those of its
-    parameters cell), or :class:`ParameterError` naming every bad one and the fix."""
+    """Chapter ``stem``'s ``values`` checked against :func:`schema`, or :class:`ParameterError` naming every
+    bad one and the fix."""
     try:
         return schema(stem, names)(**values)
     except ValidationError as exc:
@@ -403,8 +392,7 @@ def validate(stem: str, values: dict, names: tuple[str, ...] | None = None) -> N
 
 
 def check(stem: str, namespace: dict) -> NotebookParams:
-    """Check the values of chapter ``stem``'s parameters found in ``namespace`` (a notebook's
-    ``globals()``); a chapter calls it in the cell after its parameters."""
+    """Check chapter ``stem``'s parameters in ``namespace`` (its ``globals()``, in the cell after its parameters)."""
     return validate(
         stem, {name: namespace[name] for name in schema(stem).model_fields if name in namespace and name != "notebook"}
     )

@@ -2,13 +2,9 @@
 
     python -m helpers.book.pdf          # after the sites are built: writes _build/html/pdf/maas-course-{en,zh}.pdf
 
-For each language, Jupyter Book builds that site's project (``build/site/<lang>``, assembled by
-:mod:`helpers.book.site`) again as one HTML page (Sphinx's ``singlehtml`` builder). It uses the
-same configuration, table of contents and saved environment as the site's HTML build, so Sphinx
-reads no page again: it only writes the one page. Chromium puts a cover in place of the site's
-home page, opens the exercises' solutions, and prints it to PDF once MathJax has typeset it and
-every figure has loaded. Nothing is fetched: the page uses the site's own MathJax and the
-system's fonts.
+Each site's project is built again as one page (``singlehtml``, reusing the HTML build's saved
+environment); Chromium puts a cover first, opens the solutions and prints once MathJax and every
+figure are done. Nothing is fetched.
 """
 
 from __future__ import annotations
@@ -48,11 +44,8 @@ COVER_JS = """([title, subtitle]) => {
 
 
 def build_singlehtml(project: Path, lang: str) -> Path:
-    """Build the ``lang`` site's project, already built as HTML, as one page; return the page.
-
-    The same arguments as the HTML build (:func:`helpers.book.site.jupyter_book_build`), so the
-    saved environment is reused and no page is read again.
-    """
+    """Build the ``lang`` site's project, already built as HTML, as one page (same arguments, so nothing is
+    read again); return the page."""
     jupyter_book_build(project, "--builder", "singlehtml")
     built = project / "_build" / "singlehtml" / "index.html"
     if not built.exists():
@@ -60,40 +53,31 @@ def build_singlehtml(project: Path, lang: str) -> Path:
     return built
 
 
-def print_pdf(page: Path, target: Path, lang: str, context=None) -> Path:
-    """Print an HTML page to ``target`` with headless Chromium (MathJax done, images loaded)."""
+def print_pdf(page: Path, target: Path, lang: str, context) -> Path:
+    """Print an HTML page to ``target`` in the Chromium ``context`` (MathJax done, images loaded)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-
-    def _print(ctx):
-        tab = ctx.new_page()
-        tab.goto(page.resolve().as_uri(), wait_until="load")
-        tab.evaluate(browser.MATHJAX_DONE)
-        tab.evaluate(browser.IMAGES_DONE)
-        date = datetime.now(timezone.utc).date().isoformat()
-        tab.evaluate(COVER_JS, [TITLES[lang], SUBTITLES[lang].format(date=date)])
-        tab.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-        tab.emulate_media(media="print")
-        tab.pdf(path=str(target), format="A4", print_background=True, outline=True, tagged=True,
-                margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
-                display_header_footer=True, header_template="<span></span>",
-                footer_template=('<div style="font-size:8px;width:100%;text-align:center;">'
-                                 f'{TITLES[lang]} · <span class="pageNumber"></span>/<span class="totalPages"></span></div>'))
-        tab.close()
-
-    if context is not None:
-        _print(context)
-    else:
-        with browser.chromium() as ctx:
-            _print(ctx)
+    tab = context.new_page()
+    tab.goto(page.resolve().as_uri(), wait_until="load")
+    tab.evaluate(browser.MATHJAX_DONE)
+    tab.evaluate(browser.IMAGES_DONE)
+    date = datetime.now(timezone.utc).date().isoformat()
+    tab.evaluate(COVER_JS, [TITLES[lang], SUBTITLES[lang].format(date=date)])
+    tab.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    tab.emulate_media(media="print")
+    tab.pdf(path=str(target), format="A4", print_background=True, outline=True, tagged=True,
+            margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
+            display_header_footer=True, header_template="<span></span>",
+            footer_template=('<div style="font-size:8px;width:100%;text-align:center;">'
+                             f'{TITLES[lang]} · <span class="pageNumber"></span>/<span class="totalPages"></span></div>'))
+    tab.close()
     return target
 
 
-def build(site: Path | str = ROOT / "_build" / "html", projects: Path | str = SITES,
-          langs=bilingual.LANGS) -> dict[str, Path]:
+def build(site: Path | str = ROOT / "_build" / "html", projects: Path | str = SITES) -> dict[str, Path]:
     """Write ``site/pdf/maas-course-<lang>.pdf`` for each language; return the paths."""
     site, projects = Path(site), Path(projects)
-    with ThreadPoolExecutor(max_workers=len(langs)) as pool:  # the two Sphinx builds side by side
-        futures = {lang: pool.submit(build_singlehtml, projects / lang, lang) for lang in langs}
+    with ThreadPoolExecutor(max_workers=len(bilingual.LANGS)) as pool:  # the two Sphinx builds side by side
+        futures = {lang: pool.submit(build_singlehtml, projects / lang, lang) for lang in bilingual.LANGS}
         pages = {lang: future.result() for lang, future in futures.items()}
     pdfs = {}
     with browser.chromium() as ctx:

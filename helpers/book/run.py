@@ -5,17 +5,16 @@
     python -m helpers.book.run --only cifar10_cnn -p epochs=20 -p learning_rate=3e-4
     python -m helpers.book.run --list               # notebooks, their parameters and the profiles
 
-Executed copies go to ``build/executed/<profile>/`` (never over the sources), with
-``summary.json`` beside them: profile, parameters, package versions, hardware, wall time, status
-and the key metrics (every value the notebook glued). Every parameter is checked before the first
-kernel starts; a failing cell stops the run, naming the notebook and the cell, and the executed
-copy holding the error is kept.
+Executed copies go to ``build/executed/<profile>/`` with ``summary.json`` (parameters, versions,
+hardware, time, status, every glued value). Every parameter is checked before the first kernel
+starts; a failing cell stops the run and its executed copy is kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import difflib
 import json
 import os
@@ -39,15 +38,19 @@ class RunError(RuntimeError):
     """A bad profile, notebook name or parameter; or a notebook that failed."""
 
 
-def gpu_visible() -> bool:
-    """True when ``nvidia-smi -L`` lists a GPU (cheap: imports no framework)."""
+def _nvidia_smi(*args: str) -> str:
+    """What ``nvidia-smi *args`` prints ("" without a working nvidia-smi); imports no framework."""
     if not shutil.which("nvidia-smi"):
-        return False
+        return ""
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
-        return False
-    return out.returncode == 0 and "GPU" in out.stdout
+        return ""
+    return out.stdout if out.returncode == 0 else ""
+
+
+def gpu_visible() -> bool:
+    return "GPU" in _nvidia_smi("-L")
 
 
 def default_profile() -> str:
@@ -72,9 +75,7 @@ def load_profile(name: str) -> dict:
 
 
 def chapter_id(path: Path | str) -> str:
-    """A chapter's name everywhere (profiles, schemas, executed copies, pages, summaries): its file
-    name without the number, ``notebooks/05_cifar10_cnn.ipynb`` -> ``cifar10_cnn``. The number
-    orders the chapters and appears nowhere else, so a chapter can move without being renamed."""
+    """A chapter's name everywhere: its file name without the number (``05_cifar10_cnn.ipynb`` -> ``cifar10_cnn``)."""
     return re.sub(r"^\d+_", "", Path(path).stem)
 
 
@@ -97,17 +98,15 @@ def parse_override(text: str) -> tuple[str, object]:
     if not sep or not name.strip():
         raise RunError(f"-p expects name=value, got {text!r}")
     value = yaml.safe_load(raw)
-    if isinstance(value, str) and _looks_numeric(raw):
-        value = float(raw)  # YAML 1.1 reads "1e-3" as a string
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(raw)  # YAML 1.1 reads "1e-3" as a string
     return name.strip(), value
 
 
-def _looks_numeric(raw: str) -> bool:
-    try:
-        float(raw)
-    except ValueError:
-        return False
-    return True
+def _unknown(what: str, name: str, choices) -> RunError:
+    hint = difflib.get_close_matches(name, choices, n=1)
+    return RunError(f"{what}" + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; choices: {list(choices)}")
 
 
 @dataclass
@@ -137,12 +136,7 @@ def plan(
         for name in only:
             matches = [stem for stem in paths if stem == name] or [stem for stem in paths if name in stem]
             if not matches:
-                hint = difflib.get_close_matches(name, paths, n=1)
-                raise RunError(
-                    f"no notebook matches {name!r}"
-                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                    + f"; notebooks: {list(paths)}"
-                )
+                raise _unknown(f"no notebook matches {name!r}", name, paths)
             selected += [m for m in matches if m not in selected]
     out_dir = Path(output_dir or EXECUTED / profile_name)
     plans, used = [], set()
@@ -166,13 +160,8 @@ def plan(
         plans.append(Plan(stem, paths[stem], out_dir / f"{stem}.ipynb", chosen, defaults, cli))
     for key, _ in overrides:
         if key not in used:
-            known = sorted({k for p in plans for k in p.defaults})
-            hint = difflib.get_close_matches(key, known, n=1)
-            raise RunError(
-                f"parameter {key!r} belongs to none of the selected notebooks"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f"; parameters: {known}"
-            )
+            known = {k for p in plans for k in p.defaults}
+            raise _unknown(f"parameter {key!r} belongs to none of the selected notebooks", key, sorted(known))
     return plans
 
 
@@ -180,17 +169,12 @@ def machine() -> dict:
     """Hardware and versions, gathered without importing a deep-learning framework."""
     from helpers import env
 
-    gpus = []
-    if gpu_visible():
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True
-        )
-        gpus = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    gpus = [line.strip() for line in _nvidia_smi("--query-gpu=name", "--format=csv,noheader").splitlines()]
     return {
         "hostname_platform": platform.platform(),
         "cpu": env.cpu_name(),
         "cpu_cores": env.cpu_cores(),
-        "gpus": gpus,
+        "gpus": [gpu for gpu in gpus if gpu],
         "versions": env.versions(
             ("python", "numpy", "keras", "tensorflow", "jax", "torch", "papermill", "jupyter-book", "myst-nb", "nbval")
         ),
@@ -222,14 +206,8 @@ def fingerprint(p: Plan) -> str:
     return h.hexdigest()
 
 
-def execute(
-    plans: list[Plan], profile_name: str, kernel: str = "python3", log_output: bool = False, force: bool = False
-) -> dict:
-    """Run the planned notebooks; write and return the summary. Raises RunError on a failure.
-
-    A notebook whose executed copy is up to date (same notebook, parameters and helpers, and it
-    succeeded) is skipped unless ``force`` is set.
-    """
+def execute(plans: list[Plan], profile_name: str, force: bool = False) -> dict:
+    """Run the planned notebooks (skipping those up to date unless ``force``); write and return the summary."""
     import papermill
 
     if not plans:
@@ -271,9 +249,8 @@ def execute(
                 str(p.source),
                 str(p.output),
                 parameters=p.parameters,
-                kernel_name=kernel,
+                kernel_name="python3",
                 cwd=str(p.source.parent),
-                log_output=log_output,
                 progress_bar=_progress_bar(p.name, previous.get("seconds")),
                 extra_arguments=KERNEL_QUIET,
             )
@@ -356,8 +333,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output-dir", type=Path, help="where executed copies go (default build/executed/<profile>)")
     parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
-    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
-    parser.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
     parser.add_argument("--force", action="store_true", help="re-run notebooks whose executed copy is up to date")
     parser.add_argument("--list", action="store_true", help="list notebooks, parameters and profiles, then exit")
     args = parser.parse_args(argv)
@@ -368,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = args.profile or default_profile()
         overrides = [parse_override(text) for text in args.parameter]
         plans = plan(profile, args.only, overrides, args.output_dir, args.notebooks_dir)
-        execute(plans, profile, args.kernel, args.log_output, args.force)
+        execute(plans, profile, args.force)
     except (RunError, params_mod.ParameterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, params_mod.ParameterError) else 1

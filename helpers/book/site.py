@@ -2,25 +2,15 @@
 
     python -m helpers.book.site --profile cpu     # build/executed/cpu -> _build/html/{en,zh}/ and _build/html/index.html
 
-The English site and the Chinese site are two Sphinx projects (Jupyter Book 1), each with its
-``language`` set, so the theme's words, the navigation and the search are in that language and
-search finds only that language's pages. Both are made from the same executed notebooks
-(:func:`helpers.book.bilingual.split` keeps one language's prose and every code cell, so numbers
-and figures are identical), from one table of contents (the repository's ``_toc.yml``, whose
-captions read ``English · 中文``) and one configuration (``_config.yml``). Each page links to its
-twin in the other site (:mod:`helpers.book.sphinx_lang`), and ``_build/html/index.html`` offers
-both and lists every chapter of each.
-
-Every page is built with warnings as errors (``-W -n``: a broken cross-reference, citation or
-glued value fails the build). The tests build the same way into a scratch folder, so the sites
-they check are the sites ``make book`` publishes.
+Two Jupyter Book projects, one ``language`` each, made from the same executed notebooks, ``_toc.yml``
+and ``_config.yml``; each page links to its twin. Built with warnings as errors (``-W -n``), the same
+way in the tests as for ``make book``.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
-import json
 import os
 import shutil
 import subprocess
@@ -81,12 +71,8 @@ def language_config(lang: str, root: Path = ROOT) -> dict:
 
 
 def assemble(lang: str, executed: Path, dest: Path, root: Path = ROOT) -> Path:
-    """Write one language's Jupyter Book project into ``dest`` (emptied first); return ``dest``.
-
-    It holds that language's hand-written pages (``book/<lang>/*.md``), the generated glossary
-    and execution-status pages, one page per executed chapter, the shared bibliography, static
-    files and templates, and its ``_config.yml`` and ``_toc.yml``.
-    """
+    """Write one language's Jupyter Book project into ``dest`` (emptied first): its hand-written pages, the
+    glossary and status pages, one page per executed chapter, the bibliography, static files, config and toc."""
     book = root / BOOK.name
     if dest.exists():
         shutil.rmtree(dest)
@@ -118,27 +104,23 @@ def assemble(lang: str, executed: Path, dest: Path, root: Path = ROOT) -> Path:
     return dest
 
 
-def jupyter_book_build(project: Path, *extra: str, quiet: bool = True) -> None:
-    """``jupyter-book build`` of one site's project, warnings as errors (``-W -n --keep-going``).
-
-    The HTML build and the PDF's single-page build (:mod:`helpers.book.pdf`) both call this, with
-    the same configuration, so the second reuses the first one's saved environment.
-    """
+def jupyter_book_build(project: Path, *extra: str) -> None:
+    """``jupyter-book build`` of one site's project, warnings as errors; the PDF's build reuses its environment."""
     jb = Path(sys.executable).with_name("jupyter-book")
     args = [str(jb), "build", str(project), "-W", "-n", "--keep-going", *extra]
-    result = subprocess.run(args, capture_output=quiet, text=True)
+    result = subprocess.run(args, capture_output=True, text=True)
     if result.returncode != 0:
-        tail = ((result.stdout or "")[-5000:] + (result.stderr or "")[-3000:]) if quiet else ""
+        tail = result.stdout[-5000:] + result.stderr[-3000:]
         raise SiteError(f"jupyter-book build {project.name} {' '.join(extra)} failed (warnings count as errors):\n{tail}")
 
 
 def build(executed: Path | str, out: Path | str = ROOT / "_build" / "html", root: Path = ROOT,
-          work: Path | str = SITES, quiet: bool = True) -> Path:
+          work: Path | str = SITES) -> Path:
     """Build both sites into ``out/en`` and ``out/zh`` and the landing page ``out/index.html``."""
     executed, out, work = Path(executed), Path(out), Path(work)
     projects = {lang: assemble(lang, executed, work / lang, root) for lang in LANGS}
     with ThreadPoolExecutor(max_workers=len(LANGS)) as pool:  # two Sphinx processes, side by side
-        list(pool.map(lambda p: jupyter_book_build(p, quiet=quiet), projects.values()))
+        list(pool.map(jupyter_book_build, projects.values()))
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -215,10 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", required=True, help="which executed run to publish (build/executed/<profile>)")
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "html", help="where the sites go (default: _build/html)")
     parser.add_argument("--work", type=Path, default=SITES, help="where their projects are assembled (default: build/site)")
-    parser.add_argument("--verbose", action="store_true", help="show Jupyter Book's own output")
     args = parser.parse_args(argv)
     try:
-        out = build(EXECUTED / args.profile, args.out, work=args.work, quiet=not args.verbose)
+        out = build(EXECUTED / args.profile, args.out, work=args.work)
     except SiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

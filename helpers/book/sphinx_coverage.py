@@ -1,15 +1,7 @@
-"""A Sphinx extension: the table of what the source article claims and where the course answers it.
+"""A Sphinx extension: the ```` ```{article-coverage} en ```` table of the article's claims and where the course answers them.
 
-``book/article_coverage.yml`` holds one row per claim or question of the article: its section, its
-words quoted exactly, the chapter and section of the course that answer it (by their labels), how
-(a measurement, a citation or an explanation) and the answer in one line in each language. The
-directive ```` ```{article-coverage} en ```` (or ``zh``) renders those rows as a table in that
-language. The chapter and section of each row are cross-references (``numref`` to the chapter,
-``ref`` to the section), resolved and checked by Sphinx like any other: a label that does not
-exist fails the build (``-W -n``).
-
-Enabled in ``_config.yml`` (``sphinx.extra_extensions``); without an argument the directive uses
-the site's language (:func:`helpers.book.sphinx_lang.site_lang`).
+Rows come from ``book/article_coverage.yml``; the chapter and section of each are ``numref``/``ref``
+cross-references, so a missing label fails the build. Without an argument the site's language is used.
 """
 
 from __future__ import annotations
@@ -21,16 +13,12 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
 
+from helpers.book.bilingual import LANGS
 from helpers.paths import BOOK
 
-#: the data file
 DATA = BOOK / "article_coverage.yml"
-from helpers.book.bilingual import LANGS
 HOW = ("measurement", "citation", "explanation")
-HOW_WORDS = {
-    "en": {"measurement": "measurement", "citation": "citation", "explanation": "explanation"},
-    "zh": {"measurement": "测量", "citation": "引用", "explanation": "解释"},
-}
+HOW_ZH = {"measurement": "测量", "citation": "引用", "explanation": "解释"}
 HEADERS = {
     "en": ("Article", "The article says", "Answered in", "How", "The answer"),
     "zh": ("原文", "原文的说法", "回答所在", "方式", "回答"),
@@ -129,7 +117,7 @@ class ArticleCoverage(SphinxDirective):
                 where += _xref("ref", f"{item['target']}-{lang}", item["target"], docname, False)
             row += _cell(where)
             separator = "、" if lang == "zh" else ", "
-            row += _cell(nodes.paragraph("", separator.join(HOW_WORDS[lang][h] for h in item["how"])))
+            row += _cell(nodes.paragraph("", separator.join(HOW_ZH[h] if lang == "zh" else h for h in item["how"])))
             row += _cell(nodes.paragraph("", item[lang]))
             body += row
         group += body

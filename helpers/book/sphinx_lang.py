@@ -1,14 +1,5 @@
-"""A Sphinx extension for the two sites: each page's language, its twin, and its terms.
-
-- ``<html lang>`` is a valid BCP 47 tag (``zh-CN``; Sphinx's ``language`` is ``zh_CN``), so
-  browsers pick Chinese fonts and screen readers a Chinese voice.
-- A header button links every page to its twin in the other language's site (the sites sit side
-  by side, ``_build/html/en/`` and ``_build/html/zh/``, with the same page names).
-- In every chapter, the first use of each glossary term (:mod:`helpers.book.glossary`) links to
-  its entry on the site's glossary page: text in code, maths, links and headings is left alone.
-
-Enabled in ``_config.yml`` (``sphinx.extra_extensions``).
-"""
+"""A Sphinx extension for the two sites: ``<html lang>`` as BCP 47 (``zh-CN``), a header link to each
+page's twin in the other site, and the first use of each glossary term in a chapter linked to its entry."""
 
 from __future__ import annotations
 
@@ -43,13 +34,6 @@ def _page_context(app, pagename, templatename, context, doctree):
     })
 
 
-def _chapters(app) -> set[str]:
-    import yaml
-
-    toc = yaml.safe_load((Path(app.srcdir) / "_toc.yml").read_text(encoding="utf-8"))
-    return {c["file"] for part in toc.get("parts", []) if part.get("numbered") for c in part["chapters"]}
-
-
 def _in_skipped(node) -> bool:
     parent = node.parent
     while parent is not None:
@@ -62,10 +46,10 @@ def _in_skipped(node) -> bool:
 
 def link_terms(app, doctree) -> None:
     """Link the first use of each glossary term in a chapter to the glossary (doctree-read)."""
-    from helpers.book import glossary
+    from helpers.book import glossary, site
 
     docname = app.env.docname
-    if docname not in _chapters(app):
+    if docname not in site.chapters(Path(app.srcdir)):
         return
     lang = site_lang(app)
     terms = sorted(glossary.load(), key=lambda t: -len(t.name(lang)))

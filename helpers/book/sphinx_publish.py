@@ -1,20 +1,5 @@
-"""A small Sphinx extension for publishing the sites: launch links, PDF links, dark-mode figures.
-
-- **Launch links.** sphinx-book-theme builds its Binder and Colab links from the page's own path
-  (``cifar10_cnn.ipynb``), a generated file that is not in the repository. They are pointed at the
-  committed readers' edition in the page's language, ``notebooks/<lang>/05_cifar10_cnn.ipynb`` in
-  ``repository.url`` (``_config.yml``), and a link for JupyterLab on this machine (``make lab``)
-  is added.
-- **The PDFs.** Each page's download menu links the whole book as a PDF in each language
-  (``pdf/maas-course-<lang>.pdf`` beside the two sites, written by ``python -m helpers.book.pdf``).
-- **Figures in dark mode** keep their white background (``book/_static/maas.css``).
-- **No script twice**: a repeated inline script (sphinx-thebe's) would be a console error.
-- **Bibliography entries** carry an ARIA role that screen readers and axe-core accept.
-- **The chapter list** (```` ```{chapter-list} ```` on a landing page): every chapter of the
-  site, numbered and titled as in the navigation, read from its ``_toc.yml``, never typed by hand.
-
-Enabled in ``_config.yml`` (``sphinx.extra_extensions``).
-"""
+"""A Sphinx extension for publishing: launch links to the readers' editions (and ``make lab``), PDF links,
+dark-mode figures, no inline script twice, accepted ARIA roles, and the ```` ```{chapter-list} ```` directive."""
 
 from __future__ import annotations
 
@@ -102,15 +87,14 @@ class ChapterList(SphinxDirective):
     """An ordered list of links to the site's chapters: the numbered part of its ``_toc.yml``."""
 
     def run(self):
-        import yaml
+        from helpers.book.site import chapters
 
-        toc = yaml.safe_load((Path(self.env.srcdir) / "_toc.yml").read_text(encoding="utf-8"))
-        parts = [p for p in toc.get("parts", []) if p.get("numbered")]
-        if not parts:
+        files = chapters(Path(self.env.srcdir))
+        if not files:
             raise self.error("_toc.yml has no numbered part of chapters")
         listing = nodes.enumerated_list(enumtype="arabic")
-        for chapter in parts[0]["chapters"]:
-            target = "/" + chapter["file"]
+        for file in files:
+            target = "/" + file
             ref = addnodes.pending_xref("", refdomain="std", reftype="doc", reftarget=target,
                                         refexplicit=False, refwarn=True)
             ref += nodes.inline("", target)

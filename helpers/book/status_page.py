@@ -1,62 +1,43 @@
-"""The execution-status page of each site, written at build time from the runner's ``summary.json``.
-
-For each chapter of the last run its status, wall time and parameters (those a profile or ``-p``
-set are in bold), and the profile, hardware and package versions of the run, in the site's
-language. :func:`helpers.book.site.assemble` writes it beside the chapter pages, so the page
-always describes the notebooks the site shows.
-"""
+"""Each site's execution-status page, written by :func:`helpers.book.site.assemble` from the runner's
+``summary.json``: each chapter's status, time and parameters (those set by a profile or ``-p`` in bold),
+and the run's profile, hardware and versions."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+#: the page's words: key -> (English, Chinese)
 WORDS = {
-    "en": {
-        "title": "Execution status",
-        "none": "No run summary was found: this site was built without `python -m helpers.book.run`.",
-        "intro": "Every number and figure in this edition comes from the chapters as last executed, with the "
-        "**{profile}** parameter profile, on the machine described below. Parameters in **bold** were set "
-        "by the profile or on the command line; the others are the chapter's defaults. Re-run with "
-        "`python -m helpers.book.run --profile {name}` (see the README).",
-        "started": "Started",
-        "finished": "Finished",
-        "colon": ": ",
-        "chapters": "Chapters",
-        "header": "| Chapter | Status | Wall time | Parameters |",
-        "ok": "ran",
-        "failed": "failed",
-        "machine": "Hardware and software",
-        "item": "| Item | Value |",
-        "cpu": "Processor",
-        "cores": "CPU cores",
-        "gpus": "GPUs",
-        "no_gpu": "none",
-        "platform": "Platform",
-        "versions": "Versions",
-    },
-    "zh": {
-        "title": "执行状态",
-        "none": "未找到运行摘要：本网站构建时没有运行 `python -m helpers.book.run`。",
-        "intro": "本版中的每一个数字和图表都来自最近一次执行的各章，使用 **{profile}** 参数配置，运行在下文所述的机器上。"
-        "**粗体**参数由参数配置或命令行设定，其余为该章的默认值。可用 "
-        "`python -m helpers.book.run --profile {name}` 重新运行（见 README）。",
-        "started": "开始",
-        "finished": "结束",
-        "colon": "：",
-        "chapters": "各章",
-        "header": "| 章 | 状态 | 耗时 | 参数 |",
-        "ok": "已运行",
-        "failed": "失败",
-        "machine": "硬件与软件",
-        "item": "| 项目 | 值 |",
-        "cpu": "处理器",
-        "cores": "CPU 核数",
-        "gpus": "GPU",
-        "no_gpu": "无",
-        "platform": "平台",
-        "versions": "版本",
-    },
+    "title": ("Execution status", "执行状态"),
+    "none": (
+        "No run summary was found: this site was built without `python -m helpers.book.run`.",
+        "未找到运行摘要：本网站构建时没有运行 `python -m helpers.book.run`。",
+    ),
+    "intro": (
+        "Every number and figure in this edition comes from the chapters as last executed, with the **{profile}** "
+        "parameter profile, on the machine described below. Parameters in **bold** were set by the profile "
+        "or on the command line; the others are the chapter's defaults. Re-run with `python -m helpers.book.run "
+        "--profile {name}` (see the README).",
+        "本版中的每一个数字和图表都来自最近一次执行的各章，使用 **{profile}** 参数配置，运行在下文所述的机器上。"
+        "**粗体**参数由参数配置或命令行设定，其余为该章的默认值。"
+        "可用 `python -m helpers.book.run --profile {name}` 重新运行（见 README）。",
+    ),
+    "started": ("Started", "开始"),
+    "finished": ("Finished", "结束"),
+    "colon": (": ", "："),
+    "chapters": ("Chapters", "各章"),
+    "header": ("| Chapter | Status | Wall time | Parameters |", "| 章 | 状态 | 耗时 | 参数 |"),
+    "ok": ("ran", "已运行"),
+    "failed": ("failed", "失败"),
+    "machine": ("Hardware and software", "硬件与软件"),
+    "item": ("| Item | Value |", "| 项目 | 值 |"),
+    "cpu": ("Processor", "处理器"),
+    "cores": ("CPU cores", "CPU 核数"),
+    "gpus": ("GPUs", "GPU"),
+    "no_gpu": ("none", "无"),
+    "platform": ("Platform", "平台"),
+    "versions": ("Versions", "版本"),
 }
 SECONDS = {"en": "{:.1f} s", "zh": "{:.1f} 秒"}
 
@@ -81,7 +62,7 @@ def _parameters(record: dict) -> str:
 
 def render(summary: dict | None, lang: str, chapters: list[str]) -> str:
     """The page in ``lang``; ``chapters`` (ids, in order) are the chapters the site has pages for."""
-    w = WORDS[lang]
+    w = {key: words[lang == "zh"] for key, words in WORDS.items()}
     lines = ["(build-status)=", f"# {w['title']}", ""]
     if not summary:
         return "\n".join([*lines, w["none"], ""])
