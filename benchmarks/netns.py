@@ -149,7 +149,7 @@ class NamespacedCluster(LocalCluster):
         self.network.mend(index)
         address = self.network.address(index)
         argv = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--disable-usage-stats"]
-        argv += [f"--address={self.address}", f"--node-ip-address={address}", f"--num-cpus={self.node_cpus}"]
+        argv += [f"--address={self.cluster.address}", f"--node-ip-address={address}", f"--num-cpus={self.node_cpus}"]
         argv += [f"--object-store-memory={self.object_store_mb * 2**20}"]
         log = tempfile.TemporaryFile()
         # `ray start` refuses a second node unless told that this is a real cluster (it is: each node

@@ -345,7 +345,8 @@ def test_two_replicas_on_two_nodes_and_everything_on_loopback(deployed):
     placements = ray.get(log.placements.remote())
     alive = set(local.alive_nodes())
     assert len(alive) == 2 and {p["node"] for p in placements if p["stopped"] is None} >= alive
-    pids = local.pids()
+    nodes = [local.cluster.head_node, *local.workers]  # every process of every node, workers and replicas included
+    pids = {p.pid for node in nodes for p in ray_cluster._with_descendants(local._tops(node))}
     listening = [c for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.pid in pids]
     assert listening and all(c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1") for c in listening), listening
 

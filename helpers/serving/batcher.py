@@ -7,6 +7,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -41,16 +42,11 @@ class BatchStats:
         self.largest_batch = max(self.largest_batch, images)
 
     def as_dict(self) -> dict:
-        return {
-            "requests": self.requests,
-            "in_flight": self.in_flight,
-            "batches": self.batches,
-            "images": self.images,
-            "largest_batch": self.largest_batch,
-            "model_seconds": round(self.model_seconds, 6),
-            "mean_batch_images": round(self.images / self.batches, 3) if self.batches else 0.0,
-            "mean_requests_per_batch": round(self.requests / self.batches, 3) if self.batches else 0.0,
-        }
+        def per_batch(count: int) -> float:
+            return round(count / self.batches, 3) if self.batches else 0.0
+
+        means = {"mean_batch_images": per_batch(self.images), "mean_requests_per_batch": per_batch(self.requests)}
+        return dataclasses.asdict(self) | {"model_seconds": round(self.model_seconds, 6)} | means
 
 
 class Batcher:

@@ -252,10 +252,6 @@ class LocalCluster:
             self.shutdown()
             raise
 
-    @property
-    def address(self) -> str:
-        return self.cluster.address
-
     def add_node(self):
         """Start one more worker node and wait until the cluster sees it; the node."""
         node = started(self._start_worker)
@@ -302,10 +298,6 @@ class LocalCluster:
             with contextlib.suppress(psutil.NoSuchProcess):  # ended meanwhile
                 process.suspend()
         return at
-
-    def pids(self) -> set[int]:
-        """Every process of every live node (the nodes' own processes and their children: workers, replicas)."""
-        return {p.pid for node in [self.cluster.head_node, *self.workers] for p in _with_descendants(self._tops(node))}
 
     def alive_nodes(self) -> list[str]:
         import ray
