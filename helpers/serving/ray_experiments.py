@@ -119,8 +119,9 @@ def node_loss(
 ) -> dict:
     """Lose ``node`` ``kill_after`` s into a ``seconds``-long load from ``clients`` clients without
     retries and as many with ``retries``: ``fault`` ``"kill"`` (SIGKILL), ``"freeze"`` (SIGSTOP) or
-    ``"partition"`` (its link cut, on a cluster with a network); a frozen or cut-off node is killed
-    after the load. ``predict_url``: one URL, or entry points that retrying clients fail over between.
+    ``"partition"`` (its link cut: a ``NamespacedCluster`` of ``benchmarks/netns.py``); a frozen or
+    cut-off node is killed after the load. ``predict_url``: one URL, or entry points that retrying
+    clients fail over between.
 
     Returns the requests (times in s from the fault), the replicas over time, ``dead_s`` (until the
     GCS marked the node dead; None if not within ``dead_within`` s), what Ray printed, and counts:
