@@ -15,7 +15,7 @@ replica is
   the load.
 
 or, in a third series (``namespaces``), cut off: each node runs in a network namespace of its own
-(:mod:`helpers.serving.netns`; Linux, as root) and the node's link is cut (a partition). There a
+(``benchmarks/netns.py``; Linux, as root) and the node's link is cut (a partition). There a
 proxy runs on every node and the clients enter through the proxy of the node that is lost, the
 retrying ones failing over to the head's proxy as a load balancer would; then, for comparison, a
 few partitions with one proxy, on the head, as in the other series.
@@ -91,24 +91,27 @@ def namespaces_series(model: str, bodies, trials: int, args, every_node: bool) -
     otherwise one proxy, on the head, as in the other series."""
     import urllib.parse
 
-    from helpers.serving import netns, ray_cluster, ray_serve
+    import netns
+
+    from helpers.serving import ray_cluster, ray_serve
     from helpers.serving import ray_experiments as rx
 
     network = netns.Network(2)
     label = "the course's, " + ("a proxy on every node" if every_node else "a proxy on the head") + ", namespaces"
     rows = []
-    with ray_cluster.LocalCluster(nodes=2, node_cpus=1, network=network) as local:
+    with netns.NamespacedCluster(network, nodes=2, node_cpus=1) as local:
         log = ray_cluster.start_replica_log(local.head_id)
-        url = ray_serve.start_serve(every_node=every_node)  # on the head only: 127.0.0.1 of namespace 0
+        # a proxy on every node, or on the head only: 127.0.0.1 of namespace 0
+        url = netns.start_serve_every_node() if every_node else ray_serve.start_serve()
         port = urllib.parse.urlsplit(url).port
         ray_serve.deploy(ray_serve.application(model, num_replicas=2), running=2)
 
         def entry(index: int) -> str:
             return f"http://{network.address(index)}:{port}/v1/models/{ray_serve.DEFAULT_NAME}:predict"
 
+        predict = f"{url}/v1/models/{ray_serve.DEFAULT_NAME}:predict"
         for trial in range(trials):
             node = rx.worker_with_replica(local, log)
-            predict = f"{url}/v1/models/{ray_serve.DEFAULT_NAME}:predict"
             entries = [entry(node.index), entry(0)] if every_node else [predict]  # the lost node's proxy first
             _wait_for_proxy(entries[0], bodies[0])
             loss = rx.node_loss(
@@ -159,7 +162,7 @@ def in_namespaces(argv: list[str]) -> None:
     live there), then remove the network, also when the run fails."""
     import subprocess
 
-    from helpers.serving import netns
+    import netns
 
     reason = netns.unavailable()
     if reason:

@@ -220,7 +220,7 @@ def flaky_server():
 
 @pytest.mark.timeout(60)
 def test_retrying_clients_lose_nothing_that_others_lose(flaky_server):
-    timeline = loadtest.run_timeline(
+    table = loadtest.run_timeline(
         # the server fails 7 tries in 15: with five retries a request was seen failing all six tries
         # (once, in `make test-fast`); eight make that about ten times less likely
         flaky_server,
@@ -231,7 +231,6 @@ def test_retrying_clients_lose_nothing_that_others_lose(flaky_server):
         backoff_s=0.001,
         timeout=5,
     )
-    table = timeline.table()
     assert len(table) == 60 and table["retrying"].sum() > 0
     assert (table.loc[table["retrying"], "status"] == 200).all()  # every answer arrives, some after retries
     assert (table.loc[table["retrying"], "attempts"] > 1).any()
@@ -244,15 +243,14 @@ def test_retrying_clients_fail_over_to_the_next_entry_point_and_avoid_the_failed
     from helpers.processes import free_ports
 
     dead = f"http://127.0.0.1:{free_ports(1)[0]}/v1/models/m:predict"  # nothing listens: refused
-    timeline = loadtest.run_timeline(
+    table = loadtest.run_timeline(
         [dead, flaky_server], [b"{}"] * 40, 4, retries=[0, 0, 8, 8], max_requests=40, backoff_s=0.001, timeout=5
     )
-    table = timeline.table()
     assert (table.loc[table["retrying"], "status"] == 200).all()  # through the second entry point
     assert (table.loc[~table["retrying"], "status"] == 0).all()  # no retry, no other entry point
-    refused = sum(error.startswith("ConnectionRefusedError") for error in timeline.errors)
+    refused = sum(error.startswith("ConnectionRefusedError") for error in table.attrs["errors"])
     # each retrying client met the dead entry point once, then avoided it for loadtest.EJECT_S
-    assert refused == (~table["retrying"]).sum() + 2, timeline.errors[:6]
+    assert refused == (~table["retrying"]).sum() + 2, table.attrs["errors"][:6]
 
 
 @pytest.mark.slow
@@ -261,8 +259,10 @@ def test_a_network_namespace_is_cut_off_and_mended():
     through the bridge, unreachable while its link is cut, reachable again once mended."""
     import subprocess
     import sys
+    from pathlib import Path
 
-    from helpers.serving import netns
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import netns
 
     if reason := netns.unavailable():
         pytest.skip(reason)
@@ -345,7 +345,8 @@ def test_two_replicas_on_two_nodes_and_everything_on_loopback(deployed):
     placements = ray.get(log.placements.remote())
     alive = set(local.alive_nodes())
     assert len(alive) == 2 and {p["node"] for p in placements if p["stopped"] is None} >= alive
-    pids = local.pids()
+    nodes = [local.cluster.head_node, *local.workers]  # every process of every node, workers and replicas included
+    pids = {p.pid for node in nodes for p in ray_cluster._with_descendants(local._tops(node))}
     listening = [c for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.pid in pids]
     assert listening and all(c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1") for c in listening), listening
 

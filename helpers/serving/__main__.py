@@ -1,15 +1,10 @@
-"""``python -m helpers.serving --model FILE --port N``: serve a CIFAR-10 classifier over HTTP.
-
-    python -m helpers.serving --model build/executed/cpu/artifacts/cifar10_served.keras --port 8501
-    curl -s localhost:8501/v1/models/cifar10                     # status
-    curl -s -X POST localhost:8501/v1/models/cifar10:predict -d '{"instances": [{"b64": "..."}]}'
-
-Bound to 127.0.0.1 unless ``--host`` says otherwise; ``--help`` lists the batching options.
-"""
+"""``python -m helpers.serving --model FILE --port N``: serve a CIFAR-10 classifier over HTTP
+(:mod:`helpers.serving` shows how to call it; ``--help`` lists the options)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -25,48 +20,35 @@ from helpers.serving.protocol import (
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.serving", description=DESCRIPTION)
-    parser.add_argument(
-        "--model", required=True, help="a .keras file or a SavedModel folder (uint8 images in, logits out)"
-    )
-    parser.add_argument("--name", default=DEFAULT_NAME, help=f"model name in the URLs (default {DEFAULT_NAME})")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument(
-        "--port", type=int, default=8501, help="port (default 8501, TensorFlow Serving's REST port; 0: any free port)"
-    )
-    parser.add_argument("--max-batch-size", type=int, default=64, help="most images in one model call (default 64)")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window in milliseconds (default 5)")
-    parser.add_argument("--no-batching", action="store_true", help="run every request alone")
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="request size limit")
-    parser.add_argument("--max-instances", type=int, default=DEFAULT_MAX_INSTANCES, help="most images in one request")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--model", required=True, help="a .keras file or a SavedModel folder (uint8 images in, logits out)")
+    add("--name", default=DEFAULT_NAME, help=f"model name in the URLs (default {DEFAULT_NAME})")
+    add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    add("--port", type=int, default=8501, help="port (default 8501, TensorFlow Serving's REST port; 0: any free port)")
+    add("--max-batch-size", type=int, default=64, help="most images in one model call (default 64)")
+    add("--max-wait-ms", type=float, default=5.0, help="batching window in milliseconds (default 5)")
+    add("--no-batching", dest="batching", action="store_false", help="run every request alone")
+    add("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="request size limit")
+    add("--max-instances", type=int, default=DEFAULT_MAX_INSTANCES, help="most images in one request")
+    add(
         "--through-fastapi",
-        action="store_true",
-        help="answer :predict through FastAPI's router too (slower; to measure what the fast path saves)",
+        dest="fast_path",
+        action="store_false",
+        help="answer :predict through FastAPI's router too (slower)",
     )
-    parser.add_argument(
+    add(
         "--body-timeout",
+        dest="body_timeout_s",
         type=float,
         default=BODY_TIMEOUT_S,
-        help="seconds a request body may take to arrive (408 after)",
+        help="seconds a request body may take to arrive",
     )
-    parser.add_argument(
-        "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, help="open connections beyond this get 503"
-    )
-    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), help="Keras backend")
+    add("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, help="open connections beyond this get 503")
+    add("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), help="Keras backend")
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    options = ServiceOptions(
-        args.name,
-        args.max_batch_size,
-        args.max_wait_ms,
-        not args.no_batching,
-        args.max_body_bytes,
-        args.max_instances,
-        not args.through_fastapi,
-        args.body_timeout,
-        args.max_connections,
-    )
+    options = ServiceOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ServiceOptions)})
     try:
         serve(args.model, args.host, args.port, options)
     except (ServingError, OSError) as exc:  # no model, port taken, ...

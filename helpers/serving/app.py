@@ -1,14 +1,8 @@
-"""The model service's ASGI application: FastAPI for everything, a lean path for ``:predict``.
-
-:func:`create_app` builds the FastAPI application (status, metadata, health, stats, OpenAPI) and,
-unless told otherwise, puts :class:`PredictFastPath` in front of it for ``POST :predict``.
-:func:`serve` loads a model and runs the application on uvicorn, logging JSON lines, until
-SIGTERM or SIGINT, which stop it gracefully (requests in flight are answered).
-"""
+"""The model service's ASGI application (FastAPI for everything, :class:`PredictFastPath` for
+``POST :predict``) and :func:`serve`, which runs it on uvicorn until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -38,10 +32,11 @@ from helpers.serving.protocol import (
     DEFAULT_MAX_INSTANCES,
     DEFAULT_NAME,
     LOGGER,
+    MODEL_VERSION_STATUS,
     BadRequest,
     ClientGone,
-    decode_predict_request,
     log,
+    predict_reply,
     receive_body,
     refusal,
 )
@@ -49,7 +44,6 @@ from helpers.serving.protocol import (
 #: the services' connection cap: more open connections than this at once get 503 (the load tests
 #: open at most a few hundred)
 DEFAULT_MAX_CONNECTIONS = 1024
-INLINE_DECODE_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread
 DESCRIPTION = "Serve an image classifier over HTTP with TensorFlow Serving's REST API and dynamic batching."
 
 
@@ -66,25 +60,6 @@ class ServiceOptions:
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # open connections beyond it get 503 (uvicorn's limit_concurrency)
 
 
-async def predict_reply(batcher: Batcher, max_instances: int, body: bytes, path: str) -> tuple[int, bytes]:
-    """The ``:predict`` reply for one request body: ``(status, JSON bytes)``; the one place for it."""
-    try:
-        if len(body) < INLINE_DECODE_BYTES:
-            images, key = decode_predict_request(body, max_instances)
-        else:  # parsing megabytes of JSON takes milliseconds: keep the event loop free meanwhile
-            images, key = await asyncio.to_thread(decode_predict_request, body, max_instances)
-    except BadRequest as exc:
-        return exc.status, refusal(path, exc.status, exc.message)
-    outputs = await batcher.submit(images)
-    return 200, orjson.dumps({key: outputs}, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def check_model_name(name: str, served: str) -> None:
-    """404 unless ``name`` is the served model's."""
-    if name != served:
-        raise FastAPIHTTPException(404, f"unknown model {name!r}; this service serves {served!r}")
-
-
 def signature_metadata(name: str, n_outputs: int) -> dict:
     """TensorFlow Serving's ``/metadata`` reply: one signature, uint8 images in, ``n_outputs`` logits out."""
     shape = [{"size": "-1"}] + [{"size": str(s)} for s in IMAGE_SHAPE]
@@ -98,6 +73,11 @@ def signature_metadata(name: str, n_outputs: int) -> dict:
         "model_spec": {"name": name, "signature_name": "", "version": "1"},
         "metadata": {"signature_def": {"signature_def": {"serving_default": signature}}},
     }
+
+
+def check_model_name(name: str, served: str) -> None:
+    if name != served:
+        raise FastAPIHTTPException(404, f"unknown model {name!r}; this service serves {served!r}")
 
 
 def create_app(predictor: Predictor, options: ServiceOptions):
@@ -123,29 +103,15 @@ def create_app(predictor: Predictor, options: ServiceOptions):
         batcher = Batcher(predictor.predict, options.max_batch_size, options.max_wait_ms / 1000, options.batching)
         batcher.start()
         state["batcher"] = batcher
-        log.info(
-            "ready",
-            extra={
-                "fields": {
-                    "event": "ready",
-                    "model": options.name,
-                    "kind": predictor.kind,
-                    "batching": options.batching,
-                    "max_batch_size": options.max_batch_size,
-                    "max_wait_ms": options.max_wait_ms,
-                }
-            },
-        )
+        fields = {"model": options.name, "kind": predictor.kind, "batching": options.batching}
+        fields |= {"max_batch_size": options.max_batch_size, "max_wait_ms": options.max_wait_ms}
+        log.info("ready", extra={"fields": {"event": "ready", **fields}})
         yield
         await batcher.stop()
         log.info("stopped", extra={"fields": {"event": "stopped", **batcher.stats.as_dict()}})
 
-    app = FastAPI(
-        title="CIFAR-10 classifier (TensorFlow Serving REST API)",
-        version="1",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
+    title = "CIFAR-10 classifier (TensorFlow Serving REST API)"
+    app = FastAPI(title=title, version="1", description=DESCRIPTION, lifespan=lifespan)
     errors = {code: {"model": ErrorResponse} for code in (400, 404, 405, 413)}
 
     def refuse(request: Request, status: int, message: str) -> Response:
@@ -171,11 +137,7 @@ def create_app(predictor: Predictor, options: ServiceOptions):
         if name.endswith(":predict"):  # GET /v1/models/<name>:predict
             raise FastAPIHTTPException(405, ":predict takes POST with a JSON body")
         check_name(name)
-        return {
-            "model_version_status": [
-                {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-            ]
-        }
+        return {"model_version_status": [MODEL_VERSION_STATUS]}
 
     @app.get("/v1/models/{name}/metadata", summary="Model signature (TensorFlow Serving)", responses=errors)
     async def model_metadata(name: str):
@@ -183,19 +145,16 @@ def create_app(predictor: Predictor, options: ServiceOptions):
         return signature_metadata(options.name, predictor.n_outputs)
 
     async def answer_predict(body: bytes, path: str) -> tuple[int, bytes]:
-        return await predict_reply(state["batcher"], options.max_instances, body, path)
+        return await predict_reply(state["batcher"].submit, options.max_instances, body, path)
+
+    body_schema = {"required": True, "content": {"application/json": {"schema": PredictRequest.model_json_schema()}}}
 
     @app.post(
         "/v1/models/{name}:predict",
         summary="Predict (TensorFlow Serving row or columnar format)",
         response_model=PredictResponse,
         responses=errors,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-            }
-        },
+        openapi_extra={"requestBody": body_schema},
     )
     async def predict(name: str, request: Request):
         # documents the endpoint and answers it when the app runs without PredictFastPath
@@ -218,10 +177,9 @@ class PredictFastPath:
     """ASGI: ``POST <path>`` straight to the handler; every other request to the FastAPI ``app``.
 
     FastAPI's routing, dependency solving and middleware run on the event loop for every request,
-    and with dynamic batching the event loop's CPU per request, not the model, can set the
-    throughput (chapter 06 measures the service both ways; ``--through-fastapi`` turns this off). The hot path therefore skips them, as
-    production servers do; FastAPI still serves, validates and documents everything else, and its
-    own ``:predict`` route (same handler) answers other model names with 404.
+    and with dynamic batching the event loop's CPU per request, not the model, can set the throughput
+    (the serving chapter measures both; ``--through-fastapi`` turns this off). FastAPI still serves,
+    validates and documents everything else, and its ``:predict`` route answers other model names.
     """
 
     def __init__(self, app, path: str, answer, options: ServiceOptions):
@@ -261,13 +219,8 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message and the record's ``fields``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
+        entry = {"time": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name}
+        entry |= {"message": record.getMessage(), **getattr(record, "fields", {})}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -323,9 +276,8 @@ def run_server(
 ) -> None:
     """Bind ``host:port`` (0: a free port), log ``listening`` (with ``fields``) and serve ``app`` until SIGTERM/SIGINT.
 
-    The course's way of running a service, shared by the CIFAR-10 service and the language model's:
-    JSON-lines logs, exit status 0 after a graceful stop, and a stop of its own when the parent that
-    started it (:class:`helpers.processes.Child`) is gone. ``started`` is when loading began.
+    Shared by the CIFAR-10 service and the language model's: JSON-lines logs, exit status 0 after a
+    graceful stop, and a stop of its own when its parent is gone. ``started`` is when loading began.
     """
     import uvicorn
 
@@ -348,20 +300,9 @@ def run_server(
 
     processes.exit_with_parent(parent_gone)
     port = sock.getsockname()[1]
-    load_seconds = round(time.perf_counter() - started, 3)
-    logger.info(
-        "listening",
-        extra={
-            "fields": {
-                "event": "listening",
-                "host": host,
-                "port": port,
-                **fields,
-                "load_seconds": load_seconds,
-                "pid": os.getpid(),
-            }
-        },
-    )
+    fields = {"event": "listening", "host": host, "port": port, **fields}
+    fields |= {"load_seconds": round(time.perf_counter() - started, 3), "pid": os.getpid()}
+    logger.info("listening", extra={"fields": fields})
     server.run(sockets=[sock])
 
 
@@ -372,10 +313,7 @@ def serve(
     options: ServiceOptions | None = None,
     graceful_seconds: float = 30.0,
 ) -> None:
-    """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT.
-
-    Started by :class:`helpers.processes.Child`, it also stops when its parent is gone.
-    """
+    """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT."""
     logging.config.dictConfig(LOG_CONFIG)
     options = options or ServiceOptions()
     start = time.perf_counter()

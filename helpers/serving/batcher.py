@@ -1,8 +1,5 @@
-"""Dynamic batching: requests that arrive close together run as one model call.
-
-The model runs on one worker thread, never on the event loop; while a batch runs, new requests
-queue up and form the next one. :class:`BatchStats` counts what was served.
-"""
+"""Dynamic batching: requests that arrive close together run as one model call, on one worker
+thread, never on the event loop; while a batch runs, new requests queue up and form the next one."""
 
 from __future__ import annotations
 
@@ -10,8 +7,9 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,19 +32,21 @@ class BatchStats:
     images: int = 0
     largest_batch: int = 0
     model_seconds: float = 0.0
-    batch_sizes: collections.Counter = field(default_factory=collections.Counter)
+
+    def record(self, requests: int, images: int, seconds: float) -> None:
+        """Count one model call on ``images`` images from ``requests`` requests."""
+        self.model_seconds += seconds
+        self.batches += 1
+        self.requests += requests
+        self.images += images
+        self.largest_batch = max(self.largest_batch, images)
 
     def as_dict(self) -> dict:
-        return {
-            "requests": self.requests,
-            "in_flight": self.in_flight,
-            "batches": self.batches,
-            "images": self.images,
-            "largest_batch": self.largest_batch,
-            "model_seconds": round(self.model_seconds, 6),
-            "mean_batch_images": round(self.images / self.batches, 3) if self.batches else 0.0,
-            "mean_requests_per_batch": round(self.requests / self.batches, 3) if self.batches else 0.0,
-        }
+        def per_batch(count: int) -> float:
+            return round(count / self.batches, 3) if self.batches else 0.0
+
+        means = {"mean_batch_images": per_batch(self.images), "mean_requests_per_batch": per_batch(self.requests)}
+        return dataclasses.asdict(self) | {"model_seconds": round(self.model_seconds, 6)} | means
 
 
 class Batcher:
@@ -54,17 +54,13 @@ class Batcher:
 
     With ``enabled``, a batch starts with the oldest waiting request and takes every request that
     arrives within ``max_wait_s`` of it, up to ``max_batch_size`` images (a request is never split;
-    one larger than the limit runs alone). Without, each request is its own batch. While a batch
-    runs, new requests queue up and form the next one.
+    one larger than the limit runs alone). Without, each request is its own batch.
     """
 
     def __init__(self, predict, max_batch_size: int = 64, max_wait_s: float = 0.005, enabled: bool = True):
         if max_batch_size < 1 or max_wait_s < 0:
             raise ValueError("max_batch_size must be >= 1 and max_wait_s >= 0")
-        self.predict = predict
-        self.max_batch_size = max_batch_size
-        self.max_wait_s = max_wait_s
-        self.enabled = enabled
+        self.predict, self.max_batch_size, self.max_wait_s, self.enabled = predict, max_batch_size, max_wait_s, enabled
         self.stats = BatchStats()
         self._queue: collections.deque[_Pending] = collections.deque()
         self._arrived = asyncio.Event()
@@ -139,13 +135,7 @@ class Batcher:
                     if not p.future.done():
                         p.future.set_exception(exc)
                 continue
-            stats = self.stats
-            stats.model_seconds += time.perf_counter() - start
-            stats.batches += 1
-            stats.requests += len(batch)
-            stats.images += len(images)
-            stats.largest_batch = max(stats.largest_batch, len(images))
-            stats.batch_sizes[len(images)] += 1
+            self.stats.record(len(batch), len(images), time.perf_counter() - start)
             offset = 0
             for p in batch:
                 n = len(p.images)

@@ -3,18 +3,17 @@ and summarise what came back (latency percentiles, throughput, errors).
 
 :func:`run_load` keeps ``concurrency`` clients busy, each sending its next request as soon as the
 last one is answered (a closed loop, like ``wrk`` or ``hey``), over keep-alive HTTP/1.1
-connections (:class:`Connection`, a minimal client). The request bodies are encoded before the clock starts, so the
-measurement is the service's, not the client's JSON encoder. It runs on its own event loop in a
-separate thread, so it works the same from a script, a test or a Jupyter kernel.
+connections (:class:`Connection`, a minimal client). The bodies are encoded before the clock starts,
+so the measurement is the service's, not the client's JSON encoder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import json
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -80,17 +79,9 @@ class LoadResult:
         return float(np.percentile(self.latencies_ms, q))
 
     def row(self) -> dict:
-        return {
-            "clients": self.concurrency,
-            "images/request": self.images_per_request,
-            "requests": self.requests,
-            "errors": self.errors,
-            "requests/s": self.requests_per_second,
-            "images/s": self.images_per_second,
-            "p50 ms": self.percentile(50),
-            "p95 ms": self.percentile(95),
-            "p99 ms": self.percentile(99),
-        }
+        row = {"clients": self.concurrency, "images/request": self.images_per_request, "requests": self.requests}
+        row |= {"errors": self.errors, "requests/s": self.requests_per_second, "images/s": self.images_per_second}
+        return row | {f"p{q} ms": self.percentile(q) for q in (50, 95, 99)}
 
 
 class Connection:
@@ -139,72 +130,20 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def _load(
-    url: str, bodies: list[bytes], concurrency: int, images_per_request: int, timeout: float, warmup: int
-) -> LoadResult:
-    parts = urllib.parse.urlsplit(url)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    latencies = np.zeros(len(bodies))
-    errors: list[str] = []
-    connections = [Connection(parts.hostname, parts.port or 80) for _ in range(concurrency)]
-
-    async def send(connection: Connection, body: bytes) -> float:
-        start = time.perf_counter()
-        try:
-            status, payload = await asyncio.wait_for(connection.post(path, body), timeout)
-            if status != 200 or len(json.loads(payload)["predictions"]) != images_per_request:
-                errors.append(f"HTTP {status}: {payload[:200]!r}")
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
-        return (time.perf_counter() - start) * 1000
-
-    try:
-        # open the connections and warm the service up; not measured
-        for _ in range(max(1, -(-warmup // concurrency))):
-            await asyncio.gather(*(send(c, bodies[i % len(bodies)]) for i, c in enumerate(connections)))
-        errors.clear()
-        next_index = iter(range(len(bodies)))
-
-        async def client_loop(connection: Connection):
-            for i in next_index:  # each client takes the next unsent request
-                latencies[i] = await send(connection, bodies[i])
-
-        start = time.perf_counter()
-        await asyncio.gather(*(client_loop(c) for c in connections))
-        seconds = time.perf_counter() - start
-    finally:
-        await asyncio.gather(*(c.close() for c in connections))
-    return LoadResult(concurrency, images_per_request, seconds, latencies, len(errors), errors[0] if errors else "")
-
-
-def _new_event_loop():
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 def run_in_thread(coroutine, name: str):
-    """Run ``coroutine`` to completion on a fresh event loop in a thread of its own (so that it works
-    from a notebook, whose thread already runs a loop); return its result or re-raise its error here."""
-    box: dict = {}
+    """Run ``coroutine`` on a fresh event loop (uvloop's if installed) in a thread of its own, so that it
+    works from a notebook, whose thread already runs a loop; its result, or its error raised here."""
+    try:
+        from uvloop import new_event_loop
+    except ImportError:
+        new_event_loop = asyncio.new_event_loop
 
     def target():
-        loop = _new_event_loop()
-        try:
-            box["result"] = loop.run_until_complete(coroutine)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-        finally:
-            loop.close()
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(coroutine)
 
-    thread = threading.Thread(target=target, name=name)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name) as thread:
+        return thread.submit(target).result()
 
 
 def run_load(
@@ -217,41 +156,15 @@ def run_load(
     """
     if concurrency < 1 or not bodies:
         raise ValueError("need at least one client and one request")
-    return run_in_thread(_load(url, bodies, concurrency, images_per_request, timeout, warmup), "load-generator")
+    load = _timeline(url, bodies, [0] * concurrency, len(bodies), None, timeout, 0.0, images_per_request, warmup)
+    table = run_in_thread(load, "load-generator")
+    latencies, errors = (table["end"] - table["start"]).to_numpy() * 1000, table.attrs["errors"]
+    seconds = table.attrs["seconds"]
+    return LoadResult(concurrency, images_per_request, seconds, latencies, len(errors), errors[0] if errors else "")
 
 
-@dataclass
-class Timeline:
-    """Every request of :func:`run_timeline`, one entry each: when it was first sent and when it
-    ended (``time.time()``), its last HTTP status (0: no answer), how many attempts it took, and
-    whether its client retries."""
-
-    start: np.ndarray
-    end: np.ndarray
-    status: np.ndarray
-    attempts: np.ndarray
-    retrying: np.ndarray
-    errors: list
-
-    @property
-    def ok(self) -> np.ndarray:
-        return self.status == 200
-
-    def table(self):
-        import pandas as pd
-
-        return pd.DataFrame(
-            {
-                "start": self.start,
-                "end": self.end,
-                "status": self.status,
-                "attempts": self.attempts,
-                "retrying": self.retrying,
-            }
-        )
-
-
-async def _timeline(urls, bodies, retries, max_requests, seconds, timeout, backoff_s, images_per_request):
+async def _timeline(urls, bodies, retries, max_requests, seconds, timeout, backoff_s, images_per_request, warmup=-1):
+    """:func:`run_timeline`; ``warmup`` requests (at least one a client; -1: none) go first, unrecorded."""
     parts = [urllib.parse.urlsplit(url) for url in ([urls] if isinstance(urls, str) else urls)]
     path = parts[0].path + (f"?{parts[0].query}" if parts[0].query else "")
     columns = {name: [] for name in ("start", "end", "status", "attempts", "retrying")}
@@ -300,10 +213,19 @@ async def _timeline(urls, bodies, retries, max_requests, seconds, timeout, backo
                 columns[name].append(value)
 
     try:
+        for _ in range(max(1, -(-warmup // len(retries))) if warmup >= 0 else 0):  # opens the connections too
+            await asyncio.gather(*(attempt(c[0], bodies[i % len(bodies)]) for i, c in enumerate(connections)))
+        errors.clear()
+        start = time.perf_counter()
         await asyncio.gather(*(client_loop(c, r) for c, r in zip(connections, retries)))
+        took = time.perf_counter() - start
     finally:
         await asyncio.gather(*(c.close() for entries in connections for c in entries))
-    return Timeline(*(np.asarray(v) for v in columns.values()), errors)
+    import pandas as pd
+
+    table = pd.DataFrame(columns)
+    table.attrs |= {"errors": errors, "seconds": took}
+    return table
 
 
 #: how long a client of :func:`run_timeline` avoids an entry point after a failed try
@@ -321,8 +243,10 @@ def run_timeline(
     timeout: float = 30.0,
     backoff_s: float = 0.05,
     images_per_request: int = 1,
-) -> Timeline:
-    """A closed-loop load like :func:`run_load` that records every request, and can retry.
+):
+    """A closed-loop load like :func:`run_load` that records every request, and can retry: one row a
+    request, when it was first sent and when it ended (``time.time()``), its last HTTP status (0: no
+    answer), its attempts and whether its client retries; the errors met in ``attrs["errors"]``.
 
     ``concurrency`` clients send ``bodies`` (cycling) until ``max_requests`` (default: one pass)
     are sent or ``seconds`` have passed, whichever comes first. ``retries`` (one number, or one a
@@ -369,35 +293,25 @@ def bad_requests(model_url: str, max_body_bytes: int, max_instances: int) -> lis
         return json.dumps({"instances": instances}, separators=(",", ":")).encode()
 
     b64 = base64.b64encode(image.tobytes()).decode()
-    return [
-        ("malformed JSON", "POST", predict, b'{"instances": [[1, 2', 400),
-        ("empty body", "POST", predict, b"", 400),
-        ("JSON that is not an object", "POST", predict, b"[1, 2, 3]", 400),
-        ('no "instances" field', "POST", predict, b'{"images": []}', 400),
-        ('empty "instances"', "POST", predict, body([]), 400),
-        ("wrong shape (28x28x3)", "POST", predict, body([np.zeros((28, 28, 3), int).tolist()]), 400),
-        ("ragged nesting", "POST", predict, body([one, one[:5]]), 400),
-        ("floats in [0, 1] instead of uint8", "POST", predict, body([(image / 255 + 0.5).tolist()]), 400),
-        ("strings", "POST", predict, body([[[["a"] * 3] * 32] * 32]), 400),
-        ("value 256, out of range", "POST", predict, body([(image.astype(int) + 256).tolist()]), 400),
-        ("negative value", "POST", predict, body([(image.astype(int) - 1).tolist()]), 400),
-        ("invalid base64", "POST", predict, body([{"b64": "not base64!"}]), 400),
-        ("base64 of the wrong length", "POST", predict, body([{"b64": b64[:-8]}]), 400),
-        (
-            "unknown signature_name",
-            "POST",
-            predict,
-            json.dumps({"instances": [one], "signature_name": "other"}).encode(),
-            400,
-        ),
-        (
-            f"{max_instances + 1} images, over the limit",
-            "POST",
-            predict,
-            body([{"b64": b64}] * (max_instances + 1)),
-            413,
-        ),
-        (f"body over {max_body_bytes:,} bytes", "POST", predict, b" " * (max_body_bytes + 1), 413),
+    posts = [
+        ("malformed JSON", b'{"instances": [[1, 2', 400),
+        ("empty body", b"", 400),
+        ("JSON that is not an object", b"[1, 2, 3]", 400),
+        ('no "instances" field', b'{"images": []}', 400),
+        ('empty "instances"', body([]), 400),
+        ("wrong shape (28x28x3)", body([np.zeros((28, 28, 3), int).tolist()]), 400),
+        ("ragged nesting", body([one, one[:5]]), 400),
+        ("floats in [0, 1] instead of uint8", body([(image / 255 + 0.5).tolist()]), 400),
+        ("strings", body([[[["a"] * 3] * 32] * 32]), 400),
+        ("value 256, out of range", body([(image.astype(int) + 256).tolist()]), 400),
+        ("negative value", body([(image.astype(int) - 1).tolist()]), 400),
+        ("invalid base64", body([{"b64": "not base64!"}]), 400),
+        ("base64 of the wrong length", body([{"b64": b64[:-8]}]), 400),
+        ("unknown signature_name", json.dumps({"instances": [one], "signature_name": "other"}).encode(), 400),
+        (f"{max_instances + 1} images, over the limit", body([{"b64": b64}] * (max_instances + 1)), 413),
+        (f"body over {max_body_bytes:,} bytes", b" " * (max_body_bytes + 1), 413),
+    ]
+    return [(case, "POST", predict, content, status) for case, content, status in posts] + [
         ("unknown model name", "POST", unknown, body([one]), 404),
         ("GET on :predict", "GET", predict, b"", 405),
     ]

@@ -1,9 +1,4 @@
-"""The served model: exported with its preprocessing, loaded, and called on uint8 images.
-
-:func:`export` writes a ``.keras`` file and, on TensorFlow, a SavedModel (what TensorFlow Serving
-loads); :class:`Predictor` loads either and predicts logits for raw uint8 images;
-:func:`model_to_serve` finds the stronger-CNN chapter's model, or trains a small one.
-"""
+"""The served model: exported with its preprocessing, loaded, and called on uint8 images."""
 
 from __future__ import annotations
 
@@ -74,12 +69,8 @@ MODEL_RECORD = "cifar10_model.json"  # {"test_accuracy": ..., "notebook": ...}
 def model_to_serve(
     x_train, y_train, x_test, y_test, epochs: int, seed: int, batch_size: int = 128, notebook: str = "serving"
 ):
-    """Chapter 05's model and record if its artifact exists; otherwise train a small one and write it.
-
-    Returns ``(model, record)``; the record says where the model came from (``notebook``) and
-    its test accuracy as that notebook measured it (for a model trained here, on ``x_test``, and
-    recorded as trained by ``notebook``).
-    """
+    """``(model, record)``: chapter 05's model and record (where it came from, its test accuracy) if its
+    artifact exists; otherwise a small one trained here, written, and recorded as trained by ``notebook``."""
     import keras
 
     from helpers.artifacts import artifact
@@ -89,13 +80,8 @@ def model_to_serve(
         return keras.saving.load_model(path), json.loads(record_path.read_text())
     model, accuracy = train_article_cnn(x_train, y_train, x_test, y_test, epochs, seed, batch_size)
     model.save(path)
-    record = {
-        "test_accuracy": accuracy,
-        "notebook": notebook,
-        "train_images": int(len(x_train)),
-        "test_images": int(len(x_test)),
-        "epochs": epochs,
-    }
+    record = {"test_accuracy": accuracy, "notebook": notebook, "train_images": int(len(x_train))}
+    record |= {"test_images": int(len(x_test)), "epochs": epochs}
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return model, record
 

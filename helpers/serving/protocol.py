@@ -1,10 +1,5 @@
-"""The wire format of the model service: TensorFlow Serving's ``:predict`` request, its limits and refusals.
-
-A request body is ``{"instances": [...]}`` (row format) or ``{"inputs": [...]}`` (columnar),
-each instance a 32x32x3 nested list of integers 0..255 or ``{"b64": "<base64 of the 3,072 raw
-bytes>"}``. :func:`decode_predict_request` turns it into uint8 images or raises
-:class:`BadRequest` with the 4xx status and a message that names the problem and the fix.
-"""
+"""The wire format of the model service: TensorFlow Serving's ``:predict`` request (described in
+:mod:`helpers.serving`), its limits and refusals: a 4xx status and a message that names the problem and the fix."""
 
 from __future__ import annotations
 
@@ -22,6 +17,8 @@ IMAGE_BYTES = int(np.prod(IMAGE_SHAPE))
 DEFAULT_NAME = "cifar10"
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20  # 256 images as nested-list JSON take about 4 MB
 DEFAULT_MAX_INSTANCES = 1024
+#: TensorFlow Serving's answer to ``GET /v1/models/<name>``: one version, available
+MODEL_VERSION_STATUS = {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
 LOGGER = "maas.serving"
 log = logging.getLogger(LOGGER)
 
@@ -121,6 +118,24 @@ def _decode_lists(instances: list) -> np.ndarray:
     if low < 0 or high > 255:
         raise BadRequest(400, f"values out of range: min {low}, max {high}; {expected}")
     return array.astype(np.uint8)
+
+
+#: larger bodies are parsed in a worker thread: parsing megabytes of JSON takes milliseconds
+INLINE_DECODE_BYTES = 64 * 1024
+
+
+async def predict_reply(predict, max_instances: int, body: bytes, path: str) -> tuple[int, bytes]:
+    """The ``:predict`` reply for one request body, ``(status, JSON bytes)``, the images predicted by
+    ``await predict(images)``: the one place for it (the hand-built service, the Ray deployment)."""
+    try:
+        if len(body) < INLINE_DECODE_BYTES:
+            images, key = decode_predict_request(body, max_instances)
+        else:
+            images, key = await asyncio.to_thread(decode_predict_request, body, max_instances)
+    except BadRequest as exc:
+        return exc.status, refusal(path, exc.status, exc.message)
+    outputs = await predict(images)
+    return 200, orjson.dumps({key: outputs}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def refusal(path: str, status: int, message: str) -> bytes:

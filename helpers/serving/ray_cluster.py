@@ -7,13 +7,6 @@
     cluster.freeze(cluster.workers[0])       # or SIGSTOP: a node that hangs, its sockets open
     cluster.add_node()
     cluster.shutdown()
-
-With ``network=netns.Network(n)`` (the driver running in namespace 0) every node has an address and a
-link of its own: :meth:`LocalCluster.partition` cuts a worker off, and Serve can run a proxy on each.
-
-:data:`ENVIRONMENT` and :func:`loopback_replica_port` are what Ray needs to stay on this machine
-and say nothing outside it; :class:`ReplicaLog` is a small actor on the head node where every
-replica says, once, where it runs, so that the driver can read it.
 """
 
 from __future__ import annotations
@@ -22,16 +15,9 @@ import contextlib
 import io
 import logging
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
-
-from helpers.serving.netns import Network
 
 #: set before Ray starts; the nodes and their workers inherit them
 ENVIRONMENT = {
@@ -66,16 +52,6 @@ NAMESPACE = "maas"
 REPLICA_LOG = "replica_log"
 
 
-def prepare_environment() -> None:
-    """Set :data:`ENVIRONMENT` in this process, before Ray starts any node (they inherit it)."""
-    os.environ.update(ENVIRONMENT)
-    if "ray" in sys.modules:  # imported already: Ray read these settings at import, so set them where it reads them
-        from ray._private import auto_init_hook, ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False
-        auto_init_hook.enable_auto_connect = False
-
-
 def loopback_replica_port() -> None:
     """Run first by every worker process of this cluster (:data:`ENVIRONMENT`). Ray Serve 2.60 opens
     each replica's gRPC port, for calls between deployments, on every network interface
@@ -94,24 +70,17 @@ def loopback_replica_port() -> None:
         replica.add_port_to_grpc_server = on_loopback
 
 
-class _LateQueueLengths(logging.Filter):
-    """Drops the router's notice that a replica answered "how many requests do you hold?" later
-    than 0.1 s: on a machine that the load keeps busy it comes and goes with the load, and the
-    router itself then tries the replicas again, so it would only make the chapter's output differ
-    from run to run."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Failed to get queue length")
+def _not_late_queue_length(record: logging.LogRecord) -> bool:
+    """A logging filter that drops the router's notice that a replica answered "how many requests do
+    you hold?" late (the router tries again): on a busy machine it comes and goes from run to run."""
+    return not record.getMessage().startswith("Failed to get queue length")
 
 
 def quiet_ray_loggers() -> None:
-    """Ray's and Serve's loggers in this process say only warnings and errors (and not
-    :class:`_LateQueueLengths`'s notice)."""
+    """Ray's and Serve's loggers in this process say only warnings and errors."""
     for name in ("ray", "ray.serve", "ray.cluster_utils", "ray._private"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    serve_logger = logging.getLogger("ray.serve")
-    if not any(isinstance(f, _LateQueueLengths) for f in serve_logger.filters):
-        serve_logger.addFilter(_LateQueueLengths())
+    logging.getLogger("ray.serve").addFilter(_not_late_queue_length)  # added once: a filter already there is kept
     logging.getLogger("ray.widgets.util").setLevel(logging.ERROR)  # "install ipywidgets", in a notebook
 
 
@@ -128,8 +97,8 @@ def import_serve():
 
 
 class ReplicaLog:
-    """A Ray actor: where every replica runs, said once when it starts and stops (the driver reads
-    :meth:`placements`). Nothing on a request's path calls it."""
+    """A Ray actor on the head node: where every replica runs, said once when it starts and stops (the
+    driver reads :meth:`placements`). Nothing on a request's path calls it."""
 
     def __init__(self):
         self.replicas: dict[str, dict] = {}
@@ -150,18 +119,10 @@ def start_replica_log(head_node_id: str):
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    actor = (
-        ray.remote(ReplicaLog)
-        .options(
-            name=REPLICA_LOG,
-            namespace=NAMESPACE,
-            num_cpus=0,
-            get_if_exists=True,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(head_node_id, soft=False),
-        )
-        .remote()
-    )
-    return actor  # named at once; a replica's first call waits for it to start
+    head = NodeAffinitySchedulingStrategy(head_node_id, soft=False)
+    options = {"name": REPLICA_LOG, "namespace": NAMESPACE, "num_cpus": 0, "get_if_exists": True}
+    # named at once; a replica's first call waits for it to start
+    return ray.remote(ReplicaLog).options(**options, scheduling_strategy=head).remote()
 
 
 #: how many times a cluster is started before its start-up error is raised: Ray gives a node 30 s
@@ -170,8 +131,8 @@ STARTUP_TRIES = 3
 
 
 def _children() -> set:
-    """The Ray processes this process started itself (a node's raylet, GCS, agents): what a failed
-    start leaves. Workers and replicas are their children, so the nodes already running keep theirs."""
+    """The Ray processes this process started itself (a node's raylet, GCS, agents; workers and
+    replicas are their children): what a failed start leaves."""
     import psutil
 
     ours = set()
@@ -182,38 +143,30 @@ def _children() -> set:
     return ours
 
 
-def _kill(processes) -> None:
-    """SIGKILL ``processes`` and their descendants."""
+def _with_descendants(processes) -> set:
     import psutil
 
-    doomed = set(processes)
+    every = set(processes)
     for process in processes:
         with contextlib.suppress(psutil.Error):
-            doomed |= set(process.children(recursive=True))
+            every |= set(process.children(recursive=True))
+    return every
+
+
+def _kill(processes) -> None:
+    """SIGKILL ``processes`` and their descendants, and wait until they end."""
+    import psutil
+
+    doomed = _with_descendants(processes)
     for process in doomed:
         with contextlib.suppress(psutil.Error):
             process.kill()
     psutil.wait_procs(list(doomed), timeout=10)
 
 
-def _own_address(network: Network) -> str:
-    """Namespace 0's address, after checking that this process runs there (it hosts the head)."""
-    address = network.address(0)
-    try:
-        with socket.socket() as probe:
-            probe.bind((address, 0))
-    except OSError:
-        raise RuntimeError(
-            f"the driver must run in namespace {network.namespace(0)}, where the head's address {address} is:"
-            f" start it with {' '.join(network.exec(0, ['python', '...']))}"
-        ) from None
-    return address
-
-
 def started(start):
-    """``start()``, tried again while Ray says a node did not register in time (it waits 30 s, a
-    fixed limit that a machine busy with other work can miss), after killing what the failed try
-    left; the error is raised after :data:`STARTUP_TRIES` tries, or at once if it is another."""
+    """``start()``, tried again (after killing what the failed try left) while Ray says a node did not
+    register in time, at most :data:`STARTUP_TRIES` times; another error is raised at once."""
     for attempt in range(1, STARTUP_TRIES + 1):
         before = _children()
         try:
@@ -224,29 +177,16 @@ def started(start):
                 raise
 
 
-@dataclass
-class NamespacedNode:
-    """A worker node started with ``ray start`` in namespace ``index`` of a :class:`Network`."""
-
-    index: int
-    process: subprocess.Popen
-    node_id: str = ""
-
-
 class LocalCluster:
     """A Ray cluster of ``nodes`` nodes on this machine: a head and workers, each its own raylet.
 
-    Every process binds 127.0.0.1. Each node offers ``node_cpus`` of Ray's CPU slots (a replica
-    takes ``replica_cpus`` of them): the nodes share this machine's cores, as two virtual machines
-    on one host would. :meth:`kill` ends every process of a worker node at once (SIGKILL, as a
-    machine that loses power), :meth:`freeze` stops them (SIGSTOP, as a machine that hangs);
-    :meth:`add_node` starts a new one. The driver (this process) connects to the head, so the head
-    cannot be killed. The GCS checks the nodes' health as :data:`NODE_HEALTH_CHECK` says, or as
-    ``health_check`` says (``{}``: Ray's defaults, a check every 3 s, 10 s to answer, 5 misses).
-
-    With ``network`` (a :class:`~helpers.serving.netns.Network` whose namespace 0 runs this process)
-    node ``i`` has namespace ``i`` and its address instead of 127.0.0.1, and :meth:`partition` cuts a
-    worker's link: its processes run on and nothing reaches them, as a machine cut off by the network.
+    Every process binds 127.0.0.1 (or ``node_ip_address``, the head's). Each node offers ``node_cpus``
+    of Ray's CPU slots: the nodes share this machine's cores, as virtual machines on one host would.
+    :meth:`kill` ends every process of a worker node at once (SIGKILL, as a machine that loses
+    power), :meth:`freeze` stops them (SIGSTOP, as a machine that hangs). The driver (this process)
+    connects to the head, so the head cannot be killed. The GCS checks the nodes' health as
+    :data:`NODE_HEALTH_CHECK` says, or ``health_check`` (``{}``: Ray's defaults, a check every 3 s,
+    10 s to answer, 5 misses).
     """
 
     def __init__(
@@ -255,28 +195,32 @@ class LocalCluster:
         node_cpus: float = 1,
         object_store_mb: int = 100,
         health_check: dict | None = None,
-        network: Network | None = None,
+        node_ip_address: str | None = None,
     ):
-        if nodes < 1 or (network and nodes > network.size):
-            raise ValueError("a cluster needs at least its head node, and a namespace for each node")
-        prepare_environment()
+        if nodes < 1:
+            raise ValueError("a cluster needs at least its head node")
+        os.environ.update(ENVIRONMENT)  # before Ray starts any node: they inherit it
+        if "ray" in sys.modules:  # imported already: Ray read these settings at import, so set them where it reads them
+            from ray._private import auto_init_hook, ray_constants
+
+            ray_constants.ENABLE_RAY_CLUSTER = False
+            auto_init_hook.enable_auto_connect = False
         import_serve()  # Ray, quietly
         import ray
         from ray.cluster_utils import Cluster
 
-        self.node_cpus, self.network, self.object_store_mb = node_cpus, network, object_store_mb
-        self._node_args = {"num_cpus": node_cpus, "object_store_memory": object_store_mb * 2**20}
         from helpers.processes import free_ports
 
+        self.node_cpus, self.object_store_mb = node_cpus, object_store_mb
+        self._node_args = {"num_cpus": node_cpus, "object_store_memory": object_store_mb * 2**20}
+        # ports of their own, not Ray's fixed defaults, so that two clusters can run on one machine
         head_args = {
             "include_dashboard": False,
-            # ports of their own, not Ray's fixed defaults, so that two clusters can run on one machine
             "dashboard_port": free_ports(1)[0],
             "dashboard_agent_listen_port": None,
         }
-        if network:
-            head_args["node_ip_address"] = _own_address(network)
-
+        if node_ip_address:
+            head_args["node_ip_address"] = node_ip_address
         system_config = NODE_HEALTH_CHECK if health_check is None else health_check  # {}: Ray's own
 
         def start():
@@ -285,142 +229,75 @@ class LocalCluster:
             head = {**self._node_args, **head_args, "_system_config": dict(system_config)}
             cluster = Cluster(initialize_head=True, head_node_args=head)
             try:
-                workers = [] if network else [cluster.add_node(**self._node_args) for _ in range(nodes - 1)]
                 ray.init(
                     address=cluster.address,
                     namespace=NAMESPACE,
                     logging_level=logging.WARNING,
                     log_to_driver=False,
-                    _node_ip_address=head_args.get("node_ip_address"),
+                    _node_ip_address=node_ip_address,
                 )
             except BaseException:
                 cluster.shutdown()
                 raise
-            return cluster, workers
+            return cluster
 
-        self.cluster, self.workers = started(start)
+        self.cluster, self.workers = started(start), []
         quiet_ray_loggers()  # ray.init configured Ray's loggers again
         self.head_id = self.cluster.head_node.node_id
         self.names = {self.head_id: "head"}
-        self.names |= {w.node_id: f"worker {i + 1}" for i, w in enumerate(self.workers)}
         try:
-            for _ in range(nodes - 1 if network else 0):
+            for _ in range(nodes - 1):
                 self.add_node()
         except BaseException:
             self.shutdown()
             raise
 
-    @property
-    def address(self) -> str:
-        return self.cluster.address
-
     def add_node(self):
         """Start one more worker node and wait until the cluster sees it; the node."""
-        if self.network:
-            node = started(self._start_in_namespace)
-        else:
-            node = started(lambda: self.cluster.add_node(**self._node_args))
+        node = started(self._start_worker)
         self.workers.append(node)
         self.names[node.node_id] = f"worker {len(self.names)}"
         return node
 
-    def _start_in_namespace(self, timeout: float = 90.0) -> NamespacedNode:
-        """``ray start`` in the first namespace with no live worker (its link up again), until the
-        GCS lists it alive."""
-        import ray
+    def _start_worker(self):
+        return self.cluster.add_node(**self._node_args)
 
-        busy = {w.index for w in self.workers}
-        index = next((i for i in range(1, self.network.size) if i not in busy), None)
-        if index is None:
-            raise RuntimeError(f"every namespace of the network ({self.network.size}) holds a node")
-        self.network.mend(index)
-        address = self.network.address(index)
-        argv = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--disable-usage-stats"]
-        argv += [f"--address={self.address}", f"--node-ip-address={address}", f"--num-cpus={self.node_cpus}"]
-        argv += [f"--object-store-memory={self.object_store_mb * 2**20}"]
-        log = tempfile.TemporaryFile()
-        # `ray start` refuses a second node unless told that this is a real cluster (it is: each node
-        # has an address of its own)
-        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
-        process = subprocess.Popen(self.network.exec(index, argv), env=env, stdout=log, stderr=subprocess.STDOUT)
-        node = NamespacedNode(index, process)
-        deadline = time.monotonic() + timeout
-        while not node.node_id:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                self._stop(node)
-                said = log.read().decode(errors="replace")[-2000:]
-                raise RuntimeError(f"the node in namespace {index} did not join within {timeout:.0f} s:\n{said}")
-            time.sleep(0.2)
-            node.node_id = next(
-                (n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeManagerAddress"] == address), ""
-            )
-        return node
-
-    def _processes(self, node) -> list:
-        """A node's own processes (raylet, object store, agents) and their children (workers, replicas)."""
+    def _tops(self, node) -> list:
+        """A node's own processes (raylet, object store, agents), whose children are its workers and replicas."""
         import psutil
 
-        if isinstance(node, NamespacedNode):
-            tops = [node.process.pid]  # `ray start`, which started the node's processes
-        else:
-            tops = [info.process.pid for infos in node.all_processes.values() for info in infos]
-        processes = []
-        for pid in tops:
-            try:
-                top = psutil.Process(pid)
-                processes += [top, *top.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                pass
-        return processes
+        tops = []
+        for infos in node.all_processes.values():
+            for info in infos:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    tops.append(psutil.Process(info.process.pid))
+        return tops
 
-    def _signal(self, node, what: str) -> tuple[list, float]:
+    def _worker_processes(self, node, what: str) -> set:
         if node is self.cluster.head_node:
             raise ValueError(f"the head node holds the cluster's control plane and the driver: {what} a worker")
-        import psutil
-
-        processes = self._processes(node)
-        at = time.time()
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):  # ended meanwhile
-                (process.kill if what == "kill" else process.suspend)()
-        return processes, at
-
-    def _stop(self, node) -> None:
-        import psutil
-
-        processes, _ = self._signal(node, "kill")
-        psutil.wait_procs(processes, timeout=10)
-        if isinstance(node, NamespacedNode):
-            node.process.wait(timeout=10)
+        return _with_descendants(self._tops(node))
 
     def kill(self, node) -> float:
         """SIGKILL every process of a worker node (its raylet, its replicas); the time (``time.time()``).
         A frozen or cut-off node is killed the same way."""
         at = time.time()
-        self._stop(node)
-        if not isinstance(node, NamespacedNode):
-            self.cluster.remove_node(node, allow_graceful=False)  # the cluster's bookkeeping; nothing is left to stop
+        _kill(self._worker_processes(node, "kill"))
         self.workers.remove(node)
+        if node in self.cluster.worker_nodes:
+            self.cluster.remove_node(node, allow_graceful=False)  # the cluster's bookkeeping; nothing is left to stop
         return at
 
     def freeze(self, node) -> float:
         """SIGSTOP every process of a worker node, as a machine that hangs: its sockets stay open and
         nothing answers; the time (``time.time()``). :meth:`kill` ends it."""
-        return self._signal(node, "freeze")[1]
+        import psutil
 
-    def partition(self, node) -> float:
-        """Cut a worker node's link (a cluster with a ``network`` only): its processes run on, and no
-        packet reaches them or leaves; the time (``time.time()``). :meth:`kill` ends it."""
-        if not isinstance(node, NamespacedNode):
-            raise ValueError("a partition needs a cluster whose nodes have namespaces: LocalCluster(network=...)")
-        at = time.time()
-        self.network.cut(node.index)
+        processes, at = self._worker_processes(node, "freeze"), time.time()
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):  # ended meanwhile
+                process.suspend()
         return at
-
-    def pids(self) -> set[int]:
-        """Every process of every live node (the nodes' own processes and their children: workers, replicas)."""
-        return {p.pid for node in [self.cluster.head_node, *self.workers] for p in self._processes(node)}
 
     def alive_nodes(self) -> list[str]:
         import ray
@@ -447,8 +324,8 @@ class LocalCluster:
                     ray.shutdown()  # also when a failure disconnected the driver: it resets the driver's node
                 finally:
                     for node in self.workers:
-                        if isinstance(node, NamespacedNode):
-                            self._stop(node)
+                        if node not in self.cluster.worker_nodes:  # started otherwise (benchmarks/netns.py)
+                            _kill(self._tops(node))
                     self.cluster.shutdown()
         return captured.getvalue().splitlines()
 

@@ -1,12 +1,6 @@
-"""Experiments on the Ray Serve deployment: a node lost under load, and autoscaling under a step.
-
-:func:`node_loss` runs a bounded closed-loop load from clients without and with retries, kills or
-freezes a worker node in the middle, and measures what the clients saw; :func:`rejoin` adds a node
-back. :func:`load_step` sends a low, high, low load while :class:`ReplicaSampler` records the
-replicas, :func:`windows` reads both as a time series and :func:`step_summary` sums it up by phase.
-:func:`compare_refusals` sends the bad requests to Ray and to the hand-built service, and
-:func:`request_parts` takes a request's cost apart. The plots and the chapter's tables take their
-Chinese from the vocabulary's ``distributed_serving`` section (:mod:`helpers.words`).
+"""Experiments on the Ray Serve deployment: services side by side, a node lost under load
+(:func:`node_loss`), autoscaling under a step in load (:func:`load_step`), and their tables and plots
+(Chinese from the vocabulary's ``distributed_serving`` section, :mod:`helpers.words`).
 """
 
 from __future__ import annotations
@@ -25,34 +19,8 @@ from helpers.serving import loadtest, ray_cluster, ray_serve
 BACKOFF_S = 0.05  # a retrying client's first wait, doubled before each next try
 
 
-def sweep(columns: dict, predict_url: str, totals, bodies: list[bytes], levels) -> list[dict]:
-    """One row per number of clients: ``columns`` (e.g. model and service), the load generator's
-    figures, and the mean images per model call from ``totals()`` (batches and images served so
-    far), read before and after each run."""
-    rows = []
-    for clients in levels:
-        loadtest.run_load(predict_url, bodies[: 2 * clients], clients)  # connections open, replicas warm
-        before = totals()
-        result = loadtest.run_load(predict_url, bodies, clients)
-        after = totals()
-        batches = after["batches"] - before["batches"]
-        images = after["images"] - before["images"]
-        rows.append({**columns, **result.row(), "images/batch": images / batches if batches else float("nan")})
-    return rows
-
-
-def hand_built_totals(service):
-    """:func:`sweep`'s ``totals`` for the hand-built service: its ``/stats``."""
-
-    def totals() -> dict:
-        stats = loadtest.service_stats(service.url)
-        return {"batches": stats["batches"], "images": stats["images"]}
-
-    return totals
-
-
 def ray_totals(app: str = ray_serve.APP_NAME) -> dict:
-    """:func:`sweep`'s ``totals`` for the Ray deployment: every replica's counts, summed
+    """:func:`~helpers.serving.experiments.sweep`'s ``totals`` for the Ray deployment: every replica's counts, summed
     (:func:`~helpers.serving.ray_serve.batch_counts`)."""
     counts = ray_serve.batch_counts(app).values()
     return {"batches": sum(c["batches"] for c in counts), "images": sum(c["images"] for c in counts)}
@@ -76,16 +44,9 @@ def compare_refusals(ray_url: str, hand_url: str, model_name: str, max_body_byte
 
 
 def request_parts(costs: dict, side, handle_ms, *, max_wait_ms: float, encoding: str) -> dict:
-    """One request from one client, part by part, in milliseconds (medians).
-
-    Measured: ``costs`` (:func:`~helpers.serving.loadtest.request_costs` of one model: the model
-    on one image, parsing a request, the model per image in a full batch), the batching window
-    ``max_wait_ms``, the p50 latency at one client of the hand-built service and of Ray with one
-    replica (``side``: this model's rows of :func:`sweep`'s table), and ``handle_ms`` (latencies
-    through a Serve handle, no HTTP). Derived, as differences: the hand-built service's HTTP and
-    framework work around the model, Ray's router and call to the replica, Ray's HTTP proxy, and
-    all that Ray adds.
-    """
+    """One request from one client, part by part, in milliseconds (medians): measured (``costs`` of
+    :func:`~helpers.serving.loadtest.request_costs`, the p50 at one client in ``side``, this model's
+    rows of :func:`~helpers.serving.experiments.sweep`, and ``handle_ms``, through a Serve handle), and derived as differences."""
     one = side[side["clients"] == 1].set_index("service")["p50 ms"]
     model_ms, decode_ms = costs["model, 1 image"], costs[f"decode {encoding}"]
     hand_ms, ray_ms = float(one["hand-built"]), float(one["Ray, 1 replica"])
@@ -106,38 +67,9 @@ def request_parts(costs: dict, side, handle_ms, *, max_wait_ms: float, encoding:
     }
 
 
-def plot_side_by_side(table, models: dict | None = None, lang: str = "en"):
-    """Requests per second (left) and latency (right: p99 solid, p50 dotted) against clients, one
-    row per model and one line per service, labelled in ``lang`` (the vocabulary's
-    ``distributed_serving`` section). ``models``: a title for each model, in that language."""
-    import matplotlib.pyplot as plt
-
-    w = words.of(lang, "distributed_serving")
-    models = models or {}
-    keys = list(dict.fromkeys(table["model"]))
-    fig, axes = plt.subplots(len(keys), 2, figsize=(10, 3.4 * len(keys)), squeeze=False)
-    for (left, right), key in zip(axes, keys):
-        part = table[table["model"] == key]
-        for i, (service, rows) in enumerate(part.groupby("service", sort=False)):
-            name, color = words.label(service, lang, "distributed_serving"), f"C{i}"
-            left.plot(rows["clients"], rows["requests/s"], marker="o", color=color, label=name)
-            right.plot(rows["clients"], rows["p99 ms"], marker="o", color=color, label=name)
-            right.plot(rows["clients"], rows["p50 ms"], marker=".", linestyle=":", color=color)
-        for ax, ylabel in ((left, w("requests per second")), (right, w("latency (ms): p99 solid, p50 dotted"))):
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel(w("concurrent clients"))
-            ax.set_ylabel(ylabel)
-            ax.set_title(models.get(key, key), fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        right.set_yscale("log")
-    fig.tight_layout()
-    return fig
-
-
-def _plain(line: str) -> str:
-    """A line without its terminal colour codes."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", line)
+def _lines(captured: io.StringIO) -> list[str]:
+    """What Ray printed, a line each, without terminal colour codes."""
+    return [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in captured.getvalue().splitlines() if line.strip()]
 
 
 class ReplicaSampler:
@@ -166,12 +98,8 @@ class ReplicaSampler:
         """One row a sample: seconds since ``t0`` and the number of replicas in each state."""
         import pandas as pd
 
-        rows = [{"t": at - t0, **states} for at, states in self.samples]
-        table = pd.DataFrame(rows).fillna(0)
-        for state in ("RUNNING", "STARTING", "STOPPING"):
-            if state not in table:
-                table[state] = 0
-        return table
+        table = pd.DataFrame([{"t": at - t0, **states} for at, states in self.samples]).fillna(0)
+        return table.assign(**{state: table.get(state, 0) for state in ("RUNNING", "STARTING", "STOPPING")})
 
 
 def node_loss(
@@ -190,17 +118,15 @@ def node_loss(
     dead_within: float | None = None,
 ) -> dict:
     """Lose ``node`` ``kill_after`` s into a ``seconds``-long load from ``clients`` clients without
-    retries and as many with ``retries``: ``fault`` ``"kill"`` (SIGKILL: its connections break at
-    once), ``"freeze"`` (SIGSTOP: they stay open, nothing answers) or ``"partition"`` (its link cut,
-    on a cluster with a network: nothing arrives or leaves); a frozen or cut-off node is killed
-    after the load. ``predict_url``: one URL, or entry points that retrying clients fail over between.
+    retries and as many with ``retries``: ``fault`` ``"kill"`` (SIGKILL), ``"freeze"`` (SIGSTOP) or
+    ``"partition"`` (its link cut: a ``NamespacedCluster`` of ``benchmarks/netns.py``); a frozen or
+    cut-off node is killed after the load. ``predict_url``: one URL, or entry points that retrying
+    clients fail over between.
 
-    Returns ``requests`` (a row a request, times in s from the fault), ``replicas`` (over time),
-    ``kill_at``, ``dead_s`` (until the GCS marked the node dead; None if not within ``dead_within``
-    s, by default the load's end and a request's timeout), ``ray_messages`` (what Ray printed,
-    captured) and the counts: ``failed`` (no answer, no retries), ``lost`` (no answer after retries),
-    ``retried``, ``in_flight`` (sent before the fault, ended after it), and ``recovery_s``: until the
-    end of the last request that failed, needed a retry, or was in flight at the fault.
+    Returns the requests (times in s from the fault), the replicas over time, ``dead_s`` (until the
+    GCS marked the node dead; None if not within ``dead_within`` s), what Ray printed, and counts:
+    ``failed`` (no answer, no retries), ``lost`` (no answer after retries), ``retried``, ``in_flight``
+    (sent before the fault, ended after it) and ``recovery_s`` (until the last of those ended).
     """
     if fault not in ("kill", "freeze", "partition"):
         raise ValueError(f"fault must be 'kill', 'freeze' or 'partition', not {fault!r}")
@@ -220,7 +146,7 @@ def node_loss(
     with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), ReplicaSampler() as sampler:
         timer.start()
         try:
-            timeline = loadtest.run_timeline(
+            requests = loadtest.run_timeline(
                 predict_url,
                 bodies,
                 2 * clients,
@@ -237,7 +163,6 @@ def node_loss(
                 cluster.kill(node)  # a hung or cut-off machine is restarted; its processes end
         time.sleep(0.5)  # one more sample of the replicas after the load
     kill_at = dead["at"]
-    requests = timeline.table()
     requests["start"] -= kill_at
     requests["end"] -= kill_at
     requests["latency ms"] = (requests["end"] - requests["start"]) * 1000
@@ -249,8 +174,8 @@ def node_loss(
         "kill_at": kill_at,
         "fault": fault,
         "dead_s": dead["dead"] - kill_at if "dead" in dead else None,
-        "ray_messages": [_plain(line) for line in captured.getvalue().splitlines() if line.strip()],
-        "errors": timeline.errors,
+        "ray_messages": _lines(captured),
+        "errors": requests.attrs["errors"],
         "failed": int(((requests["status"] != 200) & ~requests["retrying"]).sum()),
         "lost": int(((requests["status"] != 200) & requests["retrying"]).sum()),
         "retried": int((requests["attempts"] > 1).sum()),
@@ -275,8 +200,7 @@ def rejoin(
         node = cluster.add_node()
         joined = time.monotonic() - start
         ray_serve.wait_for_replicas(running, timeout=timeout, app=app, deployment=deployment)
-    messages = [_plain(line) for line in captured.getvalue().splitlines() if line.strip()]
-    return {"node": node, "join_s": joined, "replicas_s": time.monotonic() - start, "ray_messages": messages}
+    return {"node": node, "join_s": joined, "replicas_s": time.monotonic() - start, "ray_messages": _lines(captured)}
 
 
 def worker_with_replica(cluster: ray_cluster.LocalCluster, replica_log):
@@ -294,19 +218,11 @@ def placements(cluster: ray_cluster.LocalCluster, replica_log, t0: float):
     import pandas as pd
     import ray
 
-    alive = set(cluster.alive_nodes())
-    rows = []
+    alive, rows = set(cluster.alive_nodes()), []
     for p in ray.get(replica_log.placements.remote()):
         state = "lost with its node" if p["node"] not in alive else "stopped" if p["stopped"] else "running"
-        rows.append(
-            {
-                "replica": p["replica"],
-                "node": cluster.names.get(p["node"], p["node"][:8]),
-                "started (s)": p["started"] - t0,
-                "state": state,
-            }
-        )
-    return pd.DataFrame(rows)
+        rows.append((p["replica"], cluster.names.get(p["node"], p["node"][:8]), p["started"] - t0, state))
+    return pd.DataFrame(rows, columns=["replica", "node", "started (s)", "state"])
 
 
 def load_step(predict_url: str, bodies: list[bytes], phases, *, timeout: float = 30.0) -> dict:
@@ -320,11 +236,11 @@ def load_step(predict_url: str, bodies: list[bytes], phases, *, timeout: float =
         t0 = time.time()
         for clients, seconds, max_requests in phases:
             begin = time.time() - t0
-            timeline = loadtest.run_timeline(
+            requests = loadtest.run_timeline(
                 predict_url, bodies, clients, max_requests=max_requests, seconds=seconds, timeout=timeout
             )
             spans.append({"clients": clients, "start": begin, "end": time.time() - t0})
-            tables.append(timeline.table().assign(clients=clients))
+            tables.append(requests.assign(clients=clients))
         time.sleep(0.5)
     requests = pd.concat(tables, ignore_index=True)
     requests["start"] -= t0
@@ -400,33 +316,24 @@ def plot_timeseries(table, *, events=(), load=None, lang: str = "en"):
     import matplotlib.pyplot as plt
 
     w = words.of(lang, "distributed_serving")
-    labels = {
-        "replicas": w("running replicas"),
-        "rate": w("answers per second"),
-        "latency": w("latency (ms)"),
-        "time": w("seconds since the load started"),
-        "p50": w("p50"),
-        "p99": w("p99"),
-        "clients": w("clients"),
-    }
     fig, axes = plt.subplots(3, 1, figsize=(8, 6.4), sharex=True)
-    axes[0].step(table["t"], table["replicas"], where="mid", color="C0", label=labels["replicas"])
-    axes[0].set_ylabel(labels["replicas"])
+    axes[0].step(table["t"], table["replicas"], where="mid", color="C0", label=w("running replicas"))
+    axes[0].set_ylabel(w("running replicas"))
     axes[0].set_ylim(0, max(2.5, float(np.nanmax(table["replicas"])) + 0.5))
     if load is not None:
         twin = axes[0].twinx()
         for _, phase in load.iterrows():
             twin.hlines(phase["clients"], phase["start"], phase["end"], color="C3", linestyle="--")
-        twin.set_ylabel(labels["clients"], color="C3")
+        twin.set_ylabel(w("clients"), color="C3")
         twin.set_ylim(0, load["clients"].max() * 1.25)
     axes[1].plot(table["t"], table["requests/s"], marker=".", color="C2")
-    axes[1].set_ylabel(labels["rate"])
-    axes[2].plot(table["t"], table["p99 ms"], marker=".", color="C1", label=labels["p99"])
-    axes[2].plot(table["t"], table["p50 ms"], marker=".", linestyle=":", color="C1", label=labels["p50"])
+    axes[1].set_ylabel(w("answers per second"))
+    axes[2].plot(table["t"], table["p99 ms"], marker=".", color="C1", label=w("p99"))
+    axes[2].plot(table["t"], table["p50 ms"], marker=".", linestyle=":", color="C1", label=w("p50"))
     axes[2].set_yscale("log")
-    axes[2].set_ylabel(labels["latency"])
+    axes[2].set_ylabel(w("latency (ms)"))
     axes[2].legend(loc="upper right")
-    axes[2].set_xlabel(labels["time"])
+    axes[2].set_xlabel(w("seconds since the load started"))
     for ax in axes:
         ax.grid(alpha=0.3)
         for at, _ in events:

@@ -6,17 +6,8 @@
     loadtest.run_load(f"{url}/v1/models/cifar10:predict", bodies, 16)   # the course's clients, unchanged
     cluster.shutdown()
 
-:class:`Classifier` is the deployment (``@serve.deployment``), one replica per process: it loads
-the exported model (:class:`helpers.serving.Predictor`), batches requests with ``@serve.batch``
-(at most ``max_batch_size`` images per model call, as the hand-built service does), decodes and
-refuses requests with :mod:`helpers.serving.protocol`, replies with the same JSON, and answers
-Serve's health checks (``check_health``). :func:`application` binds it with the options a caller
-varies (:func:`deployment_options`; :data:`OPTIONS` are the rest, the keys ``deploy/ray/`` lists);
-:func:`build_app` is the builder that ``serve run``/``serve deploy`` and a KubeRay ``RayService``
-import; :func:`deploy` is ``serve.run`` and a wait on ``serve.status()``; :func:`batch_counts`
-reads each replica's batches through a handle; :func:`handle_latency_ms` times calls without
-HTTP. The local cluster is :mod:`helpers.serving.ray_cluster`; the failover and autoscaling
-experiments are in :mod:`helpers.serving.ray_experiments`.
+:class:`Classifier` is the deployment; :func:`build_app` is the builder that ``serve run``/``serve
+deploy`` and a KubeRay ``RayService`` import (``deploy/ray/``).
 """
 
 from __future__ import annotations
@@ -33,9 +24,10 @@ from helpers.serving.protocol import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_INSTANCES,
     DEFAULT_NAME,
+    MODEL_VERSION_STATUS,
     BadRequest,
     ClientGone,
-    decode_predict_request,
+    predict_reply,
     receive_body,
     refusal,
 )
@@ -67,12 +59,10 @@ def _images_in(batch: list) -> int:
 class Classifier:
     """One replica: the model, Ray Serve's dynamic batching, and the ``:predict`` contract.
 
-    ``__call__`` answers what Ray's HTTP proxy forwards: ``POST /v1/models/<name>:predict`` as
-    the hand-built service does (same decoding, limits, refusals and reply), ``GET
-    /v1/models/<name>`` and ``GET /healthz``. :meth:`predict_body` is the same answer through a
-    ``DeploymentHandle``, without HTTP. Requests of up to ``max_batch_size`` images in all are run
-    as one model call (``@serve.batch``, counting images); a larger request runs alone.
-    :meth:`counts` says where the replica runs and what it has batched.
+    ``__call__`` answers what Ray's HTTP proxy forwards as the hand-built service does (same decoding,
+    limits, refusals and reply); :meth:`predict_body` is the same answer through a ``DeploymentHandle``.
+    Requests of up to ``max_batch_size`` images in all are run as one model call (``@serve.batch``,
+    counting images); a larger request runs alone.
     """
 
     def __init__(
@@ -121,12 +111,7 @@ class Classifier:
     async def _run_model(self, images: np.ndarray, requests: int) -> np.ndarray:
         start = time.perf_counter()
         outputs = await asyncio.get_running_loop().run_in_executor(self._model_thread, self.predictor.predict, images)
-        stats = self.stats
-        stats.model_seconds += time.perf_counter() - start
-        stats.batches += 1
-        stats.requests += requests
-        stats.images += len(images)
-        stats.largest_batch = max(stats.largest_batch, len(images))
+        self.stats.record(requests, len(images), time.perf_counter() - start)
         return outputs
 
     async def predict_images(self, images: np.ndarray) -> np.ndarray:
@@ -136,18 +121,11 @@ class Classifier:
 
     def counts(self) -> dict:
         """This replica, its node, and the batches, requests and images it has run."""
-        stats = self.stats
-        return {"replica": self.replica, "node": self.node, "batches": stats.batches, "images": stats.images}
+        return {"replica": self.replica, "node": self.node, "batches": self.stats.batches, "images": self.stats.images}
 
     async def predict_body(self, body: bytes, path: str = "") -> tuple[int, bytes]:
         """The ``:predict`` reply for one request body: ``(status, JSON bytes)``, as the hand-built service answers."""
-        path = path or self.predict_path
-        try:
-            images, key = decode_predict_request(body, self.max_instances)
-        except BadRequest as exc:
-            return exc.status, refusal(path, exc.status, exc.message)
-        outputs = await self.predict_images(images)
-        return 200, orjson.dumps({key: outputs}, option=orjson.OPT_SERIALIZE_NUMPY)
+        return await predict_reply(self.predict_images, self.max_instances, body, path or self.predict_path)
 
     async def __call__(self, request):
         from starlette.responses import Response
@@ -175,8 +153,7 @@ class Classifier:
                 return 499, b""
             return await self.predict_body(body, path)
         if method == "GET" and path == f"/v1/models/{self.name}":
-            state = {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-            return 200, orjson.dumps({"model_version_status": [state]})
+            return 200, orjson.dumps({"model_version_status": [MODEL_VERSION_STATUS]})
         if method == "GET" and path == "/healthz":
             return 200, orjson.dumps({"status": "ok", "model": self.name})
         return 404, refusal(path, 404, f"no endpoint {method} {path}; see /v1/models/{self.name}")
@@ -230,8 +207,7 @@ def deployment_options(
     max_replicas_per_node: int | None = 1,
     autoscaling: dict | None = None,
 ) -> dict:
-    """The ``Classifier`` deployment's options: :data:`OPTIONS` with what a caller varies. With
-    ``autoscaling`` (an ``autoscaling_config``), Serve chooses the number of replicas and
+    """:data:`OPTIONS` with what a caller varies; with ``autoscaling`` (an ``autoscaling_config``),
     ``num_replicas`` is ignored."""
     options = {**OPTIONS, "max_ongoing_requests": max_ongoing_requests, "ray_actor_options": {"num_cpus": replica_cpus}}
     options.pop("max_replicas_per_node")
@@ -281,28 +257,24 @@ def build_app(args: dict):
 
 
 def deploy(app, *, name: str = APP_NAME, running: int | None = None, timeout: float = 180.0):
-    """``serve.run(app)`` at route ``/``, which returns once the application runs; then, if ``running``
-    is given, wait until exactly that many replicas run, for at most ``timeout`` s. The handle.
-    ``serve.run`` treats every call as new code: on a running application it replaces the replicas,
-    starting new ones before it stops old ones (a rolling update)."""
+    """``serve.run(app)`` at route ``/``, then, if ``running`` is given, wait until exactly that many
+    replicas run; the handle. On a running application ``serve.run`` replaces the replicas, starting
+    new ones before it stops old ones (a rolling update)."""
     handle = serve.run(app, name=name, route_prefix="/")
     if running is not None:
         wait_for_replicas(running, timeout=timeout, app=name)
     return handle
 
 
-def start_serve(port: int = 0, every_node: bool = False) -> str:
-    """Start Serve with one HTTP proxy, on the head node, at 127.0.0.1:``port`` (0: a free port); its
-    URL. ``every_node``: a proxy on every node, each on all of its node's addresses, which only a
-    cluster whose nodes have network namespaces of their own allows (:mod:`helpers.serving.netns`:
-    there "all addresses" are the namespace's loopback and its link to this machine's bridge)."""
+def start_serve(port: int = 0) -> str:
+    """Start Serve with one HTTP proxy, on the head node, at 127.0.0.1:``port`` (0: a free port); its URL."""
     from helpers.processes import free_ports
 
     quiet_ray_loggers()
     port = port or free_ports(1)[0]
     serve.start(
-        proxy_location="EveryNode" if every_node else "HeadOnly",
-        http_options={"host": "0.0.0.0" if every_node else "127.0.0.1", "port": port},
+        proxy_location="HeadOnly",
+        http_options={"host": "127.0.0.1", "port": port},
         logging_config={"log_level": "WARNING", "enable_access_log": False},
     )
     return f"http://127.0.0.1:{port}"

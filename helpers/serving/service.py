@@ -4,8 +4,7 @@
         httpx.post(f"{service.model_url}:predict", content=body)
 
 The service runs ``python -m helpers.serving`` on 127.0.0.1 (a free port by default) in a
-:class:`helpers.processes.Child`: its JSON log lines are collected in ``service.logs``, it stops
-gracefully on one SIGTERM, and it stops by itself if its parent goes away.
+:class:`helpers.processes.Child`: its JSON log lines are collected in ``service.logs``.
 """
 
 from __future__ import annotations
@@ -79,26 +78,10 @@ class Service(HttpService):
     ):
         self.model_name = name
         self.url = ""
-        super().__init__(
-            module(
-                "helpers.serving",
-                "--model",
-                str(model),
-                "--name",
-                name,
-                "--port",
-                str(port),
-                "--max-batch-size",
-                str(max_batch_size),
-                "--max-wait-ms",
-                str(max_wait_ms),
-                *([] if batching else ["--no-batching"]),
-                *extra_args,
-            ),
-            stream="stderr",
-            env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-            name="model service",
-        )
+        args = ["--model", str(model), "--name", name, "--port", str(port), "--max-batch-size", str(max_batch_size)]
+        args += ["--max-wait-ms", str(max_wait_ms), *([] if batching else ["--no-batching"]), *extra_args]
+        env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+        super().__init__(module("helpers.serving", *args), stream="stderr", env=env, name="model service")
 
     @property
     def model_url(self) -> str:

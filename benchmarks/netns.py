@@ -5,7 +5,7 @@ the same port. Linux only, as root (``ip netns``, ``ip link``); :func:`unavailab
 
     with Network(2) as network:       # a bridge maas-br and namespaces maas-0, maas-1 (10.231.0.1, .2)
         subprocess.run(network.exec(0, ["python", "driver.py"]))   # the driver and the head in maas-0
-    # inside: Network(2).cut(1) ... .mend(1)
+    # inside: NamespacedCluster(Network(2)); .partition(node) cuts a worker off (Network.cut)
 
 Every address is on a bridge of this machine with no route beyond it: a process in a namespace that
 binds 0.0.0.0 is reachable from the other namespaces and from this machine only.
@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.serving.ray_cluster import LocalCluster, _kill
 
 PREFIX = "maas"
 SUBNET = "10.231.0"  # a private /24 that nothing else here uses; namespace i is SUBNET.(i + 1)
@@ -99,3 +107,97 @@ class Network:
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+@dataclass(eq=False)
+class NamespacedNode:
+    """A worker node started with ``ray start`` in namespace ``index`` of a :class:`Network`."""
+
+    index: int
+    process: subprocess.Popen
+    node_id: str = ""
+
+
+class NamespacedCluster(LocalCluster):
+    """A :class:`~helpers.serving.ray_cluster.LocalCluster` whose node ``i`` runs in namespace ``i`` of
+    ``network``, with its address; this process (the driver, with the head) must run in namespace 0.
+    :meth:`partition` cuts a worker's link: its processes run on and nothing reaches them."""
+
+    def __init__(self, network: Network, nodes: int = 2, **options):
+        if nodes > network.size:
+            raise ValueError("a cluster needs a namespace for each node")
+        self.network, address = network, network.address(0)
+        try:
+            with socket.socket() as probe:
+                probe.bind((address, 0))
+        except OSError:
+            raise RuntimeError(
+                f"the driver must run in namespace {network.namespace(0)}, where the head's address {address} is:"
+                f" start it with {' '.join(network.exec(0, ['python', '...']))}"
+            ) from None
+        super().__init__(nodes, node_ip_address=address, **options)
+
+    def _start_worker(self, timeout: float = 90.0) -> NamespacedNode:
+        """``ray start`` in the first namespace with no live worker (its link up again), until the
+        GCS lists it alive."""
+        import ray
+
+        busy = {w.index for w in self.workers}
+        index = next((i for i in range(1, self.network.size) if i not in busy), None)
+        if index is None:
+            raise RuntimeError(f"every namespace of the network ({self.network.size}) holds a node")
+        self.network.mend(index)
+        address = self.network.address(index)
+        argv = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--disable-usage-stats"]
+        argv += [f"--address={self.cluster.address}", f"--node-ip-address={address}", f"--num-cpus={self.node_cpus}"]
+        argv += [f"--object-store-memory={self.object_store_mb * 2**20}"]
+        log = tempfile.TemporaryFile()
+        # `ray start` refuses a second node unless told that this is a real cluster (it is: each node
+        # has an address of its own)
+        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+        process = subprocess.Popen(self.network.exec(index, argv), env=env, stdout=log, stderr=subprocess.STDOUT)
+        node = NamespacedNode(index, process)
+        deadline = time.monotonic() + timeout
+        while not node.node_id:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                _kill(self._tops(node))
+                said = log.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"the node in namespace {index} did not join within {timeout:.0f} s:\n{said}")
+            time.sleep(0.2)
+            node.node_id = next(
+                (n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeManagerAddress"] == address), ""
+            )
+        return node
+
+    def _tops(self, node) -> list:
+        import psutil
+
+        if not isinstance(node, NamespacedNode):
+            return super()._tops(node)
+        try:
+            return [psutil.Process(node.process.pid)]  # `ray start`, which started the node's processes
+        except psutil.NoSuchProcess:
+            return []
+
+    def partition(self, node) -> float:
+        """Cut a worker node's link: its processes run on, and no packet reaches them or leaves; the time
+        (``time.time()``). :meth:`kill` ends it."""
+        at = time.time()
+        self.network.cut(node.index)
+        return at
+
+
+def start_serve_every_node() -> str:
+    """Serve with an HTTP proxy on every node of a :class:`NamespacedCluster`, each on all of its node's
+    addresses (the namespace's loopback and its link to the bridge), on one free port; the head's URL."""
+    from helpers.processes import free_ports
+    from helpers.serving import ray_serve
+
+    port = free_ports(1)[0]
+    ray_serve.serve.start(
+        proxy_location="EveryNode",
+        http_options={"host": "0.0.0.0", "port": port},
+        logging_config={"log_level": "WARNING", "enable_access_log": False},
+    )
+    return f"http://127.0.0.1:{port}"
