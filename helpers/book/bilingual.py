@@ -16,7 +16,9 @@ import re
 LANGS = ("en", "zh")
 LABELS = {"en": "English", "zh": "中文"}
 #: a line of the parameters cell: ``name: type = value  # comment``
-PARAMETER_LINE = re.compile(r"^(?P<name>[A-Za-z_]\w*)(?P<annotation>\s*:[^=#]+)?=\s*(?P<value>.*?)(?P<comment>\s+#.*)?$")
+PARAMETER_LINE = re.compile(
+    r"^(?P<name>[A-Za-z_]\w*)(?P<annotation>\s*:[^=#]+)?=\s*(?P<value>.*?)(?P<comment>\s+#.*)?$"
+)
 
 
 def language_of(cell) -> str | None:
@@ -42,8 +44,9 @@ BILINGUAL_COMMENT = re.compile(r"(?P<lead>#\s*)(?P<en>[^‖\n]*?)\s*‖\s*(?P<zh
 
 
 def _localize_comments(cell, lang: str) -> None:
-    cell.source = "\n".join(BILINGUAL_COMMENT.sub(lambda m: m["lead"] + m[lang].rstrip(), line)
-                             for line in cell.source.split("\n"))
+    cell.source = "\n".join(
+        BILINGUAL_COMMENT.sub(lambda m: m["lead"] + m[lang].rstrip(), line) for line in cell.source.split("\n")
+    )
 
 
 def _localize_outputs(cell, lang: str) -> None:
@@ -82,8 +85,7 @@ def fold_parameters(nb) -> None:
         for line in cell.source.splitlines():
             match = PARAMETER_LINE.match(line)
             if match and match["name"] in values:
-                line = (f"{match['name']}{match['annotation'] or ' '}= {values[match['name']]!r}"
-                        f"{match['comment'] or ''}")
+                line = f"{match['name']}{match['annotation'] or ' '}= {values[match['name']]!r}{match['comment'] or ''}"
             lines.append(line)
         cell.source = "\n".join(lines)
         if "hide-input" not in _tags(cell):

@@ -10,9 +10,17 @@ import tempfile
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: flags that make headless Chromium quiet, offline-safe and runnable as root in containers
-FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--font-render-hinting=none")
+FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--font-render-hinting=none",
+)
 
 
 class BrowserMissing(RuntimeError):
@@ -39,8 +47,12 @@ def chromium():
 
     with tempfile.TemporaryDirectory(prefix="maas-chromium-") as profile, sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            profile, executable_path=chromium_path(), headless=True, args=list(FLAGS),
-            viewport={"width": 1280, "height": 900})
+            profile,
+            executable_path=chromium_path(),
+            headless=True,
+            args=list(FLAGS),
+            viewport={"width": 1280, "height": 900},
+        )
         try:
             yield context
         finally:

@@ -25,15 +25,19 @@ COLAB_PACKAGES = ("myst-nb", "fastapi", "uvicorn", "httpx")
 
 #: the cell's comments in each edition's language (None: the bilingual notebook papermill runs)
 WORDS = {
-    "en": {"colab": "Google Colab only: fetch and install this course when it is missing (does nothing elsewhere).",
-           "lang": "results are shown in this edition's language",
-           "glue": "the numbers in the text appear once the cells that compute them have run"},
-    "zh": {"colab": "仅在 Google Colab 中：缺少本课程时获取并安装它（在其他环境中什么也不做）。",
-           "lang": "结果以本版的语言显示",
-           "glue": "正文中的数字在计算它们的单元运行之后显示"},
+    "en": {
+        "colab": "Google Colab only: fetch and install this course when it is missing (does nothing elsewhere).",
+        "lang": "results are shown in this edition's language",
+        "glue": "the numbers in the text appear once the cells that compute them have run",
+    },
+    "zh": {
+        "colab": "仅在 Google Colab 中：缺少本课程时获取并安装它（在其他环境中什么也不做）。",
+        "lang": "结果以本版的语言显示",
+        "glue": "正文中的数字在计算它们的单元运行之后显示",
+    },
 }
 
-TEMPLATE = '''\
+TEMPLATE = """\
 {edition}# {colab}
 import sys
 
@@ -48,7 +52,7 @@ if "google.colab" in sys.modules:
                             {url}, "/content/maas-course"], check=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", {packages}], check=True)
         sys.path.insert(0, "/content/maas-course")
-        os.chdir({folder})'''
+        os.chdir({folder})"""
 
 
 def repository(config: Path = ROOT / "_config.yml") -> tuple[str, str]:
@@ -66,9 +70,17 @@ def cell_source(config: Path = ROOT / "_config.yml", lang: str | None = None) ->
     packages = ", ".join(json.dumps(p) for p in COLAB_PACKAGES)
     folder = "/content/maas-course/notebooks" + (f"/{lang}" if lang else "")
     words = WORDS[lang or "en"]
-    edition = f"import os\n\nos.environ[{json.dumps(show.ENV)}] = {json.dumps(lang)}  # {words['lang']}\n\n" if lang else ""
-    source = TEMPLATE.format(url=json.dumps(url + ".git"), branch=json.dumps(branch), packages=packages,
-                             folder=json.dumps(folder), edition=edition, colab=words["colab"])
+    edition = (
+        f"import os\n\nos.environ[{json.dumps(show.ENV)}] = {json.dumps(lang)}  # {words['lang']}\n\n" if lang else ""
+    )
+    source = TEMPLATE.format(
+        url=json.dumps(url + ".git"),
+        branch=json.dumps(branch),
+        packages=packages,
+        folder=json.dumps(folder),
+        edition=edition,
+        colab=words["colab"],
+    )
     if lang:
         source += f"\n\nfrom helpers.book.glue import glued  # noqa: E402,F401 - {words['glue']}"
     return source
@@ -82,8 +94,13 @@ def is_current(nb, source: str | None = None) -> bool:
     """True when the notebook's first code cell is the current bootstrap cell."""
     cell = first_code_cell(nb)
     source = source if source is not None else cell_source()
-    return (cell is not None and cell.source == source and TAG in cell.metadata.get("tags", [])
-            and not cell.get("outputs") and not cell.get("execution_count"))
+    return (
+        cell is not None
+        and cell.source == source
+        and TAG in cell.metadata.get("tags", [])
+        and not cell.get("outputs")
+        and not cell.get("execution_count")
+    )
 
 
 def apply(nb, source: str | None = None) -> bool:

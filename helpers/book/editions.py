@@ -86,9 +86,12 @@ def portable(text: str, lang: str, chapters: dict[str, tuple[int, str]], equatio
         return f"[{CHAPTER_WORD[lang] % number}]({name})"
 
     text = re.sub(r"^\([\w-]+\)=\s*\n", "", text, flags=re.M)
-    text = re.sub(r"^(`{3,})\{dropdown\}([^\n]*)\n(.*?)^\1\s*$",
-                  lambda m: f"<details>\n<summary>{m.group(2).strip()}</summary>\n\n{m.group(3).strip()}\n\n</details>",
-                  text, flags=re.M | re.S)
+    text = re.sub(
+        r"^(`{3,})\{dropdown\}([^\n]*)\n(.*?)^\1\s*$",
+        lambda m: f"<details>\n<summary>{m.group(2).strip()}</summary>\n\n{m.group(3).strip()}\n\n</details>",
+        text,
+        flags=re.M | re.S,
+    )
     text = re.sub(r"\{cite(?::[a-z]+)?\}`([^`]+)`", _cite, text)
     text = re.sub(r"\{numref\}`([^`<]*)<([\w-]+)>`", numref, text)
     text = re.sub(r"\{ref\}`([^`<]+)<([\w-]+)>`", ref, text)
@@ -96,12 +99,17 @@ def portable(text: str, lang: str, chapters: dict[str, tuple[int, str]], equatio
     text = re.sub(r"\{doc\}`([^`]+)`", lambda m: chapter_link(m.group(1).replace("_", "-"), m.group(1)), text)
     text = re.sub(r"\[([^\]]+)\]\((?!https?:)[\w./-]+\.md\)", r"\1", text)  # the site's own pages: their words
     text = re.sub(r"\{eq\}`([\w-]+)`", lambda m: f"({equations.get(m.group(1), '?')})", text)
-    text = re.sub(r"^\$\$\s*\(([\w-]+)\)\s*$", lambda m: f"\\tag{{{equations.get(m.group(1), '?')}}}\n$$", text,
-                  flags=re.M)
-    text = re.sub(r"\{glue:text\}`([\w]+)(?::([^`]+))?`",
-                  lambda m: f'{{eval}}`glued("{m.group(1)}"' + (f', "{m.group(2)}"' if m.group(2) else "") + ")`", text)
-    text = re.sub(r"^(`{3,})\{glue\}\s*([\w]+)\s*\n\1\s*$", lambda m: f'{{eval}}`glued("{m.group(2)}")`', text,
-                  flags=re.M)
+    text = re.sub(
+        r"^\$\$\s*\(([\w-]+)\)\s*$", lambda m: f"\\tag{{{equations.get(m.group(1), '?')}}}\n$$", text, flags=re.M
+    )
+    text = re.sub(
+        r"\{glue:text\}`([\w]+)(?::([^`]+))?`",
+        lambda m: f'{{eval}}`glued("{m.group(1)}"' + (f', "{m.group(2)}"' if m.group(2) else "") + ")`",
+        text,
+    )
+    text = re.sub(
+        r"^(`{3,})\{glue\}\s*([\w]+)\s*\n\1\s*$", lambda m: f'{{eval}}`glued("{m.group(2)}")`', text, flags=re.M
+    )
     return text
 
 

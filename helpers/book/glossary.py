@@ -16,9 +16,9 @@ TABLE = BOOK / "glossary.yml"
 TITLE = {"en": "Glossary", "zh": "术语表"}
 INTRO = {
     "en": "One term per idea: the English and Chinese terms the course uses, each defined in one line, "
-          "with the chapter that introduces it. In every chapter the first use of a term links here.",
+    "with the chapter that introduces it. In every chapter the first use of a term links here.",
     "zh": "一个概念只用一个术语：本课程使用的中英文术语，各附一句话的定义和首次引入它的章节。"
-          "每一章中某个术语第一次出现时都链接到这里。",
+    "每一章中某个术语第一次出现时都链接到这里。",
 }
 INTRODUCED = {"en": "Introduced in {ref}.", "zh": "首见于{ref}。"}
 CHAPTER_REF = {"en": "{{numref}}`chapter %s <{label}-en>`", "zh": "{{numref}}`第 %s 章 <{label}-zh>`"}
@@ -72,8 +72,11 @@ def page(lang: str, terms: list[Term] | None = None) -> str:
     for term in sorted(terms, key=key):
         other = term.zh if lang == "en" else term.en
         ref = CHAPTER_REF[lang].format(label=chapter_label(term.chapter))
-        definition = (f"{term.definition[lang]} (Chinese: {other}.) {INTRODUCED[lang].format(ref=ref)}" if lang == "en"
-                      else f"{term.definition[lang]}{INTRODUCED[lang].format(ref=ref)}")
+        definition = (
+            f"{term.definition[lang]} (Chinese: {other}.) {INTRODUCED[lang].format(ref=ref)}"
+            if lang == "en"
+            else f"{term.definition[lang]}{INTRODUCED[lang].format(ref=ref)}"
+        )
         lines += [term.entry(lang), f"  {definition}", ""]
     lines += ["```", ""]
     return "\n".join(lines)

@@ -80,9 +80,15 @@ def generate(source: Path, lang: str | None = None):
 
 def language_info() -> dict:
     """What the kernel reports of its language (JupyterLab writes it on open); :func:`_same` ignores the version."""
-    return {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
-            "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
-            "pygments_lexer": "ipython3", "version": platform.python_version()}
+    return {
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "file_extension": ".py",
+        "mimetype": "text/x-python",
+        "name": "python",
+        "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3",
+        "version": platform.python_version(),
+    }
 
 
 def render(nb) -> str:
@@ -105,7 +111,10 @@ def stale(directory: Path = NOTEBOOKS) -> list[Path]:
 def orphans(directory: Path = NOTEBOOKS) -> list[Path]:
     """``.ipynb`` files in the notebooks folders that no source generates."""
     made = {path for s in sources(directory) for path in generated(s).values()}
-    found = [*Path(directory).glob("*.ipynb"), *(p for lang in bilingual.LANGS for p in (Path(directory) / lang).glob("*.ipynb"))]
+    found = [
+        *Path(directory).glob("*.ipynb"),
+        *(p for lang in bilingual.LANGS for p in (Path(directory) / lang).glob("*.ipynb")),
+    ]
     return sorted(p for p in found if p not in made)
 
 

@@ -22,9 +22,9 @@ from helpers.paths import ROOT
 PDF_NAME = "maas-course-{lang}.pdf"
 SUBTITLES = {
     "en": "An executable course and report. PDF edition of the website, printed on {date}; every number "
-          "in it comes from the chapters as last executed (see the execution-status page at the end).",
+    "in it comes from the chapters as last executed (see the execution-status page at the end).",
     "zh": "一门可执行的课程与报告。本 PDF 为网站的印刷版，生成于 {date}；其中每一个数字都来自最近一次执行的各章"
-          "（见书末的执行状态页）。",
+    "（见书末的执行状态页）。",
 }
 #: in the single page, the site's home page gives way to the cover; the chapters stay
 COVER_JS = """([title, subtitle]) => {
@@ -64,11 +64,20 @@ def print_pdf(page: Path, target: Path, lang: str, context) -> Path:
     tab.evaluate(COVER_JS, [TITLES[lang], SUBTITLES[lang].format(date=date)])
     tab.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
     tab.emulate_media(media="print")
-    tab.pdf(path=str(target), format="A4", print_background=True, outline=True, tagged=True,
-            margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
-            display_header_footer=True, header_template="<span></span>",
-            footer_template=('<div style="font-size:8px;width:100%;text-align:center;">'
-                             f'{TITLES[lang]} · <span class="pageNumber"></span>/<span class="totalPages"></span></div>'))
+    tab.pdf(
+        path=str(target),
+        format="A4",
+        print_background=True,
+        outline=True,
+        tagged=True,
+        margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
+        display_header_footer=True,
+        header_template="<span></span>",
+        footer_template=(
+            '<div style="font-size:8px;width:100%;text-align:center;">'
+            f'{TITLES[lang]} · <span class="pageNumber"></span>/<span class="totalPages"></span></div>'
+        ),
+    )
     tab.close()
     return target
 
@@ -88,9 +97,12 @@ def build(site: Path | str = ROOT / "_build" / "html", projects: Path | str = SI
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--site", type=Path, default=ROOT / "_build" / "html", help="the built sites (default: _build/html)")
-    parser.add_argument("--projects", type=Path, default=SITES,
-                        help="the sites' Sphinx projects, built as HTML (default: build/site)")
+    parser.add_argument(
+        "--site", type=Path, default=ROOT / "_build" / "html", help="the built sites (default: _build/html)"
+    )
+    parser.add_argument(
+        "--projects", type=Path, default=SITES, help="the sites' Sphinx projects, built as HTML (default: build/site)"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     for lang, path in build(args.site, args.projects).items():

@@ -97,10 +97,12 @@ def assemble(lang: str, executed: Path, dest: Path, root: Path = ROOT) -> Path:
         nbformat.write(bilingual.split(nb, lang, page=True, name=chapter), dest / f"{chapter}.ipynb")
     if missing:
         raise SiteError(f"no executed notebook for {missing} in {executed}: run `python -m helpers.book.run` first")
-    (dest / "_config.yml").write_text(yaml.safe_dump(language_config(lang, root), allow_unicode=True,
-                                                    sort_keys=False), encoding="utf-8")
-    (dest / "_toc.yml").write_text(yaml.safe_dump(language_toc(lang, root), allow_unicode=True,
-                                                 sort_keys=False), encoding="utf-8")
+    (dest / "_config.yml").write_text(
+        yaml.safe_dump(language_config(lang, root), allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+    (dest / "_toc.yml").write_text(
+        yaml.safe_dump(language_toc(lang, root), allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     return dest
 
 
@@ -111,11 +113,14 @@ def jupyter_book_build(project: Path, *extra: str) -> None:
     result = subprocess.run(args, capture_output=True, text=True)
     if result.returncode != 0:
         tail = result.stdout[-5000:] + result.stderr[-3000:]
-        raise SiteError(f"jupyter-book build {project.name} {' '.join(extra)} failed (warnings count as errors):\n{tail}")
+        raise SiteError(
+            f"jupyter-book build {project.name} {' '.join(extra)} failed (warnings count as errors):\n{tail}"
+        )
 
 
-def build(executed: Path | str, out: Path | str = ROOT / "_build" / "html", root: Path = ROOT,
-          work: Path | str = SITES) -> Path:
+def build(
+    executed: Path | str, out: Path | str = ROOT / "_build" / "html", root: Path = ROOT, work: Path | str = SITES
+) -> Path:
     """Build both sites into ``out/en`` and ``out/zh`` and the landing page ``out/index.html``."""
     executed, out, work = Path(executed), Path(out), Path(work)
     projects = {lang: assemble(lang, executed, work / lang, root) for lang in LANGS}
@@ -147,14 +152,16 @@ def write_landing(out: Path, executed: Path) -> Path:
         nb = nbformat.read(executed / f"{chapter}.ipynb", as_version=4)
         for lang in LANGS:
             titles[lang].append((chapter, page_title(nb, lang)))
-    blurb = {"en": "An executable course and report: every number was computed by a notebook you can re-run.",
-             "zh": "一门可执行的课程与报告：每一个数字都由可以重新运行的笔记本计算得出。"}
+    blurb = {
+        "en": "An executable course and report: every number was computed by a notebook you can re-run.",
+        "zh": "一门可执行的课程与报告：每一个数字都由可以重新运行的笔记本计算得出。",
+    }
     enter = {"en": "Read the English edition", "zh": "阅读中文版"}
     pdf = {"en": "The whole book as a PDF", "zh": "全书 PDF"}
     sections = []
     for lang in LANGS:
         items = "\n".join(f'      <li><a href="{lang}/{c}.html">{html.escape(t)}</a></li>' for c, t in titles[lang])
-        sections.append(f"""  <section lang="{'zh-CN' if lang == 'zh' else 'en'}" aria-labelledby="title-{lang}">
+        sections.append(f"""  <section lang="{"zh-CN" if lang == "zh" else "en"}" aria-labelledby="title-{lang}">
     <h2 id="title-{lang}">{html.escape(TITLES[lang])}</h2>
     <p>{html.escape(blurb[lang])}</p>
     <p class="enter"><a href="{lang}/index.html">{html.escape(enter[lang])}</a> ·
@@ -168,7 +175,7 @@ def write_landing(out: Path, executed: Path) -> Path:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{TITLES['en']} · {TITLES['zh']}</title>
+<title>{TITLES["en"]} · {TITLES["zh"]}</title>
 <style>
   body {{ font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 0; color: #1a1a1a; background: #fff; }}
   main {{ max-width: 64rem; margin: 0 auto; padding: 2rem 1rem; }}
@@ -179,7 +186,7 @@ def write_landing(out: Path, executed: Path) -> Path:
 </head>
 <body>
 <main>
-<h1>{TITLES['en']} · <span lang="zh-CN">{TITLES['zh']}</span></h1>
+<h1>{TITLES["en"]} · <span lang="zh-CN">{TITLES["zh"]}</span></h1>
 <div class="editions">
 {chr(10).join(sections)}
 </div>
@@ -195,8 +202,12 @@ def write_landing(out: Path, executed: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.book.site", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", required=True, help="which executed run to publish (build/executed/<profile>)")
-    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "html", help="where the sites go (default: _build/html)")
-    parser.add_argument("--work", type=Path, default=SITES, help="where their projects are assembled (default: build/site)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "_build" / "html", help="where the sites go (default: _build/html)"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=SITES, help="where their projects are assembled (default: build/site)"
+    )
     args = parser.parse_args(argv)
     try:
         out = build(EXECUTED / args.profile, args.out, work=args.work)

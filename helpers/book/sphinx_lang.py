@@ -14,8 +14,21 @@ HTML_LANG = {"en": "en", "zh": "zh-CN"}
 TWIN = {"en": "zh", "zh": "en"}
 SWITCH = {"en": ("中文", "阅读本页的中文版"), "zh": ("English", "Read this page in English")}
 #: nodes whose text is never linked to the glossary
-SKIP = (nodes.literal, nodes.literal_block, nodes.math, nodes.math_block, nodes.reference, nodes.title,
-        nodes.raw, nodes.comment, nodes.target, nodes.caption, nodes.term, nodes.image, addnodes.pending_xref)
+SKIP = (
+    nodes.literal,
+    nodes.literal_block,
+    nodes.math,
+    nodes.math_block,
+    nodes.reference,
+    nodes.title,
+    nodes.raw,
+    nodes.comment,
+    nodes.target,
+    nodes.caption,
+    nodes.term,
+    nodes.image,
+    addnodes.pending_xref,
+)
 
 
 def site_lang(app) -> str:
@@ -28,17 +41,25 @@ def _page_context(app, pagename, templatename, context, doctree):
     other = TWIN[lang]
     text, tooltip = SWITCH[lang]
     depth = pagename.count("/")
-    context.setdefault("header_buttons", []).insert(0, {
-        "type": "link", "url": "../" * (depth + 1) + f"{other}/{pagename}.html", "text": text,
-        "tooltip": tooltip, "icon": "fas fa-language", "label": "language-switch",
-    })
+    context.setdefault("header_buttons", []).insert(
+        0,
+        {
+            "type": "link",
+            "url": "../" * (depth + 1) + f"{other}/{pagename}.html",
+            "text": text,
+            "tooltip": tooltip,
+            "icon": "fas fa-language",
+            "label": "language-switch",
+        },
+    )
 
 
 def _in_skipped(node) -> bool:
     parent = node.parent
     while parent is not None:
-        if isinstance(parent, SKIP) or (isinstance(parent, nodes.container)
-                                        and {"cell_output", "cell_input"} & set(parent.get("classes", []))):
+        if isinstance(parent, SKIP) or (
+            isinstance(parent, nodes.container) and {"cell_output", "cell_input"} & set(parent.get("classes", []))
+        ):
             return True
         parent = parent.parent
     return False
@@ -61,15 +82,25 @@ def link_terms(app, doctree) -> None:
             match = pattern.search(str(text))
             if not match:
                 continue
-            before, found, after = str(text)[:match.start()], match.group(0), str(text)[match.end():]
-            ref = addnodes.pending_xref("", nodes.inline(found, found, classes=["glossary-term"]),
-                                        refdomain="std", reftype="term", reftarget=term.entry(lang).lower(),
-                                        refexplicit=True, refwarn=True, refdoc=docname)
+            before, found, after = str(text)[: match.start()], match.group(0), str(text)[match.end() :]
+            ref = addnodes.pending_xref(
+                "",
+                nodes.inline(found, found, classes=["glossary-term"]),
+                refdomain="std",
+                reftype="term",
+                reftarget=term.entry(lang).lower(),
+                refexplicit=True,
+                refwarn=True,
+                refdoc=docname,
+            )
             parent = text.parent
             index = parent.index(text)
             parent.remove(text)
-            for offset, new in enumerate(n for n in (nodes.Text(before) if before else None, ref,
-                                                     nodes.Text(after) if after else None) if n is not None):
+            for offset, new in enumerate(
+                n
+                for n in (nodes.Text(before) if before else None, ref, nodes.Text(after) if after else None)
+                if n is not None
+            ):
                 parent.insert(index + offset, new)
             break
 

@@ -15,8 +15,10 @@ PDFS = {"en": "pdf/maas-course-en.pdf", "zh": "pdf/maas-course-zh.pdf"}
 PDF_LABELS = {"en": "PDF of the book (English)", "zh": "PDF 全书（中文）"}
 #: ``make lab`` serves the repository root; JupyterLab's default address
 LOCAL_LAB = "http://localhost:8888/lab/tree/notebooks/{lang}/{name}"
-LAB_TEXT = {"en": ("JupyterLab (local)", "Open in JupyterLab on this computer (start it with `make lab`)"),
-            "zh": ("JupyterLab（本机）", "在本机的 JupyterLab 中打开（先运行 `make lab LANG=zh`）")}
+LAB_TEXT = {
+    "en": ("JupyterLab (local)", "Open in JupyterLab on this computer (start it with `make lab`)"),
+    "zh": ("JupyterLab（本机）", "在本机的 JupyterLab 中打开（先运行 `make lab LANG=zh`）"),
+}
 
 
 def _groups(context, label):
@@ -37,17 +39,29 @@ def _fix_buttons(app, pagename, templatename, context, doctree):
             if button.get("url"):
                 button["url"] = re.sub(rf"{re.escape(pagename)}\.ipynb$", edition, button["url"])
         text, tooltip = LAB_TEXT[lang]
-        group["buttons"].insert(0, {
-            "type": "link", "text": text, "icon": "fas fa-laptop-code", "tooltip": tooltip,
-            "url": LOCAL_LAB.format(lang=lang, name=source.name), "label": "launch-local-lab",
-        })
+        group["buttons"].insert(
+            0,
+            {
+                "type": "link",
+                "text": text,
+                "icon": "fas fa-laptop-code",
+                "tooltip": tooltip,
+                "url": LOCAL_LAB.format(lang=lang, name=source.name),
+                "label": "launch-local-lab",
+            },
+        )
     for group in _groups(context, "download-buttons"):
         for pdf_lang, path in PDFS.items():
-            group["buttons"].append({
-                "type": "link", "text": PDF_LABELS[pdf_lang], "icon": "fas fa-book",
-                "tooltip": PDF_LABELS[pdf_lang], "url": "../" * (pagename.count("/") + 1) + path,
-                "label": f"download-book-pdf-{pdf_lang}",
-            })
+            group["buttons"].append(
+                {
+                    "type": "link",
+                    "text": PDF_LABELS[pdf_lang],
+                    "icon": "fas fa-book",
+                    "tooltip": PDF_LABELS[pdf_lang],
+                    "url": "../" * (pagename.count("/") + 1) + path,
+                    "label": f"download-book-pdf-{pdf_lang}",
+                }
+            )
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
@@ -95,8 +109,9 @@ class ChapterList(SphinxDirective):
         listing = nodes.enumerated_list(enumtype="arabic")
         for file in files:
             target = "/" + file
-            ref = addnodes.pending_xref("", refdomain="std", reftype="doc", reftarget=target,
-                                        refexplicit=False, refwarn=True)
+            ref = addnodes.pending_xref(
+                "", refdomain="std", reftype="doc", reftarget=target, refexplicit=False, refwarn=True
+            )
             ref += nodes.inline("", target)
             listing += nodes.list_item("", nodes.paragraph("", "", ref))
         return [listing]
