@@ -1,38 +1,17 @@
 """The 全唐诗 (Complete Tang Poems) from the npm package ``chinese-poetry@2.0.1``: fetch, verify, clean, split.
 
-Where the data comes from and how it is checked (the same discipline as :mod:`helpers.data` for
-CIFAR-10):
+The cache, ``$MAAS_CACHE_DIR/chinese-poetry-2.0.1/``, holds the package's files byte for byte
+(``quantangshi/poet.tang.<k>.json`` and the doubtful records of ``quantangshi/error/``). Every cached
+file must match the size and SHA-256 listed in ``poetry_files.json`` (paths relative to the tarball's
+``package/dist/``); a missing or damaged file is deleted and extracted again from the npm tarball,
+itself checked against its published sha512 integrity first, never read.
 
-1. the cache, ``$MAAS_CACHE_DIR/chinese-poetry-2.0.1/`` (default ``~/.cache/maas-course``), holding
-   the package's files byte for byte: ``quantangshi/poet.tang.<k>.json`` (58 files, 57,607 poems)
-   and ``quantangshi/error/poet.tang.<k>.json`` (the records the package flags as doubtful);
-2. the npm tarball (85 MB), checked against its published sha512 integrity before it is opened.
-
-Every cached file must match the size and SHA-256 recorded in :mod:`helpers.lm.digests`; a missing,
-truncated or corrupted file is deleted and extracted again from a freshly verified tarball, never
-read. Nothing is committed to the repository.
-
-**Doubtful records.** The package does not flag them with a field of the poem: it lists them in a
-separate folder, ``quantangshi/error/``, each with an ``error_type`` such as 内容豆腐块 (a missing
-glyph shown as □), 内容含符号存疑 (odd symbols), 内容太少存疑 (too short) or 作者不详 (author unknown).
-6,685 Tang records are listed there, 6,680 of which are in the main files; those are dropped,
-leaving 50,927 poems. Then 3 records without text go, exact duplicates (the same text under two ids:
-708), and near-duplicates (:func:`near_duplicates`: the same poem under two authors, or with a
-variant character or line), so that no poem can be in both the training and the test split.
-
-**Tonal patterns.** In this version the ``strains`` (平仄) are not a field of the poems either:
-they are in ``strains/json/`` keyed by poem id. The chapter's form score needs only line lengths,
-so they are not fetched.
-
-**Traditional characters, kept.** The poems are in traditional characters and stay so. Converting
-to simplified (e.g. with OpenCC) is many-to-one and cannot be undone (後/后, 髮/發/发, 乾/幹/干
-merge), so it would change the very character statistics the chapter measures, add a dependency,
-and save little: the vocabulary would shrink by about a tenth. Prompts must therefore be written
-in traditional characters (the service says which characters it does not know).
-
-**Splits.** By poem, with a fixed seed: a seeded permutation of the cleaned poems, 90% training,
-5% validation, 5% test. The form filter (:func:`regulated`) is applied after splitting, so a poem's
-split never depends on it.
+The package lists its doubtful records in ``quantangshi/error/`` rather than flagging them in the
+poem: those are dropped, then records without text, exact and near-duplicates (:func:`near_duplicates`),
+so that no poem is in two splits. The poems stay in traditional characters: converting to simplified
+is many-to-one and would change the character statistics the chapter measures. Splits are by poem,
+a seeded permutation (90% training, 5% validation, 5% test); the form filter (:func:`regulated`) is
+applied after splitting, so a poem's split never depends on it.
 """
 
 from __future__ import annotations
@@ -47,8 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from helpers import fetch
-from helpers.lm.digests import FILES
 
+#: size and SHA-256 of every file used, by path in the tarball's ``package/dist/``
+FILES: dict[str, tuple[int, str]] = {
+    name: tuple(entry) for name, entry in json.loads(Path(__file__).with_name("poetry_files.json").read_text()).items()
+}
 NPM_PACKAGE = ("chinese-poetry", "2.0.1")
 NPM_INTEGRITY = "sha512-KtYARvV7CWNtax0na9+Jn6PlhGgSoid7PWyDzXI4KsCEm2odZcqEQyval5koaLygZnM/EQ3lfJ//25K8p3uHNg=="
 POEM_FILES = tuple(name for name in FILES if not name.startswith("quantangshi/error/"))
@@ -109,7 +91,7 @@ _FETCHERS = {"npm": _from_npm}
 
 
 def fetch_poetry(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES) -> Path:
-    """Make sure every file in :data:`~helpers.lm.digests.FILES` is cached and intact; return the directory.
+    """Make sure every file in :data:`FILES` is cached and intact; return the directory.
 
     Damaged files are deleted first, so they are never read; missing ones are extracted from the
     verified npm tarball (:func:`helpers.fetch.ensure_verified`, the loop CIFAR-10 uses too).
