@@ -211,11 +211,8 @@ def load_corpus(
 def near_duplicates(texts: list[str], share: float = 0.5) -> list[bool]:
     """For each text, in order, whether it repeats a text kept before it (a repeat is not kept).
 
-    A repeat has the same characters as a kept text once punctuation and spaces are removed, or at
-    least ``share`` of its distinct lines (the runs of characters between punctuation marks) are
-    lines of one kept text: the same poem under two authors, with a variant character, or an
-    excerpt of a longer one. An index from each line to the kept texts holding it finds the
-    candidates, so the pass takes about a second on the 50,000 poems.
+    A repeat has a kept text's characters once punctuation is removed, or shares at least ``share`` of its
+    distinct lines with one kept text (the same poem under two authors, a variant character, an excerpt).
     """
     skeletons, holders, out = set(), defaultdict(list), []
     for text in texts:
@@ -241,11 +238,8 @@ def lines(text: str) -> list[str]:
 
 
 def poem_form(text: str) -> tuple[int, int] | None:
-    """``(lines, characters per line)`` for a regulated poem, else None.
-
-    Regulated here means what the form score counts: 4 or 8 lines (a quatrain 绝句 or an
-    octave 律诗), every line of the same length, 5 or 7 characters; the text must end a line.
-    """
+    """``(lines, characters per line)`` for a regulated poem (4 or 8 lines, all of 5 or all of 7
+    characters, the text ending a line), else None."""
     text = text.strip()
     if not text or text[-1] not in LINE_ENDS:
         return None
@@ -278,13 +272,10 @@ def format_poem(text: str) -> str:
 
 
 class CharTokenizer:
-    """Characters to ids and back, with four special tokens.
+    """Characters to ids and back, with four special tokens: ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>``.
 
-    ``<pad>`` (0) fills rows, ``<bos>`` (1) begins a poem, ``<eos>`` (2) ends it, ``<unk>`` (3)
-    stands for any character outside the vocabulary. No line-separator token: ，and 。 already end
-    every line and are ordinary characters here. The vocabulary is every character seen at least
-    ``min_count`` times in the training texts, most frequent first (ties by code point); a rarer or
-    unseen character is encoded as ``<unk>`` (:meth:`unknown` lists them, so a caller can refuse).
+    The vocabulary is every character seen at least ``min_count`` times in training, most frequent first
+    (ties by code point); others encode as ``<unk>`` (:meth:`unknown` lists them, so a caller can refuse).
     """
 
     PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -378,17 +369,9 @@ class Packed:
 
 
 def pack(poems: list[Poem], tokenizer: CharTokenizer, seq_len: int, seed: int = 0, one_per_row: bool = False) -> Packed:
-    """Whole poems (``<bos>`` text ``<eos>``), shuffled with ``seed``, packed greedily into rows.
-
-    A row starts at the beginning of a poem and takes the following poems while they fit; the
-    rest is padding. A poem is never split across rows; one longer than a row is left out (counted
-    in :attr:`Packed.dropped`). Attention is causal across the whole row, as in GPT-style
-    pre-training, so a later poem in a row can see the ones before it.
-
-    ``one_per_row`` puts each poem in a row of its own, the rows as wide as the longest poem: how
-    held-out poems are scored, each from a fresh ``<bos>`` and seeing no other poem, as the
-    service writes every poem.
-    """
+    """Whole poems (``<bos>`` text ``<eos>``), shuffled with ``seed``, packed greedily into rows, never split
+    (one longer than a row is left out). ``one_per_row``: each poem alone in a row as wide as the longest, as
+    held-out poems are scored (each from its own ``<bos>``, as the service writes them)."""
     if seq_len < 2:
         raise ValueError(f"seq_len must be at least 2, got {seq_len}")
     width = seq_len + 1

@@ -1,24 +1,11 @@
 """Pre-train the poem model the way large models are trained, at laptop size.
 
-* **Data**: whole poems packed into fixed-length rows (:func:`helpers.lm.data.pack`); the batch of
-  global step ``s`` is a pure function of ``(seed, s)`` (a seeded permutation per pass over the
-  rows), so a run can stop anywhere and resume with the same batches.
-* **Optimiser**: AdamW (β2 = 0.95, weight decay on matrices and embeddings, not on norms or
-  biases, gradient clipping at norm 1), learning rate warmed up linearly then decayed along a
-  cosine to ``min_lr_ratio`` of its peak (:class:`WarmupCosine`).
-* **Segments**: training runs in segments of ``segment_steps`` steps; after each, the validation
-  loss is measured, a point is added to the learning curve (train and validation loss against
-  tokens seen) and a checkpoint is written (weights, optimiser state, curve). Run :func:`train`
-  again with the same arguments and it resumes from the last checkpoint; the numbers are the same
-  as if it had never stopped (on TensorFlow with op determinism, which :func:`helpers.env.setup`
-  enables).
-* **Budgets**: a step budget (``steps``), and optionally a wall-clock budget (``time_budget_s``)
-  that ends the run at the first segment boundary past it.
-
-Losses are cross-entropies in nats per predicted token: every character, punctuation mark and
-``<eos>`` of a poem counts once; padding and the ``<bos>`` that starts the next poem in a row do not.
-Validation and test poems are scored one to a row, each from its own ``<bos>``, as the service writes
-them; :func:`helpers.lm.baselines.by_kind` splits :meth:`Scorer.nll` into characters, punctuation, ``<eos>``.
+The batch of global step ``s`` is a pure function of ``(seed, s)``, so a run can stop anywhere and
+resume with the same batches. AdamW (no weight decay on norms and biases, gradients clipped) with a
+linear warm-up and a cosine decay (:class:`WarmupCosine`). Training runs in segments: after each, the
+validation loss, a learning-curve point and a checkpoint; :func:`train` called again resumes from the
+last one with the same numbers (on TensorFlow with op determinism, :func:`helpers.env.setup`). Losses
+are nats per predicted token: each character, punctuation mark and ``<eos>``, not padding or ``<bos>``.
 """
 
 from __future__ import annotations
@@ -98,9 +85,7 @@ def prepare(
 ) -> LMData:
     """Tokenizer (fitted on the training split), packed training rows, and one poem a row for validation and test.
 
-    ``regulated_only`` keeps the quatrains and octaves of 5 or 7 characters a line (72% of the
-    poems): the form the chapter's model is asked to write. ``max_poems`` caps each split (the
-    first poems of a split; for tests and quick runs).
+    ``regulated_only`` keeps the regulated poems (the form the model is asked to write); ``max_poems`` caps each split.
     """
 
     def chosen(poems):
@@ -207,9 +192,7 @@ def quiet_keras_numpy_notice():
 class Checkpoint:
     """A run's directory: ``config.json``, ``tokenizer.json``, ``model.weights.h5``, ``optimizer.npz``, ``state.json``.
 
-    Written after every segment, each file replaced atomically, the state last (it names the
-    step the weights belong to). A directory holding another run (other configs or data) is an
-    error, never silently overwritten. The same directory is what :mod:`helpers.lm.serve` loads.
+    Each file is replaced atomically, the state (naming the step) last; another run's directory is an error.
     """
 
     def __init__(self, directory: Path | str):
@@ -219,7 +202,7 @@ class Checkpoint:
         return {
             "model": model_config.to_dict(),
             "train": asdict(train_config),
-            "data": {k: v for k, v in data.facts().items()},
+            "data": data.facts(),
         }
 
     def exists(self) -> bool:
@@ -332,10 +315,8 @@ def train(
 ) -> TrainResult:
     """Train (or resume) one model; returns a :class:`TrainResult` with the model attached.
 
-    ``on_segment(point)`` is called after each segment's checkpoint. ``stop_after_segment`` ends
-    the call early, as an interruption would. ``train_seconds`` counts the training steps only
-    (not validation or checkpoints). ``fresh`` deletes a checkpoint already in ``checkpoint_dir``
-    and trains from the start (a chapter that measures its training time does so).
+    ``on_segment(point)`` follows each segment's checkpoint; ``stop_after_segment`` ends the call as an
+    interruption would; ``fresh`` deletes an earlier checkpoint first. ``train_seconds`` counts the steps only.
     """
     if fresh and checkpoint_dir and Path(checkpoint_dir).is_dir():
         import shutil
