@@ -299,10 +299,6 @@ class TrainResult:
     stopped_by_time: bool
     model: PoetLM | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict:
-        """Everything but the model, JSON-ready."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "model"}
-
 
 def train(
     data: LMData,
@@ -393,88 +389,3 @@ def train(
         stopped_by_time=stopped_by_time,
         model=model,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# presets and the command line
-
-#: Named configurations: (model shape, data, training). ``cpu`` is the one measured for the chapter.
-PRESETS = {
-    "ci": {
-        "model": {"d_model": 32, "n_layers": 2, "n_heads": 4},
-        "seq_len": 64,
-        "min_count": 2,
-        "max_poems": 2000,
-        "train": {
-            "steps": 30,
-            "batch_size": 16,
-            "segment_steps": 10,
-            "warmup_steps": 5,
-            "learning_rate": 1e-2,
-            "val_rows": 32,
-        },
-    },
-    "cpu": {
-        "model": {"d_model": 256, "n_layers": 4, "n_heads": 8},
-        "seq_len": 160,
-        "min_count": 5,
-        "max_poems": None,
-        "train": {
-            "steps": 520,
-            "batch_size": 32,
-            "segment_steps": 40,
-            "warmup_steps": 40,
-            "learning_rate": 2e-3,
-            "val_rows": 256,
-            "time_budget_s": 690,
-        },
-    },
-}
-
-
-def run_preset(
-    name: str,
-    checkpoint_dir: Path | str | None = None,
-    corpus: Corpus | None = None,
-    seed: int = 0,
-    on_segment=None,
-    **train_overrides,
-) -> tuple[TrainResult, LMData]:
-    """Train a :data:`PRESETS` configuration on the Tang poems (fetched if needed); ``(result, data)``."""
-    from helpers.lm.data import load_corpus
-
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
-    p = PRESETS[name]
-    corpus = corpus or load_corpus(seed=seed)
-    data = prepare(corpus, seq_len=p["seq_len"], min_count=p["min_count"], max_poems=p["max_poems"], seed=seed)
-    config = ModelConfig(data.tokenizer.vocab_size, max_len=p["seq_len"], **p["model"])
-    cfg = TrainConfig(**{**p["train"], "seed": seed, **train_overrides})
-    return train(data, config, cfg, checkpoint_dir=checkpoint_dir, on_segment=on_segment), data
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.lm.train",
-        description="Train the poem model; run it again to resume from its checkpoint.",
-    )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="configuration (default cpu)")
-    parser.add_argument("--checkpoint-dir", required=True, help="where checkpoints go (and the service loads from)")
-    parser.add_argument("--steps", type=int, default=None, help="override the preset's step budget")
-    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), help="Keras backend")
-    args = parser.parse_args(argv)
-    from helpers import env
-
-    env.setup(args.backend, 0)
-    overrides = {"steps": args.steps} if args.steps else {}
-    result, data = run_preset(
-        args.preset, args.checkpoint_dir, on_segment=lambda p: print(json.dumps(p), flush=True), **overrides
-    )
-    print(json.dumps({**result.to_dict(), "data": data.facts()}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
