@@ -286,13 +286,18 @@ def scaling_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
 # figures (in the book's style, whose CJK font draws the Chinese labels: importing helpers.plots applies it)
 
 
-def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: str):
-    """Training and validation loss (all tokens mixed) against tokens seen, the counting baselines' as horizontal lines."""
+def _subplots(n: int, figsize: tuple[float, float]):
+    """A figure of ``n`` axes side by side, in the book's style (importing :mod:`helpers.plots` applies it)."""
     import matplotlib.pyplot as plt
 
     from helpers import plots  # noqa: F401 - the book's figure style
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    return plt.subplots(1, n, figsize=figsize)
+
+
+def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: str):
+    """Training and validation loss (all tokens mixed) against tokens seen, the counting baselines' as horizontal lines."""
+    fig, ax = _subplots(1, figsize=(6.4, 3.6))
     tokens = [h["tokens"] / 1e6 for h in history]
     ax.plot(tokens, [h["train_loss"] for h in history], "o-", ms=3, label=_w("training", lang))
     ax.plot(tokens, [h["val_loss"] for h in history], "s-", ms=3, label=_w("validation", lang))
@@ -308,11 +313,7 @@ def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: 
 
 def plot_schedulers(table: pd.DataFrame, lang: str):
     """Output tokens per second and p99 time to first token against concurrent streams, per scheduler."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    fig, (left, right) = _subplots(2, figsize=(8.4, 3.4))
     for name, part in table.groupby("scheduler", sort=False):
         label = _w(SCHEDULER_NAMES[name], lang)
         left.plot(part["concurrency"], part["output_throughput"], "o-", label=label)
@@ -330,11 +331,7 @@ def plot_schedulers(table: pd.DataFrame, lang: str):
 
 def plot_scaling(sizes: pd.DataFrame, fit, compute: pd.DataFrame, lang: str):
     """Validation loss against non-embedding parameters (with the fitted law) and against training compute."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    fig, (left, right) = _subplots(2, figsize=(8.4, 3.4))
     n = sizes["params_non_embedding"].to_numpy(float)
     left.plot(n, sizes["val_loss"], "o", label=in_lang("measured", lang))
     if fit is not None:
