@@ -222,8 +222,7 @@ class Engine:
         self.failure: BaseException | None = None
         self._ids = itertools.count()
         self.stats = collections.Counter()
-        #: seconds spent in each part of the steps: prefill (the compiled prefill and its logits back on the
-        #: host), decode (the compiled step and its logits back), sample (choosing tokens), step (everything)
+        #: seconds spent in prefill, decode (each with its logits back on the host), sample, and whole steps
         self.timings = collections.Counter()
         #: summed over decode steps: sequences in flight, cache positions they read, positions reserved for them
         self.usage = collections.Counter()

@@ -19,7 +19,6 @@ from keras import ops
 
 from helpers.lm import compiled
 
-PACKAGE = "maas_lm"
 NEG_INF = -1e9  # added to masked attention scores (finite: no NaN when a whole row is masked)
 
 
@@ -112,7 +111,6 @@ def _init():
     return keras.initializers.RandomNormal(stddev=0.02)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class CausalSelfAttention(keras.layers.Layer):
     """Multi-head causal self-attention, no biases: ``wqkv`` (d, 3d) projects queries, keys and values
     in one product (decoding one token is dominated by the number of operations), ``wo`` (d, d) merges the heads.
@@ -143,11 +141,7 @@ class CausalSelfAttention(keras.layers.Layer):
         q, k, v = self.project(x)
         return self.merge(attention(q, k, v, causal_mask(x.shape[1])))
 
-    def get_config(self):
-        return {**super().get_config(), "d_model": self.d_model, "n_heads": self.n_heads}
 
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class Block(keras.layers.Layer):
     """A pre-norm transformer block: ``x + attn(ln1(x))``, then ``x + mlp(ln2(x))`` (GELU MLP)."""
 
@@ -176,9 +170,6 @@ class Block(keras.layers.Layer):
     def call(self, x):
         return self.mlp(x + self.attn(self.ln1(x)))
 
-    def get_config(self):
-        return {**super().get_config(), "d_model": self.d_model, "n_heads": self.n_heads, "d_ff": self.d_ff}
-
 
 def sinusoidal_table(max_len: int, d_model: int) -> np.ndarray:
     """Vaswani et al.'s fixed position encodings, (max_len, d_model) float32."""
@@ -190,7 +181,6 @@ def sinusoidal_table(max_len: int, d_model: int) -> np.ndarray:
     return table
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class PoetLM(keras.Model):
     """The decoder-only transformer: ``call(tokens (B, T)) -> logits (B, T, vocab)``."""
 
@@ -283,14 +273,6 @@ class PoetLM(keras.Model):
             new_cache += [k_cache, v_cache]
             x = block.mlp(x + block.attn.merge(attend_one(q, read(k_cache), read(v_cache), visible)))
         return self.logits(x), new_cache
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(config.pop("config"), **{k: v for k, v in config.items() if k in ("name",)})
 
 
 def build_model(config: ModelConfig, seed: int = 0) -> PoetLM:

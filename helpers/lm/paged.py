@@ -63,11 +63,7 @@ class BlockPool:
 
 
 class PagedFunctions(DecodeFunctions):
-    """The compiled prefill and decode step over a pool of ``blocks`` blocks for ``rows`` sequences.
-
-    Same interface as :class:`DecodeFunctions`: ``prefill(tokens, last, row, *cache)`` writes into
-    the blocks of ``row`` in :attr:`pool`, and ``decode`` reads the pool's block tables.
-    """
+    """:class:`DecodeFunctions` over a pool of ``blocks`` blocks for ``rows`` sequences, through :attr:`pool`'s tables."""
 
     block = BLOCK
 

@@ -25,7 +25,7 @@ from keras import ops
 
 from helpers.lm import compiled
 from helpers.lm.data import CharTokenizer, Corpus, Packed, pack, regulated
-from helpers.lm.model import PACKAGE, ModelConfig, PoetLM, build_model, parameter_counts
+from helpers.lm.model import ModelConfig, PoetLM, build_model, parameter_counts
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,6 @@ def prepare(
     )
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up to ``peak`` over ``warmup`` steps, then a cosine down to ``peak * min_ratio`` at ``total``."""
 
@@ -117,9 +116,6 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         progress = ops.clip((step - self.warmup) / max(self.total - self.warmup, 1), 0.0, 1.0)
         cosine = self.peak * (self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + ops.cos(math.pi * progress)))
         return ops.where(step < self.warmup, warm, cosine)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup": self.warmup, "total": self.total, "min_ratio": self.min_ratio}
 
 
 def compile_for_training(model: PoetLM, cfg: TrainConfig) -> None:
