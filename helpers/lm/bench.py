@@ -37,7 +37,6 @@ PROMPT_CHARS = (1, 12)  # a benchmark prompt is the opening of a held-out poem, 
 def decode_speed(
     model: PoetLM,
     new_tokens=(16, 32, 64, 128),
-    prompt: list[int] | None = None,
     repeats: int = 1,
     functions: DecodeFunctions | None = None,
 ):
@@ -49,7 +48,7 @@ def decode_speed(
     """
     import pandas as pd
 
-    prompt = list(prompt or [CharTokenizer.BOS])
+    prompt = [CharTokenizer.BOS]
     max_len = model.config.max_len
     if len(prompt) + max(new_tokens) > max_len:
         raise ValueError(f"prompt ({len(prompt)}) + {max(new_tokens)} new tokens exceed max_len={max_len}")
@@ -119,7 +118,6 @@ def make_workload(
     n: int,
     seed: int = 0,
     output_range: tuple[int, int] = (16, 128),
-    prompt_chars: tuple[int, int] = PROMPT_CHARS,
 ) -> list[WorkItem]:
     """``n`` requests: openings of held-out poems (1 to 12 characters) and output lengths drawn uniformly."""
     if not poems:
@@ -128,7 +126,7 @@ def make_workload(
     items = []
     for i in range(n):
         poem = poems[int(rng.integers(len(poems)))]
-        k = int(rng.integers(prompt_chars[0], prompt_chars[1] + 1))
+        k = int(rng.integers(PROMPT_CHARS[0], PROMPT_CHARS[1] + 1))
         items.append(
             WorkItem(poem.text[:k], int(rng.integers(output_range[0], output_range[1] + 1)), seed * 100_003 + i)
         )
@@ -164,9 +162,7 @@ def serving_metrics(requests: list[Request], duration: float) -> dict:
     return metrics
 
 
-def run_load(
-    engine: Engine, workload: list[WorkItem], concurrency: int, temperature: float = 1.0, top_k: int = 0
-) -> dict:
+def run_load(engine: Engine, workload: list[WorkItem], concurrency: int) -> dict:
     """Closed-loop load on an engine driven in this thread; returns :func:`serving_metrics` plus the requests."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -183,9 +179,7 @@ def run_load(
     def send():
         nonlocal in_flight
         item = pending.popleft()
-        params = SamplingParams(
-            max_tokens=item.output_tokens, temperature=temperature, top_k=top_k, seed=item.seed, ignore_eos=True
-        )
+        params = SamplingParams(max_tokens=item.output_tokens, seed=item.seed, ignore_eos=True)  # temperature 1
         engine.submit(Request(engine.tokenizer.encode(item.prompt), params, on_event=on_event))
         in_flight += 1
 
@@ -212,15 +206,7 @@ def time_split(timings: dict, duration: float) -> dict:
     return {**parts, "engine_other": engine - sum(parts.values()), "load_generator": duration - engine}
 
 
-def run_load_http(
-    base_url: str,
-    model: str,
-    workload: list[WorkItem],
-    concurrency: int,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    timeout: float = 300.0,
-) -> dict:
+def run_load_http(base_url: str, model: str, workload: list[WorkItem], concurrency: int) -> dict:
     """Closed-loop load over HTTP: :func:`serving_metrics` of streamed completions from the service at ``base_url``.
 
     A token's time is when the chunk holding its text arrived; output tokens are the reply's ``usage``.
@@ -243,8 +229,8 @@ def run_load_http(
             "prompt": item.prompt,
             "max_tokens": item.output_tokens,
             "seed": item.seed,
-            "temperature": temperature,
-            "top_k": top_k,
+            "temperature": 1.0,
+            "top_k": 0,
             "ignore_eos": True,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -278,7 +264,7 @@ def run_load_http(
         pending = collections.deque(workload)
         done: list[Request] = []
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        async with httpx.AsyncClient(timeout=300.0, limits=limits) as client:
 
             async def stream():
                 while pending:
@@ -299,12 +285,10 @@ def scheduler_table(
     tokenizer: CharTokenizer,
     poems: list[Poem],
     concurrencies=(1, 8, 32, 64),
-    schedulers=SCHEDULERS,
     requests_per_stream: int = 4,
     min_requests: int = 32,
     output_range: tuple[int, int] = (16, 128),
     seed: int = 0,
-    progress=None,
     functions: dict | None = None,
 ):
     """The load benchmark: every scheduler at every concurrency C (C slots, ``single`` one), one row each.
@@ -318,7 +302,7 @@ def scheduler_table(
     functions = {} if functions is None else functions
     for c in concurrencies:
         workload = make_workload(poems, max(min_requests, requests_per_stream * c), seed, output_range)
-        for name in schedulers:
+        for name in SCHEDULERS:
             slots = 1 if name == "single" else c
             if slots not in functions:
                 functions[slots] = DecodeFunctions(model, slots)
@@ -328,8 +312,6 @@ def scheduler_table(
             m = run_load(engine, workload, c)
             m.pop("requests")
             rows.append({"scheduler": name, "concurrency": c, "slots": slots, **m})
-            if progress:
-                progress(rows[-1])
     return pd.DataFrame(rows)
 
 

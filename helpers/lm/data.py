@@ -165,13 +165,8 @@ def _read_records(directory: Path, names) -> list[dict]:
     return records
 
 
-def load_corpus(
-    seed: int = 0, fractions: tuple[float, float] = (0.05, 0.05), directory: Path | str | None = None
-) -> Corpus:
-    """Fetch (if needed), clean and split the Tang poems; ``fractions`` are (validation, test)."""
-    val_frac, test_frac = fractions
-    if not (0 < val_frac < 1 and 0 < test_frac < 1 and val_frac + test_frac < 1):
-        raise ValueError(f"fractions must be two shares in (0, 1) adding up to less than 1, got {fractions}")
+def load_corpus(seed: int = 0, directory: Path | str | None = None) -> Corpus:
+    """Fetch (if needed), clean and split the Tang poems (5% validation, 5% test)."""
     directory = fetch_poetry(directory)
     main = _read_records(directory, POEM_FILES)
     doubtful = {r["id"] for r in _read_records(directory, ERROR_FILES)}
@@ -192,7 +187,7 @@ def load_corpus(
     repeats = near_duplicates([p.text for p in kept])
     kept = [p for p, repeat in zip(kept, repeats) if not repeat]
     order = np.random.default_rng(seed).permutation(len(kept))
-    n_val, n_test = round(val_frac * len(kept)), round(test_frac * len(kept))
+    n_val = n_test = round(0.05 * len(kept))
     pick = lambda idx: [kept[i] for i in sorted(idx)]  # noqa: E731 - file order within a split
     return Corpus(
         train=pick(order[n_val + n_test :]),

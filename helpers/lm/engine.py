@@ -443,17 +443,13 @@ def generate(engine: Engine, prompt: str, params: SamplingParams) -> Request:
     return request
 
 
-def sample_poems(
-    engine: Engine, n: int = 100, seed: int = 0, temperature: float = 0.8, top_p: float = 1.0, top_k: int = 0
-) -> list[str]:
+def sample_poems(engine: Engine, n: int = 100, seed: int = 0, temperature: float = 0.8) -> list[str]:
     """``n`` poems from ``<bos>`` (at most the whole context), seeds ``seed..seed+n-1``, on an idle engine."""
     requests = [
         engine.submit(
             Request(
                 [CharTokenizer.BOS],
-                SamplingParams(
-                    max_tokens=engine.max_len - 1, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed + i
-                ),
+                SamplingParams(max_tokens=engine.max_len - 1, temperature=temperature, seed=seed + i),
             )
         )
         for i in range(n)

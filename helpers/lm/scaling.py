@@ -37,7 +37,7 @@ def _row(config: ModelConfig, result, extra: dict) -> dict:
     }
 
 
-def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None, progress=None):
+def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None):
     """Train every size for the same steps and batch (same tokens); one row each (a pandas table)."""
     import pandas as pd
 
@@ -49,8 +49,6 @@ def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None, pro
         start = time.perf_counter()
         result = train(data, config, cfg)
         rows.append(_row(config, result, {"wall_seconds": time.perf_counter() - start}))
-        if progress:
-            progress(rows[-1])
     table = pd.DataFrame(rows)
     ratio = table["params_non_embedding"].max() / table["params_non_embedding"].min()
     table.attrs["non_embedding_span"] = float(ratio)
@@ -62,7 +60,6 @@ def compute_sweep(
     size=(64, 2, 4),
     step_budgets=(25, 50, 100, 200),
     train_config: TrainConfig | None = None,
-    progress=None,
 ):
     """One size trained for several step budgets, each with its own full schedule; one row per budget."""
     import pandas as pd
@@ -74,8 +71,6 @@ def compute_sweep(
         config = _config(data, *size)
         result = train(data, config, run_cfg)
         rows.append(_row(config, result, {}))
-        if progress:
-            progress(rows[-1])
     return pd.DataFrame(rows)
 
 

@@ -301,14 +301,13 @@ def train(
     model_config: ModelConfig,
     cfg: TrainConfig,
     checkpoint_dir: Path | str | None = None,
-    on_segment=None,
     stop_after_segment: int | None = None,
     fresh: bool = False,
 ) -> TrainResult:
     """Train (or resume) one model; returns a :class:`TrainResult` with the model attached.
 
-    ``on_segment(point)`` follows each segment's checkpoint; ``stop_after_segment`` ends the call as an
-    interruption would; ``fresh`` deletes an earlier checkpoint first. ``train_seconds`` counts the steps only.
+    ``stop_after_segment`` ends the call as an interruption would; ``fresh`` deletes an earlier checkpoint
+    first. ``train_seconds`` counts the steps only.
     """
     if fresh and checkpoint_dir and Path(checkpoint_dir).is_dir():
         import shutil
@@ -364,8 +363,6 @@ def train(
         state["history"].append(point)
         if ckpt:
             ckpt.save(model, data.tokenizer, identity, state)
-        if on_segment:
-            on_segment(point)
         segments_run += 1
         if stop_after_segment is not None and segments_run >= stop_after_segment:
             break
