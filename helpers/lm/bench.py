@@ -341,14 +341,14 @@ def step_ms(fns: DecodeFunctions, seconds: float = 0.5) -> float:
     return timing.median_ms(step, None, seconds=seconds)
 
 
-def step_times(model: PoetLM, slot_counts=(1, 32), variants=STEP_VARIANTS, functions: dict | None = None):
+def step_times(model: PoetLM, slot_counts=(1, 32), functions: dict | None = None):
     """:func:`step_ms` per slot count and variant; ``functions`` as in :func:`scheduler_table` (for the engine's own)."""
     import pandas as pd
 
     functions = {} if functions is None else functions
     rows = []
     for slots in slot_counts:
-        for name, kwargs in variants.items():
+        for name, kwargs in STEP_VARIANTS.items():
             if kwargs:
                 fns = StepVariant(model, slots, **kwargs)
             else:  # the engine's own step
