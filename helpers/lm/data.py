@@ -60,18 +60,13 @@ def data_dir() -> Path:
 # fetch and verify
 
 
-def file_problem(path: Path, size: int, sha256: str) -> str | None:
-    """Describe what is wrong with one cached file, or return None if it is intact."""
-    return fetch.file_problem(path, size, "sha256", sha256)
-
-
 def check(directory: Path | str | None = None) -> dict[str, str]:
     """Map each damaged or missing file to its problem (empty when all are intact)."""
     directory = Path(directory or data_dir())
     return {
         name: problem
         for name, (size, digest) in FILES.items()
-        if (problem := file_problem(directory / name, size, digest))
+        if (problem := fetch.file_problem(directory / name, size, "sha256", digest))
     }
 
 

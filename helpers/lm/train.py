@@ -230,17 +230,12 @@ class Checkpoint:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._replace("config.json", lambda p: p.write_text(json.dumps(identity, indent=1)))
         self._replace("tokenizer.json", lambda p: p.write_text(tokenizer.to_json(), encoding="utf-8"))
-        self._save_weights(model)
+        with quiet_keras_numpy_notice():  # Keras wants the .weights.h5 suffix, which the temporary name keeps
+            self._replace("model.weights.h5", lambda p: model.save_weights(str(p)))
         if model.optimizer is not None:
             arrays = {f"v{i}": compiled.to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
             self._replace("optimizer.npz", lambda p: np.savez(open(p, "wb"), **arrays))
         self._replace("state.json", lambda p: p.write_text(json.dumps(state, indent=1)))
-
-    def _save_weights(self, model: PoetLM) -> None:
-        tmp = self.dir / ".tmp.model.weights.h5"  # Keras wants the .weights.h5 suffix
-        with quiet_keras_numpy_notice():
-            model.save_weights(str(tmp))
-        os.replace(tmp, self.dir / "model.weights.h5")
 
     def restore(self, model: PoetLM) -> None:
         """Load the weights and, if the model is compiled, the optimiser state."""
