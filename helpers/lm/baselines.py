@@ -187,12 +187,7 @@ def best_on_characters(fitted: dict[str, Baseline]) -> Baseline:
 
 
 def bigram_poems(
-    bigram: Interpolated,
-    tokenizer: CharTokenizer,
-    n: int,
-    seed: int = 0,
-    temperature: float = 1.0,
-    max_len: int = 160,
+    bigram: Interpolated, tokenizer: CharTokenizer, n: int, seed: int = 0, temperature: float = 1.0, max_len: int = 160
 ) -> list[str]:
     """``n`` texts written by the interpolated bigram from ``<bos>`` to ``<eos>`` (at most ``max_len`` tokens),
     text i drawn with seed ``seed + i`` from ``p(w | v) ** (1 / temperature)`` renormalised."""

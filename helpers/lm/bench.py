@@ -35,10 +35,7 @@ PROMPT_CHARS = (1, 12)  # a benchmark prompt is the opening of a held-out poem, 
 
 
 def decode_speed(
-    model: PoetLM,
-    new_tokens=(16, 32, 64, 128),
-    repeats: int = 1,
-    functions: DecodeFunctions | None = None,
+    model: PoetLM, new_tokens=(16, 32, 64, 128), repeats: int = 1, functions: DecodeFunctions | None = None
 ):
     """Tokens per second of greedy decoding with the KV cache and by recomputing the whole prefix.
 
@@ -114,10 +111,7 @@ class WorkItem:
 
 
 def make_workload(
-    poems: list[Poem],
-    n: int,
-    seed: int = 0,
-    output_range: tuple[int, int] = (16, 128),
+    poems: list[Poem], n: int, seed: int = 0, output_range: tuple[int, int] = (16, 128)
 ) -> list[WorkItem]:
     """``n`` requests: openings of held-out poems (1 to 12 characters) and output lengths drawn uniformly."""
     if not poems:
@@ -320,11 +314,7 @@ def scheduler_table(
 
 
 #: decode steps for :func:`step_times` (:class:`StepVariant` options; none: the engine's own)
-STEP_VARIANTS = {
-    "copied": {"in_place": False},
-    "in_place": {},
-    "in_place_window": {"windowed": True},
-}
+STEP_VARIANTS = {"copied": {"in_place": False}, "in_place": {}, "in_place_window": {"windowed": True}}
 
 
 def step_ms(fns: DecodeFunctions, seconds: float = 0.5) -> float:

@@ -23,11 +23,7 @@ def _w(term: str, lang: str) -> str:
 
 
 #: scheduler names on the page
-SCHEDULER_NAMES = {
-    "single": "one at a time",
-    "static": "static batches",
-    "continuous": "continuous batching",
-}
+SCHEDULER_NAMES = {"single": "one at a time", "static": "static batches", "continuous": "continuous batching"}
 
 #: published shapes of large models (layers, key/value heads, head dimension), for the KV-cache arithmetic
 LARGE_MODELS = (
@@ -157,11 +153,7 @@ def baseline_table(scores: dict[str, dict], lang: str) -> pd.DataFrame:
     return _view(table.round(3), BASELINE_COLUMNS, lang, "model")
 
 
-DECODE_COLUMNS = {
-    "cached_tok_s": "KV cache, tokens/s",
-    "recompute_tok_s": "recompute, tokens/s",
-    "speedup": "speed-up",
-}
+DECODE_COLUMNS = {"cached_tok_s": "KV cache, tokens/s", "recompute_tok_s": "recompute, tokens/s", "speedup": "speed-up"}
 
 
 def decode_table(speed: pd.DataFrame, lang: str) -> pd.DataFrame:

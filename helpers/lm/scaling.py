@@ -56,10 +56,7 @@ def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None):
 
 
 def compute_sweep(
-    data: LMData,
-    size=(64, 2, 4),
-    step_budgets=(25, 50, 100, 200),
-    train_config: TrainConfig | None = None,
+    data: LMData, size=(64, 2, 4), step_budgets=(25, 50, 100, 200), train_config: TrainConfig | None = None
 ):
     """One size trained for several step budgets, each with its own full schedule; one row per budget."""
     import pandas as pd

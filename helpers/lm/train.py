@@ -195,11 +195,7 @@ class Checkpoint:
         self.dir = Path(directory)
 
     def identity(self, model_config: ModelConfig, train_config: TrainConfig, data: LMData) -> dict:
-        return {
-            "model": model_config.to_dict(),
-            "train": asdict(train_config),
-            "data": data.facts(),
-        }
+        return {"model": model_config.to_dict(), "train": asdict(train_config), "data": data.facts()}
 
     def exists(self) -> bool:
         return (self.dir / "state.json").is_file()
