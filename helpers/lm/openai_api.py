@@ -34,20 +34,9 @@ class ServerOptions:
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S  # not finished by then: cancelled, 504
 
 
-COMMON_FIELDS = {
-    "model",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "stop",
-    "seed",
-    "n",
-    "ignore_eos",
-    "user",
-}
+COMMON_FIELDS = set(
+    "model stream stream_options max_tokens temperature top_p top_k stop seed n ignore_eos user".split()
+)
 # fields accepted only at their default (anything else is refused, naming the field)
 DEFAULT_ONLY = {
     "logprobs": (None, False, 0),
