@@ -24,12 +24,37 @@ from helpers.lm.engine import DecodeFunctions  # noqa: E402
 from helpers.lm.model import (  # noqa: E402
     ModelConfig,
     attention,
-    attention_numpy,
     build_model,
     causal_mask,
-    non_embedding_params,
     parameter_counts,
 )
+
+
+def attention_numpy(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = True) -> np.ndarray:
+    """Attention by hand in NumPy (float64): q (B, Tq, H, Dh), k and v (B, Tk, H, Dh).
+
+    ``softmax(q k^T / sqrt(Dh))`` over the keys, each query seeing only keys at or before its own
+    position when ``causal`` (queries are the last Tq positions of the Tk keys). The reference
+    the tests hold the Keras layer to.
+    """
+    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    tq, tk, dh = q.shape[1], k.shape[1], q.shape[-1]
+    scores = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(dh)
+    if causal:
+        allowed = np.arange(tk)[None, :] <= np.arange(tq)[:, None] + (tk - tq)
+        scores = np.where(allowed, scores, -np.inf)
+    scores -= scores.max(axis=-1, keepdims=True)
+    weights = np.exp(scores)
+    weights /= weights.sum(axis=-1, keepdims=True)
+    return np.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
+def non_embedding_params(config: ModelConfig) -> int:
+    """Non-embedding parameters from the config alone: per block 4 d^2 attention, 2 d ff + ff + d MLP, 4 d norms."""
+    d, ff = config.d_model, config.ff
+    per_block = 4 * d * d + 2 * d * ff + ff + d + 4 * d
+    return config.n_layers * per_block + 2 * d  # + the final LayerNorm
+
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ModelConfig(vocab_size=40, max_len=24, d_model=32, n_layers=2, n_heads=4)

@@ -22,6 +22,7 @@ from helpers.lm import baselines, compiled, scaling  # noqa: E402
 from helpers.lm.data import CharTokenizer, Packed  # noqa: E402
 from helpers.lm.model import ModelConfig  # noqa: E402
 from helpers.lm.train import Scorer, TrainConfig, WarmupCosine, batch_indices, load_model, prepare, train  # noqa: E402
+from helpers.topics.scaling import fit_power_law  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +191,9 @@ def test_scaling_sweeps_run_and_fit(data):
     assert len(table) == 3 and table.attrs["non_embedding_span"] >= 30
     assert (table["flops"] == 6 * table["params_non_embedding"] * table["tokens"]).all()
     assert table["tokens"].nunique() == 1  # fixed data
-    fit = scaling.fit_size_law(table, irreducible=False)
+    fit = fit_power_law(
+        table["params_non_embedding"].to_numpy(float), table["val_loss"].to_numpy(float), irreducible=False
+    )
     assert fit.n == 3 and math.isfinite(fit.exponent)
     compute = scaling.compute_sweep(data, (8, 1, 2), (2, 4), cfg)
     assert list(compute["steps"]) == [2, 4] and compute["flops"].is_monotonic_increasing

@@ -1,19 +1,9 @@
 """Counting baselines, scored on exactly the targets the transformer is scored on.
 
-Each model gives ``p(w | h2, h1)``, the probability of target ``w`` after the two tokens before it
-(:func:`histories`), fitted by counting the training rows' targets (:attr:`helpers.lm.data.Packed.mask`:
-every character, punctuation mark and ``<eos>``). A context never reaches into another poem: before
-a poem's first character it is ``<bos>`` (twice, for the trigram).
-
-* unigram, add-k: ``p(w) = (c(w) + k) / (N + k V)``;
-* bigram, interpolated (Jelinek–Mercer): ``p(w | v) = λ c(v, w) / c(v) + (1 - λ) p_uni(w)``;
-* Kneser–Ney bigram and trigram, interpolated, one absolute discount per order
-  ``D = n1 / (n1 + 2 n2)`` (Chen and Goodman, 1999), see :class:`KneserNey`.
-
-``V`` counts the tokens that can be targets (every id but ``<pad>`` and ``<bos>``). The unigram's k
-and the bigram's λ are chosen from a grid to minimise the cross-entropy per character on the
-validation poems; Kneser–Ney's discounts come from the training counts alone. :func:`by_kind`
-splits a model's losses into characters (``<unk>`` included), punctuation and ``<eos>``.
+Each gives ``p(w | h2, h1)`` from the two tokens before ``w`` (:func:`histories`; never from another poem:
+before a poem it is ``<bos>``), counted on the training targets. The unigram's k and the bigram's λ are
+chosen on the validation characters; Kneser–Ney's discounts come from the training counts alone. ``V``
+counts the possible targets (every id but ``<pad>`` and ``<bos>``).
 """
 
 from __future__ import annotations
@@ -102,20 +92,13 @@ class Interpolated:
 
 
 class KneserNey:
-    """Interpolated Kneser–Ney of order 2 or 3 (Chen and Goodman, 1999).
+    """Interpolated Kneser–Ney of order 2 or 3 (Chen and Goodman, 1999)::
 
-    At order ``k``, with context ``u`` (the ``k - 1`` tokens before ``w``) and ``u'`` (``u`` without its
-    oldest token)::
+        p_k(w | u) = (max(c_k(u w) - D_k, 0) + D_k T_k(u) p_{k-1}(w | u')) / c_k(u),   D_k = n1 / (n1 + 2 n2)
 
-        p_k(w | u) = (max(c_k(u w) - D_k, 0) + D_k T_k(u) p_{k-1}(w | u')) / c_k(u)
-
-    and ``p_k = p_{k-1}`` where ``c_k(u) = 0``; ``p_0`` is uniform over the ``V`` possible targets.
-    ``c_k`` is the raw count at the highest order and, below it, the *continuation* count: in how
-    many distinct contexts the k-gram follows a token (a character seen after many others is a
-    likely guess after an unseen one; one seen often but only after one other is not).
-    ``c_k(u)`` sums ``c_k(u w)`` over ``w``, ``T_k(u)`` counts the ``w`` with ``c_k(u w) > 0``, and
-    ``D_k = n1 / (n1 + 2 n2)`` from the numbers of k-grams counted once and twice. The discounted
-    mass ``D_k T_k(u) / c_k(u)`` is exactly what the lower order gets, so every ``p_k`` sums to 1.
+    (``p_{k-1}`` where ``c_k(u) = 0``, ``p_0`` uniform). ``u'`` is ``u`` without its oldest token; below the
+    highest order ``c_k`` counts the distinct contexts a k-gram follows (continuation counts); ``T_k(u)``
+    counts the ``w`` with ``c_k(u w) > 0``; n1, n2: the k-grams counted once and twice.
     """
 
     def __init__(self, train: Packed, vocab_size: int, order: int = 3):
@@ -204,19 +187,10 @@ def best_on_characters(fitted: dict[str, Baseline]) -> Baseline:
 
 
 def bigram_poems(
-    bigram: Interpolated,
-    tokenizer: CharTokenizer,
-    n: int,
-    seed: int = 0,
-    temperature: float = 1.0,
-    max_len: int = 160,
+    bigram: Interpolated, tokenizer: CharTokenizer, n: int, seed: int = 0, temperature: float = 1.0, max_len: int = 160
 ) -> list[str]:
-    """``n`` texts written by the interpolated bigram, from ``<bos>`` to ``<eos>`` (at most ``max_len`` tokens).
-
-    The comparison for the transformer's samples: whatever form the bigram's poems have comes from
-    counting which character follows which, nothing more. Each text draws with its own seeded
-    generator (``seed + i``), from ``p(w | v) ** (1 / temperature)`` renormalised.
-    """
+    """``n`` texts written by the interpolated bigram from ``<bos>`` to ``<eos>`` (at most ``max_len`` tokens),
+    text i drawn with seed ``seed + i`` from ``p(w | v) ** (1 / temperature)`` renormalised."""
     ids = np.arange(tokenizer.vocab_size)
     texts = []
     for i in range(n):

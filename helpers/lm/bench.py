@@ -1,27 +1,13 @@
 """Measuring decoding and serving: KV cache against recomputation, and a load benchmark of the schedulers.
 
-**Serving metrics, as vLLM's serving benchmark (``benchmarks/benchmark_serving.py``) defines them.**
-For every successful request, with times measured from the moment the request was sent:
-
-* TTFT, time to first token: until the first output token arrives (queueing and prefill included);
-* TPOT, time per output token *excluding the first*: ``(E2EL - TTFT) / (output tokens - 1)``,
-  for requests with more than one output token;
-* ITL, inter-token latencies: every gap between two consecutive output tokens of a request, all
-  requests' gaps pooled;
-* E2EL, end-to-end latency: until the last token;
-* output token throughput: all output tokens divided by the benchmark's duration (first request
-  sent to last token received); request throughput likewise.
-
-Each is reported as mean, median (p50) and p99 over requests (over gaps for ITL). The load is
-closed-loop, like vLLM's ``--max-concurrency`` with an infinite request rate: ``concurrency``
-streams each send a request, wait for its last token, and send the next, until every request of
-the workload has been sent. As in vLLM's random-dataset runs, the output lengths are fixed per
-request and ``<eos>`` is ignored (``ignore_eos``), so every scheduler produces the same tokens.
-
-:func:`run_load` drives the engine in-process (no HTTP), so its figures are the scheduler's, not
-the web server's; :func:`run_load_http` sends the same workload to the service
-(:mod:`helpers.lm.server`) as streamed ``/v1/completions`` requests, as vLLM's benchmark does, and
-times each streamed chunk on arrival: the difference between the two is what HTTP costs.
+The serving metrics are those of vLLM's serving benchmark (``benchmarks/benchmark_serving.py``),
+times measured from when a request was sent: TTFT (to the first token), TPOT (``(E2EL - TTFT) /
+(output tokens - 1)``), ITL (every gap between two tokens, pooled), E2EL (to the last token), and
+throughputs over the whole run; mean, p50 and p99 of each. The load is closed-loop (vLLM's
+``--max-concurrency``): ``concurrency`` streams each send a request, wait for its last token and send
+the next; output lengths are fixed and ``<eos>`` ignored, so every scheduler produces the same tokens.
+:func:`run_load` drives the engine in-process; :func:`run_load_http` sends the same workload to the
+service as streamed completions: the difference is what HTTP costs.
 """
 
 from __future__ import annotations
@@ -49,25 +35,17 @@ PROMPT_CHARS = (1, 12)  # a benchmark prompt is the opening of a held-out poem, 
 
 
 def decode_speed(
-    model: PoetLM,
-    new_tokens=(16, 32, 64, 128),
-    prompt: list[int] | None = None,
-    repeats: int = 1,
-    functions: DecodeFunctions | None = None,
+    model: PoetLM, new_tokens=(16, 32, 64, 128), repeats: int = 1, functions: DecodeFunctions | None = None
 ):
     """Tokens per second of greedy decoding with the KV cache and by recomputing the whole prefix.
 
-    For each length n in ``new_tokens``: the cached way runs one prefill and n - 1 compiled
-    decode steps on a one-slot cache; the naive way runs the model on the whole prefix n times, as
-    nanoGPT's ``generate`` does without a cache: every block at every position, the output layer
-    at the last position only, the prefix padded to the next multiple of BUCKET (8) positions (one
-    compiled shape per multiple). Both include the host's work per step (the argmax, the call).
-    Every compiled shape is warmed up before timing. Returns a pandas table: new_tokens,
-    cached_tok_s, recompute_tok_s, speedup (best of ``repeats``).
+    Cached: one prefill and n - 1 decode steps. Recomputed: the model on the whole prefix n times, as
+    nanoGPT's ``generate`` without a cache (the prefix padded to a multiple of BUCKET). A pandas table:
+    new_tokens, cached_tok_s, recompute_tok_s, speedup (best of ``repeats``), same_tokens.
     """
     import pandas as pd
 
-    prompt = list(prompt or [CharTokenizer.BOS])
+    prompt = [CharTokenizer.BOS]
     max_len = model.config.max_len
     if len(prompt) + max(new_tokens) > max_len:
         raise ValueError(f"prompt ({len(prompt)}) + {max(new_tokens)} new tokens exceed max_len={max_len}")
@@ -133,11 +111,7 @@ class WorkItem:
 
 
 def make_workload(
-    poems: list[Poem],
-    n: int,
-    seed: int = 0,
-    output_range: tuple[int, int] = (16, 128),
-    prompt_chars: tuple[int, int] = PROMPT_CHARS,
+    poems: list[Poem], n: int, seed: int = 0, output_range: tuple[int, int] = (16, 128)
 ) -> list[WorkItem]:
     """``n`` requests: openings of held-out poems (1 to 12 characters) and output lengths drawn uniformly."""
     if not poems:
@@ -146,7 +120,7 @@ def make_workload(
     items = []
     for i in range(n):
         poem = poems[int(rng.integers(len(poems)))]
-        k = int(rng.integers(prompt_chars[0], prompt_chars[1] + 1))
+        k = int(rng.integers(PROMPT_CHARS[0], PROMPT_CHARS[1] + 1))
         items.append(
             WorkItem(poem.text[:k], int(rng.integers(output_range[0], output_range[1] + 1)), seed * 100_003 + i)
         )
@@ -182,9 +156,7 @@ def serving_metrics(requests: list[Request], duration: float) -> dict:
     return metrics
 
 
-def run_load(
-    engine: Engine, workload: list[WorkItem], concurrency: int, temperature: float = 1.0, top_k: int = 0
-) -> dict:
+def run_load(engine: Engine, workload: list[WorkItem], concurrency: int) -> dict:
     """Closed-loop load on an engine driven in this thread; returns :func:`serving_metrics` plus the requests."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -201,9 +173,7 @@ def run_load(
     def send():
         nonlocal in_flight
         item = pending.popleft()
-        params = SamplingParams(
-            max_tokens=item.output_tokens, temperature=temperature, top_k=top_k, seed=item.seed, ignore_eos=True
-        )
+        params = SamplingParams(max_tokens=item.output_tokens, seed=item.seed, ignore_eos=True)  # temperature 1
         engine.submit(Request(engine.tokenizer.encode(item.prompt), params, on_event=on_event))
         in_flight += 1
 
@@ -230,22 +200,11 @@ def time_split(timings: dict, duration: float) -> dict:
     return {**parts, "engine_other": engine - sum(parts.values()), "load_generator": duration - engine}
 
 
-def run_load_http(
-    base_url: str,
-    model: str,
-    workload: list[WorkItem],
-    concurrency: int,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    timeout: float = 300.0,
-) -> dict:
+def run_load_http(base_url: str, model: str, workload: list[WorkItem], concurrency: int) -> dict:
     """Closed-loop load over HTTP: :func:`serving_metrics` of streamed completions from the service at ``base_url``.
 
-    ``concurrency`` streams each send a ``POST /v1/completions`` with ``stream``, ``ignore_eos``
-    and ``stream_options.include_usage``, read its server-sent events, and send the next. A token's
-    time is when the chunk holding its text arrived; the number of output tokens is the reply's
-    ``usage``. Runs its own event loop in a worker thread (so it also works inside a notebook,
-    whose kernel already runs one). The requests come back as ``metrics["requests"]``.
+    A token's time is when the chunk holding its text arrived; output tokens are the reply's ``usage``.
+    Runs its own event loop in a worker thread (a notebook's kernel already runs one).
     """
     import asyncio
 
@@ -264,8 +223,8 @@ def run_load_http(
             "prompt": item.prompt,
             "max_tokens": item.output_tokens,
             "seed": item.seed,
-            "temperature": temperature,
-            "top_k": top_k,
+            "temperature": 1.0,
+            "top_k": 0,
             "ignore_eos": True,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -299,7 +258,7 @@ def run_load_http(
         pending = collections.deque(workload)
         done: list[Request] = []
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        async with httpx.AsyncClient(timeout=300.0, limits=limits) as client:
 
             async def stream():
                 while pending:
@@ -320,21 +279,16 @@ def scheduler_table(
     tokenizer: CharTokenizer,
     poems: list[Poem],
     concurrencies=(1, 8, 32, 64),
-    schedulers=SCHEDULERS,
     requests_per_stream: int = 4,
     min_requests: int = 32,
     output_range: tuple[int, int] = (16, 128),
     seed: int = 0,
-    progress=None,
     functions: dict | None = None,
 ):
-    """The load benchmark: every scheduler at every concurrency, one row each (a pandas table).
+    """The load benchmark: every scheduler at every concurrency C (C slots, ``single`` one), one row each.
 
-    At concurrency C the batching engines get C slots (a batch of up to C sequences); the
-    ``single`` engine has one. Each level sends ``max(min_requests, requests_per_stream * C)``
-    requests drawn with the same seed, so every scheduler serves the same prompts and lengths.
-    Compilation is warmed up before each measurement. ``functions`` (slots -> :class:`DecodeFunctions`)
-    reuses compiled functions, and receives the ones made here.
+    Each level sends ``max(min_requests, requests_per_stream * C)`` requests drawn with the same seed.
+    ``functions`` (slots -> :class:`DecodeFunctions`) reuses compiled functions and receives the new ones.
     """
     import pandas as pd
 
@@ -342,7 +296,7 @@ def scheduler_table(
     functions = {} if functions is None else functions
     for c in concurrencies:
         workload = make_workload(poems, max(min_requests, requests_per_stream * c), seed, output_range)
-        for name in schedulers:
+        for name in SCHEDULERS:
             slots = 1 if name == "single" else c
             if slots not in functions:
                 functions[slots] = DecodeFunctions(model, slots)
@@ -352,8 +306,6 @@ def scheduler_table(
             m = run_load(engine, workload, c)
             m.pop("requests")
             rows.append({"scheduler": name, "concurrency": c, "slots": slots, **m})
-            if progress:
-                progress(rows[-1])
     return pd.DataFrame(rows)
 
 
@@ -361,50 +313,37 @@ def scheduler_table(
 # where a step's time goes, and the batching gain side by side
 
 
-#: decode steps for :func:`step_times` (:class:`StepVariant` options): the cache copied every step, written
-#: in place (the engine's step), and written in place with only the window in use read
-STEP_VARIANTS = {
-    "copied": {"in_place": False},
-    "in_place": {},
-    "in_place_window": {"windowed": True},
-}
+#: decode steps for :func:`step_times` (:class:`StepVariant` options; none: the engine's own)
+STEP_VARIANTS = {"copied": {"in_place": False}, "in_place": {}, "in_place_window": {"windowed": True}}
 
 
-def step_times(
-    model: PoetLM,
-    slot_counts=(1, 32),
-    position: int | None = None,
-    variants=STEP_VARIANTS,
-    seconds: float = 0.5,
-    functions: dict | None = None,
-):
-    """Median milliseconds of one decode step (logits back on the host) per slot count and engine variant.
-
-    Every slot decodes at ``position`` (default: half the context). A pandas table: slots, variant,
-    ms_per_step, ms_per_token. ``functions`` (slots -> :class:`DecodeFunctions`) are the engine's
-    own, reused for the variant with every improvement, and receive the ones made for it here.
-    """
-    functions = {} if functions is None else functions
-    import pandas as pd
-
+def step_ms(fns: DecodeFunctions, seconds: float = 0.5) -> float:
+    """Median milliseconds of one decode step, every row at half the context (logits back on the host)."""
     from helpers import timing
 
-    position = model.config.max_len // 2 if position is None else position
+    state = {"cache": fns.new_cache()}
+    tokens, positions = np.zeros(fns.slots, np.int32), np.full(fns.slots, fns.config.max_len // 2, np.int32)
+
+    def step(_):
+        logits, state["cache"] = fns.decode(tokens, positions, *state["cache"])
+        compiled.to_numpy(logits)
+
+    return timing.median_ms(step, None, seconds=seconds)
+
+
+def step_times(model: PoetLM, slot_counts=(1, 32), functions: dict | None = None):
+    """:func:`step_ms` per slot count and variant; ``functions`` as in :func:`scheduler_table` (for the engine's own)."""
+    import pandas as pd
+
+    functions = {} if functions is None else functions
     rows = []
     for slots in slot_counts:
-        for name, kwargs in variants.items():
+        for name, kwargs in STEP_VARIANTS.items():
             if kwargs:
                 fns = StepVariant(model, slots, **kwargs)
             else:  # the engine's own step
                 fns = functions.setdefault(slots, DecodeFunctions(model, slots))
-            state = {"cache": fns.new_cache()}
-            tokens, positions = np.zeros(slots, np.int32), np.full(slots, position, np.int32)
-
-            def step(_, fns=fns, state=state, tokens=tokens, positions=positions):
-                logits, state["cache"] = fns.decode(tokens, positions, *state["cache"])
-                compiled.to_numpy(logits)
-
-            ms = timing.median_ms(step, None, seconds=seconds)
+            ms = step_ms(fns)
             rows.append({"slots": slots, "variant": name, "ms_per_step": ms, "ms_per_token": ms / slots})
     return pd.DataFrame(rows)
 
@@ -421,12 +360,10 @@ def batching_gain(
     seed: int = 0,
     functions: dict | None = None,
 ):
-    """Continuous batching against one request at a time at ``concurrency`` streams, side by side.
+    """Continuous batching against one request at a time at ``concurrency`` streams, one row per turn.
 
-    The two engines take turns on the same workload, ``repeats`` times, the one that goes first
-    alternating; the ratio of their output token throughputs is read within each turn (a slow
-    spell of a shared machine then touches both terms). A pandas table, one row per turn: which
-    ran first, single and continuous tokens/s and their ratio.
+    The engines take turns on the same workload, the first alternating, and the throughput ratio is read
+    within each turn, so that a slow spell of a shared machine touches both terms.
     """
     import pandas as pd
 
@@ -455,11 +392,7 @@ def batching_gain(
 
 
 def where_time_goes(turns):
-    """From :func:`batching_gain`'s turns: milliseconds per step and per output token of each part, per engine.
-
-    Rows: single, continuous; columns: steps per turn, tokens per step, then for each part (decode,
-    prefill, sample, engine_other, load_generator, total) ms per step and ms per token (medians over turns).
-    """
+    """From :func:`batching_gain`'s turns: ms per step and per output token of each part (medians), per engine."""
     import pandas as pd
 
     rows = []

@@ -23,11 +23,7 @@ def _w(term: str, lang: str) -> str:
 
 
 #: scheduler names on the page
-SCHEDULER_NAMES = {
-    "single": "one at a time",
-    "static": "static batches",
-    "continuous": "continuous batching",
-}
+SCHEDULER_NAMES = {"single": "one at a time", "static": "static batches", "continuous": "continuous batching"}
 
 #: published shapes of large models (layers, key/value heads, head dimension), for the KV-cache arithmetic
 LARGE_MODELS = (
@@ -99,8 +95,10 @@ def short(n: float) -> str:
 # tables
 
 
-def _rename(table: pd.DataFrame, columns: dict, lang: str) -> pd.DataFrame:
-    return table.rename(columns={k: _w(v, lang) for k, v in columns.items()})
+def _view(table: pd.DataFrame, columns: dict, lang: str, index: str | list[str]) -> pd.DataFrame:
+    """``table``'s ``columns`` (name: term of the vocabulary) in that order, headers and index names in ``lang``."""
+    names = [_w(i, lang) for i in ([index] if isinstance(index, str) else index)]
+    return table[list(columns)].rename(columns={k: _w(v, lang) for k, v in columns.items()}).rename_axis(names)
 
 
 def data_table(facts: dict, lm_facts: dict, lang: str) -> pd.DataFrame:
@@ -139,40 +137,28 @@ MODEL_NAMES = {
 }
 
 
+BASELINE_COLUMNS = {
+    "characters": "characters, nats",
+    "ppl": "perplexity per character",
+    "punctuation": "punctuation, nats",
+    "eos": "end of poem (<eos>), nats",
+    "all": "all tokens mixed, nats",
+}
+
+
 def baseline_table(scores: dict[str, dict], lang: str) -> pd.DataFrame:
     """Test cross-entropy by kind of target (:func:`helpers.lm.baselines.by_kind`), one row per model of ``scores``."""
-    table = pd.DataFrame([{"model": _w(MODEL_NAMES[k], lang), **v} for k, v in scores.items()]).set_index("model")
+    table = pd.DataFrame(list(scores.values()), index=[_w(MODEL_NAMES[k], lang) for k in scores])
     table["ppl"] = np.exp(table["characters"]).round().astype(int)
-    table = table[["characters", "ppl", "punctuation", "eos", "all"]].round(3)
-    return _rename(
-        table,
-        {
-            "characters": "characters, nats",
-            "ppl": "perplexity per character",
-            "punctuation": "punctuation, nats",
-            "eos": "end of poem (<eos>), nats",
-            "all": "all tokens mixed, nats",
-        },
-        lang,
-    ).rename_axis(_w("model", lang))
+    return _view(table.round(3), BASELINE_COLUMNS, lang, "model")
+
+
+DECODE_COLUMNS = {"cached_tok_s": "KV cache, tokens/s", "recompute_tok_s": "recompute, tokens/s", "speedup": "speed-up"}
 
 
 def decode_table(speed: pd.DataFrame, lang: str) -> pd.DataFrame:
-    table = (
-        speed[["new_tokens", "cached_tok_s", "recompute_tok_s", "speedup"]]
-        .round({"cached_tok_s": 0, "recompute_tok_s": 0, "speedup": 2})
-        .set_index("new_tokens")
-    )
-    table = _rename(
-        table,
-        {
-            "cached_tok_s": "KV cache, tokens/s",
-            "recompute_tok_s": "recompute, tokens/s",
-            "speedup": "speed-up",
-        },
-        lang,
-    )
-    return table.rename_axis(_w("new tokens", lang))
+    table = speed.set_index("new_tokens").round({"cached_tok_s": 0, "recompute_tok_s": 0, "speedup": 2})
+    return _view(table, DECODE_COLUMNS, lang, "new tokens")
 
 
 STEP_NAMES = {
@@ -203,10 +189,8 @@ TIME_PARTS = {
 
 def time_view(parts: pd.DataFrame, lang: str) -> pd.DataFrame:
     """Where each engine's time went (:func:`helpers.lm.bench.where_time_goes`), headers in the page's language."""
-    view = parts[list(TIME_PARTS)].copy().round(3)
-    view["tokens_per_step"] = view["tokens_per_step"].round(1)
-    view.index = [_w(SCHEDULER_NAMES[name], lang) for name in view.index]
-    return _rename(view, TIME_PARTS, lang).rename_axis(_w("engine", lang))
+    view = parts.round(3).round({"tokens_per_step": 1}).rename(index=lambda name: _w(SCHEDULER_NAMES[name], lang))
+    return _view(view, TIME_PARTS, lang, "engine")
 
 
 #: vLLM's serving-benchmark metrics as the chapter shows them
@@ -223,24 +207,22 @@ METRICS = {
 }
 
 
+METRIC_DIGITS = {k: 0 if k == "output_throughput" else 1 for k in METRICS}
+
+
 def scheduler_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
     """The load benchmark, one row per scheduler and number of streams, vLLM's metrics as columns."""
-    view = table[["concurrency", "scheduler", *METRICS]].copy()
-    view["scheduler"] = [_w(SCHEDULER_NAMES[s], lang) for s in view["scheduler"]]
-    view = view.round({k: (0 if k == "output_throughput" else 1) for k in METRICS})
-    view = view.set_index(["concurrency", "scheduler"])
-    view.index.names = [_w("streams", lang), _w("scheduler", lang)]
-    return _rename(view, METRICS, lang)
+    view = table.assign(scheduler=[_w(SCHEDULER_NAMES[s], lang) for s in table["scheduler"]])
+    view = view.set_index(["concurrency", "scheduler"]).round(METRIC_DIGITS)
+    return _view(view, METRICS, lang, ["streams", "scheduler"])
 
 
 def http_view(in_process: dict, over_http: dict, lang: str) -> pd.DataFrame:
-    rows = {
-        _w("in-process engine", lang): in_process,
-        _w("over HTTP (service)", lang): over_http,
-    }
-    view = pd.DataFrame({k: {m: v[m] for m in METRICS} for k, v in rows.items()}).T
-    view = view.round({k: (0 if k == "output_throughput" else 1) for k in METRICS})
-    return _rename(view, METRICS, lang).rename_axis(_w("measured", lang))
+    view = pd.DataFrame(
+        [{m: v[m] for m in METRICS} for v in (in_process, over_http)],
+        index=[_w("in-process engine", lang), _w("over HTTP (service)", lang)],
+    )
+    return _view(view.round(METRIC_DIGITS), METRICS, lang, "measured")
 
 
 #: the KV-cache table's columns
@@ -273,51 +255,41 @@ def kv_view(ours: dict, config, large: list[dict], lang: str) -> pd.DataFrame:
         rows.append((f"{m['model']} (fp16)", *shapes[m["model"]], m["per token"], m["context"], m["per sequence"]))
     table = pd.DataFrame(rows, columns=["model", *KV_COLUMNS]).set_index("model")
     table[["token", "sequence"]] = table[["token", "sequence"]].map(size)
-    return _rename(table.rename_axis(_w("model", lang)), KV_COLUMNS, lang)
+    return _view(table, KV_COLUMNS, lang, "model")
+
+
+SCALING_COLUMNS = {
+    "n_layers": "layers",
+    "params_non_embedding": "non-embedding params",
+    "params_embedding": "embedding params",
+    "tokens": "tokens",
+    "flops": "6ND FLOPs",
+    "val_loss": "val nats/token",
+    "train_seconds": "training s",
+}
 
 
 def scaling_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
-    view = table[
-        [
-            "d_model",
-            "n_layers",
-            "params_non_embedding",
-            "params_embedding",
-            "tokens",
-            "flops",
-            "val_loss",
-            "train_seconds",
-        ]
-    ].copy()
-    view["flops"] = [f"{f:.2e}" for f in view["flops"]]
-    view = view.round({"val_loss": 3, "train_seconds": 0})
-    return _rename(
-        view,
-        {
-            "d_model": "width",
-            "n_layers": "layers",
-            "params_non_embedding": "non-embedding params",
-            "params_embedding": "embedding params",
-            "tokens": "tokens",
-            "flops": "6ND FLOPs",
-            "val_loss": "val nats/token",
-            "train_seconds": "training s",
-        },
-        lang,
-    ).set_index(_w("width", lang))
+    view = table.assign(flops=[f"{f:.2e}" for f in table["flops"]]).round({"val_loss": 3, "train_seconds": 0})
+    return _view(view.set_index("d_model"), SCALING_COLUMNS, lang, "width")
 
 
 # --------------------------------------------------------------------------------------------
 # figures (in the book's style, whose CJK font draws the Chinese labels: importing helpers.plots applies it)
 
 
-def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: str):
-    """Training and validation loss (all tokens mixed) against tokens seen, the counting baselines' as horizontal lines."""
+def _subplots(n: int, figsize: tuple[float, float]):
+    """A figure of ``n`` axes side by side, in the book's style (importing :mod:`helpers.plots` applies it)."""
     import matplotlib.pyplot as plt
 
     from helpers import plots  # noqa: F401 - the book's figure style
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    return plt.subplots(1, n, figsize=figsize)
+
+
+def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: str):
+    """Training and validation loss (all tokens mixed) against tokens seen, the counting baselines' as horizontal lines."""
+    fig, ax = _subplots(1, figsize=(6.4, 3.6))
     tokens = [h["tokens"] / 1e6 for h in history]
     ax.plot(tokens, [h["train_loss"] for h in history], "o-", ms=3, label=_w("training", lang))
     ax.plot(tokens, [h["val_loss"] for h in history], "s-", ms=3, label=_w("validation", lang))
@@ -333,11 +305,7 @@ def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: 
 
 def plot_schedulers(table: pd.DataFrame, lang: str):
     """Output tokens per second and p99 time to first token against concurrent streams, per scheduler."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    fig, (left, right) = _subplots(2, figsize=(8.4, 3.4))
     for name, part in table.groupby("scheduler", sort=False):
         label = _w(SCHEDULER_NAMES[name], lang)
         left.plot(part["concurrency"], part["output_throughput"], "o-", label=label)
@@ -355,11 +323,7 @@ def plot_schedulers(table: pd.DataFrame, lang: str):
 
 def plot_scaling(sizes: pd.DataFrame, fit, compute: pd.DataFrame, lang: str):
     """Validation loss against non-embedding parameters (with the fitted law) and against training compute."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    fig, (left, right) = _subplots(2, figsize=(8.4, 3.4))
     n = sizes["params_non_embedding"].to_numpy(float)
     left.plot(n, sizes["val_loss"], "o", label=in_lang("measured", lang))
     if fit is not None:
@@ -439,6 +403,15 @@ def burst(url: str, n: int, max_tokens: int = 40) -> list:
         return list(pool.map(lambda _: httpx.post(url + "/v1/completions", json=body, timeout=120), range(n)))
 
 
+REFUSAL_COLUMNS = {
+    "status": "status",
+    "expected": "expected",
+    "param": "param",
+    "message": "message (first 70 characters)",
+    "next": "next good request",
+}
+
+
 def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
     table = pd.DataFrame(
         [
@@ -452,18 +425,7 @@ def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
             }
             for r in rows
         ]
-    )
-    if lang != "en":  # the service's messages are in English: shown on the English page only
-        table = table.drop(columns="message")
-    table = table.set_index("case").rename_axis(_w("request", lang))
-    return _rename(
-        table,
-        {
-            "status": "status",
-            "expected": "expected",
-            "param": "param",
-            "message": "message (first 70 characters)",
-            "next": "next good request",
-        },
-        lang,
-    )
+    ).set_index("case")
+    # the service's messages are in English: shown on the English page only
+    columns = {k: v for k, v in REFUSAL_COLUMNS.items() if lang == "en" or k != "message"}
+    return _view(table, columns, lang, "request")

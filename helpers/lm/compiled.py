@@ -1,20 +1,10 @@
 """The one place that knows the Keras backends: compile a ``keras.ops`` function, and hold the KV cache.
 
-Model code is written against ``keras.ops`` only; to run fast, a function of tensors is traced
-once and reused: ``tf.function`` on TensorFlow, ``jax.jit`` on JAX, plain eager calls on PyTorch.
-Fixed shapes (a preallocated cache, padded prompts) keep the number of traces small.
-
-**The KV cache, updated in place.** A decode step writes one key and one value per sequence into
-a cache of (slots, heads, max_len, head_dim) per layer. Written functionally (a new tensor with
-one row changed), every step copies the whole cache: 42 MB at 32 slots for the chapter's model,
-more than the step's arithmetic costs on a CPU. So the cache is a buffer updated in place:
-
-* TensorFlow: each buffer is a ``tf.Variable``; :func:`write_rows` is a ``scatter_nd_update`` on it,
-  inside the compiled step (XLA updates the variable's memory, nothing is copied);
-* JAX: arrays are immutable, but a compiled function may *donate* its input buffers
-  (``jax.jit(..., donate_argnums=...)``): XLA then writes the output into the input's memory, and
-  the caller must use the returned arrays (the old ones are deleted);
-* PyTorch (eager): the functional update, as before.
+A function of tensors is traced once and reused (``tf.function`` with XLA, ``jax.jit``, eager on
+PyTorch). Written functionally, a decode step would copy the whole cache every step (42 MB at 32
+slots for the chapter's model, more than the step's arithmetic on a CPU), so it is written in place:
+a ``tf.Variable`` updated by ``scatter_nd_update`` on TensorFlow, donated buffers on JAX (the caller
+must use the returned arrays), the functional update on PyTorch.
 """
 
 from __future__ import annotations
@@ -32,13 +22,10 @@ def backend() -> str:
 def compile_function(
     fn: Callable, jit_compile: bool = True, static_argnums: tuple[int, ...] = (), donate_argnums: tuple[int, ...] = ()
 ) -> Callable:
-    """``fn`` traced and compiled for the current backend (called with tensors or NumPy arrays).
+    """``fn`` traced and compiled for the current backend (XLA fuses a one-token step's many small operations).
 
-    On TensorFlow ``jit_compile=True`` (the default) asks for XLA, which fuses the many small
-    operations of a one-token step (about three times faster on a CPU than a plain graph); JAX
-    always compiles with XLA. ``static_argnums`` are Python values that select a trace (one per
-    value: TensorFlow retraces for a new Python value by itself); ``donate_argnums`` are inputs
-    whose buffers JAX may reuse for the outputs (ignored elsewhere: TensorFlow updates variables).
+    ``static_argnums`` (Python values selecting a trace) and ``donate_argnums`` (buffers reused for the
+    outputs) are JAX's; TensorFlow retraces for a new Python value by itself.
     """
     name = backend()
     if name == "tensorflow":
@@ -55,9 +42,8 @@ def compile_function(
 def specialize(fn: Callable, specs: list[tuple[tuple[int, ...], str]], *static) -> Callable:
     """``fn`` with its trailing ``static`` arguments fixed, for arguments of these (shape, dtype) ``specs``.
 
-    On TensorFlow the trace is looked up once and its concrete function called directly: a
-    ``tf.function`` otherwise matches every argument against its traces on each call, which
-    costs a fifth of a one-slot decode step on a CPU. Elsewhere, ``fn(*args, *static)``.
+    On TensorFlow the concrete function is looked up once: matching every argument against the traces
+    on each call costs a fifth of a one-slot decode step on a CPU.
     """
     if backend() == "tensorflow":
         import tensorflow as tf
@@ -82,13 +68,8 @@ def new_buffer(shape: tuple[int, ...], dtype: str = "float32"):
 
 
 def write_rows(buffer, index, rows):
-    """Write ``rows`` at ``index`` of ``buffer``; the buffer's new value.
-
-    ``index`` (..., k) holds the leading indices of ``buffer`` of each row of ``rows`` (..., rest
-    of the buffer's shape). In place on a ``tf.Variable`` (the variable itself is returned, to be
-    read in the same compiled step); a functional ``scatter_update`` on an array (donated
-    buffers make it in place under ``jax.jit``).
-    """
+    """Write ``rows`` (..., rest of the buffer's shape) at ``index`` (..., k leading indices); the buffer's new value
+    (a ``tf.Variable`` is updated in place and returned itself)."""
     k = index.shape[-1]
     index = keras.ops.reshape(index, (-1, k))
     rows = keras.ops.reshape(rows, (-1, *buffer.shape[k:]))

@@ -1,38 +1,17 @@
 """The 全唐诗 (Complete Tang Poems) from the npm package ``chinese-poetry@2.0.1``: fetch, verify, clean, split.
 
-Where the data comes from and how it is checked (the same discipline as :mod:`helpers.data` for
-CIFAR-10):
+The cache, ``$MAAS_CACHE_DIR/chinese-poetry-2.0.1/``, holds the package's files byte for byte
+(``quantangshi/poet.tang.<k>.json`` and the doubtful records of ``quantangshi/error/``). Every cached
+file must match the size and SHA-256 listed in ``poetry_files.json`` (paths relative to the tarball's
+``package/dist/``); a missing or damaged file is deleted and extracted again from the npm tarball,
+itself checked against its published sha512 integrity first, never read.
 
-1. the cache, ``$MAAS_CACHE_DIR/chinese-poetry-2.0.1/`` (default ``~/.cache/maas-course``), holding
-   the package's files byte for byte: ``quantangshi/poet.tang.<k>.json`` (58 files, 57,607 poems)
-   and ``quantangshi/error/poet.tang.<k>.json`` (the records the package flags as doubtful);
-2. the npm tarball (85 MB), checked against its published sha512 integrity before it is opened.
-
-Every cached file must match the size and SHA-256 recorded in :mod:`helpers.lm.digests`; a missing,
-truncated or corrupted file is deleted and extracted again from a freshly verified tarball, never
-read. Nothing is committed to the repository.
-
-**Doubtful records.** The package does not flag them with a field of the poem: it lists them in a
-separate folder, ``quantangshi/error/``, each with an ``error_type`` such as 内容豆腐块 (a missing
-glyph shown as □), 内容含符号存疑 (odd symbols), 内容太少存疑 (too short) or 作者不详 (author unknown).
-6,685 Tang records are listed there, 6,680 of which are in the main files; those are dropped,
-leaving 50,927 poems. Then 3 records without text go, exact duplicates (the same text under two ids:
-708), and near-duplicates (:func:`near_duplicates`: the same poem under two authors, or with a
-variant character or line), so that no poem can be in both the training and the test split.
-
-**Tonal patterns.** In this version the ``strains`` (平仄) are not a field of the poems either:
-they are in ``strains/json/`` keyed by poem id. The chapter's form score needs only line lengths,
-so they are not fetched.
-
-**Traditional characters, kept.** The poems are in traditional characters and stay so. Converting
-to simplified (e.g. with OpenCC) is many-to-one and cannot be undone (後/后, 髮/發/发, 乾/幹/干
-merge), so it would change the very character statistics the chapter measures, add a dependency,
-and save little: the vocabulary would shrink by about a tenth. Prompts must therefore be written
-in traditional characters (the service says which characters it does not know).
-
-**Splits.** By poem, with a fixed seed: a seeded permutation of the cleaned poems, 90% training,
-5% validation, 5% test. The form filter (:func:`regulated`) is applied after splitting, so a poem's
-split never depends on it.
+The package lists its doubtful records in ``quantangshi/error/`` rather than flagging them in the
+poem: those are dropped, then records without text, exact and near-duplicates (:func:`near_duplicates`),
+so that no poem is in two splits. The poems stay in traditional characters: converting to simplified
+is many-to-one and would change the character statistics the chapter measures. Splits are by poem,
+a seeded permutation (90% training, 5% validation, 5% test); the form filter (:func:`regulated`) is
+applied after splitting, so a poem's split never depends on it.
 """
 
 from __future__ import annotations
@@ -47,8 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from helpers import fetch
-from helpers.lm.digests import FILES
 
+#: size and SHA-256 of every file used, by path in the tarball's ``package/dist/``
+FILES: dict[str, tuple[int, str]] = {
+    name: tuple(entry) for name, entry in json.loads(Path(__file__).with_name("poetry_files.json").read_text()).items()
+}
 NPM_PACKAGE = ("chinese-poetry", "2.0.1")
 NPM_INTEGRITY = "sha512-KtYARvV7CWNtax0na9+Jn6PlhGgSoid7PWyDzXI4KsCEm2odZcqEQyval5koaLygZnM/EQ3lfJ//25K8p3uHNg=="
 POEM_FILES = tuple(name for name in FILES if not name.startswith("quantangshi/error/"))
@@ -78,18 +60,13 @@ def data_dir() -> Path:
 # fetch and verify
 
 
-def file_problem(path: Path, size: int, sha256: str) -> str | None:
-    """Describe what is wrong with one cached file, or return None if it is intact."""
-    return fetch.file_problem(path, size, "sha256", sha256)
-
-
 def check(directory: Path | str | None = None) -> dict[str, str]:
     """Map each damaged or missing file to its problem (empty when all are intact)."""
     directory = Path(directory or data_dir())
     return {
         name: problem
         for name, (size, digest) in FILES.items()
-        if (problem := file_problem(directory / name, size, digest))
+        if (problem := fetch.file_problem(directory / name, size, "sha256", digest))
     }
 
 
@@ -109,7 +86,7 @@ _FETCHERS = {"npm": _from_npm}
 
 
 def fetch_poetry(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES) -> Path:
-    """Make sure every file in :data:`~helpers.lm.digests.FILES` is cached and intact; return the directory.
+    """Make sure every file in :data:`FILES` is cached and intact; return the directory.
 
     Damaged files are deleted first, so they are never read; missing ones are extracted from the
     verified npm tarball (:func:`helpers.fetch.ensure_verified`, the loop CIFAR-10 uses too).
@@ -183,13 +160,8 @@ def _read_records(directory: Path, names) -> list[dict]:
     return records
 
 
-def load_corpus(
-    seed: int = 0, fractions: tuple[float, float] = (0.05, 0.05), directory: Path | str | None = None
-) -> Corpus:
-    """Fetch (if needed), clean and split the Tang poems; ``fractions`` are (validation, test)."""
-    val_frac, test_frac = fractions
-    if not (0 < val_frac < 1 and 0 < test_frac < 1 and val_frac + test_frac < 1):
-        raise ValueError(f"fractions must be two shares in (0, 1) adding up to less than 1, got {fractions}")
+def load_corpus(seed: int = 0, directory: Path | str | None = None) -> Corpus:
+    """Fetch (if needed), clean and split the Tang poems (5% validation, 5% test)."""
     directory = fetch_poetry(directory)
     main = _read_records(directory, POEM_FILES)
     doubtful = {r["id"] for r in _read_records(directory, ERROR_FILES)}
@@ -210,7 +182,7 @@ def load_corpus(
     repeats = near_duplicates([p.text for p in kept])
     kept = [p for p, repeat in zip(kept, repeats) if not repeat]
     order = np.random.default_rng(seed).permutation(len(kept))
-    n_val, n_test = round(val_frac * len(kept)), round(test_frac * len(kept))
+    n_val = n_test = round(0.05 * len(kept))
     pick = lambda idx: [kept[i] for i in sorted(idx)]  # noqa: E731 - file order within a split
     return Corpus(
         train=pick(order[n_val + n_test :]),
@@ -229,11 +201,8 @@ def load_corpus(
 def near_duplicates(texts: list[str], share: float = 0.5) -> list[bool]:
     """For each text, in order, whether it repeats a text kept before it (a repeat is not kept).
 
-    A repeat has the same characters as a kept text once punctuation and spaces are removed, or at
-    least ``share`` of its distinct lines (the runs of characters between punctuation marks) are
-    lines of one kept text: the same poem under two authors, with a variant character, or an
-    excerpt of a longer one. An index from each line to the kept texts holding it finds the
-    candidates, so the pass takes about a second on the 50,000 poems.
+    A repeat has a kept text's characters once punctuation is removed, or shares at least ``share`` of its
+    distinct lines with one kept text (the same poem under two authors, a variant character, an excerpt).
     """
     skeletons, holders, out = set(), defaultdict(list), []
     for text in texts:
@@ -259,11 +228,8 @@ def lines(text: str) -> list[str]:
 
 
 def poem_form(text: str) -> tuple[int, int] | None:
-    """``(lines, characters per line)`` for a regulated poem, else None.
-
-    Regulated here means what the form score counts: 4 or 8 lines (a quatrain 绝句 or an
-    octave 律诗), every line of the same length, 5 or 7 characters; the text must end a line.
-    """
+    """``(lines, characters per line)`` for a regulated poem (4 or 8 lines, all of 5 or all of 7
+    characters, the text ending a line), else None."""
     text = text.strip()
     if not text or text[-1] not in LINE_ENDS:
         return None
@@ -296,13 +262,10 @@ def format_poem(text: str) -> str:
 
 
 class CharTokenizer:
-    """Characters to ids and back, with four special tokens.
+    """Characters to ids and back, with four special tokens: ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>``.
 
-    ``<pad>`` (0) fills rows, ``<bos>`` (1) begins a poem, ``<eos>`` (2) ends it, ``<unk>`` (3)
-    stands for any character outside the vocabulary. No line-separator token: ，and 。 already end
-    every line and are ordinary characters here. The vocabulary is every character seen at least
-    ``min_count`` times in the training texts, most frequent first (ties by code point); a rarer or
-    unseen character is encoded as ``<unk>`` (:meth:`unknown` lists them, so a caller can refuse).
+    The vocabulary is every character seen at least ``min_count`` times in training, most frequent first
+    (ties by code point); others encode as ``<unk>`` (:meth:`unknown` lists them, so a caller can refuse).
     """
 
     PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -396,17 +359,9 @@ class Packed:
 
 
 def pack(poems: list[Poem], tokenizer: CharTokenizer, seq_len: int, seed: int = 0, one_per_row: bool = False) -> Packed:
-    """Whole poems (``<bos>`` text ``<eos>``), shuffled with ``seed``, packed greedily into rows.
-
-    A row starts at the beginning of a poem and takes the following poems while they fit; the
-    rest is padding. A poem is never split across rows; one longer than a row is left out (counted
-    in :attr:`Packed.dropped`). Attention is causal across the whole row, as in GPT-style
-    pre-training, so a later poem in a row can see the ones before it.
-
-    ``one_per_row`` puts each poem in a row of its own, the rows as wide as the longest poem: how
-    held-out poems are scored, each from a fresh ``<bos>`` and seeing no other poem, as the
-    service writes every poem.
-    """
+    """Whole poems (``<bos>`` text ``<eos>``), shuffled with ``seed``, packed greedily into rows, never split
+    (one longer than a row is left out). ``one_per_row``: each poem alone in a row as wide as the longest, as
+    held-out poems are scored (each from its own ``<bos>``, as the service writes them)."""
     if seq_len < 2:
         raise ValueError(f"seq_len must be at least 2, got {seq_len}")
     width = seq_len + 1

@@ -1,34 +1,13 @@
 """The inference engine: a KV cache of fixed size, one compiled decode step, and three schedulers over it.
 
-**KV cache.** For every layer, keys and values of shape (slots, heads, max_len, head_dim), allocated
-once and written in place (see :mod:`helpers.lm.compiled`). A sequence owns one slot from its
-prefill to its last token; its token at position ``t`` writes its key and value at ``[slot, :, t]``.
-A slot reserves ``max_len`` positions, and whatever a request does not use is wasted
-(:func:`kv_cache_waste`): :mod:`helpers.lm.paged` hands the cache out in blocks instead, as vLLM does.
-
-**Compiled functions, fixed shapes.** ``decode`` takes (slots,) tokens and (slots,) positions and
-the cache, and returns (slots, vocab) logits and the new cache: one shape, traced once (called
-through its concrete function, which skips TensorFlow's matching of arguments on every call).
-``prefill`` runs a prompt padded to a bucket length (8, 16, 32, ...) and writes its keys and
-values into one slot: one trace per bucket. The engine records where its time goes
-(:attr:`Engine.timings`: prefill, decode, sampling, the whole step).
-
-**Schedulers** (the same decode step under all three):
-
-* ``single`` — one request at a time (one slot);
-* ``static`` — request-level batching: when every slot is free, up to ``slots`` waiting requests
-  are prefilled and decoded together until the longest has finished; newcomers wait for the next batch;
-* ``continuous`` — iteration-level scheduling (Orca, vLLM): before every step, finished sequences
-  leave, waiting requests are prefilled into the free slots and join the running batch.
-
-A cancelled request (a client that went away) is dropped before the next step and frees its slot;
-its finish reason is ``abort``, as in vLLM.
-
-**Failure.** An exception in the engine's thread does not end it silently: the engine records it
-(:attr:`Engine.failure`), logs it, finishes every running and waiting request with finish reason
-``error`` (so nobody waits forever) and refuses new ones with :class:`EngineFailed`. It is not
-restarted: its state after an unexpected error cannot be trusted, so the service reports itself
-unhealthy and the process is left for a supervisor to restart.
+The cache holds, per layer, keys and values of (slots, heads, max_len, head_dim), allocated once and
+written in place; a sequence owns one slot from its prefill to its last token (:mod:`helpers.lm.paged`
+hands out blocks instead). ``decode`` has one shape (traced once); ``prefill`` pads a prompt to a
+bucket length (one trace per bucket). Schedulers: ``single`` (one request at a time), ``static``
+(a batch runs until its longest member finishes) and ``continuous`` (Orca, vLLM: before every step
+finished sequences leave and waiting ones join). An exception in the engine's thread finishes every
+request with ``error`` and refuses new ones (:class:`EngineFailed`); the engine is not restarted,
+as its state cannot be trusted: the service reports itself unhealthy for a supervisor to restart it.
 """
 
 from __future__ import annotations
@@ -80,8 +59,8 @@ def bucket_length(n: int, max_len: int) -> int:
 class Request:
     """One generation request and, as it runs, its output and timings.
 
-    ``prompt_ids`` start with ``<bos>``. ``on_event(request, new_text, finished)`` is called from
-    the engine's thread each time text is ready to send and once at the end.
+    ``prompt_ids`` start with ``<bos>``; ``on_event(request, new_text, finished)`` is called from the
+    engine's thread when text is ready to send and once at the end.
     """
 
     prompt_ids: list[int]
@@ -108,9 +87,8 @@ class Request:
 
 
 def prefill_function(model: PoetLM, block: int = 0) -> Callable:
-    """``prefill(tokens, last, slot, cache)``: run a padded prompt (1, n) and write its keys and values
-    at ``[slot, :, :n]`` of the cache; returns the logits at position ``last`` and the cache. With
-    ``block`` > 0 the cache is paged and ``slot`` is the block of each of the n positions (:mod:`helpers.lm.paged`)."""
+    """``prefill(tokens, last, slot, cache)``: write a padded prompt's (1, n) keys and values at ``[slot, :, :n]``;
+    return the logits at ``last`` and the cache. With ``block`` > 0, ``slot`` holds each position's block."""
     layers, heads = model.config.n_layers, model.config.n_heads
 
     def prefill(tokens, last, slot, cache):
@@ -128,13 +106,10 @@ def prefill_function(model: PoetLM, block: int = 0) -> Callable:
 
 
 class DecodeFunctions:
-    """The compiled ``prefill`` and ``decode`` step of a model for ``slots`` sequences, and their cache.
+    """The compiled ``prefill`` and ``decode`` of a model for ``slots`` sequences, and their cache.
 
-    ``decode(tokens, positions, *cache)`` and ``prefill(tokens, last, slot, *cache)`` return the
-    logits and the cache to use next: the same buffers, written in place, on TensorFlow; the
-    donated-and-returned arrays on JAX (see :mod:`helpers.lm.compiled`). A step reads every cache
-    position: with the heads-first cache, attention reads contiguous memory, and slicing a window
-    of the positions in use costs about what it saves (:mod:`helpers.lm.bench` measures both).
+    Both return the logits and the cache to use next: the same buffers written in place (TensorFlow)
+    or the donated-and-returned arrays (JAX; :mod:`helpers.lm.compiled`).
     """
 
     #: True in a subclass that measures the cache written functionally, a copy every step (nothing donated)
@@ -189,13 +164,8 @@ class DecodeFunctions:
         return logits, list(new)
 
     def new_cache(self) -> list:
-        """Keys and values for every layer: 2 * n_layers buffers of (slots, H, max_len, Dh).
-
-        In place, these are the functions' own buffers (one cache per :class:`DecodeFunctions`, so
-        one engine at a time may use them), returned as they are: a position is always written
-        before a step reads it, so what an earlier sequence left there is never seen. Otherwise
-        zeroed arrays.
-        """
+        """2 * n_layers buffers of (slots, H, max_len, Dh): in place, the functions' own (one engine at a time;
+        a position is written before it is read, so they need no clearing); otherwise zeroed arrays."""
         if self.in_place:
             return self._buffers
         return [ops.zeros(self.cache_shape, dtype="float32") for _ in range(2 * self.config.n_layers)]
@@ -215,11 +185,9 @@ class DecodeFunctions:
 
 
 class Engine:
-    """Runs requests on a model with one of :data:`SCHEDULERS`; thread-safe ``submit`` and ``cancel``.
+    """Runs requests with one of :data:`SCHEDULERS`, by :meth:`step` or in a thread (:meth:`start`, :meth:`stop`).
 
-    Drive it with :meth:`step` (one scheduling decision and at most one decode step) or
-    :meth:`run_until_idle`, or in a background thread with :meth:`start` / :meth:`stop`.
-    ``max_waiting`` bounds the queue of requests waiting for a slot (:class:`QueueFull` beyond).
+    ``submit`` and ``cancel`` are thread-safe; ``max_waiting`` bounds the queue (:class:`QueueFull` beyond).
     """
 
     def __init__(
@@ -254,8 +222,7 @@ class Engine:
         self.failure: BaseException | None = None
         self._ids = itertools.count()
         self.stats = collections.Counter()
-        #: seconds spent in each part of the steps: prefill (the compiled prefill and its logits back on the
-        #: host), decode (the compiled step and its logits back), sample (choosing tokens), step (everything)
+        #: seconds spent in prefill, decode (each with its logits back on the host), sample, and whole steps
         self.timings = collections.Counter()
         #: summed over decode steps: sequences in flight, cache positions they read, positions reserved for them
         self.usage = collections.Counter()
@@ -476,21 +443,13 @@ def generate(engine: Engine, prompt: str, params: SamplingParams) -> Request:
     return request
 
 
-def sample_poems(
-    engine: Engine, n: int = 100, seed: int = 0, temperature: float = 0.8, top_p: float = 1.0, top_k: int = 0
-) -> list[str]:
-    """``n`` poems written from scratch (from ``<bos>`` to ``<eos>``, at most the whole context), seeds ``seed..seed+n-1``.
-
-    Runs on an idle engine in this thread, as many at a time as it has slots. The form score of
-    :func:`helpers.lm.data.form_score` is measured on these.
-    """
+def sample_poems(engine: Engine, n: int = 100, seed: int = 0, temperature: float = 0.8) -> list[str]:
+    """``n`` poems from ``<bos>`` (at most the whole context), seeds ``seed..seed+n-1``, on an idle engine."""
     requests = [
         engine.submit(
             Request(
                 [CharTokenizer.BOS],
-                SamplingParams(
-                    max_tokens=engine.max_len - 1, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed + i
-                ),
+                SamplingParams(max_tokens=engine.max_len - 1, temperature=temperature, seed=seed + i),
             )
         )
         for i in range(n)

@@ -26,11 +26,8 @@ def measured_cache_bytes(cache) -> int:
 
 
 def kv_cache_waste(lengths, max_len: int) -> dict:
-    """Share of a fixed ``max_len``-per-sequence cache left unused by sequences of these lengths.
-
-    ``lengths`` are measured prompt + completion token counts. Also the share PagedAttention-style
-    blocks of 16 positions would waste (only the last block of each sequence is partly empty).
-    """
+    """Share of a fixed ``max_len``-per-sequence cache that sequences of these lengths leave unused,
+    and the share blocks of 16 positions would (only each sequence's last block is partly empty)."""
     lengths = np.asarray(lengths, dtype=np.float64)
     if lengths.size == 0 or np.any(lengths < 1) or np.any(lengths > max_len):
         raise ValueError(f"lengths must be between 1 and max_len={max_len}")

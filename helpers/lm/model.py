@@ -1,24 +1,11 @@
-"""A character-level decoder-only transformer in Keras 3 (backend-neutral: ``keras.ops`` only).
+"""A character-level decoder-only transformer in Keras 3 (``keras.ops`` only, so any backend).
 
-GPT-style: token embeddings plus learned (or sinusoidal) position embeddings, ``n_layers``
-pre-norm blocks ``x + attn(norm(x))``, ``x + mlp(norm(x))`` with causal multi-head
-self-attention, a final LayerNorm, and an output layer tied to the input embedding (the logits
-are ``h @ E^T``).
-
-Why not keras_hub's ``TransformerDecoder`` and ``CachedMultiHeadAttention``: keras-hub 0.32.0
-installs beside tensorflow 2.21.0 and keras 3.15.1, but it pulls in tensorflow-text, sentencepiece,
-tokenizers, huggingface_hub and kagglehub; and its cache is written at one ``cache_update_index``
-for the whole batch, whereas continuous batching needs every slot of the batch at its own
-position. So the layers are written here, in a few lines each, with the weights as plain
-matrices so that :func:`attention_numpy` can check them and the KV-cache code can reuse them.
-
-The same weights serve three ways of running the model:
-
-* :meth:`PoetLM.call` — a whole sequence at once (training, scoring, recompute-everything decoding);
-* :meth:`PoetLM.prefill` — a prompt at once, returning the keys and values to cache;
-* :meth:`PoetLM.decode` — one new token for each of ``S`` slots, each at its own position, reading
-  and updating a preallocated cache of ``max_len`` positions per slot (fixed shapes, so it
-  compiles once: see :mod:`helpers.lm.engine`).
+GPT-style: token plus learned (or sinusoidal) position embeddings, pre-norm blocks, a final
+LayerNorm and an output layer tied to the input embedding. Written here rather than taken from
+keras_hub, whose cache is written at one index for the whole batch: continuous batching needs every
+slot at its own position. One set of weights runs three ways: :meth:`PoetLM.call` (whole sequences),
+:meth:`PoetLM.prefill` (a prompt, returning its keys and values) and :meth:`PoetLM.decode` (one token
+for each of S slots, each at its own position, on a preallocated cache).
 """
 
 from __future__ import annotations
@@ -32,7 +19,6 @@ from keras import ops
 
 from helpers.lm import compiled
 
-PACKAGE = "maas_lm"
 NEG_INF = -1e9  # added to masked attention scores (finite: no NaN when a whole row is masked)
 
 
@@ -69,10 +55,9 @@ class ModelConfig:
 
 
 def attention(q, k, v, mask=None):
-    """Scaled dot-product attention in ``keras.ops``: q (B, Tq, H, Dh), k and v (B, Tk, H, Dh).
+    """Scaled dot-product attention: q (B, Tq, H, Dh), k and v (B, Tk, H, Dh) -> (B, Tq, H, Dh).
 
     ``mask`` broadcasts to (B, H, Tq, Tk); True where a query may attend to a key.
-    Returns (B, Tq, H, Dh).
     """
     scale = 1.0 / math.sqrt(q.shape[-1])
     scores = ops.einsum("bqhd,bkhd->bhqk", q, k) * scale
@@ -122,37 +107,13 @@ def causal_mask(tq: int, tk: int | None = None):
     return ops.reshape(j <= i, (1, 1, tq, tk))
 
 
-def attention_numpy(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool = True) -> np.ndarray:
-    """The same attention by hand in NumPy (float64): q (B, Tq, H, Dh), k and v (B, Tk, H, Dh).
-
-    ``softmax(q k^T / sqrt(Dh))`` over the keys, each query seeing only keys at or before its own
-    position when ``causal`` (queries are the last Tq positions of the Tk keys). The reference
-    the tests hold the Keras layer to.
-    """
-    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
-    tq, tk, dh = q.shape[1], k.shape[1], q.shape[-1]
-    scores = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(dh)
-    if causal:
-        allowed = np.arange(tk)[None, :] <= np.arange(tq)[:, None] + (tk - tq)
-        scores = np.where(allowed, scores, -np.inf)
-    scores -= scores.max(axis=-1, keepdims=True)
-    weights = np.exp(scores)
-    weights /= weights.sum(axis=-1, keepdims=True)
-    return np.einsum("bhqk,bkhd->bqhd", weights, v)
-
-
 def _init():
     return keras.initializers.RandomNormal(stddev=0.02)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class CausalSelfAttention(keras.layers.Layer):
-    """Multi-head causal self-attention, no biases.
-
-    Weights: ``wqkv`` (d, 3d), the query, key and value projections side by side (one matrix
-    product for all three, which matters when decoding one token at a time is dominated by the
-    number of operations), and ``wo`` (d, d). Head h of the queries is columns
-    ``[h * Dh, (h + 1) * Dh)`` of the first d columns; likewise keys and values.
+    """Multi-head causal self-attention, no biases: ``wqkv`` (d, 3d) projects queries, keys and values
+    in one product (decoding one token is dominated by the number of operations), ``wo`` (d, d) merges the heads.
     """
 
     def __init__(self, d_model: int, n_heads: int, **kwargs):
@@ -180,11 +141,7 @@ class CausalSelfAttention(keras.layers.Layer):
         q, k, v = self.project(x)
         return self.merge(attention(q, k, v, causal_mask(x.shape[1])))
 
-    def get_config(self):
-        return {**super().get_config(), "d_model": self.d_model, "n_heads": self.n_heads}
 
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class Block(keras.layers.Layer):
     """A pre-norm transformer block: ``x + attn(ln1(x))``, then ``x + mlp(ln2(x))`` (GELU MLP)."""
 
@@ -213,9 +170,6 @@ class Block(keras.layers.Layer):
     def call(self, x):
         return self.mlp(x + self.attn(self.ln1(x)))
 
-    def get_config(self):
-        return {**super().get_config(), "d_model": self.d_model, "n_heads": self.n_heads, "d_ff": self.d_ff}
-
 
 def sinusoidal_table(max_len: int, d_model: int) -> np.ndarray:
     """Vaswani et al.'s fixed position encodings, (max_len, d_model) float32."""
@@ -227,7 +181,6 @@ def sinusoidal_table(max_len: int, d_model: int) -> np.ndarray:
     return table
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class PoetLM(keras.Model):
     """The decoder-only transformer: ``call(tokens (B, T)) -> logits (B, T, vocab)``."""
 
@@ -293,16 +246,12 @@ class PoetLM(keras.Model):
         return self.logits(x), kv
 
     def decode(self, tokens, positions, cache, window: int | None = None, tables=None):
-        """One step for S slots: tokens (S,) at positions (S,), cache a list of 2 * n_layers buffers.
+        """One step for S slots: tokens (S,) at positions (S,); returns logits (S, V) and the updated cache.
 
-        Each cache buffer is (S, H, max_len, Dh) (keys then values, layer by layer). The new key
-        and value of slot s are written at ``[s, :, positions[s]]`` (in place where the buffers are
-        variables: :func:`helpers.lm.compiled.write_rows`); slot s then attends to its cached
-        positions ``0..positions[s]``. Only the first ``window`` positions are read (default: all);
-        every position must be below it. With block ``tables`` (S, n) the cache is paged
-        (:mod:`helpers.lm.paged`): each buffer is a pool of (blocks, H, B, Dh), position p of row s
-        lives at ``[tables[s, p // B], :, p % B]``, and attention reads the row's blocks through its
-        table (:func:`read_blocks`). Returns logits (S, V) and the updated cache.
+        ``cache``: 2 * n_layers buffers (keys, values per layer) of (S, H, max_len, Dh); slot s writes at
+        ``[s, :, positions[s]]`` and attends to ``0..positions[s]``, reading only the first ``window``
+        positions (default: all). With block ``tables`` (S, n) each buffer is a pool (blocks, H, B, Dh)
+        and position p of row s lives at ``[tables[s, p // B], :, p % B]`` (:mod:`helpers.lm.paged`).
         """
         s, h = tokens.shape[0], self.config.n_heads
         positions = ops.cast(positions, "int32")
@@ -325,14 +274,6 @@ class PoetLM(keras.Model):
             x = block.mlp(x + block.attn.merge(attend_one(q, read(k_cache), read(v_cache), visible)))
         return self.logits(x), new_cache
 
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(config.pop("config"), **{k: v for k, v in config.items() if k in ("name",)})
-
 
 def build_model(config: ModelConfig, seed: int = 0) -> PoetLM:
     """A freshly initialised :class:`PoetLM` (weights drawn after seeding Keras with ``seed``)."""
@@ -341,20 +282,10 @@ def build_model(config: ModelConfig, seed: int = 0) -> PoetLM:
 
 
 def parameter_counts(model: PoetLM) -> dict:
-    """Parameters: ``embedding`` (token and learned position tables), ``non_embedding`` (the rest), ``total``.
-
-    The output layer is tied to the token embedding, so it adds none. Kaplan et al. (2020) count
-    N without the embeddings, which is what scaling laws and ``6 N D`` use.
-    """
+    """Parameters: ``embedding`` (token and position tables; the tied output layer adds none),
+    ``non_embedding`` (N of Kaplan et al. 2020, and of ``6 N D``) and ``total``."""
     embedding = int(np.prod(model.tok_emb.embeddings.shape))
     if model.pos_emb is not None:
         embedding += int(np.prod(model.pos_emb.embeddings.shape))
     total = int(sum(np.prod(v.shape) for v in model.weights))
     return {"embedding": embedding, "non_embedding": total - embedding, "total": total}
-
-
-def non_embedding_params(config: ModelConfig) -> int:
-    """Non-embedding parameters from the config alone: per block 4 d^2 attention, 2 d ff + ff + d MLP, 4 d norms."""
-    d, ff = config.d_model, config.ff
-    per_block = 4 * d * d + 2 * d * ff + ff + d + 4 * d
-    return config.n_layers * per_block + 2 * d  # + the final LayerNorm

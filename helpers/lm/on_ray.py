@@ -1,16 +1,9 @@
-"""The poem model's OpenAI-compatible service as a Ray Serve application: each replica runs the
-continuous-batching engine of :mod:`helpers.lm.engine` behind the same API as
-:mod:`helpers.lm.server`, and Serve's proxy streams its server-sent events to the client.
+"""The poem model's OpenAI-compatible service as a Ray Serve application: each replica runs the engine
+behind the same API as :mod:`helpers.lm.server`, and Serve's proxy streams its server-sent events.
 
-    from helpers.lm.on_ray import application
-    serve.run(application(checkpoint, num_replicas=2), name="poet", route_prefix="/")
-    OpenAI(base_url=f"{serve_url}/v1", api_key="unused")     # the official client, unchanged
-
-A request lives on one replica from its first token to its last: the sequence's KV cache is in
-that replica's engine, so a stream cannot move when its replica's node is lost. The client that
-retries the whole request with the same seed gets the same text from the replica that is left.
-``check_health`` turns an engine failure (:attr:`Engine.failure`) into a failed health check, so
-that Serve replaces the replica, which is what the standalone service asks of its supervisor.
+A stream lives on one replica (its KV cache is there), so it cannot move when that node is lost: the
+client retries with the same seed. ``check_health`` fails when the engine has, so that Serve replaces
+the replica.
 """
 
 from __future__ import annotations
@@ -94,14 +87,10 @@ def stream_text(base_url: str, body: dict, on_text=None, timeout: float = 120.0)
 def node_loss_during_streams(
     cluster, base_url: str, seeds, max_tokens: int = 48, model: str = DEFAULT_MODEL_NAME, fault: str = "kill"
 ):
-    """One stream per seed (temperature 1, ``ignore_eos``), all sent at once; as soon as text comes
-    back (generation is under way: a small model may finish a stream in a fraction of a second), the
-    worker node is killed (``fault="kill"``, :meth:`LocalCluster.kill`) or frozen (``"freeze"``: its
-    streams stop until Ray declares the node dead; the node is killed once the streams have ended);
-    each stream that did not end with [DONE] is sent again, same seed. A pandas table, a row per
-    seed: the characters the first try received, whether it finished, when it ended (``ended_s``,
-    seconds after the fault), and whether the second try (if any) finished and wrote the same text
-    from the start."""
+    """One stream per seed, all at once; once text comes back the worker node is killed (``fault="kill"``) or
+    frozen (``"freeze"``, killed after the streams end), and each stream without [DONE] is sent again, same
+    seed. A pandas table, a row per seed: characters received, finished, ``ended_s`` (after the fault), and
+    whether the second try finished and wrote the same text from the start."""
     import contextlib
     import io
     import threading

@@ -1,10 +1,9 @@
 """The OpenAI request format for :mod:`helpers.lm.server`: the fields it accepts, their checks, the
 error body, and the server's limits (:class:`ServerOptions`; importable before Keras is).
 
-A refused request raises :class:`ApiError`, answered as OpenAI answers: HTTP status and
-``{"error": {"message", "type", "param", "code"}}``, ``type`` being ``invalid_request_error``
-(4xx, not-found and authentication errors included, as OpenAI sends them), ``rate_limit_error``
-(429) or ``server_error`` (5xx).
+A refused request raises :class:`ApiError`, answered as OpenAI does: ``{"error": {"message", "type",
+"param", "code"}}`` with ``type`` ``invalid_request_error`` (every 4xx but 429, as OpenAI sends them),
+``rate_limit_error`` (429) or ``server_error`` (5xx).
 """
 
 from __future__ import annotations
@@ -35,20 +34,9 @@ class ServerOptions:
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S  # not finished by then: cancelled, 504
 
 
-COMMON_FIELDS = {
-    "model",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "stop",
-    "seed",
-    "n",
-    "ignore_eos",
-    "user",
-}
+COMMON_FIELDS = set(
+    "model stream stream_options max_tokens temperature top_p top_k stop seed n ignore_eos user".split()
+)
 # fields accepted only at their default (anything else is refused, naming the field)
 DEFAULT_ONLY = {
     "logprobs": (None, False, 0),
@@ -82,13 +70,9 @@ class ApiError(Exception):
     @property
     def kind(self) -> str:
         """OpenAI's error type for the status (OpenAI sends 401 and 404 as ``invalid_request_error`` too)."""
-        return (
-            "server_error"
-            if self.status >= 500
-            else "rate_limit_error"
-            if self.status == 429
-            else "invalid_request_error"
-        )
+        if self.status >= 500:
+            return "server_error"
+        return "rate_limit_error" if self.status == 429 else "invalid_request_error"
 
     def response(self) -> Response:
         body = {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}

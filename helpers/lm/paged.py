@@ -1,26 +1,12 @@
 """A paged KV cache, as vLLM's PagedAttention (Kwon et al., 2023): a pool of blocks, a block table per sequence.
 
-The contiguous engine (:class:`helpers.lm.engine.Engine`) gives every sequence a slot of
-``max_len`` positions from its prefill to its end, however short it turns out. Here the cache of
-every layer is one pool of ``blocks`` blocks of :data:`BLOCK` positions, (blocks, heads, BLOCK,
-head_dim), and:
-
-* each row of the decode step (a sequence in flight) has a **block table**, the pool blocks that
-  hold its positions in order: position p is at ``[table[p // BLOCK], :, p % BLOCK]``;
-* blocks are **allocated as a sequence grows** (one more when its next position starts a block)
-  and **returned when it ends** (finished, cancelled, failed or preempted);
-* a waiting request is **admitted when blocks are free** for its prompt and first token (and a row
-  of the step is free), first come first served;
-* attention **reads a sequence's blocks through its table** (:func:`helpers.lm.model.read_blocks`,
-  a gather), inside the same compiled decode step as the contiguous engine's;
-* when a running sequence needs a block and none is free, the most recently admitted sequence is
-  **preempted**: its blocks are freed and it goes back to the front of the queue, to be prefilled
-  again with its prompt and the tokens it has written (vLLM's preemption by recomputation), so its
-  output is unchanged. Sequences already running get blocks before new ones are admitted.
-
-Block 0 is the **null block**: never handed out, it is where empty rows and padded prompt
-positions write, and what unused table entries point at (attention masks them out). Sampling is
-the engine's own, so for a fixed seed both caches give the same tokens.
+Every layer's cache is one pool of (blocks, heads, BLOCK, head_dim); position p of a sequence is at
+``[table[p // BLOCK], :, p % BLOCK]``. Blocks are allocated as a sequence grows and returned when it
+ends; a waiting request is admitted when blocks are free for its prompt, first come first served. When
+a running sequence needs a block and none is free, the most recently admitted one is preempted: its
+blocks are freed and it goes back to the front of the queue, to be prefilled again with its prompt and
+output (vLLM's preemption by recomputation), so its output is unchanged. Block 0 is the null block:
+never handed out, where empty rows and padding write, and what unused table entries point at.
 """
 
 from __future__ import annotations
@@ -30,7 +16,7 @@ import collections
 import numpy as np
 
 from helpers.lm import compiled
-from helpers.lm.bench import make_workload, run_load
+from helpers.lm.bench import make_workload, run_load, step_ms
 from helpers.lm.engine import DecodeFunctions, Engine, bucket_length
 from helpers.lm.kvcache import measured_cache_bytes
 
@@ -77,11 +63,7 @@ class BlockPool:
 
 
 class PagedFunctions(DecodeFunctions):
-    """The compiled prefill and decode step over a pool of ``blocks`` blocks for ``rows`` sequences.
-
-    Same interface as :class:`DecodeFunctions`: ``prefill(tokens, last, row, *cache)`` writes into
-    the blocks of ``row`` in :attr:`pool`, and ``decode`` reads the pool's block tables.
-    """
+    """:class:`DecodeFunctions` over a pool of ``blocks`` blocks for ``rows`` sequences, through :attr:`pool`'s tables."""
 
     block = BLOCK
 
@@ -183,33 +165,20 @@ def usage_summary(usage: dict) -> dict:
     }
 
 
-def step_ms(fns: DecodeFunctions, seconds: float = 0.5) -> float:
-    """Median milliseconds of one decode step with every row at half the context (logits back on the host)."""
-    from helpers import timing
-
-    max_len, rows = fns.config.max_len, fns.slots
-    if isinstance(fns, PagedFunctions):  # every row holds whole-context blocks (reused, as many as there are)
-        fns.pool.tables[:] = 1 + np.arange(fns.pool.tables.size).reshape(fns.pool.tables.shape) % (fns.blocks - 1)
-    state = {"cache": fns.new_cache()}
-    tokens, positions = np.zeros(rows, np.int32), np.full(rows, max_len // 2, np.int32)
-
-    def step(_):
-        logits, state["cache"] = fns.decode(tokens, positions, *state["cache"])
-        compiled.to_numpy(logits)
-
-    ms = timing.median_ms(step, None, seconds=seconds)
-    if isinstance(fns, PagedFunctions):
-        fns.pool.tables[:] = 0
+def paged_step_ms(fns: PagedFunctions) -> float:
+    """:func:`~helpers.lm.bench.step_ms` with every row holding whole-context blocks (reused, as many as there are)."""
+    tables = fns.pool.tables
+    tables[:] = 1 + np.arange(tables.size).reshape(tables.shape) % (fns.blocks - 1)
+    ms = step_ms(fns)
+    tables[:] = 0
     return ms
 
 
 def compare(model, tokenizer, poems, streams, budget_slots, requests_per_stream, min_requests, output_range, seed):
     """Contiguous slots against a paged cache of the same bytes, on the same workload at each number of ``streams``.
 
-    The contiguous engine has ``budget_slots`` slots; the paged engine as many blocks as those slots
-    hold positions, and one row of its step per stream. A pandas table, one row per (cache, streams):
-    KV bytes, output tokens/s, p99 TTFT, mean sequences in flight per step, unused share of the
-    reserved cache, preemptions, steps, and the decode step's milliseconds at that batch size.
+    The contiguous engine has ``budget_slots`` slots; the paged engine as many blocks as those slots hold
+    positions, and one row per stream. A pandas table, one row per (cache, streams).
     """
     import pandas as pd
 
@@ -238,7 +207,7 @@ def compare(model, tokenizer, poems, streams, budget_slots, requests_per_stream,
                     **usage_summary({**engine.usage, "in_flight_steps": m["steps"]}),
                     "preempted": engine.stats["preempted"],
                     "steps": m["steps"],
-                    "step_ms": step_ms(fns),
+                    "step_ms": paged_step_ms(fns) if name == "paged" else step_ms(fns),
                 }
             )
     return pd.DataFrame(rows)

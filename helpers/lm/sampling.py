@@ -1,23 +1,9 @@
-"""Choosing the next token: temperature, top-k, top-p, a per-request seed; stop strings; the form score's sample.
+"""Choosing the next token: temperature, top-k, top-p, a per-request seed; stop strings.
 
-Every request has its own random generator, seeded from its ``seed``, and draws exactly one
-uniform number per generated token, whatever else is in the batch; the logits of a row depend
-only on that row's sequence. So the same seed gives the same text whether the request ran alone or
-beside 63 others (the tests check it through the HTTP service).
-
-The rules, as in the OpenAI API and vLLM:
-
-* ``temperature`` 0 means greedy (the most likely token); otherwise logits are divided by it;
-* ``top_k`` keeps the k most likely tokens (0 or -1: all);
-* ``top_p`` keeps the smallest set of most likely tokens whose probabilities add up to at least p;
-* ``stop`` strings end the completion where they first appear; the stop string itself is not
-  returned, and while a completion streams, text that could be the start of a stop string is held
-  back until it is clear that it is not;
-* ``<pad>``, ``<bos>`` and ``<unk>`` are never drawn (:data:`NEVER_SAMPLED`, masked before
-  anything else, greedy included): the model has no use for them in a completion, and an ``<unk>``
-  would show as □;
-* ``max_tokens`` counts generated tokens, ``<eos>`` included (it ends a poem; finish reason
-  ``stop``); reaching ``max_tokens`` ends with finish reason ``length``.
+The rules are the OpenAI API's and vLLM's: ``temperature`` 0 is greedy, ``top_k`` 0 or -1 keeps every
+token, a ``stop`` string ends the completion and is not returned, ``max_tokens`` counts ``<eos>`` too.
+Every request has its own generator and draws one uniform number per token, and a row's logits depend
+on its sequence only: the same seed gives the same text alone or beside 63 other requests.
 """
 
 from __future__ import annotations
@@ -86,17 +72,12 @@ def choose_tokens(
     rngs: list[np.random.Generator],
     banned: tuple[int, ...] = NEVER_SAMPLED,
 ) -> np.ndarray:
-    """One token per row of ``logits`` (R, V), each row with its own parameters and generator.
+    """One token per row of ``logits`` (R, V), each row with its own parameters and generator; ``banned`` never.
 
-    The ``banned`` token ids (default :data:`NEVER_SAMPLED`) get probability 0 in every row.
-
-    Each row draws one uniform number (even when greedy, so a generator's stream does not depend
-    on the temperature of earlier steps), and the token is where it falls in the row's filtered
-    cumulative distribution. Rows never mix: a row's choice depends only on its logits and
-    generator. The rows are processed together, in float32, one NumPy call per operation rather
-    than one per row (at 32 slots that is most of the host's work per step), and the
-    distribution is left unnormalised (the draw is scaled by its total instead); every operation
-    works row by row, so a row gets the same token in a batch of one as in a batch of 64.
+    Each row draws one uniform number, even when greedy (so a generator's stream does not depend on
+    earlier temperatures), and takes the token where it falls in the row's filtered, unnormalised
+    cumulative distribution. All rows go through each NumPy call together, row by row, so a row gets
+    the same token in a batch of one as in a batch of 64.
     """
     logits = np.asarray(logits, dtype=np.float32)
     u = np.array([rng.random() for rng in rngs])

@@ -1,15 +1,8 @@
 """Scaling sweeps for the poem model: loss against model size on fixed data, and against training compute.
 
-* :func:`size_sweep` trains models of several sizes for the same number of steps (so the same
-  tokens D) and records the validation loss; :func:`fit_size_law` fits Kaplan/Chinchilla's
-  ``L(N) = E + A / N**alpha`` to it, with N the *non-embedding* parameters (Kaplan et al., 2020:
-  counting the embeddings hides the trend for small models);
-* :func:`compute_sweep` trains one size for several step budgets, each run with its own complete
-  warm-up and cosine schedule, as Hoffmann et al. (2022) did (a cosine cut short is not a shorter run);
-* training compute is estimated as ``C = 6 N D`` (forward 2ND, backward 4ND; attention and the
-  output layer left out, as in the papers).
-
-The sizes swept are the chapter's parameters (``scaling_sizes``, ``compute_size``), one set per profile.
+N counts the *non-embedding* parameters (Kaplan et al., 2020: the embeddings hide the trend for small
+models) and compute is ``C = 6 N D``. In :func:`compute_sweep` every budget gets its own complete
+warm-up and cosine schedule, as Hoffmann et al. (2022) did: a cosine cut short is not a shorter run.
 """
 
 from __future__ import annotations
@@ -19,7 +12,7 @@ from dataclasses import replace
 
 from helpers.lm.model import ModelConfig
 from helpers.lm.train import LMData, TrainConfig, train
-from helpers.topics.scaling import fit_power_law, try_fit
+from helpers.topics.scaling import try_fit
 
 
 def _config(data: LMData, d_model: int, n_layers: int, n_heads: int) -> ModelConfig:
@@ -44,7 +37,7 @@ def _row(config: ModelConfig, result, extra: dict) -> dict:
     }
 
 
-def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None, progress=None):
+def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None):
     """Train every size for the same steps and batch (same tokens); one row each (a pandas table)."""
     import pandas as pd
 
@@ -56,8 +49,6 @@ def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None, pro
         start = time.perf_counter()
         result = train(data, config, cfg)
         rows.append(_row(config, result, {"wall_seconds": time.perf_counter() - start}))
-        if progress:
-            progress(rows[-1])
     table = pd.DataFrame(rows)
     ratio = table["params_non_embedding"].max() / table["params_non_embedding"].min()
     table.attrs["non_embedding_span"] = float(ratio)
@@ -65,11 +56,7 @@ def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None, pro
 
 
 def compute_sweep(
-    data: LMData,
-    size=(64, 2, 4),
-    step_budgets=(25, 50, 100, 200),
-    train_config: TrainConfig | None = None,
-    progress=None,
+    data: LMData, size=(64, 2, 4), step_budgets=(25, 50, 100, 200), train_config: TrainConfig | None = None
 ):
     """One size trained for several step budgets, each with its own full schedule; one row per budget."""
     import pandas as pd
@@ -81,25 +68,10 @@ def compute_sweep(
         config = _config(data, *size)
         result = train(data, config, run_cfg)
         rows.append(_row(config, result, {}))
-        if progress:
-            progress(rows[-1])
     return pd.DataFrame(rows)
 
 
-def fit_size_law(table, irreducible: bool = True):
-    """Fit ``val_loss = E + A * N**(-alpha)`` to a :func:`size_sweep` table (N: non-embedding parameters).
-
-    The scaling chapter's fit (:func:`helpers.topics.scaling.fit_power_law`): a ``PowerLawFit`` with
-    ``exponent`` alpha, ``scale`` A and ``irreducible`` E.
-    """
-    return fit_power_law(*_size_axes(table), irreducible=irreducible)
-
-
-def _size_axes(table):
-    return table["params_non_embedding"].to_numpy(float), table["val_loss"].to_numpy(float)
-
-
 def try_fit_size_law(table):
-    """The scaling chapter's :func:`~helpers.topics.scaling.try_fit` on a :func:`size_sweep` table: None when the
-    loss does not fall as N grows (nothing to fit); with four sizes or more, the irreducible loss E is fitted too."""
-    return try_fit(*_size_axes(table))
+    """:func:`~helpers.topics.scaling.try_fit` of ``val_loss = E + A / N**alpha`` to a :func:`size_sweep` table
+    (N: non-embedding parameters): None when the loss does not fall as N grows; E fitted from four sizes."""
+    return try_fit(table["params_non_embedding"].to_numpy(float), table["val_loss"].to_numpy(float))

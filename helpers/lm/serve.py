@@ -1,21 +1,13 @@
 """Serve a trained poem model with the OpenAI API (as vLLM does), from the command line or from Python.
 
     python -m helpers.lm.serve --checkpoint build/lm/ckpt --port 8000     # 127.0.0.1 only; --help for options
-    curl -s localhost:8000/v1/models
     curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
          -d '{"model": "tang-poet", "prompt": "春眠", "max_tokens": 32, "seed": 1}'
 
-The official ``openai`` client works unchanged: ``OpenAI(base_url="http://127.0.0.1:8000/v1",
-api_key="unused")``; with ``--api-key KEY`` the service requires that key (``api_key=KEY``), as
-vLLM's option does. If the engine fails, ``/health`` answers 503 and so does every request:
-the process is meant to be restarted by whatever supervises it. The engine (:mod:`helpers.lm.engine`) runs in a thread beside uvicorn's
-event loop. The service is run the way the course runs every service (:mod:`helpers.serving.app`):
-logs are JSON lines on stderr, written by the serving package's formatter; SIGTERM or SIGINT stops
-accepting connections, lets the requests in flight finish, then exits with status 0; started by
-:class:`helpers.processes.Child`, it exits by itself when its parent is gone.
-
-From Python, :class:`Service` (a :class:`~helpers.processes.Child`) starts the service on a free
-port and :func:`running_server` waits until it answers, then always stops it with one SIGTERM.
+The ``openai`` client works unchanged (``base_url="http://127.0.0.1:8000/v1"``). The engine runs in a
+thread beside uvicorn's event loop; the process runs as every course service does
+(:mod:`helpers.serving.app`: JSON log lines on stderr, a graceful stop on SIGTERM). From Python,
+:func:`running_server` starts :class:`Service` on a free port, waits until it answers, and always stops it.
 """
 
 from __future__ import annotations

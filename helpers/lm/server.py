@@ -1,44 +1,15 @@
 """The OpenAI-compatible HTTP API, as vLLM exposes it, over :class:`helpers.lm.engine.Engine`.
 
-Endpoints:
+``POST /v1/completions`` continues ``prompt``; ``POST /v1/chat/completions`` continues the ``user`` and
+``assistant`` messages in order (``system`` ones are ignored). Both take OpenAI's sampling fields, vLLM's
+``top_k`` and ``ignore_eos``, ``n`` = 1 only, and ``stream`` (server-sent events ending ``data: [DONE]``).
+Also ``GET /v1/models[/{id}]``, ``/health`` and ``/stats``; with an API key, ``/v1`` needs a bearer token (401).
 
-* ``POST /v1/completions`` — ``prompt`` (a string, or a list holding one string) is the opening of
-  a poem; the completion continues it;
-* ``POST /v1/chat/completions`` — the contents of the ``user`` and ``assistant`` messages, in order,
-  are the poem so far (``system`` messages are accepted and ignored); the reply continues it;
-* both take ``max_tokens`` (chat also ``max_completion_tokens``), ``temperature`` (0–2, 0 = greedy),
-  ``top_p`` (0–1], ``top_k`` (vLLM's; -1 or 0 = off), ``stop`` (a string or up to 4), ``seed``,
-  ``n`` (1 only), ``stream`` (server-sent events ending with ``data: [DONE]``),
-  ``stream_options.include_usage``, and vLLM's ``ignore_eos``; replies carry ``usage`` (prompt
-  tokens count ``<bos>``; completion tokens count ``<eos>`` when one ends the poem);
-* ``GET /v1/models``, ``GET /v1/models/{id}`` (the served model; 404 ``model_not_found`` for any
-  other id), ``GET /health``, ``GET /stats`` (engine load and counters).
-
-With ``ServerOptions.api_key`` set (``--api-key``), every ``/v1`` request needs
-``Authorization: Bearer <key>`` (else 401); ``/health`` and ``/stats`` stay open.
-
-Refusals are 4xx with an OpenAI-style body ``{"error": {"message", "type", "param", "code"}}``
-(:mod:`helpers.lm.openai_api`), and the service goes on serving: a body over ``max_body_bytes``
-(413, read by the serving package's size-limited reader), malformed JSON, unknown parameters, an
-unknown model (404), values out of range, ``stream_options`` without ``stream: true``, ``n``
-other than 1, an empty or over-long prompt, characters the model does not know (refused rather
-than mapped to ``<unk>``, naming them: the vocabulary is traditional characters, and a silently
-replaced character would give a poor poem with no explanation),
-``prompt + max_tokens`` over the context, and a full queue (429 with ``Retry-After``).
-
-Limits: a body that has not all arrived within ``body_timeout_s`` gets 408; a request not finished
-within ``request_timeout_s`` is cancelled and gets 504 (a stream: an error event, then
-``data: [DONE]``); more open connections than ``--max-connections`` get 503 (uvicorn's
-``limit_concurrency``, set by :mod:`helpers.lm.serve`).
-
-A client that goes away has its request cancelled (finish reason ``abort``), and the engine frees
-the slot before its next step: a stream's disconnect is watched by :class:`EventStream`, a whole
-reply's by :meth:`_Completions.finished`.
-
-If the engine's thread fails (:attr:`Engine.failure`), the requests it was running or holding get
-500 (a stream: an error event, then ``data: [DONE]``), every new request 503, and ``/health``
-answers 503: the service does not try to repair itself, it says it is broken, so that a supervisor
-(systemd, Kubernetes' liveness probe, Ray Serve's controller) restarts the process.
+Refusals are 4xx with OpenAI's error body (:mod:`helpers.lm.openai_api`) and the service goes on serving;
+characters the model does not know are refused, by name, rather than silently mapped to ``<unk>``.
+A full queue gets 429 with ``Retry-After``, a slow body 408, a request over ``request_timeout_s`` 504
+(a stream: an error event, then ``[DONE]``). A client that goes away has its request cancelled. If the
+engine fails, its requests get 500, new ones and ``/health`` 503, so that a supervisor restarts the process.
 """
 
 from __future__ import annotations
@@ -82,8 +53,7 @@ RETRY_AFTER_S = 1
 class ApiKeyCheck:
     """ASGI middleware: a request under ``/v1`` without ``Authorization: Bearer <key>`` gets 401 (OpenAI's body).
 
-    Plain ASGI (not Starlette's ``BaseHTTPMiddleware``), so the request's ``receive`` reaches the
-    routes untouched: body limits and disconnect watching work as without it.
+    Plain ASGI, not ``BaseHTTPMiddleware``, so ``receive`` reaches the routes untouched (body limits, disconnects).
     """
 
     def __init__(self, app, key: str):
@@ -109,11 +79,8 @@ class ApiKeyCheck:
 
 
 class EventStream(Response):
-    """Server-sent events from an async iterator of ``bytes``, cancelling ``on_disconnect`` when the client leaves.
-
-    It listens for the ASGI ``http.disconnect`` message itself (and treats a failed send the same
-    way), so a client that closes the connection is noticed even while no token is being sent.
-    """
+    """Server-sent events from an async iterator of ``bytes``; calls ``on_disconnect`` when the client leaves,
+    noticed from ASGI's ``http.disconnect`` (or a failed send) even while no token is being sent."""
 
     media_type = "text/event-stream"
 
@@ -158,6 +125,12 @@ class EventStream(Response):
                 await watcher
 
 
+def no_such_model(model: str, served: str) -> ApiError:
+    return ApiError(
+        404, f"The model `{model}` does not exist; this server serves `{served}`", param="model", code="model_not_found"
+    )
+
+
 def sse(obj) -> bytes:
     return b"data: " + (obj if isinstance(obj, bytes) else orjson.dumps(obj)) + b"\n\n"
 
@@ -179,12 +152,7 @@ class _Completions:
         if not isinstance(model, str) or not model:
             raise ApiError(400, "model is required: a string naming the model (GET /v1/models)", param="model")
         if model != self.options.name:
-            raise ApiError(
-                404,
-                f"The model `{model}` does not exist; this server serves `{self.options.name}`",
-                param="model",
-                code="model_not_found",
-            )
+            raise no_such_model(model, self.options.name)
 
     def _prompt_ids(self, prompt: str, param: str) -> list[int]:
         if not prompt:
@@ -453,12 +421,7 @@ def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
     @app.get("/v1/models/{model_id:path}", summary="One model by its id (404 for any other than the served one)")
     async def model_by_id(model_id: str):
         if model_id != options.name:
-            raise ApiError(
-                404,
-                f"The model `{model_id}` does not exist; this server serves `{options.name}`",
-                param="model",
-                code="model_not_found",
-            )
+            raise no_such_model(model_id, options.name)
         return model
 
     @app.post("/v1/completions", summary="Continue a poem (OpenAI completions API)")

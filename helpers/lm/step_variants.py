@@ -1,10 +1,5 @@
-"""Decode steps the engine does not take, kept for measuring them against its own (:func:`helpers.lm.bench.step_times`).
-
-The engine (:class:`helpers.lm.engine.DecodeFunctions`) writes the KV cache in place and reads
-every position of it at each step. Two alternatives are measured against it: the cache written
-functionally, a copy of the whole cache every step, and a step that reads only the window of
-positions in use.
-"""
+"""Decode steps the engine does not take, measured against its own (:func:`helpers.lm.bench.step_times`):
+the cache written functionally (a copy every step), and a step reading only the window of positions in use."""
 
 from __future__ import annotations
 
@@ -16,23 +11,15 @@ from helpers.lm.model import PoetLM
 
 
 def window_length(n: int, max_len: int) -> int:
-    """The cache positions a windowed decode step reads when the furthest slot is at position ``n - 1``.
-
-    A multiple of an eighth of the context (rounded up to 16 positions, at least 32), at most
-    ``max_len``: a handful of compiled shapes, and a step never reads much more of the cache than
-    is in use.
-    """
+    """The cache positions a windowed step reads when the furthest slot is at ``n - 1``: a multiple of an
+    eighth of the context (a handful of compiled shapes), at most ``max_len``."""
     grain = max(32, 16 * -(-max_len // 128))  # an eighth of max_len, rounded up to a multiple of 16
     return min(max_len, -(-max(n, 1) // grain) * grain)
 
 
 class StepVariant(DecodeFunctions):
-    """A decode step the engine does not take, kept for measuring it against the engine's.
-
-    ``in_place=False``: the cache written functionally, nothing donated (a copy of the whole cache
-    every step). ``windowed=True``: a step reads only the cache positions in use
-    (:func:`window_length` of the furthest slot; one trace per window).
-    """
+    """``in_place=False``: the cache written functionally, nothing donated (a copy of the whole cache every step);
+    ``windowed=True``: a step reads only :func:`window_length` positions (one trace per window)."""
 
     def __init__(self, model: PoetLM, slots: int, windowed: bool = False, in_place: bool = True):
         self.copies_cache, self.windowed, self._steps = not in_place, windowed, {}

@@ -1,24 +1,11 @@
 """Pre-train the poem model the way large models are trained, at laptop size.
 
-* **Data**: whole poems packed into fixed-length rows (:func:`helpers.lm.data.pack`); the batch of
-  global step ``s`` is a pure function of ``(seed, s)`` (a seeded permutation per pass over the
-  rows), so a run can stop anywhere and resume with the same batches.
-* **Optimiser**: AdamW (β2 = 0.95, weight decay on matrices and embeddings, not on norms or
-  biases, gradient clipping at norm 1), learning rate warmed up linearly then decayed along a
-  cosine to ``min_lr_ratio`` of its peak (:class:`WarmupCosine`).
-* **Segments**: training runs in segments of ``segment_steps`` steps; after each, the validation
-  loss is measured, a point is added to the learning curve (train and validation loss against
-  tokens seen) and a checkpoint is written (weights, optimiser state, curve). Run :func:`train`
-  again with the same arguments and it resumes from the last checkpoint; the numbers are the same
-  as if it had never stopped (on TensorFlow with op determinism, which :func:`helpers.env.setup`
-  enables).
-* **Budgets**: a step budget (``steps``), and optionally a wall-clock budget (``time_budget_s``)
-  that ends the run at the first segment boundary past it.
-
-Losses are cross-entropies in nats per predicted token: every character, punctuation mark and
-``<eos>`` of a poem counts once; padding and the ``<bos>`` that starts the next poem in a row do not.
-Validation and test poems are scored one to a row, each from its own ``<bos>``, as the service writes
-them; :func:`helpers.lm.baselines.by_kind` splits :meth:`Scorer.nll` into characters, punctuation, ``<eos>``.
+The batch of global step ``s`` is a pure function of ``(seed, s)``, so a run can stop anywhere and
+resume with the same batches. AdamW (no weight decay on norms and biases, gradients clipped) with a
+linear warm-up and a cosine decay (:class:`WarmupCosine`). Training runs in segments: after each, the
+validation loss, a learning-curve point and a checkpoint; :func:`train` called again resumes from the
+last one with the same numbers (on TensorFlow with op determinism, :func:`helpers.env.setup`). Losses
+are nats per predicted token: each character, punctuation mark and ``<eos>``, not padding or ``<bos>``.
 """
 
 from __future__ import annotations
@@ -38,7 +25,7 @@ from keras import ops
 
 from helpers.lm import compiled
 from helpers.lm.data import CharTokenizer, Corpus, Packed, pack, regulated
-from helpers.lm.model import PACKAGE, ModelConfig, PoetLM, build_model, parameter_counts
+from helpers.lm.model import ModelConfig, PoetLM, build_model, parameter_counts
 
 
 @dataclass(frozen=True)
@@ -98,9 +85,7 @@ def prepare(
 ) -> LMData:
     """Tokenizer (fitted on the training split), packed training rows, and one poem a row for validation and test.
 
-    ``regulated_only`` keeps the quatrains and octaves of 5 or 7 characters a line (72% of the
-    poems): the form the chapter's model is asked to write. ``max_poems`` caps each split (the
-    first poems of a split; for tests and quick runs).
+    ``regulated_only`` keeps the regulated poems (the form the model is asked to write); ``max_poems`` caps each split.
     """
 
     def chosen(poems):
@@ -119,7 +104,6 @@ def prepare(
     )
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up to ``peak`` over ``warmup`` steps, then a cosine down to ``peak * min_ratio`` at ``total``."""
 
@@ -132,9 +116,6 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         progress = ops.clip((step - self.warmup) / max(self.total - self.warmup, 1), 0.0, 1.0)
         cosine = self.peak * (self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + ops.cos(math.pi * progress)))
         return ops.where(step < self.warmup, warm, cosine)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup": self.warmup, "total": self.total, "min_ratio": self.min_ratio}
 
 
 def compile_for_training(model: PoetLM, cfg: TrainConfig) -> None:
@@ -207,20 +188,14 @@ def quiet_keras_numpy_notice():
 class Checkpoint:
     """A run's directory: ``config.json``, ``tokenizer.json``, ``model.weights.h5``, ``optimizer.npz``, ``state.json``.
 
-    Written after every segment, each file replaced atomically, the state last (it names the
-    step the weights belong to). A directory holding another run (other configs or data) is an
-    error, never silently overwritten. The same directory is what :mod:`helpers.lm.serve` loads.
+    Each file is replaced atomically, the state (naming the step) last; another run's directory is an error.
     """
 
     def __init__(self, directory: Path | str):
         self.dir = Path(directory)
 
     def identity(self, model_config: ModelConfig, train_config: TrainConfig, data: LMData) -> dict:
-        return {
-            "model": model_config.to_dict(),
-            "train": asdict(train_config),
-            "data": {k: v for k, v in data.facts().items()},
-        }
+        return {"model": model_config.to_dict(), "train": asdict(train_config), "data": data.facts()}
 
     def exists(self) -> bool:
         return (self.dir / "state.json").is_file()
@@ -251,17 +226,12 @@ class Checkpoint:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._replace("config.json", lambda p: p.write_text(json.dumps(identity, indent=1)))
         self._replace("tokenizer.json", lambda p: p.write_text(tokenizer.to_json(), encoding="utf-8"))
-        self._save_weights(model)
+        with quiet_keras_numpy_notice():  # Keras wants the .weights.h5 suffix, which the temporary name keeps
+            self._replace("model.weights.h5", lambda p: model.save_weights(str(p)))
         if model.optimizer is not None:
             arrays = {f"v{i}": compiled.to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
             self._replace("optimizer.npz", lambda p: np.savez(open(p, "wb"), **arrays))
         self._replace("state.json", lambda p: p.write_text(json.dumps(state, indent=1)))
-
-    def _save_weights(self, model: PoetLM) -> None:
-        tmp = self.dir / ".tmp.model.weights.h5"  # Keras wants the .weights.h5 suffix
-        with quiet_keras_numpy_notice():
-            model.save_weights(str(tmp))
-        os.replace(tmp, self.dir / "model.weights.h5")
 
     def restore(self, model: PoetLM) -> None:
         """Load the weights and, if the model is compiled, the optimiser state."""
@@ -316,26 +286,19 @@ class TrainResult:
     stopped_by_time: bool
     model: PoetLM | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict:
-        """Everything but the model, JSON-ready."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "model"}
-
 
 def train(
     data: LMData,
     model_config: ModelConfig,
     cfg: TrainConfig,
     checkpoint_dir: Path | str | None = None,
-    on_segment=None,
     stop_after_segment: int | None = None,
     fresh: bool = False,
 ) -> TrainResult:
     """Train (or resume) one model; returns a :class:`TrainResult` with the model attached.
 
-    ``on_segment(point)`` is called after each segment's checkpoint. ``stop_after_segment`` ends
-    the call early, as an interruption would. ``train_seconds`` counts the training steps only
-    (not validation or checkpoints). ``fresh`` deletes a checkpoint already in ``checkpoint_dir``
-    and trains from the start (a chapter that measures its training time does so).
+    ``stop_after_segment`` ends the call as an interruption would; ``fresh`` deletes an earlier checkpoint
+    first. ``train_seconds`` counts the steps only.
     """
     if fresh and checkpoint_dir and Path(checkpoint_dir).is_dir():
         import shutil
@@ -391,8 +354,6 @@ def train(
         state["history"].append(point)
         if ckpt:
             ckpt.save(model, data.tokenizer, identity, state)
-        if on_segment:
-            on_segment(point)
         segments_run += 1
         if stop_after_segment is not None and segments_run >= stop_after_segment:
             break
@@ -412,88 +373,3 @@ def train(
         stopped_by_time=stopped_by_time,
         model=model,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# presets and the command line
-
-#: Named configurations: (model shape, data, training). ``cpu`` is the one measured for the chapter.
-PRESETS = {
-    "ci": {
-        "model": {"d_model": 32, "n_layers": 2, "n_heads": 4},
-        "seq_len": 64,
-        "min_count": 2,
-        "max_poems": 2000,
-        "train": {
-            "steps": 30,
-            "batch_size": 16,
-            "segment_steps": 10,
-            "warmup_steps": 5,
-            "learning_rate": 1e-2,
-            "val_rows": 32,
-        },
-    },
-    "cpu": {
-        "model": {"d_model": 256, "n_layers": 4, "n_heads": 8},
-        "seq_len": 160,
-        "min_count": 5,
-        "max_poems": None,
-        "train": {
-            "steps": 520,
-            "batch_size": 32,
-            "segment_steps": 40,
-            "warmup_steps": 40,
-            "learning_rate": 2e-3,
-            "val_rows": 256,
-            "time_budget_s": 690,
-        },
-    },
-}
-
-
-def run_preset(
-    name: str,
-    checkpoint_dir: Path | str | None = None,
-    corpus: Corpus | None = None,
-    seed: int = 0,
-    on_segment=None,
-    **train_overrides,
-) -> tuple[TrainResult, LMData]:
-    """Train a :data:`PRESETS` configuration on the Tang poems (fetched if needed); ``(result, data)``."""
-    from helpers.lm.data import load_corpus
-
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
-    p = PRESETS[name]
-    corpus = corpus or load_corpus(seed=seed)
-    data = prepare(corpus, seq_len=p["seq_len"], min_count=p["min_count"], max_poems=p["max_poems"], seed=seed)
-    config = ModelConfig(data.tokenizer.vocab_size, max_len=p["seq_len"], **p["model"])
-    cfg = TrainConfig(**{**p["train"], "seed": seed, **train_overrides})
-    return train(data, config, cfg, checkpoint_dir=checkpoint_dir, on_segment=on_segment), data
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.lm.train",
-        description="Train the poem model; run it again to resume from its checkpoint.",
-    )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="configuration (default cpu)")
-    parser.add_argument("--checkpoint-dir", required=True, help="where checkpoints go (and the service loads from)")
-    parser.add_argument("--steps", type=int, default=None, help="override the preset's step budget")
-    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), help="Keras backend")
-    args = parser.parse_args(argv)
-    from helpers import env
-
-    env.setup(args.backend, 0)
-    overrides = {"steps": args.steps} if args.steps else {}
-    result, data = run_preset(
-        args.preset, args.checkpoint_dir, on_segment=lambda p: print(json.dumps(p), flush=True), **overrides
-    )
-    print(json.dumps({**result.to_dict(), "data": data.facts()}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
