@@ -201,7 +201,13 @@ def fingerprint(p: Plan) -> str:
 
     h = hashlib.sha256(p.source.read_bytes())
     h.update(json.dumps({**p.defaults, **p.parameters}, sort_keys=True, default=str).encode())
-    for module in sorted([*(ROOT / "helpers").rglob("*.py"), *(ROOT / "helpers").rglob("*.mplstyle")]):
+    for module in sorted(
+        [
+            *(ROOT / "helpers").rglob("*.py"),
+            *(ROOT / "helpers").rglob("*.mplstyle"),
+            *(ROOT / "helpers").rglob("*.json"),
+        ]
+    ):
         h.update(module.read_bytes())
     return h.hexdigest()
 
