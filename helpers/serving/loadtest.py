@@ -79,9 +79,17 @@ class LoadResult:
         return float(np.percentile(self.latencies_ms, q))
 
     def row(self) -> dict:
-        row = {"clients": self.concurrency, "images/request": self.images_per_request, "requests": self.requests}
-        row |= {"errors": self.errors, "requests/s": self.requests_per_second, "images/s": self.images_per_second}
-        return row | {f"p{q} ms": self.percentile(q) for q in (50, 95, 99)}
+        return {
+            "clients": self.concurrency,
+            "images/request": self.images_per_request,
+            "requests": self.requests,
+            "errors": self.errors,
+            "requests/s": self.requests_per_second,
+            "images/s": self.images_per_second,
+            "p50 ms": self.percentile(50),
+            "p95 ms": self.percentile(95),
+            "p99 ms": self.percentile(99),
+        }
 
 
 class Connection:
