@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,12 +74,15 @@ def test_training_records_a_learning_curve_and_learns(data):
 
 
 @pytest.mark.slow
-def test_interrupted_run_resumes_with_the_same_numbers(data, tmp_path):
-    straight = train(data, tiny(data), CFG)
+@pytest.mark.parametrize("xla", [False, True])
+def test_interrupted_run_resumes_with_the_same_numbers(data, tmp_path, xla):
+    cfg = replace(CFG, xla=xla)
+    straight = train(data, tiny(data), cfg)
+    assert straight.model.jit_compile == xla  # the step ran as XLA code, or not
     ckpt = tmp_path / "ckpt"
-    first = train(data, tiny(data), CFG, checkpoint_dir=ckpt, stop_after_segment=2)
+    first = train(data, tiny(data), cfg, checkpoint_dir=ckpt, stop_after_segment=2)
     assert first.steps_done == 4
-    resumed = train(data, tiny(data), CFG, checkpoint_dir=ckpt)
+    resumed = train(data, tiny(data), cfg, checkpoint_dir=ckpt)
     assert resumed.resumed_from_step == 4
 
     def numbers(history):

@@ -44,6 +44,7 @@ class TrainConfig:
     seed: int = 0
     val_rows: int = 256  # validation rows scored for the learning curve (0: all)
     time_budget_s: float = 0.0  # 0: none; else stop at the first segment boundary past it
+    xla: bool = False  # compile the training step with XLA: faster steps after a compilation of seconds
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.segment_steps < 1:
@@ -132,11 +133,11 @@ def compile_for_training(model: PoetLM, cfg: TrainConfig) -> None:
         optimizer=opt,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
     )
-    # The training step compiled with XLA, as the decode step is (compiled.py). Keras declines XLA on a
-    # CPU and whenever TensorFlow's op determinism is on (helpers.env turns it on); XLA's CPU code is
-    # deterministic for one compiled program (resuming gives the same numbers: tests/test_lm_train.py)
-    # and fuses the many small operations of a narrow transformer: 1.6x the tokens a second here.
-    if compiled.backend() == "tensorflow":
+    # Keras declines XLA on a CPU and whenever TensorFlow's op determinism is on (helpers.env turns it
+    # on); XLA's CPU code is deterministic for one compiled program (resuming gives the same numbers:
+    # tests/test_lm_train.py) and fuses the many small operations of a narrow transformer. It costs a
+    # compilation (seconds), so only long runs ask for it. (On JAX every step is compiled anyway.)
+    if cfg.xla and compiled.backend() == "tensorflow":
         model._jit_compile = True
     opt.build(model.trainable_variables)
 
