@@ -19,6 +19,7 @@ env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), 0)
 import lm_toy as toy  # noqa: E402
 
 from helpers.lm import bench, sampling  # noqa: E402
+from helpers.lm.compiled import to_numpy  # noqa: E402
 from helpers.lm.data import CharTokenizer  # noqa: E402
 from helpers.lm.engine import (  # noqa: E402
     ContextTooLong,
@@ -27,12 +28,13 @@ from helpers.lm.engine import (  # noqa: E402
     EngineFailed,
     QueueFull,
     Request,
+    bucket_length,
     generate,
     kv_cache_bytes,
     kv_cache_waste,
     measured_cache_bytes,
 )
-from helpers.lm.paged import BLOCK, BlockPool, PagedEngine, usage_summary  # noqa: E402
+from helpers.lm.paged import BLOCK, BlockPool, PagedEngine, PagedFunctions, block_hashes, usage_summary  # noqa: E402
 from helpers.lm.sampling import InvalidParams, SamplingParams, StopMatcher, choose_tokens  # noqa: E402
 from helpers.lm.step_variants import StepVariant, window_length  # noqa: E402
 from helpers.lm.train import load_model  # noqa: E402
@@ -471,6 +473,64 @@ def test_block_pool_allocates_as_a_sequence_grows_and_frees_at_the_end():
     assert list(pool.free) == [3, 4, 5] and pool.used == 2 and pool.grow(0, 64) and list(pool.tables[0]) == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="cannot hold one sequence"):
         BlockPool(blocks=4, rows=1, max_len=64)
+
+
+@pytest.mark.unit
+def test_block_pool_shares_cached_full_blocks_and_hands_them_out_again_only_when_free():
+    ids = list(range(1, 41))  # 2 full blocks of 16, and 8 positions
+    hashes = block_hashes(ids)
+    assert len(hashes) == 2 and block_hashes(ids[:16]) == hashes[:1] and block_hashes([9] + ids[1:])[1] != hashes[1]
+    assert len(block_hashes(ids, block=8)) == 5
+    pool = BlockPool(blocks=7, rows=3, max_len=64)  # 6 blocks to hand out
+    assert pool.share(0, hashes) == 0 and pool.grow(0, 41) and list(pool.tables[0]) == [1, 2, 3, 0]
+    pool.register(0, hashes)
+    assert pool.cached == {hashes[0]: 1, hashes[1]: 2}
+    assert pool.share(1, hashes) == 2 and list(pool.users[1:4]) == [2, 2, 1]  # two sequences hold blocks 1 and 2
+    assert pool.grow(1, 33) and list(pool.tables[1]) == [1, 2, 4, 0] and pool.used == 4
+    pool.release(0)
+    assert list(pool.free) == [5, 6, 3] and pool.users[1] == 1  # block 3 comes back; 1 and 2 are still held
+    pool.release(1)
+    assert list(pool.free) == [5, 6, 3, 1, 2, 4] and pool.cached  # free, and still found by their hashes
+    assert pool.share(2, hashes) == 2 and list(pool.free) == [5, 6, 3, 4]  # taken back out of the free list
+    pool.release(2)
+    assert pool.grow(0, 64) and list(pool.tables[0]) == [5, 6, 3, 4] and pool.grow(1, 16)
+    assert list(pool.tables[1][:1]) == [1] and hashes[0] not in pool.cached and pool.cached == {hashes[1]: 2}
+    small = BlockPool(blocks=9, rows=1, max_len=64, block=8)
+    assert small.grow(0, 9) and list(small.tables[0][:3]) == [1, 2, 0] and small.tables.shape == (1, 8)
+
+
+@pytest.mark.unit
+def test_prefix_caching_prefills_only_what_is_not_cached_and_writes_the_same_tokens(trained):
+    model, tokenizer = trained
+    opening = "春風花月山水雲天江雨夜秋日人心歸山水雲天江雨夜秋日人心歸春風花"  # 32 tokens with <bos>: 2 full blocks
+    prompts, lengths = [opening + c for c in "月明山江水秋"], [20, 28, 26, 24, 18, 22]
+    full = sum(len(tokenizer.encode(p)) for p in prompts)
+    enough = 4 * -(-model.config.max_len // BLOCK) + 1
+    for temperature in (1.0, 0.0):
+        runs = {}
+        for caching, blocks in ((False, enough), (True, enough), (True, 6)):  # 6: so few that some are preempted
+            eng = PagedEngine(model, tokenizer, rows=4, blocks=blocks, prefix_caching=caching)
+            runs[caching, blocks] = [r.output_ids for r in serve(eng, prompts, lengths, temperature)]
+            assert all_returned(eng) and not eng.pool.users.any(), (caching, blocks)
+            if blocks == enough:  # the first prefills all, each later one all but the opening's 32 positions
+                assert eng.stats["prefill_tokens"] == (full - 32 * 5 if caching else full)
+                assert eng.stats["cached_tokens"] == (32 * 5 if caching else 0)
+            else:
+                assert eng.stats["preempted"] > 0
+        assert runs[True, enough] == runs[False, enough] == runs[True, 6], temperature
+    # the rest of a prompt, prefilled through the decode step, gives the logits of the whole prompt's prefill
+    fns = PagedFunctions(model, 2, enough)
+    ids = tokenizer.encode(opening + "月明")
+    cache = fns.new_cache()
+    for row in (0, 1):
+        fns.pool.grow(row, len(ids))
+    padded = np.zeros((1, bucket_length(len(ids), model.config.max_len)), np.int32)
+    padded[0, : len(ids)] = ids
+    whole, cache = fns.prefill(padded, np.int32(len(ids) - 1), np.int32(0), *cache)
+    whole = to_numpy(whole)
+    _, cache = fns.prefill(padded[:, :32], np.int32(31), np.int32(1), *cache)
+    rest, cache = fns.extend(ids[32:], 32, 1, *cache)
+    np.testing.assert_allclose(to_numpy(rest), whole, rtol=0, atol=1e-4)
 
 
 @pytest.mark.slow

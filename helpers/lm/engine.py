@@ -305,13 +305,18 @@ class Engine:
         else:
             self._emit(request)
 
-    def _prefill(self, request: Request, slot: int) -> None:
-        ids = request.prompt_ids + request.output_ids  # its output too when it resumes after a preemption
+    def _prompt_logits(self, ids: list[int], slot: int) -> np.ndarray:
+        """Write the keys and values of ``ids`` into ``slot``'s cache; the logits at its last position."""
         padded = np.zeros((1, bucket_length(len(ids), self.max_len)), np.int32)
         padded[0, : len(ids)] = ids
-        start = time.perf_counter()
         logits, self.cache = self.fns.prefill(padded, np.int32(len(ids) - 1), np.int32(slot), *self.cache)
-        logits = compiled.to_numpy(logits)
+        self.stats["prefill_tokens"] += len(ids)
+        return compiled.to_numpy(logits)
+
+    def _prefill(self, request: Request, slot: int) -> None:
+        ids = request.prompt_ids + request.output_ids  # its output too when it resumes after a preemption
+        start = time.perf_counter()
+        logits = self._prompt_logits(ids, slot)
         chosen = time.perf_counter()
         self.stats["prefills"] += 1
         token = int(choose_tokens(logits[None], [request.params], [request._rng])[0])

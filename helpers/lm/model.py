@@ -74,9 +74,13 @@ def attend_one(q, k, v, visible):
     on a CPU that is several times faster than positions-first (S, M, H, Dh), which makes XLA
     gather every head's keys across the rows.
     """
-    scores = ops.einsum("shd,shmd->shm", q, k) * (1.0 / math.sqrt(q.shape[-1]))
+    if k.shape[0] == 1 < q.shape[0]:  # every query reads one sequence's cache: the rest of a prompt (paged)
+        k, v, cache = k[0], v[0], "hmd"
+    else:
+        cache = "shmd"
+    scores = ops.einsum(f"shd,{cache}->shm", q, k) * (1.0 / math.sqrt(q.shape[-1]))
     scores = ops.where(visible, scores, ops.cast(NEG_INF, scores.dtype))
-    return ops.einsum("shm,shmd->shd", ops.softmax(scores, axis=-1), v)
+    return ops.einsum(f"shm,{cache}->shd", ops.softmax(scores, axis=-1), v)
 
 
 def cache_index(slots, positions, n_heads: int):
@@ -251,7 +255,8 @@ class PoetLM(keras.Model):
         ``cache``: 2 * n_layers buffers (keys, values per layer) of (S, H, max_len, Dh); slot s writes at
         ``[s, :, positions[s]]`` and attends to ``0..positions[s]``, reading only the first ``window``
         positions (default: all). With block ``tables`` (S, n) each buffer is a pool (blocks, H, B, Dh)
-        and position p of row s lives at ``[tables[s, p // B], :, p % B]`` (:mod:`helpers.lm.paged`).
+        and position p of row s lives at ``[tables[s, p // B], :, p % B]`` (:mod:`helpers.lm.paged`); with one
+        table (1, n), the rows are positions of that one sequence, the rest of its prompt.
         """
         s, h = tokens.shape[0], self.config.n_heads
         positions = ops.cast(positions, "int32")
@@ -259,8 +264,8 @@ class PoetLM(keras.Model):
             window = window or cache[0].shape[2]
             rows, cols, read = ops.arange(s, dtype="int32"), positions, lambda b: compiled.leading(b, window)
         else:
-            size = cache[0].shape[2]
-            rows = ops.take_along_axis(tables, ops.expand_dims(positions // size, 1), axis=1)[:, 0]
+            size, full = cache[0].shape[2], ops.broadcast_to(tables, (s, tables.shape[1]))  # one table: one sequence
+            rows = ops.take_along_axis(full, ops.expand_dims(positions // size, 1), axis=1)[:, 0]
             cols, window, read = positions % size, tables.shape[1] * size, lambda b: read_blocks(b, tables)
         x = self.embed(tokens, positions)  # (S, d)
         index = cache_index(rows, cols, h)  # (S, H, 3): where to write
