@@ -26,14 +26,9 @@ def citations(path: Path = BIB) -> dict[str, str]:
     for key, entry in parse_file(str(path)).entries.items():
         people = entry.persons.get("author") or entry.persons.get("editor") or []
         names = [" ".join(p.last_names) or " ".join(p.first_names) for p in people]
+        who = " and ".join(names) if len(names) < 3 else f"{names[0]} et al."
         if not names:
             who = entry.fields.get("organization") or entry.fields.get("publisher") or entry.fields.get("title", key)
-        elif len(names) == 1:
-            who = names[0]
-        elif len(names) == 2:
-            who = f"{names[0]} and {names[1]}"
-        else:
-            who = f"{names[0]} et al."
         who = who.replace("{", "").replace("}", "")
         out[key] = f"{who}, {entry.fields.get('year', 'n.d.')}"
     return out
@@ -47,18 +42,15 @@ def _cite(match: re.Match) -> str:
 
 def chapter_labels(sources: list[Path]) -> dict[str, tuple[int, str]]:
     """Each chapter's label stem (``cifar10-cnn``) -> (its number, its edition's file name)."""
-    out = {}
-    for number, source in enumerate(sources, start=1):
-        topic = re.sub(r"^\d+_", "", source.stem)
-        out[topic.replace("_", "-")] = (number, source.with_suffix(".ipynb").name)
-    return out
+    return {
+        re.sub(r"^\d+_", "", s.stem).replace("_", "-"): (n, s.with_suffix(".ipynb").name)
+        for n, s in enumerate(sources, start=1)
+    }
 
 
 def equation_numbers(cells_text: list[str]) -> dict[str, int]:
     """Labels of ``$$ ... $$ (label)`` equations, numbered in order of appearance."""
-    labels = []
-    for text in cells_text:
-        labels += re.findall(r"^\$\$\s*\(([\w-]+)\)\s*$", text, flags=re.M)
+    labels = [label for text in cells_text for label in re.findall(r"^\$\$\s*\(([\w-]+)\)\s*$", text, flags=re.M)]
     return {label: i for i, label in enumerate(dict.fromkeys(labels), start=1)}
 
 

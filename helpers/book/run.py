@@ -201,13 +201,7 @@ def fingerprint(p: Plan) -> str:
 
     h = hashlib.sha256(p.source.read_bytes())
     h.update(json.dumps({**p.defaults, **p.parameters}, sort_keys=True, default=str).encode())
-    for module in sorted(
-        [
-            *(ROOT / "helpers").rglob("*.py"),
-            *(ROOT / "helpers").rglob("*.mplstyle"),
-            *(ROOT / "helpers").rglob("*.json"),
-        ]
-    ):
+    for module in sorted(f for ext in ("py", "mplstyle", "json") for f in (ROOT / "helpers").rglob(f"*.{ext}")):
         h.update(module.read_bytes())
     return h.hexdigest()
 
@@ -230,11 +224,8 @@ def execute(plans: list[Plan], profile_name: str, force: bool = False) -> dict:
         "machine": machine(),
         "notebooks": {},
     }
-    if summary_path.exists():  # keep the records of notebooks not re-run this time
-        try:
-            summary["notebooks"] = json.loads(summary_path.read_text()).get("notebooks", {})
-        except json.JSONDecodeError:
-            pass
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):  # keep the records of notebooks not re-run
+        summary["notebooks"] = json.loads(summary_path.read_text()).get("notebooks", {})
     failure = None
     width = max(len(p.name) for p in plans)
     for p in plans:
@@ -299,9 +290,8 @@ PROGRESS_AFTER_SECONDS = 30
 
 def _progress_bar(name: str, last_seconds: float | None):
     """A transient per-cell progress bar on a terminal, for chapters that took long last time."""
-    if not sys.stderr.isatty() or os.environ.get("MAAS_NO_PROGRESS") == "1":
-        return False
-    if last_seconds is not None and last_seconds < PROGRESS_AFTER_SECONDS:
+    quick = last_seconds is not None and last_seconds < PROGRESS_AFTER_SECONDS
+    if quick or not sys.stderr.isatty() or os.environ.get("MAAS_NO_PROGRESS") == "1":
         return False
     return {"desc": f"  {name}", "leave": False}
 
@@ -309,14 +299,9 @@ def _progress_bar(name: str, last_seconds: float | None):
 def describe() -> str:
     lines = ["notebooks and their parameters (defaults from each parameters cell):"]
     for stem, path in notebook_paths().items():
-        lines.append(f"  {stem}")
-        for name, value in notebook_defaults(path).items():
-            lines.append(f"    {name} = {value!r}")
-    lines.append("profiles:")
-    for name in available_profiles():
-        lines.append(f"  {name}: {load_profile(name).get('description', '').strip()}")
-    lines.append(f"default profile on this machine: {default_profile()}")
-    return "\n".join(lines)
+        lines += [f"  {stem}", *(f"    {name} = {value!r}" for name, value in notebook_defaults(path).items())]
+    lines += ["profiles:", *(f"  {n}: {load_profile(n).get('description', '').strip()}" for n in available_profiles())]
+    return "\n".join([*lines, f"default profile on this machine: {default_profile()}"])
 
 
 def main(argv: list[str] | None = None) -> int:
