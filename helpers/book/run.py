@@ -49,12 +49,8 @@ def _nvidia_smi(*args: str) -> str:
     return out.stdout if out.returncode == 0 else ""
 
 
-def gpu_visible() -> bool:
-    return "GPU" in _nvidia_smi("-L")
-
-
 def default_profile() -> str:
-    return "gpu" if gpu_visible() else "cpu"
+    return "gpu" if "GPU" in _nvidia_smi("-L") else "cpu"
 
 
 def available_profiles() -> list[str]:
@@ -305,34 +301,22 @@ def describe() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.book.run",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--profile", help="ci, cpu or gpu (default: gpu when a GPU is visible, else cpu)")
-    parser.add_argument(
-        "--only", action="append", metavar="NOTEBOOK", help="run only this notebook (stem or part of it); repeatable"
-    )
-    parser.add_argument(
-        "-p",
-        "--parameter",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override one parameter (value read as YAML); repeatable",
-    )
-    parser.add_argument("--output-dir", type=Path, help="where executed copies go (default build/executed/<profile>)")
-    parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
-    parser.add_argument("--force", action="store_true", help="re-run notebooks whose executed copy is up to date")
-    parser.add_argument("--list", action="store_true", help="list notebooks, parameters and profiles, then exit")
+    parser = argparse.ArgumentParser(prog="python -m helpers.book.run", description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--profile", help="ci, cpu or gpu (default: gpu when a GPU is visible, else cpu)")
+    add("--only", action="append", metavar="NOTEBOOK", help="run only this notebook (stem or part of it); repeatable")
+    add("-p", "--parameter", action="append", metavar="NAME=VALUE", help="override a parameter (YAML); repeatable")
+    add("--output-dir", type=Path, help="where executed copies go (default build/executed/<profile>)")
+    add("--notebooks-dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
+    add("--force", action="store_true", help="re-run notebooks whose executed copy is up to date")
+    add("--list", action="store_true", help="list notebooks, parameters and profiles, then exit")
     args = parser.parse_args(argv)
     try:
         if args.list:
             print(describe())
             return 0
         profile = args.profile or default_profile()
-        overrides = [parse_override(text) for text in args.parameter]
+        overrides = [parse_override(text) for text in args.parameter or []]
         plans = plan(profile, args.only, overrides, args.output_dir, args.notebooks_dir)
         execute(plans, profile, args.force)
     except (RunError, params_mod.ParameterError) as exc:

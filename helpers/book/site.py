@@ -31,6 +31,15 @@ TITLES = {"en": "AI Large Models as a Service", "zh": "人工智能大模型即�
 SEARCH_TEXT = {"en": "Search this book", "zh": "搜索本书"}
 #: myst-nb's words on a collapsed cell's toggle ({type} is its part: source, outputs)
 CELL_TOGGLE = {"en": ("Show code cell {type}", "Hide code cell {type}"), "zh": ("显示代码", "隐藏代码")}
+#: the landing page's words: what the book is, the link to each site, the link to its PDF
+LANDING = {
+    "en": (
+        "An executable course and report: every number was computed by a notebook you can re-run.",
+        "Read the English edition",
+        "The whole book as a PDF",
+    ),
+    "zh": ("一门可执行的课程与报告：每一个数字都由可以重新运行的笔记本计算得出。", "阅读中文版", "全书 PDF"),
+}
 #: where each language's site is assembled before Jupyter Book builds it
 SITES = BUILD / "site"
 
@@ -45,23 +54,24 @@ def caption(text: str, lang: str) -> str:
     return parts[LANGS.index(lang)] if len(parts) == len(LANGS) else text
 
 
+def _yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
 def language_toc(lang: str, root: Path = ROOT) -> dict:
     """The table of contents of one site, from the repository's ``_toc.yml``."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    out = {k: v for k, v in toc.items() if k != "parts"}
-    out["parts"] = [{**part, "caption": caption(part["caption"], lang)} for part in toc["parts"]]
-    return out
+    toc = _yaml(root / "_toc.yml")
+    return {**toc, "parts": [{**part, "caption": caption(part["caption"], lang)} for part in toc["parts"]]}
 
 
 def chapters(root: Path = ROOT) -> list[str]:
     """Chapter ids in order: the files of the table of contents' numbered part."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    return [c["file"] for part in toc["parts"] if part.get("numbered") for c in part["chapters"]]
+    return [c["file"] for part in _yaml(root / "_toc.yml")["parts"] if part.get("numbered") for c in part["chapters"]]
 
 
 def language_config(lang: str, root: Path = ROOT) -> dict:
     """``_config.yml`` with the site's title and Sphinx language."""
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    config = _yaml(root / "_config.yml")
     config["title"] = TITLES[lang]
     sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx["language"] = SPHINX_LANGUAGE[lang]
@@ -87,30 +97,21 @@ def assemble(lang: str, executed: Path, dest: Path, root: Path = ROOT) -> Path:
         shutil.copy(page, dest / page.name)
     glossary.write_page(dest / "glossary.md", lang)
     status_page.write(executed, dest / "status.md", lang, chapters(root))
-    missing = []
-    for chapter in chapters(root):
-        source = executed / f"{chapter}.ipynb"
-        if not source.exists():
-            missing.append(chapter)
-            continue
-        nb = nbformat.read(source, as_version=4)
-        nbformat.write(bilingual.split(nb, lang, page=True, name=chapter), dest / f"{chapter}.ipynb")
+    missing = [chapter for chapter in chapters(root) if not (executed / f"{chapter}.ipynb").exists()]
     if missing:
         raise SiteError(f"no executed notebook for {missing} in {executed}: run `python -m helpers.book.run` first")
-    (dest / "_config.yml").write_text(
-        yaml.safe_dump(language_config(lang, root), allow_unicode=True, sort_keys=False), encoding="utf-8"
-    )
-    (dest / "_toc.yml").write_text(
-        yaml.safe_dump(language_toc(lang, root), allow_unicode=True, sort_keys=False), encoding="utf-8"
-    )
+    for chapter in chapters(root):
+        nb = nbformat.read(executed / f"{chapter}.ipynb", as_version=4)
+        nbformat.write(bilingual.split(nb, lang, page=True, name=chapter), dest / f"{chapter}.ipynb")
+    for name, data in (("_config.yml", language_config(lang, root)), ("_toc.yml", language_toc(lang, root))):
+        (dest / name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return dest
 
 
 def jupyter_book_build(project: Path, *extra: str) -> None:
     """``jupyter-book build`` of one site's project, warnings as errors; the PDF's build reuses its environment."""
     jb = Path(sys.executable).with_name("jupyter-book")
-    args = [str(jb), "build", str(project), "-W", "-n", "--keep-going", *extra]
-    result = subprocess.run(args, capture_output=True, text=True)
+    result = subprocess.run([jb, "build", project, "-W", "-n", "--keep-going", *extra], capture_output=True, text=True)
     if result.returncode != 0:
         tail = result.stdout[-5000:] + result.stderr[-3000:]
         raise SiteError(
@@ -147,25 +148,18 @@ def page_title(nb, lang: str) -> str:
 
 def write_landing(out: Path, executed: Path) -> Path:
     """``out/index.html``: both sites offered side by side, each with its list of chapters."""
-    titles = {lang: [] for lang in LANGS}
-    for chapter in chapters():
-        nb = nbformat.read(executed / f"{chapter}.ipynb", as_version=4)
-        for lang in LANGS:
-            titles[lang].append((chapter, page_title(nb, lang)))
-    blurb = {
-        "en": "An executable course and report: every number was computed by a notebook you can re-run.",
-        "zh": "一门可执行的课程与报告：每一个数字都由可以重新运行的笔记本计算得出。",
-    }
-    enter = {"en": "Read the English edition", "zh": "阅读中文版"}
-    pdf = {"en": "The whole book as a PDF", "zh": "全书 PDF"}
+    nbs = {chapter: nbformat.read(executed / f"{chapter}.ipynb", as_version=4) for chapter in chapters()}
     sections = []
     for lang in LANGS:
-        items = "\n".join(f'      <li><a href="{lang}/{c}.html">{html.escape(t)}</a></li>' for c, t in titles[lang])
+        blurb, enter, pdf = (html.escape(words) for words in LANDING[lang])
+        items = "\n".join(
+            f'      <li><a href="{lang}/{c}.html">{html.escape(page_title(nb, lang))}</a></li>' for c, nb in nbs.items()
+        )
         sections.append(f"""  <section lang="{"zh-CN" if lang == "zh" else "en"}" aria-labelledby="title-{lang}">
     <h2 id="title-{lang}">{html.escape(TITLES[lang])}</h2>
-    <p>{html.escape(blurb[lang])}</p>
-    <p class="enter"><a href="{lang}/index.html">{html.escape(enter[lang])}</a> ·
-      <a href="pdf/maas-course-{lang}.pdf">{html.escape(pdf[lang])}</a></p>
+    <p>{blurb}</p>
+    <p class="enter"><a href="{lang}/index.html">{enter}</a> ·
+      <a href="pdf/maas-course-{lang}.pdf">{pdf}</a></p>
     <ol>
 {items}
     </ol>
@@ -194,9 +188,8 @@ def write_landing(out: Path, executed: Path) -> Path:
 </body>
 </html>
 """
-    path = out / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    (out / "index.html").write_text(page, encoding="utf-8")
+    return out / "index.html"
 
 
 def main(argv: list[str] | None = None) -> int:

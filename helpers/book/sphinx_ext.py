@@ -79,6 +79,14 @@ def _in_skipped(node) -> bool:
     return False
 
 
+def _xref(kind: str, target: str, text: str, docname: str, explicit: bool = False, classes=()) -> nodes.Node:
+    ref = addnodes.pending_xref(
+        "", refdomain="std", reftype=kind, reftarget=target, refexplicit=explicit, refwarn=True, refdoc=docname
+    )
+    ref += nodes.inline("", text, classes=list(classes))
+    return ref
+
+
 def link_terms(app, doctree) -> None:
     """Link the first use of each glossary term in a chapter to the glossary (doctree-read)."""
     from helpers.book import glossary, site
@@ -93,17 +101,7 @@ def link_terms(app, doctree) -> None:
             match = None if _in_skipped(text) else pattern.search(str(text))
             if not match:
                 continue
-            found = match.group(0)
-            ref = addnodes.pending_xref(
-                "",
-                nodes.inline(found, found, classes=["glossary-term"]),
-                refdomain="std",
-                reftype="term",
-                reftarget=term.entry(lang).lower(),
-                refexplicit=True,
-                refwarn=True,
-                refdoc=docname,
-            )
+            ref = _xref("term", term.entry(lang).lower(), match.group(0), docname, True, ["glossary-term"])
             before, after = str(text)[: match.start()], str(text)[match.end() :]
             new = [n for n in (before and nodes.Text(before), ref, after and nodes.Text(after)) if n]
             text.parent.replace(text, new)
@@ -159,14 +157,6 @@ def _fix_body(app, pagename, templatename, context, doctree):
     if context.get("body") is not None:
         body = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
         context["body"] = body.replace('<summary aria-label="Toggle hidden content">', "<summary>")
-
-
-def _xref(reftype: str, target: str, text: str, docname: str, explicit: bool = False):
-    ref = addnodes.pending_xref(
-        "", refdomain="std", reftype=reftype, reftarget=target, refexplicit=explicit, refwarn=True, refdoc=docname
-    )
-    ref += nodes.inline("", text)
-    return ref
 
 
 class ChapterList(SphinxDirective):

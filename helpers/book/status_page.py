@@ -23,20 +23,22 @@ WORDS = {
         "**粗体**参数由参数配置或命令行设定，其余为该章的默认值。"
         "可用 `python -m helpers.book.run --profile {name}` 重新运行（见 README）。",
     ),
-    "started": ("Started", "开始"),
-    "finished": ("Finished", "结束"),
-    "colon": (": ", "："),
+    "started": ("Started: ", "开始："),
+    "finished": ("Finished: ", "结束："),
     "chapters": ("Chapters", "各章"),
     "header": ("| Chapter | Status | Wall time | Parameters |", "| 章 | 状态 | 耗时 | 参数 |"),
     "ok": ("ran", "已运行"),
     "failed": ("failed", "失败"),
     "machine": ("Hardware and software", "硬件与软件"),
     "item": ("| Item | Value |", "| 项目 | 值 |"),
-    "cpu": ("Processor", "处理器"),
-    "cores": ("CPU cores", "CPU 核数"),
-    "gpus": ("GPUs", "GPU"),
     "no_gpu": ("none", "无"),
-    "platform": ("Platform", "平台"),
+}
+#: the machine table's rows: the runner's key, and its name in each language
+MACHINE = {
+    "cpu": ("Processor", "处理器"),
+    "cpu_cores": ("CPU cores", "CPU 核数"),
+    "gpus": ("GPUs", "GPU"),
+    "hostname_platform": ("Platform", "平台"),
     "versions": ("Versions", "版本"),
 }
 SECONDS = {"en": "{:.1f} s", "zh": "{:.1f} 秒"}
@@ -71,8 +73,8 @@ def render(summary: dict | None, lang: str, chapters: list[str]) -> str:
     lines += [
         w["intro"].format(profile=_code(profile), name=_cell(profile).replace("`", "'")),
         "",
-        f"- {w['started']}{w['colon']}{summary.get('started', '—')}",
-        f"- {w['finished']}{w['colon']}{summary.get('finished', '—')}",
+        f"- {w['started']}{summary.get('started', '—')}",
+        f"- {w['finished']}{summary.get('finished', '—')}",
         "",
         f"## {w['chapters']}",
         "",
@@ -89,22 +91,14 @@ def render(summary: dict | None, lang: str, chapters: list[str]) -> str:
         wall = SECONDS[lang].format(seconds) if isinstance(seconds, (int, float)) else "—"
         link = f"{{doc}}`{chapter}`" if chapter in chapters else _code(chapter)
         lines.append(f"| {link} | {status} | {wall} | {_parameters(record)} |")
-    machine = summary.get("machine") or {}
-    versions = machine.get("versions") or {}
+    machine = {"cpu": "—", "cpu_cores": "—", "hostname_platform": "—", **(summary.get("machine") or {})}
+    machine["gpus"] = ", ".join(machine.get("gpus") or []) or w["no_gpu"]
+    versions = ", ".join(_code(f"{k} {v}") for k, v in (machine.get("versions") or {}).items() if v) or "—"
+    lines += ["", f"## {w['machine']}", "", w["item"], "|---|---|"]
     lines += [
-        "",
-        f"## {w['machine']}",
-        "",
-        w["item"],
-        "|---|---|",
-        f"| {w['cpu']} | {_cell(machine.get('cpu', '—'))} |",
-        f"| {w['cores']} | {_cell(machine.get('cpu_cores', '—'))} |",
-        f"| {w['gpus']} | {_cell(', '.join(machine.get('gpus') or []) or w['no_gpu'])} |",
-        f"| {w['platform']} | {_cell(machine.get('hostname_platform', '—'))} |",
-        f"| {w['versions']} | {', '.join(_code(f'{k} {v}') for k, v in versions.items() if v) or '—'} |",
-        "",
+        f"| {words[lang == 'zh']} | {_cell(machine[key])} |" for key, words in MACHINE.items() if key != "versions"
     ]
-    return "\n".join(lines)
+    return "\n".join([*lines, f"| {MACHINE['versions'][lang == 'zh']} | {versions} |", ""])
 
 
 def write(executed_dir: Path | str, target: Path | str, lang: str, chapters: list[str]) -> Path:
