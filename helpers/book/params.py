@@ -181,76 +181,63 @@ PARAMETERS |= {name: _checked(PARAMETERS[name], *rule) for name, rule in _VALUE_
 # the rules that tie one chapter's values together
 
 
-def _need(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
+def _shapes_fit(p) -> bool:
+    shapes = [(p.d_model, p.n_layers, p.n_heads), p.compute_size, *p.scaling_sizes]
+    return all(min(d, layers, heads) >= 1 and d % heads == 0 for d, layers, heads in shapes)
 
 
-def _holds_out_validation(p) -> None:
-    _need(
-        p.val_size < p.train_size // 2, f"val_size ({p.val_size}) must be less than half of train_size ({p.train_size})"
-    )
-
-
-def _ladder_fits(p) -> None:
-    _need(
-        p.ladder_val_size < p.ladder_train_size // 2,
-        f"ladder_val_size ({p.ladder_val_size}) must be less than half of ladder_train_size ({p.ladder_train_size})",
-    )
-    _need(
-        p.ladder_batch_size <= p.ladder_train_size - p.ladder_val_size,
-        f"ladder_batch_size ({p.ladder_batch_size}) exceeds the ladder's training images",
-    )
-    _need(p.final_batch_size <= p.final_train_size, f"final_batch_size ({p.final_batch_size}) exceeds final_train_size")
-
-
-def _shapes_fit(p) -> None:
-    shapes = [("d_model/n_layers/n_heads", (p.d_model, p.n_layers, p.n_heads)), ("compute_size", p.compute_size)]
-    for where, (d, layers, heads) in shapes + [(f"scaling_sizes[{i}]", s) for i, s in enumerate(p.scaling_sizes)]:
-        _need(
-            min(d, layers, heads) >= 1 and d % heads == 0,
-            f"{where} ({d}, {layers}, {heads}): width, layers and heads must be positive and the width a multiple of the heads",
+_HOLDS_OUT = (
+    lambda p: p.val_size < p.train_size // 2,
+    "val_size ({val_size}) must be less than half of train_size ({train_size})",
+)
+#: chapter -> what its values must satisfy together: (test, the words if it fails, with ``{name}`` for a value)
+RULES: dict[str, list[tuple[Callable, str]]] = {
+    "servitization": [(lambda p: p.n_tasks <= p.n_items, "n_tasks ({n_tasks}) cannot exceed n_items ({n_items})")],
+    "deep_learning_steps": [
+        _HOLDS_OUT,
+        (lambda p: p.epochs >= 2, "epochs ({epochs}) must be at least 2: the chapter reads its learning curves"),
+    ],
+    "learning_maths": [
+        (lambda p: p.batch_size <= p.train_size, "batch_size ({batch_size}) must not exceed train_size ({train_size})")
+    ],
+    "cifar10_cnn": [_HOLDS_OUT],
+    "stronger_cnn": [
+        (
+            lambda p: p.ladder_val_size < p.ladder_train_size // 2,
+            "ladder_val_size ({ladder_val_size}) must be less than half of ladder_train_size ({ladder_train_size})",
+        ),
+        (
+            lambda p: p.ladder_batch_size <= p.ladder_train_size - p.ladder_val_size,
+            "ladder_batch_size ({ladder_batch_size}) exceeds the ladder's training images",
+        ),
+        (
+            lambda p: p.final_batch_size <= p.final_train_size,
+            "final_batch_size ({final_batch_size}) exceeds final_train_size ({final_train_size})",
+        ),
+    ],
+    "language_model": [
+        (
+            _shapes_fit,
+            "in d_model/n_layers/n_heads, compute_size and scaling_sizes each width must be a multiple of the heads",
+        ),
+        (lambda p: p.warmup_steps < p.steps, "warmup_steps ({warmup_steps}) must be less than steps ({steps})"),
+    ],
+    "distributed_serving": [
+        (
+            lambda p: p.kill_after_s < p.failover_seconds,
+            "kill_after_s ({kill_after_s}) must fall within failover_seconds ({failover_seconds}): the node is lost under load",
         )
-    _need(p.warmup_steps < p.steps, f"warmup_steps ({p.warmup_steps}) must be less than steps ({p.steps})")
-
-
-def _sweep_fits(p) -> None:
-    _need(
-        p.transfer_per_class <= max(p.train_sizes) // 10,
-        f"transfer_per_class ({p.transfer_per_class}) exceeds the images of one class in the largest training set ({max(p.train_sizes) // 10})",
-    )
-    _need(
-        p.fl_train_size >= 10 * p.n_clients,
-        f"fl_train_size ({p.fl_train_size}) must give each of the n_clients ({p.n_clients}) at least 10 images",
-    )
-
-
-#: chapter -> the rules its values must obey together (beyond each value's own type and bounds)
-RULES: dict[str, tuple[Callable, ...]] = {
-    "servitization": (
-        lambda p: _need(p.n_tasks <= p.n_items, f"n_tasks ({p.n_tasks}) cannot exceed n_items ({p.n_items})"),
-    ),
-    "deep_learning_steps": (
-        _holds_out_validation,
-        lambda p: _need(
-            p.epochs >= 2, f"epochs ({p.epochs}) must be at least 2: the chapter reads its learning curves"
+    ],
+    "trends_challenges": [
+        (
+            lambda p: p.transfer_per_class <= max(p.train_sizes) // 10,
+            "transfer_per_class ({transfer_per_class}) exceeds the images of one class in the largest of train_sizes",
         ),
-    ),
-    "learning_maths": (
-        lambda p: _need(
-            p.batch_size <= p.train_size, f"batch_size ({p.batch_size}) must not exceed train_size ({p.train_size})"
+        (
+            lambda p: p.fl_train_size >= 10 * p.n_clients,
+            "fl_train_size ({fl_train_size}) must give each of the n_clients ({n_clients}) at least 10 images",
         ),
-    ),
-    "cifar10_cnn": (_holds_out_validation,),
-    "stronger_cnn": (_ladder_fits,),
-    "language_model": (_shapes_fit,),
-    "distributed_serving": (
-        lambda p: _need(
-            p.kill_after_s < p.failover_seconds,
-            f"kill_after_s ({p.kill_after_s}) must fall within failover_seconds ({p.failover_seconds}): the node is lost under load",
-        ),
-    ),
-    "trends_challenges": (_sweep_fits,),
+    ],
 }
 
 
@@ -267,8 +254,9 @@ class NotebookParams(BaseModel):
 
     @model_validator(mode="after")
     def _chapter_rules(self):
-        for rule in RULES.get(self.notebook, ()):
-            rule(self)
+        for test, words in RULES.get(self.notebook, ()):
+            if not test(self):
+                raise ValueError(words.format(**dict(self)))
         return self
 
 
@@ -284,7 +272,7 @@ def schema(stem: str, names: tuple[str, ...] | None = None) -> type[NotebookPara
         names = tuple(run.notebook_defaults(paths[stem]))
     unknown = [n for n in names if n not in PARAMETERS]
     if unknown:
-        raise TypeError(f"{stem}'s parameters {unknown} have no rule in helpers/book/params.py PARAMETERS: add one")
+        raise TypeError(f"{stem}'s parameters {unknown} have no rule in helpers/book/params.py PARAMETERS (_KINDS)")
     title = "".join(part.title() for part in stem.split("_")) + "Params"
     return create_model(
         title, __base__=NotebookParams, notebook=(str, stem), **{n: (PARAMETERS[n], ...) for n in names}
