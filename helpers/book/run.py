@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -40,11 +39,9 @@ class RunError(RuntimeError):
 
 def _nvidia_smi(*args: str) -> str:
     """What ``nvidia-smi *args`` prints ("" without a working nvidia-smi); imports no framework."""
-    if not shutil.which("nvidia-smi"):
-        return ""
     try:
         out = subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError):  # none installed, or a broken one
         return ""
     return out.stdout if out.returncode == 0 else ""
 
@@ -135,7 +132,7 @@ def plan(
                 raise _unknown(f"no notebook matches {name!r}", name, paths)
             selected += [m for m in matches if m not in selected]
     out_dir = Path(output_dir or EXECUTED / profile_name)
-    plans, used = [], set()
+    plans = []
     for stem in selected:
         defaults = notebook_defaults(paths[stem])
         chosen = {k: v for k, v in (profile.get("defaults") or {}).items() if k in defaults}
@@ -147,17 +144,13 @@ def plan(
                     f"its parameters: {sorted(defaults)}"
                 )
         chosen.update(nb_profile)
-        for key, value in overrides:
-            if key in defaults:
-                chosen[key] = value
-                used.add(key)
-        params_mod.validate(stem, {**defaults, **chosen}, tuple(defaults))
         cli = {key: value for key, value in overrides if key in defaults}
+        chosen.update(cli)
+        params_mod.validate(stem, {**defaults, **chosen}, tuple(defaults))
         plans.append(Plan(stem, paths[stem], out_dir / f"{stem}.ipynb", chosen, defaults, cli))
-    for key, _ in overrides:
-        if key not in used:
-            known = {k for p in plans for k in p.defaults}
-            raise _unknown(f"parameter {key!r} belongs to none of the selected notebooks", key, sorted(known))
+    known = {k for p in plans for k in p.defaults}
+    for key in [key for key, _ in overrides if key not in known]:
+        raise _unknown(f"parameter {key!r} belongs to none of the selected notebooks", key, sorted(known))
     return plans
 
 
@@ -179,14 +172,11 @@ def machine() -> dict:
 
 def glued_values(notebook_path: Path) -> dict:
     """Every value a notebook glued (myst-nb ``glue``), as its plain-text representation."""
-    nb = json.loads(notebook_path.read_text())
     values = {}
-    for cell in nb["cells"]:
+    for cell in json.loads(notebook_path.read_text())["cells"]:
         for output in cell.get("outputs", []):
-            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name:
-                data = output.get("data", {})
-                text = next((v for k, v in data.items() if k.endswith("text/plain")), None)
+            if name := output.get("metadata", {}).get("scrapbook", {}).get("name"):
+                text = next((v for k, v in output.get("data", {}).items() if k.endswith("text/plain")), None)
                 values[name] = "".join(text) if isinstance(text, list) else text
     return values
 
