@@ -17,10 +17,9 @@ from pathlib import Path
 
 from helpers.book import browser
 from helpers.book.bilingual import LANGS
-from helpers.book.site import SITES, TITLES, jupyter_book_build
+from helpers.book.site import PDF_NAME, SITES, TITLES, jupyter_book_build
 from helpers.paths import ROOT
 
-PDF_NAME = "maas-course-{lang}.pdf"
 SUBTITLES = {
     "en": "An executable course and report. PDF edition of the website, printed on {date}; every number "
     "in it comes from the chapters as last executed (see the execution-status page at the end).",

@@ -28,6 +28,10 @@ from helpers.paths import BOOK, BUILD, EXECUTED, ROOT
 LANGS = bilingual.LANGS
 #: Sphinx's ``language`` for each site (the theme's translations are looked up under it)
 SPHINX_LANGUAGE = {"en": "en", "zh": "zh_CN"}
+#: ``<html lang>`` (BCP 47) of each site's pages
+HTML_LANG = {"en": "en", "zh": "zh-CN"}
+#: each language's PDF, in ``pdf/`` beside the two sites (printed by helpers.book.pdf)
+PDF_NAME = "maas-course-{lang}.pdf"
 TITLES = {"en": "AI Large Models as a Service", "zh": "人工智能大模型即服务"}
 SEARCH_TEXT = {"en": "Search this book", "zh": "搜索本书"}
 #: myst-nb's words on a collapsed cell's toggle ({type} is its part: source, outputs)
@@ -156,11 +160,11 @@ def write_landing(out: Path, executed: Path) -> Path:
         items = "\n".join(
             f'      <li><a href="{lang}/{c}.html">{html.escape(page_title(nb, lang))}</a></li>' for c, nb in nbs.items()
         )
-        sections.append(f"""  <section lang="{"zh-CN" if lang == "zh" else "en"}" aria-labelledby="title-{lang}">
+        sections.append(f"""  <section lang="{HTML_LANG[lang]}" aria-labelledby="title-{lang}">
     <h2 id="title-{lang}">{html.escape(TITLES[lang])}</h2>
     <p>{blurb}</p>
     <p class="enter"><a href="{lang}/index.html">{enter}</a> ·
-      <a href="pdf/maas-course-{lang}.pdf">{pdf}</a></p>
+      <a href="pdf/{PDF_NAME.format(lang=lang)}">{pdf}</a></p>
     <ol>
 {items}
     </ol>

@@ -19,18 +19,18 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
 
+from helpers.book import glossary
 from helpers.book.bilingual import LANGS
+from helpers.book.run import notebook_paths
+from helpers.book.site import HTML_LANG, PDF_NAME, SPHINX_LANGUAGE, chapters
 from helpers.paths import BOOK
 
 #: Sphinx ``language`` -> the course's language code
-SITE_LANG = {"en": "en", "zh_CN": "zh"}
-HTML_LANG = {"en": "en", "zh": "zh-CN"}
+SITE_LANG = {sphinx: lang for lang, sphinx in SPHINX_LANGUAGE.items()}
 SWITCH = {"en": ("中文", "阅读本页的中文版"), "zh": ("English", "Read this page in English")}
 #: nodes whose text is never linked to the glossary
 _SKIP = "literal literal_block math math_block reference title raw comment target caption term image"
 SKIP = (addnodes.pending_xref, *(getattr(nodes, name) for name in _SKIP.split()))
-#: the PDFs, beside the two sites (written by helpers.book.pdf)
-PDF = "pdf/maas-course-{lang}.pdf"
 PDF_LABELS = {"en": "PDF of the book (English)", "zh": "PDF 全书（中文）"}
 #: ``make lab`` serves the repository root; JupyterLab's default address
 LOCAL_LAB = "http://localhost:8888/lab/tree/notebooks/{lang}/{name}"
@@ -89,10 +89,8 @@ def _xref(kind: str, target: str, text: str, docname: str, explicit: bool = Fals
 
 def link_terms(app, doctree) -> None:
     """Link the first use of each glossary term in a chapter to the glossary (doctree-read)."""
-    from helpers.book import glossary, site
-
     docname = app.env.docname
-    if docname not in site.chapters(Path(app.srcdir)):
+    if docname not in chapters(Path(app.srcdir)):
         return
     lang = site_lang(app)
     for term in sorted(glossary.load(), key=lambda t: -len(t.name(lang))):
@@ -113,8 +111,6 @@ def _groups(context, label):
 
 
 def _fix_buttons(app, pagename, templatename, context, doctree):
-    from helpers.book.run import notebook_paths
-
     lang = site_lang(app)
     source = notebook_paths().get(pagename)
     for group in _groups(context, "launch-buttons") if source else []:
@@ -127,7 +123,7 @@ def _fix_buttons(app, pagename, templatename, context, doctree):
         group["buttons"].insert(0, _button(*LAB_TEXT[lang], "fas fa-laptop-code", url, "launch-local-lab"))
     for group in _groups(context, "download-buttons"):
         for pdf_lang, label in PDF_LABELS.items():
-            url = "../" * (pagename.count("/") + 1) + PDF.format(lang=pdf_lang)
+            url = "../" * (pagename.count("/") + 1) + "pdf/" + PDF_NAME.format(lang=pdf_lang)
             group["buttons"].append(_button(label, label, "fas fa-book", url, f"download-book-pdf-{pdf_lang}"))
 
 
@@ -163,8 +159,6 @@ class ChapterList(SphinxDirective):
     """An ordered list of links to the site's chapters: the numbered part of its ``_toc.yml``."""
 
     def run(self):
-        from helpers.book.site import chapters
-
         files = chapters(Path(self.env.srcdir))
         if not files:
             raise self.error("_toc.yml has no numbered part of chapters")
