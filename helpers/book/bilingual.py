@@ -55,22 +55,13 @@ def _localize(cell, lang: str) -> None:
     cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("metadata", {}).get("lang") in (None, lang)]
 
 
-def injected_values(nb) -> dict:
-    """The values papermill injected (its cell tagged ``injected-parameters``), as Python objects."""
-    values = {}
-    for cell in nb.cells:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            for node in ast.parse(cell.source).body:
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
-
-
 def fold_parameters(nb) -> None:
-    """Show this run's values in the parameters cell (comments kept), drop the injected cell, and
-    collapse the parameters cell on the page."""
-    values = injected_values(nb)
+    """Show this run's values (papermill's injected cell) in the parameters cell, comments kept; drop the
+    injected cell, and collapse the parameters cell on the page."""
+    injected = [c for c in nb.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    assigned = [node for cell in injected for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)]
+    values = {a.targets[0].id: ast.literal_eval(a.value) for a in assigned if isinstance(a.targets[0], ast.Name)}
 
     def fold(match: re.Match) -> str:
         if match["name"] not in values:

@@ -60,20 +60,6 @@ def _cite(match: re.Match) -> str:
     return "(" + "; ".join(known.get(k, k) for k in keys) + ")"
 
 
-def chapter_labels(sources: list[Path]) -> dict[str, tuple[int, str]]:
-    """Each chapter's label stem (``cifar10-cnn``) -> (its number, its edition's file name)."""
-    return {
-        re.sub(r"^\d+_", "", s.stem).replace("_", "-"): (n, s.with_suffix(".ipynb").name)
-        for n, s in enumerate(sources, start=1)
-    }
-
-
-def equation_numbers(cells_text: list[str]) -> dict[str, int]:
-    """Labels of ``$$ ... $$ (label)`` equations, numbered in order of appearance."""
-    labels = [label for text in cells_text for label in re.findall(r"^\$\$\s*\(([\w-]+)\)\s*$", text, flags=re.M)]
-    return {label: i for i, label in enumerate(dict.fromkeys(labels), start=1)}
-
-
 def portable(text: str, lang: str, chapters: dict[str, tuple[int, str]], equations: dict[str, int]) -> str:
     """One markdown cell's prose, rewritten for notebook front ends (see the module's docstring)."""
 
@@ -127,11 +113,17 @@ def portable(text: str, lang: str, chapters: dict[str, tuple[int, str]], equatio
 
 def edition_cells(nb, lang: str, sources: list[Path]):
     """Rewrite every markdown cell of a one-language notebook for notebook front ends."""
-    chapters = chapter_labels(sources)
-    equations = equation_numbers([c.source for c in nb.cells if c.cell_type == "markdown"])
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            cell.source = portable(cell.source, lang, chapters, equations)
+    # each chapter's label stem (``cifar10-cnn``) -> (its number, its edition's file name)
+    chapters = {
+        re.sub(r"^\d+_", "", s.stem).replace("_", "-"): (n, s.with_suffix(".ipynb").name)
+        for n, s in enumerate(sources, start=1)
+    }
+    prose = [cell for cell in nb.cells if cell.cell_type == "markdown"]
+    # the labels of ``$$ ... $$ (label)`` equations, numbered in order of appearance
+    labels = [label for c in prose for label in re.findall(r"^\$\$\s*\(([\w-]+)\)\s*$", c.source, flags=re.M)]
+    equations = {label: i for i, label in enumerate(dict.fromkeys(labels), start=1)}
+    for cell in prose:
+        cell.source = portable(cell.source, lang, chapters, equations)
     return nb
 
 

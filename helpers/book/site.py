@@ -255,7 +255,7 @@ def _parameters(record: dict) -> str:
 
 def status_page(summary: dict | None, lang: str, chapters: list[str]) -> str:
     """The execution-status page in ``lang``: each chapter's status, time and parameters (those set by a
-    profile or ``-p`` in bold), and the run's profile, hardware and versions; ``chapters`` (ids, in order) are the chapters the site has pages for."""
+    profile or ``-p`` in bold), and the run's profile, hardware and versions; ``chapters``: the site's, in order."""
     w = {key: words[lang == "zh"] for key, words in WORDS.items()}
     lines = ["(build-status)=", f"# {w['title']}", ""]
     if not summary:
