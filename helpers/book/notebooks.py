@@ -29,6 +29,16 @@ from helpers.paths import BOOK, NOTEBOOKS, ROOT
 #: a chapter source: two digits, an underscore, a lower-case topic
 SOURCE = re.compile(r"(?P<number>\d\d)_(?P<topic>[a-z0-9_]+)\.md")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+#: what the kernel reports of its language (JupyterLab writes it on open); :func:`_same` ignores the version
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+    "version": platform.python_version(),
+}
 #: the readers' editions open with the course's kernel (`make setup` installs it; Binder's postBuild too)
 EDITION_KERNELSPEC = {"name": "maas-course", "display_name": "Python (maas-course)", "language": "python"}
 
@@ -165,7 +175,7 @@ def generate(source: Path, lang: str | None = None):
         nb = edition_cells(bilingual.split(nb, lang, name=source.name), lang, sources(source.parent))
     nb.metadata.pop("jupytext", None)  # the pair is generated, not a Jupytext-paired file
     nb.metadata["kernelspec"] = dict(KERNELSPEC if lang is None else EDITION_KERNELSPEC)
-    nb.metadata["language_info"] = language_info()
+    nb.metadata["language_info"] = dict(LANGUAGE_INFO)
     nb.nbformat, nb.nbformat_minor = 4, 5
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -173,19 +183,6 @@ def generate(source: Path, lang: str | None = None):
     colab_cell.apply(nb, colab_cell.cell_source(lang=lang))
     _content_ids(nb)
     return nb
-
-
-def language_info() -> dict:
-    """What the kernel reports of its language (JupyterLab writes it on open); :func:`_same` ignores the version."""
-    return {
-        "codemirror_mode": {"name": "ipython", "version": 3},
-        "file_extension": ".py",
-        "mimetype": "text/x-python",
-        "name": "python",
-        "nbconvert_exporter": "python",
-        "pygments_lexer": "ipython3",
-        "version": platform.python_version(),
-    }
 
 
 def render(nb) -> str:
