@@ -94,12 +94,9 @@ def build(site: Path | str = ROOT / "_build" / "html", projects: Path | str = SI
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--site", type=Path, default=ROOT / "_build" / "html", help="the built sites (default: _build/html)"
-    )
-    parser.add_argument(
-        "--projects", type=Path, default=SITES, help="the sites' Sphinx projects, built as HTML (default: build/site)"
-    )
+    add = parser.add_argument
+    add("--site", type=Path, default=ROOT / "_build" / "html", help="the built sites (default: _build/html)")
+    add("--projects", type=Path, default=SITES, help="the sites' Sphinx projects, built as HTML (default: build/site)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     for lang, path in build(args.site, args.projects).items():

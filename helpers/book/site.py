@@ -304,13 +304,10 @@ def write_status(executed_dir: Path | str, target: Path | str, lang: str, chapte
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.book.site", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", required=True, help="which executed run to publish (build/executed/<profile>)")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "_build" / "html", help="where the sites go (default: _build/html)"
-    )
-    parser.add_argument(
-        "--work", type=Path, default=SITES, help="where their projects are assembled (default: build/site)"
-    )
+    add = parser.add_argument
+    add("--profile", required=True, help="which executed run to publish (build/executed/<profile>)")
+    add("--out", type=Path, default=ROOT / "_build" / "html", help="where the sites go (default: _build/html)")
+    add("--work", type=Path, default=SITES, help="where their projects are assembled (default: build/site)")
     args = parser.parse_args(argv)
     try:
         out = build(EXECUTED / args.profile, args.out, work=args.work)
