@@ -10,8 +10,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import zh_prose
 
-from helpers.book import bilingual, glossary, language, run
+from helpers.book import bilingual, glossary, run
 from helpers.book import site as book_site
 
 GLUE_REF = re.compile(r"\{glue:text\}`([A-Za-z0-9_]+)(?::([^`]+))?`")
@@ -52,7 +53,7 @@ def page(site: Path, lang: str, name: str) -> Path:
 
 def text_of(path: Path) -> str:
     """What a reader reads on a page: prose, tables, output; no code, maths or citations."""
-    return language.prose_text(path.read_text(encoding="utf-8"))
+    return zh_prose.prose_text(path.read_text(encoding="utf-8"))
 
 
 def test_both_sites_have_the_same_pages(site):
@@ -215,13 +216,13 @@ def test_chinese_pages_are_chinese(site):
     for path in sorted((site / "zh").glob("*.html")):
         if path.name in ("search.html", "genindex.html", "references.html", "glossary.html"):  # bilingual by design
             continue
-        shares[path.name] = language.latin_share(text_of(path))
+        shares[path.name] = zh_prose.latin_share(text_of(path))
     print(
         "Latin-script share of the words on the Chinese pages:",
         {k: f"{v:.1%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])},
     )
-    over = {k: f"{v:.1%}" for k, v in shares.items() if v > language.LATIN_SHARE_LIMIT}
-    assert not over, f"pages over {language.LATIN_SHARE_LIMIT:.0%}: {over}"
+    over = {k: f"{v:.1%}" for k, v in shares.items() if v > zh_prose.LATIN_SHARE_LIMIT}
+    assert not over, f"pages over {zh_prose.LATIN_SHARE_LIMIT:.0%}: {over}"
 
 
 def test_no_myst_is_left_raw_on_the_pages(site):

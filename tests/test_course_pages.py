@@ -10,9 +10,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import zh_prose
 
 from helpers import headline, words
-from helpers.book import language
 from helpers.topics import conclusion, course, faq, federated, scaling, trends
 
 
@@ -225,7 +225,7 @@ def test_results_read_every_headline_a_chapter_glued_and_say_what_did_not_run(tm
         assert not any(re.fullmatch(r"-?\d+\.\d{3,}", c) for c in cells), "no raw floats"
         assert all('<a href="' in name for name, _ in table.index)
     zh = conclusion.results_table(rows, "zh")
-    assert not any(language.latin_words(m) for _, m in zh.index), "measures in Chinese (names excepted)"
+    assert not any(zh_prose.latin_words(m) for _, m in zh.index), "measures in Chinese (names excepted)"
     missing = conclusion.missing_words(stems, records)
     assert missing["en"].startswith("not run: Chapter") and "运行失败：第" in missing["zh"]
     assert conclusion.missing_words(["cifar10_cnn"], records)["zh"] == "每一章都运行了。"

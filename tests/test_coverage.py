@@ -8,10 +8,10 @@ import re
 import pytest
 
 from helpers import article
-from helpers.book import sphinx_coverage
+from helpers.book import sphinx_ext
 from helpers.book.notebooks import sources
 
-COVERAGE = sphinx_coverage.load(sphinx_coverage.DATA)
+COVERAGE = sphinx_ext.load(sphinx_ext.DATA)
 ROWS = COVERAGE["rows"]
 LABEL = re.compile(r"^\(([A-Za-z0-9_-]+)\)=\s*$", re.M)
 #: what the article says that the course must answer (the issue that asked for this table lists them)
@@ -49,13 +49,13 @@ def _labels() -> set[str]:
 
 
 def test_every_row_is_complete():
-    assert sphinx_coverage.problems(COVERAGE) == []
+    assert sphinx_ext.problems(COVERAGE) == []
 
 
 def test_every_row_points_at_a_chapter_and_section_in_both_languages():
     labels = _labels()
     for row in ROWS:
-        for lang in sphinx_coverage.LANGS:
+        for lang in sphinx_ext.LANGS:
             assert f"{row['chapter']}-{lang}" in labels, f"no chapter label {row['chapter']}-{lang}"
             assert f"{row['target']}-{lang}" in labels, f"no section label {row['target']}-{lang}"
 
@@ -90,9 +90,9 @@ def test_every_sentence_of_the_article_has_a_row_and_every_quote_is_exact():
 
 
 def test_section_numbers_for_the_table():
-    assert sphinx_coverage.section_number("2.1人工智能大模型") == "§2.1"
-    assert sphinx_coverage.section_number("5.未来发展趋势与挑战") == "§5"
-    assert sphinx_coverage.section_number("结论") == "结论"
+    assert sphinx_ext.section_number("2.1人工智能大模型") == "§2.1"
+    assert sphinx_ext.section_number("5.未来发展趋势与挑战") == "§5"
+    assert sphinx_ext.section_number("结论") == "结论"
 
 
 def test_problems_names_what_is_missing():
@@ -110,6 +110,6 @@ def test_problems_names_what_is_missing():
             }
         ]
     }
-    found = sphinx_coverage.problems(bad)
+    found = sphinx_ext.problems(bad)
     assert any("claim_en is empty" in p for p in found) and any("how must be" in p for p in found)
-    assert sphinx_coverage.problems({"rows": []}) == ["no rows"]
+    assert sphinx_ext.problems({"rows": []}) == ["no rows"]

@@ -12,7 +12,8 @@ import nbformat
 import pytest
 import yaml
 
-from helpers.book import colab_cell, run, status_page
+from helpers.book import colab_cell, run
+from helpers.book import site as book_site
 
 
 @pytest.mark.parametrize("path", sorted(run.NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
@@ -97,7 +98,7 @@ def test_figures_render_chinese_on_white(tmp_path):
 def test_status_page_without_a_summary(tmp_path):
     (tmp_path / "executed").mkdir()
     for lang, words in (("en", "No run summary"), ("zh", "未找到运行摘要")):
-        page = status_page.write(tmp_path / "executed", tmp_path / f"status-{lang}.md", lang, [])
+        page = book_site.write_status(tmp_path / "executed", tmp_path / f"status-{lang}.md", lang, [])
         assert words in page.read_text(encoding="utf-8")
 
 

@@ -43,53 +43,36 @@ def _tags(cell) -> list[str]:
 BILINGUAL_COMMENT = re.compile(r"(?P<lead>#\s*)(?P<en>[^‖\n]*?)\s*‖\s*(?P<zh>[^\n]*)$")
 
 
-def _localize_comments(cell, lang: str) -> None:
-    cell.source = "\n".join(
-        BILINGUAL_COMMENT.sub(lambda m: m["lead"] + m[lang].rstrip(), line) for line in cell.source.split("\n")
-    )
-
-
-def _localize_outputs(cell, lang: str) -> None:
+def _localize(cell, lang: str) -> None:
+    """A code cell's figure caption, comments and outputs in ``lang``."""
+    figure = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+    if isinstance(figure, dict):
+        captions = {other: figure.pop(f"caption_{other}", None) for other in LANGS}
+        if captions[lang] is not None:
+            figure["caption"] = captions[lang]
+    lines = cell.source.split("\n")
+    cell.source = "\n".join(BILINGUAL_COMMENT.sub(lambda m: m["lead"] + m[lang].rstrip(), line) for line in lines)
     cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("metadata", {}).get("lang") in (None, lang)]
 
 
-def _localize_caption(cell, lang: str) -> None:
-    figure = cell.get("metadata", {}).get("mystnb", {}).get("figure")
-    if isinstance(figure, dict):
-        for other in LANGS:
-            caption = figure.pop(f"caption_{other}", None)
-            if other == lang and caption is not None:
-                figure["caption"] = caption
-
-
-def injected_values(nb) -> dict:
-    """The values papermill injected (its cell tagged ``injected-parameters``), as Python objects."""
-    values = {}
-    for cell in nb.cells:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            for node in ast.parse(cell.source).body:
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
-
-
 def fold_parameters(nb) -> None:
-    """Show this run's values in the parameters cell (comments kept), drop the injected cell, and
-    collapse the parameters cell on the page."""
-    values = injected_values(nb)
+    """Show this run's values (papermill's injected cell) in the parameters cell, comments kept; drop the
+    injected cell, and collapse the parameters cell on the page."""
+    injected = [c for c in nb.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    assigned = [node for cell in injected for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)]
+    values = {a.targets[0].id: ast.literal_eval(a.value) for a in assigned if isinstance(a.targets[0], ast.Name)}
+
+    def fold(match: re.Match) -> str:
+        if match["name"] not in values:
+            return match[0]
+        return f"{match['name']}{match['annotation'] or ' '}= {values[match['name']]!r}{match['comment'] or ''}"
+
     for cell in nb.cells:
-        if "parameters" not in cell.get("metadata", {}).get("tags", []):
-            continue
-        lines = []
-        for line in cell.source.splitlines():
-            match = PARAMETER_LINE.match(line)
-            if match and match["name"] in values:
-                line = f"{match['name']}{match['annotation'] or ' '}= {values[match['name']]!r}{match['comment'] or ''}"
-            lines.append(line)
-        cell.source = "\n".join(lines)
-        if "hide-input" not in _tags(cell):
-            _tags(cell).append("hide-input")
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = "\n".join(PARAMETER_LINE.sub(fold, line) for line in cell.source.splitlines())
+            if "hide-input" not in _tags(cell):
+                _tags(cell).append("hide-input")
 
 
 def split(nb, lang: str, page: bool = False, name: str = "notebook"):
@@ -101,9 +84,7 @@ def split(nb, lang: str, page: bool = False, name: str = "notebook"):
     out.cells = [c for c in out.cells if language_of(c) in (None, lang)]
     for cell in out.cells:
         if cell.cell_type == "code":
-            _localize_caption(cell, lang)
-            _localize_comments(cell, lang)
-            _localize_outputs(cell, lang)
+            _localize(cell, lang)
     if page:
         fold_parameters(out)
     out.metadata["language"] = lang

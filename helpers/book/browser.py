@@ -11,16 +11,9 @@ import tempfile
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: flags that make headless Chromium quiet, offline-safe and runnable as root in containers
 FLAGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--font-render-hinting=none",
-)
+    "--no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
+    "--disable-component-update --disable-sync --disable-dev-shm-usage --font-render-hinting=none"
+).split()
 
 
 class BrowserMissing(RuntimeError):
@@ -29,14 +22,10 @@ class BrowserMissing(RuntimeError):
 
 def chromium_path() -> str:
     """The Chromium (or Chrome) executable: ``$CHROMIUM``, else the first one on the PATH."""
-    explicit = os.environ.get("CHROMIUM")
-    if explicit:
-        return explicit
-    for name in CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    raise BrowserMissing("no Chromium found: install it (`make setup` does, with apt-get) or set $CHROMIUM")
+    found = os.environ.get("CHROMIUM") or next(filter(None, map(shutil.which, CANDIDATES)), None)
+    if not found:
+        raise BrowserMissing("no Chromium found: install it (`make setup` does, with apt-get) or set $CHROMIUM")
+    return found
 
 
 @contextlib.contextmanager
@@ -50,7 +39,7 @@ def chromium():
             profile,
             executable_path=chromium_path(),
             headless=True,
-            args=list(FLAGS),
+            args=FLAGS,
             viewport={"width": 1280, "height": 900},
         )
         try:

@@ -1,7 +1,5 @@
 """The Colab bootstrap cell that :mod:`helpers.book.notebooks` puts before every generated notebook's
-parameters cell.
-
-In Colab it clones the repository (``repository.url`` and ``.branch`` in ``_config.yml``), installs
+parameters cell. In Colab it clones the repository (``repository.url`` and ``.branch`` in ``_config.yml``), installs
 what Colab lacks and moves into ``notebooks/``; anywhere else it does nothing. It is tagged
 ``remove-cell``, and an older copy (recognised by its tag) is replaced, not duplicated.
 """
@@ -67,23 +65,18 @@ def repository(config: Path = ROOT / "_config.yml") -> tuple[str, str]:
 def cell_source(config: Path = ROOT / "_config.yml", lang: str | None = None) -> str:
     """The cell's code; ``lang``: for the readers' edition in ``notebooks/<lang>/``."""
     url, branch = repository(config)
-    packages = ", ".join(json.dumps(p) for p in COLAB_PACKAGES)
-    folder = "/content/maas-course/notebooks" + (f"/{lang}" if lang else "")
     words = WORDS[lang or "en"]
-    edition = (
-        f"import os\n\nos.environ[{json.dumps(show.ENV)}] = {json.dumps(lang)}  # {words['lang']}\n\n" if lang else ""
-    )
     source = TEMPLATE.format(
         url=json.dumps(url + ".git"),
         branch=json.dumps(branch),
-        packages=packages,
-        folder=json.dumps(folder),
-        edition=edition,
+        packages=", ".join(json.dumps(p) for p in COLAB_PACKAGES),
+        folder=json.dumps("/content/maas-course/notebooks" + (f"/{lang}" if lang else "")),
+        edition=f"import os\n\nos.environ[{json.dumps(show.ENV)}] = {json.dumps(lang)}  # {words['lang']}\n\n"
+        if lang
+        else "",
         colab=words["colab"],
     )
-    if lang:
-        source += f"\n\nfrom helpers.book.glue import glued  # noqa: E402,F401 - {words['glue']}"
-    return source
+    return source + (f"\n\nfrom helpers.book.glue import glued  # noqa: E402,F401 - {words['glue']}" if lang else "")
 
 
 def first_code_cell(nb):

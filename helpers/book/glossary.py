@@ -1,5 +1,5 @@
 """The course's bilingual glossary from ``book/glossary.yml``: each site's glossary page
-(:func:`write_page`), the terms :mod:`helpers.book.sphinx_lang` links, and the rejected Chinese
+(:func:`write_page`), the terms :mod:`helpers.book.sphinx_ext` links, and the rejected Chinese
 variants the tests look for (:func:`rejected_in`)."""
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ INTRO = {
     "zh": "一个概念只用一个术语：本课程使用的中英文术语，各附一句话的定义和首次引入它的章节。"
     "每一章中某个术语第一次出现时都链接到这里。",
 }
-INTRODUCED = {"en": "Introduced in {ref}.", "zh": "首见于{ref}。"}
-CHAPTER_REF = {"en": "{{numref}}`chapter %s <{label}-en>`", "zh": "{{numref}}`第 %s 章 <{label}-zh>`"}
+#: a term's definition on each site, and where the term is introduced
+DEFINITION = {
+    "en": "{definition} (Chinese: {zh}.) Introduced in {{numref}}`chapter %s <{label}-en>`.",
+    "zh": "{definition}首见于{{numref}}`第 %s 章 <{label}-zh>`。",
+}
 
 
 @dataclass(frozen=True)
@@ -59,24 +62,13 @@ def load(path: Path = TABLE) -> list[Term]:
     return terms
 
 
-def chapter_label(chapter: str) -> str:
-    """A chapter id's label stem: ``cifar10_cnn`` -> ``cifar10-cnn``."""
-    return chapter.replace("_", "-")
-
-
 def page(lang: str, terms: list[Term] | None = None) -> str:
     """The glossary page of one site, as MyST Markdown."""
     terms = load() if terms is None else terms
-    key = lambda t: t.en.lower()  # noqa: E731 - both sites in English alphabetical order, zh with the English term
     lines = ["(glossary)=", f"# {TITLE[lang]}", "", INTRO[lang], "", "```{glossary}"]
-    for term in sorted(terms, key=key):
-        other = term.zh if lang == "en" else term.en
-        ref = CHAPTER_REF[lang].format(label=chapter_label(term.chapter))
-        definition = (
-            f"{term.definition[lang]} (Chinese: {other}.) {INTRODUCED[lang].format(ref=ref)}"
-            if lang == "en"
-            else f"{term.definition[lang]}{INTRODUCED[lang].format(ref=ref)}"
-        )
+    for term in sorted(terms, key=lambda t: t.en.lower()):  # both sites in English alphabetical order
+        label = term.chapter.replace("_", "-")
+        definition = DEFINITION[lang].format(definition=term.definition[lang], zh=term.zh, label=label)
         lines += [term.entry(lang), f"  {definition}", ""]
     lines += ["```", ""]
     return "\n".join(lines)

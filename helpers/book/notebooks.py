@@ -4,13 +4,16 @@
     python -m helpers.book.notebooks --check    # exit 1 if any .ipynb is missing or out of date
 
 Each source gives ``notebooks/NN_topic.ipynb`` (both languages, what papermill runs) and the readers'
-editions ``notebooks/{en,zh}/NN_topic.ipynb``: no outputs, the Colab cell, and cell ids derived from
-each cell's content, so a one-line change changes one cell. Never edit an ``.ipynb`` by hand.
+editions ``notebooks/{en,zh}/NN_topic.ipynb``: no outputs, the Colab cell, cell ids from each cell's content.
+In an edition's prose (:func:`portable`) citations become their text, chapter references links to the
+edition's notebooks, site links words, numbered equations ``\\tag``, dropdowns ``<details>``, ``(label)=``
+lines go, and ``{glue:text}`` becomes ``{eval}`glued("name")``` (jupyterlab-myst).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import platform
 import re
@@ -20,14 +23,118 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from helpers.book import bilingual, colab_cell, editions
-from helpers.paths import NOTEBOOKS, ROOT
+from helpers.book import bilingual, colab_cell
+from helpers.paths import BOOK, NOTEBOOKS, ROOT
 
 #: a chapter source: two digits, an underscore, a lower-case topic
 SOURCE = re.compile(r"(?P<number>\d\d)_(?P<topic>[a-z0-9_]+)\.md")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+#: what the kernel reports of its language (JupyterLab writes it on open); :func:`_same` ignores the version
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+    "version": platform.python_version(),
+}
 #: the readers' editions open with the course's kernel (`make setup` installs it; Binder's postBuild too)
 EDITION_KERNELSPEC = {"name": "maas-course", "display_name": "Python (maas-course)", "language": "python"}
+
+
+BIB = BOOK / "references.bib"
+CHAPTER_WORD = {"en": "chapter %s", "zh": "第 %s 章"}
+
+
+@functools.lru_cache(maxsize=1)
+def citations(path: Path = BIB) -> dict[str, str]:
+    """``key`` -> "Author, Year" / "Author and Author, Year" / "Author et al., Year"."""
+    from pybtex.database import parse_file
+
+    out = {}
+    for key, entry in parse_file(str(path)).entries.items():
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [" ".join(p.last_names) or " ".join(p.first_names) for p in people]
+        who = " and ".join(names) if len(names) < 3 else f"{names[0]} et al."
+        if not names:
+            who = entry.fields.get("organization") or entry.fields.get("publisher") or entry.fields.get("title", key)
+        who = who.replace("{", "").replace("}", "")
+        out[key] = f"{who}, {entry.fields.get('year', 'n.d.')}"
+    return out
+
+
+def _cite(match: re.Match) -> str:
+    keys = [k.strip() for k in match.group(1).split(",")]
+    known = citations()
+    return "(" + "; ".join(known.get(k, k) for k in keys) + ")"
+
+
+def portable(text: str, lang: str, chapters: dict[str, tuple[int, str]], equations: dict[str, int]) -> str:
+    """One markdown cell's prose, rewritten for notebook front ends (see the module's docstring)."""
+
+    def stem(label: str) -> str:
+        return re.sub(r"-(en|zh)$", "", label)
+
+    def numref(match: re.Match) -> str:
+        shown, label = match.group(1), stem(match.group(2))
+        if label in chapters:
+            number, name = chapters[label]
+            return f"[{shown.replace('%s', str(number)).strip()}]({name})"
+        return shown.replace("%s", "").strip()
+
+    def ref(match: re.Match) -> str:
+        label = stem(match.group(2))
+        return f"[{match.group(1)}]({chapters[label][1]})" if label in chapters else match.group(1)
+
+    def chapter_link(label: str, otherwise: str) -> str:
+        if label not in chapters:
+            return otherwise
+        number, name = chapters[label]
+        return f"[{CHAPTER_WORD[lang] % number}]({name})"
+
+    text = re.sub(r"^\([\w-]+\)=\s*\n", "", text, flags=re.M)
+    text = re.sub(
+        r"^(`{3,})\{dropdown\}([^\n]*)\n(.*?)^\1\s*$",
+        lambda m: f"<details>\n<summary>{m.group(2).strip()}</summary>\n\n{m.group(3).strip()}\n\n</details>",
+        text,
+        flags=re.M | re.S,
+    )
+    text = re.sub(r"\{cite(?::[a-z]+)?\}`([^`]+)`", _cite, text)
+    text = re.sub(r"\{numref\}`([^`<]*)<([\w-]+)>`", numref, text)
+    text = re.sub(r"\{ref\}`([^`<]+)<([\w-]+)>`", ref, text)
+    text = re.sub(r"\{ref\}`([\w-]+)`", lambda m: chapter_link(stem(m.group(1)), m.group(1)), text)
+    text = re.sub(r"\{doc\}`([^`]+)`", lambda m: chapter_link(m.group(1).replace("_", "-"), m.group(1)), text)
+    text = re.sub(r"\[([^\]]+)\]\((?!https?:)[\w./-]+\.md\)", r"\1", text)  # the site's own pages: their words
+    text = re.sub(r"\{eq\}`([\w-]+)`", lambda m: f"({equations.get(m.group(1), '?')})", text)
+    text = re.sub(
+        r"^\$\$\s*\(([\w-]+)\)\s*$", lambda m: f"\\tag{{{equations.get(m.group(1), '?')}}}\n$$", text, flags=re.M
+    )
+    text = re.sub(
+        r"\{glue:text\}`([\w]+)(?::([^`]+))?`",
+        lambda m: f'{{eval}}`glued("{m.group(1)}"' + (f', "{m.group(2)}"' if m.group(2) else "") + ")`",
+        text,
+    )
+    text = re.sub(
+        r"^(`{3,})\{glue\}\s*([\w]+)\s*\n\1\s*$", lambda m: f'{{eval}}`glued("{m.group(2)}")`', text, flags=re.M
+    )
+    return text
+
+
+def edition_cells(nb, lang: str, sources: list[Path]):
+    """Rewrite every markdown cell of a one-language notebook for notebook front ends."""
+    # each chapter's label stem (``cifar10-cnn``) -> (its number, its edition's file name)
+    chapters = {
+        re.sub(r"^\d+_", "", s.stem).replace("_", "-"): (n, s.with_suffix(".ipynb").name)
+        for n, s in enumerate(sources, start=1)
+    }
+    prose = [cell for cell in nb.cells if cell.cell_type == "markdown"]
+    # the labels of ``$$ ... $$ (label)`` equations, numbered in order of appearance
+    labels = [label for c in prose for label in re.findall(r"^\$\$\s*\(([\w-]+)\)\s*$", c.source, flags=re.M)]
+    equations = {label: i for i, label in enumerate(dict.fromkeys(labels), start=1)}
+    for cell in prose:
+        cell.source = portable(cell.source, lang, chapters, equations)
+    return nb
 
 
 def sources(directory: Path = NOTEBOOKS) -> list[Path]:
@@ -65,10 +172,10 @@ def generate(source: Path, lang: str | None = None):
     cell, content ids, no outputs."""
     nb = read_source(source)
     if lang is not None:
-        nb = editions.edition_cells(bilingual.split(nb, lang, name=source.name), lang, sources(source.parent))
+        nb = edition_cells(bilingual.split(nb, lang, name=source.name), lang, sources(source.parent))
     nb.metadata.pop("jupytext", None)  # the pair is generated, not a Jupytext-paired file
     nb.metadata["kernelspec"] = dict(KERNELSPEC if lang is None else EDITION_KERNELSPEC)
-    nb.metadata["language_info"] = language_info()
+    nb.metadata["language_info"] = dict(LANGUAGE_INFO)
     nb.nbformat, nb.nbformat_minor = 4, 5
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -76,19 +183,6 @@ def generate(source: Path, lang: str | None = None):
     colab_cell.apply(nb, colab_cell.cell_source(lang=lang))
     _content_ids(nb)
     return nb
-
-
-def language_info() -> dict:
-    """What the kernel reports of its language (JupyterLab writes it on open); :func:`_same` ignores the version."""
-    return {
-        "codemirror_mode": {"name": "ipython", "version": 3},
-        "file_extension": ".py",
-        "mimetype": "text/x-python",
-        "name": "python",
-        "nbconvert_exporter": "python",
-        "pygments_lexer": "ipython3",
-        "version": platform.python_version(),
-    }
 
 
 def render(nb) -> str:
@@ -111,10 +205,7 @@ def stale(directory: Path = NOTEBOOKS) -> list[Path]:
 def orphans(directory: Path = NOTEBOOKS) -> list[Path]:
     """``.ipynb`` files in the notebooks folders that no source generates."""
     made = {path for s in sources(directory) for path in generated(s).values()}
-    found = [
-        *Path(directory).glob("*.ipynb"),
-        *(p for lang in bilingual.LANGS for p in (Path(directory) / lang).glob("*.ipynb")),
-    ]
+    found = [p for sub in ("", *bilingual.LANGS) for p in (Path(directory) / sub).glob("*.ipynb")]
     return sorted(p for p in found if p not in made)
 
 

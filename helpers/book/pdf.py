@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from helpers.book import bilingual, browser
-from helpers.book.site import SITES, TITLES, jupyter_book_build
+from helpers.book import browser
+from helpers.book.bilingual import LANGS
+from helpers.book.site import PDF_NAME, SITES, TITLES, jupyter_book_build
 from helpers.paths import ROOT
 
-PDF_NAME = "maas-course-{lang}.pdf"
 SUBTITLES = {
     "en": "An executable course and report. PDF edition of the website, printed on {date}; every number "
     "in it comes from the chapters as last executed (see the execution-status page at the end).",
@@ -43,13 +43,12 @@ COVER_JS = """([title, subtitle]) => {
 }"""
 
 
-def build_singlehtml(project: Path, lang: str) -> Path:
-    """Build the ``lang`` site's project, already built as HTML, as one page (same arguments, so nothing is
-    read again); return the page."""
+def build_singlehtml(project: Path) -> Path:
+    """Build a site's project, already built as HTML, as one page (same arguments: nothing is read again)."""
     jupyter_book_build(project, "--builder", "singlehtml")
     built = project / "_build" / "singlehtml" / "index.html"
     if not built.exists():
-        raise RuntimeError(f"the {lang} single-page build wrote no {built}")
+        raise RuntimeError(f"the single-page build wrote no {built}")
     return built
 
 
@@ -85,24 +84,19 @@ def print_pdf(page: Path, target: Path, lang: str, context) -> Path:
 def build(site: Path | str = ROOT / "_build" / "html", projects: Path | str = SITES) -> dict[str, Path]:
     """Write ``site/pdf/maas-course-<lang>.pdf`` for each language; return the paths."""
     site, projects = Path(site), Path(projects)
-    with ThreadPoolExecutor(max_workers=len(bilingual.LANGS)) as pool:  # the two Sphinx builds side by side
-        futures = {lang: pool.submit(build_singlehtml, projects / lang, lang) for lang in bilingual.LANGS}
-        pages = {lang: future.result() for lang, future in futures.items()}
-    pdfs = {}
+    with ThreadPoolExecutor(max_workers=len(LANGS)) as pool:  # the two Sphinx builds side by side
+        pages = dict(zip(LANGS, pool.map(build_singlehtml, [projects / lang for lang in LANGS])))
     with browser.chromium() as ctx:
-        for lang, page in pages.items():
-            pdfs[lang] = print_pdf(page, site / "pdf" / PDF_NAME.format(lang=lang), lang, ctx)
-    return pdfs
+        return {
+            lang: print_pdf(page, site / "pdf" / PDF_NAME.format(lang=lang), lang, ctx) for lang, page in pages.items()
+        }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--site", type=Path, default=ROOT / "_build" / "html", help="the built sites (default: _build/html)"
-    )
-    parser.add_argument(
-        "--projects", type=Path, default=SITES, help="the sites' Sphinx projects, built as HTML (default: build/site)"
-    )
+    add = parser.add_argument
+    add("--site", type=Path, default=ROOT / "_build" / "html", help="the built sites (default: _build/html)")
+    add("--projects", type=Path, default=SITES, help="the sites' Sphinx projects, built as HTML (default: build/site)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     for lang, path in build(args.site, args.projects).items():

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -40,21 +39,15 @@ class RunError(RuntimeError):
 
 def _nvidia_smi(*args: str) -> str:
     """What ``nvidia-smi *args`` prints ("" without a working nvidia-smi); imports no framework."""
-    if not shutil.which("nvidia-smi"):
-        return ""
     try:
         out = subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError):  # none installed, or a broken one
         return ""
     return out.stdout if out.returncode == 0 else ""
 
 
-def gpu_visible() -> bool:
-    return "GPU" in _nvidia_smi("-L")
-
-
 def default_profile() -> str:
-    return "gpu" if gpu_visible() else "cpu"
+    return "gpu" if "GPU" in _nvidia_smi("-L") else "cpu"
 
 
 def available_profiles() -> list[str]:
@@ -139,7 +132,7 @@ def plan(
                 raise _unknown(f"no notebook matches {name!r}", name, paths)
             selected += [m for m in matches if m not in selected]
     out_dir = Path(output_dir or EXECUTED / profile_name)
-    plans, used = [], set()
+    plans = []
     for stem in selected:
         defaults = notebook_defaults(paths[stem])
         chosen = {k: v for k, v in (profile.get("defaults") or {}).items() if k in defaults}
@@ -151,17 +144,13 @@ def plan(
                     f"its parameters: {sorted(defaults)}"
                 )
         chosen.update(nb_profile)
-        for key, value in overrides:
-            if key in defaults:
-                chosen[key] = value
-                used.add(key)
-        params_mod.validate(stem, {**defaults, **chosen}, tuple(defaults))
         cli = {key: value for key, value in overrides if key in defaults}
+        chosen.update(cli)
+        params_mod.validate(stem, {**defaults, **chosen}, tuple(defaults))
         plans.append(Plan(stem, paths[stem], out_dir / f"{stem}.ipynb", chosen, defaults, cli))
-    for key, _ in overrides:
-        if key not in used:
-            known = {k for p in plans for k in p.defaults}
-            raise _unknown(f"parameter {key!r} belongs to none of the selected notebooks", key, sorted(known))
+    known = {k for p in plans for k in p.defaults}
+    for key in [key for key, _ in overrides if key not in known]:
+        raise _unknown(f"parameter {key!r} belongs to none of the selected notebooks", key, sorted(known))
     return plans
 
 
@@ -183,14 +172,11 @@ def machine() -> dict:
 
 def glued_values(notebook_path: Path) -> dict:
     """Every value a notebook glued (myst-nb ``glue``), as its plain-text representation."""
-    nb = json.loads(notebook_path.read_text())
     values = {}
-    for cell in nb["cells"]:
+    for cell in json.loads(notebook_path.read_text())["cells"]:
         for output in cell.get("outputs", []):
-            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name:
-                data = output.get("data", {})
-                text = next((v for k, v in data.items() if k.endswith("text/plain")), None)
+            if name := output.get("metadata", {}).get("scrapbook", {}).get("name"):
+                text = next((v for k, v in output.get("data", {}).items() if k.endswith("text/plain")), None)
                 values[name] = "".join(text) if isinstance(text, list) else text
     return values
 
@@ -201,13 +187,7 @@ def fingerprint(p: Plan) -> str:
 
     h = hashlib.sha256(p.source.read_bytes())
     h.update(json.dumps({**p.defaults, **p.parameters}, sort_keys=True, default=str).encode())
-    for module in sorted(
-        [
-            *(ROOT / "helpers").rglob("*.py"),
-            *(ROOT / "helpers").rglob("*.mplstyle"),
-            *(ROOT / "helpers").rglob("*.json"),
-        ]
-    ):
+    for module in sorted(f for ext in ("py", "mplstyle", "json") for f in (ROOT / "helpers").rglob(f"*.{ext}")):
         h.update(module.read_bytes())
     return h.hexdigest()
 
@@ -230,11 +210,8 @@ def execute(plans: list[Plan], profile_name: str, force: bool = False) -> dict:
         "machine": machine(),
         "notebooks": {},
     }
-    if summary_path.exists():  # keep the records of notebooks not re-run this time
-        try:
-            summary["notebooks"] = json.loads(summary_path.read_text()).get("notebooks", {})
-        except json.JSONDecodeError:
-            pass
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):  # keep the records of notebooks not re-run
+        summary["notebooks"] = json.loads(summary_path.read_text()).get("notebooks", {})
     failure = None
     width = max(len(p.name) for p in plans)
     for p in plans:
@@ -299,9 +276,8 @@ PROGRESS_AFTER_SECONDS = 30
 
 def _progress_bar(name: str, last_seconds: float | None):
     """A transient per-cell progress bar on a terminal, for chapters that took long last time."""
-    if not sys.stderr.isatty() or os.environ.get("MAAS_NO_PROGRESS") == "1":
-        return False
-    if last_seconds is not None and last_seconds < PROGRESS_AFTER_SECONDS:
+    quick = last_seconds is not None and last_seconds < PROGRESS_AFTER_SECONDS
+    if quick or not sys.stderr.isatty() or os.environ.get("MAAS_NO_PROGRESS") == "1":
         return False
     return {"desc": f"  {name}", "leave": False}
 
@@ -309,45 +285,28 @@ def _progress_bar(name: str, last_seconds: float | None):
 def describe() -> str:
     lines = ["notebooks and their parameters (defaults from each parameters cell):"]
     for stem, path in notebook_paths().items():
-        lines.append(f"  {stem}")
-        for name, value in notebook_defaults(path).items():
-            lines.append(f"    {name} = {value!r}")
-    lines.append("profiles:")
-    for name in available_profiles():
-        lines.append(f"  {name}: {load_profile(name).get('description', '').strip()}")
-    lines.append(f"default profile on this machine: {default_profile()}")
-    return "\n".join(lines)
+        lines += [f"  {stem}", *(f"    {name} = {value!r}" for name, value in notebook_defaults(path).items())]
+    lines += ["profiles:", *(f"  {n}: {load_profile(n).get('description', '').strip()}" for n in available_profiles())]
+    return "\n".join([*lines, f"default profile on this machine: {default_profile()}"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.book.run",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--profile", help="ci, cpu or gpu (default: gpu when a GPU is visible, else cpu)")
-    parser.add_argument(
-        "--only", action="append", metavar="NOTEBOOK", help="run only this notebook (stem or part of it); repeatable"
-    )
-    parser.add_argument(
-        "-p",
-        "--parameter",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override one parameter (value read as YAML); repeatable",
-    )
-    parser.add_argument("--output-dir", type=Path, help="where executed copies go (default build/executed/<profile>)")
-    parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
-    parser.add_argument("--force", action="store_true", help="re-run notebooks whose executed copy is up to date")
-    parser.add_argument("--list", action="store_true", help="list notebooks, parameters and profiles, then exit")
+    parser = argparse.ArgumentParser(prog="python -m helpers.book.run", description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--profile", help="ci, cpu or gpu (default: gpu when a GPU is visible, else cpu)")
+    add("--only", action="append", metavar="NOTEBOOK", help="run only this notebook (stem or part of it); repeatable")
+    add("-p", "--parameter", action="append", metavar="NAME=VALUE", help="override a parameter (YAML); repeatable")
+    add("--output-dir", type=Path, help="where executed copies go (default build/executed/<profile>)")
+    add("--notebooks-dir", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
+    add("--force", action="store_true", help="re-run notebooks whose executed copy is up to date")
+    add("--list", action="store_true", help="list notebooks, parameters and profiles, then exit")
     args = parser.parse_args(argv)
     try:
         if args.list:
             print(describe())
             return 0
         profile = args.profile or default_profile()
-        overrides = [parse_override(text) for text in args.parameter]
+        overrides = [parse_override(text) for text in args.parameter or []]
         plans = plan(profile, args.only, overrides, args.output_dir, args.notebooks_dir)
         execute(plans, profile, args.force)
     except (RunError, params_mod.ParameterError) as exc:
