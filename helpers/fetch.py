@@ -119,6 +119,7 @@ def write_verified(path: Path, payload: bytes, algorithm: str, digest: str, size
             f"{path.name} from the download has {len(payload):,} bytes and {algorithm.upper()} {got}, "
             f"expected {size:,} bytes and {digest}; it was not kept"
         )
+    path.parent.mkdir(parents=True, exist_ok=True)  # a package's files may sit in folders
     part = path.with_name(path.name + ".part")
     part.write_bytes(payload)
     part.replace(path)
