@@ -10,11 +10,6 @@ import sys
 import types
 import warnings
 
-from helpers.paths import ROOT
-
-#: the article's Markdown source, where it sits beside the repository (absent in a fresh clone)
-ARTICLE_PATH = ROOT.parent / "shared" / "article" / "source-article.zh.md"
-
 #: the listing of the article's section 4, exactly as printed there
 LISTING = r"""import tensorflow as tf
 from tensorflow.keras.models import Sequential
@@ -60,16 +55,10 @@ STEPS = {
 EPOCHS = 10
 #: the listing's batch size: it passes none, so Keras' default for ``fit``
 BATCH_SIZE = 32
-#: what :func:`runnable` replaces, and with what
 SUBSTITUTIONS = {
     "tf.keras.datasets.cifar10.load_data()": "data.load_cifar10_as_keras(train_size, test_size, seed=seed)",
     f"model.fit(x_train, y_train, epochs={EPOCHS})": "model.fit(x_train, y_train, epochs=epochs)",
 }
-
-
-def article_text() -> str | None:
-    """The article's Markdown when it is beside the repository, else None."""
-    return ARTICLE_PATH.read_text(encoding="utf-8") if ARTICLE_PATH.exists() else None
 
 
 def runnable(code: str = LISTING) -> str:
@@ -96,8 +85,7 @@ class CellLog(list):
 
 
 def cells_run(history: list[str]) -> str:
-    """The listing as a notebook last ran it (from a :class:`CellLog`): for each step, the last cell run that
-    starts as that step starts, joined one blank line apart; ``ValueError`` names a step no cell ran."""
+    """The listing as a notebook last ran it: each step's last run cell (from a :class:`CellLog`), joined."""
     firsts = {step: text.splitlines()[0] + "\n" for step, text in steps(runnable()).items()}
     found = {step: s.strip("\n") for s in history for step, first in firsts.items() if s.lstrip("\n").startswith(first)}
     if missing := [step for step in firsts if step not in found]:
@@ -109,13 +97,6 @@ def diff(before: str, after: str) -> str:
     """The lines ``after`` changes in ``before``, as ``- old`` / ``+ new`` pairs (empty if none)."""
     lines = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
     return "\n".join(line for line in lines if line[:1] in "+-" and not line.startswith(("+++", "---")))
-
-
-def show_diff(before: str, after: str) -> None:
-    """Show :func:`diff` as code (a unified diff, the same on every page)."""
-    from helpers import show
-
-    show.code(diff(before, after))
 
 
 def steps(code: str) -> dict[str, str]:
@@ -132,8 +113,7 @@ def steps(code: str) -> dict[str, str]:
 
 
 def keras_as_tensorflow(force: bool = False) -> dict:
-    """Where TensorFlow is not installed (or ``force``), make the listing's ``tensorflow`` imports name Keras 3;
-    what it replaced in ``sys.modules``, for :func:`forget_tensorflow_alias`."""
+    """Where TensorFlow is not installed (or ``force``), let the listing's ``tensorflow`` imports name Keras 3."""
     if not force and importlib.util.find_spec("tensorflow") is not None:
         return {}
     import keras
@@ -149,11 +129,9 @@ def keras_as_tensorflow(force: bool = False) -> dict:
 
 def forget_tensorflow_alias(replaced: dict) -> None:
     """Undo :func:`keras_as_tensorflow` (the names a cell already imported keep their values)."""
-    for name, module in replaced.items():
-        if module is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = module
+    sys.modules.update({name: module for name, module in replaced.items() if module is not None})
+    for name in [name for name, module in replaced.items() if module is None]:
+        sys.modules.pop(name, None)
 
 
 class WarningLog(list):

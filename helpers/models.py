@@ -17,8 +17,7 @@ ARTICLE_FEATURES = "relu2"
 def article_cnn(
     width: float = 1.0, *, logits: bool = False, batch_norm: bool = False, bn_momentum: float = 0.9, name="article_cnn"
 ) -> keras.Sequential:
-    """The article's network, every width times ``width``; ``batch_norm`` before each ReLU (momentum 0.9: Keras'
-    0.99 leans on its start after a short run)."""
+    """The article's network, its widths times ``width``; ``batch_norm`` before each ReLU (momentum 0.9, not 0.99)."""
     return _cnn((32, 64), (True, True), width, logits, batch_norm, bn_momentum, name)
 
 
@@ -46,31 +45,26 @@ def _cnn(convs: tuple, pools: tuple, width: float, logits: bool, batch_norm: boo
     return keras.Sequential(layers, name=name)
 
 
-def _torch_like_uniform(seed: int):
-    """PyTorch's default conv/linear initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    return keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform", seed=seed)
-
-
 def fast_cnn(width: float = 1.0, x_whiten=None, bn_momentum: float = 0.6, seed: int = 0, name: str = "fast_cnn"):
     """The airbench network {cite}`jordan2024airbench`, whitened from the images ``x_whiten`` if given."""
     L = keras.layers
+    # PyTorch's default initialisation of a convolution or dense layer: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    torch_like = lambda seed: keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed=seed)
     inputs = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="image")
     core_in = keras.Input(shape=IMAGE_SHAPE, name="unit_image")
     y = L.Normalization(mean=CIFAR_MEAN, variance=[s * s for s in CIFAR_STD], name="standardize")(core_in)
-    whiten = L.Conv2D(
-        24, 2, use_bias=False, trainable=False, kernel_initializer=_torch_like_uniform(seed), name="whiten"
-    )
+    whiten = L.Conv2D(24, 2, use_bias=False, trainable=False, kernel_initializer=torch_like(seed), name="whiten")
     y = L.Activation("gelu", name="whiten_gelu")(whiten(y))
     for b, w in enumerate((max(8, round(w * width)) for w in (64, 256, 256)), start=1):
         for c in (1, 2):
-            init = _torch_like_uniform(seed + 10 * b + c)
+            init = torch_like(seed + 10 * b + c)
             y = L.Conv2D(w, 3, padding="same", use_bias=False, name=f"block{b}_conv{c}", kernel_initializer=init)(y)
             if c == 1:
                 y = L.MaxPooling2D(2, name=f"block{b}_pool")(y)
             y = L.BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=False, name=f"block{b}_bn{c}")(y)
             y = L.Activation("gelu", name=f"block{b}_gelu{c}")(y)
     y = L.Flatten(name="flatten")(L.MaxPooling2D(3, name="final_pool")(y))
-    y = L.Dense(10, use_bias=False, kernel_initializer=_torch_like_uniform(seed + 99), name="head")(y)
+    y = L.Dense(10, use_bias=False, kernel_initializer=torch_like(seed + 99), name="head")(y)
     core = keras.Model(core_in, L.Rescaling(1 / 9, name="logit_scale")(y), name=f"{name}_core")
     model = keras.Model(inputs, core(L.Rescaling(1 / 255, name="to_unit_range")(inputs)), name=name)
     for layer in core.layers:  # airbench's partial dirac init: the first min(c_in, c_out) filters are the identity

@@ -41,9 +41,7 @@ def exit_with_parent(on_exit: Callable[[], None] | None = None, lifetime: float 
 def free_ports(n: int = 1) -> list[int]:
     """``n`` distinct ports that are free on 127.0.0.1 right now (held open together, then released)."""
     with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
+        socks = [stack.enter_context(socket.create_server(("127.0.0.1", 0))) for _ in range(n)]
         return [s.getsockname()[1] for s in socks]
 
 
@@ -132,9 +130,3 @@ class Child:
             self.process.wait(timeout=30)
         self._reader.join(timeout=5)
         return self.process.returncode
-
-    def __enter__(self) -> Child:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

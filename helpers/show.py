@@ -13,11 +13,8 @@ ENV = "MAAS_LANG"
 class Text(str):
     """Text whose repr is itself (no quotes): a display output that can carry its language, or a glued value."""
 
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_pretty_(self, p, cycle):
-        p.text(self)
+    __repr__ = str.__str__
+    _repr_pretty_ = lambda self, p, cycle: p.text(self)  # IPython's text/plain
 
 
 def each(make: Callable[[str], object]) -> None:

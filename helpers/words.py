@@ -38,10 +38,9 @@ def labels(topic: str = COMMON) -> dict[str, str]:
 
 def zh(term: str, topic: str = COMMON) -> str:
     """The Chinese of ``term`` in ``topic``'s section, else in ``common``."""
-    try:
-        return labels(topic)[term]
-    except KeyError:
-        raise KeyError(f"{term!r} is not in the {topic!r} section of {VOCABULARY.name} (nor in common)") from None
+    if (found := labels(topic).get(term)) is None:
+        raise KeyError(f"{term!r} is not in the {topic!r} section of {VOCABULARY.name} (nor in common)")
+    return found
 
 
 def pick(lang: str, en, zh):

@@ -18,11 +18,8 @@ env.setup("tensorflow", seed=0)  # Keras is imported here, not inside a test (im
 import keras  # noqa: E402
 
 
-def test_the_listing_is_the_articles_code_block_verbatim():
-    text = article.article_text()
-    if text is None:
-        pytest.skip(f"the article is not beside the repository ({article.ARTICLE_PATH})")
-    assert re.search(r"^```python\n(.*?)^```", text, flags=re.M | re.S)[1] == article.LISTING  # its only code block
+def test_the_listing_is_the_articles_code_block_verbatim(article_text):
+    assert re.search(r"^```python\n(.*?)^```", article_text, flags=re.M | re.S)[1] == article.LISTING  # its only one
 
 
 def chapter_cells():
