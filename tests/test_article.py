@@ -19,7 +19,7 @@ import keras  # noqa: E402
 
 
 def test_the_listing_is_the_articles_code_block_verbatim(article_text):
-    assert re.search(r"^```python\n(.*?)^```", article_text, flags=re.M | re.S)[1] == article.LISTING  # its only one
+    assert re.search(r"^```python\n(.*?)^```", article_text, flags=re.M | re.S)[1] == article.LISTING
 
 
 def chapter_cells():
