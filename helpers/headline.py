@@ -1,5 +1,4 @@
-"""A chapter's headline results, glued as ``headline_<name>`` (JSON text, in both languages) for the
-conclusion's table; :func:`parse` reads one back, :func:`of` every headline of a chapter, in order."""
+"""A chapter's headline results, glued as ``headline_<name>`` (JSON text) for the conclusion's table."""
 
 from __future__ import annotations
 
@@ -24,20 +23,13 @@ def payload(value, unit: str, measure: Words, meaning: Words | None = None) -> s
     """The JSON text glued for one headline (checked: a known unit, a number or words, two wordings)."""
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}: one of {', '.join(UNITS)}")
-    value = _words(value, "a value in words") if unit == "words" else float(value)
-    data = {
-        "value": value,
-        "unit": unit,
-        "measure": _words(measure, "measure"),
-        "meaning": None if meaning is None else _words(meaning, "meaning"),
-    }
+    data = {"value": _words(value, "a value in words") if unit == "words" else float(value), "unit": unit}
+    data.update(measure=_words(measure, "measure"), meaning=None if meaning is None else _words(meaning, "meaning"))
     return json.dumps(data, ensure_ascii=False)
 
 
 def headline(name: str, value, unit: str, measure: Words, meaning: Words | None = None) -> None:
-    """Glue one headline of this chapter as ``headline_<name>``: ``value`` read in ``unit`` (a nan
-    when it was not measured), ``measure`` = (en, zh) what it measures, ``meaning`` = (en, zh) what
-    it means, or None when the chapter cannot say."""
+    """Glue one headline: ``value`` in ``unit`` (nan if not measured), (en, zh) ``measure`` and ``meaning``."""
     from myst_nb import glue
 
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
@@ -47,8 +39,7 @@ def headline(name: str, value, unit: str, measure: Words, meaning: Words | None 
 
 def parse(raw) -> dict:
     """One headline from the summary's plain-text repr of its glued JSON text (or the text itself)."""
-    text = ast.literal_eval(raw) if isinstance(raw, str) and raw[:1] in "'\"" else raw
-    data = json.loads(text)
+    data = json.loads(ast.literal_eval(raw) if isinstance(raw, str) and raw[:1] in "'\"" else raw)
     for key in ("measure", "meaning") + (("value",) if data["unit"] == "words" else ()):
         data[key] = None if data[key] is None else tuple(data[key])
     return data

@@ -1,15 +1,8 @@
-"""The words of computed sentences, tables and figures in both languages: ``book/vocabulary.yml``
-(``common`` plus one section per topic; a translator edits that file only).
-
-    words.of("zh", "serving")("requests per second")   # '每秒请求数' (the topic's, else common's)
-    words.glue("gain", "{x:.1%} more", x=0.042)         # glued as gain_en / gain_zh
-    show.table(frame, words.labels("serving"))          # headers and index through the vocabulary
-"""
+"""The words of computed sentences, tables and figures in both languages (``book/vocabulary.yml``)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 import yaml
 
@@ -25,8 +18,7 @@ class _Loader(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
-        twice = sorted({k for k in keys if keys.count(k) > 1})
-        if twice:
+        if twice := sorted({k for k in keys if keys.count(k) > 1}):
             raise KeyError(f"{VOCABULARY.name}: {twice} given twice in one section")
         return super().construct_mapping(node, deep=deep)
 
@@ -38,20 +30,17 @@ def vocabulary() -> dict[str, dict[str, str]]:
 
 
 def labels(topic: str = COMMON) -> dict[str, str]:
-    """The Chinese of every term ``topic`` may use (its own section over ``common``), e.g. for
-    :func:`helpers.show.table`'s ``columns_zh`` and ``index_zh``; a label not in it stays as it is."""
-    sections = vocabulary()
-    if topic not in sections:
+    """The Chinese of every term ``topic`` may use (its section over ``common``)."""
+    if topic not in vocabulary():
         raise KeyError(f"no section {topic!r} in {VOCABULARY.name}")
-    return {**sections[COMMON], **sections[topic]}
+    return {**vocabulary()[COMMON], **vocabulary()[topic]}
 
 
 def zh(term: str, topic: str = COMMON) -> str:
     """The Chinese of ``term`` in ``topic``'s section, else in ``common``."""
-    try:
-        return labels(topic)[term]
-    except KeyError:
-        raise KeyError(f"{term!r} is not in the {topic!r} section of {VOCABULARY.name} (nor in common)") from None
+    if (found := labels(topic).get(term)) is None:
+        raise KeyError(f"{term!r} is not in the {topic!r} section of {VOCABULARY.name} (nor in common)")
+    return found
 
 
 def pick(lang: str, en, zh):
@@ -62,16 +51,16 @@ def pick(lang: str, en, zh):
 
 
 def in_lang(term: str, lang: str, topic: str = COMMON) -> str:
-    """``term`` as the ``lang`` page says it (looked up for both languages, so a missing term fails on both)."""
+    """``term`` as the ``lang`` page says it (looked up in either language, so a missing term fails on both)."""
     return pick(lang, term, zh(term, topic))
 
 
 def label(term, lang: str, topic: str = COMMON):
     """A label that data give (a column, a row): in Chinese when the vocabulary has it, else as it is."""
-    return labels(topic).get(term, term) if lang == "zh" else pick(lang, term, term)
+    return pick(lang, term, labels(topic).get(term, term))
 
 
-def of(lang: str, topic: str = COMMON) -> Callable[[str], str]:
+def of(lang: str, topic: str = COMMON):
     """``in_lang`` for one page and topic: ``w = of(lang, "serving"); w("requests")``."""
     return lambda term: in_lang(term, lang, topic)
 
@@ -90,9 +79,6 @@ def glue_values(**values) -> None:
 
 
 def glue(name: str, en: str, zh_or_topic: str = COMMON, **values) -> None:
-    """A value in words, glued once per language (``name_en``, ``name_zh``): ``glue(name, en, zh)``, or
-    ``glue(name, term[, topic])`` with the Chinese from the vocabulary; ``values`` are formatted into both."""
-    words = (en, zh_or_topic) if zh_or_topic not in vocabulary() else both(en, zh_or_topic)
-    if values:
-        words = tuple(w.format(**values) for w in words)
-    glue_values(**{f"{name}_{lang}": w for lang, w in zip(LANGS, words)})
+    """Glue ``name_en``, ``name_zh``: ``(name, en, zh)`` or ``(name, term[, topic])``, ``values`` formatted in."""
+    pair = both(en, zh_or_topic) if zh_or_topic in vocabulary() else (en, zh_or_topic)
+    glue_values(**{f"{name}_{lang}": w.format(**values) if values else w for lang, w in zip(LANGS, pair)})

@@ -203,6 +203,15 @@ def exported(tmp_path_factory):
     return model, serving.export(model, tmp_path_factory.mktemp("served"))
 
 
+@pytest.fixture
+def article_text() -> str:
+    """The source article's Markdown, where it sits beside the repository (absent in a fresh clone: skip)."""
+    path = ROOT.parent / "shared" / "article" / "source-article.zh.md"
+    if not path.exists():
+        pytest.skip(f"the article is not beside the repository ({path})")
+    return path.read_text(encoding="utf-8")
+
+
 def serve_npm_tarball(monkeypatch, tarball: Path, calls: list) -> None:
     """Make ``helpers.fetch.npm_tarball`` "download" ``tarball`` into its workdir, as the real one
     does, recording each ``(name, version, integrity)`` it is asked for in ``calls``."""

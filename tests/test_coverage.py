@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from helpers import article
 from helpers.book import sphinx_ext
 from helpers.book.notebooks import sources
@@ -74,10 +72,8 @@ def test_code_claims_quote_the_listing_exactly():
             assert row["claim"] in article.LISTING, row["claim"]
 
 
-def test_every_sentence_of_the_article_has_a_row_and_every_quote_is_exact():
-    text = article.article_text()
-    if text is None:
-        pytest.skip(f"the article is not beside the repository ({article.ARTICLE_PATH})")
+def test_every_sentence_of_the_article_has_a_row_and_every_quote_is_exact(article_text):
+    text = article_text
     headings = {line.lstrip("#").strip() for line in text.splitlines() if line.strip().startswith("#")}
     quotes = [row["claim"] for row in ROWS] + [item["text"] for item in COVERAGE.get("not_claims", [])]
     for row in ROWS:
