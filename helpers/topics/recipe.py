@@ -205,15 +205,6 @@ class Checkpoint:
         os.replace(tmp_state, self.state_path)
 
 
-def split(x: np.ndarray, y: np.ndarray, val_size: int, seed: int):
-    """Stratified hold-out (x_tr, y_tr, x_val, y_val); val arrays are None when ``val_size`` is 0."""
-    if not val_size:
-        return x, y, None, None
-    from helpers.data import split_validation
-
-    return split_validation(x, y, val_size, seed)
-
-
 def train(
     recipe: Recipe,
     x_train,
@@ -230,10 +221,13 @@ def train(
     import keras
 
     from helpers import models
+    from helpers.data import split_validation
 
     keras.utils.set_random_seed(seed)
     keras.config.set_dtype_policy("mixed_bfloat16" if recipe.mixed_precision else "float32")
-    x_tr, y_tr, x_val, y_val = split(x_train, y_train, recipe.val_size, seed)
+    x_tr, y_tr, x_val, y_val = (
+        split_validation(x_train, y_train, recipe.val_size, seed) if recipe.val_size else (x_train, y_train, None, None)
+    )
     bs = recipe.batch_size
     steps_per_epoch = len(x_tr) // bs
     if steps_per_epoch < 1:
@@ -244,14 +238,15 @@ def train(
 
     ckpt = Checkpoint(checkpoint_dir, recipe, seed, len(x_train)) if checkpoint_dir else None
     model, state = ckpt.load() if ckpt else (None, None)
-    if model is None and warm_model is not None:
-        model = warm_model
-        reinitialise(model, build_model(recipe, x_tr, seed))
+    if model is None:
         state = {"epochs_done": 0, "epoch_seconds": [], "history": []}
-    elif model is None:
-        model = build_model(recipe, x_tr, seed)
-        compile_model(model, recipe, total_steps)
-        state = {"epochs_done": 0, "epoch_seconds": [], "history": []}
+        fresh = build_model(recipe, x_tr, seed)
+        if warm_model is not None:
+            model = warm_model
+            reinitialise(model, fresh)
+        else:
+            model = fresh
+            compile_model(model, recipe, total_steps)
     resumed_from = state["epochs_done"]
     # the next epoch's shuffled, augmented copy is prepared on a thread while this one trains
     pool = ThreadPoolExecutor(max_workers=1)

@@ -10,15 +10,7 @@ if TYPE_CHECKING:
     from helpers.topics.recipe import Recipe
 
 #: airbench's published hyperparameters (per 1,024 examples, PyTorch summed-loss units)
-AIRBENCH = {
-    "lr": 11.5,
-    "momentum": 0.85,
-    "weight_decay": 0.0153,
-    "bias_scaler": 64.0,
-    "label_smoothing": 0.2,
-    "lookahead_every": 5,
-    "lookahead_decay": 0.95**5,
-}
+AIRBENCH = dict(lr=11.5, momentum=0.85, weight_decay=0.0153, bias_scaler=64.0, label_smoothing=0.2, lookahead_every=5)
 
 
 # --- data: one epoch's order and augmentation depend only on (seed, epoch)
@@ -33,8 +25,7 @@ def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Reci
         base = np.random.default_rng([seed, 10_000]).random(len(x)) < 0.5
         flip = base[order] ^ bool(epoch % 2)
         xe[flip] = xe[flip, :, ::-1]
-        r = recipe.translate
-        if r:
+        if r := recipe.translate:
             padded = np.pad(xe, ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
             shifts = rng.integers(-r, r + 1, size=(len(xe), 2))
             for dy in range(-r, r + 1):
@@ -81,13 +72,7 @@ def keras_classes():
             return self.peak * ops.where(t < top, up, ops.maximum(down, self.end))
 
         def get_config(self):
-            return {
-                "peak": self.peak,
-                "total_steps": self.total_steps,
-                "warmup": self.warmup,
-                "start": self.start,
-                "end": self.end,
-            }
+            return {k: getattr(self, k) for k in ("peak", "total_steps", "warmup", "start", "end")}
 
     @keras.saving.register_keras_serializable(package="maas")
     class LadderSGD(keras.optimizers.SGD):
@@ -95,21 +80,17 @@ def keras_classes():
 
         def __init__(self, bias_lr_scale=1.0, lookahead_every=0, lookahead_decay=0.95**5, total_steps=1, **kwargs):
             super().__init__(**kwargs)
-            self.bias_lr_scale = float(bias_lr_scale)
-            self.lookahead_every = int(lookahead_every)
-            self.lookahead_decay = float(lookahead_decay)
-            self.total_steps = int(total_steps)
+            self.bias_lr_scale, self.lookahead_every = float(bias_lr_scale), int(lookahead_every)
+            self.lookahead_decay, self.total_steps = float(lookahead_decay), int(total_steps)
 
         def build(self, variables):
             if self.built:
                 return
             super().build(variables)
             self._slow = []
-            if self.lookahead_every:
-                for v in variables:
-                    slow = self.add_variable_from_reference(v, name="lookahead")
-                    slow.assign(ops.copy(v))  # a copy: JAX must not see one buffer twice
-                    self._slow.append(slow)
+            for v in variables if self.lookahead_every else ():
+                self._slow.append(self.add_variable_from_reference(v, name="lookahead"))
+                self._slow[-1].assign(ops.copy(v))  # a copy: JAX must not see one buffer twice
 
         def update_step(self, gradient, variable, learning_rate):
             if self.bias_lr_scale != 1.0 and variable.name in ("bias", "beta"):
@@ -127,13 +108,8 @@ def keras_classes():
                 self.assign(variable, ops.where(due, pulled, value))
 
         def get_config(self):
-            return {
-                **super().get_config(),
-                "bias_lr_scale": self.bias_lr_scale,
-                "lookahead_every": self.lookahead_every,
-                "lookahead_decay": self.lookahead_decay,
-                "total_steps": self.total_steps,
-            }
+            extra = ("bias_lr_scale", "lookahead_every", "lookahead_decay", "total_steps")
+            return {**super().get_config(), **{k: getattr(self, k) for k in extra}}
 
     globals().update(TriangleSchedule=TriangleSchedule, LadderSGD=LadderSGD)
     return TriangleSchedule, LadderSGD
