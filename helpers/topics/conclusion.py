@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import math
 
 import pandas as pd
@@ -32,9 +33,7 @@ READS: dict[str, list[str]] = {
 }
 
 
-def _w(term: str, lang: str) -> str:
-    """A term of these pages in ``lang`` (the vocabulary's ``conclusion`` section)."""
-    return in_lang(term, lang, "conclusion")
+_w = functools.partial(in_lang, topic="conclusion")  # a term of these pages, in a language
 
 
 def read(raw) -> float | str:
@@ -118,9 +117,6 @@ def shown(value, unit: str, lang: str) -> str:
     return UNIT_FORMATS[unit](value, lang)
 
 
-# --- every chapter's headlines, and what ran
-
-
 def results(stems: list[str], records: dict) -> list[dict]:
     """One row per headline each chapter in ``stems`` glued (:func:`helpers.headline.headline`): what
     it measures, its value and what it means, in each language; a chapter that did not run (or
@@ -190,8 +186,6 @@ def missing_words(stems: list[str], records: dict) -> dict:
     return out
 
 
-# --- the accuracies of CIFAR-10, side by side
-
 #: (chapter, glued name, English label, Chinese label)
 ACCURACIES = (
     ("faq", "linear_acc", "linear classifier (FAQ)", "线性分类器（常见问题）"),
@@ -222,9 +216,6 @@ def plot_accuracies(measured: dict, lang: str = "en"):
     ax.set(xlim=(0, 1), xlabel=_w("CIFAR-10 test accuracy", lang))
     fig.tight_layout()
     return fig
-
-
-# --- the forecast
 
 
 def forecast(fit_text: str, sweep: pd.DataFrame | None, target: float) -> dict:

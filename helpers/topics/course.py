@@ -82,9 +82,6 @@ def status(record: dict | None, lang: str) -> str:
     return pick(lang, *STATUS.get(state, STATUS[None]))
 
 
-# --- values with their units, for reading
-
-
 def finite(*values) -> bool:
     """Whether every value is a finite number (NumPy scalars included; None and strings are not)."""
     return all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values)
@@ -122,9 +119,6 @@ def listing(items: list[str], lang: str) -> str:
     if len(items) < 2:
         return "".join(items)
     return pick(lang, ", ".join(items[:-1]) + " and " + items[-1], "、".join(items[:-1]) + " 和 " + items[-1])
-
-
-# --- showing, once per language
 
 
 def show_tables(make) -> None:

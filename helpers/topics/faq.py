@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -24,9 +25,7 @@ MODEL_NAMES = {
 LANDMARKS = ("LeNet-5", "AlexNet", "ResNet-1202 (CIFAR-10)", "BERT-Large", "GPT-3", "Chinchilla", "Llama 3.1 405B")
 
 
-def _w(term: str, lang: str) -> str:
-    """A term of these pages in ``lang`` (the vocabulary's ``faq`` section)."""
-    return in_lang(term, lang, "faq")
+_w = functools.partial(in_lang, topic="faq")  # a term of these pages, in a language
 
 
 def model_name(key: str, lang: str) -> str:
@@ -105,9 +104,6 @@ def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str 
     return fig
 
 
-# --- frameworks: the backends timed
-
-
 def backend_status(status: str, lang: str) -> str:
     """A timing's status in words: timed, not installed, failed, timed out."""
     if status.startswith("timed out"):
@@ -162,9 +158,6 @@ def plot_backends(timings: pd.DataFrame, lang: str = "en"):
     return fig
 
 
-# --- improving a model: the ablation ladder
-
-
 def rung_change(row, lang: str) -> str:
     """What a rung changed, in ``lang`` (in Chinese, as the vocabulary's ``stronger_cnn`` section says;
     an unknown rung keeps its id)."""
@@ -202,9 +195,6 @@ def ladder_words(ladder: pd.DataFrame) -> dict:
         "zh": f"共 {len(ladder)} 级，从 {first} 到 {last}；单步最大的提升为 {course.points(best.gain, 'zh')}，"
         f"来自“{rung_change(best, 'zh')}”这一级",
     }
-
-
-# --- time, seeds and parameters
 
 
 def seconds_table(seconds: dict, lang: str) -> pd.DataFrame:

@@ -51,9 +51,6 @@ def _positive(**values) -> None:
             raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
-# --- the table
-
-
 def load_models(path: Path | str = TABLE) -> pd.DataFrame:
     """The landmark-model table, checked: one row per model, sorted by year then parameters."""
     table = pd.read_csv(
@@ -84,9 +81,6 @@ def load_models(path: Path | str = TABLE) -> pd.DataFrame:
     if problems:
         raise ValueError(f"{path}:\n  " + "\n  ".join(problems))
     return table.sort_values(["year", "parameters"], kind="stable").reset_index(drop=True)
-
-
-# --- growth
 
 
 @dataclass(frozen=True)
@@ -141,9 +135,6 @@ def fit_doubling(years, values) -> DoublingFit:
     return DoublingFit(float(slope), float(intercept), float(stderr), float(r2), x.size, int(x.min()), int(x.max()))
 
 
-# --- training
-
-
 def training_flops(n_params: float, n_tokens: float) -> float:
     """Training compute of a dense transformer, ``6·N·D`` FLOPs (Kaplan et al., 2020)."""
     _positive(n_params=n_params, n_tokens=n_tokens)
@@ -182,9 +173,6 @@ def training_days(flops: float, n_accelerators: int, peak_flops: float, utilizat
     if utilization > 1:
         raise ValueError(f"utilization is a share of peak and cannot exceed 1, got {utilization}")
     return flops / (n_accelerators * peak_flops * utilization) / 86_400
-
-
-# --- serving
 
 
 def weight_bytes(n_params: float, precision: str) -> float:
@@ -249,8 +237,6 @@ def serving_estimate(
     bound = "memory" if memory_time >= compute_time else "compute"
     return ServingEstimate(weights, kv, k, prefill, per_token, prefill + output_tokens * per_token, bound)
 
-
-# --- presentation
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 

@@ -33,10 +33,8 @@ def minibatch_noise(theta, X, y, n_classes: int, full_grad, batch_size: int, dra
 
 
 def check_problems(xb, yb, n_classes: int, condition_number: float, rng) -> dict:
-    """The functions whose analytic gradients the chapter checks, each as ``name: (point, f, grad,
-    f_keras)``: ``f`` and ``grad`` in NumPy (:mod:`~helpers.topics.optim`), ``f_keras`` the same function in
-    ``keras.ops`` for :func:`autodiff_gradient`. Random points and targets come from ``rng``; the
-    softmax regression uses the real batch ``xb, yb``."""
+    """The functions whose gradients the chapter checks, ``name: (point, f, grad, f_keras)`` (NumPy, and
+    ``keras.ops`` for autodiff); random points and targets from ``rng``, the real batch ``xb, yb``."""
     import keras
 
     K = keras.ops

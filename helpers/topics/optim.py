@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# --- Losses and their gradients
-
 
 def mse(pred, target) -> float:
     """Mean squared error ``(1/n) sum_i (pred_i - target_i)^2`` over all n entries."""
@@ -83,9 +81,6 @@ def naive_softmax_cross_entropy(logits, labels) -> float:
         return float(np.mean(-np.log(p[np.arange(len(p)), np.asarray(labels)])))
 
 
-# --- Checking gradients
-
-
 def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6, indices=None) -> np.ndarray:
     """Central differences ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``."""
     if not eps > 0:
@@ -126,11 +121,8 @@ def gradient_check(
 
 
 def autodiff_gradient(f: Callable, x, dtype: str = "float64") -> np.ndarray:
-    """Gradient of the scalar ``f`` at ``x`` by the automatic differentiation of Keras' backend, in ``dtype``.
-
-    float64 by default (JAX's 64-bit mode is on for the call), so that a comparison with the NumPy
-    formulas measures the formulas rather than float32 rounding.
-    """
+    """Gradient of the scalar ``f`` at ``x`` by the backend's automatic differentiation, in ``dtype`` (float64 by
+    default, JAX's 64-bit mode on for the call: a comparison with NumPy then measures formulas, not rounding)."""
     import contextlib
 
     import keras
@@ -164,9 +156,6 @@ def autodiff_gradient(f: Callable, x, dtype: str = "float64") -> np.ndarray:
         (gradient,) = torch.autograd.grad(f(tensor), tensor)
         return gradient.detach().cpu().numpy().astype(dtype)
     raise ValueError(f"no automatic differentiation for the Keras backend {backend!r}")
-
-
-# --- Test functions: a quadratic and Rosenbrock's valley
 
 
 @dataclass(frozen=True)
@@ -224,9 +213,6 @@ def rosenbrock(a: float = 1.0, b: float = 100.0) -> Problem:
         return np.array([[2 - 4 * b * (y - x**2) + 8 * b * x**2, -4 * b * x], [-4 * b * x, 2 * b]])
 
     return Problem("rosenbrock", f, grad, hessian, np.array([a, a**2]))
-
-
-# --- Optimizers: plain gradient descent, momentum, Adam
 
 
 def _positive(name: str, value) -> float:
@@ -328,9 +314,6 @@ def quadratic_gd_value(A, x0, learning_rate: float, steps: int) -> float:
     lam, Q = np.linalg.eigh(np.asarray(A, dtype=float))
     c = Q.T @ np.asarray(x0, dtype=float)
     return float(0.5 * np.sum(lam * c**2 * (1 - learning_rate * lam) ** (2 * steps)))
-
-
-# --- Softmax regression trained by mini-batch gradient descent; backpropagation through one hidden ReLU layer
 
 
 def softmax_regression_loss_and_grad(theta, X, y, n_classes: int) -> tuple[float, np.ndarray]:

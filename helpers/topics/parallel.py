@@ -1,9 +1,5 @@
-"""Data-parallel training of the article's CNN: on one device, on N mirrored devices, by N worker processes.
-
-Each mode runs in its own process (TensorFlow fixes its device layout when it starts) on the same batches
-from the same weights, so all modes end at the same loss up to rounding. ``multiworker`` trains with a
-``strategy.run`` loop: Keras 3's ``fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585).
-"""
+"""Data-parallel training of the article's CNN: on one device, on N mirrored devices, by N worker processes,
+each mode in its own process (TensorFlow fixes its device layout when it starts) on the same batches."""
 
 from __future__ import annotations
 
@@ -76,9 +72,8 @@ def _custom_loop(args, strategy, model, dataset, steps: int) -> tuple[list[float
 
     def replica_step(xb, yb):
         with tf.GradientTape() as tape:
-            loss = tf.nn.compute_average_loss(
-                per_example(yb, model(xb, training=True)), global_batch_size=args.batch_size
-            )
+            per_replica = per_example(yb, model(xb, training=True))
+            loss = tf.nn.compute_average_loss(per_replica, global_batch_size=args.batch_size)
         model.optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return loss
 
@@ -106,11 +101,11 @@ def train(args, strategy, mode: str, workers: int = 1) -> dict:
     data = load_cifar10(train_size=args.train_size, test_size=10, seed=args.seed)
     steps = args.train_size // args.batch_size
     dataset = _dataset(data.x_train, data.y_train, args.batch_size, args.seed, args.epochs)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     with strategy.scope():
         model = models.article_cnn(logits=True)
-        model.compile(
-            keras.optimizers.Adam(LEARNING_RATE), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        )
+        model.compile(keras.optimizers.Adam(LEARNING_RATE), loss)
+    # Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585): a strategy.run loop there
     loop = "custom" if mode == "multiworker" else "fit"
     if loop == "fit":
         timer = EpochTimer()
@@ -160,10 +155,8 @@ def _worker_argv(args, index: int) -> list[str]:
 
 
 def run_multiworker(args) -> dict:
-    """Start ``args.devices`` workers on 127.0.0.1, wait for them (up to ``args.timeout``), return the chief's record.
-
-    If one fails, all are stopped and the error names it, with its output; no worker outlives this call.
-    """
+    """Start ``args.devices`` workers on 127.0.0.1, wait (up to ``args.timeout``), return the chief's record;
+    if one fails, all are stopped and the error names it, with its output."""
     ports = processes.free_ports(args.devices)
     workers = []
     try:
@@ -237,11 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(modes=MODES, devices=2, train_size=10_000, epochs=3, batch_size=256, seed=0, timeout=900.0) -> list[dict]:
-    """Run each mode in its own process and return their records (``single`` always on one device).
-
-    Raises ValueError for settings that cannot run, and RuntimeError naming the mode, with the end of
-    its standard error, if a run fails.
-    """
+    """Run each mode in its own process and return their records (``single`` always on one device); ValueError
+    for settings that cannot run, RuntimeError naming the mode, with its stderr's end, if a run fails."""
     for mode in modes:
         check_args(mode, devices, train_size, epochs, batch_size)
     env = python_env(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")

@@ -85,9 +85,6 @@ class RunResult:
     test_accuracy_no_tta: float | None = None
     eval_seconds: float = 0.0
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 def ladder(
     batch_size: int = 512, epochs: float = 10.0, width: float = 0.5, val_size: int = 5000, mixed_precision: bool = False
@@ -166,9 +163,6 @@ def strong_recipe(
     """The top rung, trained on all the training images unless ``val_size`` asks for a hold-out."""
     rungs = ladder(batch_size, epochs, width, val_size, mixed_precision)
     return rungs[-1][2].replace(val_size=val_size)
-
-
-# --- training, with a checkpoint per epoch and resumption
 
 
 class Checkpoint:
@@ -304,7 +298,7 @@ def train(
 def main(argv=None) -> int:
     """Train one rung, printing each epoch as it is checkpointed (the interruption test runs this)."""
     parser = argparse.ArgumentParser(prog="python -m helpers.topics.recipe", description=__doc__)
-    parser.add_argument("--rung", default="tta", help="a rung id of the ladder (article ... tta, bf16)")
+    parser.add_argument("--rung", default="tta", choices=CHANGES, help="a rung id of the ladder")
     parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--width", type=float, default=0.25)
@@ -315,8 +309,6 @@ def main(argv=None) -> int:
     parser.add_argument("--result", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
     rungs = {rung: r for rung, _, r in ladder(args.batch_size, args.epochs, args.width, 0, mixed_precision=True)}
-    if args.rung not in rungs:
-        parser.error(f"unknown rung {args.rung!r}; choose one of {list(rungs)}")
 
     def report(epoch, record):
         print(f"epoch {epoch} done: {json.dumps(record)}", flush=True)
@@ -329,7 +321,7 @@ def main(argv=None) -> int:
     recipe = rungs[args.rung]
     res = train(recipe, data.x_train, data.y_train, data.x_test, data.y_test, args.seed, args.checkpoint_dir, report)
     if args.result:
-        Path(args.result).write_text(json.dumps(res.to_dict(), indent=1))
+        Path(args.result).write_text(json.dumps(dataclasses.asdict(res), indent=1))
     return 0
 
 

@@ -13,9 +13,6 @@ if TYPE_CHECKING:
 AIRBENCH = dict(lr=11.5, momentum=0.85, weight_decay=0.0153, bias_scaler=64.0, label_smoothing=0.2, lookahead_every=5)
 
 
-# --- data: one epoch's order and augmentation depend only on (seed, epoch)
-
-
 def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     """Shuffled (and, if asked, flipped and translated) copy of the training set for one epoch."""
     rng = np.random.default_rng([seed, epoch])
@@ -33,9 +30,6 @@ def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Reci
                     m = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
                     xe[m] = padded[m, r + dy : r + dy + 32, r + dx : r + dx + 32]
     return xe, ye
-
-
-# --- model, optimiser, schedule
 
 
 def build_model(recipe: Recipe, x_train: np.ndarray, seed: int = 0):
@@ -149,9 +143,6 @@ def reinitialise(model, fresh) -> None:
 
     for slow, v in zip(getattr(opt, "_slow", []), model.trainable_variables):
         slow.assign(keras.ops.copy(v))
-
-
-# --- evaluation with test-time augmentation
 
 
 def predict_logits(model, x: np.ndarray, tta: int = 0, batch_size: int = 2000) -> np.ndarray:

@@ -34,9 +34,6 @@ class WorkerError(RuntimeError):
         self.url, self.chunk, self.reason = url, chunk, reason
 
 
-# --- the computation
-
-
 def collatz_steps(n: int) -> int:
     """Steps of the Collatz map (n -> n/2 if even, 3n+1 if odd) until n reaches 1."""
     if n < 1:
@@ -75,9 +72,6 @@ def split(n_items: int, n_tasks: int) -> list[tuple[int, int]]:
 def _check_workers(workers: int) -> None:
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"the number of workers must be a positive integer, got {workers!r}")
-
-
-# --- three ways to run the tasks
 
 
 def run_serial(chunks) -> list[int]:
@@ -128,9 +122,6 @@ def run_job(serial_items: int, chunks, runner) -> Job:
     results = runner(chunks)
     end = time.perf_counter()
     return Job(serial_result, list(results), middle - start, end - middle)
-
-
-# --- worker services
 
 
 class _TaskHandler(BaseHTTPRequestHandler):
@@ -294,9 +285,6 @@ def pool_round_trip_seconds(pool, n: int = 50) -> float:
     start = time.perf_counter()
     run_pool([(1, 2)] * n, pool)
     return (time.perf_counter() - start) / n
-
-
-# --- measuring speed-up
 
 
 def amdahl(workers, serial_fraction: float):

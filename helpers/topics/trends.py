@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pandas as pd
@@ -14,12 +15,7 @@ from helpers.words import glue, glue_values, in_lang, pick
 PUBLISHED = {"params": ("0.076", "0.34"), "train_size": ("0.095", "0.28"), "train_flops": ("0.050", "—")}
 
 
-# --- trend 1: the scaling sweep
-
-
-def _w(term: str, lang: str) -> str:
-    """A term of these pages in ``lang`` (the vocabulary's ``trends`` section)."""
-    return in_lang(term, lang, "trends")
+_w = functools.partial(in_lang, topic="trends")  # a term of these pages, in a language
 
 
 def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int) -> None:
@@ -95,9 +91,6 @@ def published_table(fits: dict, lang: str) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 
-# --- trend 2: features reused
-
-
 def glue_transfer(moved: dict, words: dict, per_class: int) -> None:
     glue_values(
         tr_source_n=f"{moved['source_images']:,}", tr_per_class=per_class, tr_target_n=f"{moved['target_images']:,}"
@@ -115,9 +108,6 @@ def transfer_table(moved: dict, lang: str) -> pd.DataFrame:
     n = f"{moved['test_images']:,}"
     header = pick(lang, f"accuracy among the vehicles ({n} test images)", f"车辆类别内的准确率（{n} 张测试图像）")
     return pd.DataFrame({header: [course.pct(v) for v in rows.values()]}, index=list(rows))
-
-
-# --- challenge 1: compute
 
 
 def cifar_chapter_images() -> float:
@@ -189,9 +179,6 @@ def large_model_table(large: pd.DataFrame, lang: str) -> pd.DataFrame:
     ).rename_axis(_w("model", lang))
 
 
-# --- challenge 2: federated averaging
-
-
 def rounds_table(skewed: list, iid: list, central: list, lang: str) -> pd.DataFrame:
     """Test accuracy after each round (FedAvg) and after each pass (central training)."""
     n = max(len(skewed), len(iid), len(central))
@@ -207,9 +194,6 @@ def rounds_table(skewed: list, iid: list, central: list, lang: str) -> pd.DataFr
         },
         index=range(1, n + 1),
     ).rename_axis(_w("round (pass)", lang))
-
-
-# --- challenge 3: interpretability
 
 
 def explanation_titles(true, predicted, confidence, class_names: dict) -> dict:
