@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import math
 
 import pandas as pd
@@ -32,9 +33,7 @@ READS: dict[str, list[str]] = {
 }
 
 
-def _w(term: str, lang: str) -> str:
-    """A term of these pages in ``lang`` (the vocabulary's ``conclusion`` section)."""
-    return in_lang(term, lang, "conclusion")
+_w = functools.partial(in_lang, topic="conclusion")  # a term of these pages, in a language
 
 
 def read(raw) -> float | str:
@@ -57,19 +56,15 @@ def read(raw) -> float | str:
         return text
 
 
-def values_of(stem: str) -> dict:
-    """Every value ``stem`` glued in this run, read with :func:`read` ({} when it did not run)."""
-    from helpers import artifacts
-
-    return {name: read(raw) for name, raw in artifacts.metrics(stem).items()}
-
-
 def glued(stem: str, name: str):
     """One value ``stem`` glued in this run, read with :func:`read` (None when missing); the name must
     be listed in :data:`READS`, so that what this page reads from other chapters is listed in one place."""
+    from helpers import artifacts
+
     if name not in READS.get(stem, ()):
         raise KeyError(f"the conclusion reads {stem}'s {name!r}: list it in conclusion.READS")
-    return values_of(stem).get(name)
+    raw = artifacts.metrics(stem).get(name)
+    return None if raw is None else read(raw)
 
 
 def value(stem: str, name: str, unit: str, lang: str = "en") -> str:
@@ -115,16 +110,11 @@ def shown(value, unit: str, lang: str) -> str:
     """``value`` read in ``unit``, rounded for reading, in ``lang`` ('—' when it is missing)."""
     if unit == "words":
         return pick(lang, *value)
-    if isinstance(value, str):
-        return value or "—"
-    if not course.finite(value):
-        return "—"
+    if isinstance(value, str) or not course.finite(value):
+        return (value or "—") if isinstance(value, str) else "—"
     if unit not in UNIT_FORMATS:
         raise ValueError(f"unknown unit {unit!r}")
     return UNIT_FORMATS[unit](value, lang)
-
-
-# --- every chapter's headlines, and what ran
 
 
 def results(stems: list[str], records: dict) -> list[dict]:
@@ -144,11 +134,14 @@ def results(stems: list[str], records: dict) -> list[dict]:
                 row[f"meaning_{lang}"] = h["meaning"][i] if h["meaning"] else "—"
             rows.append(row)
         if not found:
-            status = (f"{course.status(record, 'en')} in this run", f"本次运行中{course.status(record, 'zh')}")
+            status = {
+                "en": f"{course.status(record, 'en')} in this run",
+                "zh": f"本次运行中{course.status(record, 'zh')}",
+            }
             row = {"chapter": stem}
-            for i, lang in enumerate(course.LANGS):
-                row |= {f"measure_{lang}": "—", f"value_{lang}": "—"}
-                row[f"meaning_{lang}"] = _w("no headline glued", lang) if ok else status[i]
+            for lang in course.LANGS:
+                meaning = _w("no headline glued", lang) if ok else status[lang]
+                row |= {f"measure_{lang}": "—", f"value_{lang}": "—", f"meaning_{lang}": meaning}
             rows.append(row)
     return rows
 
@@ -182,19 +175,16 @@ def missing_words(stems: list[str], records: dict) -> dict:
     absent = [s for s in stems if (records.get(s) or {}).get("status") not in ("ok", "failed")]
     out = {}
     for lang in course.LANGS:
-        parts = []
-        if absent:
-            parts.append(_w("not run: ", lang) + course.listing([course.title(s, lang) for s in absent], lang))
-        if failed:
-            parts.append(_w("failed: ", lang) + course.listing([course.title(s, lang) for s in failed], lang))
-        if not parts:
-            out[lang] = _w("Every chapter ran.", lang)
-        else:
-            out[lang] = pick(lang, "; ".join(parts) + ".", "；".join(parts) + "。")
+        parts = [
+            _w(label, lang) + course.listing([course.title(s, lang) for s in stems], lang)
+            for label, stems in (("not run: ", absent), ("failed: ", failed))
+            if stems
+        ]
+        out[lang] = (
+            pick(lang, "; ".join(parts) + ".", "；".join(parts) + "。") if parts else _w("Every chapter ran.", lang)
+        )
     return out
 
-
-# --- the accuracies of CIFAR-10, side by side
 
 #: (chapter, glued name, English label, Chinese label)
 ACCURACIES = (
@@ -211,14 +201,8 @@ ACCURACIES = (
 
 def accuracies() -> tuple[dict, list]:
     """The CIFAR-10 test accuracies of this run, by (English, Chinese) label, and the labels of those missing."""
-    measured, missing = {}, []
-    for stem, name, en, zh in ACCURACIES:
-        value = glued(stem, name)
-        if course.finite(value):
-            measured[(en, zh)] = value
-        else:
-            missing.append((en, zh))
-    return measured, missing
+    values = {(en, zh): glued(stem, name) for stem, name, en, zh in ACCURACIES}
+    return {k: v for k, v in values.items() if course.finite(v)}, [k for k, v in values.items() if not course.finite(v)]
 
 
 def plot_accuracies(measured: dict, lang: str = "en"):
@@ -232,9 +216,6 @@ def plot_accuracies(measured: dict, lang: str = "en"):
     ax.set(xlim=(0, 1), xlabel=_w("CIFAR-10 test accuracy", lang))
     fig.tight_layout()
     return fig
-
-
-# --- the forecast
 
 
 def forecast(fit_text: str, sweep: pd.DataFrame | None, target: float) -> dict:

@@ -48,12 +48,10 @@ def short(words: str, lang: str) -> str:
 
 def title(stem: str, lang: str, number: bool = True, full: bool = False) -> str:
     """A chapter as the book names it: "Chapter 5. Title" / "第 5 章 标题" (the id if unknown)."""
-    chapter = chapters().get(stem)
-    if chapter is None:
+    if (chapter := chapters().get(stem)) is None:
         return stem
     words = chapter["titles"].get(lang) or chapter["titles"].get("en") or stem
-    if not full:
-        words = short(words, lang)
+    words = words if full else short(words, lang)
     if not number:
         return words
     return pick(lang, f"Chapter {chapter['number']}. {words}", f"第 {chapter['number']} 章 {words}")
@@ -61,17 +59,15 @@ def title(stem: str, lang: str, number: bool = True, full: bool = False) -> str:
 
 def href(stem: str) -> str:
     """Where a chapter is: its page on the site, or its notebook in a readers' edition (``$MAAS_LANG``)."""
-    chapter = chapters().get(stem)
-    if chapter is None:
+    if (chapter := chapters().get(stem)) is None:
         return ""
     return f"{chapter['file']}.ipynb" if os.environ.get("MAAS_LANG") in LANGS else f"{stem}.html"
 
 
 def link(stem: str, lang: str, number: bool = True, full: bool = False) -> str:
     """The chapter's title as an HTML link to it (its title alone when it is not a chapter)."""
-    where = href(stem)
     words = title(stem, lang, number, full)
-    return f'<a href="{where}">{words}</a>' if where else words
+    return f'<a href="{where}">{words}</a>' if (where := href(stem)) else words
 
 
 def in_book_order(values: dict) -> dict:
@@ -86,9 +82,6 @@ def status(record: dict | None, lang: str) -> str:
     return pick(lang, *STATUS.get(state, STATUS[None]))
 
 
-# --- values with their units, for reading
-
-
 def finite(*values) -> bool:
     """Whether every value is a finite number (NumPy scalars included; None and strings are not)."""
     return all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values)
@@ -101,17 +94,12 @@ def pct(x: float, digits: int = 1) -> str:
 
 def points(x: float, lang: str, digits: int = 1) -> str:
     """A difference of two shares in percentage points: 0.042 -> '4.2 points' / '4.2 个百分点'."""
-    if not finite(x):
-        return "—"
-    value = f"{x * 100:.{digits}f}"
-    return pick(lang, f"{value} percentage points", f"{value} 个百分点")
+    return pick(lang, f"{x * 100:.{digits}f} percentage points", f"{x * 100:.{digits}f} 个百分点") if finite(x) else "—"
 
 
 def times(x: float, lang: str, digits: int = 1) -> str:
     """A ratio: 4.66 -> '4.7×' / '4.7 倍'."""
-    if not finite(x):
-        return "—"
-    return pick(lang, f"{x:.{digits}f}×", f"{x:.{digits}f} 倍")
+    return pick(lang, f"{x:.{digits}f}×", f"{x:.{digits}f} 倍") if finite(x) else "—"
 
 
 def duration(seconds: float, lang: str) -> str:
@@ -128,14 +116,9 @@ def duration(seconds: float, lang: str) -> str:
 def listing(items: list[str], lang: str) -> str:
     """'a, b and c' / 'a、b 和 c'."""
     items = list(items)
-    if not items:
-        return ""
-    if len(items) == 1:
-        return items[0]
+    if len(items) < 2:
+        return "".join(items)
     return pick(lang, ", ".join(items[:-1]) + " and " + items[-1], "、".join(items[:-1]) + " 和 " + items[-1])
-
-
-# --- showing, once per language
 
 
 def show_tables(make) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -24,9 +25,7 @@ MODEL_NAMES = {
 LANDMARKS = ("LeNet-5", "AlexNet", "ResNet-1202 (CIFAR-10)", "BERT-Large", "GPT-3", "Chinchilla", "Llama 3.1 405B")
 
 
-def _w(term: str, lang: str) -> str:
-    """A term of these pages in ``lang`` (the vocabulary's ``faq`` section)."""
-    return in_lang(term, lang, "faq")
+_w = functools.partial(in_lang, topic="faq")  # a term of these pages, in a language
 
 
 def model_name(key: str, lang: str) -> str:
@@ -72,23 +71,14 @@ def size_and_accuracy(models: pd.DataFrame) -> dict:
     rho = float(ranked.parameters.rank().corr(ranked.test_accuracy.rank())) if len(ranked) > 1 else math.nan
     best, largest = ranked.test_accuracy.idxmax(), ranked.parameters.idxmax()
     size_best, size_top = int(ranked.parameters[best]), int(ranked.parameters.max())
-    words = {}
-    for lang in course.LANGS:
-        name_best, name_largest = model_name(best, lang), model_name(largest, lang)
-        if size_best == size_top:
-            words[lang] = pick(
-                lang,
-                f"the most accurate model, the {name_best}, is also among the largest ({size_best:,} parameters)",
-                f"准确率最高的模型（{name_best}）也是参数最多的之一（{size_best:,} 个参数）",
-            )
-        else:
-            words[lang] = pick(
-                lang,
-                f"the most accurate model, the {name_best}, has {size_best:,} parameters, fewer "
-                f"than the largest, the {name_largest} ({size_top:,})",
-                f"准确率最高的模型（{name_best}）有 {size_best:,} 个参数，少于最大的{name_largest}（{size_top:,} 个）",
-            )
-    return {"rho": rho, "n": len(ranked), **words}
+    b, top = (model_name(best, "en"), model_name(best, "zh")), (model_name(largest, "en"), model_name(largest, "zh"))
+    if size_best == size_top:
+        en = f"the most accurate model, the {b[0]}, is also among the largest ({size_best:,} parameters)"
+        zh = f"准确率最高的模型（{b[1]}）也是参数最多的之一（{size_best:,} 个参数）"
+    else:
+        en = f"the most accurate model, the {b[0]}, has {size_best:,} parameters, fewer than the largest, the {top[0]} ({size_top:,})"
+        zh = f"准确率最高的模型（{b[1]}）有 {size_best:,} 个参数，少于最大的{top[1]}（{size_top:,} 个）"
+    return {"rho": rho, "n": len(ranked), "en": en, "zh": zh}
 
 
 def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str = "en"):
@@ -97,11 +87,11 @@ def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str 
     from helpers.plots import plt  # pyplot in the book's figure style
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    where = dict(textcoords="offset points", xytext=(4, -3), fontsize=7)
     for kind, marker in (("traditional", "s"), ("deep", "o")):
         part = models[models.kind == kind]
         left.scatter(part.parameters, part.test_accuracy, marker=marker, label=_w(kind, lang))
         for key, r in part.iterrows():
-            where = dict(textcoords="offset points", xytext=(4, -3), fontsize=7)
             left.annotate(model_name(key, lang), (r.parameters, r.test_accuracy), **where)
     left.set(xscale="log", xlabel=_w("parameters", lang), ylabel=_w("CIFAR-10 test accuracy", lang))
     left.legend(fontsize=8)
@@ -112,9 +102,6 @@ def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str 
     right.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return fig
-
-
-# --- frameworks: the backends timed
 
 
 def backend_status(status: str, lang: str) -> str:
@@ -130,12 +117,11 @@ def backends_table(timings: pd.DataFrame, lang: str) -> pd.DataFrame:
     def column(name, fmt):
         return [fmt(v) if course.finite(v) else "—" for v in timings.get(name, pd.Series(np.nan, index=timings.index))]
 
+    versions = [v if isinstance(v, str) else "—" for v in timings.get("version", [None] * len(timings))]
     return pd.DataFrame(
         {
             _w("status", lang): [backend_status(s, lang) for s in timings.status],
-            _w("version", lang): [
-                v if isinstance(v, str) else "—" for v in timings.get("version", [None] * len(timings))
-            ],
+            _w("version", lang): versions,
             _w("build and compile", lang): column("startup_s", lambda s: pick(lang, f"{s:.1f} s", f"{s:.1f} 秒")),
             _w("training, images/s", lang): column("train_images_per_s", lambda v: f"{v:,.0f}"),
             _w("prediction, images/s", lang): column("predict_images_per_s", lambda v: f"{v:,.0f}"),
@@ -150,18 +136,14 @@ def backends_words(timings: pd.DataFrame) -> dict:
     out = {}
     for lang in course.LANGS:
         missing = [
-            f"{b}（{backend_status(timings.status[b], 'zh')}）" if lang == "zh" else f"{b} ({timings.status[b]})"
-            for b in timings.index
-            if timings.status[b] != "ok"
+            f"{b}（{backend_status(status, 'zh')}）" if lang == "zh" else f"{b} ({status})"
+            for b, status in timings.status.items()
+            if status != "ok"
         ]
         out[f"backends_ok_{lang}"] = course.listing(list(ok.index), lang) or _w("none", lang)
         out[f"backends_missing_{lang}"] = course.listing(missing, lang) or _w("none", lang)
-    if len(ok):
-        out["fastest_backend"] = ok.train_images_per_s.idxmax()
-        out["fastest_ips"] = f"{ok.train_images_per_s.max():,.0f}"
-    else:
-        out["fastest_backend"], out["fastest_ips"] = "—", "—"
-    return out
+    fastest = (ok.train_images_per_s.idxmax(), f"{ok.train_images_per_s.max():,.0f}") if len(ok) else ("—", "—")
+    return out | dict(zip(("fastest_backend", "fastest_ips"), fastest))
 
 
 def plot_backends(timings: pd.DataFrame, lang: str = "en"):
@@ -174,9 +156,6 @@ def plot_backends(timings: pd.DataFrame, lang: str = "en"):
     ax.set_xlabel(_w("training images per second (article CNN)", lang))
     fig.tight_layout()
     return fig
-
-
-# --- improving a model: the ablation ladder
 
 
 def rung_change(row, lang: str) -> str:
@@ -194,13 +173,12 @@ def read_ladder(path) -> pd.DataFrame:
 
 
 def ladder_table(ladder: pd.DataFrame, lang: str) -> pd.DataFrame:
+    gains = ["—" if i == 0 else course.points(g, lang) for i, g in enumerate(ladder.gain)]
     return pd.DataFrame(
         {
             _w("change", lang): [rung_change(r, lang) for _, r in ladder.iterrows()],
             _w("test accuracy", lang): [course.pct(a) for a in ladder.test_accuracy],
-            _w("gain over the rung before", lang): [
-                "—" if i == 0 else course.points(g, lang) for i, g in enumerate(ladder.gain)
-            ],
+            _w("gain over the rung before", lang): gains,
             _w("epochs", lang): [f"{e:g}" for e in ladder.epochs],
         },
         index=range(1, len(ladder) + 1),
@@ -217,9 +195,6 @@ def ladder_words(ladder: pd.DataFrame) -> dict:
         "zh": f"共 {len(ladder)} 级，从 {first} 到 {last}；单步最大的提升为 {course.points(best.gain, 'zh')}，"
         f"来自“{rung_change(best, 'zh')}”这一级",
     }
-
-
-# --- time, seeds and parameters
 
 
 def seconds_table(seconds: dict, lang: str) -> pd.DataFrame:

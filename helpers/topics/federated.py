@@ -22,8 +22,7 @@ def dirichlet_shards(labels, n_clients: int, alpha: float, seed: int, min_size: 
         shards = [[] for _ in range(n_clients)]
         for c in np.unique(labels):
             members = rng.permutation(np.flatnonzero(labels == c))
-            shares = rng.dirichlet(np.full(n_clients, alpha))
-            cuts = (np.cumsum(shares)[:-1] * members.size).astype(int)
+            cuts = (np.cumsum(rng.dirichlet(np.full(n_clients, alpha)))[:-1] * members.size).astype(int)
             for k, part in enumerate(np.split(members, cuts)):
                 shards[k].extend(part.tolist())
         if min(len(s) for s in shards) >= min_size:
@@ -47,11 +46,8 @@ class ClientUpdate:
 
 def weighted_average(updates: list[ClientUpdate]) -> list[np.ndarray]:
     """The FedAvg aggregate: sum_k n_k w_k / sum_k n_k, variable by variable."""
-    if not updates:
-        raise ValueError("no client updates to average")
-    total = sum(u.num_examples for u in updates)
-    if total <= 0:
-        raise ValueError("client updates carry no examples")
+    if (total := sum(u.num_examples for u in updates)) <= 0:
+        raise ValueError("no client updates to average, or they carry no examples")
     return [
         sum(u.num_examples * np.asarray(u.weights[i], dtype=np.float64) for u in updates) / total
         for i in range(len(updates[0].weights))
@@ -91,9 +87,7 @@ def check_message(update: ClientUpdate, reference_weights) -> None:
     """Assert that a client's message holds weights shaped like the model's, and nothing else."""
     if set(vars(update)) != {"weights", "num_examples"}:
         raise AssertionError(f"unexpected fields in a client message: {sorted(vars(update))}")
-    shapes = [np.shape(w) for w in update.weights]
-    expected = [np.shape(w) for w in reference_weights]
-    if shapes != expected:
+    if (shapes := [np.shape(w) for w in update.weights]) != (expected := [np.shape(w) for w in reference_weights]):
         raise AssertionError(f"a client sent arrays shaped {shapes}, not the model's weights {expected}")
 
 
@@ -116,13 +110,11 @@ def fedavg(
     for r in range(1, rounds + 1):
         start = time.perf_counter()
         chosen = sorted(rng.choice(len(clients), size=per_round, replace=False).tolist())
-        updates = []
-        for k in chosen:
-            update = clients[k].update(model, global_weights, epochs=local_epochs, batch_size=batch_size)
+        updates = [clients[k].update(model, global_weights, epochs=local_epochs, batch_size=batch_size) for k in chosen]
+        for update in updates:
             check_message(update, global_weights)
             result.bytes_sent += sum(np.asarray(w).nbytes for w in update.weights)
-            result.messages += 1
-            updates.append(update)
+        result.messages += len(updates)
         global_weights = [w.astype(np.float32) for w in weighted_average(updates)]
         model.set_weights(global_weights)
         row = {"round": r, "seconds": time.perf_counter() - start}
@@ -186,9 +178,8 @@ def plot_shards(counts: np.ndarray, class_names, lang: str = "en"):
     for c, name in enumerate(class_names):
         ax.bar(range(n_clients), counts[:, c], bottom=bottom, label=name, color=plt.cm.tab10(c))
         bottom += counts[:, c]
-    ax.set_xlabel("客户端" if lang == "zh" else "client")
-    ax.set_ylabel("图像数" if lang == "zh" else "images")
-    ax.set_xticks(range(n_clients))
+    zh = lang == "zh"
+    ax.set(xlabel="客户端" if zh else "client", ylabel="图像数" if zh else "images", xticks=range(n_clients))
     ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     fig.tight_layout()
     return fig
@@ -214,8 +205,8 @@ def plot_rounds(passes: dict, accuracy: dict, lang: str = "en"):
             continue
         style = dict(ls="--", marker="s", color="k") if key == "central" else dict(marker="o")
         ax.plot(passes[key], accuracy[key], ms=4, label=names[1] if zh else names[0], **style)
-    ax.set_xlabel("遍历训练图像的次数（计算量）" if zh else "passes over the training images (compute)")
-    ax.set_ylabel("测试准确率" if zh else "test accuracy")
+    ax.set(xlabel="遍历训练图像的次数（计算量）" if zh else "passes over the training images (compute)")
+    ax.set(ylabel="测试准确率" if zh else "test accuracy")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -90,15 +90,12 @@ def layer_outputs(model, x, names=None) -> dict[str, np.ndarray]:
 
 
 def layer_table(model):
-    """A network's layers, one row each, as a reader compares them: the Keras class (the index),
-    the output shape of one example (``30×30×32``) and the parameter count. What ``model.summary()``
-    prints, as a table that :func:`helpers.show.table` can label in each language
-    (``index_zh=words.labels("keras_layers")``)."""
+    """``model.summary()`` as a table :func:`helpers.show.table` labels in each language: per layer, its Keras
+    class (the index), the output shape of one example (``30×30×32``) and the parameter count."""
     import pandas as pd
 
-    rows = {
-        "layer": [type(layer).__name__ for layer in model.layers],
-        "output shape": ["×".join(str(d) for d in tuple(layer.output.shape)[1:]) for layer in model.layers],
-        "parameters": [int(layer.count_params()) for layer in model.layers],
-    }
-    return pd.DataFrame(rows).set_index("layer")
+    rows = [
+        (type(layer).__name__, "×".join(str(d) for d in tuple(layer.output.shape)[1:]), int(layer.count_params()))
+        for layer in model.layers
+    ]
+    return pd.DataFrame(rows, columns=["layer", "output shape", "parameters"]).set_index("layer")

@@ -13,18 +13,8 @@ from helpers import words
 
 #: the table of landmark models, shipped with the package
 TABLE = Path(__file__).with_name("tables") / "landmark_models.csv"
-COLUMNS = (
-    "model",
-    "year",
-    "domain",
-    "architecture",
-    "parameters",
-    "training_flops",
-    "training_data",
-    "data_unit",
-    "source",
-    "bib_key",
-    "note",
+COLUMNS = tuple(
+    "model year domain architecture parameters training_flops training_data data_unit source bib_key note".split()
 )
 
 #: bytes per stored value
@@ -32,24 +22,16 @@ BYTES_PER_VALUE = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.
 PRECISIONS = tuple(BYTES_PER_VALUE)
 
 #: bytes per parameter while training with Adam: (weights, gradients, fp32 master copy, Adam moments)
+#: mixed precision as in ZeRO (Rajbhandari et al., 2020): 2 + 2 + 4 + 8 = 16 bytes; bf16: updated in place, as Gopher
 TRAINING_RECIPES = {
-    # everything in fp32: weights, gradients, and Adam's first and second moments
     "fp32": (4.0, 4.0, 0.0, 8.0),
-    # mixed precision as in ZeRO (Rajbhandari et al., 2020): 16-bit weights and gradients,
-    # an fp32 master copy of the weights and fp32 Adam moments: 2 + 2 + 4 + 8 = 16 bytes
     "mixed-fp16": (2.0, 2.0, 4.0, 8.0),
     "mixed-bf16": (2.0, 2.0, 4.0, 8.0),
-    # bf16 weights updated in place (as Gopher did, with stochastic rounding), fp32 Adam moments
-    "bf16": (2.0, 2.0, 0.0, 8.0),
 }
+TRAINING_RECIPES["bf16"] = (2.0, 2.0, 0.0, 8.0)
 RECIPES = tuple(TRAINING_RECIPES)
 #: the training recipes, as a reader reads them (in Chinese: the vocabulary's ``large_models`` section)
-RECIPE_NAMES = {
-    "fp32": "fp32",
-    "mixed-fp16": "mixed precision, fp16",
-    "mixed-bf16": "mixed precision, bf16",
-    "bf16": "bf16 throughout",
-}
+RECIPE_NAMES = dict(zip(RECIPES, ("fp32", "mixed precision, fp16", "mixed precision, bf16", "bf16 throughout")))
 
 GB = 1e9
 TIB = 2.0**40
@@ -69,9 +51,6 @@ def _positive(**values) -> None:
             raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
-# --- the table
-
-
 def load_models(path: Path | str = TABLE) -> pd.DataFrame:
     """The landmark-model table, checked: one row per model, sorted by year then parameters."""
     table = pd.read_csv(
@@ -87,24 +66,21 @@ def load_models(path: Path | str = TABLE) -> pd.DataFrame:
     table["year"] = table["year"].astype(int)
     problems = []
     for i, row in table.iterrows():
-        where = f"row {i + 2} ({row['model']})"
-        if not row["source"].strip() or not row["bib_key"].strip():
-            problems.append(f"{where}: every row needs a source and a bib_key")
-        if not row["parameters"] > 0:
-            problems.append(f"{where}: parameters must be published and positive")
-        for column in ("training_flops", "training_data"):
-            if not (np.isnan(row[column]) or row[column] > 0):
-                problems.append(f"{where}: {column} must be empty or positive")
-        if not np.isnan(row["training_data"]) and not row["data_unit"]:
-            problems.append(f"{where}: training_data needs a data_unit")
+        rules = {
+            "every row needs a source and a bib_key": row["source"].strip() and row["bib_key"].strip(),
+            "parameters must be published and positive": row["parameters"] > 0,
+            **{
+                f"{c} must be empty or positive": np.isnan(row[c]) or row[c] > 0
+                for c in ("training_flops", "training_data")
+            },
+            "training_data needs a data_unit": np.isnan(row["training_data"]) or row["data_unit"],
+        }
+        problems += [f"row {i + 2} ({row['model']}): {rule}" for rule, ok in rules.items() if not ok]
     if table["model"].duplicated().any():
         problems.append(f"duplicate models: {sorted(table['model'][table['model'].duplicated()])}")
     if problems:
         raise ValueError(f"{path}:\n  " + "\n  ".join(problems))
     return table.sort_values(["year", "parameters"], kind="stable").reset_index(drop=True)
-
-
-# --- growth
 
 
 @dataclass(frozen=True)
@@ -156,12 +132,7 @@ def fit_doubling(years, values) -> DoublingFit:
     stderr = math.sqrt(np.sum(residuals**2) / (x.size - 2) / np.sum((x - x.mean()) ** 2)) if x.size > 2 else math.nan
     if slope <= 0:
         raise ValueError(f"the values do not grow over time (slope {slope:.3g} doublings per year)")
-    return DoublingFit(
-        float(slope), float(intercept), float(stderr), float(r2), int(x.size), int(x.min()), int(x.max())
-    )
-
-
-# --- training
+    return DoublingFit(float(slope), float(intercept), float(stderr), float(r2), x.size, int(x.min()), int(x.max()))
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:
@@ -202,9 +173,6 @@ def training_days(flops: float, n_accelerators: int, peak_flops: float, utilizat
     if utilization > 1:
         raise ValueError(f"utilization is a share of peak and cannot exceed 1, got {utilization}")
     return flops / (n_accelerators * peak_flops * utilization) / 86_400
-
-
-# --- serving
 
 
 def weight_bytes(n_params: float, precision: str) -> float:
@@ -256,13 +224,8 @@ def serving_estimate(
     utilization: float,
 ) -> ServingEstimate:
     """A first-order estimate for serving ``batch`` requests together."""
-    _positive(
-        prompt_tokens=prompt_tokens,
-        output_tokens=output_tokens,
-        peak_flops=peak_flops,
-        bandwidth=bandwidth,
-        utilization=utilization,
-    )
+    _positive(prompt_tokens=prompt_tokens, output_tokens=output_tokens, peak_flops=peak_flops, bandwidth=bandwidth)
+    _positive(utilization=utilization)
     weights = weight_bytes(n_params, precision)
     context = prompt_tokens + output_tokens
     kv = kv_cache_bytes(n_layers, n_kv_heads, head_dim, context, precision, batch)
@@ -271,18 +234,9 @@ def serving_estimate(
     memory_time = (weights + kv) / (k * bandwidth)
     compute_time = 2.0 * n_params * batch / (k * peak_flops * utilization)
     per_token = max(memory_time, compute_time)
-    return ServingEstimate(
-        weights,
-        kv,
-        k,
-        prefill,
-        per_token,
-        prefill + output_tokens * per_token,
-        "memory" if memory_time >= compute_time else "compute",
-    )
+    bound = "memory" if memory_time >= compute_time else "compute"
+    return ServingEstimate(weights, kv, k, prefill, per_token, prefill + output_tokens * per_token, bound)
 
-
-# --- presentation
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
@@ -352,18 +306,16 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
         for domain, marker in (("vision", "s"), ("language", "o")):
             for moe in (False, True):
                 part = rows[(rows["domain"] == domain) & ((rows["architecture"] == "mixture of experts") == moe)]
-                if part.empty:
-                    continue
                 color = f"C{0 if domain == 'language' else 1}"
                 name = w("{} (mixture of experts)").format(w(domain)) if moe else w(domain)
-                face = "none" if moe else color
-                ax.scatter(
-                    part["year"], part[column], marker=marker, s=28, facecolors=face, edgecolors=color, label=name
-                )
+                if not part.empty:
+                    face = "none" if moe else color
+                    ax.scatter(
+                        part["year"], part[column], marker=marker, s=28, facecolors=face, edgecolors=color, label=name
+                    )
         for _, row in rows[rows["model"].isin(label)].iterrows():
-            ax.annotate(
-                row["model"], (row["year"], row[column]), textcoords="offset points", xytext=(4, -3), fontsize=7
-            )
+            where = dict(textcoords="offset points", xytext=(4, -3), fontsize=7)
+            ax.annotate(row["model"], (row["year"], row[column]), **where)
         fit = fits.get(column)
         if fit is not None:
             years = np.linspace(fit.first_year, fit.last_year, 50)
@@ -374,10 +326,8 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
             ax.axhline(reference[column], color="C3", lw=1)
             where = dict(textcoords="offset points", xytext=(0, 4), fontsize=8, color="C3")
             ax.annotate(w("the article's CIFAR-10 CNN"), (first, reference[column]), **where)
-        ax.set_yscale("log")
-        ax.set_xlim(first - 2, last + 5)
-        ax.set_xlabel(w("year of publication"))
-        ax.set_ylabel(w({"parameters": "parameters", "training_flops": "training compute (FLOPs)"}[column]))
+        ylabel = w({"parameters": "parameters", "training_flops": "training compute (FLOPs)"}[column])
+        ax.set(yscale="log", xlim=(first - 2, last + 5), xlabel=w("year of publication"), ylabel=ylabel)
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig

@@ -1,38 +1,22 @@
-"""The learning-maths chapter's own pieces: its measurement of mini-batch gradient noise, the functions
-whose gradients it checks, and its figures, labelled in the reader's language. The maths they use is
-in :mod:`helpers.topics.optim`.
-"""
+"""The learning-maths chapter's own pieces: its measurement of mini-batch gradient noise, the functions whose
+gradients it checks, and its figures in the reader's language (the maths is in :mod:`helpers.topics.optim`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from helpers import words
-from helpers.topics.optim import (
-    Problem,
-    binary_cross_entropy,
-    binary_cross_entropy_grad,
-    mlp_unpack,
-    mse,
-    mse_grad,
-    one_hot,
-    quadratic_gd_value,
-    rosenbrock,
-    rotated_quadratic,
-    softmax,
-    softmax_cross_entropy,
-    softmax_cross_entropy_grad,
-    softmax_regression_loss_and_grad,
-)
+from helpers.topics import optim
+from helpers.topics.optim import Problem, quadratic_gd_value
 
 
 def gradient_spread(theta, X, y, n_classes: int, chunk: int = 2048) -> tuple[np.ndarray, float]:
     """The full-data gradient ``g`` and ``tr(Sigma) = mean_i |g_i - g|^2`` of the per-example gradients."""
-    W, b = mlp_unpack(np.asarray(theta, dtype=float), [(X.shape[1], n_classes), (n_classes,)])
+    W, b = optim.mlp_unpack(np.asarray(theta, dtype=float), [(X.shape[1], n_classes), (n_classes,)])
     total, squares = np.zeros(W.size + b.size), 0.0
     for start in range(0, len(X), chunk):
         xb = np.asarray(X[start : start + chunk], dtype=float)
-        r = softmax(xb @ W + b, axis=1) - one_hot(y[start : start + chunk], n_classes)
+        r = optim.softmax(xb @ W + b, axis=1) - optim.one_hot(y[start : start + chunk], n_classes)
         total += np.concatenate([(xb.T @ r).reshape(-1), r.sum(axis=0)])
         squares += float(np.sum((np.sum(xb**2, axis=1) + 1) * np.sum(r**2, axis=1)))
     g = total / len(X)
@@ -43,25 +27,23 @@ def minibatch_noise(theta, X, y, n_classes: int, full_grad, batch_size: int, dra
     """Mean of ``|g_B - g|^2`` over ``draws`` mini-batches of ``batch_size`` examples drawn with replacement."""
     errors = []
     for idx in rng.integers(0, len(X), size=(draws, batch_size)):
-        g_batch = softmax_regression_loss_and_grad(theta, X[idx], y[idx], n_classes)[1]
+        g_batch = optim.softmax_regression_loss_and_grad(theta, X[idx], y[idx], n_classes)[1]
         errors.append(float(np.sum((g_batch - full_grad) ** 2)))
     return float(np.mean(errors))
 
 
 def check_problems(xb, yb, n_classes: int, condition_number: float, rng) -> dict:
-    """The functions whose analytic gradients the chapter checks, each as ``name: (point, f, grad,
-    f_keras)``: ``f`` and ``grad`` in NumPy (:mod:`~helpers.topics.optim`), ``f_keras`` the same function in
-    ``keras.ops`` for :func:`autodiff_gradient`. Random points and targets come from ``rng``; the
-    softmax regression uses the real batch ``xb, yb``."""
+    """The functions whose gradients the chapter checks, ``name: (point, f, grad, f_keras)`` (NumPy, and
+    ``keras.ops`` for autodiff); random points and targets from ``rng``, the real batch ``xb, yb``."""
     import keras
 
     K = keras.ops
     target = rng.normal(size=(8, 3))
     y_binary = rng.integers(0, 2, size=(16, 1)).astype(float)
     labels = rng.integers(0, n_classes, size=16)
-    quad = rotated_quadratic((condition_number, 1.0))
+    quad = optim.rotated_quadratic((condition_number, 1.0))
     A = quad.hessian(None)
-    rosen = rosenbrock()
+    rosen = optim.rosenbrock()
     xb = np.asarray(xb, dtype=float)
     n_features = xb.shape[1]
     d = n_features * n_classes
@@ -73,20 +55,20 @@ def check_problems(xb, yb, n_classes: int, condition_number: float, rng) -> dict
     return {
         "mean squared error": (
             rng.normal(size=(8, 3)),
-            lambda p: mse(p, target),
-            lambda p: mse_grad(p, target),
+            lambda p: optim.mse(p, target),
+            lambda p: optim.mse_grad(p, target),
             lambda p: K.mean(K.square(p - target)),
         ),
         "binary cross-entropy": (
             rng.normal(size=(16, 1)),
-            lambda z: binary_cross_entropy(z, y_binary),
-            lambda z: binary_cross_entropy_grad(z, y_binary),
+            lambda z: optim.binary_cross_entropy(z, y_binary),
+            lambda z: optim.binary_cross_entropy_grad(z, y_binary),
             lambda z: K.mean(keras.losses.binary_crossentropy(y_binary, z, from_logits=True)),
         ),
         "softmax cross-entropy": (
             rng.normal(size=(16, n_classes)),
-            lambda z: softmax_cross_entropy(z, labels),
-            lambda z: softmax_cross_entropy_grad(z, labels),
+            lambda z: optim.softmax_cross_entropy(z, labels),
+            lambda z: optim.softmax_cross_entropy_grad(z, labels),
             lambda z: K.mean(keras.losses.sparse_categorical_crossentropy(labels, z, from_logits=True)),
         ),
         "quadratic": (np.array([-1.5, 2.0]), quad.f, quad.grad, lambda x: 0.5 * K.sum(x * K.matmul(A, x))),
@@ -98,8 +80,8 @@ def check_problems(xb, yb, n_classes: int, condition_number: float, rng) -> dict
         ),
         "softmax regression, CIFAR-10": (
             0.01 * rng.normal(size=d + n_classes),
-            lambda t: softmax_regression_loss_and_grad(t, xb, yb, n_classes)[0],
-            lambda t: softmax_regression_loss_and_grad(t, xb, yb, n_classes)[1],
+            lambda t: optim.softmax_regression_loss_and_grad(t, xb, yb, n_classes)[0],
+            lambda t: optim.softmax_regression_loss_and_grad(t, xb, yb, n_classes)[1],
             keras_softmax_regression,
         ),
     }
@@ -168,14 +150,8 @@ def plot_quadratic_sweep(A, x0, paths: dict, ratios, measured, r_opt: float, ste
     ax1.set_title(w("loss against step (dashed: exact formula)"), fontsize=10)
     ax1.legend(fontsize=8)
     fine = np.linspace(0.005, max(1.2, float(np.max(ratios))), 400)
-    ax2.semilogy(
-        fine,
-        [quadratic_gd_value(A, x0, r * 2 / L, steps) for r in fine],
-        "-",
-        color="gray",
-        lw=1,
-        label=w("exact formula"),
-    )
+    exact = [quadratic_gd_value(A, x0, r * 2 / L, steps) for r in fine]
+    ax2.semilogy(fine, exact, "-", color="gray", lw=1, label=w("exact formula"))
     ax2.semilogy(ratios, measured, "o", ms=4, color="C0", label=w("measured"))
     ax2.axvline(1.0, color="C3", ls="--", lw=1, label=w("bound $\\eta = 2/L$"))
     ax2.axvline(r_opt, color="C2", ls=":", lw=1.5, label=w("$\\eta^* = 2/(L+\\mu)$"))
@@ -191,22 +167,27 @@ def plot_quadratic_sweep(A, x0, paths: dict, ratios, measured, r_opt: float, ste
 ROSENBROCK_LEVELS = np.linspace(-2, 3.5, 14)
 
 
+def _paths_and_losses(problem: Problem, ax_paths, ax_loss, paths: dict, w, fontsize: int) -> None:
+    """Paths (``paths``: label -> :class:`Path`) over Rosenbrock's level sets, dot at the end; their losses by step."""
+    contour(ax_paths, problem, (-2, 2), (-1, 3), levels=ROSENBROCK_LEVELS, log=True)
+    for i, (label, path) in enumerate(paths.items()):
+        ax_paths.plot(path.points[:, 0], path.points[:, 1], "-", color=f"C{i}", lw=1, label=label)
+        ax_paths.plot(*path.points[-1], "o", color=f"C{i}", ms=5)
+        ax_loss.semilogy(np.maximum(path.values, 1e-30), color=f"C{i}", lw=1, label=label)
+    ax_paths.legend(fontsize=fontsize, loc="upper left")
+    ax_loss.set(xlabel=w("step"), ylabel=w("$f$ (logarithmic scale)"))
+    ax_loss.set_title(w("loss against step"), fontsize=10)
+    ax_loss.legend(fontsize=fontsize)
+
+
 def plot_rosenbrock(problem: Problem, paths: dict, lang: str = "en"):
     """Gradient descent on Rosenbrock's function at each learning rate (``paths``: fraction r of
     2/L* -> :class:`Path`): the paths over the level sets of log10 f, and the loss against the step."""
     plt, w = _pyplot(), words.of(lang, "learning_maths")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [1.1, 1]})
-    contour(ax1, problem, (-2, 2), (-1, 3), levels=ROSENBROCK_LEVELS, log=True)
-    for i, (r, path) in enumerate(paths.items()):
-        ax1.plot(path.points[:, 0], path.points[:, 1], "-", color=f"C{i}", lw=1, label=f"$r$ = {r:g}")
-        ax1.plot(*path.points[-1], "o", color=f"C{i}", ms=5)
-        ax2.semilogy(np.maximum(path.values, 1e-30), color=f"C{i}", lw=1, label=f"$r$ = {r:g}")
+    _paths_and_losses(problem, ax1, ax2, {f"$r$ = {r:g}": path for r, path in paths.items()}, w, 8)
     ax1.set(xlabel="$x$", ylabel="$y$")
-    ax1.legend(fontsize=8, loc="upper left")
     ax1.set_title(w("paths (dot: last point)"), fontsize=10)
-    ax2.set(xlabel=w("step"), ylabel=w("$f$ (logarithmic scale)"))
-    ax2.set_title(w("loss against step"), fontsize=10)
-    ax2.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -235,20 +216,13 @@ def plot_optimizer_sweep(
         ok = np.isfinite(finals)
         axes[0].loglog(rates[ok], np.maximum(finals[ok], 1e-30), "o-", ms=3, color=f"C{i}", label=label)
         axes[0].plot(rates[~ok], np.full((~ok).sum(), 10.0 ** (3 + i)), "x", color=f"C{i}", ms=6)
-        lr, path = best[name]
-        axes[1].plot(path.points[:, 0], path.points[:, 1], "-", color=f"C{i}", lw=1, label=f"{label}, {lr:.2g}")
-        axes[1].plot(*path.points[-1], "o", color=f"C{i}", ms=5)
-        axes[2].semilogy(np.maximum(path.values, 1e-30), color=f"C{i}", lw=1, label=f"{label}, {lr:.2g}")
+    labelled = {f"{optimizer_label(name, lang, beta)}, {best[name][0]:.2g}": best[name][1] for name in sweep}
+    _paths_and_losses(problem, axes[1], axes[2], labelled, w, 7)
     axes[0].axvline(2 / L_star, color="gray", ls="--", lw=1, label="$2/L_*$")
     axes[0].set(xlabel=w("learning rate"), ylabel=w("$f$ after {steps} steps").format(steps=steps))
     axes[0].set_title(w("learning-rate sweep (×: diverged)"), fontsize=10)
     axes[0].legend(fontsize=7)
-    contour(axes[1], problem, (-2, 2), (-1, 3), levels=ROSENBROCK_LEVELS, log=True)
     axes[1].set_title(w("paths at the best learning rate (dot: last point)"), fontsize=10)
-    axes[1].legend(fontsize=7, loc="upper left")
-    axes[2].set(xlabel=w("step"), ylabel=w("$f$ (logarithmic scale)"))
-    axes[2].set_title(w("loss against step"), fontsize=10)
-    axes[2].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -1,7 +1,5 @@
-"""The maths of learning in NumPy: losses and their gradients, gradient checks, test functions,
-optimizers, softmax regression trained by mini-batch gradient descent, and backpropagation through a
-network with one hidden layer.
-"""
+"""The maths of learning in NumPy: losses and gradients, gradient checks, test functions, optimizers,
+softmax regression by mini-batch gradient descent, backpropagation through one hidden layer."""
 
 from __future__ import annotations
 
@@ -10,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-
-# --- Losses and their gradients
 
 
 def mse(pred, target) -> float:
@@ -61,15 +57,13 @@ def softmax(z, axis: int = -1) -> np.ndarray:
 
 def one_hot(labels, n_classes: int) -> np.ndarray:
     """Integer labels (n,) as rows of the identity, shape (n, n_classes)."""
-    labels = np.asarray(labels)
-    return (labels[:, None] == np.arange(n_classes)[None, :]).astype(float)
+    return (np.asarray(labels)[:, None] == np.arange(n_classes)[None, :]).astype(float)
 
 
 def softmax_cross_entropy(logits, labels) -> float:
     """Mean softmax cross-entropy ``-log softmax(z)_y = logsumexp(z) - z_y`` (stable, from logits)."""
     z = np.asarray(logits, dtype=float)
-    labels = np.asarray(labels)
-    return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(z)), labels]))
+    return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(z)), np.asarray(labels)]))
 
 
 def softmax_cross_entropy_grad(logits, labels) -> np.ndarray:
@@ -87,9 +81,6 @@ def naive_softmax_cross_entropy(logits, labels) -> float:
         return float(np.mean(-np.log(p[np.arange(len(p)), np.asarray(labels)])))
 
 
-# --- Checking gradients
-
-
 def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6, indices=None) -> np.ndarray:
     """Central differences ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``."""
     if not eps > 0:
@@ -100,12 +91,12 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6, i
     out = np.empty(len(positions))
     for k, i in enumerate(positions):
         saved = flat[i]
-        flat[i] = saved + eps
-        up = f(x)
-        flat[i] = saved - eps
-        down = f(x)
+        values = []
+        for nudged in (saved + eps, saved - eps):
+            flat[i] = nudged
+            values.append(f(x))
         flat[i] = saved
-        out[k] = (up - down) / (2 * eps)
+        out[k] = (values[0] - values[1]) / (2 * eps)
     return out.reshape(x.shape) if indices is None else out
 
 
@@ -130,11 +121,8 @@ def gradient_check(
 
 
 def autodiff_gradient(f: Callable, x, dtype: str = "float64") -> np.ndarray:
-    """Gradient of the scalar ``f`` at ``x`` by the automatic differentiation of Keras' backend, in ``dtype``.
-
-    float64 by default (JAX's 64-bit mode is on for the call), so that a comparison with the NumPy
-    formulas measures the formulas rather than float32 rounding.
-    """
+    """Gradient of the scalar ``f`` at ``x`` by the backend's automatic differentiation, in ``dtype`` (float64 by
+    default, JAX's 64-bit mode on for the call: a comparison with NumPy then measures formulas, not rounding)."""
     import contextlib
 
     import keras
@@ -168,9 +156,6 @@ def autodiff_gradient(f: Callable, x, dtype: str = "float64") -> np.ndarray:
         (gradient,) = torch.autograd.grad(f(tensor), tensor)
         return gradient.detach().cpu().numpy().astype(dtype)
     raise ValueError(f"no automatic differentiation for the Keras backend {backend!r}")
-
-
-# --- Test functions: a quadratic and Rosenbrock's valley
 
 
 @dataclass(frozen=True)
@@ -230,9 +215,6 @@ def rosenbrock(a: float = 1.0, b: float = 100.0) -> Problem:
     return Problem("rosenbrock", f, grad, hessian, np.array([a, a**2]))
 
 
-# --- Optimizers: plain gradient descent, momentum, Adam
-
-
 def _positive(name: str, value) -> float:
     value = float(value)
     if not (math.isfinite(value) and value > 0):
@@ -266,9 +248,7 @@ class Momentum(GradientDescent):
         self.velocity = None
 
     def step(self, x, g):
-        if self.velocity is None:
-            self.velocity = np.zeros_like(x, dtype=float)
-        self.velocity = self.beta * self.velocity - self.learning_rate * g
+        self.velocity = self.beta * (0.0 if self.velocity is None else self.velocity) - self.learning_rate * g
         return x + self.velocity
 
 
@@ -277,15 +257,11 @@ class Adam(GradientDescent):
 
     def __init__(self, learning_rate: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(learning_rate)
-        self.beta1 = _fraction("beta1", beta1)
-        self.beta2 = _fraction("beta2", beta2)
-        self.eps = _positive("eps", eps)
-        self.m = self.v = None
+        self.beta1, self.beta2, self.eps = _fraction("beta1", beta1), _fraction("beta2", beta2), _positive("eps", eps)
+        self.m = self.v = 0.0
         self.t = 0
 
     def step(self, x, g):
-        if self.m is None:
-            self.m, self.v = np.zeros_like(x, dtype=float), np.zeros_like(x, dtype=float)
         self.t += 1
         self.m = self.beta1 * self.m + (1 - self.beta1) * g
         self.v = self.beta2 * self.v + (1 - self.beta2) * g**2
@@ -324,15 +300,13 @@ def descend(problem: Problem, x0, optimizer, steps: int, blowup: float = 1e8) ->
         raise ValueError(f"steps must be a non-negative integer, got {steps}")
     x = np.asarray(x0, dtype=float)
     points, values = [x], [problem.f(x)]
-    diverged = False
     for _ in range(int(steps)):
         x = optimizer.step(x, problem.grad(x))
         if not np.all(np.isfinite(x)) or np.max(np.abs(x)) > blowup:
-            diverged = True
-            break
+            return Path(np.array(points), np.array(values), True)
         points.append(x)
         values.append(problem.f(x))
-    return Path(np.array(points), np.array(values), diverged)
+    return Path(np.array(points), np.array(values), False)
 
 
 def quadratic_gd_value(A, x0, learning_rate: float, steps: int) -> float:
@@ -340,9 +314,6 @@ def quadratic_gd_value(A, x0, learning_rate: float, steps: int) -> float:
     lam, Q = np.linalg.eigh(np.asarray(A, dtype=float))
     c = Q.T @ np.asarray(x0, dtype=float)
     return float(0.5 * np.sum(lam * c**2 * (1 - learning_rate * lam) ** (2 * steps)))
-
-
-# --- Softmax regression trained by mini-batch gradient descent; backpropagation through one hidden ReLU layer
 
 
 def softmax_regression_loss_and_grad(theta, X, y, n_classes: int) -> tuple[float, np.ndarray]:
@@ -376,14 +347,8 @@ def mlp_pack(arrays) -> np.ndarray:
 def mlp_init(shapes, seed: int) -> np.ndarray:
     """Glorot-uniform weights and zero biases, packed (Keras' defaults for Dense layers)."""
     rng = np.random.default_rng(seed)
-    arrays = []
-    for shape in shapes:
-        if len(shape) == 2:
-            bound = math.sqrt(6 / (shape[0] + shape[1]))
-            arrays.append(rng.uniform(-bound, bound, size=shape))
-        else:
-            arrays.append(np.zeros(shape))
-    return mlp_pack(arrays)
+    glorot = [math.sqrt(6 / sum(shape)) if len(shape) == 2 else 0.0 for shape in shapes]
+    return mlp_pack([rng.uniform(-b, b, size=s) if b else np.zeros(s) for s, b in zip(shapes, glorot)])
 
 
 def mlp_loss_and_grad(theta, X, y, shapes) -> tuple[float, np.ndarray]:
@@ -394,10 +359,8 @@ def mlp_loss_and_grad(theta, X, y, shapes) -> tuple[float, np.ndarray]:
     H = np.maximum(A, 0.0)
     Z = H @ W2 + b2
     dZ = softmax_cross_entropy_grad(Z, y)
-    dH = dZ @ W2.T
-    dA = dH * (A > 0)
-    grads = [X.T @ dA, dA.sum(axis=0), H.T @ dZ, dZ.sum(axis=0)]
-    return softmax_cross_entropy(Z, y), mlp_pack(grads)
+    dA = (dZ @ W2.T) * (A > 0)
+    return softmax_cross_entropy(Z, y), mlp_pack([X.T @ dA, dA.sum(axis=0), H.T @ dZ, dZ.sum(axis=0)])
 
 
 def mlp_loss(theta, X, y, shapes) -> float:

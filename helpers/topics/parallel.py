@@ -1,12 +1,5 @@
-"""Data-parallel training of the article's CNN: on one device, on N mirrored devices, by N worker processes.
-
-Each mode runs in its own process (TensorFlow fixes its device layout when it starts) on the same
-batches (:func:`epoch_order`) from the same weights, so all modes end at the same loss up to rounding.
-``multiworker`` trains with a written-out ``strategy.run`` loop, because Keras 3's ``fit`` fails under
-``MultiWorkerMirroredStrategy`` (keras-team/keras#20585). The command line prints one JSON record::
-
-    python -m helpers.topics.parallel --mode mirrored --devices 2 --train-size 10000 --epochs 3
-"""
+"""Data-parallel training of the article's CNN: on one device, on N mirrored devices, by N worker processes,
+each mode in its own process (TensorFlow fixes its device layout when it starts) on the same batches."""
 
 from __future__ import annotations
 
@@ -51,23 +44,14 @@ def check_args(mode: str, devices: int, train_size: int, epochs: int, batch_size
         raise ValueError(f"train_size={train_size}: between one global batch ({batch_size}) and CIFAR-10's 50,000")
 
 
-def epoch_order(n: int, batch_size: int, epochs: int, seed: int):
-    """Indices of the training images in the order they are used: a permutation per ``(seed, epoch)``,
-    each cut to whole global batches, so that every mode and every worker sees the same batches."""
-    import numpy as np
-
-    steps = n // batch_size
-    return np.concatenate(
-        [np.random.default_rng([seed, e]).permutation(n)[: steps * batch_size] for e in range(epochs)]
-    )
-
-
 def _dataset(x, y, batch_size: int, seed: int, epochs: int):
-    """All epochs' global batches as one tf.data pipeline; with several workers, ``AutoShardPolicy.DATA``
-    makes every worker read the same pipeline and keep its own slices."""
+    """All epochs' global batches (a permutation per ``(seed, epoch)``, whole batches) as one tf.data
+    pipeline; ``AutoShardPolicy.DATA`` makes every worker read it and keep its own slices."""
+    import numpy as np
     import tensorflow as tf
 
-    order = epoch_order(len(x), batch_size, epochs, seed)
+    used = len(x) // batch_size * batch_size
+    order = np.concatenate([np.random.default_rng([seed, e]).permutation(len(x))[:used] for e in range(epochs)])
     ds = tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(batch_size, drop_remainder=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -88,9 +72,8 @@ def _custom_loop(args, strategy, model, dataset, steps: int) -> tuple[list[float
 
     def replica_step(xb, yb):
         with tf.GradientTape() as tape:
-            loss = tf.nn.compute_average_loss(
-                per_example(yb, model(xb, training=True)), global_batch_size=args.batch_size
-            )
+            per_replica = per_example(yb, model(xb, training=True))
+            loss = tf.nn.compute_average_loss(per_replica, global_batch_size=args.batch_size)
         model.optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return loss
 
@@ -106,8 +89,8 @@ def _custom_loop(args, strategy, model, dataset, steps: int) -> tuple[list[float
     return seconds, total / steps
 
 
-def train(args, strategy, mode: str, workers: int, loop: str = "fit") -> dict:
-    """Train under ``strategy`` (Keras ``fit`` or :func:`_custom_loop`) and return the mode's record."""
+def train(args, strategy, mode: str, workers: int = 1) -> dict:
+    """Train under ``strategy`` (``fit``, or :func:`_custom_loop` for multiworker) and return the mode's record."""
     import keras
 
     from helpers import models
@@ -118,11 +101,12 @@ def train(args, strategy, mode: str, workers: int, loop: str = "fit") -> dict:
     data = load_cifar10(train_size=args.train_size, test_size=10, seed=args.seed)
     steps = args.train_size // args.batch_size
     dataset = _dataset(data.x_train, data.y_train, args.batch_size, args.seed, args.epochs)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     with strategy.scope():
         model = models.article_cnn(logits=True)
-        model.compile(
-            keras.optimizers.Adam(LEARNING_RATE), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        )
+        model.compile(keras.optimizers.Adam(LEARNING_RATE), loss)
+    # Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585): a strategy.run loop there
+    loop = "custom" if mode == "multiworker" else "fit"
     if loop == "fit":
         timer = EpochTimer()
         history = model.fit(dataset, epochs=args.epochs, steps_per_epoch=steps, verbose=0, callbacks=[timer])
@@ -171,22 +155,18 @@ def _worker_argv(args, index: int) -> list[str]:
 
 
 def run_multiworker(args) -> dict:
-    """Start ``args.devices`` workers on 127.0.0.1, wait for them (up to ``args.timeout``), return the chief's record.
-
-    If one fails, all are stopped and the error names it, with its output; no worker outlives this call.
-    """
+    """Start ``args.devices`` workers on 127.0.0.1, wait (up to ``args.timeout``), return the chief's record;
+    if one fails, all are stopped and the error names it, with its output."""
     ports = processes.free_ports(args.devices)
     workers = []
     try:
         for i in range(args.devices):
-            workers.append(
-                processes.Child(_worker_argv(args, i), stream="both", env=worker_env(ports, i), name=f"worker {i}")
-            )
+            env = worker_env(ports, i)
+            workers.append(processes.Child(_worker_argv(args, i), stream="both", env=env, name=f"worker {i}"))
         deadline, failed = time.monotonic() + args.timeout, None
         while failed is None:
             codes = [w.process.poll() for w in workers]
-            bad = [str(i) for i, c in enumerate(codes) if c not in (None, 0)]
-            if bad:
+            if bad := [str(i) for i, c in enumerate(codes) if c not in (None, 0)]:
                 failed = f"worker {', '.join(bad)} failed"
             elif all(c == 0 for c in codes):
                 break
@@ -196,12 +176,11 @@ def run_multiworker(args) -> dict:
         for w in workers:
             w.stop(graceful=False)
         if failed:
-            details = [
+            tails = [
                 f"--- worker {i} (exit {w.process.returncode}) ---\n{w.tail(40)[-1500:]}" for i, w in enumerate(workers)
             ]
-            raise RuntimeError(f"multiworker run on 127.0.0.1 ports {ports}: {failed}\n" + "\n".join(details))
-        records = [e for e in workers[0].lines if "images_per_second" in e]
-        if not records:
+            raise RuntimeError(f"multiworker run on 127.0.0.1 ports {ports}: {failed}\n" + "\n".join(tails))
+        if not (records := [e for e in workers[0].lines if "images_per_second" in e]):
             raise RuntimeError("the chief (worker 0) finished without printing its JSON record")
         return records[-1]
     finally:
@@ -220,20 +199,20 @@ def run(args) -> dict:
 
     tf.config.experimental.enable_op_determinism()  # in every mode alike, so that the speeds compare fairly
     if args.mode == "single":
-        return train(args, tf.distribute.get_strategy(), "single", workers=1)
+        return train(args, tf.distribute.get_strategy(), "single")
     if args.mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.devices)
         names = [d.name for d in tf.config.list_logical_devices("CPU")]
         # on a CPU the all-reduce must not use NCCL (GPU only): reduce on the host
         strategy = tf.distribute.MirroredStrategy(devices=names, cross_device_ops=tf.distribute.ReductionToOneDevice())
-        return train(args, strategy, "mirrored", workers=1)
+        return train(args, strategy, "mirrored")
     processes.exit_with_parent()  # a worker never outlives the run that started it
     ring = tf.distribute.experimental.CommunicationImplementation.RING
     strategy = tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=tf.distribute.experimental.CommunicationOptions(implementation=ring)
     )
-    return train(args, strategy, "multiworker", workers=args.devices, loop="custom")
+    return train(args, strategy, "multiworker", workers=args.devices)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,36 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(
-    modes=MODES,
-    devices: int = 2,
-    train_size: int = 10_000,
-    epochs: int = 3,
-    batch_size: int = 256,
-    seed: int = 0,
-    timeout: float = 900.0,
-) -> list[dict]:
-    """Run each mode in its own process and return their records (``single`` always on one device).
-
-    Raises ValueError for settings that cannot run, and RuntimeError naming the mode, with the end of
-    its standard error, if a run fails.
-    """
+def measure(modes=MODES, devices=2, train_size=10_000, epochs=3, batch_size=256, seed=0, timeout=900.0) -> list[dict]:
+    """Run each mode in its own process and return their records (``single`` always on one device); ValueError
+    for settings that cannot run, RuntimeError naming the mode, with its stderr's end, if a run fails."""
     for mode in modes:
         check_args(mode, devices, train_size, epochs, batch_size)
     env = python_env(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    for name in ("TF_CONFIG", "XLA_FLAGS"):
-        env.pop(name, None)
+    env = {k: v for k, v in env.items() if k not in ("TF_CONFIG", "XLA_FLAGS")}
+    shared = dict(train_size=train_size, epochs=epochs, batch_size=batch_size, seed=seed, timeout=timeout)
     records = []
     for mode in modes:
-        argv = _command(
-            mode=mode,
-            devices=1 if mode == "single" else devices,
-            train_size=train_size,
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            timeout=timeout,
-        )
+        argv = _command(mode=mode, devices=1 if mode == "single" else devices, **shared)
         try:
             done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout + 60)
         except subprocess.TimeoutExpired as e:

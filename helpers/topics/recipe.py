@@ -85,9 +85,6 @@ class RunResult:
     test_accuracy_no_tta: float | None = None
     eval_seconds: float = 0.0
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 def ladder(
     batch_size: int = 512, epochs: float = 10.0, width: float = 0.5, val_size: int = 5000, mixed_precision: bool = False
@@ -168,9 +165,6 @@ def strong_recipe(
     return rungs[-1][2].replace(val_size=val_size)
 
 
-# --- training, with a checkpoint per epoch and resumption
-
-
 class Checkpoint:
     """The model (with its optimiser state) and the run's progress, saved atomically after each epoch."""
 
@@ -205,15 +199,6 @@ class Checkpoint:
         os.replace(tmp_state, self.state_path)
 
 
-def split(x: np.ndarray, y: np.ndarray, val_size: int, seed: int):
-    """Stratified hold-out (x_tr, y_tr, x_val, y_val); val arrays are None when ``val_size`` is 0."""
-    if not val_size:
-        return x, y, None, None
-    from helpers.data import split_validation
-
-    return split_validation(x, y, val_size, seed)
-
-
 def train(
     recipe: Recipe,
     x_train,
@@ -230,10 +215,13 @@ def train(
     import keras
 
     from helpers import models
+    from helpers.data import split_validation
 
     keras.utils.set_random_seed(seed)
     keras.config.set_dtype_policy("mixed_bfloat16" if recipe.mixed_precision else "float32")
-    x_tr, y_tr, x_val, y_val = split(x_train, y_train, recipe.val_size, seed)
+    x_tr, y_tr, x_val, y_val = (
+        split_validation(x_train, y_train, recipe.val_size, seed) if recipe.val_size else (x_train, y_train, None, None)
+    )
     bs = recipe.batch_size
     steps_per_epoch = len(x_tr) // bs
     if steps_per_epoch < 1:
@@ -244,14 +232,15 @@ def train(
 
     ckpt = Checkpoint(checkpoint_dir, recipe, seed, len(x_train)) if checkpoint_dir else None
     model, state = ckpt.load() if ckpt else (None, None)
-    if model is None and warm_model is not None:
-        model = warm_model
-        reinitialise(model, build_model(recipe, x_tr, seed))
+    if model is None:
         state = {"epochs_done": 0, "epoch_seconds": [], "history": []}
-    elif model is None:
-        model = build_model(recipe, x_tr, seed)
-        compile_model(model, recipe, total_steps)
-        state = {"epochs_done": 0, "epoch_seconds": [], "history": []}
+        fresh = build_model(recipe, x_tr, seed)
+        if warm_model is not None:
+            model = warm_model
+            reinitialise(model, fresh)
+        else:
+            model = fresh
+            compile_model(model, recipe, total_steps)
     resumed_from = state["epochs_done"]
     # the next epoch's shuffled, augmented copy is prepared on a thread while this one trains
     pool = ThreadPoolExecutor(max_workers=1)
@@ -309,7 +298,7 @@ def train(
 def main(argv=None) -> int:
     """Train one rung, printing each epoch as it is checkpointed (the interruption test runs this)."""
     parser = argparse.ArgumentParser(prog="python -m helpers.topics.recipe", description=__doc__)
-    parser.add_argument("--rung", default="tta", help="a rung id of the ladder (article ... tta, bf16)")
+    parser.add_argument("--rung", default="tta", choices=CHANGES, help="a rung id of the ladder")
     parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--width", type=float, default=0.25)
@@ -320,8 +309,6 @@ def main(argv=None) -> int:
     parser.add_argument("--result", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
     rungs = {rung: r for rung, _, r in ladder(args.batch_size, args.epochs, args.width, 0, mixed_precision=True)}
-    if args.rung not in rungs:
-        parser.error(f"unknown rung {args.rung!r}; choose one of {list(rungs)}")
 
     def report(epoch, record):
         print(f"epoch {epoch} done: {json.dumps(record)}", flush=True)
@@ -334,7 +321,7 @@ def main(argv=None) -> int:
     recipe = rungs[args.rung]
     res = train(recipe, data.x_train, data.y_train, data.x_test, data.y_test, args.seed, args.checkpoint_dir, report)
     if args.result:
-        Path(args.result).write_text(json.dumps(res.to_dict(), indent=1))
+        Path(args.result).write_text(json.dumps(dataclasses.asdict(res), indent=1))
     return 0
 
 

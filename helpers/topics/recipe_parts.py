@@ -10,18 +10,7 @@ if TYPE_CHECKING:
     from helpers.topics.recipe import Recipe
 
 #: airbench's published hyperparameters (per 1,024 examples, PyTorch summed-loss units)
-AIRBENCH = {
-    "lr": 11.5,
-    "momentum": 0.85,
-    "weight_decay": 0.0153,
-    "bias_scaler": 64.0,
-    "label_smoothing": 0.2,
-    "lookahead_every": 5,
-    "lookahead_decay": 0.95**5,
-}
-
-
-# --- data: one epoch's order and augmentation depend only on (seed, epoch)
+AIRBENCH = dict(lr=11.5, momentum=0.85, weight_decay=0.0153, bias_scaler=64.0, label_smoothing=0.2, lookahead_every=5)
 
 
 def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
@@ -33,8 +22,7 @@ def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Reci
         base = np.random.default_rng([seed, 10_000]).random(len(x)) < 0.5
         flip = base[order] ^ bool(epoch % 2)
         xe[flip] = xe[flip, :, ::-1]
-        r = recipe.translate
-        if r:
+        if r := recipe.translate:
             padded = np.pad(xe, ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
             shifts = rng.integers(-r, r + 1, size=(len(xe), 2))
             for dy in range(-r, r + 1):
@@ -42,9 +30,6 @@ def epoch_data(x: np.ndarray, y: np.ndarray, epoch: int, seed: int, recipe: Reci
                     m = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
                     xe[m] = padded[m, r + dy : r + dy + 32, r + dx : r + dx + 32]
     return xe, ye
-
-
-# --- model, optimiser, schedule
 
 
 def build_model(recipe: Recipe, x_train: np.ndarray, seed: int = 0):
@@ -81,13 +66,7 @@ def keras_classes():
             return self.peak * ops.where(t < top, up, ops.maximum(down, self.end))
 
         def get_config(self):
-            return {
-                "peak": self.peak,
-                "total_steps": self.total_steps,
-                "warmup": self.warmup,
-                "start": self.start,
-                "end": self.end,
-            }
+            return {k: getattr(self, k) for k in ("peak", "total_steps", "warmup", "start", "end")}
 
     @keras.saving.register_keras_serializable(package="maas")
     class LadderSGD(keras.optimizers.SGD):
@@ -95,21 +74,17 @@ def keras_classes():
 
         def __init__(self, bias_lr_scale=1.0, lookahead_every=0, lookahead_decay=0.95**5, total_steps=1, **kwargs):
             super().__init__(**kwargs)
-            self.bias_lr_scale = float(bias_lr_scale)
-            self.lookahead_every = int(lookahead_every)
-            self.lookahead_decay = float(lookahead_decay)
-            self.total_steps = int(total_steps)
+            self.bias_lr_scale, self.lookahead_every = float(bias_lr_scale), int(lookahead_every)
+            self.lookahead_decay, self.total_steps = float(lookahead_decay), int(total_steps)
 
         def build(self, variables):
             if self.built:
                 return
             super().build(variables)
             self._slow = []
-            if self.lookahead_every:
-                for v in variables:
-                    slow = self.add_variable_from_reference(v, name="lookahead")
-                    slow.assign(ops.copy(v))  # a copy: JAX must not see one buffer twice
-                    self._slow.append(slow)
+            for v in variables if self.lookahead_every else ():
+                self._slow.append(self.add_variable_from_reference(v, name="lookahead"))
+                self._slow[-1].assign(ops.copy(v))  # a copy: JAX must not see one buffer twice
 
         def update_step(self, gradient, variable, learning_rate):
             if self.bias_lr_scale != 1.0 and variable.name in ("bias", "beta"):
@@ -127,13 +102,8 @@ def keras_classes():
                 self.assign(variable, ops.where(due, pulled, value))
 
         def get_config(self):
-            return {
-                **super().get_config(),
-                "bias_lr_scale": self.bias_lr_scale,
-                "lookahead_every": self.lookahead_every,
-                "lookahead_decay": self.lookahead_decay,
-                "total_steps": self.total_steps,
-            }
+            extra = ("bias_lr_scale", "lookahead_every", "lookahead_decay", "total_steps")
+            return {**super().get_config(), **{k: getattr(self, k) for k in extra}}
 
     globals().update(TriangleSchedule=TriangleSchedule, LadderSGD=LadderSGD)
     return TriangleSchedule, LadderSGD
@@ -173,9 +143,6 @@ def reinitialise(model, fresh) -> None:
 
     for slow, v in zip(getattr(opt, "_slow", []), model.trainable_variables):
         slow.assign(keras.ops.copy(v))
-
-
-# --- evaluation with test-time augmentation
 
 
 def predict_logits(model, x: np.ndarray, tta: int = 0, batch_size: int = 2000) -> np.ndarray:

@@ -32,17 +32,10 @@ def run_sweep(
             model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
             seconds = time.perf_counter() - start
             loss, acc = model.evaluate(cifar.x_test, cifar.y_test, batch_size=1024, verbose=0)
+            flops = compute_cost.training_flops(model, n * epochs)
+            row = dict(width=float(width), params=int(model.count_params()), train_size=int(n), epochs=int(epochs))
             rows.append(
-                {
-                    "width": float(width),
-                    "params": int(model.count_params()),
-                    "train_size": int(n),
-                    "epochs": int(epochs),
-                    "test_error": 1.0 - float(acc),
-                    "test_loss": float(loss),
-                    "train_flops": compute_cost.training_flops(model, n * epochs),
-                    "seconds": seconds,
-                }
+                row | dict(test_error=1.0 - float(acc), test_loss=float(loss), train_flops=flops, seconds=seconds)
             )
             if progress:
                 progress(rows[-1])
@@ -80,23 +73,18 @@ def _loglog(x: np.ndarray, r: np.ndarray) -> tuple[float, float, float, float]:
     """Least squares of log r on log x: (slope, intercept, sse, r2)."""
     lx, lr = np.log(x), np.log(r)
     slope, intercept = np.polyfit(lx, lr, 1)
-    resid = lr - (intercept + slope * lx)
-    total = float(np.sum((lr - lr.mean()) ** 2))
-    sse = float(np.sum(resid**2))
+    sse, total = float(np.sum((lr - intercept - slope * lx) ** 2)), float(np.sum((lr - lr.mean()) ** 2))
     return float(slope), float(intercept), sse, (1.0 - sse / total if total > 0 else 1.0)
 
 
 def fit_power_law(x, err, irreducible: bool = True, grid: int = 400) -> PowerLawFit:
     """Fit ``err = E + A * x**(-alpha)`` with ``alpha > 0``."""
-    x = np.asarray(x, dtype=float)
-    err = np.asarray(err, dtype=float)
+    x, err = np.asarray(x, dtype=float), np.asarray(err, dtype=float)
     if x.shape != err.shape or x.ndim != 1:
         raise ValueError("x and err must be one-dimensional and of the same length")
-    if x.size < (4 if irreducible else 2) or np.unique(x).size < (3 if irreducible else 2):
-        raise ValueError(
-            f"need at least {4 if irreducible else 2} points at "
-            f"{3 if irreducible else 2} different x to fit, got {x.size}"
-        )
+    points, distinct = (4, 3) if irreducible else (2, 2)
+    if x.size < points or np.unique(x).size < distinct:
+        raise ValueError(f"need at least {points} points at {distinct} different x to fit, got {x.size}")
     if np.any(x <= 0) or np.any(err <= 0):
         raise ValueError("x and err must be positive")
 
@@ -169,14 +157,8 @@ def plot_sweep(table: pd.DataFrame, fits: dict, lang: str = "en"):
         fit = fits.get(column)
         if fit is not None:
             xs = np.geomspace(table[column].min(), table[column].max() * 4, 100)
-            words = "拟合" if zh else "fit"
-            ax.plot(
-                xs,
-                fit.predict(xs),
-                "k--",
-                lw=1.2,
-                label=f"{words}: {fit.irreducible:.2f} + A·{symbol}^-{fit.exponent:.2f}",
-            )
+            label = f"{'拟合' if zh else 'fit'}: {fit.irreducible:.2f} + A·{symbol}^-{fit.exponent:.2f}"
+            ax.plot(xs, fit.predict(xs), "k--", lw=1.2, label=label)
             if math.isfinite(fit.bend) and fit.bend < xs.max():
                 ax.axvline(fit.bend, color="C3", lw=0.8, ls=":")
         ax.set(xscale="log", yscale="log")
@@ -209,71 +191,74 @@ def try_fit(x, err, min_points: int = 3) -> PowerLawFit | None:
         return None
 
 
+#: where a curve bends against the measured range, in words (English, Chinese)
+BEND_WORDS = {
+    "below": (
+        "below the smallest value measured, so every run here is past it",
+        "低于测量的最小值，所以这里的每次运行都已越过弯折点",
+    ),
+    "inside": ("inside the measured range", "位于测量范围之内"),
+    "above": (
+        "beyond the largest value measured, so the runs here are still on the straight part",
+        "超出测量的最大值，所以这里的运行仍在直线段上",
+    ),
+}
+
+
 def describe_bend(fit: PowerLawFit | None, low: float, high: float, unit: tuple[str, str]) -> dict:
     """Where a fitted curve bends relative to the measured range [low, high], in English and Chinese."""
     from helpers.topics.large_models import sci
 
     en_unit, zh_unit = unit
+    zh_axis = zh_unit.lstrip("个张次")
     if fit is None:
         return {
             "where": "none",
             "en": f"no power law could be fitted against {en_unit}",
-            "zh": f"无法对{zh_unit.lstrip('个张次')}拟合幂律",
+            "zh": f"无法对{zh_axis}拟合幂律",
         }
     if not math.isfinite(fit.bend):
         return {
             "where": "none",
             "en": f"the curve against {en_unit} shows no bend: its fitted floor is 0, a straight line on log-log axes",
-            "zh": f"对{zh_unit.lstrip('个张次')}的曲线没有弯折：拟合的下限为 0，在双对数坐标上是一条直线",
+            "zh": f"对{zh_axis}的曲线没有弯折：拟合的下限为 0，在双对数坐标上是一条直线",
         }
     b = sci(fit.bend, 2)
-    if fit.bend < low:
-        where, en, zh = (
-            "below",
-            "below the smallest value measured, so every run here is past it",
-            "低于测量的最小值，所以这里的每次运行都已越过弯折点",
-        )
-    elif fit.bend <= high:
-        where, en, zh = "inside", "inside the measured range", "位于测量范围之内"
-    else:
-        where, en, zh = (
-            "above",
-            "beyond the largest value measured, so the runs here are still on the straight part",
-            "超出测量的最大值，所以这里的运行仍在直线段上",
-        )
+    where = "below" if fit.bend < low else "inside" if fit.bend <= high else "above"
+    en, zh = BEND_WORDS[where]
     return {
         "where": where,
         "en": f"the curve against {en_unit} bends at about {b} {en_unit}, {en}",
-        "zh": f"对{zh_unit.lstrip('个张次')}的曲线在约 {b} {zh_unit}处弯折，{zh}",
+        "zh": f"对{zh_axis}的曲线在约 {b} {zh_unit}处弯折，{zh}",
     }
+
+
+#: which resource to add next, by (the width curve has bent, the data curve has bent): English, Chinese
+VERDICTS = {
+    (True, False): (
+        "The width curve has bent and the data curve has not: the next gain would come from more data, not a "
+        "wider network.",
+        "宽度曲线已经弯折而数据曲线还没有：下一步的收益应来自更多数据，而不是更宽的网络。",
+    ),
+    (False, True): (
+        "The data curve has bent and the width curve has not: a wider network would gain more than more images.",
+        "数据曲线已经弯折而宽度曲线还没有：更宽的网络比更多图像收益更大。",
+    ),
+    (True, True): (
+        "Both curves have bent: with this training budget, more epochs (compute) come before more parameters or data.",
+        "两条曲线都已弯折：在这个训练预算下，应先增加轮数（算力），再增加参数或数据。",
+    ),
+    (False, False): (
+        "Neither curve has bent in this range: more parameters and more data both still pay.",
+        "在这个范围内两条曲线都没有弯折：更多参数和更多数据都仍然划算。",
+    ),
+}
 
 
 def verdict(params_where: str, data_where: str) -> dict:
     """Which resource the sweep says to add next, from where the two curves bend (see :func:`describe_bend`)."""
-    bent = {"below", "inside"}
-    p, d = params_where in bent, data_where in bent
-    if p and not d:
-        return {
-            "en": "The width curve has bent and the data curve has not: the next gain would come from more "
-            "data, not a wider network.",
-            "zh": "宽度曲线已经弯折而数据曲线还没有：下一步的收益应来自更多数据，而不是更宽的网络。",
-        }
-    if d and not p:
-        return {
-            "en": "The data curve has bent and the width curve has not: a wider network would gain more than "
-            "more images.",
-            "zh": "数据曲线已经弯折而宽度曲线还没有：更宽的网络比更多图像收益更大。",
-        }
-    if p and d:
-        return {
-            "en": "Both curves have bent: with this training budget, more epochs (compute) come before more "
-            "parameters or data.",
-            "zh": "两条曲线都已弯折：在这个训练预算下，应先增加轮数（算力），再增加参数或数据。",
-        }
-    return {
-        "en": "Neither curve has bent in this range: more parameters and more data both still pay.",
-        "zh": "在这个范围内两条曲线都没有弯折：更多参数和更多数据都仍然划算。",
-    }
+    en, zh = VERDICTS[params_where in ("below", "inside"), data_where in ("below", "inside")]
+    return {"en": en, "zh": zh}
 
 
 def width_for_params(widths, params, need: float) -> float:

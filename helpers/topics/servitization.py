@@ -34,9 +34,6 @@ class WorkerError(RuntimeError):
         self.url, self.chunk, self.reason = url, chunk, reason
 
 
-# --- the computation
-
-
 def collatz_steps(n: int) -> int:
     """Steps of the Collatz map (n -> n/2 if even, 3n+1 if odd) until n reaches 1."""
     if n < 1:
@@ -50,11 +47,7 @@ def collatz_steps(n: int) -> int:
 
 def task(chunk: tuple[int, int]) -> int:
     """The parallel unit of work: total Collatz steps of the integers ``lo <= n < hi``."""
-    lo, hi = chunk
-    total = 0
-    for n in range(lo, hi):
-        total += collatz_steps(n)
-    return total
+    return sum(collatz_steps(n) for n in range(*chunk))
 
 
 def serial_phase(n: int) -> int:
@@ -72,20 +65,13 @@ def split(n_items: int, n_tasks: int) -> list[tuple[int, int]]:
     if n_tasks > n_items:
         raise ValueError(f"cannot split {n_items} items into {n_tasks} tasks")
     base, extra = divmod(n_items, n_tasks)
-    chunks, lo = [], 1
-    for i in range(n_tasks):
-        hi = lo + base + (i < extra)
-        chunks.append((lo, hi))
-        lo = hi
-    return chunks
+    bounds = [1 + i * base + min(i, extra) for i in range(n_tasks + 1)]
+    return list(zip(bounds, bounds[1:]))
 
 
 def _check_workers(workers: int) -> None:
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"the number of workers must be a positive integer, got {workers!r}")
-
-
-# --- three ways to run the tasks
 
 
 def run_serial(chunks) -> list[int]:
@@ -138,9 +124,6 @@ def run_job(serial_items: int, chunks, runner) -> Job:
     return Job(serial_result, list(results), middle - start, end - middle)
 
 
-# --- worker services
-
-
 class _TaskHandler(BaseHTTPRequestHandler):
     server_version = "maas-worker/1"
     timeout = 30  # seconds a connection may stall before the server drops it
@@ -157,10 +140,10 @@ class _TaskHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):  # noqa: N802 - http.server's naming
-        if self.path == "/health":
-            self._reply(200, {"status": "ok", "pid": os.getpid()})
-        else:
-            self._reply(404, {"error": f"no such path {self.path}"})
+        found = self.path == "/health"
+        self._reply(
+            *((200, {"status": "ok", "pid": os.getpid()}) if found else (404, {"error": f"no such path {self.path}"}))
+        )
 
     def do_POST(self):  # noqa: N802
         if self.path != "/task":
@@ -239,9 +222,7 @@ def worker_services(workers: int, startup_timeout: float = 30.0, lifetime: float
 def post_task(url: str, chunk: tuple[int, int], timeout: float) -> int:
     """Send one task to one service and return its result; :class:`WorkerError` on any failure."""
     body = json.dumps({"lo": int(chunk[0]), "hi": int(chunk[1])}).encode()
-    request = urllib.request.Request(
-        f"{url}/task", data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(f"{url}/task", body, {"Content-Type": "application/json"}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return int(json.loads(response.read())["result"])
@@ -306,9 +287,6 @@ def pool_round_trip_seconds(pool, n: int = 50) -> float:
     return (time.perf_counter() - start) / n
 
 
-# --- measuring speed-up
-
-
 def amdahl(workers, serial_fraction: float):
     """Amdahl's law: the speed-up with ``workers`` when ``serial_fraction`` of the time cannot be split."""
     if not 0 <= serial_fraction <= 1:
@@ -325,17 +303,11 @@ def batch_throughput(predict, images, sizes, total: int) -> list[dict]:
     """Time ``predict(batch)`` at each batch size on about ``total`` items; one record per size."""
     if total < 1:
         raise ValueError(f"total must be at least 1, got {total}")
-    records = []
-    for size in sizes:
-        measured = timing.throughput(predict, images, size, calls=max(2, total // size))
-        records.append(
-            {
-                "batch size": size,
-                "items per second": measured.items_per_second,
-                "seconds per batch": measured.seconds_per_call,
-            }
-        )
-    return records
+    timed = {size: timing.throughput(predict, images, size, calls=max(2, total // size)) for size in sizes}
+    return [
+        {"batch size": n, "items per second": t.items_per_second, "seconds per batch": t.seconds_per_call}
+        for n, t in timed.items()
+    ]
 
 
 def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
@@ -350,21 +322,14 @@ def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.plot(workers, workers, ":", color="grey", label=w("ideal: speed-up = workers"))
     fine = np.linspace(1, workers.max(), 100)
-    ax.plot(
-        fine,
-        amdahl(fine, serial_fraction),
-        "-",
-        color="k",
-        lw=1,
-        label=w("Amdahl's law, measured serial fraction {fraction:.1%}").format(fraction=serial_fraction),
-    )
+    amdahl_label = w("Amdahl's law, measured serial fraction {fraction:.1%}").format(fraction=serial_fraction)
+    ax.plot(fine, amdahl(fine, serial_fraction), "-", color="k", lw=1, label=amdahl_label)
     ax.plot(workers, table["pool speed-up"], "-o", color="C0", label=w("process pool"))
     ax.plot(workers, table["services speed-up"], "-s", color="C1", label=w("HTTP worker services"))
     ax.axvline(cores, color="C3", lw=1, ls="--", label=w("CPU cores available: {cores}").format(cores=cores))
     ax.set(xlabel=w("workers"), ylabel=w("speed-up over one process"), xticks=workers)
-    ax.set_ylim(
-        0, max(workers.max(), float(np.nanmax(table[["pool speed-up", "services speed-up"]].to_numpy()))) * 1.05
-    )
+    top = max(workers.max(), float(np.nanmax(table[["pool speed-up", "services speed-up"]].to_numpy())))
+    ax.set_ylim(0, top * 1.05)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -381,11 +346,9 @@ def plot_batching(records, lang: str = "en"):
     sizes = [r["batch size"] for r in records]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     axes[0].plot(sizes, [r["items per second"] for r in records], "-o")
-    axes[0].set_ylabel(w("images per second"))
+    axes[0].set(ylabel=w("images per second"), ylim=(0, None))
     axes[1].plot(sizes, [1000 * r["seconds per batch"] for r in records], "-o", color="C1")
-    axes[1].set_ylabel(w("milliseconds per batch (latency)"))
-    axes[0].set_ylim(0, None)
-    axes[1].set_yscale("log")
+    axes[1].set(ylabel=w("milliseconds per batch (latency)"), yscale="log")
     axes[1].yaxis.set_major_formatter(ScalarFormatter())
     axes[1].yaxis.set_minor_formatter(NullFormatter())
     for ax in axes:

@@ -11,11 +11,9 @@ VEHICLES = (0, 1, 8, 9)
 
 def per_class_subset(y, classes, per_class: int, seed: int) -> np.ndarray:
     """Indices of ``per_class`` seeded examples of each class in ``classes`` (sorted)."""
-    rng = np.random.default_rng(seed)
-    picked = []
+    rng, picked = np.random.default_rng(seed), []
     for c in classes:
-        members = np.flatnonzero(np.asarray(y) == c)
-        if per_class > members.size:
+        if per_class > (members := np.flatnonzero(np.asarray(y) == c)).size:
             raise ValueError(f"class {c} has {members.size} examples, {per_class} requested")
         picked.append(rng.choice(members, size=per_class, replace=False))
     return np.sort(np.concatenate(picked))
@@ -44,10 +42,10 @@ def transfer(
 
     from helpers import models
 
-    def compiled(model):
-        model.compile(
-            keras.optimizers.Adam(learning_rate), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        )
+    def trained(model, x, y, epochs: int):
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model.compile(keras.optimizers.Adam(learning_rate), loss)
+        model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
         return model
 
     source_idx = np.flatnonzero(np.isin(cifar.y_train, source))
@@ -57,22 +55,17 @@ def transfer(
     x_test, y_test = cifar.x_test[test_idx], cifar.y_test[test_idx]
 
     keras.utils.set_random_seed(seed)
-    pretrained = compiled(models.article_cnn(logits=True, name="source_classes"))
     x_source, y_source = cifar.x_train[source_idx], cifar.y_train[source_idx]
-    pretrained.fit(x_source, y_source, epochs=source_epochs, batch_size=batch_size, verbose=0, shuffle=True)
+    pretrained = trained(models.article_cnn(logits=True, name="source_classes"), x_source, y_source, source_epochs)
     features = pretrained.layers[: [layer.name for layer in pretrained.layers].index("flatten") + 1]
     for layer in features:
         layer.trainable = False
     keras.utils.set_random_seed(seed)
     head = [keras.layers.Dense(64, activation="relu", name="new_dense"), keras.layers.Dense(10, name="new_logits")]
-    reused = compiled(
-        keras.Sequential([keras.Input((32, 32, 3), dtype="uint8"), *features, *head], name="reused_features")
-    )
-    reused.fit(x_target, y_target, epochs=target_epochs, batch_size=batch_size, verbose=0, shuffle=True)
-
+    reused = keras.Sequential([keras.Input((32, 32, 3), dtype="uint8"), *features, *head], name="reused_features")
+    reused = trained(reused, x_target, y_target, target_epochs)
     keras.utils.set_random_seed(seed)
-    scratch = compiled(models.article_cnn(logits=True, name="from_scratch"))
-    scratch.fit(x_target, y_target, epochs=target_epochs, batch_size=batch_size, verbose=0, shuffle=True)
+    scratch = trained(models.article_cnn(logits=True, name="from_scratch"), x_target, y_target, target_epochs)
     return {
         "source_images": int(source_idx.size),
         "target_images": int(target_idx.size),

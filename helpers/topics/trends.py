@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pandas as pd
@@ -14,23 +15,13 @@ from helpers.words import glue, glue_values, in_lang, pick
 PUBLISHED = {"params": ("0.076", "0.34"), "train_size": ("0.095", "0.28"), "train_flops": ("0.050", "—")}
 
 
-# --- trend 1: the scaling sweep
-
-
-def _w(term: str, lang: str) -> str:
-    """A term of these pages in ``lang`` (the vocabulary's ``trends`` section)."""
-    return in_lang(term, lang, "trends")
+_w = functools.partial(in_lang, topic="trends")  # a term of these pages, in a language
 
 
 def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int) -> None:
     """Glue what the prose says about the sweep and its fits (the conclusion reads some of them)."""
-    glue_values(
-        widths_text=", ".join(f"{w:g}" for w in widths),
-        sizes_text=", ".join(f"{n:,}" for n in train_sizes),
-        sweep_epochs=int(sweep.epochs.iloc[0]),
-        n_test=f"{n_test:,}",
-        sweep_runs=len(sweep),
-    )
+    glue_values(widths_text=", ".join(f"{w:g}" for w in widths), sizes_text=", ".join(f"{n:,}" for n in train_sizes))
+    glue_values(sweep_epochs=int(sweep.epochs.iloc[0]), n_test=f"{n_test:,}", sweep_runs=len(sweep))
     for column, (symbol, _, _) in scaling.AXES.items():
         fit = fits.get(column)
         if fit is None:
@@ -90,34 +81,21 @@ def published_table(fits: dict, lang: str) -> pd.DataFrame:
         fit = fits.get(column)
         ours = f"{fit.exponent:.2f}" if fit is not None else "—"
         rows[pick(lang, f"α for {en_name} {symbol}", f"{zh_name} {symbol} 的指数 α")] = [ours, *PUBLISHED[column]]
-    columns = pick(
-        lang,
-        [
-            "this chapter (test error, CIFAR-10 CNN)",
-            "Kaplan et al. 2020 (test loss, language)",
-            "Hoffmann et al. 2022 (test loss, language)",
-        ],
-        [
-            "本章（测试错误率，CIFAR-10 卷积网络）",
-            "Kaplan 等人 2020（测试损失，语言模型）",
-            "Hoffmann 等人 2022（测试损失，语言模型）",
-        ],
-    )
+    en = ["this chapter (test error, CIFAR-10 CNN)", "Kaplan et al. 2020 (test loss, language)"]
+    zh = [
+        "本章（测试错误率，CIFAR-10 卷积网络）",
+        "Kaplan 等人 2020（测试损失，语言模型）",
+        "Hoffmann 等人 2022（测试损失，语言模型）",
+    ]
+    columns = pick(lang, [*en, "Hoffmann et al. 2022 (test loss, language)"], zh)
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
-
-
-# --- trend 2: features reused
 
 
 def glue_transfer(moved: dict, words: dict, per_class: int) -> None:
     glue_values(
-        tr_source_n=f"{moved['source_images']:,}",
-        tr_per_class=per_class,
-        tr_target_n=f"{moved['target_images']:,}",
-        tr_transfer=moved["transfer"],
-        tr_scratch=moved["scratch"],
-        tr_chance=moved["chance"],
+        tr_source_n=f"{moved['source_images']:,}", tr_per_class=per_class, tr_target_n=f"{moved['target_images']:,}"
     )
+    glue_values(tr_transfer=moved["transfer"], tr_scratch=moved["scratch"], tr_chance=moved["chance"])
     glue("tr_verdict", words["en"], words["zh"])
 
 
@@ -127,15 +105,9 @@ def transfer_table(moved: dict, lang: str) -> pd.DataFrame:
         _w("the same network from scratch", lang): moved["scratch"],
         _w("chance", lang): moved["chance"],
     }
-    header = pick(
-        lang,
-        f"accuracy among the vehicles ({moved['test_images']:,} test images)",
-        f"车辆类别内的准确率（{moved['test_images']:,} 张测试图像）",
-    )
+    n = f"{moved['test_images']:,}"
+    header = pick(lang, f"accuracy among the vehicles ({n} test images)", f"车辆类别内的准确率（{n} 张测试图像）")
     return pd.DataFrame({header: [course.pct(v) for v in rows.values()]}, index=list(rows))
-
-
-# --- challenge 1: compute
 
 
 def cifar_chapter_images() -> float:
@@ -168,12 +140,11 @@ def cost_table(seconds: dict, watts: float, lang: str) -> pd.DataFrame:
     seconds = course.in_book_order(seconds)
     index = [_w("scaling sweep (this chapter)", lang) if k == "sweep" else course.title(k, lang) for k in seconds]
     wh = [f"{compute_cost.energy_kwh(s, watts) * 1000:.2f}" for s in seconds.values()]
+    energy = pick(lang, f"energy at an assumed {watts:g} W", f"按假设功率 {watts:g} 瓦计的能量")
     return pd.DataFrame(
         {
             _w("wall time", lang): [course.duration(s, lang) for s in seconds.values()],
-            pick(lang, f"energy at an assumed {watts:g} W", f"按假设功率 {watts:g} 瓦计的能量"): [
-                pick(lang, f"{e} Wh", f"{e} 瓦时") for e in wh
-            ],
+            energy: [pick(lang, f"{e} Wh", f"{e} 瓦时") for e in wh],
         },
         index=index,
     )
@@ -185,14 +156,12 @@ def large_model_costs(
     """6ND FLOPs, accelerator-hours and energy of every dense model trained on a known number of tokens."""
     from helpers.topics import compute_cost
 
-    dense = landmarks[
-        (landmarks.data_unit == "tokens")
-        & landmarks.training_data.notna()
-        & (landmarks.architecture != "mixture of experts")
-    ]
+    dense = landmarks[landmarks.training_data.notna() & (landmarks.data_unit == "tokens")]
+    dense = dense[dense.architecture != "mixture of experts"]
+    cost = compute_cost.large_model_cost
     rows = [
         dict(model=r.model, parameters=r.parameters, tokens=r.training_data)
-        | compute_cost.large_model_cost(r.parameters, r.training_data, peak_tflops * 1e12, utilization, watts, pue)
+        | cost(r.parameters, r.training_data, peak_tflops * 1e12, utilization, watts, pue)
         for r in dense.itertuples()
     ]
     return pd.DataFrame(rows).set_index("model")
@@ -210,9 +179,6 @@ def large_model_table(large: pd.DataFrame, lang: str) -> pd.DataFrame:
     ).rename_axis(_w("model", lang))
 
 
-# --- challenge 2: federated averaging
-
-
 def rounds_table(skewed: list, iid: list, central: list, lang: str) -> pd.DataFrame:
     """Test accuracy after each round (FedAvg) and after each pass (central training)."""
     n = max(len(skewed), len(iid), len(central))
@@ -228,9 +194,6 @@ def rounds_table(skewed: list, iid: list, central: list, lang: str) -> pd.DataFr
         },
         index=range(1, n + 1),
     ).rename_axis(_w("round (pass)", lang))
-
-
-# --- challenge 3: interpretability
 
 
 def explanation_titles(true, predicted, confidence, class_names: dict) -> dict:
