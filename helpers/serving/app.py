@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException as FastAPIHTTPException
 from fastapi.responses import Response
@@ -209,38 +210,31 @@ LOG_CONFIG = {
 }
 
 
-def _server_class():
-    import uvicorn
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, exiting with status 0 after a graceful shutdown on SIGTERM or SIGINT (uvicorn re-raises
+    the signal, ending "killed by SIGTERM" with every request answered); a second signal forces the exit."""
 
-    class GracefulServer(uvicorn.Server):
-        """uvicorn's server, exiting with status 0 after a graceful shutdown on SIGTERM or SIGINT (uvicorn
-        re-raises the signal, ending "killed by SIGTERM" with every request answered); a second forces the exit."""
-
-        @contextlib.contextmanager
-        def capture_signals(self):
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-    return GracefulServer
+    @contextlib.contextmanager
+    def capture_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
-def run_server(app, host: str, port: int, logger, fields: dict, *, started: float, graceful_seconds=30.0, **uvicorn):
+def run_server(app, host: str, port: int, logger, fields: dict, *, started: float, graceful_seconds=30.0, **options):
     """Bind ``host:port`` (0: a free port), log ``listening`` with ``fields`` and the seconds since ``started``,
     serve ``app`` until SIGTERM/SIGINT or the parent is gone (both services)."""
-    from uvicorn import Config as uvicorn_config
-
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    settings = {"log_config": LOG_CONFIG, "access_log": False, "server_header": False, **uvicorn}
-    server = _server_class()(uvicorn_config(app, timeout_graceful_shutdown=graceful_seconds, **settings))
+    options |= {"log_config": LOG_CONFIG, "access_log": False, "server_header": False}
+    server = GracefulServer(uvicorn.Config(app, timeout_graceful_shutdown=graceful_seconds, **options))
 
     def parent_gone():  # never outlive the notebook or test that started the service
         logger.warning("parent gone", extra={"fields": {"event": "parent_gone"}})
@@ -266,6 +260,6 @@ def serve(
     options = options or ServiceOptions()
     start = time.perf_counter()
     predictor = Predictor(model)
-    uvicorn = {"backlog": 2048, "timeout_keep_alive": 30, "limit_concurrency": options.max_connections}
+    server = {"backlog": 2048, "timeout_keep_alive": 30, "limit_concurrency": options.max_connections}
     app = create_app(predictor, options)
-    run_server(app, host, port, log, {"model": str(model)}, started=start, graceful_seconds=graceful_seconds, **uvicorn)
+    run_server(app, host, port, log, {"model": str(model)}, started=start, graceful_seconds=graceful_seconds, **server)

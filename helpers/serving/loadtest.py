@@ -87,8 +87,8 @@ class Connection:
         try:
             header = await self.reader.readuntil(b"\r\n\r\n")
             status = int(header.split(b" ", 2)[1])
-            fields = dict(line.partition(b":")[::2] for line in header.lower().split(b"\r\n")[1:])
-            fields = {name.strip(): value.strip() for name, value in fields.items()}
+            lines = (line.partition(b":") for line in header.lower().split(b"\r\n")[1:])
+            fields = {name.strip(): value.strip() for name, _, value in lines}
             payload = await self.reader.readexactly(int(fields.get(b"content-length", 0)))
         except BaseException:
             await self.close()

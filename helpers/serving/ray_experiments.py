@@ -75,34 +75,30 @@ def _lines(captured: io.StringIO) -> list[str]:
     return [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in captured.getvalue().splitlines() if line.strip()]
 
 
-class ReplicaSampler:
-    """Samples the deployment's replicas by state every ``period`` s in a thread, until stopped."""
+@contextlib.contextmanager
+def sampled_replicas(period: float = 0.25, app: str = ray_serve.APP_NAME):
+    """Samples the deployment's replicas by state every ``period`` s in a thread; yields the samples' table
+    maker: ``table(t0)``, one row a sample, seconds since ``t0`` and the replicas in each state."""
+    import pandas as pd
 
-    def __init__(self, period: float = 0.25, app: str = ray_serve.APP_NAME):
-        self.period, self.app = period, app
-        self.samples: list[tuple[float, dict]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="replica-sampler")
+    samples, stop = [], threading.Event()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.time(), ray_serve.replicas(self.app)))
-            self._stop.wait(self.period)
+    def run() -> None:
+        while not stop.is_set():
+            samples.append((time.time(), ray_serve.replicas(app)))
+            stop.wait(period)
 
-    def __enter__(self) -> ReplicaSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def table(self, t0: float):
-        """One row a sample: seconds since ``t0`` and the number of replicas in each state."""
-        import pandas as pd
-
-        table = pd.DataFrame([{"t": at - t0, **states} for at, states in self.samples]).fillna(0)
+    def table(t0: float):
+        table = pd.DataFrame([{"t": at - t0, **states} for at, states in samples]).fillna(0)
         return table.assign(**{state: table.get(state, 0) for state in ("RUNNING", "STARTING", "STOPPING")})
+
+    thread = threading.Thread(target=run, daemon=True, name="replica-sampler")
+    thread.start()
+    try:
+        yield table
+    finally:
+        stop.set()
+        thread.join()
 
 
 def node_loss(
@@ -143,18 +139,12 @@ def node_loss(
 
     timer = threading.Timer(kill_after, lose)
     captured = io.StringIO()  # Ray reports the lost node on stdout and stderr
-    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), ReplicaSampler() as sampler:
+    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), sampled_replicas() as replicas:
         timer.start()
         try:
+            load = {"retries": [0] * clients + [retries] * clients, "seconds": seconds, "backoff_s": backoff_s}
             requests = loadtest.run_timeline(
-                predict_url,
-                bodies,
-                2 * clients,
-                retries=[0] * clients + [retries] * clients,
-                max_requests=10**9,
-                seconds=seconds,
-                timeout=timeout,
-                backoff_s=backoff_s,
+                predict_url, bodies, 2 * clients, max_requests=10**9, timeout=timeout, **load
             )
         finally:
             hit.wait(kill_after + 60)
@@ -165,22 +155,14 @@ def node_loss(
     kill_at = dead["at"]
     _since(requests, kill_at)
     in_flight = (requests["start"] < 0) & (requests["end"] >= 0)
-    troubled = (requests["status"] != 200) | (requests["attempts"] > 1) | in_flight
-    return {
-        "requests": requests,
-        "replicas": sampler.table(kill_at),
-        "kill_at": kill_at,
-        "fault": fault,
-        "dead_s": dead["dead"] - kill_at if "dead" in dead else None,
-        "ray_messages": _lines(captured),
-        "errors": requests.attrs["errors"],
-        "failed": int(((requests["status"] != 200) & ~requests["retrying"]).sum()),
-        "lost": int(((requests["status"] != 200) & requests["retrying"]).sum()),
-        "retried": int((requests["attempts"] > 1).sum()),
-        "in_flight": int(in_flight.sum()),
-        "requests_sent": len(requests),
-        "recovery_s": float(requests.loc[troubled, "end"].max()) if troubled.any() else 0.0,
-    }
+    failed, retried = requests["status"] != 200, requests["attempts"] > 1
+    troubled = failed | retried | in_flight
+    loss = {"requests": requests, "replicas": replicas(kill_at), "kill_at": kill_at, "fault": fault}
+    loss |= {"dead_s": dead["dead"] - kill_at if "dead" in dead else None, "ray_messages": _lines(captured)}
+    counts = {"failed": failed & ~requests["retrying"], "lost": failed & requests["retrying"], "retried": retried}
+    loss |= {"errors": requests.attrs["errors"], **{k: int(v.sum()) for k, v in counts.items()}}
+    loss |= {"in_flight": int(in_flight.sum()), "requests_sent": len(requests)}
+    return loss | {"recovery_s": float(requests.loc[troubled, "end"].max()) if troubled.any() else 0.0}
 
 
 def rejoin(
@@ -227,7 +209,7 @@ def load_step(predict_url: str, bodies: list[bytes], phases, *, timeout: float =
     import pandas as pd
 
     tables, spans = [], []
-    with ReplicaSampler() as sampler:
+    with sampled_replicas() as replicas:
         t0 = time.time()
         for clients, seconds, max_requests in phases:
             begin = time.time() - t0
@@ -238,7 +220,7 @@ def load_step(predict_url: str, bodies: list[bytes], phases, *, timeout: float =
             tables.append(requests.assign(clients=clients))
         time.sleep(0.5)
     requests = _since(pd.concat(tables, ignore_index=True), t0)
-    return {"requests": requests, "replicas": sampler.table(t0), "phases": pd.DataFrame(spans), "t0": t0}
+    return {"requests": requests, "replicas": replicas(t0), "phases": pd.DataFrame(spans), "t0": t0}
 
 
 def windows(requests, replicas, width: float = 1.0):
