@@ -62,11 +62,12 @@ class Service(HttpService):
         max_batch_size: int = 64,
         max_wait_ms: float = 5.0,
         batching: bool = True,
+        port: int = 0,
         extra_args: tuple[str, ...] = (),
     ):
         self.model_name = name
         self.url = ""
-        args = ["--model", str(model), "--name", name, "--port", "0", "--max-batch-size", str(max_batch_size)]
+        args = ["--model", str(model), "--name", name, "--port", str(port), "--max-batch-size", str(max_batch_size)]
         args += ["--max-wait-ms", str(max_wait_ms), *([] if batching else ["--no-batching"]), *extra_args]
         env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
         super().__init__(module("helpers.serving", *args), stream="stderr", env=env, name="model service")
