@@ -1,13 +1,5 @@
-"""Serve an image classifier over HTTP with TensorFlow Serving's REST API and dynamic batching.
-
-    python -m helpers.serving --model build/executed/cpu/artifacts/cifar10_served.keras --port 8501
-    curl -s -X POST localhost:8501/v1/models/cifar10:predict -d '{"instances": [[[[0,0,0], ...]]]}'
-
-Modules: ``protocol`` (request format, limits, refusals), ``model`` (export, load, predict), ``batcher``
-(dynamic batching), ``app`` (the ASGI application and server), ``service`` (it as a subprocess),
-``loadtest`` (the client side), ``experiments`` (chapter 07's measurements); on Ray Serve: ``ray_serve``,
-``ray_cluster`` and ``ray_experiments``. Importing this package does not import Ray.
-"""
+"""Serve an image classifier over HTTP with TensorFlow Serving's REST API and dynamic batching
+(``python -m helpers.serving --model FILE``), and the same service on Ray Serve (``ray_*``: not imported here)."""
 
 from helpers.serving.batcher import Batcher
 from helpers.serving.model import (

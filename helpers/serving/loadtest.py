@@ -216,13 +216,9 @@ def run_timeline(
     backoff_s: float = 0.05,
     images_per_request: int = 1,
 ):
-    """:func:`run_load` recording every request, with retries: one row a request, its first send and end
-    (``time.time()``), last status (0: no answer), attempts, whether its client retries; ``attrs["errors"]``.
-
-    Clients send ``bodies`` (cycling) until ``max_requests`` (default: one pass) or ``seconds``. ``retries``
-    (one, or one a client): tries again after no answer or a 5xx/429, waiting ``backoff_s``, doubled each time.
-    ``url`` may list entry points: a failed one is avoided for ``EJECT_S`` s (as Envoy's outlier detection).
-    """
+    """:func:`run_load` until ``max_requests`` or ``seconds``, a row a request (first sent, ended, last status,
+    attempts, retrying); ``retries`` (one, or one a client) after no answer or a 5xx/429, waiting ``backoff_s``,
+    doubled each time; of several entry points ``url``, a failed one is avoided for ``EJECT_S`` s (as Envoy does)."""
     retries = [retries] * concurrency if isinstance(retries, int) else list(retries)
     if concurrency < 1 or not bodies or len(retries) != concurrency:
         raise ValueError("need at least one client, one request, and one retry count a client")

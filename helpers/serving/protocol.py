@@ -36,7 +36,7 @@ class BadRequest(Exception):
 
 
 def json_object(body: bytes, error, send: str = "a JSON object", expected: str = "a JSON object") -> dict:
-    """Parse a body that must be one JSON object (``send``: what an empty one should hold), or raise ``error(400, ...)``."""
+    """Parse a body that must be one JSON object (``send``: what an empty one should hold), else ``error(400, ...)``."""
     if not body.strip():
         raise error(400, f"empty request body; send {send}")
     try:
@@ -85,8 +85,8 @@ def _decode_b64(instances: list[dict]) -> np.ndarray:
         except (binascii.Error, ValueError) as exc:
             raise BadRequest(400, f"instance {i}: invalid base64: {exc}") from None
         if len(raw) != IMAGE_BYTES:
-            msg = f"{len(raw)} bytes after base64 decoding; an image is {IMAGE_BYTES} raw uint8 bytes (32x32x3, row-major)"
-            raise BadRequest(400, f"instance {i}: {msg}")
+            msg = f"{len(raw)} bytes after base64 decoding; an image is {IMAGE_BYTES} raw uint8 bytes"
+            raise BadRequest(400, f"instance {i}: {msg} (32x32x3, row-major)")
         images[i] = np.frombuffer(raw, np.uint8)
     return images.reshape(-1, *IMAGE_SHAPE)
 
@@ -142,7 +142,7 @@ BODY_TIMEOUT_S = 10.0
 
 
 async def receive_body(scope, receive, limit: int, timeout: float = BODY_TIMEOUT_S) -> bytes:
-    """The request body from raw ASGI messages; BadRequest 413 over ``limit`` bytes, 408 if not in within ``timeout`` s."""
+    """The request body from raw ASGI messages; BadRequest 413 over ``limit`` bytes, 408 if not in by ``timeout`` s."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             if not value.isdigit():

@@ -153,10 +153,8 @@ def started(start):
 
 
 class LocalCluster:
-    """A Ray cluster of ``nodes`` nodes on this machine (a head and workers, each its own raylet and
-    ``node_cpus`` CPU slots), bound to 127.0.0.1 or ``node_ip_address``. :meth:`kill` (SIGKILL, a power
-    loss) and :meth:`freeze` (SIGSTOP, a hang) take a worker; the driver's head cannot be lost. The GCS
-    checks the nodes as :data:`NODE_HEALTH_CHECK` says, or ``health_check`` (``{}``: Ray's defaults)."""
+    """A Ray cluster of ``nodes`` nodes (each its own raylet, ``node_cpus`` CPU slots) on 127.0.0.1 or
+    ``node_ip_address``; the GCS checks them as :data:`NODE_HEALTH_CHECK`, or ``health_check`` (``{}``: Ray's)."""
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ BACKOFF_S = 0.05  # a retrying client's first wait, doubled before each next try
 
 
 def ray_totals(app: str = ray_serve.APP_NAME) -> dict:
-    """:func:`~helpers.serving.experiments.sweep`'s ``totals`` for the Ray deployment: every replica's counts, summed."""
+    """:func:`~helpers.serving.experiments.sweep`'s ``totals`` for the Ray deployment: the replicas' counts, summed."""
     counts = ray_serve.batch_counts(app).values()
     return {key: sum(c[key] for c in counts) for key in ("batches", "images")}
 
@@ -116,14 +116,10 @@ def node_loss(
     backoff_s: float = BACKOFF_S,
     dead_within: float | None = None,
 ) -> dict:
-    """Lose ``node`` ``kill_after`` s into a ``seconds``-long load from ``clients`` clients without retries and as
-    many with ``retries``, by ``fault``: ``kill``, ``freeze`` or ``partition`` (``benchmarks/netns.py``; frozen or
-    cut off, it is killed after the load). ``predict_url``: one URL, or entry points to fail over between.
-
-    Returns the requests (times in s from the fault), the replicas over time, ``dead_s`` (until the GCS marked
-    the node dead; None if not within ``dead_within`` s), what Ray printed, and counts: ``failed`` (no answer,
-    no retries), ``lost`` (no answer after retries), ``retried``, ``in_flight`` (sent before the fault, ended
-    after) and ``recovery_s`` (until the last troubled request ended)."""
+    """Lose ``node`` by ``fault`` (``kill``, ``freeze`` or ``partition``: ``benchmarks/netns.py``; killed after the
+    load) ``kill_after`` s into a load from ``clients`` clients without retries and as many with; the requests (s
+    from the fault), replicas, ``dead_s`` (None: not within ``dead_within`` s), what Ray printed, and counts:
+    ``failed`` (no retries), ``lost`` (despite retries), ``retried``, ``in_flight`` and ``recovery_s``."""
     if fault not in ("kill", "freeze", "partition"):
         raise ValueError(f"fault must be 'kill', 'freeze' or 'partition', not {fault!r}")
     hit, dead = threading.Event(), {}

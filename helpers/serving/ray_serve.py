@@ -181,7 +181,7 @@ def deployment_options(
     replica_cpus: float = 1.0,
     autoscaling: dict | None = None,
 ) -> dict:
-    """:data:`OPTIONS` with what a caller varies; ``autoscaling`` (an ``autoscaling_config``) replaces ``num_replicas``."""
+    """:data:`OPTIONS` with what a caller varies; ``autoscaling`` (``autoscaling_config``) replaces ``num_replicas``."""
     options = {**OPTIONS, "max_ongoing_requests": max_ongoing_requests, "ray_actor_options": {"num_cpus": replica_cpus}}
     return options | ({"autoscaling_config": dict(autoscaling)} if autoscaling else {"num_replicas": num_replicas})
 
