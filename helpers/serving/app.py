@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException as FastAPIHTTPException
 from fastapi.responses import Response
@@ -33,16 +33,13 @@ from helpers.serving.protocol import (
     DEFAULT_NAME,
     LOGGER,
     MODEL_VERSION_STATUS,
-    BadRequest,
-    ClientGone,
+    answer_request,
     log,
     predict_reply,
-    receive_body,
     refusal,
 )
 
-#: the services' connection cap: more open connections than this at once get 503 (the load tests
-#: open at most a few hundred)
+#: more open connections than this at once get 503 (the load tests open at most a few hundred)
 DEFAULT_MAX_CONNECTIONS = 1024
 DESCRIPTION = "Serve an image classifier over HTTP with TensorFlow Serving's REST API and dynamic batching."
 
@@ -62,13 +59,12 @@ class ServiceOptions:
 
 def signature_metadata(name: str, n_outputs: int) -> dict:
     """TensorFlow Serving's ``/metadata`` reply: one signature, uint8 images in, ``n_outputs`` logits out."""
-    shape = [{"size": "-1"}] + [{"size": str(s)} for s in IMAGE_SHAPE]
-    logits = {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "-1"}, {"size": str(n_outputs)}]}}
-    signature = {
-        "inputs": {"image": {"dtype": "DT_UINT8", "tensor_shape": {"dim": shape}}},
-        "outputs": {"logits": logits},
-        "method_name": "tensorflow/serving/predict",
-    }
+
+    def tensor(dtype: str, *sizes) -> dict:
+        return {"dtype": dtype, "tensor_shape": {"dim": [{"size": str(size)} for size in (-1, *sizes)]}}
+
+    inputs, outputs = {"image": tensor("DT_UINT8", *IMAGE_SHAPE)}, {"logits": tensor("DT_FLOAT", n_outputs)}
+    signature = {"inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict"}
     return {
         "model_spec": {"name": name, "signature_name": "", "version": "1"},
         "metadata": {"signature_def": {"signature_def": {"serving_default": signature}}},
@@ -121,9 +117,6 @@ def create_app(predictor: Predictor, options: ServiceOptions):
     async def http_error(request: Request, exc: StarletteHTTPException):
         return refuse(request, exc.status_code, str(exc.detail))
 
-    def check_name(name: str) -> None:
-        check_model_name(name, options.name)
-
     @app.get("/healthz", summary="Liveness and readiness")
     async def healthz():
         return {"status": "ok", "model": options.name}
@@ -136,12 +129,12 @@ def create_app(predictor: Predictor, options: ServiceOptions):
     async def model_status(name: str):
         if name.endswith(":predict"):  # GET /v1/models/<name>:predict
             raise FastAPIHTTPException(405, ":predict takes POST with a JSON body")
-        check_name(name)
+        check_model_name(name, options.name)
         return {"model_version_status": [MODEL_VERSION_STATUS]}
 
     @app.get("/v1/models/{name}/metadata", summary="Model signature (TensorFlow Serving)", responses=errors)
     async def model_metadata(name: str):
-        check_name(name)
+        check_model_name(name, options.name)
         return signature_metadata(options.name, predictor.n_outputs)
 
     async def answer_predict(body: bytes, path: str) -> tuple[int, bytes]:
@@ -157,16 +150,13 @@ def create_app(predictor: Predictor, options: ServiceOptions):
         openapi_extra={"requestBody": body_schema},
     )
     async def predict(name: str, request: Request):
-        # documents the endpoint and answers it when the app runs without PredictFastPath
-        check_name(name)
-        try:
-            body = await receive_body(request.scope, request.receive, options.max_body_bytes, options.body_timeout_s)
-        except BadRequest as exc:
-            return refuse(request, exc.status, exc.message)
-        except ClientGone:
+        # documents the endpoint; answers it without PredictFastPath
+        check_model_name(name, options.name)
+        limits = options.max_body_bytes, options.body_timeout_s
+        answer = await answer_request(request.scope, request.receive, answer_predict, request.url.path, *limits)
+        if answer is None:
             return Response(status_code=499)  # nobody to answer ("client closed request")
-        status, reply = await answer_predict(body, request.url.path)
-        return Response(reply, status_code=status, media_type="application/json")
+        return Response(answer[1], status_code=answer[0], media_type="application/json")
 
     if not options.fast_path:
         return app
@@ -174,13 +164,8 @@ def create_app(predictor: Predictor, options: ServiceOptions):
 
 
 class PredictFastPath:
-    """ASGI: ``POST <path>`` straight to the handler; every other request to the FastAPI ``app``.
-
-    FastAPI's routing, dependency solving and middleware run on the event loop for every request,
-    and with dynamic batching the event loop's CPU per request, not the model, can set the throughput
-    (the serving chapter measures both; ``--through-fastapi`` turns this off). FastAPI still serves,
-    validates and documents everything else, and its ``:predict`` route answers other model names.
-    """
+    """ASGI: ``POST <path>`` straight to the handler, every other request to the FastAPI ``app``: with batching,
+    FastAPI's CPU per request on the event loop, not the model, can set the throughput (``--through-fastapi``)."""
 
     def __init__(self, app, path: str, answer, options: ServiceOptions):
         self.app, self.path, self.answer = app, path, answer
@@ -193,25 +178,12 @@ class PredictFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        try:
-            body = await receive_body(scope, receive, self.max_body_bytes, self.body_timeout_s)
-        except BadRequest as exc:
-            status, reply = exc.status, refusal(scope["path"], exc.status, exc.message)
-        except ClientGone:
+        limits = self.max_body_bytes, self.body_timeout_s
+        if (answer := await answer_request(scope, receive, self.answer, scope["path"], *limits)) is None:
             return
-        else:
-            try:
-                status, reply = await self.answer(body, scope["path"])
-            except Exception as exc:  # the model failed: a 500 that says so, and the service goes on
-                log.exception("predict failed", extra={"fields": {"event": "predict_failed"}})
-                status, reply = 500, orjson.dumps({"error": f"prediction failed: {exc!r}"})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(reply)).encode())],
-            }
-        )
+        status, reply = answer
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(reply)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": reply})
 
 
@@ -238,61 +210,31 @@ LOG_CONFIG = {
 }
 
 
-def _server_class():
-    import uvicorn
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, exiting with status 0 after a graceful shutdown on SIGTERM or SIGINT (uvicorn re-raises
+    the signal, ending "killed by SIGTERM" with every request answered); a second signal forces the exit."""
 
-    class GracefulServer(uvicorn.Server):
-        """uvicorn's server, exiting with status 0 after a graceful shutdown on SIGTERM or SIGINT.
-
-        (uvicorn re-raises the signal once it has shut down, so the process would end "killed by
-        SIGTERM" although every request in flight was answered.) A second signal forces the exit.
-        """
-
-        @contextlib.contextmanager
-        def capture_signals(self):
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-    return GracefulServer
+    @contextlib.contextmanager
+    def capture_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
-def run_server(
-    app,
-    host: str,
-    port: int,
-    logger: logging.Logger,
-    fields: dict,
-    *,
-    started: float,
-    graceful_seconds: float = 30.0,
-    **uvicorn_options,
-) -> None:
-    """Bind ``host:port`` (0: a free port), log ``listening`` (with ``fields``) and serve ``app`` until SIGTERM/SIGINT.
-
-    Shared by the CIFAR-10 service and the language model's: JSON-lines logs, exit status 0 after a
-    graceful stop, and a stop of its own when its parent is gone. ``started`` is when loading began.
-    """
-    import uvicorn
-
+def run_server(app, host: str, port: int, logger, fields: dict, *, started: float, graceful_seconds=30.0, **options):
+    """Bind ``host:port`` (0: a free port), log ``listening`` with ``fields`` and the seconds since ``started``,
+    serve ``app`` until SIGTERM/SIGINT or the parent is gone (both services)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(
-        app,
-        log_config=LOG_CONFIG,
-        access_log=False,
-        timeout_graceful_shutdown=graceful_seconds,
-        server_header=False,
-        **uvicorn_options,
-    )
-    server = _server_class()(config)
+    options |= {"log_config": LOG_CONFIG, "access_log": False, "server_header": False}
+    server = GracefulServer(uvicorn.Config(app, timeout_graceful_shutdown=graceful_seconds, **options))
 
     def parent_gone():  # never outlive the notebook or test that started the service
         logger.warning("parent gone", extra={"fields": {"event": "parent_gone"}})
@@ -318,15 +260,6 @@ def serve(
     options = options or ServiceOptions()
     start = time.perf_counter()
     predictor = Predictor(model)
-    run_server(
-        create_app(predictor, options),
-        host,
-        port,
-        log,
-        {"model": str(model)},
-        started=start,
-        graceful_seconds=graceful_seconds,
-        backlog=2048,
-        timeout_keep_alive=30,
-        limit_concurrency=options.max_connections,
-    )
+    server = {"backlog": 2048, "timeout_keep_alive": 30, "limit_concurrency": options.max_connections}
+    app = create_app(predictor, options)
+    run_server(app, host, port, log, {"model": str(model)}, started=start, graceful_seconds=graceful_seconds, **server)

@@ -35,27 +35,19 @@ class BatchStats:
 
     def record(self, requests: int, images: int, seconds: float) -> None:
         """Count one model call on ``images`` images from ``requests`` requests."""
-        self.model_seconds += seconds
-        self.batches += 1
-        self.requests += requests
-        self.images += images
+        self.model_seconds, self.batches = self.model_seconds + seconds, self.batches + 1
+        self.requests, self.images = self.requests + requests, self.images + images
         self.largest_batch = max(self.largest_batch, images)
 
     def as_dict(self) -> dict:
-        def per_batch(count: int) -> float:
-            return round(count / self.batches, 3) if self.batches else 0.0
-
-        means = {"mean_batch_images": per_batch(self.images), "mean_requests_per_batch": per_batch(self.requests)}
+        n = self.batches or float("inf")  # no batch: means of 0.0
+        means = {"mean_batch_images": round(self.images / n, 3), "mean_requests_per_batch": round(self.requests / n, 3)}
         return dataclasses.asdict(self) | {"model_seconds": round(self.model_seconds, 6)} | means
 
 
 class Batcher:
-    """Collects requests into batches and runs them on one worker thread, off the event loop.
-
-    With ``enabled``, a batch starts with the oldest waiting request and takes every request that
-    arrives within ``max_wait_s`` of it, up to ``max_batch_size`` images (a request is never split;
-    one larger than the limit runs alone). Without, each request is its own batch.
-    """
+    """Collects requests into batches run on one worker thread: with ``enabled``, the oldest waiting request and
+    every one arriving within ``max_wait_s`` of it, up to ``max_batch_size`` images (never split); else one each."""
 
     def __init__(self, predict, max_batch_size: int = 64, max_wait_s: float = 0.005, enabled: bool = True):
         if max_batch_size < 1 or max_wait_s < 0:
@@ -138,7 +130,6 @@ class Batcher:
             self.stats.record(len(batch), len(images), time.perf_counter() - start)
             offset = 0
             for p in batch:
-                n = len(p.images)
                 if not p.future.done():
-                    p.future.set_result(outputs[offset : offset + n])
-                offset += n
+                    p.future.set_result(outputs[offset : offset + len(p.images)])
+                offset += len(p.images)

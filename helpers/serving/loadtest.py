@@ -1,11 +1,5 @@
-"""The client side of a model service: encode requests, send them from many concurrent clients,
-and summarise what came back (latency percentiles, throughput, errors).
-
-:func:`run_load` keeps ``concurrency`` clients busy, each sending its next request as soon as the
-last one is answered (a closed loop, like ``wrk`` or ``hey``), over keep-alive HTTP/1.1
-connections (:class:`Connection`, a minimal client). The bodies are encoded before the clock starts,
-so the measurement is the service's, not the client's JSON encoder.
-"""
+"""The client side of a model service: encode requests, send them from many concurrent clients over
+keep-alive connections (a closed loop, like ``wrk``: bodies encoded before the clock starts), summarise."""
 
 from __future__ import annotations
 
@@ -26,12 +20,7 @@ ENCODINGS = ("json", "b64")
 
 
 def encode_request(images: np.ndarray, encoding: str = "json") -> bytes:
-    """A TensorFlow Serving ``:predict`` body for uint8 images (N, 32, 32, 3).
-
-    ``json``: each image a nested list of integers (the plain row format, 3 to 4 bytes of JSON
-    per pixel value); ``b64``: each image ``{"b64": base64 of its raw bytes}``, 4 characters
-    per 3 bytes.
-    """
+    """A ``:predict`` body for uint8 images (N, 32, 32, 3): ``json`` nested lists, or ``b64`` ``{"b64": raw bytes}``."""
     images = np.asarray(images, dtype=np.uint8)
     if encoding == "json":
         instances = images.tolist()
@@ -44,12 +33,8 @@ def encode_request(images: np.ndarray, encoding: str = "json") -> bytes:
 
 def request_bodies(images: np.ndarray, images_per_request: int, n_requests: int, encoding: str = "json") -> list[bytes]:
     """``n_requests`` bodies of ``images_per_request`` consecutive images each, cycling through ``images``."""
-    n = len(images)
-    bodies = []
-    for i in range(n_requests):
-        idx = (np.arange(images_per_request) + i * images_per_request) % n
-        bodies.append(encode_request(images[idx], encoding))
-    return bodies
+    step = np.arange(images_per_request)
+    return [encode_request(images[(step + i * images_per_request) % len(images)], encoding) for i in range(n_requests)]
 
 
 @dataclass
@@ -79,25 +64,13 @@ class LoadResult:
         return float(np.percentile(self.latencies_ms, q))
 
     def row(self) -> dict:
-        return {
-            "clients": self.concurrency,
-            "images/request": self.images_per_request,
-            "requests": self.requests,
-            "errors": self.errors,
-            "requests/s": self.requests_per_second,
-            "images/s": self.images_per_second,
-            "p50 ms": self.percentile(50),
-            "p95 ms": self.percentile(95),
-            "p99 ms": self.percentile(99),
-        }
+        row = {"clients": self.concurrency, "images/request": self.images_per_request, "requests": self.requests}
+        row |= {"errors": self.errors, "requests/s": self.requests_per_second, "images/s": self.images_per_second}
+        return row | {f"p{q} ms": self.percentile(q) for q in (50, 95, 99)}
 
 
 class Connection:
-    """One keep-alive HTTP/1.1 connection that POSTs pre-encoded bodies (a minimal client, like ``wrk``).
-
-    It does what a load generator needs and no more, so that on a small machine it takes little
-    CPU from the service it measures: one request at a time, ``Content-Length`` bodies only.
-    """
+    """One keep-alive HTTP/1.1 connection that POSTs pre-encoded bodies: a minimal client that takes little CPU."""
 
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
@@ -114,19 +87,13 @@ class Connection:
         try:
             header = await self.reader.readuntil(b"\r\n\r\n")
             status = int(header.split(b" ", 2)[1])
-            length, close = 0, False
-            for line in header.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"connection" and value.strip().lower() == b"close":
-                    close = True
-            payload = await self.reader.readexactly(length)
+            lines = (line.partition(b":") for line in header.lower().split(b"\r\n")[1:])
+            fields = {name.strip(): value.strip() for name, _, value in lines}
+            payload = await self.reader.readexactly(int(fields.get(b"content-length", 0)))
         except BaseException:
             await self.close()
             raise
-        if close:
+        if fields.get(b"connection") == b"close":
             await self.close()
         return status, payload
 
@@ -139,8 +106,8 @@ class Connection:
 
 
 def run_in_thread(coroutine, name: str):
-    """Run ``coroutine`` on a fresh event loop (uvloop's if installed) in a thread of its own, so that it
-    works from a notebook, whose thread already runs a loop; its result, or its error raised here."""
+    """Run ``coroutine`` on a fresh event loop (uvloop's if installed) in a thread of its own (a notebook's thread
+    already runs one); its result, or its error."""
     try:
         from uvloop import new_event_loop
     except ImportError:
@@ -157,18 +124,15 @@ def run_in_thread(coroutine, name: str):
 def run_load(
     url: str, bodies: list[bytes], concurrency: int, images_per_request: int = 1, timeout: float = 60.0, warmup: int = 0
 ) -> LoadResult:
-    """Send every body in ``bodies`` to ``url`` from ``concurrency`` concurrent clients; measure.
-
-    Each client has its own connection and sends its next request when the last is answered.
-    ``warmup`` requests (at least one a client) go first and are not measured.
-    """
+    """Send every body to ``url`` from ``concurrency`` clients, each its own connection; ``warmup`` requests (at least
+    one a client) go first, unmeasured."""
     if concurrency < 1 or not bodies:
         raise ValueError("need at least one client and one request")
     load = _timeline(url, bodies, [0] * concurrency, len(bodies), None, timeout, 0.0, images_per_request, warmup)
     table = run_in_thread(load, "load-generator")
     latencies, errors = (table["end"] - table["start"]).to_numpy() * 1000, table.attrs["errors"]
-    seconds = table.attrs["seconds"]
-    return LoadResult(concurrency, images_per_request, seconds, latencies, len(errors), errors[0] if errors else "")
+    seconds, first = table.attrs["seconds"], errors[0] if errors else ""
+    return LoadResult(concurrency, images_per_request, seconds, latencies, len(errors), first)
 
 
 async def _timeline(urls, bodies, retries, max_requests, seconds, timeout, backoff_s, images_per_request, warmup=-1):
@@ -252,19 +216,9 @@ def run_timeline(
     backoff_s: float = 0.05,
     images_per_request: int = 1,
 ):
-    """A closed-loop load like :func:`run_load` that records every request, and can retry: one row a
-    request, when it was first sent and when it ended (``time.time()``), its last HTTP status (0: no
-    answer), its attempts and whether its client retries; the errors met in ``attrs["errors"]``.
-
-    ``concurrency`` clients send ``bodies`` (cycling) until ``max_requests`` (default: one pass)
-    are sent or ``seconds`` have passed, whichever comes first. ``retries`` (one number, or one a
-    client) is how many times a client tries a request again after no answer or a 5xx/429
-    status, waiting ``backoff_s``, then twice as long each time; a 4xx is never retried. ``url``
-    may be a list of entry points to the same service (a proxy on each node): a client sends to the
-    first, and after a try that failed moves to the next one it is not avoiding and avoids the
-    failed one for ``EJECT_S`` s, as a load balancer ejects an entry point that fails (Envoy's
-    outlier detection: 30 s by default, and never every entry point).
-    """
+    """:func:`run_load` until ``max_requests`` or ``seconds``, a row a request (first sent, ended, last status,
+    attempts, retrying); ``retries`` (one, or one a client) after no answer or a 5xx/429, waiting ``backoff_s``,
+    doubled each time; of several entry points ``url``, a failed one is avoided for ``EJECT_S`` s (as Envoy does)."""
     retries = [retries] * concurrency if isinstance(retries, int) else list(retries)
     if concurrency < 1 or not bodies or len(retries) != concurrency:
         raise ValueError("need at least one client, one request, and one retry count a client")
@@ -344,13 +298,8 @@ def send(method: str, url: str, body: bytes = b"", timeout: float = 30.0) -> tup
     """One request with ``httpx``; returns the status and the decoded JSON reply ({} if none)."""
     import httpx
 
-    response = httpx.request(
-        method,
-        url,
-        content=body or None,
-        timeout=timeout,
-        headers={"Content-Type": "application/json"} if body else None,
-    )
+    headers = {"Content-Type": "application/json"} if body else None
+    response = httpx.request(method, url, content=body or None, timeout=timeout, headers=headers)
     try:
         reply = response.json()
     except ValueError:
@@ -364,10 +313,8 @@ def service_stats(base_url: str) -> dict:
 
 
 def refusals(cases, good: tuple[str, str, bytes] | None = None) -> list[dict]:
-    """Send every case of a bad-request table, ``(case, method, url, body, expected status)`` as
-    :func:`bad_requests` gives them; one row a case: its status, the expected one, the error's
-    message and, where the error names one (OpenAI-style errors), its ``param``. With a ``good``
-    request ``(method, url, body)``, sent after each case: its status (``next good request``)."""
+    """Send each case of a :func:`bad_requests`-like table; one row a case: status, expected, message, the
+    ``param`` of an OpenAI-style error, and the status of a ``good`` ``(method, url, body)`` sent after it."""
     rows = []
     for case, method, url, body, expected in cases:
         status, reply = send(method, url, body)
@@ -383,13 +330,8 @@ def refusals(cases, good: tuple[str, str, bytes] | None = None) -> list[dict]:
 
 
 def request_costs(predict, images: np.ndarray, batch_size: int, encodings=ENCODINGS, seconds: float = 1.0) -> dict:
-    """What one one-image request costs in this process, in milliseconds (medians of repeated calls).
-
-    ``decode <encoding>``: parsing its body (:func:`helpers.serving.decode_predict_request`);
-    ``model, 1 image``: one model call on one image; ``model per image, batch of N``: a call on
-    ``batch_size`` images divided by ``batch_size``. The last two bound what batching can gain:
-    batching removes per-call cost, never per-image cost.
-    """
+    """What a one-image request costs in this process, in ms (medians): ``decode <encoding>``, ``model, 1 image``
+    and ``model per image, batch of N`` (what batching can gain: it removes per-call cost, never per-image)."""
     from helpers.serving.protocol import decode_predict_request
 
     costs = {

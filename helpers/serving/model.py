@@ -24,8 +24,7 @@ def with_preprocessing(model, name: str = "served_cnn"):
 
 
 def seeded_article_cnn():
-    """The article's CNN, seeded by the caller's ``env.setup`` and untrained, taking uint8 pixels:
-    what the tests and the benchmarks serve when only its cost per image matters."""
+    """The article's CNN, untrained (seeded by the caller), taking uint8 pixels: where only its cost matters."""
     import keras
 
     from helpers import models
@@ -35,11 +34,8 @@ def seeded_article_cnn():
 
 
 def export(model, directory: Path | str, stem: str = "cifar10_served") -> dict[str, Path | None]:
-    """Write the uint8-input model as ``<stem>.keras`` and, on TensorFlow, a SavedModel ``<stem>/``.
-
-    Returns the paths (``saved_model`` is None where TensorFlow is not installed). The SavedModel
-    is what TensorFlow Serving loads (put it under a numbered version folder, ``<stem>/1``).
-    """
+    """Write the uint8-input model as ``<stem>.keras`` and, with TensorFlow, a SavedModel ``<stem>/1`` (the numbered
+    version folder TensorFlow Serving loads); the paths (``saved_model`` None without TensorFlow)."""
     import importlib.util
 
     from helpers.env import native_stderr_silenced
@@ -69,8 +65,7 @@ MODEL_RECORD = "cifar10_model.json"  # {"test_accuracy": ..., "notebook": ...}
 def model_to_serve(
     x_train, y_train, x_test, y_test, epochs: int, seed: int, batch_size: int = 128, notebook: str = "serving"
 ):
-    """``(model, record)``: chapter 05's model and record (where it came from, its test accuracy) if its
-    artifact exists; otherwise a small one trained here, written, and recorded as trained by ``notebook``."""
+    """``(model, record)``: chapter 05's model and record (its test accuracy) if written; else one trained here."""
     import keras
 
     from helpers.artifacts import artifact
@@ -80,8 +75,8 @@ def model_to_serve(
         return keras.saving.load_model(path), json.loads(record_path.read_text())
     model, accuracy = train_article_cnn(x_train, y_train, x_test, y_test, epochs, seed, batch_size)
     model.save(path)
-    record = {"test_accuracy": accuracy, "notebook": notebook, "train_images": int(len(x_train))}
-    record |= {"test_images": int(len(x_test)), "epochs": epochs}
+    record = {"test_accuracy": accuracy, "notebook": notebook, "train_images": len(x_train)}
+    record |= {"test_images": len(x_test), "epochs": epochs}
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return model, record
 
@@ -93,26 +88,18 @@ def train_article_cnn(x_train, y_train, x_test, y_test, epochs: int, seed: int, 
     from helpers import models
 
     keras.utils.set_random_seed(seed)
-    # the corrected article CNN without its Rescaling layer: float images in [0, 1], 10 logits
     model = models.core_of(models.article_cnn(logits=True, name="article_cnn_logits"))
-    model.compile(
-        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
-    )
-    model.fit(
-        np.asarray(x_train, np.float32) / 255, y_train, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True
-    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    x = np.asarray(x_train, np.float32) / 255
+    model.fit(x, y_train, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
     logits = model.predict(np.asarray(x_test, np.float32) / 255, batch_size=1024, verbose=0)
     return model, float(np.mean(logits.argmax(axis=1) == y_test))
 
 
 class Predictor:
-    """Loads a ``.keras`` file or a SavedModel folder (a leading ``~`` is this user's home);
-    ``predict(uint8 images) -> float32 logits``.
-
-    A SavedModel is called through its ``serve`` endpoint (what TensorFlow Serving runs); a
-    Keras file through a compiled function of the model (``tf.function`` on TensorFlow,
-    ``predict_on_batch`` on the other backends). Thread-safe for one caller at a time.
-    """
+    """Loads a ``.keras`` file or a SavedModel folder (``~``: this user's home); ``predict(uint8 images) -> logits``,
+    through the SavedModel's ``serve`` endpoint or a compiled function of the Keras model; one caller at a time."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path).expanduser()  # "~/models/...": the same config for every node's own user
@@ -121,16 +108,12 @@ class Predictor:
         if self.path.is_dir():
             import tensorflow as tf
 
-            self.kind = "SavedModel"
-            loaded = tf.saved_model.load(str(self.path))
-            self._loaded = loaded  # keep the object alive: its endpoint refers to its variables
+            self.kind, self._loaded = "SavedModel", (loaded := tf.saved_model.load(str(self.path)))  # keeps it alive
             self._call = lambda x: loaded.serve(tf.constant(x)).numpy()
         else:
             import keras
 
-            self.kind = "Keras"
-            model = keras.saving.load_model(self.path, compile=False)
-            self.model = model
+            self.kind, self.model = "Keras", (model := keras.saving.load_model(self.path, compile=False))
             if keras.backend.backend() == "tensorflow":
                 import tensorflow as tf
 

@@ -1,5 +1,4 @@
-"""The wire format of the model service: TensorFlow Serving's ``:predict`` request (described in
-:mod:`helpers.serving`), its limits and refusals: a 4xx status and a message that names the problem and the fix."""
+"""TensorFlow Serving's ``:predict`` request, its limits and refusals (a 4xx and a message naming the fix)."""
 
 from __future__ import annotations
 
@@ -37,11 +36,7 @@ class BadRequest(Exception):
 
 
 def json_object(body: bytes, error, send: str = "a JSON object", expected: str = "a JSON object") -> dict:
-    """Parse a request body that must be one JSON object, or raise ``error(400, message)``.
-
-    Shared by this service and the language model's (:mod:`helpers.lm.server`); ``send`` says what an
-    empty body should have held, ``expected`` what the body must be.
-    """
+    """Parse a body that must be one JSON object (``send``: what an empty one should hold), else ``error(400, ...)``."""
     if not body.strip():
         raise error(400, f"empty request body; send {send}")
     try:
@@ -59,11 +54,9 @@ def decode_predict_request(body: bytes, max_instances: int = DEFAULT_MAX_INSTANC
     keys = [k for k in ("instances", "inputs") if k in request]
     if len(keys) != 1:
         raise BadRequest(400, 'the body must have exactly one of "instances" (row format) or "inputs" (columnar)')
-    unknown = set(request) - {"instances", "inputs", "signature_name"}
-    if unknown:
-        raise BadRequest(
-            400, f'unknown field(s) {sorted(unknown)}; expected "instances" and optionally "signature_name"'
-        )
+    if unknown := set(request) - {"instances", "inputs", "signature_name"}:
+        msg = f'unknown field(s) {sorted(unknown)}; expected "instances" and optionally "signature_name"'
+        raise BadRequest(400, msg)
     signature = request.get("signature_name", "serving_default")
     if signature != "serving_default":
         raise BadRequest(400, f'unknown signature_name {signature!r}; this model has "serving_default"')
@@ -92,11 +85,8 @@ def _decode_b64(instances: list[dict]) -> np.ndarray:
         except (binascii.Error, ValueError) as exc:
             raise BadRequest(400, f"instance {i}: invalid base64: {exc}") from None
         if len(raw) != IMAGE_BYTES:
-            raise BadRequest(
-                400,
-                f"instance {i}: {len(raw)} bytes after base64 decoding; an image "
-                f"is {IMAGE_BYTES} raw uint8 bytes (32x32x3, row-major)",
-            )
+            msg = f"{len(raw)} bytes after base64 decoding; an image is {IMAGE_BYTES} raw uint8 bytes"
+            raise BadRequest(400, f"instance {i}: {msg} (32x32x3, row-major)")
         images[i] = np.frombuffer(raw, np.uint8)
     return images.reshape(-1, *IMAGE_SHAPE)
 
@@ -110,9 +100,8 @@ def _decode_lists(instances: list) -> np.ndarray:
     if array.shape[1:] != IMAGE_SHAPE:
         raise BadRequest(400, f"wrong shape {list(array.shape[1:])} per image; {expected}")
     if array.dtype.kind not in "iu":
-        kind = {"f": "floats", "b": "booleans", "U": "strings", "O": "mixed or non-numeric values"}.get(
-            array.dtype.kind, str(array.dtype)
-        )
+        kinds = {"f": "floats", "b": "booleans", "U": "strings", "O": "mixed or non-numeric values"}
+        kind = kinds.get(array.dtype.kind, str(array.dtype))
         raise BadRequest(400, f"wrong dtype: got {kind}; {expected} (uint8, not scaled to [0, 1])")
     low, high = int(array.min()), int(array.max())
     if low < 0 or high > 255:
@@ -125,8 +114,7 @@ INLINE_DECODE_BYTES = 64 * 1024
 
 
 async def predict_reply(predict, max_instances: int, body: bytes, path: str) -> tuple[int, bytes]:
-    """The ``:predict`` reply for one request body, ``(status, JSON bytes)``, the images predicted by
-    ``await predict(images)``: the one place for it (the hand-built service, the Ray deployment)."""
+    """The ``:predict`` reply ``(status, JSON bytes)`` to a body, by ``await predict(images)`` (both services)."""
     try:
         if len(body) < INLINE_DECODE_BYTES:
             images, key = decode_predict_request(body, max_instances)
@@ -140,9 +128,8 @@ async def predict_reply(predict, max_instances: int, body: bytes, path: str) -> 
 
 def refusal(path: str, status: int, message: str) -> bytes:
     """Log a refused request; return its JSON reply ``{"error": message}``."""
-    log.warning(
-        "refused", extra={"fields": {"event": "refused", "status": status, "path": path, "error": message[:300]}}
-    )
+    fields = {"event": "refused", "status": status, "path": path, "error": message[:300]}
+    log.warning("refused", extra={"fields": fields})
     return orjson.dumps({"error": message})
 
 
@@ -150,14 +137,12 @@ class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
 
-#: how long a request's body may take to arrive after its headers: a client that declares a body and
-#: never sends it (or sends it a byte at a time) would otherwise hold its connection as long as it likes
+#: how long a body may take to arrive after its headers: else a client that never sends it holds its connection
 BODY_TIMEOUT_S = 10.0
 
 
 async def receive_body(scope, receive, limit: int, timeout: float = BODY_TIMEOUT_S) -> bytes:
-    """The request body from raw ASGI messages, refusing one over ``limit`` bytes (BadRequest 413)
-    or one that has not all arrived within ``timeout`` s (BadRequest 408)."""
+    """The request body from raw ASGI messages; BadRequest 413 over ``limit`` bytes, 408 if not in by ``timeout`` s."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             if not value.isdigit():
@@ -167,9 +152,8 @@ async def receive_body(scope, receive, limit: int, timeout: float = BODY_TIMEOUT
     try:
         return await asyncio.wait_for(_read_body(receive, limit), timeout)
     except asyncio.TimeoutError:
-        raise BadRequest(
-            408, f"the request body did not arrive within {timeout:g} s; send it with the request"
-        ) from None
+        msg = f"the request body did not arrive within {timeout:g} s; send it with the request"
+        raise BadRequest(408, msg) from None
 
 
 async def _read_body(receive, limit: int) -> bytes:
@@ -185,3 +169,17 @@ async def _read_body(receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def answer_request(scope, receive, answer, path: str, limit: int, timeout: float = BODY_TIMEOUT_S):
+    """``await answer(body, path)`` for the request's body (every service's ``:predict``): ``(status, JSON bytes)``,
+    a refusal of a bad body, a 500 if the model failed (the service goes on); None if the client left."""
+    try:
+        return await answer(await receive_body(scope, receive, limit, timeout), path)
+    except BadRequest as exc:
+        return exc.status, refusal(path, exc.status, exc.message)
+    except ClientGone:
+        return None
+    except Exception as exc:
+        log.exception("predict failed", extra={"fields": {"event": "predict_failed"}})
+        return 500, orjson.dumps({"error": f"prediction failed: {exc!r}"})

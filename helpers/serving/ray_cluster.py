@@ -1,13 +1,5 @@
-"""A Ray cluster of several nodes on this machine, for the Ray Serve deployment of
-:mod:`helpers.serving.ray_serve`: every process on 127.0.0.1, nodes killed and added under load.
-
-    cluster = LocalCluster(nodes=2)          # a head and a worker, each its own raylet and ports
-    replica_log = start_replica_log(cluster.head_id)
-    cluster.kill(cluster.workers[0])         # every process of the node at once, as a power loss
-    cluster.freeze(cluster.workers[0])       # or SIGSTOP: a node that hangs, its sockets open
-    cluster.add_node()
-    cluster.shutdown()
-"""
+"""A Ray cluster of several nodes on this machine, every process on 127.0.0.1, for the Ray Serve
+deployment of :mod:`helpers.serving.ray_serve`; worker nodes are killed, frozen and added under load."""
 
 from __future__ import annotations
 
@@ -21,26 +13,21 @@ import warnings
 
 #: set before Ray starts; the nodes and their workers inherit them
 ENVIRONMENT = {
-    "RAY_USAGE_STATS_ENABLED": "0",  # never send usage statistics
+    "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_ENABLE_AUTO_CONNECT": "0",  # a Ray call after the cluster is gone fails instead of starting a new one
-    # Ray replaces 127.0.0.1 by the machine's network address unless told that every node is on
-    # this machine (the variable's name says "Windows or macOS", where that is the default)
+    # else Ray replaces 127.0.0.1 by the machine's network address ("Windows or macOS": where that is the default)
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    # the proxy spreads requests over the replicas of every node (by default it prefers its own node's)
-    "RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0",
-    # the proxy and the replicas report their queues to the autoscaler every 0.5 s (default 10 s)
+    "RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0",  # the proxy spreads requests over every node's replicas
+    # queues reported to the autoscaler every 0.5 s (default 10 s)
     "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
     "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
-    # Serve's controller gives a new HTTP proxy 5 s (default) to say it is ready, then kills it and
-    # starts another, which fails serve.start() with "actor died" on a machine busy with other work;
-    # 60 s is how long serve.start() itself waits for the proxy
+    # a new HTTP proxy gets 5 s by default to say it is ready, which a busy machine misses ("actor died")
     "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
-    # every worker (Serve's replicas included) runs loopback_replica_port first: the variable that a
-    # job's runtime_env={"worker_process_setup_hook": ...} sets in its workers, set on the nodes
-    # instead (a runtime environment costs every actor start seconds of setting up)
+    # every worker runs loopback_replica_port first (what runtime_env's worker_process_setup_hook sets,
+    # set on the nodes: a runtime environment costs every actor start seconds)
     "__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR": f"{__name__}.loopback_replica_port",
     "TF_CPP_MIN_LOG_LEVEL": "2",
-    "GRPC_VERBOSITY": "ERROR",  # gRPC's notices when a node process is started
+    "GRPC_VERBOSITY": "ERROR",
 }
 #: the GCS declares a node dead after this many missed health checks of this period
 NODE_HEALTH_CHECK = {
@@ -50,13 +37,13 @@ NODE_HEALTH_CHECK = {
 }
 NAMESPACE = "maas"
 REPLICA_LOG = "replica_log"
+#: how many times a cluster is started: Ray gives a node a fixed 30 s to register, which a busy machine can miss
+STARTUP_TRIES = 3
 
 
 def loopback_replica_port() -> None:
-    """Run first by every worker process of this cluster (:data:`ENVIRONMENT`). Ray Serve 2.60 opens
-    each replica's gRPC port, for calls between deployments, on every network interface
-    (``"[::]:0"`` in ``ray/serve/_private/replica.py``), with no setting to change it; on a cluster
-    whose nodes are all 127.0.0.1 it binds 127.0.0.1. The deployment knows nothing of this."""
+    """Run first by every worker process: Ray Serve 2.60 opens each replica's gRPC port on every interface
+    (``"[::]:0"``, no setting changes it); on this cluster it binds 127.0.0.1."""
     from ray._common import tls_utils
 
     original = tls_utils.add_port_to_grpc_server
@@ -65,14 +52,12 @@ def loopback_replica_port() -> None:
         return original(server, address.replace("[::]", "127.0.0.1", 1))
 
     tls_utils.add_port_to_grpc_server = on_loopback  # before the replica's module imports it
-    replica = sys.modules.get("ray.serve._private.replica")
-    if replica is not None:
+    if (replica := sys.modules.get("ray.serve._private.replica")) is not None:
         replica.add_port_to_grpc_server = on_loopback
 
 
 def _not_late_queue_length(record: logging.LogRecord) -> bool:
-    """A logging filter that drops the router's notice that a replica answered "how many requests do
-    you hold?" late (the router tries again): on a busy machine it comes and goes from run to run."""
+    """Drops the router's notice that a replica answered late (it tries again): it varies from run to run."""
     return not record.getMessage().startswith("Failed to get queue length")
 
 
@@ -80,15 +65,14 @@ def quiet_ray_loggers() -> None:
     """Ray's and Serve's loggers in this process say only warnings and errors."""
     for name in ("ray", "ray.serve", "ray.cluster_utils", "ray._private"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("ray.serve").addFilter(_not_late_queue_length)  # added once: a filter already there is kept
+    logging.getLogger("ray.serve").addFilter(_not_late_queue_length)  # a filter already there is kept
     logging.getLogger("ray.widgets.util").setLevel(logging.ERROR)  # "install ipywidgets", in a notebook
 
 
 def import_serve():
-    """``ray.serve``, imported without what Ray says when imported in a notebook (tqdm's warning,
-    "install ipywidgets", gRPC's notices, which it reads from the environment once, at import)."""
-    os.environ.setdefault("GRPC_VERBOSITY", ENVIRONMENT["GRPC_VERBOSITY"])
-    quiet_ray_loggers()  # before the import too: Ray logs while it is imported
+    """``ray.serve``, imported without the warnings and notices Ray gives in a notebook."""
+    os.environ.setdefault("GRPC_VERBOSITY", ENVIRONMENT["GRPC_VERBOSITY"])  # read once, at import
+    quiet_ray_loggers()  # Ray logs while it is imported
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from ray import serve
@@ -97,8 +81,7 @@ def import_serve():
 
 
 class ReplicaLog:
-    """A Ray actor on the head node: where every replica runs, said once when it starts and stops (the
-    driver reads :meth:`placements`). Nothing on a request's path calls it."""
+    """A Ray actor on the head node where every replica says once where it runs; off the request path."""
 
     def __init__(self):
         self.replicas: dict[str, dict] = {}
@@ -121,18 +104,11 @@ def start_replica_log(head_node_id: str):
 
     head = NodeAffinitySchedulingStrategy(head_node_id, soft=False)
     options = {"name": REPLICA_LOG, "namespace": NAMESPACE, "num_cpus": 0, "get_if_exists": True}
-    # named at once; a replica's first call waits for it to start
     return ray.remote(ReplicaLog).options(**options, scheduling_strategy=head).remote()
 
 
-#: how many times a cluster is started before its start-up error is raised: Ray gives a node 30 s
-#: (fixed) to register, which a machine busy with other work can miss
-STARTUP_TRIES = 3
-
-
 def _children() -> set:
-    """The Ray processes this process started itself (a node's raylet, GCS, agents; workers and
-    replicas are their children): what a failed start leaves."""
+    """The Ray processes this process started itself (raylet, GCS, agents): what a failed start leaves."""
     import psutil
 
     ours = set()
@@ -165,8 +141,7 @@ def _kill(processes) -> None:
 
 
 def started(start):
-    """``start()``, tried again (after killing what the failed try left) while Ray says a node did not
-    register in time, at most :data:`STARTUP_TRIES` times; another error is raised at once."""
+    """``start()``, tried again (what a failed try left killed) while a node did not register in time."""
     for attempt in range(1, STARTUP_TRIES + 1):
         before = _children()
         try:
@@ -178,16 +153,8 @@ def started(start):
 
 
 class LocalCluster:
-    """A Ray cluster of ``nodes`` nodes on this machine: a head and workers, each its own raylet.
-
-    Every process binds 127.0.0.1 (or ``node_ip_address``, the head's). Each node offers ``node_cpus``
-    of Ray's CPU slots: the nodes share this machine's cores, as virtual machines on one host would.
-    :meth:`kill` ends every process of a worker node at once (SIGKILL, as a machine that loses
-    power), :meth:`freeze` stops them (SIGSTOP, as a machine that hangs). The driver (this process)
-    connects to the head, so the head cannot be killed. The GCS checks the nodes' health as
-    :data:`NODE_HEALTH_CHECK` says, or ``health_check`` (``{}``: Ray's defaults, a check every 3 s,
-    10 s to answer, 5 misses).
-    """
+    """A Ray cluster of ``nodes`` nodes (each its own raylet, ``node_cpus`` CPU slots) on 127.0.0.1 or
+    ``node_ip_address``; the GCS checks them as :data:`NODE_HEALTH_CHECK`, or ``health_check`` (``{}``: Ray's)."""
 
     def __init__(
         self,
@@ -199,13 +166,13 @@ class LocalCluster:
     ):
         if nodes < 1:
             raise ValueError("a cluster needs at least its head node")
-        os.environ.update(ENVIRONMENT)  # before Ray starts any node: they inherit it
-        if "ray" in sys.modules:  # imported already: Ray read these settings at import, so set them where it reads them
+        os.environ.update(ENVIRONMENT)
+        if "ray" in sys.modules:  # Ray read these settings at import: set them where it reads them
             from ray._private import auto_init_hook, ray_constants
 
             ray_constants.ENABLE_RAY_CLUSTER = False
             auto_init_hook.enable_auto_connect = False
-        import_serve()  # Ray, quietly
+        import_serve()
         import ray
         from ray.cluster_utils import Cluster
 
@@ -221,11 +188,10 @@ class LocalCluster:
         }
         if node_ip_address:
             head_args["node_ip_address"] = node_ip_address
-        system_config = NODE_HEALTH_CHECK if health_check is None else health_check  # {}: Ray's own
+        system_config = NODE_HEALTH_CHECK if health_check is None else health_check
 
         def start():
-            # a new copy at every try: Ray adds its own settings (object spilling) to the dict it is
-            # given, and a second try given them warns on stderr about an unstable API
+            # a new dict each try: Ray adds settings to it, and a second try given them warns
             head = {**self._node_args, **head_args, "_system_config": dict(system_config)}
             cluster = Cluster(initialize_head=True, head_node_args=head)
             try:
@@ -263,14 +229,13 @@ class LocalCluster:
         return self.cluster.add_node(**self._node_args)
 
     def _tops(self, node) -> list:
-        """A node's own processes (raylet, object store, agents), whose children are its workers and replicas."""
+        """A node's own processes (raylet, object store, agents), whose children are its workers."""
         import psutil
 
         tops = []
-        for infos in node.all_processes.values():
-            for info in infos:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    tops.append(psutil.Process(info.process.pid))
+        for info in (info for infos in node.all_processes.values() for info in infos):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                tops.append(psutil.Process(info.process.pid))
         return tops
 
     def _worker_processes(self, node, what: str) -> set:
@@ -279,23 +244,21 @@ class LocalCluster:
         return _with_descendants(self._tops(node))
 
     def kill(self, node) -> float:
-        """SIGKILL every process of a worker node (its raylet, its replicas); the time (``time.time()``).
-        A frozen or cut-off node is killed the same way."""
+        """SIGKILL every process of a worker node (frozen or not); the time (``time.time()``)."""
         at = time.time()
         _kill(self._worker_processes(node, "kill"))
         self.workers.remove(node)
         if node in self.cluster.worker_nodes:
-            self.cluster.remove_node(node, allow_graceful=False)  # the cluster's bookkeeping; nothing is left to stop
+            self.cluster.remove_node(node, allow_graceful=False)  # the cluster's bookkeeping
         return at
 
     def freeze(self, node) -> float:
-        """SIGSTOP every process of a worker node, as a machine that hangs: its sockets stay open and
-        nothing answers; the time (``time.time()``). :meth:`kill` ends it."""
+        """SIGSTOP every process of a worker node: its sockets stay open, nothing answers; the time."""
         import psutil
 
         processes, at = self._worker_processes(node, "freeze"), time.time()
         for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):  # ended meanwhile
+            with contextlib.suppress(psutil.NoSuchProcess):
                 process.suspend()
         return at
 
@@ -305,14 +268,14 @@ class LocalCluster:
         return [n["NodeID"] for n in ray.nodes() if n["Alive"]]
 
     def node_of(self, node_id: str):
-        """The worker node object with this id (None for the head or an unknown id)."""
+        """The worker node with this id (None for the head or an unknown id)."""
         return next((w for w in self.workers if w.node_id == node_id), None)
 
     def shutdown(self) -> list[str]:
-        """Disconnect, then stop every process of every node (Serve's with them); what Ray printed meanwhile."""
+        """Disconnect, then stop every process of every node; what Ray printed meanwhile."""
         import ray
 
-        captured = io.StringIO()  # Ray reports the processes it sees end, on stdout and stderr
+        captured = io.StringIO()  # Ray reports the processes it sees end
         with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
             try:
                 if ray.is_initialized():
@@ -321,7 +284,7 @@ class LocalCluster:
                     serve.shutdown()  # stops the handles' routers in this process too
             finally:
                 try:
-                    ray.shutdown()  # also when a failure disconnected the driver: it resets the driver's node
+                    ray.shutdown()
                 finally:
                     for node in self.workers:
                         if node not in self.cluster.worker_nodes:  # started otherwise (benchmarks/netns.py)

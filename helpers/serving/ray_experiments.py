@@ -1,7 +1,5 @@
-"""Experiments on the Ray Serve deployment: services side by side, a node lost under load
-(:func:`node_loss`), autoscaling under a step in load (:func:`load_step`), and their tables and plots
-(Chinese from the vocabulary's ``distributed_serving`` section, :mod:`helpers.words`).
-"""
+"""Chapter 11's experiments on the Ray Serve deployment: services side by side, a node lost under load,
+autoscaling under a step in load, and their tables and plots."""
 
 from __future__ import annotations
 
@@ -20,16 +18,14 @@ BACKOFF_S = 0.05  # a retrying client's first wait, doubled before each next try
 
 
 def ray_totals(app: str = ray_serve.APP_NAME) -> dict:
-    """:func:`~helpers.serving.experiments.sweep`'s ``totals`` for the Ray deployment: every replica's counts, summed
-    (:func:`~helpers.serving.ray_serve.batch_counts`)."""
+    """:func:`~helpers.serving.experiments.sweep`'s ``totals`` for the Ray deployment: the replicas' counts, summed."""
     counts = ray_serve.batch_counts(app).values()
-    return {"batches": sum(c["batches"] for c in counts), "images": sum(c["images"] for c in counts)}
+    return {key: sum(c[key] for c in counts) for key in ("batches", "images")}
 
 
 def compare_refusals(ray_url: str, hand_url: str, model_name: str, max_body_bytes: int, max_instances: int):
-    """:func:`~helpers.serving.loadtest.bad_requests` sent through Ray's proxy (``ray_url``) and to
-    the hand-built service (``hand_url``), both base URLs: one row a case, with the expected status,
-    each service's status, whether both gave the same message, and Ray's message (70 characters)."""
+    """:func:`~helpers.serving.loadtest.bad_requests` sent to Ray's proxy and the hand-built service (base URLs):
+    one row a case, each one's status, whether the messages are the same, and Ray's (70 characters)."""
     import pandas as pd
 
     cases = loadtest.bad_requests(f"{ray_url}/v1/models/{model_name}", max_body_bytes, max_instances)
@@ -44,9 +40,8 @@ def compare_refusals(ray_url: str, hand_url: str, model_name: str, max_body_byte
 
 
 def request_parts(costs: dict, side, handle_ms, *, max_wait_ms: float, encoding: str) -> dict:
-    """One request from one client, part by part, in milliseconds (medians): measured (``costs`` of
-    :func:`~helpers.serving.loadtest.request_costs`, the p50 at one client in ``side``, this model's
-    rows of :func:`~helpers.serving.experiments.sweep`, and ``handle_ms``, through a Serve handle), and derived as differences."""
+    """One request from one client, part by part, in ms: measured (``costs`` of ``request_costs``, the p50 at one
+    client in ``side``, ``handle_ms`` through a Serve handle) and derived as differences."""
     one = side[side["clients"] == 1].set_index("service")["p50 ms"]
     model_ms, decode_ms = costs["model, 1 image"], costs[f"decode {encoding}"]
     hand_ms, ray_ms = float(one["hand-built"]), float(one["Ray, 1 replica"])
@@ -67,39 +62,43 @@ def request_parts(costs: dict, side, handle_ms, *, max_wait_ms: float, encoding:
     }
 
 
+def _since(requests, t0: float):
+    """``requests`` with times in s from ``t0`` and each one's latency (in place)."""
+    requests["start"] -= t0
+    requests["end"] -= t0
+    requests["latency ms"] = (requests["end"] - requests["start"]) * 1000
+    return requests
+
+
 def _lines(captured: io.StringIO) -> list[str]:
-    """What Ray printed, a line each, without terminal colour codes."""
+    """What Ray printed, a line each, without colour codes."""
     return [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in captured.getvalue().splitlines() if line.strip()]
 
 
-class ReplicaSampler:
-    """Samples the deployment's replicas by state every ``period`` s in a thread, until stopped."""
+@contextlib.contextmanager
+def sampled_replicas(period: float = 0.25, app: str = ray_serve.APP_NAME):
+    """Samples the deployment's replicas by state every ``period`` s in a thread; yields the samples' table
+    maker: ``table(t0)``, one row a sample, seconds since ``t0`` and the replicas in each state."""
+    import pandas as pd
 
-    def __init__(self, period: float = 0.25, app: str = ray_serve.APP_NAME):
-        self.period, self.app = period, app
-        self.samples: list[tuple[float, dict]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="replica-sampler")
+    samples, stop = [], threading.Event()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.time(), ray_serve.replicas(self.app)))
-            self._stop.wait(self.period)
+    def run() -> None:
+        while not stop.is_set():
+            samples.append((time.time(), ray_serve.replicas(app)))
+            stop.wait(period)
 
-    def __enter__(self) -> ReplicaSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def table(self, t0: float):
-        """One row a sample: seconds since ``t0`` and the number of replicas in each state."""
-        import pandas as pd
-
-        table = pd.DataFrame([{"t": at - t0, **states} for at, states in self.samples]).fillna(0)
+    def table(t0: float):
+        table = pd.DataFrame([{"t": at - t0, **states} for at, states in samples]).fillna(0)
         return table.assign(**{state: table.get(state, 0) for state in ("RUNNING", "STARTING", "STOPPING")})
+
+    thread = threading.Thread(target=run, daemon=True, name="replica-sampler")
+    thread.start()
+    try:
+        yield table
+    finally:
+        stop.set()
+        thread.join()
 
 
 def node_loss(
@@ -117,17 +116,10 @@ def node_loss(
     backoff_s: float = BACKOFF_S,
     dead_within: float | None = None,
 ) -> dict:
-    """Lose ``node`` ``kill_after`` s into a ``seconds``-long load from ``clients`` clients without
-    retries and as many with ``retries``: ``fault`` ``"kill"`` (SIGKILL), ``"freeze"`` (SIGSTOP) or
-    ``"partition"`` (its link cut: a ``NamespacedCluster`` of ``benchmarks/netns.py``); a frozen or
-    cut-off node is killed after the load. ``predict_url``: one URL, or entry points that retrying
-    clients fail over between.
-
-    Returns the requests (times in s from the fault), the replicas over time, ``dead_s`` (until the
-    GCS marked the node dead; None if not within ``dead_within`` s), what Ray printed, and counts:
-    ``failed`` (no answer, no retries), ``lost`` (no answer after retries), ``retried``, ``in_flight``
-    (sent before the fault, ended after it) and ``recovery_s`` (until the last of those ended).
-    """
+    """Lose ``node`` by ``fault`` (``kill``, ``freeze`` or ``partition``: ``benchmarks/netns.py``; killed after the
+    load) ``kill_after`` s into a load from ``clients`` clients without retries and as many with; the requests (s
+    from the fault), replicas, ``dead_s`` (None: not within ``dead_within`` s), what Ray printed, and counts:
+    ``failed`` (no retries), ``lost`` (despite retries), ``retried``, ``in_flight`` and ``recovery_s``."""
     if fault not in ("kill", "freeze", "partition"):
         raise ValueError(f"fault must be 'kill', 'freeze' or 'partition', not {fault!r}")
     hit, dead = threading.Event(), {}
@@ -143,18 +135,12 @@ def node_loss(
 
     timer = threading.Timer(kill_after, lose)
     captured = io.StringIO()  # Ray reports the lost node on stdout and stderr
-    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), ReplicaSampler() as sampler:
+    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), sampled_replicas() as replicas:
         timer.start()
         try:
+            load = {"retries": [0] * clients + [retries] * clients, "seconds": seconds, "backoff_s": backoff_s}
             requests = loadtest.run_timeline(
-                predict_url,
-                bodies,
-                2 * clients,
-                retries=[0] * clients + [retries] * clients,
-                max_requests=10**9,
-                seconds=seconds,
-                timeout=timeout,
-                backoff_s=backoff_s,
+                predict_url, bodies, 2 * clients, max_requests=10**9, timeout=timeout, **load
             )
         finally:
             hit.wait(kill_after + 60)
@@ -163,26 +149,16 @@ def node_loss(
                 cluster.kill(node)  # a hung or cut-off machine is restarted; its processes end
         time.sleep(0.5)  # one more sample of the replicas after the load
     kill_at = dead["at"]
-    requests["start"] -= kill_at
-    requests["end"] -= kill_at
-    requests["latency ms"] = (requests["end"] - requests["start"]) * 1000
+    _since(requests, kill_at)
     in_flight = (requests["start"] < 0) & (requests["end"] >= 0)
-    troubled = (requests["status"] != 200) | (requests["attempts"] > 1) | in_flight
-    return {
-        "requests": requests,
-        "replicas": sampler.table(kill_at),
-        "kill_at": kill_at,
-        "fault": fault,
-        "dead_s": dead["dead"] - kill_at if "dead" in dead else None,
-        "ray_messages": _lines(captured),
-        "errors": requests.attrs["errors"],
-        "failed": int(((requests["status"] != 200) & ~requests["retrying"]).sum()),
-        "lost": int(((requests["status"] != 200) & requests["retrying"]).sum()),
-        "retried": int((requests["attempts"] > 1).sum()),
-        "in_flight": int(in_flight.sum()),
-        "requests_sent": len(requests),
-        "recovery_s": float(requests.loc[troubled, "end"].max()) if troubled.any() else 0.0,
-    }
+    failed, retried = requests["status"] != 200, requests["attempts"] > 1
+    troubled = failed | retried | in_flight
+    loss = {"requests": requests, "replicas": replicas(kill_at), "kill_at": kill_at, "fault": fault}
+    loss |= {"dead_s": dead["dead"] - kill_at if "dead" in dead else None, "ray_messages": _lines(captured)}
+    counts = {"failed": failed & ~requests["retrying"], "lost": failed & requests["retrying"], "retried": retried}
+    loss |= {"errors": requests.attrs["errors"], **{k: int(v.sum()) for k, v in counts.items()}}
+    loss |= {"in_flight": int(in_flight.sum()), "requests_sent": len(requests)}
+    return loss | {"recovery_s": float(requests.loc[troubled, "end"].max()) if troubled.any() else 0.0}
 
 
 def rejoin(
@@ -192,8 +168,7 @@ def rejoin(
     app: str = ray_serve.APP_NAME,
     deployment: str = ray_serve.DEPLOYMENT_NAME,
 ) -> dict:
-    """Add a worker node and wait until ``running`` replicas of ``deployment`` run; the new node, the
-    seconds each step took, and what Ray printed meanwhile."""
+    """Add a worker node and wait until ``running`` replicas run; the node, each step's seconds, what Ray printed."""
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
         start = time.monotonic()
@@ -213,8 +188,7 @@ def worker_with_replica(cluster: ray_cluster.LocalCluster, replica_log):
 
 
 def placements(cluster: ray_cluster.LocalCluster, replica_log, t0: float):
-    """The replicas the :class:`~helpers.serving.ray_cluster.ReplicaLog` knows: node, start (s from
-    ``t0``) and whether their node is still alive."""
+    """The replicas the ``ReplicaLog`` knows: node, start (s from ``t0``) and state."""
     import pandas as pd
     import ray
 
@@ -226,13 +200,12 @@ def placements(cluster: ray_cluster.LocalCluster, replica_log, t0: float):
 
 
 def load_step(predict_url: str, bodies: list[bytes], phases, *, timeout: float = 30.0) -> dict:
-    """Closed-loop load in phases ``[(clients, seconds, max_requests), ...]`` while the replicas are
-    sampled; ``requests`` (one row a request, times in s from the start), ``replicas`` and ``phases``
-    (start, end and clients of each)."""
+    """Closed-loop load in phases ``[(clients, seconds, max_requests), ...]``, the replicas sampled: ``requests``
+    (times in s from the start), ``replicas`` and ``phases`` (start, end and clients of each)."""
     import pandas as pd
 
     tables, spans = [], []
-    with ReplicaSampler() as sampler:
+    with sampled_replicas() as replicas:
         t0 = time.time()
         for clients, seconds, max_requests in phases:
             begin = time.time() - t0
@@ -242,16 +215,13 @@ def load_step(predict_url: str, bodies: list[bytes], phases, *, timeout: float =
             spans.append({"clients": clients, "start": begin, "end": time.time() - t0})
             tables.append(requests.assign(clients=clients))
         time.sleep(0.5)
-    requests = pd.concat(tables, ignore_index=True)
-    requests["start"] -= t0
-    requests["end"] -= t0
-    requests["latency ms"] = (requests["end"] - requests["start"]) * 1000
-    return {"requests": requests, "replicas": sampler.table(t0), "phases": pd.DataFrame(spans), "t0": t0}
+    requests = _since(pd.concat(tables, ignore_index=True), t0)
+    return {"requests": requests, "replicas": replicas(t0), "phases": pd.DataFrame(spans), "t0": t0}
 
 
 def windows(requests, replicas, width: float = 1.0):
-    """Per window of ``width`` s (by end time) while requests were being sent: answered
-    requests/s, p50 and p99 latency, errors, and the most replicas running in it."""
+    """Per window of ``width`` s (by end time) while requests were sent: answers/s, p50 and p99 latency, errors,
+    the most replicas running."""
     import pandas as pd
 
     end = float(requests["start"].max())  # the last request sent: later windows hold only stragglers
@@ -261,28 +231,20 @@ def windows(requests, replicas, width: float = 1.0):
         part = requests[(requests["end"] >= lo) & (requests["end"] < lo + width)]
         ok = part[part["status"] == 200]
         running = replicas[(replicas["t"] >= lo) & (replicas["t"] < lo + width)]["RUNNING"]
-        rows.append(
-            {
-                "t": lo + width / 2,
-                "requests/s": len(ok) / width,
-                "p50 ms": float(ok["latency ms"].median()) if len(ok) else np.nan,
-                "p99 ms": float(ok["latency ms"].quantile(0.99)) if len(ok) else np.nan,
-                "errors": int((part["status"] != 200).sum()),
-                "replicas": float(running.max()) if len(running) else np.nan,
-            }
-        )
-    table = pd.DataFrame(rows)
-    table["replicas"] = table["replicas"].ffill()
-    return table
+        latency = ok["latency ms"]
+        p50, p99 = (float(latency.median()), float(latency.quantile(0.99))) if len(ok) else (np.nan, np.nan)
+        errors, most = int((part["status"] != 200).sum()), float(running.max()) if len(running) else np.nan
+        rows.append((lo + width / 2, len(ok) / width, p50, p99, errors, most))
+    table = pd.DataFrame(rows, columns=["t", "requests/s", "p50 ms", "p99 ms", "errors", "replicas"])
+    return table.assign(replicas=table["replicas"].ffill())
 
 
 PHASES = ("before the step", "the step", "after the step")  # the phases of a low, high, low load
 
 
 def step_summary(table, phases):
-    """:func:`windows`' ``table`` summed up by phase (``phases``: start, end and clients of each,
-    named by :data:`PHASES` when there are three) and by running replicas, in order of time:
-    seconds of windows, the median of their answers per second, p50 and p99 latency, and the errors."""
+    """:func:`windows`' ``table`` by phase (named by :data:`PHASES` when there are three) and running replicas, in
+    order of time: seconds, the medians of answers/s, p50 and p99 latency, and the errors."""
     import pandas as pd
 
     names = PHASES if len(phases) == len(PHASES) else [f"phase {i + 1}" for i in range(len(phases))]
@@ -292,27 +254,15 @@ def step_summary(table, phases):
         part = table[(table["t"] >= phase["start"]) & (table["t"] < phase["end"])]
         replicas = part["replicas"].fillna(0).astype(int)
         for count, group in part.groupby(replicas, sort=False):  # in order of appearance
-            rows.append(
-                {
-                    "phase": name,
-                    "replicas": count,
-                    "clients": int(phase["clients"]),
-                    "seconds": len(group) * width,
-                    "requests/s": float(group["requests/s"].median()),
-                    "p50 ms": float(group["p50 ms"].median()),
-                    "p99 ms": float(group["p99 ms"].median()),
-                    "errors": int(group["errors"].sum()),
-                }
-            )
+            medians = [float(group[c].median()) for c in ("requests/s", "p50 ms", "p99 ms")]
+            rows.append((name, count, int(phase["clients"]), len(group) * width, *medians, int(group["errors"].sum())))
     columns = ["phase", "replicas", "clients", "seconds", "requests/s", "p50 ms", "p99 ms", "errors"]
     return pd.DataFrame(rows, columns=columns).set_index(["phase", "replicas"])
 
 
 def plot_timeseries(table, *, events=(), load=None, lang: str = "en"):
-    """Replicas, requests per second and latency against time, one panel each, sharing the time axis,
-    labelled in ``lang``; ``events``: ``(t, term)`` marked with a vertical line and the term;
-    ``load``: a phases table (start, end, clients) drawn as the offered load on the first panel.
-    """
+    """Replicas, answers per second and latency against time, labelled in ``lang``; ``events``: ``(t, term)``
+    marked by a line; ``load``: a phases table drawn as the offered load on the first panel."""
     import matplotlib.pyplot as plt
 
     w = words.of(lang, "distributed_serving")

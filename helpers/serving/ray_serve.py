@@ -1,14 +1,6 @@
 """The model service on Ray Serve: the same ``:predict`` contract, replicas on several nodes.
-
-    cluster = ray_cluster.LocalCluster(nodes=2)  # two Ray nodes on this machine, 127.0.0.1 only
-    url = start_serve()                          # Ray's HTTP proxy on a free port of 127.0.0.1
-    deploy(application("cifar10_served/1", num_replicas=2))   # serve.run, then wait for the replicas
-    loadtest.run_load(f"{url}/v1/models/cifar10:predict", bodies, 16)   # the course's clients, unchanged
-    cluster.shutdown()
-
-:class:`Classifier` is the deployment; :func:`build_app` is the builder that ``serve run``/``serve
-deploy`` and a KubeRay ``RayService`` import (``deploy/ray/``).
-"""
+:class:`Classifier` is the deployment; :func:`build_app` the builder that ``serve run``/``serve deploy``
+and a KubeRay ``RayService`` import (``deploy/ray/``)."""
 
 from __future__ import annotations
 
@@ -25,10 +17,8 @@ from helpers.serving.protocol import (
     DEFAULT_MAX_INSTANCES,
     DEFAULT_NAME,
     MODEL_VERSION_STATUS,
-    BadRequest,
-    ClientGone,
+    answer_request,
     predict_reply,
-    receive_body,
     refusal,
 )
 from helpers.serving.ray_cluster import NAMESPACE, REPLICA_LOG, import_serve, quiet_ray_loggers
@@ -37,17 +27,17 @@ serve = import_serve()  # `from ray import serve`, quietly in a notebook
 
 APP_NAME = "classifier"
 DEPLOYMENT_NAME = "Classifier"
-#: the deployment's options (``deploy/ray/serve_config.yaml`` lists the same). ``max_ongoing_requests``
-#: bounds the requests a replica holds at once: batches can never hold more (Ray's default is 5)
+#: the deployment's options (as ``deploy/ray/serve_config.yaml``); a batch never holds more than
+#: ``max_ongoing_requests`` (Ray's default is 5)
 OPTIONS = {
     "name": DEPLOYMENT_NAME,
     "max_ongoing_requests": 128,
     "ray_actor_options": {"num_cpus": 1.0},
-    "max_replicas_per_node": 1,
     "health_check_period_s": 2.0,
     "health_check_timeout_s": 10.0,
     "graceful_shutdown_timeout_s": 5.0,
     "logging_config": {"log_level": "WARNING", "enable_access_log": False},
+    "max_replicas_per_node": 1,
 }
 
 
@@ -57,13 +47,8 @@ def _images_in(batch: list) -> int:
 
 @serve.deployment(**OPTIONS)
 class Classifier:
-    """One replica: the model, Ray Serve's dynamic batching, and the ``:predict`` contract.
-
-    ``__call__`` answers what Ray's HTTP proxy forwards as the hand-built service does (same decoding,
-    limits, refusals and reply); :meth:`predict_body` is the same answer through a ``DeploymentHandle``.
-    Requests of up to ``max_batch_size`` images in all are run as one model call (``@serve.batch``,
-    counting images); a larger request runs alone.
-    """
+    """One replica: the model, ``@serve.batch`` (counting images) and the hand-built service's answers,
+    over HTTP (``__call__``) or a ``DeploymentHandle`` (:meth:`predict_body`)."""
 
     def __init__(
         self,
@@ -89,15 +74,14 @@ class Classifier:
         self.predict_batch.set_batch_wait_timeout_s(max_wait_ms / 1000)
         self.replica = serve.get_replica_context().replica_id.unique_id
         self.node = ray.get_runtime_context().get_node_id()
-        try:  # say once where this replica runs (the chapter's table of placements)
+        try:  # say once where this replica runs
             self.log = ray.get_actor(REPLICA_LOG, namespace=NAMESPACE)
             self.log.register.remote(self.replica, self.node, os.getpid(), time.time())
         except ValueError:  # deployed without a ReplicaLog (serve run, a RayService)
             self.log = None
 
     async def check_health(self) -> None:
-        """Serve calls it every ``health_check_period_s``: an error, or no answer within
-        ``health_check_timeout_s``, makes Serve replace the replica. The model must answer one image."""
+        """Serve replaces the replica if this fails or takes over ``health_check_timeout_s``: the model must answer."""
         probe = np.zeros((1, 32, 32, 3), np.uint8)
         await asyncio.get_running_loop().run_in_executor(self._model_thread, self.predictor.predict, probe)
 
@@ -120,43 +104,36 @@ class Classifier:
         return await self.predict_batch(images)
 
     def counts(self) -> dict:
-        """This replica, its node, and the batches, requests and images it has run."""
         return {"replica": self.replica, "node": self.node, "batches": self.stats.batches, "images": self.stats.images}
 
     async def predict_body(self, body: bytes, path: str = "") -> tuple[int, bytes]:
-        """The ``:predict`` reply for one request body: ``(status, JSON bytes)``, as the hand-built service answers."""
+        """The ``:predict`` reply ``(status, JSON bytes)`` for one body."""
         return await predict_reply(self.predict_images, self.max_instances, body, path or self.predict_path)
 
     async def __call__(self, request):
         from starlette.responses import Response
 
-        scope = request.scope
-        path, method = scope["path"], scope["method"]
-        root = scope.get("root_path", "")
+        path, method, root = request.scope["path"], request.scope["method"], request.scope.get("root_path", "")
         if root and root != "/" and path.startswith(root):
             path = path[len(root) :]
-        status, reply = await self._answer(scope, request.receive, path, method)
+        status, reply = await self._answer(request, path, method)
         return Response(reply, status_code=status, media_type="application/json")
 
-    async def _answer(self, scope, receive, path: str, method: str) -> tuple[int, bytes]:
+    async def _answer(self, request, path: str, method: str) -> tuple[int, bytes]:
+        if method == "POST" and path == self.predict_path:
+            answer = await answer_request(request.scope, request.receive, self.predict_body, path, self.max_body_bytes)
+            return answer or (499, b"")
         if path.startswith("/v1/models/") and path.endswith(":predict"):
             name = path[len("/v1/models/") : -len(":predict")]
-            if method != "POST":
-                return 405, refusal(path, 405, ":predict takes POST with a JSON body")
-            if name != self.name:
-                return 404, refusal(path, 404, f"unknown model {name!r}; this service serves {self.name!r}")
-            try:
-                body = await receive_body(scope, receive, self.max_body_bytes)
-            except BadRequest as exc:
-                return exc.status, refusal(path, exc.status, exc.message)
-            except ClientGone:
-                return 499, b""
-            return await self.predict_body(body, path)
-        if method == "GET" and path == f"/v1/models/{self.name}":
+            unknown = f"unknown model {name!r}; this service serves {self.name!r}"
+            status, message = (405, ":predict takes POST with a JSON body") if method != "POST" else (404, unknown)
+        elif method == "GET" and path == f"/v1/models/{self.name}":
             return 200, orjson.dumps({"model_version_status": [MODEL_VERSION_STATUS]})
-        if method == "GET" and path == "/healthz":
+        elif method == "GET" and path == "/healthz":
             return 200, orjson.dumps({"status": "ok", "model": self.name})
-        return 404, refusal(path, 404, f"no endpoint {method} {path}; see /v1/models/{self.name}")
+        else:
+            status, message = 404, f"no endpoint {method} {path}; see /v1/models/{self.name}"
+        return status, refusal(path, status, message)
 
     def __del__(self):  # Serve calls it when it stops a replica gracefully (scaling down, an update)
         if getattr(self, "log", None) is not None:
@@ -164,8 +141,7 @@ class Classifier:
 
 
 class HandleProbe:
-    """A Ray actor that sends request bodies one at a time to the deployment through a
-    ``DeploymentHandle`` from its own event loop, as Ray's proxy does, and times each call (ms)."""
+    """A Ray actor that sends bodies one at a time through a ``DeploymentHandle``, as Ray's proxy does; ms each."""
 
     async def latencies_ms(self, bodies: list[bytes], app: str = APP_NAME) -> list[float]:
         from ray import serve
@@ -183,8 +159,7 @@ class HandleProbe:
 
 
 def handle_latency_ms(bodies: list[bytes], node_id: str, app: str = APP_NAME) -> np.ndarray:
-    """Latency (ms) of each body sent through a ``DeploymentHandle`` by a :class:`HandleProbe` on
-    ``node_id`` (the proxy's node): Ray's router and the call to the replica, without HTTP."""
+    """Latency (ms) of each body sent by a :class:`HandleProbe` on ``node_id``: Ray's router and replica, no HTTP."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -202,22 +177,13 @@ def handle_latency_ms(bodies: list[bytes], node_id: str, app: str = APP_NAME) ->
 def deployment_options(
     *,
     num_replicas: int = 1,
-    max_ongoing_requests: int = OPTIONS["max_ongoing_requests"],
+    max_ongoing_requests: int = 128,
     replica_cpus: float = 1.0,
-    max_replicas_per_node: int | None = 1,
     autoscaling: dict | None = None,
 ) -> dict:
-    """:data:`OPTIONS` with what a caller varies; with ``autoscaling`` (an ``autoscaling_config``),
-    ``num_replicas`` is ignored."""
+    """:data:`OPTIONS` with what a caller varies; ``autoscaling`` (``autoscaling_config``) replaces ``num_replicas``."""
     options = {**OPTIONS, "max_ongoing_requests": max_ongoing_requests, "ray_actor_options": {"num_cpus": replica_cpus}}
-    options.pop("max_replicas_per_node")
-    if max_replicas_per_node is not None:
-        options["max_replicas_per_node"] = max_replicas_per_node
-    if autoscaling:
-        options["autoscaling_config"] = dict(autoscaling)
-    else:
-        options["num_replicas"] = num_replicas
-    return options
+    return options | ({"autoscaling_config": dict(autoscaling)} if autoscaling else {"num_replicas": num_replicas})
 
 
 def application(
@@ -230,23 +196,15 @@ def application(
     max_instances: int = DEFAULT_MAX_INSTANCES,
     **options,
 ):
-    """The Serve application: :class:`Classifier` with :func:`deployment_options` ``(**options)``,
-    bound to a model and its batching and limits."""
-    return Classifier.options(**deployment_options(**options)).bind(
-        str(model_path),
-        name=name,
-        max_batch_size=max_batch_size,
-        max_wait_ms=max_wait_ms,
-        max_body_bytes=max_body_bytes,
-        max_instances=max_instances,
-    )
+    """The Serve application: :class:`Classifier` with :func:`deployment_options` ``(**options)``, bound to a model."""
+    limits = {"max_body_bytes": max_body_bytes, "max_instances": max_instances}
+    bound = {"name": name, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, **limits}
+    return Classifier.options(**deployment_options(**options)).bind(str(model_path), **bound)
 
 
 def build_app(args: dict):
-    """Application builder for ``serve run helpers.serving.ray_serve:build_app model_path=...`` and a
-    ``RayService``'s ``import_path``: ``args`` are :func:`application`'s keywords (strings from a
-    command line are converted); ``model_path`` is required. Options such as ``num_replicas`` or
-    ``autoscaling_config`` are set in the config file, which overrides these defaults."""
+    """Builder for ``serve run helpers.serving.ray_serve:build_app model_path=...`` and a ``RayService``:
+    :func:`application`'s keywords (command-line strings converted); the config file sets the options."""
     args = dict(args)
     if "model_path" not in args:
         raise ValueError("build_app needs model_path, e.g. model_path=/models/cifar10_served/1")
@@ -257,9 +215,7 @@ def build_app(args: dict):
 
 
 def deploy(app, *, name: str = APP_NAME, running: int | None = None, timeout: float = 180.0):
-    """``serve.run(app)`` at route ``/``, then, if ``running`` is given, wait until exactly that many
-    replicas run; the handle. On a running application ``serve.run`` replaces the replicas, starting
-    new ones before it stops old ones (a rolling update)."""
+    """``serve.run(app)`` at route ``/`` (a rolling update of a running one), then wait for ``running`` replicas."""
     handle = serve.run(app, name=name, route_prefix="/")
     if running is not None:
         wait_for_replicas(running, timeout=timeout, app=name)
@@ -303,8 +259,7 @@ def wait_for_replicas(
 
 
 def batch_counts(app: str = APP_NAME, timeout: float = 30.0) -> dict[str, dict]:
-    """:meth:`Classifier.counts` of every running replica, by replica id: a handle sends each call to
-    one replica of its choosing, so calls are sent, several at once, until every replica answered."""
+    """:meth:`Classifier.counts` of every running replica, by id: calls go, several at once, until each answered."""
     handle = serve.get_app_handle(app)
     running = replicas(app).get("RUNNING", 0)
 

@@ -1,11 +1,4 @@
-"""The model service as a subprocess, started and stopped from Python (a notebook, a test).
-
-    with running_service("cifar10_served.keras", max_batch_size=64) as service:
-        httpx.post(f"{service.model_url}:predict", content=body)
-
-The service runs ``python -m helpers.serving`` on 127.0.0.1 (a free port by default) in a
-:class:`helpers.processes.Child`: its JSON log lines are collected in ``service.logs``.
-"""
+"""The model service as a subprocess (``python -m helpers.serving`` on 127.0.0.1), from a notebook or a test."""
 
 from __future__ import annotations
 
@@ -18,11 +11,7 @@ from helpers.serving.protocol import DEFAULT_NAME, ServingError
 
 
 class HttpService(Child):
-    """A service in a subprocess that logs ``listening`` with its port, then answers a health check.
-
-    Subclasses set ``health_path`` and ``error`` (what :meth:`wait_until_ready` raises); the CIFAR-10
-    service below and the language model's (:class:`helpers.lm.serve.Service`) are two.
-    """
+    """A subprocess that logs ``listening`` with its port, then answers ``health_path`` (or raises ``error``)."""
 
     health_path = "/healthz"
     error: type[Exception] = ServingError
@@ -32,7 +21,7 @@ class HttpService(Child):
         return self.lines
 
     def wait_until_ready(self, timeout: float = 120.0):
-        """Wait until the service listens and its application answers the health check; raise ``error`` if not."""
+        """Wait until the service listens and answers the health check; raise ``error`` if not."""
         try:
             listening = self.wait_for(lambda e: e.get("event") == "listening", timeout)
         except ChildError as exc:
@@ -41,7 +30,7 @@ class HttpService(Child):
         import httpx
 
         deadline = time.monotonic() + timeout
-        while True:  # listening; wait until the application has started (lifespan) and answers
+        while True:  # listening; wait until the application has started (lifespan)
             try:
                 if httpx.get(f"{self.url}{self.health_path}", timeout=5).status_code == 200:
                     return self
@@ -63,7 +52,7 @@ def running(service: HttpService, startup_timeout: float):
 
 
 class Service(HttpService):
-    """A running model service: its URL, its process, and the JSON log lines it wrote (``logs``)."""
+    """A running model service: its URL, its process, and its JSON log lines (``logs``)."""
 
     def __init__(
         self,
