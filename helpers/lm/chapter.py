@@ -266,8 +266,9 @@ def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: 
     for (name, value), style in zip(baselines.items(), (":", "--", "-.")):
         ax.axhline(value, color="grey", ls=style, lw=1)
         ax.text(tokens[-1], value, f" {name}", va="bottom", ha="right", fontsize=8, color="dimgrey")
-    ax.set_xlabel(_w("training tokens seen (millions)", lang))
-    ax.set_ylabel(_w("cross-entropy, all tokens (nats/token)", lang))
+    ax.set(
+        xlabel=_w("training tokens seen (millions)", lang), ylabel=_w("cross-entropy, all tokens (nats/token)", lang)
+    )
     ax.legend(loc="upper right")
     fig.tight_layout()
     return fig
@@ -283,9 +284,8 @@ def plot_schedulers(table: pd.DataFrame, lang: str):
     for ax in (left, right):
         ax.set_xscale("log", base=2)
         ax.set_xlabel(_w("concurrent streams", lang))
-    right.set_yscale("log")
     left.set_ylabel(_w("output tokens per second", lang))
-    right.set_ylabel(_w("p99 time to first token (ms)", lang))
+    right.set(yscale="log", ylabel=_w("p99 time to first token (ms)", lang))
     left.legend()
     fig.tight_layout()
     return fig
@@ -300,16 +300,15 @@ def plot_scaling(sizes: pd.DataFrame, fit, compute: pd.DataFrame, lang: str):
         grid = np.geomspace(n.min() / 1.5, n.max() * 1.5, 100)
         law = f"$L = {fit.irreducible:.2f} + {fit.scale:.3g}/N^{{{fit.exponent:.3f}}}$"
         left.plot(grid, fit.predict(grid), "-", lw=1, label=law)
-    left.set_xscale("log")
-    left.set_xlabel(_w("non-embedding parameters N", lang))
-    left.set_ylabel(_w("validation loss (nats/token)", lang))
+    left.set(
+        xscale="log", xlabel=_w("non-embedding parameters N", lang), ylabel=_w("validation loss (nats/token)", lang)
+    )
     left.legend(fontsize=8)
     right.plot(sizes["flops"], sizes["val_loss"], "o-", label=_w("sizes, same tokens", lang))
     width = int(compute["d_model"].iloc[0])
     more = pick(lang, f"width {width}, more steps", f"宽度 {width}，更多步数")
     right.plot(compute["flops"], compute["val_loss"], "s-", label=more)
-    right.set_xscale("log")
-    right.set_xlabel(_w("training compute 6ND (FLOPs)", lang))
+    right.set(xscale="log", xlabel=_w("training compute 6ND (FLOPs)", lang))
     right.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -280,25 +280,18 @@ def pack(poems: list[Poem], tokenizer: CharTokenizer, seq_len: int, seed: int = 
     held-out poems are scored (each from its own ``<bos>``, as the service writes them)."""
     if seq_len < 2:
         raise ValueError(f"seq_len must be at least 2, got {seq_len}")
-    width = seq_len + 1
-    order = np.random.default_rng(seed).permutation(len(poems))
-    rows, current, dropped, packed = [], [], 0, 0
-    for i in order:
-        ids = tokenizer.encode(poems[i].text, bos=True, eos=True)
-        if len(ids) > width:
-            dropped += 1
-            continue
-        if current and (one_per_row or len(current) + len(ids) > width):
-            rows.append(current + [CharTokenizer.PAD] * (width - len(current)))
-            current = []
-        current = current + ids
-        packed += 1
-    if current:
-        rows.append(current + [CharTokenizer.PAD] * (width - len(current)))
-    array = np.asarray(rows, dtype=np.int32).reshape(-1, width)
+    width, order = seq_len + 1, np.random.default_rng(seed).permutation(len(poems))
+    encoded = [tokenizer.encode(poems[i].text, bos=True, eos=True) for i in order]
+    kept, rows = [ids for ids in encoded if len(ids) <= width], []
+    for ids in kept:
+        if rows and not one_per_row and len(rows[-1]) + len(ids) <= width:
+            rows[-1] += ids
+        else:
+            rows.append(ids)
+    array = np.asarray([r + [CharTokenizer.PAD] * (width - len(r)) for r in rows], dtype=np.int32).reshape(-1, width)
     if one_per_row and len(array):
         array = array[:, : int((array != CharTokenizer.PAD).sum(axis=1).max())]
-    return Packed(array, packed, dropped)
+    return Packed(array, len(kept), len(encoded) - len(kept))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,34 +56,20 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     name: str = "tang-poet",
-    slots: int = 32,
-    scheduler: str = "continuous",
-    max_waiting: int = 256,
-    warm: bool = True,
-    graceful_seconds: float = 30.0,
     options: ServerOptions | None = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    **engine,
 ) -> None:
-    """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT; ``options`` are
-    the API's limits (``name`` replaces their model name); connections beyond ``max_connections`` get 503."""
+    """Load the model (``engine``: :func:`build_engine`'s options), listen on ``host:port`` (0: a free port) and
+    serve until SIGTERM/SIGINT; ``options`` are the API's limits, connections beyond ``max_connections`` get 503."""
     from helpers.lm.server import create_app
     from helpers.serving.app import run_server
 
     logging.config.dictConfig(LOG_CONFIG)
     start = time.perf_counter()
-    engine = build_engine(checkpoint, slots, scheduler, max_waiting, warm)
-    app = create_app(engine, replace(options or ServerOptions(), name=name))
+    app = create_app(build_engine(checkpoint, **engine), replace(options or ServerOptions(), name=name))
     fields = {"model": name, "checkpoint": str(checkpoint)}
-    run_server(
-        app,
-        host,
-        port,
-        log,
-        fields,
-        started=start,
-        graceful_seconds=graceful_seconds,
-        limit_concurrency=max_connections,
-    )
+    run_server(app, host, port, log, fields, started=start, limit_concurrency=max_connections)
 
 
 #: the command line's options: (flag, type, default, help)
