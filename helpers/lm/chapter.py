@@ -355,26 +355,17 @@ def burst(url: str, n: int, max_tokens: int = 40) -> list:
         return list(pool.map(lambda _: httpx.post(url + "/v1/completions", json=body, timeout=120), range(n)))
 
 
-REFUSAL_COLUMNS = {
-    "status": "status",
-    "expected": "expected",
-    "param": "param",
-    "message": "message (first 70 characters)",
-    "next": "next good request",
-}
+#: the refusal table's columns, each its own term but the message
+REFUSAL_COLUMNS = {k: k for k in ("status", "expected", "param", "message", "next good request")}
+REFUSAL_COLUMNS["message"] = "message (first 70 characters)"
 
 
 def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
-    table = (
-        pd.DataFrame(rows)
-        .rename(columns={"next good request": "next"})
-        .assign(
-            case=[_w(r["case"], lang) for r in rows],
-            param=[r["param"] or "" for r in rows],
-            message=[r["message"][:70] for r in rows],
-        )
+    table = pd.DataFrame(rows).assign(
+        case=[_w(r["case"], lang) for r in rows],
+        param=[r["param"] or "" for r in rows],
+        message=[r["message"][:70] for r in rows],
     )
-    table = table.set_index("case")
     # the service's messages are in English: shown on the English page only
     columns = {k: v for k, v in REFUSAL_COLUMNS.items() if lang == "en" or k != "message"}
-    return _view(table, columns, lang, "request")
+    return _view(table.set_index("case"), columns, lang, "request")

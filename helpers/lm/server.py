@@ -309,11 +309,8 @@ class _Completions:
         return EventStream(events(), lambda: self.gone(request, queue))
 
 
-def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
-    """The FastAPI application serving ``engine`` (started in its thread unless ``options.start_engine`` is False)."""
-    options = options or ServerOptions()
-    api = _Completions(engine, options)
-    created = int(time.time())
+def _lifespan(engine: Engine, options: ServerOptions):
+    """The application's lifespan: the engine's thread started (unless ``options.start_engine`` is False) and stopped."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -326,7 +323,15 @@ def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
             engine.stop()
         log.info("stopped", extra={"fields": {"event": "stopped", **engine.load()}})
 
-    app = FastAPI(title="Tang poems: an OpenAI-compatible completion service", version="1", lifespan=lifespan)
+    return lifespan
+
+
+def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
+    """The FastAPI application serving ``engine``."""
+    options = options or ServerOptions()
+    api, created = _Completions(engine, options), int(time.time())
+    title = "Tang poems: an OpenAI-compatible completion service"
+    app = FastAPI(title=title, version="1", lifespan=_lifespan(engine, options))
     if options.api_key:
         app.add_middleware(ApiKeyCheck, key=options.api_key)
 

@@ -40,7 +40,6 @@ class TrainConfig:
     clipnorm: float = 1.0
     seed: int = 0
     val_rows: int = 256  # validation rows scored for the learning curve (0: all)
-    time_budget_s: float = 0.0  # 0: none; else stop at the first segment boundary past it
     xla: bool = False  # compile the training step with XLA: faster steps after a compilation of seconds
 
     def __post_init__(self):
@@ -193,8 +192,7 @@ class Checkpoint:
         if not (self.dir / "state.json").is_file():
             return None
         found = json.loads((self.dir / "config.json").read_text())
-        run = lambda d: (d["model"], d["data"], {**d["train"], "time_budget_s": 0})  # a new budget: the same run
-        if run(found) != run(identity):
+        if any(found[k] != identity[k] for k in ("model", "train", "data")):
             raise ValueError(
                 f"{self.dir} holds a checkpoint of a different run (other model, training "
                 "settings or data); delete it or choose another checkpoint directory"
@@ -263,7 +261,6 @@ class TrainResult:
     val_loss: float
     params: dict
     resumed_from_step: int
-    stopped_by_time: bool
     model: PoetLM | None = field(default=None, repr=False)
 
 
@@ -299,18 +296,13 @@ def train(
     if state:
         ckpt.restore(model)
     state = state or {"steps_done": 0, "tokens_seen": 0, "train_seconds": 0.0, "history": []}
-    resumed_from, segments_run, stopped_by_time = state["steps_done"], 0, False
+    resumed_from, segments_run = state["steps_done"], 0
     scorer = Scorer(model, batch_size=cfg.batch_size)
-    while state["steps_done"] < cfg.steps:
+    while state["steps_done"] < cfg.steps and (stop_after_segment is None or segments_run < stop_after_segment):
         _segment(model, data, cfg, state, scorer)
         if ckpt:
             ckpt.save(model, data.tokenizer, identity, state)
         segments_run += 1
-        if stop_after_segment is not None and segments_run >= stop_after_segment:
-            break
-        if cfg.time_budget_s and state["train_seconds"] >= cfg.time_budget_s and state["steps_done"] < cfg.steps:
-            stopped_by_time = True
-            break
     history, seconds = state["history"], state["train_seconds"]
     return TrainResult(
         history=history,
@@ -321,7 +313,6 @@ def train(
         val_loss=history[-1]["val_loss"] if history else float("nan"),
         params=parameter_counts(model),
         resumed_from_step=resumed_from,
-        stopped_by_time=stopped_by_time,
         model=model,
     )
 
