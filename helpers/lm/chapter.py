@@ -1,14 +1,10 @@
-"""The language-model chapter's bookkeeping: glued values, tables and figures in each page's language.
-
-The chapter's cells teach; what they would otherwise repeat lives here: gluing many values at
-once, verdicts in words computed from the numbers (``name_en`` / ``name_zh``), tables whose headers
-are in the page's language, figures drawn once per language, the service's bad-request cases, and
-the published shapes of large models that the KV-cache arithmetic is applied to.
-"""
+"""The language-model chapters' bookkeeping: tables and figures glued once per language (headers and labels
+from the ``lm`` section of the vocabulary), number formats, published figures, the service's bad requests."""
 
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -16,11 +12,7 @@ import pandas as pd
 from helpers.book.bilingual import LANGS
 from helpers.words import glue_values, in_lang, pick
 
-
-def _w(term: str, lang: str) -> str:
-    """A term of these pages in ``lang`` (the ``lm`` section of the vocabulary)."""
-    return in_lang(term, lang, "lm")
-
+_w = partial(in_lang, topic="lm")  # a term of these pages in a language
 
 #: scheduler names on the page
 SCHEDULER_NAMES = {"single": "one at a time", "static": "static batches", "continuous": "continuous batching"}
@@ -38,13 +30,10 @@ LARGE_MODELS = (
 PAGED_USED = ("20.4%", "38.2%")
 PAGED_GAIN = (2, 4)
 
-#: published scaling exponents for the loss against non-embedding parameters
-KAPLAN_ALPHA_N = 0.076  # Kaplan et al. (2020), L(N) = (N_c / N) ** alpha_N
-CHINCHILLA = {
-    "E": 1.69,
-    "A": 406.4,
-    "alpha": 0.34,
-}  # Hoffmann et al. (2022), approach 3: E + A / N**alpha + B / D**beta
+#: published scaling exponents: Kaplan et al. (2020), L(N) = (N_c / N) ** alpha_N; Hoffmann et al. (2022),
+#: approach 3, L = E + A / N**alpha + B / D**beta
+KAPLAN_ALPHA_N = 0.076
+CHINCHILLA = {"E": 1.69, "A": 406.4, "alpha": 0.34}
 
 
 def glue_tables(name: str, make) -> None:
@@ -91,10 +80,6 @@ def short(n: float) -> str:
     return f"{n:.0f}"
 
 
-# --------------------------------------------------------------------------------------------
-# tables
-
-
 def _view(table: pd.DataFrame, columns: dict, lang: str, index: str | list[str]) -> pd.DataFrame:
     """``table``'s ``columns`` (name: term of the vocabulary) in that order, headers and index names in ``lang``."""
     names = [_w(i, lang) for i in ([index] if isinstance(index, str) else index)]
@@ -103,6 +88,7 @@ def _view(table: pd.DataFrame, columns: dict, lang: str, index: str | list[str])
 
 def data_table(facts: dict, lm_facts: dict, lang: str) -> pd.DataFrame:
     """What the package holds, what cleaning removed, and what the model sees."""
+    splits = f"{facts['train_poems']:,} / {facts['validation_poems']:,} / {facts['test_poems']:,}"
     rows = [
         ("Tang records in the package", facts["records"]),
         ("listed as doubtful (error/ folder)", facts["doubtful_listed"]),
@@ -111,10 +97,7 @@ def data_table(facts: dict, lm_facts: dict, lang: str) -> pd.DataFrame:
         ("near-duplicates dropped", facts["near_duplicates_dropped"]),
         ("records without text dropped", facts["empty_dropped"]),
         ("poems kept", facts["poems"]),
-        (
-            "  training / validation / test",
-            f"{facts['train_poems']:,} / {facts['validation_poems']:,} / {facts['test_poems']:,}",
-        ),
+        ("  training / validation / test", splits),
         ("characters in the kept poems", facts["characters"]),
         ("regulated (4 or 8 lines of 5 or 7)", pct(facts["regulated_share"])),
         ("regulated poems the model trains on", lm_facts["train_poems"]),
@@ -238,21 +221,12 @@ KV_COLUMNS = {
 
 def kv_view(ours: dict, config, large: list[dict], lang: str) -> pd.DataFrame:
     """KV-cache bytes per token and per sequence: this model (float32) and large models (16-bit)."""
-    here = _w("this chapter's model (fp32)", lang)
-    rows = [
-        (
-            here,
-            config.n_layers,
-            config.n_heads,
-            config.head_dim,
-            ours["per_token"],
-            config.max_len,
-            ours["per_sequence"],
-        )
-    ]
+    shape = (config.n_layers, config.n_heads, config.head_dim)
+    rows = [(_w("this chapter's model (fp32)", lang), *shape, ours["per_token"], config.max_len, ours["per_sequence"])]
     shapes = {name: (layers, heads, dim) for name, layers, heads, dim, _, _ in LARGE_MODELS}
-    for m in large:
-        rows.append((f"{m['model']} (fp16)", *shapes[m["model"]], m["per token"], m["context"], m["per sequence"]))
+    rows += [
+        (f"{m['model']} (fp16)", *shapes[m["model"]], m["per token"], m["context"], m["per sequence"]) for m in large
+    ]
     table = pd.DataFrame(rows, columns=["model", *KV_COLUMNS]).set_index("model")
     table[["token", "sequence"]] = table[["token", "sequence"]].map(size)
     return _view(table, KV_COLUMNS, lang, "model")
@@ -274,10 +248,6 @@ def scaling_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
     return _view(view.set_index("d_model"), SCALING_COLUMNS, lang, "width")
 
 
-# --------------------------------------------------------------------------------------------
-# figures (in the book's style, whose CJK font draws the Chinese labels: importing helpers.plots applies it)
-
-
 def _subplots(n: int, figsize: tuple[float, float]):
     """A figure of ``n`` axes side by side, in the book's style (importing :mod:`helpers.plots` applies it)."""
     import matplotlib.pyplot as plt
@@ -296,8 +266,9 @@ def plot_learning_curve(history: list[dict], baselines: dict[str, float], lang: 
     for (name, value), style in zip(baselines.items(), (":", "--", "-.")):
         ax.axhline(value, color="grey", ls=style, lw=1)
         ax.text(tokens[-1], value, f" {name}", va="bottom", ha="right", fontsize=8, color="dimgrey")
-    ax.set_xlabel(_w("training tokens seen (millions)", lang))
-    ax.set_ylabel(_w("cross-entropy, all tokens (nats/token)", lang))
+    ax.set(
+        xlabel=_w("training tokens seen (millions)", lang), ylabel=_w("cross-entropy, all tokens (nats/token)", lang)
+    )
     ax.legend(loc="upper right")
     fig.tight_layout()
     return fig
@@ -313,9 +284,8 @@ def plot_schedulers(table: pd.DataFrame, lang: str):
     for ax in (left, right):
         ax.set_xscale("log", base=2)
         ax.set_xlabel(_w("concurrent streams", lang))
-    right.set_yscale("log")
     left.set_ylabel(_w("output tokens per second", lang))
-    right.set_ylabel(_w("p99 time to first token (ms)", lang))
+    right.set(yscale="log", ylabel=_w("p99 time to first token (ms)", lang))
     left.legend()
     fig.tight_layout()
     return fig
@@ -328,42 +298,25 @@ def plot_scaling(sizes: pd.DataFrame, fit, compute: pd.DataFrame, lang: str):
     left.plot(n, sizes["val_loss"], "o", label=in_lang("measured", lang))
     if fit is not None:
         grid = np.geomspace(n.min() / 1.5, n.max() * 1.5, 100)
-        left.plot(
-            grid,
-            fit.predict(grid),
-            "-",
-            lw=1,
-            label=f"$L = {fit.irreducible:.2f} + {fit.scale:.3g}/N^{{{fit.exponent:.3f}}}$",
-        )
-    left.set_xscale("log")
-    left.set_xlabel(_w("non-embedding parameters N", lang))
-    left.set_ylabel(_w("validation loss (nats/token)", lang))
+        law = f"$L = {fit.irreducible:.2f} + {fit.scale:.3g}/N^{{{fit.exponent:.3f}}}$"
+        left.plot(grid, fit.predict(grid), "-", lw=1, label=law)
+    left.set(
+        xscale="log", xlabel=_w("non-embedding parameters N", lang), ylabel=_w("validation loss (nats/token)", lang)
+    )
     left.legend(fontsize=8)
     right.plot(sizes["flops"], sizes["val_loss"], "o-", label=_w("sizes, same tokens", lang))
-    right.plot(
-        compute["flops"],
-        compute["val_loss"],
-        "s-",
-        label=pick(
-            lang,
-            f"width {int(compute['d_model'].iloc[0])}, more steps",
-            f"宽度 {int(compute['d_model'].iloc[0])}，更多步数",
-        ),
-    )
-    right.set_xscale("log")
-    right.set_xlabel(_w("training compute 6ND (FLOPs)", lang))
+    width = int(compute["d_model"].iloc[0])
+    more = pick(lang, f"width {width}, more steps", f"宽度 {width}，更多步数")
+    right.plot(compute["flops"], compute["val_loss"], "s-", label=more)
+    right.set(xscale="log", xlabel=_w("training compute 6ND (FLOPs)", lang))
     right.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-# --------------------------------------------------------------------------------------------
-# the service's refusals
-
-
 def bad_requests(url: str, max_len: int) -> list[tuple[str, str, str, bytes, int]]:
-    """Requests the service at ``url`` must refuse, as :func:`helpers.serving.loadtest.bad_requests` gives
-    its own: ``(case, method, url, body, expected status)``; the cases in Chinese in the vocabulary."""
+    """Requests the service at ``url`` must refuse: ``(case, method, url, body, expected status)``, as
+    :func:`helpers.serving.loadtest.bad_requests` gives its own."""
     ok = {"model": "tang-poet", "prompt": "春風", "max_tokens": 8, "seed": 1}
     completions = url + "/v1/completions"
 
@@ -384,8 +337,7 @@ def bad_requests(url: str, max_len: int) -> list[tuple[str, str, str, bytes, int
 
 
 def send_bad_requests(url: str, max_len: int) -> list[dict]:
-    """:func:`bad_requests` sent to the service at ``url``, each followed by a good request
-    (:func:`helpers.serving.loadtest.refusals`); one row each."""
+    """:func:`bad_requests` sent to ``url``, each followed by a good one (:func:`helpers.serving.loadtest.refusals`)."""
     from helpers.serving.loadtest import refusals
 
     good = json.dumps({"model": "tang-poet", "prompt": "春", "max_tokens": 4}).encode()
@@ -393,7 +345,7 @@ def send_bad_requests(url: str, max_len: int) -> list[dict]:
 
 
 def burst(url: str, n: int, max_tokens: int = 40) -> list:
-    """``n`` completions sent at once to the service at ``url`` (each ``max_tokens`` long); their httpx replies."""
+    """``n`` completions of ``max_tokens`` sent at once to the service at ``url``; their httpx replies."""
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
@@ -403,29 +355,17 @@ def burst(url: str, n: int, max_tokens: int = 40) -> list:
         return list(pool.map(lambda _: httpx.post(url + "/v1/completions", json=body, timeout=120), range(n)))
 
 
-REFUSAL_COLUMNS = {
-    "status": "status",
-    "expected": "expected",
-    "param": "param",
-    "message": "message (first 70 characters)",
-    "next": "next good request",
-}
+#: the refusal table's columns, each its own term but the message
+REFUSAL_COLUMNS = {k: k for k in ("status", "expected", "param", "message", "next good request")}
+REFUSAL_COLUMNS["message"] = "message (first 70 characters)"
 
 
 def refusal_table(rows: list[dict], lang: str) -> pd.DataFrame:
-    table = pd.DataFrame(
-        [
-            {
-                "case": _w(r["case"], lang),
-                "status": r["status"],
-                "expected": r["expected"],
-                "param": r["param"] or "",
-                "message": r["message"][:70],
-                "next": r["next good request"],
-            }
-            for r in rows
-        ]
-    ).set_index("case")
+    table = pd.DataFrame(rows).assign(
+        case=[_w(r["case"], lang) for r in rows],
+        param=[r["param"] or "" for r in rows],
+        message=[r["message"][:70] for r in rows],
+    )
     # the service's messages are in English: shown on the English page only
     columns = {k: v for k, v in REFUSAL_COLUMNS.items() if lang == "en" or k != "message"}
-    return _view(table, columns, lang, "request")
+    return _view(table.set_index("case"), columns, lang, "request")

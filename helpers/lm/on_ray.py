@@ -65,20 +65,16 @@ def stream_text(base_url: str, body: dict, on_text=None, timeout: float = 120.0)
 
     text, done = "", False
     try:
-        with httpx.stream(
-            "POST", f"{base_url}/v1/completions", json={**body, "stream": True}, timeout=timeout
-        ) as reply:
-            for line in reply.iter_lines():
-                if line == "data: [DONE]":
-                    done = True
-                elif line.startswith("data: "):
-                    event = orjson.loads(line[6:])
-                    if "error" in event:
-                        break
-                    new = "".join(choice.get("text", "") for choice in event["choices"])
-                    text += new
-                    if new and on_text is not None:
-                        on_text(len(text))
+        with httpx.stream("POST", f"{base_url}/v1/completions", json={**body, "stream": True}, timeout=timeout) as r:
+            for line in r.iter_lines():
+                done = done or line == "data: [DONE]"
+                event = orjson.loads(line[6:]) if line.startswith("data: {") else {"choices": []}
+                if "error" in event:
+                    break
+                new = "".join(choice.get("text", "") for choice in event["choices"])
+                text += new
+                if new and on_text is not None:
+                    on_text(len(text))
     except httpx.HTTPError:
         pass  # the connection broke: the text so far is what the client has
     return text, done
@@ -100,15 +96,7 @@ def node_loss_during_streams(
 
     first, ended, progress = {}, {}, {seed: 0 for seed in seeds}
 
-    def body(seed):
-        return {
-            "model": model,
-            "prompt": "春",
-            "max_tokens": max_tokens,
-            "seed": seed,
-            "temperature": 1.0,
-            "ignore_eos": True,
-        }
+    body = lambda seed: {"model": model, "prompt": "春", "max_tokens": max_tokens, "seed": seed, "ignore_eos": True}
 
     def one(seed):
         first[seed] = stream_text(base_url, body(seed), on_text=lambda n: progress.__setitem__(seed, n))
@@ -133,7 +121,7 @@ def node_loss_during_streams(
         for seed in seeds:
             text, done = first[seed]
             row = {"seed": seed, "received": len(text), "finished": done, "ended_s": ended[seed] - fault_at}
-            row |= {"again_finished": None, "same_text": None}
+            row |= {"again_finished": None, "same_text": None}  # the second try, when the first did not finish
             if not done:
                 again, row["again_finished"] = stream_text(base_url, body(seed))
                 row["same_text"] = again.startswith(text) and len(again) > len(text)

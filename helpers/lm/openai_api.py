@@ -37,22 +37,16 @@ class ServerOptions:
 COMMON_FIELDS = set(
     "model stream stream_options max_tokens temperature top_p top_k stop seed n ignore_eos user".split()
 )
-# fields accepted only at their default (anything else is refused, naming the field)
+# fields accepted only at their default, anything else refused naming the field (in Python 0 == 0.0 == False, 1 == True)
 DEFAULT_ONLY = {
-    "logprobs": (None, False, 0),
-    "echo": (None, False),
+    **dict.fromkeys("logprobs echo presence_penalty frequency_penalty top_logprobs store".split(), (None, 0)),
+    **dict.fromkeys(("logit_bias", "metadata"), (None, {})),
     "best_of": (None, 1),
-    "presence_penalty": (None, 0, 0.0),
-    "frequency_penalty": (None, 0, 0.0),
-    "logit_bias": (None, {}),
+    "parallel_tool_calls": (None, False, True),
     "suffix": (None, ""),
-    "top_logprobs": (None, 0),
     "tools": (None, []),
     "tool_choice": (None, "none"),
     "response_format": (None, {"type": "text"}),
-    "parallel_tool_calls": (None, False, True),
-    "store": (None, False),
-    "metadata": (None, {}),
 }
 COMPLETION_FIELDS = COMMON_FIELDS | {"prompt"}
 CHAT_FIELDS = COMMON_FIELDS | {"messages", "max_completion_tokens"}
@@ -61,9 +55,7 @@ CHAT_FIELDS = COMMON_FIELDS | {"messages", "max_completion_tokens"}
 class ApiError(Exception):
     """A refused request: HTTP ``status`` and an OpenAI-style error."""
 
-    def __init__(
-        self, status: int, message: str, param: str | None = None, code: str | None = None, headers: dict | None = None
-    ):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None, headers=None):
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers or {}
 
@@ -76,19 +68,9 @@ class ApiError(Exception):
 
     def response(self) -> Response:
         body = {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
-        (log.error if self.status >= 500 else log.warning)(
-            "refused",
-            extra={
-                "fields": {"event": "refused", "status": self.status, "param": self.param, "error": self.message[:300]}
-            },
-        )
-        return Response(
-            orjson.dumps(body), status_code=self.status, media_type="application/json", headers=self.headers
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# request parsing
+        fields = {"event": "refused", "status": self.status, "param": self.param, "error": self.message[:300]}
+        (log.error if self.status >= 500 else log.warning)("refused", extra={"fields": fields})
+        return Response(orjson.dumps(body), self.status, self.headers, "application/json")
 
 
 def parse_json(body: bytes) -> dict:
@@ -142,12 +124,8 @@ def completion_prompt(data: dict) -> str:
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
     if not isinstance(prompt, str):
-        raise ApiError(
-            400,
-            "prompt must be a string (or a list holding one string); token ids and batches "
-            "of prompts are not supported",
-            param="prompt",
-        )
+        message = "prompt must be a string (or a list holding one string); token ids and batches of prompts are"
+        raise ApiError(400, message + " not supported", param="prompt")
     return prompt
 
 
@@ -158,9 +136,8 @@ def chat_prompt(data: dict) -> str:
     parts = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "developer"):
-            raise ApiError(
-                400, f"messages[{i}] must be an object with role system, user or assistant", param="messages"
-            )
+            message = f"messages[{i}] must be an object with role system, user or assistant"
+            raise ApiError(400, message, param="messages")
         content = m.get("content")
         if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
             if not all(

@@ -7,7 +7,6 @@ warm-up and cosine schedule, as Hoffmann et al. (2022) did: a cosine cut short i
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 from helpers.lm.model import ModelConfig
@@ -15,17 +14,15 @@ from helpers.lm.train import LMData, TrainConfig, train
 from helpers.topics.scaling import try_fit
 
 
-def _config(data: LMData, d_model: int, n_layers: int, n_heads: int) -> ModelConfig:
-    return ModelConfig(
-        data.tokenizer.vocab_size, max_len=data.seq_len, d_model=d_model, n_layers=n_layers, n_heads=n_heads
-    )
-
-
-def _row(config: ModelConfig, result, extra: dict) -> dict:
+def _row(data: LMData, size: tuple[int, int, int], cfg: TrainConfig) -> dict:
+    """Train one size (``d_model, n_layers, n_heads``) with ``cfg``; its row of a sweep's table."""
+    d, layers, heads = size
+    config = ModelConfig(data.tokenizer.vocab_size, max_len=data.seq_len, d_model=d, n_layers=layers, n_heads=heads)
+    result = train(data, config, cfg)
     n = result.params["non_embedding"]
     return {
-        "d_model": config.d_model,
-        "n_layers": config.n_layers,
+        "d_model": d,
+        "n_layers": layers,
         "params_non_embedding": n,
         "params_embedding": result.params["embedding"],
         "steps": result.steps_done,
@@ -33,7 +30,6 @@ def _row(config: ModelConfig, result, extra: dict) -> dict:
         "flops": 6.0 * n * result.tokens_seen,
         "val_loss": result.val_loss,
         "train_seconds": result.train_seconds,
-        **extra,
     }
 
 
@@ -43,13 +39,7 @@ def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None):
 
     cfg = train_config or TrainConfig()
     cfg = replace(cfg, segment_steps=cfg.steps)  # one validation at the end is all a sweep needs
-    rows = []
-    for d, layers, heads in sizes:
-        config = _config(data, d, layers, heads)
-        start = time.perf_counter()
-        result = train(data, config, cfg)
-        rows.append(_row(config, result, {"wall_seconds": time.perf_counter() - start}))
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([_row(data, size, cfg) for size in sizes])
     ratio = table["params_non_embedding"].max() / table["params_non_embedding"].min()
     table.attrs["non_embedding_span"] = float(ratio)
     return table
@@ -62,16 +52,11 @@ def compute_sweep(
     import pandas as pd
 
     cfg = train_config or TrainConfig()
-    rows = []
-    for steps in step_budgets:
-        run_cfg = replace(cfg, steps=steps, segment_steps=steps, warmup_steps=min(cfg.warmup_steps, steps // 4))
-        config = _config(data, *size)
-        result = train(data, config, run_cfg)
-        rows.append(_row(config, result, {}))
-    return pd.DataFrame(rows)
+    budgets = [replace(cfg, steps=s, segment_steps=s, warmup_steps=min(cfg.warmup_steps, s // 4)) for s in step_budgets]
+    return pd.DataFrame([_row(data, size, run_cfg) for run_cfg in budgets])
 
 
 def try_fit_size_law(table):
     """:func:`~helpers.topics.scaling.try_fit` of ``val_loss = E + A / N**alpha`` to a :func:`size_sweep` table
-    (N: non-embedding parameters): None when the loss does not fall as N grows; E fitted from four sizes."""
+    (N: non-embedding parameters): None when the loss does not fall as N grows."""
     return try_fit(table["params_non_embedding"].to_numpy(float), table["val_loss"].to_numpy(float))

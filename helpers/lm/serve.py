@@ -4,10 +4,9 @@
     curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
          -d '{"model": "tang-poet", "prompt": "春眠", "max_tokens": 32, "seed": 1}'
 
-The ``openai`` client works unchanged (``base_url="http://127.0.0.1:8000/v1"``). The engine runs in a
-thread beside uvicorn's event loop; the process runs as every course service does
-(:mod:`helpers.serving.app`: JSON log lines on stderr, a graceful stop on SIGTERM). From Python,
-:func:`running_server` starts :class:`Service` on a free port, waits until it answers, and always stops it.
+The engine runs in a thread beside uvicorn's event loop; the process runs as every course service does
+(:mod:`helpers.serving.app`: JSON log lines on stderr, a graceful stop on SIGTERM). :func:`running_server`
+starts :class:`Service` on a free port, waits until it answers, and always stops it.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import logging.config
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from helpers.lm.openai_api import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_S, ServerOptions
@@ -36,16 +36,8 @@ LOG_CONFIG = copy.deepcopy(SERVING_LOG_CONFIG)
 LOG_CONFIG["loggers"][LOGGER] = dict(LOG_CONFIG["loggers"]["uvicorn"])
 
 
-class ServiceError(RuntimeError):
-    """The service could not start, or stopped unexpectedly."""
-
-
 def build_engine(
-    checkpoint: Path | str,
-    slots: int = 32,
-    scheduler: str = "continuous",
-    max_waiting: int | None = 256,
-    warm: bool = True,
+    checkpoint: Path | str, slots: int = 32, scheduler: str = "continuous", max_waiting: int | None = 256, warm=True
 ):
     """Load a checkpoint and build its engine; with ``warm``, compile the decode step and every prefill bucket."""
     from helpers.lm.engine import Engine
@@ -64,36 +56,36 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     name: str = "tang-poet",
-    slots: int = 32,
-    scheduler: str = "continuous",
-    max_waiting: int = 256,
-    warm: bool = True,
-    graceful_seconds: float = 30.0,
     options: ServerOptions | None = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    **engine,
 ) -> None:
-    """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT;
-    ``options`` are the API's limits (``name`` replaces their model name); more than
-    ``max_connections`` open connections at once get 503."""
-    from dataclasses import replace
-
+    """Load the model (``engine``: :func:`build_engine`'s options), listen on ``host:port`` (0: a free port) and
+    serve until SIGTERM/SIGINT; ``options`` are the API's limits, connections beyond ``max_connections`` get 503."""
     from helpers.lm.server import create_app
     from helpers.serving.app import run_server
 
     logging.config.dictConfig(LOG_CONFIG)
     start = time.perf_counter()
-    engine = build_engine(checkpoint, slots, scheduler, max_waiting, warm)
+    app = create_app(build_engine(checkpoint, **engine), replace(options or ServerOptions(), name=name))
     fields = {"model": name, "checkpoint": str(checkpoint)}
-    run_server(
-        create_app(engine, replace(options or ServerOptions(), name=name)),
-        host,
-        port,
-        log,
-        fields,
-        started=start,
-        graceful_seconds=graceful_seconds,
-        limit_concurrency=max_connections,
-    )
+    run_server(app, host, port, log, fields, started=start, limit_concurrency=max_connections)
+
+
+#: the command line's options: (flag, type, default, help)
+OPTIONS = (
+    ("--host", str, "127.0.0.1", "address to bind (default 127.0.0.1: this machine only)"),
+    ("--port", int, 8000, "port (default 8000, vLLM's; 0: any free port)"),
+    ("--name", str, "tang-poet", "the model name clients send (default tang-poet)"),
+    ("--slots", int, 32, "sequences decoded together: the KV-cache slots (default 32)"),
+    ("--max-waiting", int, 256, "requests that may wait for a slot; beyond, 429 with Retry-After (default 256)"),
+    ("--max-body-bytes", int, DEFAULT_MAX_BODY_BYTES, "a larger request body is refused with 413 (default 1 MiB)"),
+    ("--body-timeout", float, BODY_TIMEOUT_S, "seconds a request body may take to arrive; 408 after"),
+    ("--request-timeout", float, DEFAULT_REQUEST_TIMEOUT_S, "seconds a request may take; then cancelled, 504"),
+    ("--max-connections", int, DEFAULT_MAX_CONNECTIONS, "open connections beyond this get 503"),
+    ("--api-key", str, None, "require 'Authorization: Bearer <key>' on every /v1 request (401 otherwise)"),
+    ("--backend", str, os.environ.get("KERAS_BACKEND", "tensorflow"), "Keras backend (default $KERAS_BACKEND)"),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,70 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m helpers.lm.serve",
         description="Serve a trained poem model with the OpenAI API (/v1/completions, /v1/chat/completions, "
         "/v1/models), streaming as server-sent events.",
-        epilog="Example: python -m helpers.lm.serve --checkpoint build/lm/ckpt --port 8000; then "
-        "OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='unused').",
     )
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        help="a checkpoint directory written by helpers.lm.train (config.json, tokenizer.json, model.weights.h5)",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000, vLLM's; 0: any free port)")
-    parser.add_argument("--name", default="tang-poet", help="the model name clients send (default tang-poet)")
-    parser.add_argument(
-        "--slots", type=int, default=32, help="sequences decoded together: the KV-cache slots (default 32)"
-    )
-    parser.add_argument(
-        "--scheduler",
-        choices=("continuous", "static", "single"),
-        default="continuous",
-        help="continuous (default), static (request-level batches) or single (one at a time)",
-    )
-    parser.add_argument(
-        "--max-waiting",
-        type=int,
-        default=256,
-        help="requests that may wait for a slot; beyond, 429 with Retry-After (default 256)",
-    )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=DEFAULT_MAX_BODY_BYTES,
-        help="largest request body accepted; a larger one is refused with 413 (default 1 MiB)",
-    )
-    parser.add_argument(
-        "--body-timeout",
-        type=float,
-        default=BODY_TIMEOUT_S,
-        help=f"seconds a request body may take to arrive; 408 after (default {BODY_TIMEOUT_S:g})",
-    )
-    parser.add_argument(
-        "--request-timeout",
-        type=float,
-        default=DEFAULT_REQUEST_TIMEOUT_S,
-        help=f"seconds a request may take; then it is cancelled and answered 504 (default {DEFAULT_REQUEST_TIMEOUT_S:g})",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        default=DEFAULT_MAX_CONNECTIONS,
-        help=f"open connections beyond this get 503 (default {DEFAULT_MAX_CONNECTIONS})",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=None,
-        help="require 'Authorization: Bearer <key>' on every /v1 request (401 otherwise; /health stays open); "
-        "default: no key",
-    )
-    parser.add_argument(
-        "--no-warm-up", action="store_true", help="compile each shape on its first request instead of before listening"
-    )
-    parser.add_argument(
-        "--backend",
-        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-        help="Keras backend (default $KERAS_BACKEND or tensorflow)",
-    )
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint directory written by helpers.lm.train")
+    for flag, kind, default, text in OPTIONS:
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
+    parser.add_argument("--scheduler", choices=("continuous", "static", "single"), default="continuous")
+    parser.add_argument("--no-warm-up", action="store_true", help="compile each shape on its first request")
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -172,70 +106,39 @@ def main(argv: list[str] | None = None) -> int:
 
     with native_stderr_silenced():
         import keras  # noqa: F401 - import once with the C++ start-up notices silenced
+    options = ServerOptions(
+        max_body_bytes=args.max_body_bytes,
+        api_key=args.api_key,
+        body_timeout_s=args.body_timeout,
+        request_timeout_s=args.request_timeout,
+    )
+    kw = {k: getattr(args, k) for k in ("host", "port", "name", "slots", "scheduler", "max_waiting")}
     try:
-        serve(
-            args.checkpoint,
-            args.host,
-            args.port,
-            args.name,
-            args.slots,
-            args.scheduler,
-            args.max_waiting,
-            not args.no_warm_up,
-            options=ServerOptions(
-                max_body_bytes=args.max_body_bytes,
-                api_key=args.api_key,
-                body_timeout_s=args.body_timeout,
-                request_timeout_s=args.request_timeout,
-            ),
-            max_connections=args.max_connections,
-        )
+        serve(args.checkpoint, warm=not args.no_warm_up, options=options, max_connections=args.max_connections, **kw)
     except (FileNotFoundError, OSError, ValueError) as exc:  # no checkpoint, port taken, bad option
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-# --------------------------------------------------------------------------------------------
-# from Python
-
-
 class Service(HttpService):
     """The service in a subprocess (a :class:`helpers.processes.Child`): its URL and the JSON log lines it wrote."""
 
     health_path = "/health"
-    error = ServiceError
 
     def __init__(
-        self,
-        checkpoint: Path | str,
-        *,
-        name: str = "tang-poet",
-        port: int = 0,
-        slots: int = 8,
-        scheduler: str = "continuous",
-        max_waiting: int = 256,
-        extra_args: tuple[str, ...] = (),
+        self, checkpoint, *, name="tang-poet", port=0, slots=8, scheduler="continuous", max_waiting=256, extra_args=()
     ):
-        self.model_name = name
-        self.url = ""
+        self.model_name, self.url = name, ""
         args = ["--checkpoint", str(checkpoint), "--name", name, "--port", str(port), "--slots", str(slots)]
         args += ["--scheduler", scheduler, "--max-waiting", str(max_waiting), *extra_args]
-        super().__init__(
-            module("helpers.lm.serve", *args),
-            stream="stderr",
-            env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-            name="language-model service",
-        )
+        env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+        super().__init__(module("helpers.lm.serve", *args), stream="stderr", env=env, name="language-model service")
 
     @property
     def base_url(self) -> str:
         """What the ``openai`` client takes as ``base_url``."""
         return f"{self.url}/v1"
-
-    def wait_until_ready(self, timeout: float = 180.0) -> Service:
-        """Wait until the service listens and answers ``/health``; stop it and raise ServiceError otherwise."""
-        return super().wait_until_ready(timeout)
 
 
 @contextlib.contextmanager

@@ -1,15 +1,10 @@
 """The OpenAI-compatible HTTP API, as vLLM exposes it, over :class:`helpers.lm.engine.Engine`.
 
-``POST /v1/completions`` continues ``prompt``; ``POST /v1/chat/completions`` continues the ``user`` and
-``assistant`` messages in order (``system`` ones are ignored). Both take OpenAI's sampling fields, vLLM's
-``top_k`` and ``ignore_eos``, ``n`` = 1 only, and ``stream`` (server-sent events ending ``data: [DONE]``).
-Also ``GET /v1/models[/{id}]``, ``/health`` and ``/stats``; with an API key, ``/v1`` needs a bearer token (401).
-
-Refusals are 4xx with OpenAI's error body (:mod:`helpers.lm.openai_api`) and the service goes on serving;
-characters the model does not know are refused, by name, rather than silently mapped to ``<unk>``.
-A full queue gets 429 with ``Retry-After``, a slow body 408, a request over ``request_timeout_s`` 504
-(a stream: an error event, then ``[DONE]``). A client that goes away has its request cancelled. If the
-engine fails, its requests get 500, new ones and ``/health`` 503, so that a supervisor restarts the process.
+``POST /v1/completions`` and ``/v1/chat/completions`` (the ``user`` and ``assistant`` messages in order), whole
+or streamed as server-sent events; ``GET /v1/models[/{id}]``, ``/health``, ``/stats``. Refusals are 4xx with
+OpenAI's error body (:mod:`helpers.lm.openai_api`); unknown characters are refused by name, not mapped to
+``<unk>``. A full queue gets 429, a slow body 408, a request over ``request_timeout_s`` 504; a client that goes
+away has its request cancelled. If the engine fails, its requests get 500, new ones and ``/health`` 503.
 """
 
 from __future__ import annotations
@@ -27,21 +22,9 @@ from fastapi import Request as HttpRequest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from helpers.lm import openai_api as oa
 from helpers.lm.engine import ContextTooLong, Engine, EngineFailed, QueueFull, Request
-from helpers.lm.openai_api import (  # noqa: F401 - ServerOptions and its defaults are this module's API too
-    CHAT_FIELDS,
-    COMPLETION_FIELDS,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MODEL_NAME,
-    ApiError,
-    ServerOptions,
-    chat_prompt,
-    check_fields,
-    completion_prompt,
-    parse_json,
-    sampling_from,
-    typed,
-)
+from helpers.lm.openai_api import ApiError, ServerOptions
 from helpers.lm.sampling import SamplingParams
 from helpers.serving.protocol import BadRequest, ClientGone, receive_body
 
@@ -51,10 +34,7 @@ RETRY_AFTER_S = 1
 
 
 class ApiKeyCheck:
-    """ASGI middleware: a request under ``/v1`` without ``Authorization: Bearer <key>`` gets 401 (OpenAI's body).
-
-    Plain ASGI, not ``BaseHTTPMiddleware``, so ``receive`` reaches the routes untouched (body limits, disconnects).
-    """
+    """ASGI middleware (plain, so ``receive`` reaches the routes untouched): ``/v1`` needs ``Bearer <key>``, else 401."""
 
     def __init__(self, app, key: str):
         self.app, self.key = app, key.encode()
@@ -74,23 +54,14 @@ class ApiKeyCheck:
         return await self.app(scope, receive, send)
 
 
-# --------------------------------------------------------------------------------------------
-# streaming
-
-
 class EventStream(Response):
-    """Server-sent events from an async iterator of ``bytes``; calls ``on_disconnect`` when the client leaves,
-    noticed from ASGI's ``http.disconnect`` (or a failed send) even while no token is being sent."""
+    """Server-sent events from an async iterator of ``bytes``; ``on_disconnect()`` when the client leaves (ASGI's
+    ``http.disconnect`` or a failed send), noticed even while no token is being sent."""
 
     media_type = "text/event-stream"
 
     def __init__(self, events, on_disconnect):
-        super().__init__(
-            content=None,
-            status_code=200,
-            media_type=self.media_type,
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-        )
+        super().__init__(None, 200, {"cache-control": "no-cache", "x-accel-buffering": "no"}, self.media_type)
         self.events, self.on_disconnect = events, on_disconnect
         # a stream has no length: drop the "content-length: 0" Response adds for an empty body
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
@@ -135,10 +106,6 @@ def sse(obj) -> bytes:
     return b"data: " + (obj if isinstance(obj, bytes) else orjson.dumps(obj)) + b"\n\n"
 
 
-# --------------------------------------------------------------------------------------------
-# the application
-
-
 class _Completions:
     """What both endpoints do: check a request, submit it to the engine, answer whole or streamed."""
 
@@ -146,7 +113,6 @@ class _Completions:
         self.engine, self.options = engine, options
         self.tokenizer, self.max_len = engine.tokenizer, engine.max_len
 
-    # -- checking a request
     def _check_model(self, data: dict) -> None:
         model = data.get("model")
         if not isinstance(model, str) or not model:
@@ -159,23 +125,17 @@ class _Completions:
             raise ApiError(400, "the prompt is empty: give the opening of a poem (at least one character)", param=param)
         unknown = self.tokenizer.unknown(prompt)
         if unknown:
-            raise ApiError(
-                400,
+            message = (
                 f"{len(unknown)} character(s) of the prompt are not in the model's vocabulary: "
                 f"{''.join(unknown[:20])!r}. It knows {self.tokenizer.vocab_size - 4} traditional Chinese "
-                "characters and punctuation from the Tang poems; write the prompt with those",
-                param=param,
-                code="unknown_characters",
+                "characters and punctuation from the Tang poems; write the prompt with those"
             )
+            raise ApiError(400, message, param=param, code="unknown_characters")
         ids = self.tokenizer.encode(prompt)
         if len(ids) >= self.max_len:
-            raise ApiError(
-                400,
-                f"the prompt is {len(ids)} tokens (with <bos>); this model's maximum context "
-                f"length is {self.max_len}, which leaves no room for a completion",
-                param=param,
-                code="context_length_exceeded",
-            )
+            message = f"the prompt is {len(ids)} tokens (with <bos>); this model's maximum context length is "
+            message += f"{self.max_len}, which leaves no room for a completion"
+            raise ApiError(400, message, param=param, code="context_length_exceeded")
         return ids
 
     def _max_tokens(self, data: dict, chat: bool, prompt_tokens: int) -> int:
@@ -189,12 +149,12 @@ class _Completions:
 
     def prepare(self, data: dict, chat: bool) -> tuple[list[int], SamplingParams]:
         """The request's prompt ids and sampling parameters, or ApiError (4xx) naming what is wrong."""
-        check_fields(data, CHAT_FIELDS if chat else COMPLETION_FIELDS)
-        prompt = chat_prompt(data) if chat else completion_prompt(data)
+        oa.check_fields(data, oa.CHAT_FIELDS if chat else oa.COMPLETION_FIELDS)
+        prompt = oa.chat_prompt(data) if chat else oa.completion_prompt(data)
         self._check_model(data)
         ids = self._prompt_ids(prompt, "messages" if chat else "prompt")
-        params = sampling_from(data, self._max_tokens(data, chat, len(ids)))
-        if data.get("stream_options") is not None and not typed(data, "stream", (bool,), False):
+        params = oa.sampling_from(data, self._max_tokens(data, chat, len(ids)))
+        if data.get("stream_options") is not None and not oa.typed(data, "stream", (bool,), False):
             raise ApiError(400, "stream_options is only allowed when stream is true", param="stream_options")
         try:
             self.engine.validate(ids, params)
@@ -202,7 +162,6 @@ class _Completions:
             raise ApiError(400, str(exc), param="max_tokens", code="context_length_exceeded") from None
         return ids, params
 
-    # -- running it
     def submit(self, ids: list[int], params: SamplingParams, chat: bool) -> tuple[Request, asyncio.Queue]:
         """Queue the request on the engine; its events arrive on the returned queue (429 when full)."""
         loop = asyncio.get_running_loop()
@@ -211,38 +170,26 @@ class _Completions:
         def on_event(request, text, finished):  # engine thread
             loop.call_soon_threadsafe(queue.put_nowait, (text, finished))
 
-        request = Request(
-            ids, params, request_id=f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}", on_event=on_event
-        )
+        request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        request = Request(ids, params, request_id=request_id, on_event=on_event)
         try:
             self.engine.submit(request)
         except QueueFull as exc:
-            raise ApiError(
-                429,
-                f"the server is busy: {exc}; retry after {RETRY_AFTER_S} s",
-                code="queue_full",
-                headers={"Retry-After": str(RETRY_AFTER_S)},
-            ) from None
+            message = f"the server is busy: {exc}; retry after {RETRY_AFTER_S} s"
+            raise ApiError(429, message, code="queue_full", headers={"Retry-After": str(RETRY_AFTER_S)}) from None
         except EngineFailed:
             raise self.unavailable() from None
         return request, queue
 
     def unavailable(self) -> ApiError:
         """503: the engine has failed (:attr:`Engine.failure`); the process needs a restart."""
-        return ApiError(
-            503,
-            f"the inference engine has failed ({self.engine.failure!r}) and accepts no more requests; "
-            "the service must be restarted",
-            code="engine_failed",
-        )
+        message = f"the inference engine has failed ({self.engine.failure!r}) and accepts no more requests; "
+        return ApiError(503, message + "the service must be restarted", code="engine_failed")
 
     def failed(self) -> ApiError:
         """500: this request was running or waiting when the engine failed."""
-        return ApiError(
-            500,
-            f"the inference engine failed while serving this request: {self.engine.failure!r}",
-            code="engine_failed",
-        )
+        message = f"the inference engine failed while serving this request: {self.engine.failure!r}"
+        return ApiError(500, message, code="engine_failed")
 
     async def next_event(self, request: Request, queue: asyncio.Queue, deadline: float) -> tuple[str, bool | None]:
         """The request's next ``(text, finished)`` event; at ``deadline`` (the event loop's clock) the
@@ -252,10 +199,8 @@ class _Completions:
         except asyncio.TimeoutError:
             if not request.finished:
                 self.engine.cancel(request)
-            seconds = self.options.request_timeout_s
-            raise ApiError(
-                504, f"the request did not finish within the server's limit of {seconds:g} s", code="timeout"
-            ) from None
+            message = f"the request did not finish within the server's limit of {self.options.request_timeout_s:g} s"
+            raise ApiError(504, message, code="timeout") from None
 
     async def finished(self, http: HttpRequest, request: Request, queue: asyncio.Queue, deadline: float) -> bool:
         """Wait until the request has finished (True), or cancel it when the client disconnects first
@@ -264,9 +209,7 @@ class _Completions:
         async def watch():  # the body has been read: the next message is the client's disconnect
             while (await http.receive())["type"] != "http.disconnect":
                 pass
-            if not request.finished:
-                self.engine.cancel(request)
-            queue.put_nowait(("", None))
+            self.gone(request, queue)
 
         watcher = asyncio.create_task(watch())
         try:
@@ -279,6 +222,12 @@ class _Completions:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
+    def gone(self, request: Request, queue: asyncio.Queue) -> None:
+        """The client went away: cancel its request, and wake whoever waits for its events."""
+        if not request.finished:
+            self.engine.cancel(request)
+        queue.put_nowait(("", None))
+
     @staticmethod
     def usage(request: Request) -> dict:
         p, c = len(request.prompt_ids), len(request.output_ids)
@@ -290,12 +239,10 @@ class _Completions:
         fields |= {**self.usage(request), "ttft_ms": round(first * 1000, 3) if first is not None else None}
         log.info("finished", extra={"fields": fields})
 
-    # -- answering
     async def answer(self, chat: bool, http: HttpRequest) -> Response:
         try:  # the serving package's reader: a body over the limit is refused before it is all read
-            body = await receive_body(
-                http.scope, http.receive, self.options.max_body_bytes, self.options.body_timeout_s
-            )
+            limits = self.options.max_body_bytes, self.options.body_timeout_s
+            body = await receive_body(http.scope, http.receive, *limits)
         except BadRequest as exc:
             code = {413: "body_too_large", 408: "timeout"}.get(exc.status)
             raise ApiError(exc.status, exc.message, code=code) from None
@@ -303,10 +250,10 @@ class _Completions:
             return Response(status_code=499)  # nobody to answer ("client closed request")
         if self.engine.failure is not None:
             raise self.unavailable()
-        data = parse_json(body)
+        data = oa.parse_json(body)
         ids, params = self.prepare(data, chat)
-        stream = typed(data, "stream", (bool,), False)
-        include_usage = bool((typed(data, "stream_options", (dict,), {}) or {}).get("include_usage", False))
+        stream = oa.typed(data, "stream", (bool,), False)
+        include_usage = bool((oa.typed(data, "stream_options", (dict,), {}) or {}).get("include_usage", False))
         request, queue = self.submit(ids, params, chat)
         deadline = asyncio.get_running_loop().time() + self.options.request_timeout_s
         head = {"id": request.request_id, "created": int(time.time()), "model": self.options.name}
@@ -318,12 +265,8 @@ class _Completions:
         if request.finish_reason == "error":
             raise self.failed()
         choice = {"index": 0, "finish_reason": request.finish_reason, "logprobs": None}
-        if chat:
-            body = {**head, "object": "chat.completion", "choices": [choice]}
-            choice["message"] = {"role": "assistant", "content": request.text}
-        else:
-            body = {**head, "object": "text_completion", "choices": [choice]}
-            choice["text"] = request.text
+        choice |= {"message": {"role": "assistant", "content": request.text}} if chat else {"text": request.text}
+        body = {**head, "object": "chat.completion" if chat else "text_completion", "choices": [choice]}
         return Response(orjson.dumps({**body, "usage": self.usage(request)}), media_type="application/json")
 
     def streamed(self, chat: bool, head: dict, request: Request, queue: asyncio.Queue, include_usage: bool, deadline):
@@ -363,19 +306,11 @@ class _Completions:
                 yield sse({**head, "object": obj, "choices": [], "usage": self.usage(request)})
             yield sse(b"[DONE]")
 
-        def on_disconnect():
-            if not request.finished:
-                self.engine.cancel(request)
-            queue.put_nowait(("", None))
-
-        return EventStream(events(), on_disconnect)
+        return EventStream(events(), lambda: self.gone(request, queue))
 
 
-def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
-    """The FastAPI application serving ``engine`` (started in its thread unless ``options.start_engine`` is False)."""
-    options = options or ServerOptions()
-    api = _Completions(engine, options)
-    created = int(time.time())
+def _lifespan(engine: Engine, options: ServerOptions):
+    """The application's lifespan: the engine's thread started (unless ``options.start_engine`` is False) and stopped."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -388,7 +323,15 @@ def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
             engine.stop()
         log.info("stopped", extra={"fields": {"event": "stopped", **engine.load()}})
 
-    app = FastAPI(title="Tang poems: an OpenAI-compatible completion service", version="1", lifespan=lifespan)
+    return lifespan
+
+
+def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
+    """The FastAPI application serving ``engine``."""
+    options = options or ServerOptions()
+    api, created = _Completions(engine, options), int(time.time())
+    title = "Tang poems: an OpenAI-compatible completion service"
+    app = FastAPI(title=title, version="1", lifespan=_lifespan(engine, options))
     if options.api_key:
         app.add_middleware(ApiKeyCheck, key=options.api_key)
 

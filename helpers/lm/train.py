@@ -1,11 +1,8 @@
 """Pre-train the poem model the way large models are trained, at laptop size.
 
-The batch of global step ``s`` is a pure function of ``(seed, s)``, so a run can stop anywhere and
-resume with the same batches. AdamW (no weight decay on norms and biases, gradients clipped) with a
-linear warm-up and a cosine decay (:class:`WarmupCosine`). Training runs in segments: after each, the
-validation loss, a learning-curve point and a checkpoint; :func:`train` called again resumes from the
-last one with the same numbers (on TensorFlow with op determinism, :func:`helpers.env.setup`). Losses
-are nats per predicted token: each character, punctuation mark and ``<eos>``, not padding or ``<bos>``.
+AdamW with a linear warm-up and a cosine decay, in segments: after each, the validation loss, a learning-curve
+point and a checkpoint. The batch of step ``s`` is a function of ``(seed, s)``, so :func:`train` called again
+resumes with the same numbers. Losses are nats per predicted token (characters, punctuation, ``<eos>``).
 """
 
 from __future__ import annotations
@@ -43,7 +40,6 @@ class TrainConfig:
     clipnorm: float = 1.0
     seed: int = 0
     val_rows: int = 256  # validation rows scored for the learning curve (0: all)
-    time_budget_s: float = 0.0  # 0: none; else stop at the first segment boundary past it
     xla: bool = False  # compile the training step with XLA: faster steps after a compilation of seconds
 
     def __post_init__(self):
@@ -84,10 +80,8 @@ def prepare(
     max_poems: int | None = None,
     seed: int = 0,
 ) -> LMData:
-    """Tokenizer (fitted on the training split), packed training rows, and one poem a row for validation and test.
-
-    ``regulated_only`` keeps the regulated poems (the form the model is asked to write); ``max_poems`` caps each split.
-    """
+    """Tokenizer (fitted on the training split), packed training rows, one poem a row for validation and test;
+    ``regulated_only`` keeps the regulated poems, ``max_poems`` caps each split."""
 
     def chosen(poems):
         poems = regulated(poems) if regulated_only else poems
@@ -133,10 +127,8 @@ def compile_for_training(model: PoetLM, cfg: TrainConfig) -> None:
         optimizer=opt,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
     )
-    # Keras declines XLA on a CPU and whenever TensorFlow's op determinism is on (helpers.env turns it
-    # on); XLA's CPU code is deterministic for one compiled program (resuming gives the same numbers:
-    # tests/test_lm_train.py) and fuses the many small operations of a narrow transformer. It costs a
-    # compilation (seconds), so only long runs ask for it. (On JAX every step is compiled anyway.)
+    # Keras declines XLA under TensorFlow's op determinism; XLA's CPU code is deterministic for one program
+    # (resuming gives the same numbers) and fuses a narrow transformer's small operations, for seconds of compiling
     if cfg.xla and compiled.backend() == "tensorflow":
         model._jit_compile = True
     opt.build(model.trainable_variables)
@@ -180,10 +172,6 @@ class Scorer:
         return float(self.nll(rows).sum() / rows.tokens)
 
 
-# --------------------------------------------------------------------------------------------
-# checkpoints
-
-
 @contextlib.contextmanager
 def quiet_keras_numpy_notice():
     """Silence Keras 3.15's NumPy 2 DeprecationWarning about ``__array__`` (once per variable saved or loaded)."""
@@ -193,36 +181,23 @@ def quiet_keras_numpy_notice():
 
 
 class Checkpoint:
-    """A run's directory: ``config.json``, ``tokenizer.json``, ``model.weights.h5``, ``optimizer.npz``, ``state.json``.
-
-    Each file is replaced atomically, the state (naming the step) last; another run's directory is an error.
-    """
+    """A run's directory: ``config.json``, ``tokenizer.json``, ``model.weights.h5``, ``optimizer.npz``, ``state.json``,
+    each replaced atomically, the state (naming the step) last; another run's directory is an error."""
 
     def __init__(self, directory: Path | str):
         self.dir = Path(directory)
 
-    def identity(self, model_config: ModelConfig, train_config: TrainConfig, data: LMData) -> dict:
-        return {"model": model_config.to_dict(), "train": asdict(train_config), "data": data.facts()}
-
-    def exists(self) -> bool:
-        return (self.dir / "state.json").is_file()
-
-    def load_state(self) -> dict:
-        return json.loads((self.dir / "state.json").read_text())
-
-    def check_identity(self, identity: dict) -> None:
+    def load_state(self, identity: dict) -> dict | None:
+        """The saved state (None: no checkpoint yet), after checking that it is of the run ``identity`` names."""
+        if not (self.dir / "state.json").is_file():
+            return None
         found = json.loads((self.dir / "config.json").read_text())
-        same = (
-            found["model"] == identity["model"]
-            and found["data"] == identity["data"]
-            and {k: v for k, v in found["train"].items() if k != "time_budget_s"}
-            == {k: v for k, v in identity["train"].items() if k != "time_budget_s"}
-        )
-        if not same:
+        if any(found[k] != identity[k] for k in ("model", "train", "data")):
             raise ValueError(
                 f"{self.dir} holds a checkpoint of a different run (other model, training "
                 "settings or data); delete it or choose another checkpoint directory"
             )
+        return json.loads((self.dir / "state.json").read_text())
 
     def _replace(self, name: str, write) -> None:
         tmp = self.dir / f".tmp.{name}"
@@ -274,10 +249,6 @@ def load_model(directory: Path | str) -> tuple[PoetLM, CharTokenizer, dict]:
     return model, tokenizer, identity
 
 
-# --------------------------------------------------------------------------------------------
-# training
-
-
 @dataclass
 class TrainResult:
     """What a run measured. ``history`` has one point per segment (the learning curve)."""
@@ -290,7 +261,6 @@ class TrainResult:
     val_loss: float
     params: dict
     resumed_from_step: int
-    stopped_by_time: bool
     model: PoetLM | None = field(default=None, repr=False)
 
 
@@ -321,62 +291,52 @@ def train(
     model = build_model(model_config, cfg.seed)
     compile_for_training(model, cfg)
     ckpt = Checkpoint(checkpoint_dir) if checkpoint_dir else None
-    identity = ckpt.identity(model_config, cfg, data) if ckpt else None
-    state = {"steps_done": 0, "tokens_seen": 0, "train_seconds": 0.0, "history": []}
-    if ckpt and ckpt.exists():
-        ckpt.check_identity(identity)
-        state = ckpt.load_state()
+    identity = {"model": model_config.to_dict(), "train": asdict(cfg), "data": data.facts()}
+    state = ckpt and ckpt.load_state(identity)
+    if state:
         ckpt.restore(model)
-    resumed_from = state["steps_done"]
+    state = state or {"steps_done": 0, "tokens_seen": 0, "train_seconds": 0.0, "history": []}
+    resumed_from, segments_run = state["steps_done"], 0
     scorer = Scorer(model, batch_size=cfg.batch_size)
-    rows = data.train
-    segments_run, stopped_by_time = 0, False
-    while state["steps_done"] < cfg.steps:
-        first = state["steps_done"]
-        last = min(cfg.steps, first + cfg.segment_steps)
-        idx = np.concatenate([batch_indices(len(rows.rows), cfg.batch_size, s, cfg.seed) for s in range(first, last)])
-        part = Packed(rows.rows[idx], 0, 0)
-        start = time.perf_counter()
-        hist = model.fit(
-            part.inputs,
-            part.targets,
-            sample_weight=part.mask,
-            batch_size=cfg.batch_size,
-            epochs=1,
-            shuffle=False,
-            verbose=0,
-        )
-        seconds = time.perf_counter() - start
-        state["steps_done"] = last
-        state["tokens_seen"] += part.tokens
-        state["train_seconds"] += seconds
-        point = {
-            "step": last,
-            "tokens": state["tokens_seen"],
-            "train_loss": float(hist.history["loss"][-1]),
-            "val_loss": scorer(data.validation, cfg.val_rows),
-            "learning_rate": float(compiled.to_numpy(model.optimizer.learning_rate)),
-            "seconds": round(state["train_seconds"], 3),
-        }
-        state["history"].append(point)
+    while state["steps_done"] < cfg.steps and (stop_after_segment is None or segments_run < stop_after_segment):
+        _segment(model, data, cfg, state, scorer)
         if ckpt:
             ckpt.save(model, data.tokenizer, identity, state)
         segments_run += 1
-        if stop_after_segment is not None and segments_run >= stop_after_segment:
-            break
-        if cfg.time_budget_s and state["train_seconds"] >= cfg.time_budget_s and state["steps_done"] < cfg.steps:
-            stopped_by_time = True
-            break
-    history = state["history"]
+    history, seconds = state["history"], state["train_seconds"]
     return TrainResult(
         history=history,
         steps_done=state["steps_done"],
         tokens_seen=state["tokens_seen"],
-        train_seconds=state["train_seconds"],
-        tokens_per_second=state["tokens_seen"] / max(state["train_seconds"], 1e-9),
+        train_seconds=seconds,
+        tokens_per_second=state["tokens_seen"] / max(seconds, 1e-9),
         val_loss=history[-1]["val_loss"] if history else float("nan"),
         params=parameter_counts(model),
         resumed_from_step=resumed_from,
-        stopped_by_time=stopped_by_time,
         model=model,
+    )
+
+
+def _segment(model: PoetLM, data: LMData, cfg: TrainConfig, state: dict, scorer: Scorer) -> None:
+    """Train the steps of the next segment and add its learning-curve point to ``state``."""
+    first, rows = state["steps_done"], data.train.rows
+    last = min(cfg.steps, first + cfg.segment_steps)
+    part = Packed(
+        rows[np.concatenate([batch_indices(len(rows), cfg.batch_size, s, cfg.seed) for s in range(first, last)])], 0, 0
+    )
+    start = time.perf_counter()
+    fit = model.fit(
+        part.inputs, part.targets, sample_weight=part.mask, batch_size=cfg.batch_size, shuffle=False, verbose=0
+    )
+    state["train_seconds"] += time.perf_counter() - start
+    state["steps_done"], state["tokens_seen"] = last, state["tokens_seen"] + part.tokens
+    state["history"].append(
+        {
+            "step": last,
+            "tokens": state["tokens_seen"],
+            "train_loss": float(fit.history["loss"][-1]),
+            "val_loss": scorer(data.validation, cfg.val_rows),
+            "learning_rate": float(compiled.to_numpy(model.optimizer.learning_rate)),
+            "seconds": round(state["train_seconds"], 3),
+        }
     )
