@@ -317,22 +317,26 @@ COLUMNS = {
 }
 
 
+def _view(table, columns: dict, digits: dict, lang: str):
+    """``table``'s ``columns`` rounded to ``digits`` and headed in the page's language; and the words of that page."""
+    from helpers.words import of
+
+    w = of(lang, "lm")
+    return table[list(columns)].round(digits).rename(columns={k: w(v) for k, v in columns.items()}), w
+
+
 def compare_view(table, lang: str):
     """:func:`compare`'s table with headers in the page's language."""
     import pandas as pd
 
-    from helpers.words import of
-
-    w = of(lang, "lm")
-    view = table[list(COLUMNS)].copy()
-    view["unused_share"] = [f"{x:.1%}" for x in view["unused_share"]]
-    view = view.round({"in_flight": 1, "step_ms": 2, "output_throughput": 0, "p99_ttft_ms": 1})
+    shares = table.assign(unused_share=[f"{x:.1%}" for x in table["unused_share"]])
+    view, w = _view(shares, COLUMNS, {"in_flight": 1, "step_ms": 2, "output_throughput": 0, "p99_ttft_ms": 1}, lang)
     caches = [
         w("blocks of {n}").format(n=b) if c == "paged" else w("contiguous slots")
         for c, b in zip(table.cache, table.block)
     ]
     view.index = pd.MultiIndex.from_arrays([table.streams.tolist(), caches], names=[w("streams"), w("cache")])
-    return view.rename(columns={k: w(v) for k, v in COLUMNS.items()})
+    return view
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,12 +397,9 @@ PREFIX_COLUMNS = {
 
 def prefix_view(table, lang: str):
     """:func:`prefix_compare`'s table with headers in the page's language."""
-    from helpers.words import of
+    import pandas as pd
 
-    w = of(lang, "lm")
-    view = table.set_index("prefix_caching")[list(PREFIX_COLUMNS)].round(
-        {"prefill_ms": 2, "mean_ttft_ms": 1, "p99_ttft_ms": 1, "output_throughput": 0}
-    )
-    view.index = [w("yes") if x else w("no") for x in view.index]
-    view.index.name = w("prefix caching")
-    return view.rename(columns={k: w(v) for k, v in PREFIX_COLUMNS.items()})
+    digits = {"prefill_ms": 2, "mean_ttft_ms": 1, "p99_ttft_ms": 1, "output_throughput": 0}
+    view, w = _view(table, PREFIX_COLUMNS, digits, lang)
+    view.index = pd.Index([w("yes") if x else w("no") for x in table.prefix_caching], name=w("prefix caching"))
+    return view
