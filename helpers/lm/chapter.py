@@ -176,6 +176,51 @@ def time_view(parts: pd.DataFrame, lang: str) -> pd.DataFrame:
     return _view(view, TIME_PARTS, lang, "engine")
 
 
+#: the columns of :func:`helpers.lm.paged.compare`'s table
+PAGED_COLUMNS = {
+    "in_flight": "sequences in flight",
+    "unused_share": "reserved cache unused",
+    "preempted": "preemptions",
+    "step_ms": "decode step, ms",
+    "output_throughput": "output tok/s",
+    "p99_ttft_ms": "TTFT p99 ms",
+}
+
+
+def paged_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Contiguous slots against blocks (:func:`helpers.lm.paged.compare`), one row per (streams, cache)."""
+    caches = [
+        _w("blocks of {n}", lang).format(n=b) if c == "paged" else _w("contiguous slots", lang)
+        for c, b in zip(table["cache"], table["block"])
+    ]
+    view = table.assign(cache=caches, unused_share=[f"{x:.1%}" for x in table["unused_share"]])
+    view = view.set_index(["streams", "cache"]).round(
+        {"in_flight": 1, "step_ms": 2, "output_throughput": 0, "p99_ttft_ms": 1}
+    )
+    return _view(view, PAGED_COLUMNS, lang, ["streams", "cache"])
+
+
+#: the columns of :func:`helpers.lm.paged.prefix_compare`'s table
+PREFIX_COLUMNS = {
+    "prompt_tokens": "prompt tokens",
+    "prefilled_tokens": "tokens prefilled",
+    "prefill_ms": "prefill per request, ms",
+    "mean_ttft_ms": "TTFT mean ms",
+    "p99_ttft_ms": "TTFT p99 ms",
+    "output_throughput": "output tok/s",
+    "same_output": "same tokens as without",
+}
+
+
+def prefix_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Without and with prefix caching (:func:`helpers.lm.paged.prefix_compare`), one row each."""
+    view = table.assign(prefix_caching=[_w("yes" if x else "no", lang) for x in table["prefix_caching"]])
+    view = view.set_index("prefix_caching").round(
+        {"prefill_ms": 2, "mean_ttft_ms": 1, "p99_ttft_ms": 1, "output_throughput": 0}
+    )
+    return _view(view, PREFIX_COLUMNS, lang, "prefix caching")
+
+
 #: vLLM's serving-benchmark metrics as the chapter shows them
 METRICS = {
     "output_throughput": "output tok/s",

@@ -306,39 +306,6 @@ def compare(
     return pd.DataFrame(rows)
 
 
-#: the columns of :func:`compare`'s table as the chapter shows them
-COLUMNS = {
-    "in_flight": "sequences in flight",
-    "unused_share": "reserved cache unused",
-    "preempted": "preemptions",
-    "step_ms": "decode step, ms",
-    "output_throughput": "output tok/s",
-    "p99_ttft_ms": "TTFT p99 ms",
-}
-
-
-def _view(table, columns: dict, digits: dict, lang: str):
-    """``table``'s ``columns`` rounded to ``digits`` and headed in the page's language; and the words of that page."""
-    from helpers.words import of
-
-    w = of(lang, "lm")
-    return table[list(columns)].round(digits).rename(columns={k: w(v) for k, v in columns.items()}), w
-
-
-def compare_view(table, lang: str):
-    """:func:`compare`'s table with headers in the page's language."""
-    import pandas as pd
-
-    shares = table.assign(unused_share=[f"{x:.1%}" for x in table["unused_share"]])
-    view, w = _view(shares, COLUMNS, {"in_flight": 1, "step_ms": 2, "output_throughput": 0, "p99_ttft_ms": 1}, lang)
-    caches = [
-        w("blocks of {n}").format(n=b) if c == "paged" else w("contiguous slots")
-        for c, b in zip(table.cache, table.block)
-    ]
-    view.index = pd.MultiIndex.from_arrays([table.streams.tolist(), caches], names=[w("streams"), w("cache")])
-    return view
-
-
 # --------------------------------------------------------------------------------------------
 # prefix caching
 
@@ -381,25 +348,3 @@ def prefix_compare(model, tokenizer, workload, streams: int, blocks: int):
     table = pd.DataFrame(rows)
     table["same_output"] = sum(written[0][k] == written[1].get(k) for k in written[0])
     return table
-
-
-#: the columns of :func:`prefix_compare`'s table as the chapter shows them
-PREFIX_COLUMNS = {
-    "prompt_tokens": "prompt tokens",
-    "prefilled_tokens": "tokens prefilled",
-    "prefill_ms": "prefill per request, ms",
-    "mean_ttft_ms": "TTFT mean ms",
-    "p99_ttft_ms": "TTFT p99 ms",
-    "output_throughput": "output tok/s",
-    "same_output": "same tokens as without",
-}
-
-
-def prefix_view(table, lang: str):
-    """:func:`prefix_compare`'s table with headers in the page's language."""
-    import pandas as pd
-
-    digits = {"prefill_ms": 2, "mean_ttft_ms": 1, "p99_ttft_ms": 1, "output_throughput": 0}
-    view, w = _view(table, PREFIX_COLUMNS, digits, lang)
-    view.index = pd.Index([w("yes") if x else w("no") for x in table.prefix_caching], name=w("prefix caching"))
-    return view
