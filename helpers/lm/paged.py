@@ -279,14 +279,12 @@ def compare(
         workload = make_workload(poems, max(min_requests, requests_per_stream * c), seed, output_range)
         buckets = {bucket_length(len(tokenizer.encode(w.prompt)), max_len) for w in workload}
         for block in (0, *block_sizes):  # 0: the contiguous slots
+            blocks = budget_slots * -(-max_len // block) if block else 0
+            fns = PagedFunctions(model, c, blocks, block) if block else contiguous
+            fns.warm_up(buckets)
             if block:
-                blocks = budget_slots * -(-max_len // block)
-                fns = PagedFunctions(model, c, blocks, block)
-                fns.warm_up(buckets)
                 engine = PagedEngine(model, tokenizer, rows=c, blocks=blocks, functions=fns, block=block)
             else:
-                fns = contiguous
-                fns.warm_up(buckets)
                 engine = Engine(model, tokenizer, slots=budget_slots, functions=fns)
             m = run_load(engine, workload, c)
             rows.append(
