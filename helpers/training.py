@@ -32,6 +32,21 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+class BestOfFirst(keras.callbacks.Callback):
+    """Keeps the weights of the best validation epoch among the first ``epochs``: what a run stopped after
+    ``epochs`` epochs keeps with ``EarlyStopping(restore_best_weights=True)``, since with the same seed a
+    longer run's first epochs *are* that run (same initial weights, same batches)."""
+
+    def __init__(self, epochs: int, monitor: str = "val_accuracy"):
+        super().__init__()
+        self.epochs, self.monitor, self.best, self.weights = epochs, monitor, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = logs[self.monitor]
+        if epoch < self.epochs and (self.best is None or value > self.best):  # the first of equal bests, as Keras
+            self.best, self.weights = value, self.model.get_weights()
+
+
 @dataclass
 class FitResult:
     """What one training run produced: per-epoch metrics, wall time and throughput."""
@@ -41,6 +56,13 @@ class FitResult:
     n_train: int
     seconds: float
     images_per_second: float  # over the epochs after the first (which includes tracing and compiling)
+
+    def first(self, epochs: int) -> FitResult:
+        """The record of this run's first ``epochs`` epochs: what a run stopped there recorded."""
+        seconds = self.epoch_seconds[:epochs]
+        steady = seconds[1:] or seconds
+        history = {name: values[:epochs] for name, values in self.history.items()}
+        return FitResult(history, seconds, self.n_train, sum(seconds), self.n_train * len(steady) / sum(steady))
 
 
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, callbacks=(), **kwargs) -> FitResult:

@@ -71,6 +71,30 @@ def test_backpropagation_matches_finite_differences_and_autodiff():
         optim.mlp_unpack(theta[:-1], shapes)
 
 
+def test_a_longer_runs_first_epochs_are_the_shorter_run():
+    """Chapter 05's ablation takes a row from the corrected run's first epochs instead of training it again."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(96, 8)).astype("float32"), rng.integers(0, 3, 96)
+    x_val, y_val = rng.normal(size=(48, 8)).astype("float32"), rng.integers(0, 3, 48)
+
+    def run(epochs, patience, callbacks=()):
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)])
+        net.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True)
+        fit = training.fit(
+            net, x, y, epochs=epochs, batch_size=16, validation_data=(x_val, y_val), callbacks=[stop, *callbacks]
+        )
+        return net, fit
+
+    short, short_fit = run(3, 3)
+    first = training.BestOfFirst(3)
+    _, long_fit = run(6, 6, [first])
+    assert len(long_fit.history["loss"]) == 6
+    assert long_fit.first(3).history == short_fit.history
+    assert all(np.array_equal(a, b) for a, b in zip(first.weights, short.get_weights()))
+
+
 def test_read_curves_writes_what_the_numbers_say():
     overfit = {
         "loss": [2.0, 1.0, 0.5],
