@@ -201,3 +201,8 @@ def test_scaling_sweeps_run_and_fit(data):
     assert fit.n == 3 and math.isfinite(fit.exponent)
     compute = scaling.compute_sweep(data, (8, 1, 2), (2, 4), cfg)
     assert list(compute["steps"]) == [2, 4] and compute["flops"].is_monotonic_increasing
+    # the 4-step budget is the size sweep's run of that size: taken from it, and equal to training it again
+    reused = scaling.compute_sweep(data, (8, 1, 2), (2, 4), cfg, done=table)
+    same = ["params_non_embedding", "steps", "tokens", "val_loss"]
+    assert reused[same].equals(compute[same])
+    assert reused["train_seconds"].iloc[1] == table["train_seconds"].iloc[0] != compute["train_seconds"].iloc[1]

@@ -39,21 +39,30 @@ def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None):
 
     cfg = train_config or TrainConfig()
     cfg = replace(cfg, segment_steps=cfg.steps)  # one validation at the end is all a sweep needs
-    table = pd.DataFrame([_row(data, size, cfg) for size in sizes])
+    rows = [_row(data, tuple(size), cfg) for size in sizes]
+    table = pd.DataFrame(rows)
     ratio = table["params_non_embedding"].max() / table["params_non_embedding"].min()
     table.attrs["non_embedding_span"] = float(ratio)
+    table.attrs["runs"] = {(tuple(size), cfg): row for size, row in zip(sizes, rows)}  # for compute_sweep's `done`
     return table
 
 
 def compute_sweep(
-    data: LMData, size=(64, 2, 4), step_budgets=(25, 50, 100, 200), train_config: TrainConfig | None = None
+    data: LMData,
+    size=(64, 2, 4),
+    step_budgets=(25, 50, 100, 200),
+    train_config: TrainConfig | None = None,
+    done=None,
 ):
-    """One size trained for several step budgets, each with its own full schedule; one row per budget."""
+    """One size trained for several step budgets, each with its own full schedule; one row per budget. A budget
+    whose run a :func:`size_sweep` table ``done`` (on the same data) already made, the same size with the same
+    configuration, is taken from it rather than trained again."""
     import pandas as pd
 
     cfg = train_config or TrainConfig()
     budgets = [replace(cfg, steps=s, segment_steps=s, warmup_steps=min(cfg.warmup_steps, s // 4)) for s in step_budgets]
-    return pd.DataFrame([_row(data, size, run_cfg) for run_cfg in budgets])
+    runs = {} if done is None else done.attrs.get("runs", {})
+    return pd.DataFrame([runs.get((tuple(size), run_cfg)) or _row(data, tuple(size), run_cfg) for run_cfg in budgets])
 
 
 def try_fit_size_law(table):
