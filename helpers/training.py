@@ -49,20 +49,26 @@ class BestOfFirst(keras.callbacks.Callback):
 
 @dataclass
 class FitResult:
-    """What one training run produced: per-epoch metrics, wall time and throughput."""
+    """What one training run produced: per-epoch metrics and wall times, and the throughput they give."""
 
     history: dict
     epoch_seconds: list[float]
     n_train: int
-    seconds: float
-    images_per_second: float  # over the epochs after the first (which includes tracing and compiling)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.epoch_seconds)
+
+    @property
+    def images_per_second(self) -> float:
+        """Over the epochs after the first (which includes tracing and compiling)."""
+        steady = self.epoch_seconds[1:] or self.epoch_seconds
+        return self.n_train * len(steady) / sum(steady)
 
     def first(self, epochs: int) -> FitResult:
         """The record of this run's first ``epochs`` epochs: what a run stopped there recorded."""
-        seconds = self.epoch_seconds[:epochs]
-        steady = seconds[1:] or seconds
         history = {name: values[:epochs] for name, values in self.history.items()}
-        return FitResult(history, seconds, self.n_train, sum(seconds), self.n_train * len(steady) / sum(steady))
+        return FitResult(history, self.epoch_seconds[:epochs], self.n_train)
 
 
 def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, callbacks=(), **kwargs) -> FitResult:
@@ -70,10 +76,7 @@ def fit(model: keras.Model, x, y, *, epochs: int, batch_size: int, callbacks=(),
     timer = EpochTimer()
     kwargs = {"verbose": 0, "shuffle": True, **kwargs}
     history = model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=[timer, *callbacks], **kwargs)
-    steady = timer.seconds[1:] or timer.seconds
-    return FitResult(
-        dict(history.history), timer.seconds, len(x), sum(timer.seconds), len(x) * len(steady) / sum(steady)
-    )
+    return FitResult(dict(history.history), timer.seconds, len(x))
 
 
 def predict_proba(model: keras.Model, x, batch_size: int = 1024, logits: bool = False) -> np.ndarray:
