@@ -24,9 +24,10 @@ env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), 0)
 import lm_toy as toy  # noqa: E402
 
 from helpers.lm.engine import Engine  # noqa: E402
-from helpers.lm.serve import running_server  # noqa: E402
+from helpers.lm.serve import Service  # noqa: E402
 from helpers.lm.server import ServerOptions, create_app  # noqa: E402
 from helpers.lm.train import load_model  # noqa: E402
+from helpers.serving.service import running  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "tang-poet"
@@ -429,7 +430,7 @@ def test_a_full_queue_answers_429_with_retry_after(loaded, fns):
 
 @pytest.fixture(scope="module")
 def service(checkpoint):
-    with running_server(checkpoint, name=MODEL, slots=8) as s:
+    with running(Service(checkpoint, name=MODEL, slots=8), 180.0) as s:  # on 127.0.0.1, a free port
         yield s
 
 

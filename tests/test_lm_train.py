@@ -113,11 +113,11 @@ def test_a_checkpoint_of_another_run_is_refused(data, tmp_path):
 @pytest.mark.unit
 def test_baselines_score_the_same_targets_by_kind(data):
     fitted = baselines.fit_baselines(data.train, data.validation, data.tokenizer, data.test)
-    assert list(fitted) == list(baselines.NAMES)
+    assert list(fitted) == ["unigram", "bigram_interpolated", "kn_bigram", "kn_trigram"]
     uni, bi = fitted["unigram"], fitted["bigram_interpolated"]
     assert bi.test["characters"] < uni.test["characters"]  # the toy poems have a strong bigram structure
     assert bi.smoothing in baselines.LAMBDA_GRID and uni.smoothing in baselines.K_GRID
-    assert fitted["kn_trigram"].smoothing is None and set(uni.test) == {*baselines.KINDS, "all"}
+    assert fitted["kn_trigram"].smoothing is None and set(uni.test) == {"characters", "punctuation", "eos", "all"}
     assert baselines.best_on_characters(fitted).kind != "unigram"  # chosen on validation
     # the targets the baselines score are those the transformer's loss counts, split into three kinds
     w = baselines.targets(data.test)
@@ -168,7 +168,7 @@ def test_kneser_ney_by_hand():
     kn = baselines.KneserNey(rows, 7, order=2)
     # bigram counts: <bos>A 2, AB 1, AC 1, B<eos> 1, C<eos> 1: n1 = 4, n2 = 1, D2 = 4 / 6
     # continuation counts N(. w): A 1 (after <bos>), B 1, C 1, <eos> 2 (after B and C): n1 = 3, n2 = 1, D1 = 3 / 5
-    assert kn.discounts == pytest.approx([3 / 5, 4 / 6])
+    assert [level[-1] for level in kn.levels] == pytest.approx([3 / 5, 4 / 6])  # D_k, unigram first
     d1, d2 = 3 / 5, 4 / 6
     uni = {w: (max(n - d1, 0) + d1 * 4 * 1 / 5) / 5 for w, n in ((4, 1), (5, 1), (6, 1), (2, 2), (3, 0))}
     assert sum(uni.values()) == pytest.approx(1.0)
@@ -180,7 +180,7 @@ def test_kneser_ney_by_hand():
     tri = baselines.KneserNey(rows, 7, order=3)
     # trigram counts: (<bos> <bos> A) 2, (<bos> A B), (<bos> A C), (A B <eos>), (A C <eos>) 1 each: D3 = 4 / 6;
     # the bigrams' continuation counts are then all 1 (one token before each), so D2 = 1 and p2(B | A) = p1(B)
-    assert tri.discounts == pytest.approx([3 / 5, 1.0, 4 / 6])
+    assert [level[-1] for level in tri.levels] == pytest.approx([3 / 5, 1.0, 4 / 6])
     d3 = 4 / 6
     p2 = tri.prob(np.array([1]), np.array([4]), np.array([5]))
     lower = uni[5]

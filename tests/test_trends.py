@@ -164,7 +164,7 @@ def test_fedavg_with_one_client_equals_central_training():
     keras.utils.set_random_seed(0)
     model = _compiled()
     result = federated.fedavg(model, [federated.Client("only", x, y)], rounds=1, local_epochs=1, batch_size=32)
-    for mine, theirs in zip(result.weights, central.get_weights()):
+    for mine, theirs in zip(model.get_weights(), central.get_weights()):
         assert np.allclose(mine, theirs, atol=1e-6)
     assert result.messages == 1
 

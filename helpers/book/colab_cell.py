@@ -79,13 +79,9 @@ def cell_source(config: Path = ROOT / "_config.yml", lang: str | None = None) ->
     return source + (f"\n\nfrom helpers.book.glue import glued  # noqa: E402,F401 - {words['glue']}" if lang else "")
 
 
-def first_code_cell(nb):
-    return next((c for c in nb.cells if c.cell_type == "code"), None)
-
-
 def is_current(nb, source: str | None = None) -> bool:
     """True when the notebook's first code cell is the current bootstrap cell."""
-    cell = first_code_cell(nb)
+    cell = next((c for c in nb.cells if c.cell_type == "code"), None)
     source = source if source is not None else cell_source()
     return (
         cell is not None

@@ -1,6 +1,5 @@
-"""The course's bilingual glossary from ``book/glossary.yml``: each site's glossary page
-(:func:`write_page`), the terms :mod:`helpers.book.sphinx_ext` links, and the rejected Chinese
-variants the tests look for (:func:`rejected_in`)."""
+"""The course's bilingual glossary from ``book/glossary.yml``: each site's glossary page (:func:`page`), the
+terms :mod:`helpers.book.sphinx_ext` links, and the rejected Chinese variants the tests look for."""
 
 from __future__ import annotations
 
@@ -62,27 +61,15 @@ def load(path: Path = TABLE) -> list[Term]:
     return terms
 
 
-def page(lang: str, terms: list[Term] | None = None) -> str:
+def page(lang: str) -> str:
     """The glossary page of one site, as MyST Markdown."""
-    terms = load() if terms is None else terms
     lines = ["(glossary)=", f"# {TITLE[lang]}", "", INTRO[lang], "", "```{glossary}"]
-    for term in sorted(terms, key=lambda t: t.en.lower()):  # both sites in English alphabetical order
+    for term in sorted(load(), key=lambda t: t.en.lower()):  # both sites in English alphabetical order
         label = term.chapter.replace("_", "-")
         definition = DEFINITION[lang].format(definition=term.definition[lang], zh=term.zh, label=label)
         lines += [term.entry(lang), f"  {definition}", ""]
     lines += ["```", ""]
     return "\n".join(lines)
-
-
-def write_page(target: Path, lang: str) -> Path:
-    target.write_text(page(lang), encoding="utf-8")
-    return target
-
-
-def rejected_in(text: str, terms: list[Term] | None = None) -> list[tuple[str, str]]:
-    """``(variant, term to use)`` for every rejected Chinese variant found in ``text``."""
-    terms = load() if terms is None else terms
-    return [(v, t.zh) for t in terms for v in t.reject if v in text]
 
 
 def pattern(term: Term, lang: str) -> re.Pattern:

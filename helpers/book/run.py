@@ -23,12 +23,13 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
+from helpers.artifacts import ENV_VAR
 from helpers.book import params as params_mod
 from helpers.paths import EXECUTED, NOTEBOOKS, PROFILES, ROOT
 
@@ -104,13 +105,14 @@ def _unknown(what: str, name: str, choices) -> RunError:
 
 @dataclass
 class Plan:
+    """One chapter to run: ``parameters``, those the profile or ``-p`` sets (``overrides``: the ``-p`` ones, shown)."""
+
     name: str
     source: Path
     output: Path
     parameters: dict
-    defaults: dict = field(default_factory=dict)
-    #: the values set on the command line (``-p``), shown when the chapter runs
-    overrides: dict = field(default_factory=dict)
+    defaults: dict
+    overrides: dict
 
 
 def plan(
@@ -200,8 +202,6 @@ def execute(plans: list[Plan], profile_name: str, force: bool = False) -> dict:
         raise RunError("nothing to run")
     out_dir = plans[0].output.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    from helpers.artifacts import ENV_VAR
-
     os.environ[ENV_VAR] = str((out_dir / "artifacts").resolve())  # kernels inherit it
     summary_path = out_dir / "summary.json"
     summary = {

@@ -63,9 +63,9 @@ def _yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def language_toc(lang: str, root: Path = ROOT) -> dict:
+def language_toc(lang: str) -> dict:
     """The table of contents of one site, from the repository's ``_toc.yml``."""
-    toc = _yaml(root / "_toc.yml")
+    toc = _yaml(ROOT / "_toc.yml")
     return {**toc, "parts": [{**part, "caption": caption(part["caption"], lang)} for part in toc["parts"]]}
 
 
@@ -74,9 +74,9 @@ def chapters(root: Path = ROOT) -> list[str]:
     return [c["file"] for part in _yaml(root / "_toc.yml")["parts"] if part.get("numbered") for c in part["chapters"]]
 
 
-def language_config(lang: str, root: Path = ROOT) -> dict:
+def language_config(lang: str) -> dict:
     """``_config.yml`` with the site's title and Sphinx language."""
-    config = _yaml(root / "_config.yml")
+    config = _yaml(ROOT / "_config.yml")
     config["title"] = TITLES[lang]
     sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx["language"] = SPHINX_LANGUAGE[lang]
@@ -85,30 +85,30 @@ def language_config(lang: str, root: Path = ROOT) -> dict:
     return config
 
 
-def assemble(lang: str, executed: Path, dest: Path, root: Path = ROOT) -> Path:
+def assemble(lang: str, executed: Path, dest: Path) -> Path:
     """Write one language's Jupyter Book project into ``dest`` (emptied first): its hand-written pages, the
     glossary and status pages, one page per executed chapter, the bibliography, static files, config and toc."""
-    book = root / BOOK.name
+    names = chapters()
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     # not `_static`: Jupyter Book would add every .js file in a root `_static` to every page (MathJax twice)
-    shutil.copytree(book / "_static", dest / "static")
-    shutil.copytree(book / "_templates", dest / "_templates")
+    shutil.copytree(BOOK / "_static", dest / "static")
+    shutil.copytree(BOOK / "_templates", dest / "_templates")
     if not (dest / "static" / "mathjax" / "tex-chtml.js").exists():
         raise SiteError("MathJax is missing from book/_static: run `make assets` first")
-    shutil.copy(book / "references.bib", dest / "references.bib")
-    for page in sorted((book / lang).glob("*.md")):
+    shutil.copy(BOOK / "references.bib", dest / "references.bib")
+    for page in sorted((BOOK / lang).glob("*.md")):
         shutil.copy(page, dest / page.name)
-    glossary.write_page(dest / "glossary.md", lang)
-    write_status(executed, dest / "status.md", lang, chapters(root))
-    missing = [chapter for chapter in chapters(root) if not (executed / f"{chapter}.ipynb").exists()]
+    (dest / "glossary.md").write_text(glossary.page(lang), encoding="utf-8")
+    write_status(executed, dest / "status.md", lang, names)
+    missing = [chapter for chapter in names if not (executed / f"{chapter}.ipynb").exists()]
     if missing:
         raise SiteError(f"no executed notebook for {missing} in {executed}: run `python -m helpers.book.run` first")
-    for chapter in chapters(root):
+    for chapter in names:
         nb = nbformat.read(executed / f"{chapter}.ipynb", as_version=4)
         nbformat.write(bilingual.split(nb, lang, page=True, name=chapter), dest / f"{chapter}.ipynb")
-    for name, data in (("_config.yml", language_config(lang, root)), ("_toc.yml", language_toc(lang, root))):
+    for name, data in (("_config.yml", language_config(lang)), ("_toc.yml", language_toc(lang))):
         (dest / name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return dest
 
@@ -124,12 +124,10 @@ def jupyter_book_build(project: Path, *extra: str) -> None:
         )
 
 
-def build(
-    executed: Path | str, out: Path | str = ROOT / "_build" / "html", root: Path = ROOT, work: Path | str = SITES
-) -> Path:
+def build(executed: Path | str, out: Path | str = ROOT / "_build" / "html", work: Path | str = SITES) -> Path:
     """Build both sites into ``out/en`` and ``out/zh`` and the landing page ``out/index.html``."""
     executed, out, work = Path(executed), Path(out), Path(work)
-    projects = {lang: assemble(lang, executed, work / lang, root) for lang in LANGS}
+    projects = {lang: assemble(lang, executed, work / lang) for lang in LANGS}
     with ThreadPoolExecutor(max_workers=len(LANGS)) as pool:  # two Sphinx processes, side by side
         list(pool.map(jupyter_book_build, projects.values()))
     if out.exists():
@@ -151,7 +149,7 @@ def page_title(nb, lang: str) -> str:
     raise SiteError(f"a chapter has no '# ' title in {lang}")
 
 
-def write_landing(out: Path, executed: Path) -> Path:
+def write_landing(out: Path, executed: Path) -> None:
     """``out/index.html``: both sites offered side by side, each with its list of chapters."""
     nbs = {chapter: nbformat.read(executed / f"{chapter}.ipynb", as_version=4) for chapter in chapters()}
     sections = []
@@ -194,7 +192,6 @@ def write_landing(out: Path, executed: Path) -> Path:
 </html>
 """
     (out / "index.html").write_text(page, encoding="utf-8")
-    return out / "index.html"
 
 
 #: the execution-status page's words (written by :func:`write_status` from the runner's summary.json):

@@ -16,7 +16,6 @@ from helpers.lm.data import CharTokenizer, Packed
 
 K_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 LAMBDA_GRID = tuple(np.round(np.arange(0.5, 1.0, 0.025), 3))
-KINDS = ("characters", "punctuation", "eos")
 BOS = CharTokenizer.BOS
 
 
@@ -104,7 +103,7 @@ class KneserNey:
     def __init__(self, train: Packed, vocab_size: int, order: int = 3):
         if order not in (2, 3):
             raise ValueError(f"order must be 2 or 3, got {order}")
-        self.order, self.vocab_size = order, vocab_size
+        self.vocab_size = vocab_size
         h2, h1, w = histories(train)
         keys, counts = np.unique((h2 * vocab_size + h1) * vocab_size + w if order == 3 else h1 * vocab_size + w,
                                  return_counts=True)  # fmt: skip
@@ -115,11 +114,6 @@ class KneserNey:
             level = (keys, counts, ctx, np.add.reduceat(counts, first), types, n1 / max(n1 + 2 * n2, 1))
             self.levels.insert(0, level)
             keys, counts = np.unique(keys % vocab_size ** (k - 1), return_counts=True)  # continuation counts
-
-    @property
-    def discounts(self) -> list[float]:
-        """``D_k`` of each order, unigram first."""
-        return [level[-1] for level in self.levels]
 
     def prob(self, h2, h1, w) -> np.ndarray:
         v = self.vocab_size
@@ -149,13 +143,10 @@ class Baseline:
     test: dict[str, float] | None
 
 
-NAMES = ("unigram", "bigram_interpolated", "kn_bigram", "kn_trigram")
-
-
 def fit_baselines(
     train: Packed, validation: Packed, tokenizer: CharTokenizer, test: Packed | None = None
 ) -> dict[str, Baseline]:
-    """The four baselines of :data:`NAMES`; smoothing chosen per character on ``validation``; scored on ``test`` too."""
+    """The four baselines by name; smoothing chosen per character on ``validation``; scored on ``test`` too."""
     chars = kinds(targets(validation), tokenizer)["characters"]
 
     def best(make, grid):

@@ -73,27 +73,21 @@ def decode_speed(
             seq.append(int(np.argmax(compiled.to_numpy(whole(padded, np.int32(len(seq) - 1))))))
         return seq[len(prompt) :]
 
+    def tok_s(fn, n: int) -> float:
+        """``n`` tokens over the shortest of ``repeats`` runs of ``fn(n)``."""
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn(n)
+            times.append(time.perf_counter() - start)
+        return n / min(times)
+
     longest = max(new_tokens)
     same = cached(longest) == recompute(longest)  # warms every shape up, and checks they agree
     rows = []
     for n in new_tokens:
-        best = {}
-        for name, fn in (("cached", cached), ("recompute", recompute)):
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                fn(n)
-                times.append(time.perf_counter() - start)
-            best[name] = n / min(times)
-        rows.append(
-            {
-                "new_tokens": n,
-                "cached_tok_s": best["cached"],
-                "recompute_tok_s": best["recompute"],
-                "speedup": best["cached"] / best["recompute"],
-                "same_tokens": same,
-            }
-        )
+        c, r = tok_s(cached, n), tok_s(recompute, n)
+        rows.append({"new_tokens": n, "cached_tok_s": c, "recompute_tok_s": r, "speedup": c / r, "same_tokens": same})
     return pd.DataFrame(rows)
 
 
@@ -121,9 +115,8 @@ def make_workload(
     for i in range(n):
         poem = poems[int(rng.integers(len(poems)))]
         k = int(rng.integers(PROMPT_CHARS[0], PROMPT_CHARS[1] + 1))
-        items.append(
-            WorkItem(poem.text[:k], int(rng.integers(output_range[0], output_range[1] + 1)), seed * 100_003 + i)
-        )
+        output_tokens = int(rng.integers(output_range[0], output_range[1] + 1))
+        items.append(WorkItem(poem.text[:k], output_tokens, seed * 100_003 + i))
     return items
 
 
@@ -170,20 +163,16 @@ def run_load(engine: Engine, workload: list[WorkItem], concurrency: int) -> dict
             in_flight -= 1
             finished.append(request)
 
-    def send():
-        nonlocal in_flight
-        item = pending.popleft()
-        params = SamplingParams(max_tokens=item.output_tokens, seed=item.seed, ignore_eos=True)  # temperature 1
-        engine.submit(Request(engine.tokenizer.encode(item.prompt), params, on_event=on_event))
-        in_flight += 1
-
     engine.timings.clear()
     engine.usage.clear()
     steps_before = engine.stats["steps"]
     start = time.perf_counter()
     while pending or in_flight:
         while pending and in_flight < concurrency:
-            send()
+            item = pending.popleft()
+            params = SamplingParams(max_tokens=item.output_tokens, seed=item.seed, ignore_eos=True)  # temperature 1
+            engine.submit(Request(engine.tokenizer.encode(item.prompt), params, on_event=on_event))
+            in_flight += 1
         engine.step()
     duration = time.perf_counter() - start
     metrics = serving_metrics(finished, duration)
@@ -395,17 +384,16 @@ def where_time_goes(turns):
     """From :func:`batching_gain`'s turns: ms per step and per output token of each part (medians), per engine."""
     import pandas as pd
 
+    parts = ("decode", "prefill", "sample", "engine_other", "load_generator")
     rows = []
     for name in ("single", "continuous"):
-        parts = ("decode", "prefill", "sample", "engine_other", "load_generator")
         steps, tokens = turns[f"{name}_steps"], turns[f"{name}_tokens"]
         row = {"engine": name, "tokens_per_step": float((tokens / steps).median())}
-        total_step = total_token = 0.0
         for part in parts:
             seconds = turns[f"{name}_{part}_s"]
-            per_step, per_token = float((seconds / steps).median() * 1000), float((seconds / tokens).median() * 1000)
-            row[f"{part}_ms_per_step"], row[f"{part}_ms_per_token"] = per_step, per_token
-            total_step, total_token = total_step + per_step, total_token + per_token
-        row["total_ms_per_step"], row["total_ms_per_token"] = total_step, total_token
+            row[f"{part}_ms_per_step"] = float((seconds / steps).median() * 1000)
+            row[f"{part}_ms_per_token"] = float((seconds / tokens).median() * 1000)
+        for per in ("step", "token"):
+            row[f"total_ms_per_{per}"] = sum(row[f"{part}_ms_per_{per}"] for part in parts)
         rows.append(row)
     return pd.DataFrame(rows).set_index("engine")

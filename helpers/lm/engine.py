@@ -359,27 +359,25 @@ class Engine:
         for r in gone + waiting_gone:
             self._finish(r, "abort")
         self._admit()
-        running = [r for r in self.active if r is not None]
+        slots = [s for s, r in enumerate(self.active) if r is not None]
+        running = [self.active[s] for s in slots]
         if not running:
             return bool(gone or waiting_gone)
         cached = int(sum(self.positions[r.slot] + 1 for r in running))
         self.usage.update(in_flight=len(running), cached=cached, reserved=self.reserved_positions())
-        tokens = np.where([r is not None for r in self.active], self.next_tokens, CharTokenizer.PAD).astype(np.int32)
-        positions = np.where([r is not None for r in self.active], self.positions, 0).astype(np.int32)
+        busy = [r is not None for r in self.active]
+        tokens = np.where(busy, self.next_tokens, CharTokenizer.PAD).astype(np.int32)
+        positions = np.where(busy, self.positions, 0).astype(np.int32)
         decoding = time.perf_counter()
         logits, self.cache = self.fns.decode(tokens, positions, *self.cache)
         logits = compiled.to_numpy(logits)
         sampling = time.perf_counter()
         self.stats["steps"] += 1
-        slots = [s for s, r in enumerate(self.active) if r is not None]
-        chosen = choose_tokens(
-            logits[slots], [self.active[s].params for s in slots], [self.active[s]._rng for s in slots]
-        )
+        chosen = choose_tokens(logits[slots], [r.params for r in running], [r._rng for r in running])
         self.timings["decode"] += sampling - decoding
         self.timings["sample"] += time.perf_counter() - sampling
         now = self.clock()
-        for s, token in zip(slots, chosen):
-            request = self.active[s]
+        for s, request, token in zip(slots, running, chosen):
             self.positions[s] += 1
             self.next_tokens[s] = token
             self._accept(request, int(token), now)
@@ -450,14 +448,9 @@ def generate(engine: Engine, prompt: str, params: SamplingParams) -> Request:
 
 def sample_poems(engine: Engine, n: int = 100, seed: int = 0, temperature: float = 0.8) -> list[str]:
     """``n`` poems from ``<bos>`` (at most the whole context), seeds ``seed..seed+n-1``, on an idle engine."""
-    requests = [
-        engine.submit(
-            Request(
-                [CharTokenizer.BOS],
-                SamplingParams(max_tokens=engine.max_len - 1, temperature=temperature, seed=seed + i),
-            )
-        )
-        for i in range(n)
-    ]
+    requests = []
+    for i in range(n):
+        params = SamplingParams(max_tokens=engine.max_len - 1, temperature=temperature, seed=seed + i)
+        requests.append(engine.submit(Request([CharTokenizer.BOS], params)))
     engine.run_until_idle()
     return [r.text for r in requests]

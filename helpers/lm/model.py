@@ -11,7 +11,7 @@ for each of S slots, each at its own position, on a preallocated cache).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -49,9 +49,6 @@ class ModelConfig:
     @property
     def ff(self) -> int:
         return self.d_ff or 4 * self.d_model
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def attention(q, k, v, mask=None):
@@ -159,14 +156,9 @@ class Block(keras.layers.Layer):
         self.proj = keras.layers.Dense(d_model, kernel_initializer=_init(), name="proj")
 
     def build(self, input_shape):
-        for layer, shape in (
-            (self.ln1, input_shape),
-            (self.attn, input_shape),
-            (self.ln2, input_shape),
-            (self.fc, input_shape),
-            (self.proj, (*input_shape[:-1], self.d_ff)),
-        ):
-            layer.build(shape)
+        for layer in (self.ln1, self.attn, self.ln2, self.fc):
+            layer.build(input_shape)
+        self.proj.build((*input_shape[:-1], self.d_ff))
 
     def mlp(self, x):
         return x + self.proj(self.fc(self.ln2(x)))

@@ -15,9 +15,10 @@ import orjson
 from starlette.responses import Response
 
 from helpers.lm.sampling import InvalidParams, SamplingParams
-from helpers.serving.protocol import BODY_TIMEOUT_S, json_object
+from helpers.serving.protocol import BODY_TIMEOUT_S
 
-log = logging.getLogger("maas.lm")
+LOGGER = "maas.lm"
+log = logging.getLogger(LOGGER)
 DEFAULT_MODEL_NAME = "tang-poet"
 DEFAULT_MAX_BODY_BYTES = 2**20  # a prompt fills at most the context: a few kilobytes of JSON
 #: a request not finished by then is cancelled and answered 504 (the official client's own default timeout)
@@ -71,10 +72,6 @@ class ApiError(Exception):
         fields = {"event": "refused", "status": self.status, "param": self.param, "error": self.message[:300]}
         (log.error if self.status >= 500 else log.warning)("refused", extra={"fields": fields})
         return Response(orjson.dumps(body), self.status, self.headers, "application/json")
-
-
-def parse_json(body: bytes) -> dict:
-    return json_object(body, ApiError)  # the serving package's parser, raising this API's errors
 
 
 def check_fields(data: dict, allowed: set[str]) -> None:

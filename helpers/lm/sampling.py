@@ -8,7 +8,7 @@ on its sequence only: the same seed gives the same text alone or beside 63 other
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,19 +44,20 @@ class SamplingParams:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
                 raise InvalidParams(name, f"{name} must be a finite number, got {value!r}")
 
+        def integer(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
         number("temperature", self.temperature)
         number("top_p", self.top_p)
         if not 0.0 <= self.temperature <= 2.0:
             raise InvalidParams("temperature", f"temperature must be between 0 and 2, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise InvalidParams("top_p", f"top_p must be in (0, 1], got {self.top_p}")
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < -1:
+        if not integer(self.top_k) or self.top_k < -1:
             raise InvalidParams("top_k", f"top_k must be an integer: -1 or 0 (all tokens) or >= 1, got {self.top_k!r}")
-        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+        if not integer(self.max_tokens) or self.max_tokens < 1:
             raise InvalidParams("max_tokens", f"max_tokens must be an integer >= 1, got {self.max_tokens!r}")
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int) or not -(2**63) <= self.seed < 2**64
-        ):
+        if self.seed is not None and not (integer(self.seed) and -(2**63) <= self.seed < 2**64):
             raise InvalidParams("seed", f"seed must be a 64-bit integer or null, got {self.seed!r}")
         if len(self.stop) > MAX_STOP or any(not isinstance(s, str) or not s for s in self.stop):
             raise InvalidParams("stop", f"stop must be up to {MAX_STOP} non-empty strings, got {list(self.stop)!r}")
@@ -123,7 +124,7 @@ class StopMatcher:
 
     stops: tuple[str, ...] = ()
     text: str = ""
-    stopped: bool = field(default=False)
+    stopped: bool = False
 
     def add(self, piece: str) -> None:
         """Append generated text; cut it at the first stop string, if one now appears."""

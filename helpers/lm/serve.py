@@ -5,16 +5,14 @@
          -d '{"model": "tang-poet", "prompt": "春眠", "max_tokens": 32, "seed": 1}'
 
 The engine runs in a thread beside uvicorn's event loop; the process runs as every course service does
-(:mod:`helpers.serving.app`: JSON log lines on stderr, a graceful stop on SIGTERM). :func:`running_server`
-starts :class:`Service` on a free port, waits until it answers, and always stops it.
+(:mod:`helpers.serving.app`: JSON log lines on stderr, a graceful stop on SIGTERM); :class:`Service` runs it in a
+subprocess.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import logging
 import logging.config
 import os
 import sys
@@ -22,15 +20,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from helpers.lm.openai_api import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_S, ServerOptions
+from helpers.lm.openai_api import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_S, LOGGER, ServerOptions, log
 from helpers.processes import module
 from helpers.serving.app import DEFAULT_MAX_CONNECTIONS
 from helpers.serving.app import LOG_CONFIG as SERVING_LOG_CONFIG
 from helpers.serving.protocol import BODY_TIMEOUT_S
-from helpers.serving.service import HttpService, running
+from helpers.serving.service import HttpService
 
-LOGGER = "maas.lm"
-log = logging.getLogger(LOGGER)
 #: the serving package's JSON-lines logging (its formatter, handlers and uvicorn loggers), and this service's logger
 LOG_CONFIG = copy.deepcopy(SERVING_LOG_CONFIG)
 LOG_CONFIG["loggers"][LOGGER] = dict(LOG_CONFIG["loggers"]["uvicorn"])
@@ -139,13 +135,6 @@ class Service(HttpService):
     def base_url(self) -> str:
         """What the ``openai`` client takes as ``base_url``."""
         return f"{self.url}/v1"
-
-
-@contextlib.contextmanager
-def running_server(checkpoint: Path | str, *, startup_timeout: float = 180.0, **options):
-    """Start the service on 127.0.0.1 (a free port by default); yield the ready :class:`Service`; always stop it."""
-    with running(Service(checkpoint, **options), startup_timeout) as service:
-        yield service
 
 
 if __name__ == "__main__":

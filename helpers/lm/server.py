@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import logging
 import time
 import uuid
 
@@ -24,12 +23,10 @@ from starlette.responses import Response
 
 from helpers.lm import openai_api as oa
 from helpers.lm.engine import ContextTooLong, Engine, EngineFailed, QueueFull, Request
-from helpers.lm.openai_api import ApiError, ServerOptions
+from helpers.lm.openai_api import ApiError, ServerOptions, log
 from helpers.lm.sampling import SamplingParams
-from helpers.serving.protocol import BadRequest, ClientGone, receive_body
+from helpers.serving.protocol import BadRequest, ClientGone, json_object, receive_body
 
-LOGGER = "maas.lm"
-log = logging.getLogger(LOGGER)
 RETRY_AFTER_S = 1
 
 
@@ -70,12 +67,10 @@ class EventStream(Response):
         gone = asyncio.Event()
 
         async def watch():
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    gone.set()
-                    self.on_disconnect()
-                    return
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            self.on_disconnect()
 
         watcher = asyncio.create_task(watch())
         try:
@@ -250,7 +245,7 @@ class _Completions:
             return Response(status_code=499)  # nobody to answer ("client closed request")
         if self.engine.failure is not None:
             raise self.unavailable()
-        data = oa.parse_json(body)
+        data = json_object(body, ApiError)  # the serving package's parser, raising this API's errors
         ids, params = self.prepare(data, chat)
         stream = oa.typed(data, "stream", (bool,), False)
         include_usage = bool((oa.typed(data, "stream_options", (dict,), {}) or {}).get("include_usage", False))
@@ -309,11 +304,14 @@ class _Completions:
         return EventStream(events(), lambda: self.gone(request, queue))
 
 
-def _lifespan(engine: Engine, options: ServerOptions):
-    """The application's lifespan: the engine's thread started (unless ``options.start_engine`` is False) and stopped."""
+def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
+    """The FastAPI application serving ``engine``."""
+    options = options or ServerOptions()
+    api, created = _Completions(engine, options), int(time.time())
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        """The engine's thread started (unless ``options.start_engine`` is False) and stopped."""
         if options.start_engine:
             engine.start()
         ready = {"event": "ready", "model": options.name, "slots": engine.slots, "scheduler": engine.scheduler}
@@ -323,15 +321,8 @@ def _lifespan(engine: Engine, options: ServerOptions):
             engine.stop()
         log.info("stopped", extra={"fields": {"event": "stopped", **engine.load()}})
 
-    return lifespan
-
-
-def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
-    """The FastAPI application serving ``engine``."""
-    options = options or ServerOptions()
-    api, created = _Completions(engine, options), int(time.time())
     title = "Tang poems: an OpenAI-compatible completion service"
-    app = FastAPI(title=title, version="1", lifespan=_lifespan(engine, options))
+    app = FastAPI(title=title, version="1", lifespan=lifespan)
     if options.api_key:
         app.add_middleware(ApiKeyCheck, key=options.api_key)
 

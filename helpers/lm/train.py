@@ -291,7 +291,7 @@ def train(
     model = build_model(model_config, cfg.seed)
     compile_for_training(model, cfg)
     ckpt = Checkpoint(checkpoint_dir) if checkpoint_dir else None
-    identity = {"model": model_config.to_dict(), "train": asdict(cfg), "data": data.facts()}
+    identity = {"model": asdict(model_config), "train": asdict(cfg), "data": data.facts()}
     state = ckpt and ckpt.load_state(identity)
     if state:
         ckpt.restore(model)

@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, help="open connections beyond this get 503")
     add("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), help="Keras backend")
     args = parser.parse_args(argv)
-    os.environ["KERAS_BACKEND"] = args.backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["KERAS_BACKEND"] = args.backend  # (TF_CPP_MIN_LOG_LEVEL is set by importing helpers)
     options = ServiceOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ServiceOptions)})
     try:
         serve(args.model, args.host, args.port, options)

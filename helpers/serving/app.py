@@ -33,10 +33,12 @@ from helpers.serving.protocol import (
     DEFAULT_NAME,
     LOGGER,
     MODEL_VERSION_STATUS,
+    NEEDS_POST,
     answer_request,
     log,
     predict_reply,
     refusal,
+    unknown_model,
 )
 
 #: more open connections than this at once get 503 (the load tests open at most a few hundred)
@@ -73,7 +75,7 @@ def signature_metadata(name: str, n_outputs: int) -> dict:
 
 def check_model_name(name: str, served: str) -> None:
     if name != served:
-        raise FastAPIHTTPException(404, f"unknown model {name!r}; this service serves {served!r}")
+        raise FastAPIHTTPException(404, unknown_model(name, served))
 
 
 def create_app(predictor: Predictor, options: ServiceOptions):
@@ -128,7 +130,7 @@ def create_app(predictor: Predictor, options: ServiceOptions):
     @app.get("/v1/models/{name}", summary="Model version status (TensorFlow Serving)", responses=errors)
     async def model_status(name: str):
         if name.endswith(":predict"):  # GET /v1/models/<name>:predict
-            raise FastAPIHTTPException(405, ":predict takes POST with a JSON body")
+            raise FastAPIHTTPException(405, NEEDS_POST)
         check_model_name(name, options.name)
         return {"model_version_status": [MODEL_VERSION_STATUS]}
 
@@ -140,6 +142,7 @@ def create_app(predictor: Predictor, options: ServiceOptions):
     async def answer_predict(body: bytes, path: str) -> tuple[int, bytes]:
         return await predict_reply(state["batcher"].submit, options.max_instances, body, path)
 
+    limits = options.max_body_bytes, options.body_timeout_s
     body_schema = {"required": True, "content": {"application/json": {"schema": PredictRequest.model_json_schema()}}}
 
     @app.post(
@@ -152,7 +155,6 @@ def create_app(predictor: Predictor, options: ServiceOptions):
     async def predict(name: str, request: Request):
         # documents the endpoint; answers it without PredictFastPath
         check_model_name(name, options.name)
-        limits = options.max_body_bytes, options.body_timeout_s
         answer = await answer_request(request.scope, request.receive, answer_predict, request.url.path, *limits)
         if answer is None:
             return Response(status_code=499)  # nobody to answer ("client closed request")
@@ -160,16 +162,15 @@ def create_app(predictor: Predictor, options: ServiceOptions):
 
     if not options.fast_path:
         return app
-    return PredictFastPath(app, f"/v1/models/{options.name}:predict", answer_predict, options)
+    return PredictFastPath(app, f"/v1/models/{options.name}:predict", answer_predict, limits)
 
 
 class PredictFastPath:
     """ASGI: ``POST <path>`` straight to the handler, every other request to the FastAPI ``app``: with batching,
     FastAPI's CPU per request on the event loop, not the model, can set the throughput (``--through-fastapi``)."""
 
-    def __init__(self, app, path: str, answer, options: ServiceOptions):
-        self.app, self.path, self.answer = app, path, answer
-        self.max_body_bytes, self.body_timeout_s = options.max_body_bytes, options.body_timeout_s
+    def __init__(self, app, path: str, answer, limits: tuple[int, float]):  # limits: body bytes, body timeout (s)
+        self.app, self.path, self.answer, self.limits = app, path, answer, limits
 
     def __getattr__(self, name):  # app.openapi(), app.routes, ... for code that inspects the app
         return getattr(self.app, name)
@@ -178,8 +179,7 @@ class PredictFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        limits = self.max_body_bytes, self.body_timeout_s
-        if (answer := await answer_request(scope, receive, self.answer, scope["path"], *limits)) is None:
+        if (answer := await answer_request(scope, receive, self.answer, scope["path"], *self.limits)) is None:
             return
         status, reply = answer
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(reply)).encode())]
@@ -248,13 +248,7 @@ def run_server(app, host: str, port: int, logger, fields: dict, *, started: floa
     server.run(sockets=[sock])
 
 
-def serve(
-    model: Path | str,
-    host: str = "127.0.0.1",
-    port: int = 8501,
-    options: ServiceOptions | None = None,
-    graceful_seconds: float = 30.0,
-) -> None:
+def serve(model: Path | str, host: str = "127.0.0.1", port: int = 8501, options: ServiceOptions | None = None) -> None:
     """Load the model, listen on ``host:port`` (0: a free port) and serve until SIGTERM/SIGINT."""
     logging.config.dictConfig(LOG_CONFIG)
     options = options or ServiceOptions()
@@ -262,4 +256,4 @@ def serve(
     predictor = Predictor(model)
     server = {"backlog": 2048, "timeout_keep_alive": 30, "limit_concurrency": options.max_connections}
     app = create_app(predictor, options)
-    run_server(app, host, port, log, {"model": str(model)}, started=start, graceful_seconds=graceful_seconds, **server)
+    run_server(app, host, port, log, {"model": str(model)}, started=start, **server)

@@ -33,10 +33,8 @@ def sweep_concurrency(services: dict, images: np.ndarray, levels, n_requests: in
     for encoding in encodings:
         bodies = loadtest.request_bodies(images, 1, n_requests, encoding)
         for label, service in services.items():
-            totals, columns = (
-                functools.partial(loadtest.service_stats, service.url),
-                {"encoding": encoding, "batching": label},
-            )
+            totals = functools.partial(loadtest.service_stats, service.url)
+            columns = {"encoding": encoding, "batching": label}
             rows += sweep(columns, f"{service.model_url}:predict", totals, bodies, levels)
     return pd.DataFrame(rows)
 
@@ -55,14 +53,8 @@ def side_by_side(
             for label, service in services.items():
                 result = loadtest.run_load(f"{service.model_url}:predict", bodies, clients, 1, warmup=clients)
                 row = {"repeat": repeat + 1, "encoding": encoding, "service": label}
-                rows.append(
-                    row
-                    | {
-                        "requests/s": result.requests_per_second,
-                        "p99 ms": result.percentile(99),
-                        "errors": result.errors,
-                    }
-                )
+                row |= {"requests/s": result.requests_per_second, "p99 ms": result.percentile(99)}
+                rows.append(row | {"errors": result.errors})
     return pd.DataFrame(rows)
 
 

@@ -35,6 +35,15 @@ class BadRequest(Exception):
         self.message = message
 
 
+def unknown_model(name: str, served: str) -> str:
+    """The 404 message for a model name that the service does not serve (both services)."""
+    return f"unknown model {name!r}; this service serves {served!r}"
+
+
+#: the 405 message for a ``:predict`` request that is not a POST (both services)
+NEEDS_POST = ":predict takes POST with a JSON body"
+
+
 def json_object(body: bytes, error, send: str = "a JSON object", expected: str = "a JSON object") -> dict:
     """Parse a body that must be one JSON object (``send``: what an empty one should hold), else ``error(400, ...)``."""
     if not body.strip():

@@ -17,9 +17,11 @@ from helpers.serving.protocol import (
     DEFAULT_MAX_INSTANCES,
     DEFAULT_NAME,
     MODEL_VERSION_STATUS,
+    NEEDS_POST,
     answer_request,
     predict_reply,
     refusal,
+    unknown_model,
 )
 from helpers.serving.ray_cluster import NAMESPACE, REPLICA_LOG, import_serve, quiet_ray_loggers
 
@@ -125,8 +127,7 @@ class Classifier:
             return answer or (499, b"")
         if path.startswith("/v1/models/") and path.endswith(":predict"):
             name = path[len("/v1/models/") : -len(":predict")]
-            unknown = f"unknown model {name!r}; this service serves {self.name!r}"
-            status, message = (405, ":predict takes POST with a JSON body") if method != "POST" else (404, unknown)
+            status, message = (405, NEEDS_POST) if method != "POST" else (404, unknown_model(name, self.name))
         elif method == "GET" and path == f"/v1/models/{self.name}":
             return 200, orjson.dumps({"model_version_status": [MODEL_VERSION_STATUS]})
         elif method == "GET" and path == "/healthz":

@@ -8,8 +8,9 @@ import math
 
 import pandas as pd
 
-from helpers import headline
-from helpers.topics import course
+from helpers import artifacts, headline
+from helpers.topics import course, scaling
+from helpers.topics.large_models import sci
 from helpers.words import in_lang, pick
 
 Words = headline.Words
@@ -59,8 +60,6 @@ def read(raw) -> float | str:
 def glued(stem: str, name: str):
     """One value ``stem`` glued in this run, read with :func:`read` (None when missing); the name must
     be listed in :data:`READS`, so that what this page reads from other chapters is listed in one place."""
-    from helpers import artifacts
-
     if name not in READS.get(stem, ()):
         raise KeyError(f"the conclusion reads {stem}'s {name!r}: list it in conclusion.READS")
     raw = artifacts.metrics(stem).get(name)
@@ -69,8 +68,7 @@ def glued(stem: str, name: str):
 
 def value(stem: str, name: str, unit: str, lang: str = "en") -> str:
     """A number another chapter glued, as it reads in ``lang`` ('—' when missing)."""
-    x = glued(stem, name)
-    return shown(math.nan if x is None else x, unit, lang)
+    return shown(glued(stem, name), unit, lang)
 
 
 def said(stem: str, name: str) -> Words:
@@ -81,8 +79,6 @@ def said(stem: str, name: str) -> Words:
 
 def text(stem: str, name: str, missing: str = "") -> str:
     """A value another chapter glued, as the string it showed (``missing`` when absent)."""
-    from helpers import artifacts
-
     glued(stem, name)  # listed in READS
     return artifacts.text(stem, name, missing=missing)
 
@@ -118,9 +114,8 @@ def shown(value, unit: str, lang: str) -> str:
 
 
 def results(stems: list[str], records: dict) -> list[dict]:
-    """One row per headline each chapter in ``stems`` glued (:func:`helpers.headline.headline`): what
-    it measures, its value and what it means, in each language; a chapter that did not run (or
-    failed, or glued no headline) has one row that says so."""
+    """One row per headline each chapter in ``stems`` glued: what it measures, its value and what it
+    means, in each language; a chapter that did not run (or failed, or glued no headline) has one row saying so."""
     rows = []
     for stem in stems:
         record = records.get(stem) or {}
@@ -134,13 +129,10 @@ def results(stems: list[str], records: dict) -> list[dict]:
                 row[f"meaning_{lang}"] = h["meaning"][i] if h["meaning"] else "—"
             rows.append(row)
         if not found:
-            status = {
-                "en": f"{course.status(record, 'en')} in this run",
-                "zh": f"本次运行中{course.status(record, 'zh')}",
-            }
             row = {"chapter": stem}
             for lang in course.LANGS:
-                meaning = _w("no headline glued", lang) if ok else status[lang]
+                status = pick(lang, "{} in this run", "本次运行中{}").format(course.status(record, lang))
+                meaning = _w("no headline glued", lang) if ok else status
                 row |= {f"measure_{lang}": "—", f"value_{lang}": "—", f"meaning_{lang}": meaning}
             rows.append(row)
     return rows
@@ -221,9 +213,6 @@ def plot_accuracies(measured: dict, lang: str = "en"):
 def forecast(fit_text: str, sweep: pd.DataFrame | None, target: float) -> dict:
     """How wide the CNN would have to be for ``target`` test accuracy, from the trends chapter's fit
     of error against parameters (``fit_text``: "E A alpha" as glued; "" when missing) and its sweep."""
-    from helpers.topics import scaling
-    from helpers.topics.large_models import sci
-
     if not fit_text:
         return {
             "en": "no forecast: the trends chapter did not run in this run, or its fit failed",

@@ -40,8 +40,7 @@ def comparison(
     own: list[dict], sweep: pd.DataFrame | None, corrected_acc: float, corrected_params: int
 ) -> pd.DataFrame:
     """The models compared, one row each, indexed by key: kind, parameters, training FLOPs, test accuracy
-    and source (a chapter id, or "" for this page).
-    """
+    and source (a chapter id, or "" for this page)."""
     rows = [{"source": "", **row} for row in own]
     fields = ("key", "kind", "parameters", "training_flops", "test_accuracy", "source")
     for r in [] if sweep is None else sweep[sweep.train_size == sweep.train_size.max()].itertuples():
@@ -159,8 +158,7 @@ def plot_backends(timings: pd.DataFrame, lang: str = "en"):
 
 
 def rung_change(row, lang: str) -> str:
-    """What a rung changed, in ``lang`` (in Chinese, as the vocabulary's ``stronger_cnn`` section says;
-    an unknown rung keeps its id)."""
+    """What a rung changed, in ``lang`` (the Chinese from the vocabulary; an unknown rung keeps its id)."""
     rung = str(row["rung"])
     return pick(lang, str(row["change"]), in_lang(CHANGES[rung], "zh", "stronger_cnn") if rung in CHANGES else rung)
 

@@ -80,7 +80,6 @@ class FedAvgResult:
     history: list[dict] = field(default_factory=list)  # per round: round, test_accuracy, seconds
     bytes_sent: int = 0  # weights sent from clients to the server, all rounds
     messages: int = 0
-    weights: list = field(default_factory=list)
 
 
 def check_message(update: ClientUpdate, reference_weights) -> None:
@@ -121,7 +120,6 @@ def fedavg(
         if evaluate is not None:
             row["test_accuracy"] = float(evaluate(model))
         result.history.append(row)
-    result.weights = global_weights
     return result
 
 
@@ -168,8 +166,7 @@ def read_gaps(central: float, iid: float, skewed: float, tolerance: float = 0.01
 
 
 def plot_shards(counts: np.ndarray, class_names, lang: str = "en"):
-    """Stacked bars: how many images of each class (``class_names``, in the page's language) each
-    client holds; axes in ``lang``."""
+    """Stacked bars: how many images of each class (``class_names``) each client holds; axes in ``lang``."""
     from helpers.plots import plt  # pyplot in the book's figure style
 
     n_clients = counts.shape[0]

@@ -27,8 +27,8 @@ TRAINING_RECIPES = {
     "fp32": (4.0, 4.0, 0.0, 8.0),
     "mixed-fp16": (2.0, 2.0, 4.0, 8.0),
     "mixed-bf16": (2.0, 2.0, 4.0, 8.0),
+    "bf16": (2.0, 2.0, 0.0, 8.0),
 }
-TRAINING_RECIPES["bf16"] = (2.0, 2.0, 0.0, 8.0)
 RECIPES = tuple(TRAINING_RECIPES)
 #: the training recipes, as a reader reads them (in Chinese: the vocabulary's ``large_models`` section)
 RECIPE_NAMES = dict(zip(RECIPES, ("fp32", "mixed precision, fp16", "mixed precision, bf16", "bf16 throughout")))
@@ -303,10 +303,9 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
     first, last = int(table["year"].min()), int(table["year"].max())
     for ax, column in zip(axes, ("parameters", "training_flops")):
         rows = table[table[column].notna()]
-        for domain, marker in (("vision", "s"), ("language", "o")):
+        for domain, marker, color in (("vision", "s", "C1"), ("language", "o", "C0")):
             for moe in (False, True):
                 part = rows[(rows["domain"] == domain) & ((rows["architecture"] == "mixture of experts") == moe)]
-                color = f"C{0 if domain == 'language' else 1}"
                 name = w("{} (mixture of experts)").format(w(domain)) if moe else w(domain)
                 if not part.empty:
                     face = "none" if moe else color

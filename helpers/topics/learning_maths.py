@@ -7,7 +7,6 @@ import numpy as np
 
 from helpers import words
 from helpers.topics import optim
-from helpers.topics.optim import Problem, quadratic_gd_value
 
 
 def gradient_spread(theta, X, y, n_classes: int, chunk: int = 2048) -> tuple[np.ndarray, float]:
@@ -93,7 +92,7 @@ def _pyplot():
     return plt
 
 
-def contour(ax, problem: Problem, xlim, ylim, levels, log: bool = False) -> None:
+def contour(ax, problem: optim.Problem, xlim, ylim, levels, log: bool = False) -> None:
     """Level sets of a 2-D problem (of log10 f when ``log``), its minimum marked with a star."""
     xs, ys = np.linspace(*xlim, 121), np.linspace(*ylim, 121)
     Z = np.array([[problem.f(np.array([x, y])) for x in xs] for y in ys])
@@ -117,7 +116,7 @@ def plot_fd_errors(steps, errors: dict, eps_used: float, lang: str = "en"):
     return fig
 
 
-def plot_quadratic_paths(problem: Problem, paths: dict, steps: int, lang: str = "en"):
+def plot_quadratic_paths(problem: optim.Problem, paths: dict, steps: int, lang: str = "en"):
     """One panel per learning rate (``paths``: fraction r of 2/L -> :class:`Path`) over the level sets."""
     plt, w = _pyplot(), words.of(lang, "learning_maths")
     fig, axes = plt.subplots(1, len(paths), figsize=(3.1 * len(paths), 3.0), sharey=True, squeeze=False)
@@ -144,13 +143,13 @@ def plot_quadratic_sweep(A, x0, paths: dict, ratios, measured, r_opt: float, ste
     for i, (r, path) in enumerate(paths.items()):
         t = np.arange(len(path.values))
         ax1.semilogy(t, path.values, "o", ms=3, color=f"C{i}", label=f"$r$ = {r:g}")
-        exact = [quadratic_gd_value(A, x0, r * 2 / L, k) for k in t]
+        exact = [optim.quadratic_gd_value(A, x0, r * 2 / L, k) for k in t]
         ax1.semilogy(t, exact, "--", color=f"C{i}", lw=1)
     ax1.set(xlabel=w("step"), ylabel=w("$f$ (logarithmic scale)"))
     ax1.set_title(w("loss against step (dashed: exact formula)"), fontsize=10)
     ax1.legend(fontsize=8)
     fine = np.linspace(0.005, max(1.2, float(np.max(ratios))), 400)
-    exact = [quadratic_gd_value(A, x0, r * 2 / L, steps) for r in fine]
+    exact = [optim.quadratic_gd_value(A, x0, r * 2 / L, steps) for r in fine]
     ax2.semilogy(fine, exact, "-", color="gray", lw=1, label=w("exact formula"))
     ax2.semilogy(ratios, measured, "o", ms=4, color="C0", label=w("measured"))
     ax2.axvline(1.0, color="C3", ls="--", lw=1, label=w("bound $\\eta = 2/L$"))
@@ -167,7 +166,7 @@ def plot_quadratic_sweep(A, x0, paths: dict, ratios, measured, r_opt: float, ste
 ROSENBROCK_LEVELS = np.linspace(-2, 3.5, 14)
 
 
-def _paths_and_losses(problem: Problem, ax_paths, ax_loss, paths: dict, w, fontsize: int) -> None:
+def _paths_and_losses(problem: optim.Problem, ax_paths, ax_loss, paths: dict, w, fontsize: int) -> None:
     """Paths (``paths``: label -> :class:`Path`) over Rosenbrock's level sets, dot at the end; their losses by step."""
     contour(ax_paths, problem, (-2, 2), (-1, 3), levels=ROSENBROCK_LEVELS, log=True)
     for i, (label, path) in enumerate(paths.items()):
@@ -180,7 +179,7 @@ def _paths_and_losses(problem: Problem, ax_paths, ax_loss, paths: dict, w, fonts
     ax_loss.legend(fontsize=fontsize)
 
 
-def plot_rosenbrock(problem: Problem, paths: dict, lang: str = "en"):
+def plot_rosenbrock(problem: optim.Problem, paths: dict, lang: str = "en"):
     """Gradient descent on Rosenbrock's function at each learning rate (``paths``: fraction r of
     2/L* -> :class:`Path`): the paths over the level sets of log10 f, and the loss against the step."""
     plt, w = _pyplot(), words.of(lang, "learning_maths")
@@ -202,7 +201,7 @@ def optimizer_label(name: str, lang: str = "en", beta: float = 0.9) -> str:
 
 
 def plot_optimizer_sweep(
-    problem: Problem, rates, sweep: dict, best: dict, L_star: float, steps: int, beta: float, lang: str = "en"
+    problem: optim.Problem, rates, sweep: dict, best: dict, L_star: float, steps: int, beta: float, lang: str = "en"
 ):
     """Three panels for optimizers on Rosenbrock's function: the final loss against the learning
     rate (``sweep``: name -> one :class:`Path` per rate; × where a run diverged), the paths at each

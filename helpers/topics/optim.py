@@ -245,10 +245,10 @@ class Momentum(GradientDescent):
     def __init__(self, learning_rate: float, beta: float = 0.9):
         super().__init__(learning_rate)
         self.beta = _fraction("beta (momentum)", beta)
-        self.velocity = None
+        self.velocity = 0.0
 
     def step(self, x, g):
-        self.velocity = self.beta * (0.0 if self.velocity is None else self.velocity) - self.learning_rate * g
+        self.velocity = self.beta * self.velocity - self.learning_rate * g
         return x + self.velocity
 
 

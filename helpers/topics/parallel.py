@@ -116,12 +116,9 @@ def train(args, strategy, mode: str, workers: int = 1) -> dict:
     timed = seconds[1:] or seconds  # the first epoch also compiles
     per_epoch = sum(timed) / len(timed)
     replicas = strategy.num_replicas_in_sync
-    devices = workers if mode == "multiworker" else replicas
     return {
         "mode": mode,
-        "devices": devices,
         "workers": workers,
-        "devices_per_worker": devices // workers,
         "replicas": replicas,
         "global_batch_size": args.batch_size,
         "per_replica_batch_size": args.batch_size // replicas,
@@ -133,13 +130,11 @@ def train(args, strategy, mode: str, workers: int = 1) -> dict:
     }
 
 
-def worker_env(ports: list[int], index: int, base: dict | None = None) -> dict:
-    """The environment of worker ``index``: a TF_CONFIG naming every worker on 127.0.0.1."""
+def worker_env(ports: list[int], index: int) -> dict:
+    """What worker ``index`` adds to its environment (:class:`helpers.processes.Child` supplies the rest):
+    a TF_CONFIG naming every worker on 127.0.0.1."""
     tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
-    env = dict(os.environ if base is None else base)
-    env.update(TF_CONFIG=json.dumps(tf_config), KERAS_BACKEND="tensorflow")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    return env
+    return {"TF_CONFIG": json.dumps(tf_config), "KERAS_BACKEND": "tensorflow"}
 
 
 def _command(**flags) -> list[str]:
@@ -173,19 +168,17 @@ def run_multiworker(args) -> dict:
             elif time.monotonic() > deadline:
                 failed = f"workers did not finish within {args.timeout:.0f} s"
             time.sleep(0.2)
-        for w in workers:
-            w.stop(graceful=False)
-        if failed:
-            tails = [
-                f"--- worker {i} (exit {w.process.returncode}) ---\n{w.tail(40)[-1500:]}" for i, w in enumerate(workers)
-            ]
-            raise RuntimeError(f"multiworker run on 127.0.0.1 ports {ports}: {failed}\n" + "\n".join(tails))
-        if not (records := [e for e in workers[0].lines if "images_per_second" in e]):
-            raise RuntimeError("the chief (worker 0) finished without printing its JSON record")
-        return records[-1]
     finally:
         for w in workers:
             w.stop(graceful=False)
+    if failed:
+        tails = [
+            f"--- worker {i} (exit {w.process.returncode}) ---\n{w.tail(40)[-1500:]}" for i, w in enumerate(workers)
+        ]
+        raise RuntimeError(f"multiworker run on 127.0.0.1 ports {ports}: {failed}\n" + "\n".join(tails))
+    if not (records := [e for e in workers[0].lines if "images_per_second" in e]):
+        raise RuntimeError("the chief (worker 0) finished without printing its JSON record")
+    return records[-1]
 
 
 def run(args) -> dict:

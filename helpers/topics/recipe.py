@@ -29,16 +29,12 @@ from helpers.topics.recipe_parts import (
 AIRBENCH_PAPER = {"gpu": "NVIDIA A100", "accuracy": 0.94, "seconds": 3.29, "seconds_uncompiled": 3.83}
 
 
-def keras_sgd_settings(
-    batch_size: int,
-    lr: float = AIRBENCH["lr"],
-    momentum: float = AIRBENCH["momentum"],
-    weight_decay: float = AIRBENCH["weight_decay"],
-) -> tuple[float, float]:
+def keras_sgd_settings(batch_size: int) -> tuple[float, float]:
     """airbench's learning rate and weight decay converted to Keras' units: (learning_rate, weight_decay)."""
+    momentum = AIRBENCH["momentum"]
     kilostep = 1024 * (1 + 1 / (1 - momentum))
-    lr_torch = lr / kilostep
-    wd_torch = weight_decay * batch_size / kilostep
+    lr_torch = AIRBENCH["lr"] / kilostep
+    wd_torch = AIRBENCH["weight_decay"] * batch_size / kilostep
     lr_keras = lr_torch * batch_size
     return lr_keras, lr_torch * wd_torch / ((1 - momentum) * lr_keras)
 
@@ -123,24 +119,21 @@ CHANGES = {rung: change for rung, change, _ in ladder(mixed_precision=True)}
 
 
 def rung_name(rung: str, lang: str = "en") -> str:
-    """A rung's name on the ``lang`` pages (the id in English, its Chinese name in the vocabulary's
-    ``stronger_cnn`` section, as are the Chinese of :func:`ladder`'s changes)."""
+    """A rung's name on the ``lang`` pages: its id in English, in Chinese its name in the vocabulary."""
     return words.label(rung, lang, "stronger_cnn")
 
 
 def plot_ladder(table, lang: str = "en"):
-    """Test accuracy and training time of each rung, as horizontal bars (top rung at the top),
-    labelled in ``lang``. ``table``: one row per rung with ``rung``, ``test_accuracy`` and
-    ``train_seconds``."""
+    """Test accuracy and training time of each rung (``table``: rung, test_accuracy, train_seconds) as bars."""
     import matplotlib.pyplot as plt
 
-    words = {"en": ("test accuracy (%)", "training time (s)"), "zh": ("测试准确率（%）", "训练时间（秒）")}[lang]
+    labels = {"en": ("test accuracy (%)", "training time (s)"), "zh": ("测试准确率（%）", "训练时间（秒）")}[lang]
     names = [rung_name(r, lang) for r in table["rung"]][::-1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
     left.barh(names, (table["test_accuracy"] * 100).to_numpy()[::-1])
-    left.set(xlabel=words[0], xlim=(max(0.0, float(table["test_accuracy"].min()) * 100 - 10), 100))
+    left.set(xlabel=labels[0], xlim=(max(0.0, float(table["test_accuracy"].min()) * 100 - 10), 100))
     right.barh(names, table["train_seconds"].to_numpy()[::-1])
-    right.set_xlabel(words[1])
+    right.set_xlabel(labels[1])
     fig.tight_layout()
     return fig
 
@@ -149,10 +142,10 @@ def plot_losses(history: list[dict], lang: str = "en"):
     """Training loss per epoch of one run (:attr:`RunResult.history`), labelled in ``lang``."""
     import matplotlib.pyplot as plt
 
-    words = {"en": ("epoch", "training loss (label-smoothed)"), "zh": ("轮次", "训练损失（含标签平滑）")}[lang]
+    labels = {"en": ("epoch", "training loss (label-smoothed)"), "zh": ("轮次", "训练损失（含标签平滑）")}[lang]
     fig, ax = plt.subplots(figsize=(5, 3.4))
     ax.plot(range(1, len(history) + 1), [h["loss"] for h in history], marker="o")
-    ax.set(xlabel=words[0], ylabel=words[1])
+    ax.set(xlabel=labels[0], ylabel=labels[1])
     fig.tight_layout()
     return fig
 
@@ -161,8 +154,7 @@ def strong_recipe(
     batch_size: int = 512, epochs: float = 10.0, width: float = 0.5, val_size: int = 0, mixed_precision: bool = False
 ) -> Recipe:
     """The top rung, trained on all the training images unless ``val_size`` asks for a hold-out."""
-    rungs = ladder(batch_size, epochs, width, val_size, mixed_precision)
-    return rungs[-1][2].replace(val_size=val_size)
+    return ladder(batch_size, epochs, width, val_size, mixed_precision)[-1][2].replace(val_size=val_size)
 
 
 class Checkpoint:

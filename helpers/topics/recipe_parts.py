@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,11 +43,9 @@ def build_model(recipe: Recipe, x_train: np.ndarray, seed: int = 0):
     raise ValueError(f"unknown arch {recipe.arch!r}; choose article, article_bn or fast")
 
 
+@functools.cache
 def keras_classes():
     """Define (once) the schedule and optimiser classes; they need Keras, imported lazily."""
-    global TriangleSchedule, LadderSGD
-    if "LadderSGD" in globals():
-        return TriangleSchedule, LadderSGD
     import keras
     from keras import ops
 
@@ -105,7 +104,6 @@ def keras_classes():
             extra = ("bias_lr_scale", "lookahead_every", "lookahead_decay", "total_steps")
             return {**super().get_config(), **{k: getattr(self, k) for k in extra}}
 
-    globals().update(TriangleSchedule=TriangleSchedule, LadderSGD=LadderSGD)
     return TriangleSchedule, LadderSGD
 
 

@@ -179,11 +179,11 @@ def compute_frontier(table: pd.DataFrame) -> pd.DataFrame:
     return ordered[ordered["test_error"] <= best].drop_duplicates("test_error")
 
 
-def try_fit(x, err, min_points: int = 3) -> PowerLawFit | None:
-    """:func:`fit_power_law` where it can be fitted, else None."""
+def try_fit(x, err) -> PowerLawFit | None:
+    """:func:`fit_power_law` where it can be fitted (at least three different x), else None."""
     x, err = np.asarray(x, dtype=float), np.asarray(err, dtype=float)
     distinct = np.unique(x).size
-    if distinct < min_points:
+    if distinct < 3:
         return None
     try:
         return fit_power_law(x, err, irreducible=distinct >= 4)

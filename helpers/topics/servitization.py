@@ -1,6 +1,5 @@
 """One computation, split into tasks, run three ways: serially, on a pool of local processes, and
-as requests to local worker services (HTTP servers on 127.0.0.1 behind a small dispatcher).
-"""
+as requests to local worker services (HTTP servers on 127.0.0.1 behind a small dispatcher)."""
 
 from __future__ import annotations
 
@@ -311,8 +310,7 @@ def batch_throughput(predict, images, sizes, total: int) -> list[dict]:
 
 
 def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
-    """Measured speed-up of the pool and the services against workers, with Amdahl's law and the
-    ideal, labelled in ``lang`` ("en" or "zh")."""
+    """Measured speed-up of the pool and the services against workers, with Amdahl's law and the ideal."""
     import numpy as np
 
     from helpers.plots import plt  # pyplot in the book's figure style
@@ -336,8 +334,7 @@ def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
 
 
 def plot_batching(records, lang: str = "en"):
-    """Throughput and time per batch against batch size (batch size on a log axis), labelled in
-    ``lang`` ("en" or "zh")."""
+    """Throughput and time per batch against batch size (on a log axis), labelled in ``lang``."""
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     from helpers.plots import plt  # pyplot in the book's figure style

@@ -7,7 +7,8 @@ import math
 
 import pandas as pd
 
-from helpers.topics import course, scaling
+from helpers import artifacts
+from helpers.topics import compute_cost, course, scaling
 from helpers.topics.large_models import sci
 from helpers.words import glue, glue_values, in_lang, pick
 
@@ -113,8 +114,6 @@ def transfer_table(moved: dict, lang: str) -> pd.DataFrame:
 def cifar_chapter_images() -> float:
     """Training images the CIFAR-10 chapter's four runs went through in this profile run (nan when it did
     not run): the listing as printed on all its training images, then three runs on its fitting split."""
-    from helpers import artifacts
-
     n_train, n_fit, article, demo, corrected = (
         artifacts.metric("cifar10_cnn", name)
         for name in ("n_train", "n_fit", "article_epochs", "demo_epochs", "corrected_epochs_run")
@@ -135,8 +134,6 @@ def flops_table(course_flops: dict, lang: str) -> pd.DataFrame:
 
 def cost_table(seconds: dict, watts: float, lang: str) -> pd.DataFrame:
     """Wall time and energy at the assumed power: ``seconds`` by chapter id ("sweep": this chapter's sweep)."""
-    from helpers.topics import compute_cost
-
     seconds = course.in_book_order(seconds)
     index = [_w("scaling sweep (this chapter)", lang) if k == "sweep" else course.title(k, lang) for k in seconds]
     wh = [f"{compute_cost.energy_kwh(s, watts) * 1000:.2f}" for s in seconds.values()]
@@ -154,14 +151,11 @@ def large_model_costs(
     landmarks: pd.DataFrame, peak_tflops: float, utilization: float, watts: float, pue: float
 ) -> pd.DataFrame:
     """6ND FLOPs, accelerator-hours and energy of every dense model trained on a known number of tokens."""
-    from helpers.topics import compute_cost
-
     dense = landmarks[landmarks.training_data.notna() & (landmarks.data_unit == "tokens")]
     dense = dense[dense.architecture != "mixture of experts"]
-    cost = compute_cost.large_model_cost
     rows = [
         dict(model=r.model, parameters=r.parameters, tokens=r.training_data)
-        | cost(r.parameters, r.training_data, peak_tflops * 1e12, utilization, watts, pue)
+        | compute_cost.large_model_cost(r.parameters, r.training_data, peak_tflops * 1e12, utilization, watts, pue)
         for r in dense.itertuples()
     ]
     return pd.DataFrame(rows).set_index("model")
