@@ -191,13 +191,6 @@ class NamespacedCluster(LocalCluster):
 def start_serve_every_node() -> str:
     """Serve with an HTTP proxy on every node of a :class:`NamespacedCluster`, each on all of its node's
     addresses (the namespace's loopback and its link to the bridge), on one free port; the head's URL."""
-    from helpers.processes import free_ports
     from helpers.serving import ray_serve
 
-    port = free_ports(1)[0]
-    ray_serve.serve.start(
-        proxy_location="EveryNode",
-        http_options={"host": "0.0.0.0", "port": port},
-        logging_config={"log_level": "WARNING", "enable_access_log": False},
-    )
-    return f"http://127.0.0.1:{port}"
+    return ray_serve.start_serve(proxy_location="EveryNode", host="0.0.0.0")

@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheduler", choices=("continuous", "static", "single"), default="continuous")
     parser.add_argument("--no-warm-up", action="store_true", help="compile each shape on its first request")
     args = parser.parse_args(argv)
-    os.environ["KERAS_BACKEND"] = args.backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["KERAS_BACKEND"] = args.backend  # (TF_CPP_MIN_LOG_LEVEL is set by importing helpers)
     from helpers.env import native_stderr_silenced
 
     with native_stderr_silenced():
@@ -125,11 +124,10 @@ class Service(HttpService):
     def __init__(
         self, checkpoint, *, name="tang-poet", port=0, slots=8, scheduler="continuous", max_waiting=256, extra_args=()
     ):
-        self.model_name, self.url = name, ""
+        self.model_name = name
         args = ["--checkpoint", str(checkpoint), "--name", name, "--port", str(port), "--slots", str(slots)]
         args += ["--scheduler", scheduler, "--max-waiting", str(max_waiting), *extra_args]
-        env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-        super().__init__(module("helpers.lm.serve", *args), stream="stderr", env=env, name="language-model service")
+        super().__init__(module("helpers.lm.serve", *args), "language-model service")
 
     @property
     def base_url(self) -> str:

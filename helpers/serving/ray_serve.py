@@ -223,15 +223,16 @@ def deploy(app, *, name: str = APP_NAME, running: int | None = None, timeout: fl
     return handle
 
 
-def start_serve(port: int = 0) -> str:
-    """Start Serve with one HTTP proxy, on the head node, at 127.0.0.1:``port`` (0: a free port); its URL."""
+def start_serve(port: int = 0, *, proxy_location: str = "HeadOnly", host: str = "127.0.0.1") -> str:
+    """Start Serve with its HTTP proxy on the head node (or on ``"EveryNode"``), listening on ``host``:``port``
+    (0: a free port); the head's URL."""
     from helpers.processes import free_ports
 
     quiet_ray_loggers()
     port = port or free_ports(1)[0]
     serve.start(
-        proxy_location="HeadOnly",
-        http_options={"host": "127.0.0.1", "port": port},
+        proxy_location=proxy_location,
+        http_options={"host": host, "port": port},
         logging_config={"log_level": "WARNING", "enable_access_log": False},
     )
     return f"http://127.0.0.1:{port}"

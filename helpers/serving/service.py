@@ -16,6 +16,10 @@ class HttpService(Child):
     health_path = "/healthz"
     error: type[Exception] = ServingError
 
+    def __init__(self, argv: list[str], name: str):
+        self.url = ""  # known once the service listens
+        super().__init__(argv, stream="stderr", env={"TF_CPP_MIN_LOG_LEVEL": "2"}, name=name)
+
     @property
     def logs(self) -> list[dict]:
         return self.lines
@@ -66,11 +70,9 @@ class Service(HttpService):
         extra_args: tuple[str, ...] = (),
     ):
         self.model_name = name
-        self.url = ""
         args = ["--model", str(model), "--name", name, "--port", str(port), "--max-batch-size", str(max_batch_size)]
         args += ["--max-wait-ms", str(max_wait_ms), *([] if batching else ["--no-batching"]), *extra_args]
-        env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-        super().__init__(module("helpers.serving", *args), stream="stderr", env=env, name="model service")
+        super().__init__(module("helpers.serving", *args), "model service")
 
     @property
     def model_url(self) -> str:
