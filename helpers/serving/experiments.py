@@ -53,8 +53,8 @@ def side_by_side(
             for label, service in services.items():
                 result = loadtest.run_load(f"{service.model_url}:predict", bodies, clients, 1, warmup=clients)
                 row = {"repeat": repeat + 1, "encoding": encoding, "service": label}
-                row |= {"requests/s": result.requests_per_second, "p99 ms": result.percentile(99)}
-                rows.append(row | {"errors": result.errors})
+                measured = {"requests/s": result.requests_per_second, "p99 ms": result.percentile(99)}
+                rows.append(row | measured | {"errors": result.errors})
     return pd.DataFrame(rows)
 
 
