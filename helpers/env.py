@@ -43,19 +43,15 @@ def setup(backend: str = "tensorflow", seed: int = 0, deterministic: bool = True
 
 
 def untuned_array_pipelines() -> None:
-    """Keras feeds NumPy arrays to TensorFlow through a ``tf.data`` pipeline that autotunes itself; at the
-    end of a ``fit``, ``evaluate`` or ``predict`` call, stopping the autotuner often waits about 2 s
-    (here, 10 training steps of the stronger CNN: 3.0 s, or 5.1 s in 60% of calls). Without
-    autotuning (a thread per core) the steps run as fast, the same batches in the same order, and no
-    call waits. Applied to Keras's array adapter, once; nothing changes where it is absent."""
+    """Keras's NumPy-array pipeline without ``tf.data`` autotuning (once; nothing changes without the adapter):
+    stopping the autotuner often waited ~2 s at the end of ``fit``, ``evaluate``, ``predict``; same batches, as fast."""
     import tensorflow as tf
 
     try:
         from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
     except ImportError:
         return
-    tuned = ArrayDataAdapter.get_tf_dataset
-    if getattr(tuned, "untuned", False):
+    if getattr(tuned := ArrayDataAdapter.get_tf_dataset, "untuned", False):
         return
 
     def get_tf_dataset(self):
@@ -126,12 +122,11 @@ def describe(hw: dict, lang: str = "en") -> str:
 
 def versions(packages=("python", "numpy", "keras", "tensorflow", "jax", "torch")) -> dict:
     """Installed versions of the packages that decide the numbers (None if not installed)."""
-
-    def version(name):
+    found = dict.fromkeys(packages)
+    for name in packages:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            return platform.python_version() if name == "python" else importlib.metadata.version(name)
-
-    return {name: version(name) for name in packages}
+            found[name] = platform.python_version() if name == "python" else importlib.metadata.version(name)
+    return found
 
 
 def peak_memory_mib() -> float:

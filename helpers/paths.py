@@ -15,6 +15,6 @@ RESULTS = ROOT / "results"  # recorded runs from machines the build lacks
 
 
 def python_env(**extra: str) -> dict[str, str]:
-    """The environment of a Python subprocess: this repository importable, quiet TensorFlow, plus ``extra``."""
+    """This process's environment (importing helpers quietened TensorFlow), the repository importable, and ``extra``."""
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return {"TF_CPP_MIN_LOG_LEVEL": "3", **os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}
+    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,17 +13,10 @@ import numpy as np
 
 from helpers import words
 
-#: fonts with Chinese glyphs that the style falls back to, best first
-CJK_FAMILIES = (
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "WenQuanYi Zen Hei",
-    "PingFang SC",
-    "Microsoft YaHei",
-    "SimHei",
-    "Arial Unicode MS",
-)
+# the book's style; the CJK font found here joins font.family (Matplotlib falls back glyph by glyph only along it)
+plt.style.use(Path(__file__).with_name("maas.mplstyle"))
+#: fonts with Chinese glyphs, best first: the style's ``font.sans-serif`` after its Latin DejaVu Sans
+CJK_FAMILIES = tuple(plt.rcParams["font.sans-serif"][1:])
 
 
 def cjk_font() -> str | None:
@@ -31,16 +25,12 @@ def cjk_font() -> str | None:
     if (found := known()) is None and shutil.which("fc-list"):
         out = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True).stdout
         for path in sorted({line.split(":")[0].strip() for line in out.splitlines() if line.strip()}):
-            try:
+            with contextlib.suppress(OSError, RuntimeError, ValueError):
                 font_manager.fontManager.addfont(path)
-            except (OSError, RuntimeError, ValueError):
-                continue
         found = known()
     return found
 
 
-# the book's style, the CJK font found here appended to font.family (Matplotlib falls back glyph by glyph only along it)
-plt.style.use(Path(__file__).with_name("maas.mplstyle"))
 if cjk := cjk_font():
     plt.rcParams["font.family"] = ["sans-serif", cjk]
 
@@ -92,9 +82,8 @@ def confusion(matrix: np.ndarray, class_names, lang: str = "en"):
     ax.set(xlabel=w("predicted class"), ylabel=w("true class"))
     ax.grid(False)
     for (i, j), value in np.ndenumerate(share):
-        ax.text(
-            j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7, color="white" if value > 0.5 else "black"
-        )
+        color = "white" if value > 0.5 else "black"
+        ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7, color=color)
     fig.colorbar(im, ax=ax, fraction=0.046, label=w("share of true class"))
     fig.tight_layout()
     return fig

@@ -75,13 +75,10 @@ class Child:
             stdout=subprocess.DEVNULL if stream == "stderr" else subprocess.PIPE,
             stderr={"stderr": subprocess.PIPE, "stdout": subprocess.DEVNULL, "both": subprocess.STDOUT}[stream],
         )
+        self.pid = self.process.pid
         pipe = self.process.stderr if stream == "stderr" else self.process.stdout
         self._reader = threading.Thread(target=self._read, args=(pipe,), daemon=True, name=f"{self.name}-output")
         self._reader.start()
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     def _read(self, pipe) -> None:
         for line in pipe:

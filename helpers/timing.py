@@ -13,9 +13,6 @@ import numpy as np
 class Throughput:
     """What :func:`throughput` measured at one batch size."""
 
-    batch_size: int
-    calls: int
-    seconds: float
     items_per_second: float
     seconds_per_call: float  # the latency every item of a batch waits for
 
@@ -25,8 +22,6 @@ def throughput(fn: Callable, items, batch_size: int, *, calls: int | None = None
     n = len(items)
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch size {batch_size} must be between 1 and the {n} items available")
-    if (calls is None) == (min_seconds is None) or (calls is not None and calls < 1):
-        raise ValueError(f"give either calls (at least 1) or min_seconds, not calls={calls}, min_seconds={min_seconds}")
     starts = [(i * batch_size) % (n - batch_size + 1) for i in range(min(calls or 10_000, 64))]
     batches = [items[s : s + batch_size] for s in starts]
     fn(batches[0])  # warm-up: tracing and first-call costs are not throughput
@@ -36,7 +31,7 @@ def throughput(fn: Callable, items, batch_size: int, *, calls: int | None = None
         done += 1
         elapsed = time.perf_counter() - start
         if done >= (calls or 10_000) or (min_seconds is not None and elapsed >= min_seconds):
-            return Throughput(batch_size, done, elapsed, done * batch_size / elapsed, elapsed / done)
+            return Throughput(done * batch_size / elapsed, elapsed / done)
 
 
 def batch_sizes(largest: int) -> list[int]:

@@ -33,16 +33,15 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class BestOfFirst(keras.callbacks.Callback):
-    """Keeps the weights of the best validation epoch among the first ``epochs``: what a run stopped after
-    ``epochs`` epochs keeps with ``EarlyStopping(restore_best_weights=True)``, since with the same seed a
-    longer run's first epochs *are* that run (same initial weights, same batches)."""
+    """Keeps the weights of the best ``val_accuracy`` among the first ``epochs``: what a run stopped there keeps with
+    ``EarlyStopping(restore_best_weights=True)`` (with one seed, a longer run's first epochs *are* that run)."""
 
-    def __init__(self, epochs: int, monitor: str = "val_accuracy"):
+    def __init__(self, epochs: int):
         super().__init__()
-        self.epochs, self.monitor, self.best, self.weights = epochs, monitor, None, None
+        self.epochs, self.best, self.weights = epochs, None, None
 
     def on_epoch_end(self, epoch, logs=None):
-        value = logs[self.monitor]
+        value = logs["val_accuracy"]
         if epoch < self.epochs and (self.best is None or value > self.best):  # the first of equal bests, as Keras
             self.best, self.weights = value, self.model.get_weights()
 
@@ -150,9 +149,7 @@ def show_history(history: dict) -> None:
 
     from helpers import show
 
-    columns = {HISTORY_COLUMNS[c]: c for c in HISTORY_COLUMNS if c in history}
-    frame = pd.DataFrame(
-        {en: history[c] for (en, _), c in columns.items()}, index=pd.RangeIndex(1, len(history["loss"]) + 1)
-    )
-    formats = {en: "{:.1%}" if "accuracy" in c else "{:.3f}" for (en, _), c in columns.items()}
-    show.table(frame, dict(columns.keys()), formats=formats, index_name={"en": "epoch", "zh": "轮次"})
+    names = {c: en for c, (en, _) in HISTORY_COLUMNS.items() if c in history}
+    frame = pd.DataFrame({names[c]: history[c] for c in names}, index=pd.RangeIndex(1, len(history["loss"]) + 1))
+    formats = {en: "{:.1%}" if "accuracy" in c else "{:.3f}" for c, en in names.items()}
+    show.table(frame, dict(HISTORY_COLUMNS.values()), formats=formats, index_name={"en": "epoch", "zh": "轮次"})

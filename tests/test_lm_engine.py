@@ -19,6 +19,7 @@ env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), 0)
 import lm_toy as toy  # noqa: E402
 
 from helpers.lm import bench, sampling  # noqa: E402
+from helpers.lm.bench import StepVariant, window_length  # noqa: E402
 from helpers.lm.compiled import to_numpy  # noqa: E402
 from helpers.lm.data import CharTokenizer  # noqa: E402
 from helpers.lm.engine import (  # noqa: E402
@@ -36,7 +37,6 @@ from helpers.lm.engine import (  # noqa: E402
 )
 from helpers.lm.paged import BLOCK, BlockPool, PagedEngine, PagedFunctions, block_hashes, usage_summary  # noqa: E402
 from helpers.lm.sampling import InvalidParams, SamplingParams, StopMatcher, choose_tokens  # noqa: E402
-from helpers.lm.step_variants import StepVariant, window_length  # noqa: E402
 from helpers.lm.train import load_model  # noqa: E402
 
 

@@ -27,7 +27,6 @@ from helpers.lm.engine import Engine  # noqa: E402
 from helpers.lm.serve import Service  # noqa: E402
 from helpers.lm.server import ServerOptions, create_app  # noqa: E402
 from helpers.lm.train import load_model  # noqa: E402
-from helpers.serving.service import running  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "tang-poet"
@@ -430,8 +429,11 @@ def test_a_full_queue_answers_429_with_retry_after(loaded, fns):
 
 @pytest.fixture(scope="module")
 def service(checkpoint):
-    with running(Service(checkpoint, name=MODEL, slots=8), 180.0) as s:  # on 127.0.0.1, a free port
-        yield s
+    s = Service(checkpoint, name=MODEL, slots=8)  # on 127.0.0.1, a free port
+    try:
+        yield s.wait_until_ready(180.0)
+    finally:
+        s.stop()
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from helpers import serving
-from helpers.serving import experiments, loadtest
+from helpers.serving import experiments, loadtest, protocol
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -311,15 +311,15 @@ def test_without_batching_each_request_is_its_own_call():
     ],
 )
 def test_decoder_refusals(body, status, words):
-    with pytest.raises(serving.BadRequest) as caught:
-        serving.decode_predict_request(body)
+    with pytest.raises(protocol.BadRequest) as caught:
+        protocol.decode_predict_request(body)
     assert caught.value.status == status and words in caught.value.message
 
 
 def test_decoder_accepts_both_encodings_alike():
     image = np.arange(3072, dtype=np.int64).reshape(32, 32, 3) % 256
-    as_lists, key = serving.decode_predict_request(json.dumps({"instances": [image.tolist()]}).encode())
-    as_b64, _ = serving.decode_predict_request(loadtest.encode_request(image[None].astype(np.uint8), "b64"))
+    as_lists, key = protocol.decode_predict_request(json.dumps({"instances": [image.tolist()]}).encode())
+    as_b64, _ = protocol.decode_predict_request(loadtest.encode_request(image[None].astype(np.uint8), "b64"))
     assert key == "predictions" and as_lists.dtype == np.uint8
     np.testing.assert_array_equal(as_lists, as_b64)
     np.testing.assert_array_equal(as_lists[0], image)

@@ -2,8 +2,7 @@
 
     python -m helpers.book.assets book/_static     # installs book/_static/mathjax/ (and caches axe-core)
 
-The pages load MathJax from the site itself, never from a CDN. axe-core, the accessibility engine
-the browser tests inject into the pages, is cached beside it (never shipped with the site).
+axe-core, the accessibility engine the browser tests inject into the pages, is cached, never shipped.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""One notebook, two languages: keep one language's prose and every code cell.
-
-Markdown cells are tagged ``en`` or ``zh``; code cells belong to both unless tagged. :func:`split`
-makes the readers' editions (from the source) and the sites' pages (``page=True``, from the executed
-notebook, so both languages show the same numbers; papermill's injected cell is folded into the
-parameters cell). Per language a code cell may give an output (``metadata: {"lang": "zh"}``), a comment
-``# English ‖ 中文`` and a figure caption (``mystnb: figure: caption_en / caption_zh``).
+"""One notebook, two languages: markdown cells are tagged ``en`` or ``zh``, code cells belong to both unless tagged.
+Per language a code cell may give an output (``metadata: {"lang": "zh"}``), a comment ``# English ‖ 中文`` and a
+figure caption (``mystnb: figure: caption_en / caption_zh``).
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ import copy
 import re
 
 LANGS = ("en", "zh")
-LABELS = {"en": "English", "zh": "中文"}
 #: a line of the parameters cell: ``name: type = value  # comment``
 PARAMETER_LINE = re.compile(
     r"^(?P<name>[A-Za-z_]\w*)(?P<annotation>\s*:[^=#]+)?=\s*(?P<value>.*?)(?P<comment>\s+#.*)?$"
@@ -33,10 +28,6 @@ def check_tags(nb, name: str = "notebook") -> None:
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown" and language_of(cell) is None:
             raise ValueError(f"{name}: markdown cell {i} has no language tag (en or zh): {cell.source[:60]!r}")
-
-
-def _tags(cell) -> list[str]:
-    return cell.setdefault("metadata", {}).setdefault("tags", [])
 
 
 #: a comment in both languages: ``# English ‖ 中文``
@@ -69,14 +60,16 @@ def fold_parameters(nb) -> None:
         return f"{match['name']}{match['annotation'] or ' '}= {values[match['name']]!r}{match['comment'] or ''}"
 
     for cell in nb.cells:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "parameters" in tags:
             cell.source = "\n".join(PARAMETER_LINE.sub(fold, line) for line in cell.source.splitlines())
-            if "hide-input" not in _tags(cell):
-                _tags(cell).append("hide-input")
+            if "hide-input" not in tags:
+                tags.append("hide-input")
 
 
 def split(nb, lang: str, page: bool = False, name: str = "notebook"):
-    """The ``lang`` edition of a bilingual notebook: a page of the site when ``page`` is set."""
+    """The ``lang`` edition of a bilingual notebook; with ``page``, a page of the site (from the executed notebook, so
+    both languages show the same numbers, the injected parameters folded into the parameters cell)."""
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}; choose one of {LANGS}")
     check_tags(nb, name)

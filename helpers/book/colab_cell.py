@@ -1,7 +1,5 @@
-"""The Colab bootstrap cell that :mod:`helpers.book.notebooks` puts before every generated notebook's
-parameters cell. In Colab it clones the repository (``repository.url`` and ``.branch`` in ``_config.yml``), installs
-what Colab lacks and moves into ``notebooks/``; anywhere else it does nothing. It is tagged
-``remove-cell``, and an older copy (recognised by its tag) is replaced, not duplicated.
+"""The Colab bootstrap cell before every generated notebook's parameters cell: in Colab it clones the repository
+(``repository`` in ``_config.yml``), installs what Colab lacks and moves into ``notebooks/``; elsewhere it does nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from helpers import show
 from helpers.paths import ROOT
 
 TAG = "colab-bootstrap"
-TAGS = [TAG, "remove-cell"]
 #: what the notebooks import that Colab may not ship (Keras, TensorFlow, pandas, pydantic... it
 #: does); pip leaves those already installed alone
 COLAB_PACKAGES = ("myst-nb", "fastapi", "uvicorn", "httpx")
@@ -93,11 +90,11 @@ def is_current(nb, source: str | None = None) -> bool:
 
 
 def apply(nb, source: str | None = None) -> bool:
-    """Put the current cell before the first other code cell; return True if ``nb`` changed."""
+    """Put the current cell before the first other code cell, replacing an older one; return True if ``nb`` changed."""
     source = source if source is not None else cell_source()
     if is_current(nb, source) and sum(TAG in c.metadata.get("tags", []) for c in nb.cells) == 1:
         return False
     nb.cells = [c for c in nb.cells if TAG not in c.metadata.get("tags", [])]
     index = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
-    nb.cells.insert(index, nbformat.v4.new_code_cell(source, metadata={"tags": list(TAGS)}))
+    nb.cells.insert(index, nbformat.v4.new_code_cell(source, metadata={"tags": [TAG, "remove-cell"]}))
     return True

@@ -46,8 +46,7 @@ def load(path: Path = TABLE) -> list[Term]:
     rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
     terms, seen = [], {"en": set(), "zh": set()}
     for i, row in enumerate(rows):
-        missing = [k for k in ("en", "zh", "en_def", "zh_def", "chapter") if not row.get(k)]
-        if missing:
+        if missing := [k for k in ("en", "zh", "en_def", "zh_def", "chapter") if not row.get(k)]:
             raise ValueError(f"{path.name} entry {i} ({row.get('en', '?')}): missing {missing}")
         for lang in ("en", "zh"):
             key = row[lang].lower()
@@ -68,8 +67,7 @@ def page(lang: str) -> str:
         label = term.chapter.replace("_", "-")
         definition = DEFINITION[lang].format(definition=term.definition[lang], zh=term.zh, label=label)
         lines += [term.entry(lang), f"  {definition}", ""]
-    lines += ["```", ""]
-    return "\n".join(lines)
+    return "\n".join([*lines, "```", ""])
 
 
 def pattern(term: Term, lang: str) -> re.Pattern:

@@ -1,7 +1,5 @@
 """Glued values in the readers' editions: ``{eval}`glued("name")``` shows what ``{glue:text}`` shows on the site.
-
-Importing this module (an edition's first cell does) makes ``myst_nb.glue`` remember each value it
-glues; :func:`glued` returns one formatted as the site does (``glued("acc", ".1%")``).
+Importing this module (an edition's first cell does) makes ``myst_nb.glue`` remember each value it glues.
 """
 
 from __future__ import annotations

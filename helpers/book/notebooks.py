@@ -3,11 +3,8 @@
     python -m helpers.book.notebooks            # (re)write every .ipynb from its .md (make notebooks)
     python -m helpers.book.notebooks --check    # exit 1 if any .ipynb is missing or out of date
 
-Each source gives ``notebooks/NN_topic.ipynb`` (both languages, what papermill runs) and the readers'
-editions ``notebooks/{en,zh}/NN_topic.ipynb``: no outputs, the Colab cell, cell ids from each cell's content.
-In an edition's prose (:func:`portable`) citations become their text, chapter references links to the
-edition's notebooks, site links words, numbered equations ``\\tag``, dropdowns ``<details>``, ``(label)=``
-lines go, and ``{glue:text}`` becomes ``{eval}`glued("name")``` (jupyterlab-myst).
+Each source gives ``notebooks/NN_topic.ipynb`` (both languages, what papermill runs) and the readers' editions
+``notebooks/{en,zh}/NN_topic.ipynb``: no outputs, the Colab cell, cell ids from each cell's content.
 """
 
 from __future__ import annotations
@@ -15,13 +12,13 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import platform
 import re
 import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
+from ipykernel.ipkernel import IPythonKernel
 
 from helpers.book import bilingual, colab_cell
 from helpers.paths import BOOK, NOTEBOOKS, ROOT
@@ -29,31 +26,20 @@ from helpers.paths import BOOK, NOTEBOOKS, ROOT
 #: a chapter source: two digits, an underscore, a lower-case topic
 SOURCE = re.compile(r"(?P<number>\d\d)_(?P<topic>[a-z0-9_]+)\.md")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-#: what the kernel reports of its language (JupyterLab writes it on open); :func:`_same` ignores the version
-LANGUAGE_INFO = {
-    "codemirror_mode": {"name": "ipython", "version": 3},
-    "file_extension": ".py",
-    "mimetype": "text/x-python",
-    "name": "python",
-    "nbconvert_exporter": "python",
-    "pygments_lexer": "ipython3",
-    "version": platform.python_version(),
-}
+#: what ipykernel reports of its language (JupyterLab writes it on open); :func:`_same` ignores the version
+LANGUAGE_INFO = IPythonKernel.language_info
 #: the readers' editions open with the course's kernel (`make setup` installs it; Binder's postBuild too)
 EDITION_KERNELSPEC = {"name": "maas-course", "display_name": "Python (maas-course)", "language": "python"}
-
-
-BIB = BOOK / "references.bib"
 CHAPTER_WORD = {"en": "chapter %s", "zh": "第 %s 章"}
 
 
-@functools.lru_cache(maxsize=1)
-def citations(path: Path = BIB) -> dict[str, str]:
-    """``key`` -> "Author, Year" / "Author and Author, Year" / "Author et al., Year"."""
+@functools.cache
+def citations() -> dict[str, str]:
+    """The bibliography's ``key`` -> "Author, Year" / "Author and Author, Year" / "Author et al., Year"."""
     from pybtex.database import parse_file
 
     out = {}
-    for key, entry in parse_file(str(path)).entries.items():
+    for key, entry in parse_file(str(BOOK / "references.bib")).entries.items():
         people = entry.persons.get("author") or entry.persons.get("editor") or []
         names = [" ".join(p.last_names) or " ".join(p.first_names) for p in people]
         who = " and ".join(names) if len(names) < 3 else f"{names[0]} et al."
@@ -64,14 +50,13 @@ def citations(path: Path = BIB) -> dict[str, str]:
     return out
 
 
-def _cite(match: re.Match) -> str:
-    keys = [k.strip() for k in match.group(1).split(",")]
-    known = citations()
-    return "(" + "; ".join(known.get(k, k) for k in keys) + ")"
-
-
 def portable(text: str, lang: str, chapters: dict[str, tuple[int, str]], equations: dict[str, int]) -> str:
-    """One markdown cell's prose, rewritten for notebook front ends (see the module's docstring)."""
+    """One markdown cell's prose for notebook front ends: citations become their text, chapter references links to
+    the edition's notebooks, site links words, numbered equations ``\\tag``, dropdowns ``<details>``, ``(label)=``
+    lines go, and ``{glue:text}`` becomes ``{eval}`glued("name")``` (jupyterlab-myst)."""
+
+    def cite(match: re.Match) -> str:
+        return "(" + "; ".join(citations().get(k.strip(), k.strip()) for k in match.group(1).split(",")) + ")"
 
     def stem(label: str) -> str:
         return re.sub(r"-(en|zh)$", "", label)
@@ -100,7 +85,7 @@ def portable(text: str, lang: str, chapters: dict[str, tuple[int, str]], equatio
         text,
         flags=re.M | re.S,
     )
-    text = re.sub(r"\{cite(?::[a-z]+)?\}`([^`]+)`", _cite, text)
+    text = re.sub(r"\{cite(?::[a-z]+)?\}`([^`]+)`", cite, text)
     text = re.sub(r"\{numref\}`([^`<]*)<([\w-]+)>`", numref, text)
     text = re.sub(r"\{ref\}`([^`<]+)<([\w-]+)>`", ref, text)
     text = re.sub(r"\{ref\}`([\w-]+)`", lambda m: chapter_link(stem(m.group(1)), m.group(1)), text)
@@ -148,28 +133,13 @@ def pair_of(source: Path, lang: str | None = None) -> Path:
     return source.parent / name if lang is None else source.parent / lang / name
 
 
-def generated(source: Path) -> dict[str | None, Path]:
-    """Every notebook generated from ``source``, by language (None: both)."""
-    return {lang: pair_of(source, lang) for lang in (None, *bilingual.LANGS)}
-
-
 def read_source(source: Path):
     """The chapter as a notebook, exactly as its ``.md`` says (no Colab cell, no ids)."""
     return jupytext.read(source, fmt="md:myst")
 
 
-def _content_ids(nb) -> None:
-    """Give every cell an id derived from its type and source (repeats get a numbered suffix)."""
-    seen: dict[str, int] = {}
-    for cell in nb.cells:
-        digest = hashlib.sha1(f"{cell.cell_type}\0{cell.source}".encode()).hexdigest()[:12]
-        seen[digest] = seen.get(digest, 0) + 1
-        cell["id"] = digest if seen[digest] == 1 else f"{digest}-{seen[digest]}"
-
-
 def generate(source: Path, lang: str | None = None):
-    """A generated notebook of a source (``lang``: one language's edition): its cells, the Colab
-    cell, content ids, no outputs."""
+    """A generated notebook of a source (``lang``: one language's edition): no outputs, the Colab cell, ids."""
     nb = read_source(source)
     if lang is not None:
         nb = edition_cells(bilingual.split(nb, lang, name=source.name), lang, sources(source.parent))
@@ -181,7 +151,11 @@ def generate(source: Path, lang: str | None = None):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     colab_cell.apply(nb, colab_cell.cell_source(lang=lang))
-    _content_ids(nb)
+    seen: dict[str, int] = {}  # ids from each cell's type and source; repeats get a numbered suffix
+    for cell in nb.cells:
+        digest = hashlib.sha1(f"{cell.cell_type}\0{cell.source}".encode()).hexdigest()[:12]
+        seen[digest] = seen.get(digest, 0) + 1
+        cell["id"] = digest if seen[digest] == 1 else f"{digest}-{seen[digest]}"
     return nb
 
 
@@ -204,7 +178,7 @@ def stale(directory: Path = NOTEBOOKS) -> list[Path]:
 
 def orphans(directory: Path = NOTEBOOKS) -> list[Path]:
     """``.ipynb`` files in the notebooks folders that no source generates."""
-    made = {path for s in sources(directory) for path in generated(s).values()}
+    made = {pair_of(s, lang) for s in sources(directory) for lang in (None, *bilingual.LANGS)}
     found = [p for sub in ("", *bilingual.LANGS) for p in (Path(directory) / sub).glob("*.ipynb")]
     return sorted(p for p in found if p not in made)
 
@@ -213,8 +187,8 @@ def sync(directory: Path = NOTEBOOKS, write: bool = True) -> list[Path]:
     """Every missing or out-of-date generated notebook, (re)written unless not ``write``."""
     out = []
     for source in sources(directory):
-        for lang, path in generated(source).items():
-            text = render(generate(source, lang))
+        for lang in (None, *bilingual.LANGS):
+            path, text = pair_of(source, lang), render(generate(source, lang))
             if not path.exists() or not _same(path.read_text(encoding="utf-8"), text):
                 if write:
                     path.parent.mkdir(exist_ok=True)
@@ -231,19 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         bad = stale()
         for path in bad:
-            print(f"out of date: {_shown(path)} (run `make notebooks`)", file=sys.stderr)
+            print(f"out of date: {path.relative_to(ROOT)} (run `make notebooks`)", file=sys.stderr)
         for path in extra:
-            print(f"no source for {_shown(path)}: write its .md or delete it", file=sys.stderr)
+            print(f"no source for {path.relative_to(ROOT)}: write its .md or delete it", file=sys.stderr)
         return 1 if bad or extra else 0
     for path in sync():
-        print(f"wrote {_shown(path)}")
+        print(f"wrote {path.relative_to(ROOT)}")
     for path in extra:
-        print(f"warning: no source for {_shown(path)}", file=sys.stderr)
+        print(f"warning: no source for {path.relative_to(ROOT)}", file=sys.stderr)
     return 0
-
-
-def _shown(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 if __name__ == "__main__":

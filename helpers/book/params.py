@@ -1,9 +1,5 @@
-"""Every notebook parameter's rules, once, and the check that runs before any compute.
-
-A chapter declares its parameters once, in its ``parameters`` cell. Their types and bounds are written
-here once per *name* (:data:`PARAMETERS`), plus the rules tying one chapter's values together
-(:data:`RULES`); a chapter's schema is derived from the two and its cell (:func:`schema`). Chapters call
-``params.check("cifar10_cnn", globals())``; the runner checks profile values and ``-p`` overrides.
+"""Every notebook parameter's rules, once (:data:`PARAMETERS` by name, :data:`RULES` by chapter), and the check
+that runs before any compute: chapters call ``params.check("cifar10_cnn", globals())``, the runner :func:`validate`.
 """
 
 from __future__ import annotations
@@ -177,10 +173,6 @@ PARAMETERS: dict[str, Any] = {name: kind for kind, names in _KINDS for name in n
 PARAMETERS |= {name: _checked(PARAMETERS[name], *rule) for name, rule in _VALUE_RULES.items()}
 
 
-# ---------------------------------------------------------------------------------------------
-# the rules that tie one chapter's values together
-
-
 def _shapes_fit(p) -> bool:
     shapes = [(p.d_model, p.n_layers, p.n_heads), p.compute_size, *p.scaling_sizes]
     return all(min(d, layers, heads) >= 1 and d % heads == 0 for d, layers, heads in shapes)
@@ -241,13 +233,8 @@ RULES: dict[str, list[tuple[Callable, str]]] = {
 }
 
 
-# ---------------------------------------------------------------------------------------------
-# the schema of a chapter, derived, and the check
-
-
 class NotebookParams(BaseModel):
-    """Base of every chapter's schema: strict types (no silent "10" -> 10), unknown names rejected, and the
-    chapter's :data:`RULES` applied once every value has its type."""
+    """Every chapter's schema: strict types (no silent "10" -> 10), no unknown names, then the chapter's RULES."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     notebook: str = ""  # the chapter's id
@@ -270,8 +257,7 @@ def schema(stem: str, names: tuple[str, ...] | None = None) -> type[NotebookPara
         if stem not in paths:
             raise ParameterError(f"no chapter {stem!r}; chapters: {list(paths)}")
         names = tuple(run.notebook_defaults(paths[stem]))
-    unknown = [n for n in names if n not in PARAMETERS]
-    if unknown:
+    if unknown := [n for n in names if n not in PARAMETERS]:
         raise TypeError(f"{stem}'s parameters {unknown} have no rule in helpers/book/params.py PARAMETERS (_KINDS)")
     title = "".join(part.title() for part in stem.split("_")) + "Params"
     return create_model(
@@ -280,8 +266,7 @@ def schema(stem: str, names: tuple[str, ...] | None = None) -> type[NotebookPara
 
 
 def validate(stem: str, values: dict, names: tuple[str, ...] | None = None) -> NotebookParams:
-    """Chapter ``stem``'s ``values`` checked against :func:`schema`, or :class:`ParameterError` naming every
-    bad one and the fix."""
+    """Chapter ``stem``'s ``values`` checked, or :class:`ParameterError` naming every bad one and the fix."""
     try:
         return schema(stem, names)(**values)
     except ValidationError as exc:

@@ -2,9 +2,8 @@
 
     python -m helpers.book.pdf          # after the sites are built: writes _build/html/pdf/maas-course-{en,zh}.pdf
 
-Each site's project is built again as one page (``singlehtml``, reusing the HTML build's saved
-environment); Chromium puts a cover first, opens the solutions and prints once MathJax and every
-figure are done. Nothing is fetched.
+Each site's project is built again as one page (``singlehtml``); Chromium puts a cover first, opens the
+solutions and prints once MathJax and every figure are done.
 """
 
 from __future__ import annotations

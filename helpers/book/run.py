@@ -5,9 +5,8 @@
     python -m helpers.book.run --only cifar10_cnn -p epochs=20 -p learning_rate=3e-4
     python -m helpers.book.run --list               # notebooks, their parameters and the profiles
 
-Executed copies go to ``build/executed/<profile>/`` with ``summary.json`` (parameters, versions,
-hardware, time, status, every glued value). Every parameter is checked before the first kernel
-starts; a failing cell stops the run and its executed copy is kept.
+Executed copies go to ``build/executed/<profile>/`` with ``summary.json`` (parameters, machine, times, glued
+values). Every parameter is checked before the first kernel starts; a failing cell stops the run.
 """
 
 from __future__ import annotations
@@ -62,8 +61,7 @@ def load_profile(name: str) -> dict:
             f"unknown profile {name!r}; choose one of {available_profiles()} (files in {PROFILES.relative_to(ROOT)}/)"
         )
     profile = yaml.safe_load(path.read_text()) or {}
-    unknown = set(profile) - {"description", "defaults", "notebooks"}
-    if unknown:
+    if unknown := set(profile) - {"description", "defaults", "notebooks"}:
         raise RunError(f"{path.name}: unknown keys {sorted(unknown)}; expected description, defaults, notebooks")
     return profile
 
@@ -82,8 +80,7 @@ def notebook_defaults(path: Path) -> dict:
     """The values in a notebook's ``parameters`` cell, as Python objects."""
     import papermill
 
-    inferred = papermill.inspect_notebook(str(path))
-    return {name: ast.literal_eval(spec["default"]) for name, spec in inferred.items()}
+    return {name: ast.literal_eval(spec["default"]) for name, spec in papermill.inspect_notebook(str(path)).items()}
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -125,29 +122,25 @@ def plan(
     """Resolve notebooks and parameters, and validate everything, before anything runs."""
     profile = load_profile(profile_name)
     paths = notebook_paths(notebooks_dir)
-    selected = list(paths)
-    if only:
-        selected = []
-        for name in only:
-            matches = [stem for stem in paths if stem == name] or [stem for stem in paths if name in stem]
-            if not matches:
-                raise _unknown(f"no notebook matches {name!r}", name, paths)
-            selected += [m for m in matches if m not in selected]
+    selected = [] if only else list(paths)
+    for name in only or []:
+        matches = [stem for stem in paths if stem == name] or [stem for stem in paths if name in stem]
+        if not matches:
+            raise _unknown(f"no notebook matches {name!r}", name, paths)
+        selected += [m for m in matches if m not in selected]
     out_dir = Path(output_dir or EXECUTED / profile_name)
     plans = []
     for stem in selected:
         defaults = notebook_defaults(paths[stem])
-        chosen = {k: v for k, v in (profile.get("defaults") or {}).items() if k in defaults}
         nb_profile = (profile.get("notebooks") or {}).get(stem) or {}
-        for key in nb_profile:
-            if key not in defaults:
-                raise RunError(
-                    f"profile {profile_name!r} sets {key!r} for {stem}, which has no such parameter; "
-                    f"its parameters: {sorted(defaults)}"
-                )
-        chosen.update(nb_profile)
+        if wrong := [key for key in nb_profile if key not in defaults]:
+            raise RunError(
+                f"profile {profile_name!r} sets {wrong[0]!r} for {stem}, which has no such parameter; "
+                f"its parameters: {sorted(defaults)}"
+            )
         cli = {key: value for key, value in overrides if key in defaults}
-        chosen.update(cli)
+        shared = {k: v for k, v in (profile.get("defaults") or {}).items() if k in defaults}
+        chosen = {**shared, **nb_profile, **cli}
         params_mod.validate(stem, {**defaults, **chosen}, tuple(defaults))
         plans.append(Plan(stem, paths[stem], out_dir / f"{stem}.ipynb", chosen, defaults, cli))
     known = {k for p in plans for k in p.defaults}
@@ -240,12 +233,11 @@ def execute(plans: list[Plan], profile_name: str, force: bool = False) -> dict:
             record["status"] = "ok"
         except papermill.PapermillExecutionError as exc:
             record["status"] = "failed"
-            first_line = (exc.source or "").strip().splitlines()[:1] or [""]
             record["error"] = f"cell {exc.cell_index}: {exc.ename}: {exc.evalue}"
+            first_line = ((exc.source or "").strip().splitlines() or [""])[0]
             failure = (
-                f"{p.name} failed in cell {exc.cell_index} (starting `{first_line[0][:80]}`):\n"
-                f"{exc.ename}: {exc.evalue}\n"
-                f"The executed copy with the error is kept at {os.path.relpath(p.output, ROOT)}"
+                f"{p.name} failed in cell {exc.cell_index} (starting `{first_line[:80]}`):\n{exc.ename}: {exc.evalue}\n"
+                f"The executed copy with the error is kept at {record['output']}"
             )
         record["seconds"] = round(time.perf_counter() - start, 1)
         record["metrics"] = glued_values(p.output) if p.output.exists() else {}
@@ -270,13 +262,11 @@ KERNEL_QUIET = [
     "--IPKernelApp.log_level=ERROR",
     "--IPKernelApp.exec_lines=import logging; logging.getLogger('asyncio').setLevel(logging.CRITICAL)",
 ]
-#: chapters that took longer than this last time get a progress bar (on a terminal)
-PROGRESS_AFTER_SECONDS = 30
 
 
 def _progress_bar(name: str, last_seconds: float | None):
-    """A transient per-cell progress bar on a terminal, for chapters that took long last time."""
-    quick = last_seconds is not None and last_seconds < PROGRESS_AFTER_SECONDS
+    """A transient per-cell progress bar on a terminal, for chapters that took 30 s or more last time."""
+    quick = last_seconds is not None and last_seconds < 30
     if quick or not sys.stderr.isatty() or os.environ.get("MAAS_NO_PROGRESS") == "1":
         return False
     return {"desc": f"  {name}", "leave": False}

@@ -2,9 +2,7 @@
 
     python -m helpers.book.site --profile cpu     # build/executed/cpu -> _build/html/{en,zh}/ and _build/html/index.html
 
-Two Jupyter Book projects, one ``language`` each, made from the same executed notebooks (and a page of
-their run's status), ``_toc.yml`` and ``_config.yml``; each page links to its twin. Built with warnings as
-errors (``-W -n``), in the tests as for ``make book``.
+Two Jupyter Book projects, one ``language`` each, built with warnings as errors; each page links to its twin.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import yaml
 
 from helpers.book import bilingual, glossary
 from helpers.paths import BOOK, BUILD, EXECUTED, ROOT
+from helpers.topics import course
 
 LANGS = bilingual.LANGS
 #: Sphinx's ``language`` for each site (the theme's translations are looked up under it)
@@ -59,24 +58,26 @@ def caption(text: str, lang: str) -> str:
     return parts[LANGS.index(lang)] if len(parts) == len(LANGS) else text
 
 
-def _yaml(path: Path) -> dict:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+def load_yaml(path: Path | str) -> dict:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
 def language_toc(lang: str) -> dict:
     """The table of contents of one site, from the repository's ``_toc.yml``."""
-    toc = _yaml(ROOT / "_toc.yml")
+    toc = load_yaml(ROOT / "_toc.yml")
     return {**toc, "parts": [{**part, "caption": caption(part["caption"], lang)} for part in toc["parts"]]}
 
 
 def chapters(root: Path = ROOT) -> list[str]:
     """Chapter ids in order: the files of the table of contents' numbered part."""
-    return [c["file"] for part in _yaml(root / "_toc.yml")["parts"] if part.get("numbered") for c in part["chapters"]]
+    return [
+        c["file"] for part in load_yaml(root / "_toc.yml")["parts"] if part.get("numbered") for c in part["chapters"]
+    ]
 
 
 def language_config(lang: str) -> dict:
     """``_config.yml`` with the site's title and Sphinx language."""
-    config = _yaml(ROOT / "_config.yml")
+    config = load_yaml(ROOT / "_config.yml")
     config["title"] = TITLES[lang]
     sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx["language"] = SPHINX_LANGUAGE[lang]
@@ -91,7 +92,6 @@ def assemble(lang: str, executed: Path, dest: Path) -> Path:
     names = chapters()
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
     # not `_static`: Jupyter Book would add every .js file in a root `_static` to every page (MathJax twice)
     shutil.copytree(BOOK / "_static", dest / "static")
     shutil.copytree(BOOK / "_templates", dest / "_templates")
@@ -132,32 +132,19 @@ def build(executed: Path | str, out: Path | str = ROOT / "_build" / "html", work
         list(pool.map(jupyter_book_build, projects.values()))
     if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for lang, project in projects.items():
+    for lang, project in projects.items():  # (copytree makes ``out``)
         shutil.copytree(project / "_build" / "html", out / lang)
-    write_landing(out, executed)
+    write_landing(out)
     return out
 
 
-def page_title(nb, lang: str) -> str:
-    """A chapter's title in ``lang``: the first heading of its first prose cell in that language."""
-    for cell in nb.cells:
-        if cell.cell_type == "markdown" and bilingual.language_of(cell) == lang:
-            for line in cell.source.splitlines():
-                if line.startswith("# "):
-                    return line[2:].strip()
-    raise SiteError(f"a chapter has no '# ' title in {lang}")
-
-
-def write_landing(out: Path, executed: Path) -> None:
+def write_landing(out: Path) -> None:
     """``out/index.html``: both sites offered side by side, each with its list of chapters."""
-    nbs = {chapter: nbformat.read(executed / f"{chapter}.ipynb", as_version=4) for chapter in chapters()}
     sections = []
     for lang in LANGS:
         blurb, enter, pdf = (html.escape(words) for words in LANDING[lang])
-        items = "\n".join(
-            f'      <li><a href="{lang}/{c}.html">{html.escape(page_title(nb, lang))}</a></li>' for c, nb in nbs.items()
-        )
+        titles = {c: html.escape(course.title(c, lang, number=False, full=True)) for c in chapters()}
+        items = "\n".join(f'      <li><a href="{lang}/{c}.html">{title}</a></li>' for c, title in titles.items())
         sections.append(f"""  <section lang="{HTML_LANG[lang]}" aria-labelledby="title-{lang}">
     <h2 id="title-{lang}">{html.escape(TITLES[lang])}</h2>
     <p>{blurb}</p>
@@ -194,8 +181,7 @@ def write_landing(out: Path, executed: Path) -> None:
     (out / "index.html").write_text(page, encoding="utf-8")
 
 
-#: the execution-status page's words (written by :func:`write_status` from the runner's summary.json):
-#: key -> (English, Chinese)
+#: the execution-status page's words: key -> (English, Chinese)
 WORDS = {
     "title": ("Execution status", "执行状态"),
     "none": (

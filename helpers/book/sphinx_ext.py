@@ -1,12 +1,5 @@
-"""The Sphinx extension of the two sites.
-
-- ``<html lang>`` as BCP 47 (``zh-CN``), a header link to each page's twin in the other site, and the
-  first use of each glossary term in a chapter linked to its entry;
-- launch links to the readers' editions (and ``make lab``), PDF links, no inline script twice, accepted
-  ARIA roles, and the ```` ```{chapter-list} ```` directive;
-- the ```` ```{article-coverage} en ```` table of the article's claims and where the course answers them,
-  from ``book/article_coverage.yml`` (its chapter and section cross-references fail the build if a label
-  is missing; without an argument, the site's language).
+"""The two sites' Sphinx extension: ``<html lang>``, the link to each page's twin, glossary links, launch and PDF
+buttons, page fixes, and the ``chapter-list`` and ``article-coverage`` (from ``book/article_coverage.yml``) directives.
 """
 
 from __future__ import annotations
@@ -14,7 +7,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
@@ -23,6 +15,7 @@ from helpers.book import glossary
 from helpers.book.bilingual import LANGS
 from helpers.book.run import notebook_paths
 from helpers.book.site import HTML_LANG, PDF_NAME, SPHINX_LANGUAGE, chapters
+from helpers.book.site import load_yaml as load  # the coverage data (tests read it too)
 from helpers.paths import BOOK
 
 #: Sphinx ``language`` -> the course's language code
@@ -39,8 +32,8 @@ LAB_TEXT = {
     "zh": ("JupyterLab（本机）", "在本机的 JupyterLab 中打开（先运行 `make lab LANG=zh`）"),
 }
 DATA = BOOK / "article_coverage.yml"
-HOW = ("measurement", "citation", "explanation")
-HOW_ZH = {"measurement": "测量", "citation": "引用", "explanation": "解释"}
+#: how a row answers a claim, and its Chinese word
+HOW = {"measurement": "测量", "citation": "引用", "explanation": "解释"}
 HEADERS = {
     "en": ("Article", "The article says", "Answered in", "How", "The answer"),
     "zh": ("原文", "原文的说法", "回答所在", "方式", "回答"),
@@ -127,29 +120,17 @@ def _fix_buttons(app, pagename, templatename, context, doctree):
             group["buttons"].append(_button(label, label, "fas fa-book", url, f"download-book-pdf-{pdf_lang}"))
 
 
-def _dedupe_scripts(app, pagename, templatename, context, doctree):
-    """Drop repeated <script>s: sphinx-thebe registers its inline configuration twice under
-    Jupyter Book, and the second ``const THEBE_JS_URL`` is a SyntaxError in every page's console."""
-    seen, unique = set(), []
+def _fix_page(app, pagename, templatename, context, doctree):
+    """Drop repeated <script>s (sphinx-thebe's inline configuration, twice under Jupyter Book, is a SyntaxError the
+    second time) and fix two axe-core findings: bibliography entries as list items (aria-deprecated-role,
+    aria-required-children), a collapsed cell's toggle named by its visible text (label-content-name-mismatch)."""
+    unique = {}
     for script in context.get("script_files", []):
         attributes = getattr(script, "attributes", {}) or {}
         filename = getattr(script, "filename", script) or ""  # inline scripts: None or ""
-        key = (str(filename), tuple(sorted((k, str(v)) for k, v in attributes.items())))
-        if key not in seen:
-            seen.add(key)
-            unique.append(script)
+        unique.setdefault((str(filename), tuple(sorted((k, str(v)) for k, v in attributes.items()))), script)
     if "script_files" in context:
-        context["script_files"][:] = unique
-
-
-def _fix_body(app, pagename, templatename, context, doctree):
-    """Two accessibility fixes in the page body (axe-core's rules in brackets).
-
-    - Bibliography entries are list items: docutils' ``role="doc-biblioentry"`` is deprecated in
-      DPUB-ARIA 1.1 and may not sit in a ``role="list"`` (aria-required-children, aria-deprecated-role).
-    - A collapsed cell's toggle shows "Show code cell source" but is named "Toggle hidden content"
-      (label-content-name-mismatch): its visible text becomes its name.
-    """
+        context["script_files"][:] = unique.values()
     if context.get("body") is not None:
         body = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
         context["body"] = body.replace('<summary aria-label="Toggle hidden content">', "<summary>")
@@ -170,10 +151,6 @@ class ChapterList(SphinxDirective):
         return [listing]
 
 
-def load(path: Path) -> dict:
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-
-
 def problems(coverage: dict) -> list[str]:
     """What is missing or malformed in the coverage data (empty when every row is complete)."""
     rows = coverage.get("rows") or []
@@ -183,7 +160,7 @@ def problems(coverage: dict) -> list[str]:
         found += [f"{where}: {name} is empty" for name in FIELDS if not str(row.get(name) or "").strip()]
         how = row.get("how") or []
         if isinstance(how, str) or any(h not in HOW for h in how):
-            found.append(f"{where}: how must be a list drawn from {HOW}, not {how!r}")
+            found.append(f"{where}: how must be a list drawn from {tuple(HOW)}, not {how!r}")
     return found
 
 
@@ -212,8 +189,7 @@ class ArticleCoverage(SphinxDirective):
             raise self.error(f"article-coverage takes a language, one of {LANGS}, not {lang!r}")
         self.env.note_dependency(str(DATA))
         coverage = load(DATA)
-        bad = problems(coverage)
-        if bad:
+        if bad := problems(coverage):
             raise self.error(f"{DATA.name} is incomplete: " + "; ".join(bad))
         group = nodes.tgroup(cols=5)
         group += [nodes.colspec(colwidth=width) for width in (8, 30, 18, 10, 34)]
@@ -227,7 +203,7 @@ class ArticleCoverage(SphinxDirective):
             where = nodes.paragraph("", "", chapter)
             if item["target"] != item["chapter"]:
                 where += [nodes.Text(" · "), _xref("ref", f"{item['target']}-{lang}", item["target"], self.env.docname)]
-            how = "、".join(HOW_ZH[h] for h in item["how"]) if lang == "zh" else ", ".join(item["how"])
+            how = "、".join(HOW[h] for h in item["how"]) if lang == "zh" else ", ".join(item["how"])
             cells = [[nodes.paragraph("", section_number(str(item["section"])))], claim, [where]]
             body += _row(*cells, [nodes.paragraph("", how)], [nodes.paragraph("", item[lang])])
         group += body
@@ -242,8 +218,7 @@ def setup(app):
     app.connect("html-page-context", _page_context)
     # after sphinx-book-theme has built its header buttons (priority 501)
     app.connect("html-page-context", _fix_buttons, priority=502)
-    app.connect("html-page-context", _dedupe_scripts, priority=450)
-    app.connect("html-page-context", _fix_body, priority=450)
+    app.connect("html-page-context", _fix_page, priority=450)
     app.connect("doctree-read", link_terms)
     app.add_css_file("maas.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,10 +1,6 @@
-"""Counting baselines, scored on exactly the targets the transformer is scored on.
-
-Each gives ``p(w | h2, h1)`` from the two tokens before ``w`` (:func:`histories`; never from another poem:
-before a poem it is ``<bos>``), counted on the training targets. The unigram's k and the bigram's λ are
-chosen on the validation characters; Kneser–Ney's discounts come from the training counts alone. ``V``
-counts the possible targets (every id but ``<pad>`` and ``<bos>``).
-"""
+"""Counting baselines ``p(w | h2, h1)`` (:func:`histories`), counted on the training targets and scored on exactly
+the transformer's; the unigram's k and the bigram's λ are chosen on the validation characters, Kneser–Ney's discounts
+come from the counts. ``V`` counts the possible targets (every id but ``<pad>`` and ``<bos>``)."""
 
 from __future__ import annotations
 
@@ -30,7 +26,7 @@ def histories(packed: Packed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def targets(packed: Packed) -> np.ndarray:
     """The counted targets of ``packed``, flat, in the order of :func:`histories` and ``nll[packed.mask > 0]``."""
-    return packed.targets[packed.mask.astype(bool)].astype(np.int64)
+    return histories(packed)[2]
 
 
 def kinds(w: np.ndarray, tokenizer: CharTokenizer) -> dict[str, np.ndarray]:
@@ -105,8 +101,8 @@ class KneserNey:
             raise ValueError(f"order must be 2 or 3, got {order}")
         self.vocab_size = vocab_size
         h2, h1, w = histories(train)
-        keys, counts = np.unique((h2 * vocab_size + h1) * vocab_size + w if order == 3 else h1 * vocab_size + w,
-                                 return_counts=True)  # fmt: skip
+        grams = (h2 * vocab_size + h1) * vocab_size + w if order == 3 else h1 * vocab_size + w
+        keys, counts = np.unique(grams, return_counts=True)
         self.levels = []  # order 1 first: (k-gram keys, counts, context keys, c_k(u), T_k(u), D_k)
         for k in range(order, 0, -1):
             ctx, first, types = np.unique(keys // vocab_size, return_index=True, return_counts=True)

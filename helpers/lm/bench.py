@@ -1,13 +1,6 @@
-"""Measuring decoding and serving: KV cache against recomputation, and a load benchmark of the schedulers.
-
-The serving metrics are those of vLLM's serving benchmark (``benchmarks/benchmark_serving.py``),
-times measured from when a request was sent: TTFT (to the first token), TPOT (``(E2EL - TTFT) /
-(output tokens - 1)``), ITL (every gap between two tokens, pooled), E2EL (to the last token), and
-throughputs over the whole run; mean, p50 and p99 of each. The load is closed-loop (vLLM's
-``--max-concurrency``): ``concurrency`` streams each send a request, wait for its last token and send
-the next; output lengths are fixed and ``<eos>`` ignored, so every scheduler produces the same tokens.
-:func:`run_load` drives the engine in-process; :func:`run_load_http` sends the same workload to the
-service as streamed completions: the difference is what HTTP costs.
+"""Measuring decoding and serving: the KV cache against recomputation; vLLM's serving-benchmark metrics under a
+closed-loop load (``concurrency`` streams, fixed output lengths, ``<eos>`` ignored so that every scheduler writes
+the same tokens), driving the engine in-process (:func:`run_load`) or the service over HTTP (:func:`run_load_http`).
 """
 
 from __future__ import annotations
@@ -24,25 +17,17 @@ from helpers.lm.data import CharTokenizer, Poem
 from helpers.lm.engine import BUCKET, SCHEDULERS, DecodeFunctions, Engine, Request, bucket_length
 from helpers.lm.model import PoetLM
 from helpers.lm.sampling import SamplingParams
-from helpers.lm.step_variants import StepVariant
 
 PERCENTILES = (50, 99)
 PROMPT_CHARS = (1, 12)  # a benchmark prompt is the opening of a held-out poem, this many characters
 
 
-# --------------------------------------------------------------------------------------------
-# KV cache against recomputing the prefix
-
-
 def decode_speed(
     model: PoetLM, new_tokens=(16, 32, 64, 128), repeats: int = 1, functions: DecodeFunctions | None = None
 ):
-    """Tokens per second of greedy decoding with the KV cache and by recomputing the whole prefix.
-
-    Cached: one prefill and n - 1 decode steps. Recomputed: the model on the whole prefix n times, as
-    nanoGPT's ``generate`` without a cache (the prefix padded to a multiple of BUCKET). A pandas table:
-    new_tokens, cached_tok_s, recompute_tok_s, speedup (best of ``repeats``), same_tokens.
-    """
+    """Tokens per second of greedy decoding with the KV cache (a prefill, n - 1 decode steps) and by recomputing
+    the whole prefix n times, as nanoGPT's ``generate`` without a cache (padded to a multiple of BUCKET). A pandas
+    table: new_tokens, cached_tok_s, recompute_tok_s, speedup (best of ``repeats``), same_tokens."""
     import pandas as pd
 
     prompt = [CharTokenizer.BOS]
@@ -91,10 +76,6 @@ def decode_speed(
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------
-# workload and metrics
-
-
 @dataclass(frozen=True)
 class WorkItem:
     """One benchmark request: a prompt (text) and exactly how many tokens to generate."""
@@ -104,9 +85,7 @@ class WorkItem:
     seed: int
 
 
-def make_workload(
-    poems: list[Poem], n: int, seed: int = 0, output_range: tuple[int, int] = (16, 128)
-) -> list[WorkItem]:
+def make_workload(poems: list[Poem], n: int, seed: int = 0, output_range: tuple = (16, 128)) -> list[WorkItem]:
     """``n`` requests: openings of held-out poems (1 to 12 characters) and output lengths drawn uniformly."""
     if not poems:
         raise ValueError("make_workload needs poems to take prompts from")
@@ -121,7 +100,8 @@ def make_workload(
 
 
 def serving_metrics(requests: list[Request], duration: float) -> dict:
-    """vLLM's serving-benchmark metrics of finished requests (seconds in, milliseconds out)."""
+    """vLLM's serving-benchmark metrics of finished requests, timed from their arrival (seconds in, milliseconds out):
+    TTFT, TPOT, ITL (every gap between two tokens, pooled), E2EL, throughputs; mean, p50 and p99."""
     done = [r for r in requests if r.finish_reason in ("stop", "length") and r.token_times]
     ttft = np.array([r.token_times[0] - r.arrival for r in done])
     e2el = np.array([r.token_times[-1] - r.arrival for r in done])
@@ -178,23 +158,18 @@ def run_load(engine: Engine, workload: list[WorkItem], concurrency: int) -> dict
     metrics = serving_metrics(finished, duration)
     metrics["requests"] = finished
     metrics["steps"] = engine.stats["steps"] - steps_before
-    metrics["seconds"] = time_split(engine.timings, duration)
+    # where the time went, in seconds: decode, prefill, sample, the engine's other work, the load generator
+    seconds = {k: engine.timings.get(k, 0.0) for k in ("decode", "prefill", "sample")}
+    in_engine = engine.timings.get("step", 0.0)
+    seconds |= {"engine_other": in_engine - sum(seconds.values()), "load_generator": duration - in_engine}
+    metrics["seconds"] = seconds
     return metrics
 
 
-def time_split(timings: dict, duration: float) -> dict:
-    """Where a load run's time went, in seconds: decode, prefill, sample, the engine's other work, the load generator."""
-    engine = timings.get("step", 0.0)
-    parts = {k: timings.get(k, 0.0) for k in ("decode", "prefill", "sample")}
-    return {**parts, "engine_other": engine - sum(parts.values()), "load_generator": duration - engine}
-
-
 def run_load_http(base_url: str, model: str, workload: list[WorkItem], concurrency: int) -> dict:
-    """Closed-loop load over HTTP: :func:`serving_metrics` of streamed completions from the service at ``base_url``.
-
-    A token's time is when the chunk holding its text arrived; output tokens are the reply's ``usage``.
-    Runs its own event loop in a worker thread (a notebook's kernel already runs one).
-    """
+    """Closed-loop load over HTTP: :func:`serving_metrics` of streamed completions from the service at ``base_url``
+    (a token's time: when the chunk holding its text arrived; output tokens: the reply's ``usage``). Runs its own
+    event loop in a worker thread (a notebook's kernel already runs one)."""
     import asyncio
 
     import httpx
@@ -207,17 +182,9 @@ def run_load_http(base_url: str, model: str, workload: list[WorkItem], concurren
     url = f"{base_url.rstrip('/')}/v1/completions"
 
     async def one(client: httpx.AsyncClient, item: WorkItem) -> Request:
-        body = {
-            "model": model,
-            "prompt": item.prompt,
-            "max_tokens": item.output_tokens,
-            "seed": item.seed,
-            "temperature": 1.0,
-            "top_k": 0,
-            "ignore_eos": True,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        body = {"model": model, "prompt": item.prompt, "max_tokens": item.output_tokens, "seed": item.seed}
+        body |= {"temperature": 1.0, "top_k": 0, "ignore_eos": True}  # the engine's sampling in run_load
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
         record = Request([], SamplingParams(max_tokens=item.output_tokens), arrival=time.perf_counter())
         usage, finish = None, None
         async with client.stream(
@@ -274,11 +241,9 @@ def scheduler_table(
     seed: int = 0,
     functions: dict | None = None,
 ):
-    """The load benchmark: every scheduler at every concurrency C (C slots, ``single`` one), one row each.
-
-    Each level sends ``max(min_requests, requests_per_stream * C)`` requests drawn with the same seed.
-    ``functions`` (slots -> :class:`DecodeFunctions`) reuses compiled functions and receives the new ones.
-    """
+    """The load benchmark: every scheduler at every concurrency C (C slots, ``single`` one), one row each; each
+    level sends ``max(min_requests, requests_per_stream * C)`` requests drawn with the same seed. ``functions``
+    (slots -> :class:`DecodeFunctions`) reuses compiled functions and receives the new ones."""
     import pandas as pd
 
     rows = []
@@ -298,8 +263,40 @@ def scheduler_table(
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------
-# where a step's time goes, and the batching gain side by side
+def window_length(n: int, max_len: int) -> int:
+    """The cache positions a windowed step reads when the furthest slot is at ``n - 1``: a multiple of an
+    eighth of the context (a handful of compiled shapes), at most ``max_len``."""
+    grain = max(32, 16 * -(-max_len // 128))  # an eighth of max_len, rounded up to a multiple of 16
+    return min(max_len, -(-max(n, 1) // grain) * grain)
+
+
+class StepVariant(DecodeFunctions):
+    """A decode step the engine does not take, for :func:`step_times`. ``in_place=False``: the cache written
+    functionally, a copy every step (nothing donated); ``windowed``: reads :func:`window_length` positions only."""
+
+    def __init__(self, model: PoetLM, slots: int, windowed: bool = False, in_place: bool = True):
+        self.copies_cache, self.windowed, self._steps = not in_place, windowed, {}
+        super().__init__(model, slots)
+
+    def _decode_function(self):
+        if not self.windowed:
+            return super()._decode_function()
+
+        def step(tokens, positions, window, cache):
+            return self.model.decode(tokens, positions, list(cache), window)
+
+        return self._compile(step, 1, static_argnums=(2,))
+
+    def decode(self, tokens, positions, *cache):
+        if not self.windowed:
+            return super().decode(tokens, positions, *cache)
+        window = window_length(int(np.max(positions)) + 1, self.config.max_len)
+        if not self.in_place:
+            return self._run(self._decode, (tokens, positions, window), cache)
+        if window not in self._steps:  # the trace for this window, looked up once
+            spec = ((self.slots,), "int32")
+            self._steps[window] = compiled.specialize(self._decode, [spec, spec], window)
+        return self._run(self._steps[window], (tokens, positions), cache)
 
 
 #: decode steps for :func:`step_times` (:class:`StepVariant` options; none: the engine's own)
@@ -349,32 +346,27 @@ def batching_gain(
     seed: int = 0,
     functions: dict | None = None,
 ):
-    """Continuous batching against one request at a time at ``concurrency`` streams, one row per turn.
-
-    The engines take turns on the same workload, the first alternating, and the throughput ratio is read
-    within each turn, so that a slow spell of a shared machine touches both terms.
-    """
+    """Continuous batching against one request at a time at ``concurrency`` streams, one row per turn. The engines
+    take turns on one workload, the first alternating, and the throughput ratio is read within each turn, so that a
+    slow spell of a shared machine touches both terms."""
     import pandas as pd
 
     functions = {} if functions is None else functions
     workload = make_workload(poems, max(min_requests, requests_per_stream * concurrency), seed, output_range)
+    buckets = {bucket_length(len(tokenizer.encode(w.prompt)), model.config.max_len) for w in workload}
+    engines = (("single", 1), ("continuous", concurrency))
     rows = []
     for turn in range(repeats):
-        row = {"turn": turn + 1}
-        engines = (("single", 1), ("continuous", concurrency))
-        row["first"] = engines[turn % 2][0]  # the order alternates: neither engine always runs on a warmer machine
-        for name, slots in engines[turn % 2 :] + engines[: turn % 2]:
+        order = engines[turn % 2 :] + engines[: turn % 2]  # alternating: neither always runs on a warmer machine
+        row = {"turn": turn + 1, "first": order[0][0]}
+        for name, slots in order:
             if slots not in functions:
                 functions[slots] = DecodeFunctions(model, slots)
-                functions[slots].warm_up(
-                    {bucket_length(len(tokenizer.encode(w.prompt)), model.config.max_len) for w in workload}
-                )
+                functions[slots].warm_up(buckets)
             engine = Engine(model, tokenizer, slots=slots, scheduler=name, functions=functions[slots])
             m = run_load(engine, workload, concurrency)
-            row[name] = m["output_throughput"]
-            row[f"{name}_steps"] = m["steps"]
-            row[f"{name}_tokens"] = m["output_tokens"]
-            row.update({f"{name}_{part}_s": seconds for part, seconds in m["seconds"].items()})
+            row |= {name: m["output_throughput"], f"{name}_steps": m["steps"], f"{name}_tokens": m["output_tokens"]}
+            row |= {f"{name}_{part}_s": seconds for part, seconds in m["seconds"].items()}
         row["ratio"] = row["continuous"] / row["single"]
         rows.append(row)
     return pd.DataFrame(rows)

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from helpers.book.bilingual import LANGS
+from helpers.topics.course import pct  # a share as a percentage: 0.7341 -> 73.4%
+from helpers.topics.large_models import short  # noqa: F401 - parameters for reading: 12.6k, 3.16M, 1.2B
 from helpers.words import glue_values, in_lang, pick
 
 _w = partial(in_lang, topic="lm")  # a term of these pages in a language
@@ -17,9 +19,8 @@ _w = partial(in_lang, topic="lm")  # a term of these pages in a language
 #: scheduler names on the page
 SCHEDULER_NAMES = {"single": "one at a time", "static": "static batches", "continuous": "continuous batching"}
 
-#: published shapes of large models (layers, key/value heads, head dimension), for the KV-cache arithmetic
+#: published shapes of large models for the KV-cache arithmetic: name, layers, KV heads, head dim, context, bib key
 LARGE_MODELS = (
-    # name, layers, KV heads, head dim, context, bib key
     ("GPT-3 175B", 96, 96, 128, 2048, "brown2020language"),
     ("LLaMA-65B", 80, 64, 128, 2048, "touvron2023llama"),
     ("Llama 2 70B", 80, 8, 128, 4096, "touvron2023llama2"),
@@ -59,10 +60,6 @@ def fixed(x: float, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
-def pct(x: float, digits: int = 1) -> str:
-    return f"{x:.{digits}%}"
-
-
 def size(n_bytes: float) -> str:
     """Bytes for reading: 8,192 B, 1.3 MB, 84 MB, 2.4 GB (decimal units)."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -70,14 +67,6 @@ def size(n_bytes: float) -> str:
             value = n_bytes / scale
             return f"{value:,.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
     return f"{n_bytes:,.0f} B"
-
-
-def short(n: float) -> str:
-    """Parameters for reading: 12.6k, 3.16M, 1.2B."""
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.0f}"
 
 
 def _view(table: pd.DataFrame, columns: dict, lang: str, index: str | list[str]) -> pd.DataFrame:
@@ -118,7 +107,6 @@ MODEL_NAMES = {
     "kn_trigram": "Kneser–Ney trigram",
     "transformer": "transformer (this chapter)",
 }
-
 
 BASELINE_COLUMNS = {
     "characters": "characters, nats",
@@ -194,10 +182,8 @@ def paged_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
         for c, b in zip(table["cache"], table["block"])
     ]
     view = table.assign(cache=caches, unused_share=[f"{x:.1%}" for x in table["unused_share"]])
-    view = view.set_index(["streams", "cache"]).round(
-        {"in_flight": 1, "step_ms": 2, "output_throughput": 0, "p99_ttft_ms": 1}
-    )
-    return _view(view, PAGED_COLUMNS, lang, ["streams", "cache"])
+    digits = {"in_flight": 1, "step_ms": 2, "output_throughput": 0, "p99_ttft_ms": 1}
+    return _view(view.set_index(["streams", "cache"]).round(digits), PAGED_COLUMNS, lang, ["streams", "cache"])
 
 
 #: the columns of :func:`helpers.lm.paged.prefix_compare`'s table
@@ -215,26 +201,16 @@ PREFIX_COLUMNS = {
 def prefix_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
     """Without and with prefix caching (:func:`helpers.lm.paged.prefix_compare`), one row each."""
     view = table.assign(prefix_caching=[_w("yes" if x else "no", lang) for x in table["prefix_caching"]])
-    view = view.set_index("prefix_caching").round(
-        {"prefill_ms": 2, "mean_ttft_ms": 1, "p99_ttft_ms": 1, "output_throughput": 0}
-    )
-    return _view(view, PREFIX_COLUMNS, lang, "prefix caching")
+    digits = {"prefill_ms": 2, "mean_ttft_ms": 1, "p99_ttft_ms": 1, "output_throughput": 0}
+    return _view(view.set_index("prefix_caching").round(digits), PREFIX_COLUMNS, lang, "prefix caching")
 
 
-#: vLLM's serving-benchmark metrics as the chapter shows them
-METRICS = {
-    "output_throughput": "output tok/s",
-    "p50_ttft_ms": "TTFT p50 ms",
-    "p99_ttft_ms": "TTFT p99 ms",
-    "p50_tpot_ms": "TPOT p50 ms",
-    "p99_tpot_ms": "TPOT p99 ms",
-    "p50_itl_ms": "ITL p50 ms",
-    "p99_itl_ms": "ITL p99 ms",
-    "p50_e2el_ms": "E2E p50 ms",
-    "p99_e2el_ms": "E2E p99 ms",
+#: vLLM's serving-benchmark metrics as the chapter shows them: output tok/s, then p50 and p99 of each latency
+METRICS = {"output_throughput": "output tok/s"} | {
+    f"p{q}_{key}_ms": f"{name} p{q} ms"
+    for key, name in (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL"), ("e2el", "E2E"))
+    for q in (50, 99)
 }
-
-
 METRIC_DIGITS = {k: 0 if k == "output_throughput" else 1 for k in METRICS}
 
 
@@ -294,10 +270,8 @@ def scaling_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
 
 
 def _subplots(n: int, figsize: tuple[float, float]):
-    """A figure of ``n`` axes side by side, in the book's style (importing :mod:`helpers.plots` applies it)."""
-    import matplotlib.pyplot as plt
-
-    from helpers import plots  # noqa: F401 - the book's figure style
+    """A figure of ``n`` axes side by side, in the book's style."""
+    from helpers.plots import plt  # pyplot in the book's figure style
 
     return plt.subplots(1, n, figsize=figsize)
 

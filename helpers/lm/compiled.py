@@ -1,10 +1,7 @@
 """The one place that knows the Keras backends: compile a ``keras.ops`` function, and hold the KV cache.
 
-A function of tensors is traced once and reused (``tf.function`` with XLA, ``jax.jit``, eager on
-PyTorch). Written functionally, a decode step would copy the whole cache every step (42 MB at 32
-slots for the chapter's model, more than the step's arithmetic on a CPU), so it is written in place:
-a ``tf.Variable`` updated by ``scatter_nd_update`` on TensorFlow, donated buffers on JAX (the caller
-must use the returned arrays), the functional update on PyTorch.
+The cache is written in place, as copying it every step would cost more than a step's arithmetic on a CPU: a
+``tf.Variable`` on TensorFlow, donated buffers on JAX (use the returned arrays), a functional update on PyTorch.
 """
 
 from __future__ import annotations
@@ -19,19 +16,16 @@ def backend() -> str:
     return keras.backend.backend()
 
 
-def compile_function(
-    fn: Callable, jit_compile: bool = True, static_argnums: tuple[int, ...] = (), donate_argnums: tuple[int, ...] = ()
-) -> Callable:
-    """``fn`` traced and compiled for the current backend (XLA fuses a one-token step's many small operations).
+def compile_function(fn: Callable, static_argnums: tuple = (), donate_argnums: tuple = ()) -> Callable:
+    """``fn`` traced and compiled for the backend (XLA fuses a one-token step's many small operations).
 
     ``static_argnums`` (Python values selecting a trace) and ``donate_argnums`` (buffers reused for the
-    outputs) are JAX's; TensorFlow retraces for a new Python value by itself.
-    """
+    outputs) are JAX's; TensorFlow retraces for a new Python value by itself."""
     name = backend()
     if name == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, jit_compile=jit_compile, reduce_retracing=False)
+        return tf.function(fn, jit_compile=True, reduce_retracing=False)
     if name == "jax":
         import jax
 
@@ -42,9 +36,8 @@ def compile_function(
 def specialize(fn: Callable, specs: list[tuple[tuple[int, ...], str]], *static) -> Callable:
     """``fn`` with its trailing ``static`` arguments fixed, for arguments of these (shape, dtype) ``specs``.
 
-    On TensorFlow the concrete function is looked up once: matching every argument against the traces
-    on each call costs a fifth of a one-slot decode step on a CPU.
-    """
+    On TensorFlow the concrete function is looked up once: matching the arguments against the traces on
+    each call costs a fifth of a one-slot decode step on a CPU."""
     if backend() == "tensorflow":
         import tensorflow as tf
 

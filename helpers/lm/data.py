@@ -1,18 +1,11 @@
-"""The 全唐诗 (Complete Tang Poems) from the npm package ``chinese-poetry@2.0.1``: fetch, verify, clean, split.
-
-The cache, ``$MAAS_CACHE_DIR/chinese-poetry-2.0.1/``, holds the package's files byte for byte, each checked
-against the size and SHA-256 of ``poetry_files.json`` (fetched and verified by :mod:`helpers.fetch`, as CIFAR-10
-is). The doubtful records the package lists in ``quantangshi/error/`` are dropped, then records without text,
-exact and near-duplicates, so that no poem is in two splits. The poems stay in traditional characters
-(simplifying is many-to-one). Splits are a seeded permutation of poems (90/5/5%); the form filter
-(:func:`regulated`) comes after, so a poem's split never depends on it.
-"""
+"""The 全唐诗 (Complete Tang Poems) of npm's ``chinese-poetry@2.0.1``, cached and verified (:mod:`helpers.fetch`),
+cleaned (doubtful records, empty, exact and near-duplicates), kept in traditional characters (simplifying is
+many-to-one), split 90/5/5% by poem before any form filter; the character tokenizer and row packing."""
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +22,6 @@ NPM_PACKAGE = ("chinese-poetry", "2.0.1")
 NPM_INTEGRITY = "sha512-KtYARvV7CWNtax0na9+Jn6PlhGgSoid7PWyDzXI4KsCEm2odZcqEQyval5koaLygZnM/EQ3lfJ//25K8p3uHNg=="
 POEM_FILES = tuple(name for name in FILES if not name.startswith("quantangshi/error/"))
 ERROR_FILES = tuple(name for name in FILES if name.startswith("quantangshi/error/"))
-SOURCES = ("npm",)
 SPLITS = ("train", "validation", "test")
 FIX_HINT = (
     "Run `make data` (or `python -m helpers.data`) on a machine that reaches the npm registry (it "
@@ -67,7 +59,7 @@ def _from_npm(directory: Path, names: list[str]) -> None:
 _FETCHERS = {"npm": _from_npm}
 
 
-def fetch_poetry(directory: Path | str | None = None, sources: tuple[str, ...] = SOURCES) -> Path:
+def fetch_poetry(directory: Path | str | None = None, sources: tuple[str, ...] = ("npm",)) -> Path:
     """Make sure every file in :data:`FILES` is cached and intact (:func:`helpers.fetch.ensure_verified`)."""
     kw = {"label": "chinese-poetry", "error": PoetryDataError, "fix_hint": FIX_HINT}
     return fetch.ensure_verified(directory or data_dir(), check, _FETCHERS, sources, **kw)
@@ -144,11 +136,8 @@ def load_corpus(seed: int = 0, directory: Path | str | None = None) -> Corpus:
 
 
 def near_duplicates(texts: list[str], share: float = 0.5) -> list[bool]:
-    """For each text, in order, whether it repeats a text kept before it (a repeat is not kept).
-
-    A repeat has a kept text's characters once punctuation is removed, or shares at least ``share`` of its
-    distinct lines with one kept text (the same poem under two authors, a variant character, an excerpt).
-    """
+    """For each text, whether it repeats a text kept before it (a repeat is not kept): the same characters once
+    punctuation is removed, or at least ``share`` of its distinct lines shared with one kept text."""
     skeletons, holders, out = set(), defaultdict(list), []
     for text in texts:
         parts = set(_NOT_WORD.split(text)) - {""}
@@ -164,14 +153,12 @@ def near_duplicates(texts: list[str], share: float = 0.5) -> list[bool]:
 
 
 def poem_form(text: str) -> tuple[int, int] | None:
-    """``(lines, characters per line)`` for a regulated poem (4 or 8 lines, all of 5 or all of 7
-    characters, the text ending a line), else None."""
+    """``(lines, characters per line)`` of a regulated poem (4 or 8 lines, all of 5 or all of 7 characters, the
+    text ending a line), else None."""
     text = text.strip()
-    if not text or text[-1] not in LINE_ENDS:
-        return None
     parts = [line for line in _LINE_SPLIT.split(text) if line]  # its lines (句)
     sizes = {len(p) for p in parts}
-    if len(parts) in (4, 8) and len(sizes) == 1 and sizes <= {5, 7}:
+    if text.endswith(tuple(LINE_ENDS)) and len(parts) in (4, 8) and len(sizes) == 1 and sizes <= {5, 7}:
         return len(parts), sizes.pop()
     return None
 
@@ -201,8 +188,6 @@ class CharTokenizer:
     SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 
     def __init__(self, chars: list[str]):
-        if any(len(c) != 1 for c in chars) or len(set(chars)) != len(chars):
-            raise ValueError("the vocabulary must be distinct single characters")
         self.chars = list(chars)
         self.itos = list(self.SPECIALS) + self.chars
         self.stoi = {c: i for i, c in enumerate(self.itos) if i >= len(self.SPECIALS)}
@@ -305,8 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(json.dumps(load_corpus(directory=parser.parse_args(argv).dir).facts(), indent=1))
     except PoetryDataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise SystemExit(f"error: {exc}") from None  # to stderr, status 1
     return 0
 
 

@@ -1,13 +1,7 @@
-"""The inference engine: a KV cache of fixed size, one compiled decode step, and three schedulers over it.
+"""The inference engine: a KV cache of fixed size, a compiled prefill and decode step, and three schedulers.
 
-The cache holds, per layer, keys and values of (slots, heads, max_len, head_dim), allocated once and
-written in place; a sequence owns one slot from its prefill to its last token (:mod:`helpers.lm.paged`
-hands out blocks instead). ``decode`` has one shape (traced once); ``prefill`` pads a prompt to a
-bucket length (one trace per bucket). Schedulers: ``single`` (one request at a time), ``static``
-(a batch runs until its longest member finishes) and ``continuous`` (Orca, vLLM: before every step
-finished sequences leave and waiting ones join). An exception in the engine's thread finishes every
-request with ``error`` and refuses new ones (:class:`EngineFailed`); the engine is not restarted,
-as its state cannot be trusted: the service reports itself unhealthy for a supervisor to restart it.
+A sequence owns one cache slot from its prefill to its last token; ``decode`` has one shape, ``prefill`` one
+per prompt bucket. A failed engine thread finishes every request with ``error`` and refuses new ones.
 """
 
 from __future__ import annotations
@@ -26,7 +20,6 @@ from keras import ops
 
 from helpers.lm import compiled
 from helpers.lm.data import CharTokenizer
-from helpers.lm.kvcache import kv_cache_bytes, kv_cache_waste, measured_cache_bytes  # noqa: F401 - the engine's API
 from helpers.lm.model import PoetLM, cache_index
 from helpers.lm.sampling import SamplingParams, StopMatcher, choose_tokens
 
@@ -49,19 +42,13 @@ class ContextTooLong(ValueError):
 
 def bucket_length(n: int, max_len: int) -> int:
     """The padded length for ``n`` tokens: the next power of two from :data:`BUCKET`, at most ``max_len``."""
-    b = BUCKET
-    while b < n:
-        b *= 2
-    return min(b, max_len)
+    return min(max(BUCKET, 1 << (n - 1).bit_length()), max_len)
 
 
 @dataclass
 class Request:
-    """One generation request and, as it runs, its output and timings.
-
-    ``prompt_ids`` start with ``<bos>``; ``on_event(request, new_text, finished)`` is called from the
-    engine's thread when text is ready to send and once at the end.
-    """
+    """One generation request and, as it runs, its output and timings. ``prompt_ids`` start with ``<bos>``;
+    ``on_event(request, new_text, finished)`` is called from the engine's thread as text is ready, and at the end."""
 
     prompt_ids: list[int]
     params: SamplingParams
@@ -89,79 +76,66 @@ class Request:
 def prefill_function(model: PoetLM, block: int = 0) -> Callable:
     """``prefill(tokens, last, slot, cache)``: write a padded prompt's (1, n) keys and values at ``[slot, :, :n]``;
     return the logits at ``last`` and the cache. With ``block`` > 0, ``slot`` holds each position's block."""
-    layers, heads = model.config.n_layers, model.config.n_heads
 
     def prefill(tokens, last, slot, cache):
         logits, kv = model.prefill(tokens)
         n, at = tokens.shape[1], ops.arange(tokens.shape[1], dtype="int32")
         rows, cols = (slot, at % block) if block else (ops.full((n,), slot, dtype="int32"), at)
-        index = cache_index(rows, cols, heads)
-        out = []
-        for i in range(layers):  # keys and values (1, n, H, Dh) go to [slot, :, :n]
-            out.append(compiled.write_rows(cache[2 * i], index, kv[i][0][0]))
-            out.append(compiled.write_rows(cache[2 * i + 1], index, kv[i][1][0]))
+        index = cache_index(rows, cols, model.config.n_heads)
+        # buffer j holds layer j // 2's keys (j even) or values: (1, n, H, Dh) go to [slot, :, :n]
+        out = [compiled.write_rows(buffer, index, kv[j // 2][j % 2][0]) for j, buffer in enumerate(cache)]
         return ops.take(logits[0], last, axis=0), out
 
     return prefill
 
 
 class DecodeFunctions:
-    """The compiled ``prefill`` and ``decode`` of a model for ``slots`` sequences, and their cache.
+    """The compiled ``prefill`` and ``decode`` of a model for ``slots`` sequences, and their cache. Both return the
+    logits and the cache to use next: the buffers written in place (TensorFlow) or the donated arrays (JAX)."""
 
-    Both return the logits and the cache to use next: the same buffers written in place (TensorFlow)
-    or the donated-and-returned arrays (JAX; :mod:`helpers.lm.compiled`).
-    """
-
-    #: True in a subclass that measures the cache written functionally, a copy every step (nothing donated)
-    copies_cache = False
+    copies_cache = False  # True in a subclass measuring the cache written functionally (copied every step)
     block = 0  # positions per block of a paged cache (:mod:`helpers.lm.paged`); 0: one contiguous slot per sequence
 
     def __init__(self, model: PoetLM, slots: int):
         self.model, self.slots, self.config = model, slots, model.config
         self.in_place = compiled.in_place() and not self.copies_cache
         self._step = None  # the decode step's trace, looked up once
-        prefill = prefill_function(model, self.block)
-        if self.in_place:  # variables, captured by the compiled functions, which return the logits only
-            # (captured rather than passed: TensorFlow matches every argument against the traces on
-            # each call, and for variables that costs about as much as the step itself at one slot)
+        if self.in_place:  # variables captured, not passed: TensorFlow matches each argument against the traces
+            # on every call, and for variables that costs about as much as the step itself at one slot
             self._buffers = [compiled.new_buffer(self.cache_shape) for _ in range(2 * self.config.n_layers)]
-            self._prefill = compiled.compile_function(
-                lambda tokens, last, slot: prefill(tokens, last, slot, self._buffers)[0]
-            )
-        else:  # arrays: the cache goes in and comes out, its buffers donated (JAX) unless copies_cache
-            self._prefill = compiled.compile_function(prefill, donate_argnums=() if self.copies_cache else (3,))
+        self._prefill = self._compile(prefill_function(model, self.block), 1)
         self._decode = self._decode_function()
+
+    def _compile(self, fn: Callable, extra: int = 0, static_argnums: tuple[int, ...] = ()) -> Callable:
+        """``fn(tokens, positions, <extra arguments>, cache)`` compiled: in place, over the own buffers and returning
+        the logits only; otherwise taking the cache last, its buffers donated (JAX) unless ``copies_cache``."""
+        if self.in_place:
+            return compiled.compile_function(lambda *args: fn(*args, self._buffers)[0])
+        donate = () if self.copies_cache else (2 + extra,)
+        return compiled.compile_function(fn, static_argnums=static_argnums, donate_argnums=donate)
+
+    def _run(self, fn: Callable, args: tuple, cache) -> tuple:
+        """``fn(*args)``, with the cache last unless in place: the logits and the cache to use next."""
+        if self.in_place:
+            return fn(*args), self._buffers
+        logits, new = fn(*args, list(cache))
+        return logits, list(new)
 
     @property
     def cache_shape(self) -> tuple[int, int, int, int]:
-        c = self.config
-        return (self.slots, c.n_heads, c.max_len, c.head_dim)
+        return (self.slots, self.config.n_heads, self.config.max_len, self.config.head_dim)
 
     def _decode_function(self) -> Callable:
-        model = self.model
-        if self.in_place:
-            return compiled.compile_function(
-                lambda tokens, positions: model.decode(tokens, positions, self._buffers)[0]
-            )
-        return compiled.compile_function(
-            lambda tokens, positions, cache: model.decode(tokens, positions, list(cache)),
-            donate_argnums=() if self.copies_cache else (2,),
-        )
+        return self._compile(lambda tokens, positions, cache: self.model.decode(tokens, positions, list(cache)))
 
     def decode(self, tokens, positions, *cache):
-        if self.in_place:
-            if self._step is None:
-                spec = ((self.slots,), "int32")
-                self._step = compiled.specialize(self._decode, [spec, spec])
-            return self._step(tokens, positions), self._buffers
-        logits, new = self._decode(tokens, positions, list(cache))
-        return logits, list(new)
+        if self.in_place and self._step is None:
+            spec = ((self.slots,), "int32")
+            self._step = compiled.specialize(self._decode, [spec, spec])
+        return self._run(self._step if self.in_place else self._decode, (tokens, positions), cache)
 
     def prefill(self, tokens, last, slot, *cache):
-        if self.in_place:
-            return self._prefill(tokens, last, slot), self._buffers
-        logits, new = self._prefill(tokens, last, slot, list(cache))
-        return logits, list(new)
+        return self._run(self._prefill, (tokens, last, slot), cache)
 
     def new_cache(self) -> list:
         """2 * n_layers buffers of (slots, H, max_len, Dh): in place, the functions' own (one engine at a time;
@@ -185,10 +159,10 @@ class DecodeFunctions:
 
 
 class Engine:
-    """Runs requests with one of :data:`SCHEDULERS`, by :meth:`step` or in a thread (:meth:`start`, :meth:`stop`).
-
-    ``submit`` and ``cancel`` are thread-safe; ``max_waiting`` bounds the queue (:class:`QueueFull` beyond).
-    """
+    """Runs requests with one of :data:`SCHEDULERS`, by :meth:`step` or in a thread (:meth:`start`, :meth:`stop`):
+    ``single``, one request at a time; ``static``, a batch until its longest member finishes; ``continuous`` (Orca,
+    vLLM), finished sequences leave and waiting ones join before every step. ``submit`` and ``cancel`` are
+    thread-safe; ``max_waiting`` bounds the queue (:class:`QueueFull` beyond)."""
 
     def __init__(
         self,
@@ -218,16 +192,11 @@ class Engine:
         self._work = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._stopping = False
-        #: the exception that stopped the engine's thread (None while it is healthy)
-        self.failure: BaseException | None = None
+        self.failure: BaseException | None = None  # the exception that stopped the engine's thread
         self._ids = itertools.count()
         self.stats = collections.Counter()
-        #: seconds spent in prefill, decode (each with its logits back on the host), sample, and whole steps
-        self.timings = collections.Counter()
-        #: summed over decode steps: sequences in flight, cache positions they read, positions reserved for them
-        self.usage = collections.Counter()
-
-    # ---- requests in and out ----------------------------------------------------------------
+        self.timings = collections.Counter()  # seconds in prefill, decode (logits back on the host), sample, steps
+        self.usage = collections.Counter()  # over decode steps: sequences in flight, positions read, reserved
 
     def validate(self, prompt_ids: list[int], params: SamplingParams) -> None:
         """Raise :class:`ContextTooLong` when the prompt and ``max_tokens`` do not fit the context."""
@@ -271,8 +240,6 @@ class Engine:
             state = {"running": sum(r is not None for r in self.active), "waiting": len(self.waiting)}
             return {**state, "slots": self.slots, "scheduler": self.scheduler, **self.stats}
 
-    # ---- one step ----------------------------------------------------------------------------
-
     def _finish(self, request: Request, reason: str) -> None:
         request.finish_reason = reason
         if request.slot is not None:
@@ -282,12 +249,6 @@ class Engine:
         if request.on_event:
             request.on_event(request, request.text[request.sent :], True)
         request.sent = len(request.text)
-
-    def _emit(self, request: Request) -> None:
-        safe = request._stop.safe_length()
-        if safe > request.sent and request.on_event:
-            request.on_event(request, request.text[request.sent : safe], False)
-            request.sent = safe
 
     def _accept(self, request: Request, token: int, now: float) -> None:
         """Record a generated token; finish the request if it is done."""
@@ -302,8 +263,9 @@ class Engine:
             self._finish(request, "stop")
         elif len(request.output_ids) >= request.params.max_tokens:
             self._finish(request, "length")
-        else:
-            self._emit(request)
+        elif (safe := request._stop.safe_length()) > request.sent and request.on_event:
+            request.on_event(request, request.text[request.sent : safe], False)
+            request.sent = safe
 
     def _prompt_logits(self, ids: list[int], slot: int) -> np.ndarray:
         """Write the keys and values of ``ids`` into ``slot``'s cache; the logits at its last position."""
@@ -391,8 +353,6 @@ class Engine:
         while self.step():
             pass
 
-    # ---- background thread -------------------------------------------------------------------
-
     def start(self) -> None:
         """Run the engine in a daemon thread until :meth:`stop`."""
         if self._thread is not None:
@@ -415,7 +375,8 @@ class Engine:
                 return
 
     def _fail(self, exc: Exception) -> None:
-        """Record the engine's failure, refuse new requests, and finish every request with ``error``."""
+        """Record the failure, refuse new requests, finish every request with ``error`` (its state is not trusted:
+        the engine is not restarted, the service reports itself unhealthy for a supervisor to restart it)."""
         log.error("engine failed", exc_info=exc, extra={"fields": {"event": "engine_failed", "error": repr(exc)}})
         with self._work:
             self.failure = exc
@@ -448,9 +409,38 @@ def generate(engine: Engine, prompt: str, params: SamplingParams) -> Request:
 
 def sample_poems(engine: Engine, n: int = 100, seed: int = 0, temperature: float = 0.8) -> list[str]:
     """``n`` poems from ``<bos>`` (at most the whole context), seeds ``seed..seed+n-1``, on an idle engine."""
-    requests = []
-    for i in range(n):
-        params = SamplingParams(max_tokens=engine.max_len - 1, temperature=temperature, seed=seed + i)
-        requests.append(engine.submit(Request([CharTokenizer.BOS], params)))
+    params = [SamplingParams(max_tokens=engine.max_len - 1, temperature=temperature, seed=seed + i) for i in range(n)]
+    requests = [engine.submit(Request([CharTokenizer.BOS], p)) for p in params]
     engine.run_until_idle()
     return [r.text for r in requests]
+
+
+def kv_cache_bytes(config, slots: int = 1) -> dict:
+    """The engine's float32 KV cache (:func:`helpers.topics.large_models.kv_cache_bytes`): per token, per sequence
+    (``max_len`` positions) and for ``slots``."""
+    from helpers.topics.large_models import kv_cache_bytes as cache_bytes
+
+    per_token = int(cache_bytes(config.n_layers, config.n_heads, config.head_dim, 1, "fp32"))
+    per_sequence = per_token * config.max_len
+    return {"per_token": per_token, "per_sequence": per_sequence, "total": per_sequence * slots}
+
+
+def measured_cache_bytes(cache) -> int:
+    """Bytes actually allocated by a cache (the sum of its buffers' sizes)."""
+    return int(sum(compiled.nbytes(t) for t in cache))
+
+
+def kv_cache_waste(lengths, max_len: int) -> dict:
+    """Share of a fixed ``max_len``-per-sequence cache that sequences of these lengths leave unused,
+    and the share blocks of 16 positions would (only each sequence's last block is partly empty)."""
+    lengths = np.asarray(lengths, dtype=np.float64)
+    if lengths.size == 0 or np.any(lengths < 1) or np.any(lengths > max_len):
+        raise ValueError(f"lengths must be between 1 and max_len={max_len}")
+    blocks = np.ceil(lengths / 16) * 16
+    return {
+        "sequences": int(lengths.size),
+        "mean_length": float(lengths.mean()),
+        "max_len": max_len,
+        "unused_share": float(1 - lengths.sum() / (max_len * lengths.size)),
+        "unused_share_paged16": float(1 - lengths.sum() / blocks.sum()),
+    }

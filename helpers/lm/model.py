@@ -1,12 +1,6 @@
-"""A character-level decoder-only transformer in Keras 3 (``keras.ops`` only, so any backend).
-
-GPT-style: token plus learned (or sinusoidal) position embeddings, pre-norm blocks, a final
-LayerNorm and an output layer tied to the input embedding. Written here rather than taken from
-keras_hub, whose cache is written at one index for the whole batch: continuous batching needs every
-slot at its own position. One set of weights runs three ways: :meth:`PoetLM.call` (whole sequences),
-:meth:`PoetLM.prefill` (a prompt, returning its keys and values) and :meth:`PoetLM.decode` (one token
-for each of S slots, each at its own position, on a preallocated cache).
-"""
+"""A GPT-style character-level transformer in Keras 3 (``keras.ops`` only, so any backend): pre-norm blocks, output
+layer tied to the embedding. It runs whole sequences, a prompt's prefill, and one decode step for S slots each at its
+own position (keras_hub's cache is written at one index for the whole batch, which continuous batching cannot use)."""
 
 from __future__ import annotations
 
@@ -52,25 +46,19 @@ class ModelConfig:
 
 
 def attention(q, k, v, mask=None):
-    """Scaled dot-product attention: q (B, Tq, H, Dh), k and v (B, Tk, H, Dh) -> (B, Tq, H, Dh).
-
-    ``mask`` broadcasts to (B, H, Tq, Tk); True where a query may attend to a key.
-    """
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    scores = ops.einsum("bqhd,bkhd->bhqk", q, k) * scale
+    """Scaled dot-product attention: q (B, Tq, H, Dh), k and v (B, Tk, H, Dh) -> (B, Tq, H, Dh); ``mask``
+    broadcasts to (B, H, Tq, Tk), True where a query may attend to a key."""
+    scores = ops.einsum("bqhd,bkhd->bhqk", q, k) * (1.0 / math.sqrt(q.shape[-1]))
     if mask is not None:
         scores = ops.where(mask, scores, ops.cast(NEG_INF, scores.dtype))
-    weights = ops.softmax(scores, axis=-1)
-    return ops.einsum("bhqk,bkhd->bqhd", weights, v)
+    return ops.einsum("bhqk,bkhd->bqhd", ops.softmax(scores, axis=-1), v)
 
 
 def attend_one(q, k, v, visible):
     """Attention of one query per sequence over a cache: q (S, H, Dh), k and v (S, H, M, Dh), visible (S, 1, M).
 
-    The cache is heads-first, so each (sequence, head) pair reads one contiguous (M, Dh) block:
-    on a CPU that is several times faster than positions-first (S, M, H, Dh), which makes XLA
-    gather every head's keys across the rows.
-    """
+    Heads-first, each (sequence, head) reads one contiguous (M, Dh) block: on a CPU several times faster than
+    positions-first (S, M, H, Dh), where XLA gathers every head's keys across the rows."""
     if k.shape[0] == 1 < q.shape[0]:  # every query reads one sequence's cache: the rest of a prompt (paged)
         k, v, cache = k[0], v[0], "hmd"
     else:
@@ -84,17 +72,13 @@ def cache_index(slots, positions, n_heads: int):
     """Where keys go in a heads-first cache: (n, H, 3) indices ``[slot, head, position]`` for n (slot, position) pairs."""
     n = slots.shape[0]
     heads = ops.broadcast_to(ops.arange(n_heads, dtype="int32")[None, :], (n, n_heads))
-    rows = ops.broadcast_to(slots[:, None], (n, n_heads))
-    cols = ops.broadcast_to(positions[:, None], (n, n_heads))
+    rows, cols = (ops.broadcast_to(x[:, None], (n, n_heads)) for x in (slots, positions))
     return ops.stack([rows, heads, cols], axis=-1)
 
 
 def read_blocks(pool, tables):
-    """A paged cache read through block tables: pool (blocks, H, B, Dh), tables (S, n) -> (S, H, n * B, Dh).
-
-    Row s gets its blocks ``tables[s]`` in order, so its position p is at ``[s, :, p]``: the layout
-    of a contiguous cache, gathered (a copy of every row's n blocks) for :func:`attend_one`.
-    """
+    """A paged cache read through block tables: pool (blocks, H, B, Dh), tables (S, n) -> (S, H, n * B, Dh),
+    row s's position p at ``[s, :, p]`` as in a contiguous cache (a gathered copy, for :func:`attend_one`)."""
     s, n = tables.shape
     blocks = ops.take(pool, tables, axis=0)  # (S, n, H, B, Dh)
     return ops.reshape(ops.transpose(blocks, (0, 2, 1, 3, 4)), (s, pool.shape[1], n * pool.shape[2], pool.shape[3]))
@@ -103,9 +87,7 @@ def read_blocks(pool, tables):
 def causal_mask(tq: int, tk: int | None = None):
     """(1, 1, tq, tk) booleans: query i may see keys 0..i (+ tk - tq when the keys are longer)."""
     tk = tk or tq
-    i = ops.arange(tq)[:, None] + (tk - tq)
-    j = ops.arange(tk)[None, :]
-    return ops.reshape(j <= i, (1, 1, tq, tk))
+    return ops.reshape(ops.arange(tk)[None, :] <= ops.arange(tq)[:, None] + (tk - tq), (1, 1, tq, tk))
 
 
 def _init():
@@ -114,13 +96,11 @@ def _init():
 
 class CausalSelfAttention(keras.layers.Layer):
     """Multi-head causal self-attention, no biases: ``wqkv`` (d, 3d) projects queries, keys and values
-    in one product (decoding one token is dominated by the number of operations), ``wo`` (d, d) merges the heads.
-    """
+    in one product (decoding one token is dominated by the number of operations), ``wo`` (d, d) merges the heads."""
 
     def __init__(self, d_model: int, n_heads: int, **kwargs):
         super().__init__(**kwargs)
-        self.d_model, self.n_heads = d_model, n_heads
-        self.head_dim = d_model // n_heads
+        self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
 
     def build(self, input_shape):
         self.wqkv = self.add_weight(name="wqkv", shape=(self.d_model, 3 * self.d_model), initializer=_init())
@@ -128,9 +108,8 @@ class CausalSelfAttention(keras.layers.Layer):
 
     def project(self, x):
         """Queries, keys and values of x (..., d): three (..., H, Dh) tensors."""
-        qkv = ops.matmul(x, self.wqkv)
         shape = (*x.shape[:-1], 3, self.n_heads, self.head_dim)
-        qkv = ops.reshape(qkv, tuple(-1 if s is None else s for s in shape))
+        qkv = ops.reshape(ops.matmul(x, self.wqkv), tuple(-1 if s is None else s for s in shape))
         return qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
 
     def merge(self, heads):
@@ -169,9 +148,7 @@ class Block(keras.layers.Layer):
 
 def sinusoidal_table(max_len: int, d_model: int) -> np.ndarray:
     """Vaswani et al.'s fixed position encodings, (max_len, d_model) float32."""
-    pos = np.arange(max_len)[:, None]
-    i = np.arange(d_model // 2)[None, :]
-    angles = pos / np.power(10000.0, 2 * i / d_model)
+    angles = np.arange(max_len)[:, None] / np.power(10000.0, 2 * np.arange(d_model // 2)[None, :] / d_model)
     table = np.zeros((max_len, d_model), np.float32)
     table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles[:, : d_model - d_model // 2])
     return table
@@ -185,12 +162,11 @@ class PoetLM(keras.Model):
         self.config = config if isinstance(config, ModelConfig) else ModelConfig(**config)
         c = self.config
         self.tok_emb = keras.layers.Embedding(c.vocab_size, c.d_model, embeddings_initializer=_init(), name="tok_emb")
-        self.pos_emb = (
-            keras.layers.Embedding(c.max_len, c.d_model, embeddings_initializer=_init(), name="pos_emb")
-            if c.positions == "learned"
-            else None
-        )
-        self._pos_table = sinusoidal_table(c.max_len, c.d_model) if c.positions == "sinusoidal" else None
+        self.pos_emb = self._pos_table = None
+        if c.positions == "learned":
+            self.pos_emb = keras.layers.Embedding(c.max_len, c.d_model, embeddings_initializer=_init(), name="pos_emb")
+        else:
+            self._pos_table = sinusoidal_table(c.max_len, c.d_model)
         self.blocks = [Block(c.d_model, c.n_heads, c.ff, name=f"block_{i}") for i in range(c.n_layers)]
         self.ln_f = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_f")
         self.build((None, c.max_len))
@@ -205,8 +181,6 @@ class PoetLM(keras.Model):
         self.ln_f.build((None, None, c.d_model))
         self.built = True
 
-    # ---- pieces shared by the three ways of running ------------------------------------------
-
     def embed(self, tokens, positions):
         """Token plus position embeddings; tokens and positions of the same shape."""
         x = self.tok_emb(tokens)
@@ -217,8 +191,6 @@ class PoetLM(keras.Model):
     def logits(self, h):
         """Output layer tied to the input embedding: ``ln_f(h) @ E^T``."""
         return ops.matmul(self.ln_f(h), ops.transpose(self.tok_emb.embeddings))
-
-    # ---- whole sequences --------------------------------------------------------------------
 
     def hidden(self, tokens):
         """The last block's output (B, T, D), before the output layer."""
@@ -244,11 +216,10 @@ class PoetLM(keras.Model):
     def decode(self, tokens, positions, cache, window: int | None = None, tables=None):
         """One step for S slots: tokens (S,) at positions (S,); returns logits (S, V) and the updated cache.
 
-        ``cache``: 2 * n_layers buffers (keys, values per layer) of (S, H, max_len, Dh); slot s writes at
-        ``[s, :, positions[s]]`` and attends to ``0..positions[s]``, reading only the first ``window``
-        positions (default: all). With block ``tables`` (S, n) each buffer is a pool (blocks, H, B, Dh)
-        and position p of row s lives at ``[tables[s, p // B], :, p % B]`` (:mod:`helpers.lm.paged`); with one
-        table (1, n), the rows are positions of that one sequence, the rest of its prompt.
+        ``cache``: keys and values per layer, each (S, H, max_len, Dh); slot s writes at ``[s, :, positions[s]]``
+        and attends to ``0..positions[s]`` within the first ``window`` positions (default: all). With block
+        ``tables`` (S, n), each buffer is a pool (blocks, H, B, Dh) holding position p of row s at
+        ``[tables[s, p // B], :, p % B]`` (:mod:`helpers.lm.paged`); one table (1, n): rows are one prompt's positions.
         """
         s, h = tokens.shape[0], self.config.n_heads
         positions = ops.cast(positions, "int32")
@@ -281,8 +252,6 @@ def build_model(config: ModelConfig, seed: int = 0) -> PoetLM:
 def parameter_counts(model: PoetLM) -> dict:
     """Parameters: ``embedding`` (token and position tables; the tied output layer adds none),
     ``non_embedding`` (N of Kaplan et al. 2020, and of ``6 N D``) and ``total``."""
-    embedding = int(np.prod(model.tok_emb.embeddings.shape))
-    if model.pos_emb is not None:
-        embedding += int(np.prod(model.pos_emb.embeddings.shape))
+    embedding = sum(int(np.prod(e.embeddings.shape)) for e in (model.tok_emb, model.pos_emb) if e is not None)
     total = int(sum(np.prod(v.shape) for v in model.weights))
     return {"embedding": embedding, "non_embedding": total - embedding, "total": total}

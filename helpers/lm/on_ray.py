@@ -1,9 +1,6 @@
-"""The poem model's OpenAI-compatible service as a Ray Serve application: each replica runs the engine
-behind the same API as :mod:`helpers.lm.server`, and Serve's proxy streams its server-sent events.
-
-A stream lives on one replica (its KV cache is there), so it cannot move when that node is lost: the
-client retries with the same seed. ``check_health`` fails when the engine has, so that Serve replaces
-the replica.
+"""The poem model's OpenAI-compatible service on Ray Serve: each replica runs an engine behind :mod:`helpers.lm.server`.
+A stream lives on one replica (its KV cache is there): when the node is lost, the client retries with the same seed.
+``check_health`` fails once the engine has, so that Serve replaces the replica.
 """
 
 from __future__ import annotations
@@ -25,14 +22,13 @@ APP_NAME = "poet"
 )
 @serve.ingress()  # the app is built in each replica, around that replica's engine
 class PoetService:
-    def __init__(self, checkpoint: str, slots: int = 32, max_waiting: int = 256, name: str = DEFAULT_MODEL_NAME):
+    def __init__(self, checkpoint: str, slots: int = 32, max_waiting: int = 256):
         self.engine = build_engine(checkpoint, slots, "continuous", max_waiting)
-        self.options = ServerOptions(name=name)
 
     def __serve_build_asgi_app__(self):
         from helpers.lm.server import create_app
 
-        return create_app(self.engine, self.options)  # its lifespan starts and stops the engine's thread
+        return create_app(self.engine, ServerOptions())  # its lifespan starts and stops the engine's thread
 
     def check_health(self):
         if self.engine.failure is not None:
@@ -45,15 +41,13 @@ class PoetService:
         return ray.get_runtime_context().get_node_id()
 
 
-def application(
-    checkpoint, *, num_replicas: int = 1, slots: int = 32, max_waiting: int = 256, name: str = DEFAULT_MODEL_NAME
-):
+def application(checkpoint, *, num_replicas: int = 1, slots: int = 32, max_waiting: int = 256):
     """The application: ``num_replicas`` replicas of :class:`PoetService`, at most one per node
     (a node's loss then takes one replica), each taking one CPU slot of Ray's."""
     deployment = PoetService.options(
         num_replicas=num_replicas, max_replicas_per_node=1, ray_actor_options={"num_cpus": 1}
     )
-    return deployment.bind(str(checkpoint), slots, max_waiting, name)
+    return deployment.bind(str(checkpoint), slots, max_waiting)
 
 
 def stream_text(base_url: str, body: dict, on_text=None, timeout: float = 120.0) -> tuple[str, bool]:
@@ -80,9 +74,7 @@ def stream_text(base_url: str, body: dict, on_text=None, timeout: float = 120.0)
     return text, done
 
 
-def node_loss_during_streams(
-    cluster, base_url: str, seeds, max_tokens: int = 48, model: str = DEFAULT_MODEL_NAME, fault: str = "kill"
-):
+def node_loss_during_streams(cluster, base_url: str, seeds, max_tokens: int = 48, fault: str = "kill"):
     """One stream per seed, all at once; once text comes back the worker node is killed (``fault="kill"``) or
     frozen (``"freeze"``, killed after the streams end), and each stream without [DONE] is sent again, same
     seed. A pandas table, a row per seed: characters received, finished, ``ended_s`` (after the fault), and
@@ -95,11 +87,10 @@ def node_loss_during_streams(
     import pandas as pd
 
     first, ended, progress = {}, {}, {seed: 0 for seed in seeds}
-
-    body = lambda seed: {"model": model, "prompt": "春", "max_tokens": max_tokens, "seed": seed, "ignore_eos": True}
+    body = {"model": DEFAULT_MODEL_NAME, "prompt": "春", "max_tokens": max_tokens, "ignore_eos": True}
 
     def one(seed):
-        first[seed] = stream_text(base_url, body(seed), on_text=lambda n: progress.__setitem__(seed, n))
+        first[seed] = stream_text(base_url, {**body, "seed": seed}, on_text=lambda n: progress.__setitem__(seed, n))
         ended[seed] = time.monotonic()
 
     captured = io.StringIO()  # what Ray prints when it finds the node dead, kept out of the caller's output
@@ -123,7 +114,7 @@ def node_loss_during_streams(
             row = {"seed": seed, "received": len(text), "finished": done, "ended_s": ended[seed] - fault_at}
             row |= {"again_finished": None, "same_text": None}  # the second try, when the first did not finish
             if not done:
-                again, row["again_finished"] = stream_text(base_url, body(seed))
+                again, row["again_finished"] = stream_text(base_url, {**body, "seed": seed})
                 row["same_text"] = again.startswith(text) and len(again) > len(text)
             rows.append(row)
         deadline = time.monotonic() + 30

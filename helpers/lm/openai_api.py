@@ -1,9 +1,5 @@
-"""The OpenAI request format for :mod:`helpers.lm.server`: the fields it accepts, their checks, the
-error body, and the server's limits (:class:`ServerOptions`; importable before Keras is).
-
-A refused request raises :class:`ApiError`, answered as OpenAI does: ``{"error": {"message", "type",
-"param", "code"}}`` with ``type`` ``invalid_request_error`` (every 4xx but 429, as OpenAI sends them),
-``rate_limit_error`` (429) or ``server_error`` (5xx).
+"""The OpenAI request format for :mod:`helpers.lm.server` (importable before Keras is): the fields it accepts, their
+checks, the server's limits (:class:`ServerOptions`), and :class:`ApiError`, a refusal with OpenAI's error body.
 """
 
 from __future__ import annotations
@@ -21,8 +17,7 @@ LOGGER = "maas.lm"
 log = logging.getLogger(LOGGER)
 DEFAULT_MODEL_NAME = "tang-poet"
 DEFAULT_MAX_BODY_BYTES = 2**20  # a prompt fills at most the context: a few kilobytes of JSON
-#: a request not finished by then is cancelled and answered 504 (the official client's own default timeout)
-DEFAULT_REQUEST_TIMEOUT_S = 600.0
+DEFAULT_REQUEST_TIMEOUT_S = 600.0  # then a request is cancelled, 504 (the official client's own default timeout)
 
 
 @dataclass
@@ -54,7 +49,7 @@ CHAT_FIELDS = COMMON_FIELDS | {"messages", "max_completion_tokens"}
 
 
 class ApiError(Exception):
-    """A refused request: HTTP ``status`` and an OpenAI-style error."""
+    """A refused request: HTTP ``status`` and OpenAI's ``{"error": {"message", "type", "param", "code"}}``."""
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None, headers=None):
         super().__init__(message)

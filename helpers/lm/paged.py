@@ -1,22 +1,18 @@
 """A paged KV cache, as vLLM's PagedAttention (Kwon et al., 2023): a pool of blocks, a block table per sequence.
 
-Every layer's cache is one pool of (blocks, heads, BLOCK, head_dim); position p of a sequence is at
-``[table[p // BLOCK], :, p % BLOCK]``. Blocks are allocated as a sequence grows and returned when it
-ends; a waiting request is admitted when blocks are free for its prompt, first come first served. When
-a running sequence needs a block and none is free, the most recently admitted one is preempted: its
-blocks are freed and it goes back to the front of the queue, to be prefilled again with its prompt and
-output (vLLM's preemption by recomputation), so its output is unchanged. Block 0 is the null block:
-never handed out, where empty rows and padding write, and what unused table entries point at.
+When no block is free, the newest sequence is preempted and prefilled again later with its prompt and output (vLLM's
+recomputation), so its output is unchanged. Block 0 is the null block: padding writes there, unused entries point at it.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
 from helpers.lm import compiled
 from helpers.lm.bench import WorkItem, make_workload, run_load, step_ms
-from helpers.lm.engine import DecodeFunctions, Engine, bucket_length
-from helpers.lm.kvcache import measured_cache_bytes
+from helpers.lm.engine import DecodeFunctions, Engine, bucket_length, measured_cache_bytes
 
 BLOCK = 16  # positions per block, vLLM's default
 
@@ -111,27 +107,18 @@ class PagedFunctions(DecodeFunctions):
 
     def _decode_function(self):
         model = self.model
-        if self.in_place:
-            return compiled.compile_function(
-                lambda tokens, positions, tables: model.decode(tokens, positions, self._buffers, tables=tables)[0]
-            )
-        return compiled.compile_function(
-            lambda tokens, positions, tables, cache: model.decode(tokens, positions, list(cache), tables=tables),
-            donate_argnums=(3,),
+        return self._compile(
+            lambda tokens, positions, tables, cache: model.decode(tokens, positions, list(cache), tables=tables), 1
         )
 
     def decode(self, tokens, positions, *cache, tables=None):
         """The decode step over the pool's tables, or over one sequence's ``tables`` (:meth:`extend`)."""
-        if self.in_place:
-            if tables is not None:  # an extension: a trace per bucket
-                return self._decode(tokens, positions, tables), self._buffers
-            tables = self.pool.tables
-            if self._step is None:
-                spec = ((self.slots,), "int32")
-                self._step = compiled.specialize(self._decode, [spec, spec, (tables.shape, "int32")])
-            return self._step(tokens, positions, tables), self._buffers
-        logits, new = self._decode(tokens, positions, self.pool.tables if tables is None else tables, list(cache))
-        return logits, list(new)
+        if tables is not None:  # an extension: a trace per bucket
+            return self._run(self._decode, (tokens, positions, tables), cache)
+        if self.in_place and self._step is None:
+            spec = ((self.slots,), "int32")
+            self._step = compiled.specialize(self._decode, [spec, spec, (self.pool.tables.shape, "int32")])
+        return self._run(self._step if self.in_place else self._decode, (tokens, positions, self.pool.tables), cache)
 
     def prefill(self, tokens, last, slot, *cache):
         mapping = self.pool.slot_mapping(int(slot), tokens.shape[1]).astype(np.int32)
@@ -170,8 +157,8 @@ class PagedEngine(Engine):
         super().__init__(model, tokenizer, slots=rows, scheduler="continuous", functions=functions, **kwargs)
         self.block, self.prefix_caching = block, prefix_caching
         self.pool = self.fns.pool = BlockPool(blocks, rows, self.max_len, block)  # a fresh pool for this engine
-        self._admitted = np.zeros(rows, np.int64)  # when each row's sequence was admitted (a step count)
-        self._admissions = 0
+        self._admitted = np.zeros(rows, np.int64)  # when each row's sequence was admitted (an admission count)
+        self._admissions = itertools.count(1)
         self._cached = np.zeros(rows, np.int64)  # positions of each row's prompt found in shared blocks
 
     def _running_rows(self) -> list[int]:
@@ -211,8 +198,7 @@ class PagedEngine(Engine):
             if cancelled:
                 self._finish(request, "abort")
                 continue
-            self._admissions += 1
-            self._admitted[row] = self._admissions
+            self._admitted[row] = next(self._admissions)
             self._prefill(request, row)
 
     def _prompt_logits(self, ids: list[int], row: int) -> np.ndarray:
@@ -238,10 +224,6 @@ class PagedEngine(Engine):
         return self.pool.used * self.block
 
 
-# --------------------------------------------------------------------------------------------
-# contiguous slots against blocks, same memory
-
-
 def usage_summary(usage: dict) -> dict:
     """From an engine's :attr:`~Engine.usage`: mean sequences in flight per step, share of reserved positions unused."""
     steps = max(usage.get("in_flight_steps", 0), 1)
@@ -264,11 +246,8 @@ def compare(
     model, tokenizer, poems, streams, budget_slots, requests_per_stream, min_requests, output_range, seed,
     block_sizes=(BLOCK, BLOCK // 2),
 ):  # fmt: skip
-    """Contiguous slots against paged caches of the same bytes (blocks of each of ``block_sizes`` positions),
-    on the same workload at each number of ``streams``.
-
-    The contiguous engine has ``budget_slots`` slots; a paged engine as many blocks as those slots hold
-    positions, and one row per stream. A pandas table, one row per (streams, cache, block).
+    """Contiguous slots (``budget_slots``) against paged caches of the same bytes, blocks of each of ``block_sizes``
+    positions and a row per stream, on one workload at each number of ``streams``; a row per (streams, cache, block).
     """
     import pandas as pd
 
@@ -302,10 +281,6 @@ def compare(
                 }
             )
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------------------------
-# prefix caching
 
 
 def shared_prefix_workload(opening: str, poems, n: int, seed: int, output_range) -> list[WorkItem]:

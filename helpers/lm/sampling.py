@@ -1,9 +1,6 @@
-"""Choosing the next token: temperature, top-k, top-p, a per-request seed; stop strings.
-
-The rules are the OpenAI API's and vLLM's: ``temperature`` 0 is greedy, ``top_k`` 0 or -1 keeps every
-token, a ``stop`` string ends the completion and is not returned, ``max_tokens`` counts ``<eos>`` too.
-Every request has its own generator and draws one uniform number per token, and a row's logits depend
-on its sequence only: the same seed gives the same text alone or beside 63 other requests.
+"""Choosing the next token, by the OpenAI API's and vLLM's rules: temperature (0: greedy), top-k (0 or -1: all),
+top-p, a per-request seed; stop strings (not returned). A row's token depends on its own logits and generator
+only: the same seed gives the same text alone or beside 63 other requests.
 """
 
 from __future__ import annotations
@@ -15,8 +12,7 @@ import numpy as np
 from helpers.lm.data import CharTokenizer
 
 MAX_STOP = 4  # stop strings per request (the OpenAI API's limit)
-#: token ids the sampler never chooses: padding, the start of a poem, an unknown character
-NEVER_SAMPLED = (CharTokenizer.PAD, CharTokenizer.BOS, CharTokenizer.UNK)
+NEVER_SAMPLED = (CharTokenizer.PAD, CharTokenizer.BOS, CharTokenizer.UNK)  # never chosen: padding, <bos>, unknown
 
 
 class InvalidParams(ValueError):
@@ -29,7 +25,7 @@ class InvalidParams(ValueError):
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How one request samples. Validated on construction (raises :class:`InvalidParams`)."""
+    """How one request samples (``max_tokens`` counts ``<eos>``); validated on construction (:class:`InvalidParams`)."""
 
     max_tokens: int = 64
     temperature: float = 1.0
@@ -68,17 +64,12 @@ class SamplingParams:
 
 
 def choose_tokens(
-    logits: np.ndarray,
-    params: list[SamplingParams],
-    rngs: list[np.random.Generator],
-    banned: tuple[int, ...] = NEVER_SAMPLED,
+    logits: np.ndarray, params: list[SamplingParams], rngs: list[np.random.Generator], banned: tuple = NEVER_SAMPLED
 ) -> np.ndarray:
     """One token per row of ``logits`` (R, V), each row with its own parameters and generator; ``banned`` never.
 
-    Each row draws one uniform number, even when greedy (so a generator's stream does not depend on
-    earlier temperatures), and takes the token where it falls in the row's filtered, unnormalised
-    cumulative distribution. All rows go through each NumPy call together, row by row, so a row gets
-    the same token in a batch of one as in a batch of 64.
+    Each row draws one uniform number, even when greedy (so that its stream does not depend on earlier
+    temperatures), and takes the token where it falls in its filtered, unnormalised cumulative distribution.
     """
     logits = np.asarray(logits, dtype=np.float32)
     u = np.array([rng.random() for rng in rngs])

@@ -1,13 +1,11 @@
-"""Scaling sweeps for the poem model: loss against model size on fixed data, and against training compute.
-
-N counts the *non-embedding* parameters (Kaplan et al., 2020: the embeddings hide the trend for small
-models) and compute is ``C = 6 N D``. In :func:`compute_sweep` every budget gets its own complete
-warm-up and cosine schedule, as Hoffmann et al. (2022) did: a cosine cut short is not a shorter run.
-"""
+"""Scaling sweeps of the poem model: loss against size on fixed data, and against compute ``C = 6 N D``, N counting
+the non-embedding parameters (Kaplan et al., 2020: the embeddings hide the trend for small models)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+
+import pandas as pd
 
 from helpers.lm.model import ModelConfig
 from helpers.lm.train import LMData, TrainConfig, train
@@ -35,30 +33,21 @@ def _row(data: LMData, size: tuple[int, int, int], cfg: TrainConfig) -> dict:
 
 def size_sweep(data: LMData, sizes, train_config: TrainConfig | None = None):
     """Train every size for the same steps and batch (same tokens); one row each (a pandas table)."""
-    import pandas as pd
-
     cfg = train_config or TrainConfig()
     cfg = replace(cfg, segment_steps=cfg.steps)  # one validation at the end is all a sweep needs
     rows = [_row(data, tuple(size), cfg) for size in sizes]
     table = pd.DataFrame(rows)
-    ratio = table["params_non_embedding"].max() / table["params_non_embedding"].min()
-    table.attrs["non_embedding_span"] = float(ratio)
+    table.attrs["non_embedding_span"] = float(table["params_non_embedding"].max() / table["params_non_embedding"].min())
     table.attrs["runs"] = {(tuple(size), cfg): row for size, row in zip(sizes, rows)}  # for compute_sweep's `done`
     return table
 
 
 def compute_sweep(
-    data: LMData,
-    size=(64, 2, 4),
-    step_budgets=(25, 50, 100, 200),
-    train_config: TrainConfig | None = None,
-    done=None,
+    data: LMData, size=(64, 2, 4), step_budgets=(25, 50, 100, 200), train_config: TrainConfig | None = None, done=None
 ):
-    """One size trained for several step budgets, each with its own full schedule; one row per budget. A budget
-    whose run a :func:`size_sweep` table ``done`` (on the same data) already made, the same size with the same
-    configuration, is taken from it rather than trained again."""
-    import pandas as pd
-
+    """One size trained for several step budgets, each with its own full warm-up and cosine (as Hoffmann et al., 2022:
+    a cosine cut short is not a shorter run); one row per budget. A run the :func:`size_sweep` table ``done`` (same
+    data) already made is taken from it."""
     cfg = train_config or TrainConfig()
     budgets = [replace(cfg, steps=s, segment_steps=s, warmup_steps=min(cfg.warmup_steps, s // 4)) for s in step_budgets]
     runs = {} if done is None else done.attrs.get("runs", {})

@@ -1,12 +1,6 @@
-"""Serve a trained poem model with the OpenAI API (as vLLM does), from the command line or from Python.
-
-    python -m helpers.lm.serve --checkpoint build/lm/ckpt --port 8000     # 127.0.0.1 only; --help for options
-    curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
-         -d '{"model": "tang-poet", "prompt": "春眠", "max_tokens": 32, "seed": 1}'
-
-The engine runs in a thread beside uvicorn's event loop; the process runs as every course service does
-(:mod:`helpers.serving.app`: JSON log lines on stderr, a graceful stop on SIGTERM); :class:`Service` runs it in a
-subprocess.
+"""Serve a trained poem model with the OpenAI API, as vLLM does: ``python -m helpers.lm.serve --checkpoint DIR``
+(127.0.0.1:8000; ``--help`` for options), :func:`serve`, or :class:`Service` in a subprocess. The engine runs in a
+thread beside uvicorn's event loop; logs and stops as every course service does (:mod:`helpers.serving.app`).
 """
 
 from __future__ import annotations
@@ -27,8 +21,7 @@ from helpers.serving.app import LOG_CONFIG as SERVING_LOG_CONFIG
 from helpers.serving.protocol import BODY_TIMEOUT_S
 from helpers.serving.service import HttpService
 
-#: the serving package's JSON-lines logging (its formatter, handlers and uvicorn loggers), and this service's logger
-LOG_CONFIG = copy.deepcopy(SERVING_LOG_CONFIG)
+LOG_CONFIG = copy.deepcopy(SERVING_LOG_CONFIG)  # the serving package's JSON-lines logging, and this service's logger
 LOG_CONFIG["loggers"][LOGGER] = dict(LOG_CONFIG["loggers"]["uvicorn"])
 
 
@@ -68,8 +61,7 @@ def serve(
     run_server(app, host, port, log, fields, started=start, limit_concurrency=max_connections)
 
 
-#: the command line's options: (flag, type, default, help)
-OPTIONS = (
+OPTIONS = (  # the command line's options: (flag, type, default, help)
     ("--host", str, "127.0.0.1", "address to bind (default 127.0.0.1: this machine only)"),
     ("--port", int, 8000, "port (default 8000, vLLM's; 0: any free port)"),
     ("--name", str, "tang-poet", "the model name clients send (default tang-poet)"),
@@ -101,12 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with native_stderr_silenced():
         import keras  # noqa: F401 - import once with the C++ start-up notices silenced
-    options = ServerOptions(
-        max_body_bytes=args.max_body_bytes,
-        api_key=args.api_key,
-        body_timeout_s=args.body_timeout,
-        request_timeout_s=args.request_timeout,
-    )
+    timeouts = {"body_timeout_s": args.body_timeout, "request_timeout_s": args.request_timeout}
+    options = ServerOptions(max_body_bytes=args.max_body_bytes, api_key=args.api_key, **timeouts)
     kw = {k: getattr(args, k) for k in ("host", "port", "name", "slots", "scheduler", "max_waiting")}
     try:
         serve(args.checkpoint, warm=not args.no_warm_up, options=options, max_connections=args.max_connections, **kw)
@@ -121,12 +109,9 @@ class Service(HttpService):
 
     health_path = "/health"
 
-    def __init__(
-        self, checkpoint, *, name="tang-poet", port=0, slots=8, scheduler="continuous", max_waiting=256, extra_args=()
-    ):
-        self.model_name = name
+    def __init__(self, checkpoint, *, name="tang-poet", port=0, slots=8, max_waiting=256, extra_args=()):
         args = ["--checkpoint", str(checkpoint), "--name", name, "--port", str(port), "--slots", str(slots)]
-        args += ["--scheduler", scheduler, "--max-waiting", str(max_waiting), *extra_args]
+        args += ["--max-waiting", str(max_waiting), *extra_args]
         super().__init__(module("helpers.lm.serve", *args), "language-model service")
 
     @property

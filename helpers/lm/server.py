@@ -1,10 +1,6 @@
-"""The OpenAI-compatible HTTP API, as vLLM exposes it, over :class:`helpers.lm.engine.Engine`.
-
-``POST /v1/completions`` and ``/v1/chat/completions`` (the ``user`` and ``assistant`` messages in order), whole
-or streamed as server-sent events; ``GET /v1/models[/{id}]``, ``/health``, ``/stats``. Refusals are 4xx with
-OpenAI's error body (:mod:`helpers.lm.openai_api`); unknown characters are refused by name, not mapped to
-``<unk>``. A full queue gets 429, a slow body 408, a request over ``request_timeout_s`` 504; a client that goes
-away has its request cancelled. If the engine fails, its requests get 500, new ones and ``/health`` 503.
+"""The OpenAI-compatible HTTP API, as vLLM exposes it, over :class:`helpers.lm.engine.Engine`: completions and chat
+completions (whole or as server-sent events), ``/v1/models``, ``/health``, ``/stats``. Refusals carry OpenAI's error
+body (:mod:`helpers.lm.openai_api`); unknown characters are refused by name; a client that leaves is cancelled.
 """
 
 from __future__ import annotations
@@ -321,8 +317,7 @@ def create_app(engine: Engine, options: ServerOptions | None = None) -> FastAPI:
             engine.stop()
         log.info("stopped", extra={"fields": {"event": "stopped", **engine.load()}})
 
-    title = "Tang poems: an OpenAI-compatible completion service"
-    app = FastAPI(title=title, version="1", lifespan=lifespan)
+    app = FastAPI(title="Tang poems: an OpenAI-compatible completion service", version="1", lifespan=lifespan)
     if options.api_key:
         app.add_middleware(ApiKeyCheck, key=options.api_key)
 

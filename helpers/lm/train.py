@@ -1,9 +1,6 @@
-"""Pre-train the poem model the way large models are trained, at laptop size.
-
-AdamW with a linear warm-up and a cosine decay, in segments: after each, the validation loss, a learning-curve
-point and a checkpoint. The batch of step ``s`` is a function of ``(seed, s)``, so :func:`train` called again
-resumes with the same numbers. Losses are nats per predicted token (characters, punctuation, ``<eos>``).
-"""
+"""Pre-train the poem model as large models are trained (AdamW, warm-up and cosine decay), at laptop size, in
+segments each ending with a validation loss and a checkpoint; step ``s``'s batch depends on ``(seed, s)`` only, so a
+resumed run gives the same numbers. Losses are nats per predicted token (characters, punctuation, ``<eos>``)."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -58,13 +56,11 @@ class LMData:
     validation: Packed
     test: Packed
     seq_len: int
-    regulated_only: bool
 
     def facts(self) -> dict:
         return {
             "vocab_size": self.tokenizer.vocab_size,
             "seq_len": self.seq_len,
-            "regulated_only": self.regulated_only,
             **{f"{s}_poems": getattr(self, s).poems for s in ("train", "validation", "test")},
             **{f"{s}_tokens": getattr(self, s).tokens for s in ("train", "validation", "test")},
             **{f"{s}_rows": len(getattr(self, s).rows) for s in ("train", "validation", "test")},
@@ -73,30 +69,14 @@ class LMData:
 
 
 def prepare(
-    corpus: Corpus,
-    seq_len: int = 96,
-    min_count: int = 5,
-    regulated_only: bool = True,
-    max_poems: int | None = None,
-    seed: int = 0,
+    corpus: Corpus, seq_len: int = 96, min_count: int = 5, max_poems: int | None = None, seed: int = 0
 ) -> LMData:
-    """Tokenizer (fitted on the training split), packed training rows, one poem a row for validation and test;
-    ``regulated_only`` keeps the regulated poems, ``max_poems`` caps each split."""
-
-    def chosen(poems):
-        poems = regulated(poems) if regulated_only else poems
-        return poems[:max_poems] if max_poems else poems
-
-    train_poems = chosen(corpus.train)
-    tokenizer = CharTokenizer.fit((p.text for p in train_poems), min_count=min_count)
-    return LMData(
-        tokenizer,
-        pack(train_poems, tokenizer, seq_len, seed),
-        pack(chosen(corpus.validation), tokenizer, seq_len, seed + 1, one_per_row=True),
-        pack(chosen(corpus.test), tokenizer, seq_len, seed + 2, one_per_row=True),
-        seq_len,
-        regulated_only,
-    )
+    """The regulated poems of each split (at most ``max_poems``): a tokenizer fitted on the training split, packed
+    training rows, one poem a row for validation and test."""
+    chosen = [regulated(p)[: max_poems or None] for p in (corpus.train, corpus.validation, corpus.test)]
+    tokenizer = CharTokenizer.fit((p.text for p in chosen[0]), min_count=min_count)
+    packed = [pack(p, tokenizer, seq_len, seed + i, one_per_row=i > 0) for i, p in enumerate(chosen)]
+    return LMData(tokenizer, *packed, seq_len)
 
 
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
@@ -118,7 +98,6 @@ def compile_for_training(model: PoetLM, cfg: TrainConfig) -> None:
     opt = keras.optimizers.AdamW(
         learning_rate=WarmupCosine(cfg.learning_rate, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio),
         weight_decay=cfg.weight_decay,
-        beta_1=0.9,
         beta_2=cfg.beta_2,
         clipnorm=cfg.clipnorm or None,
     )
@@ -159,9 +138,8 @@ class Scorer:
         """Nats of every target of ``packed``, shaped like its targets, 0 where not counted."""
         rows, out = packed.rows, []
         for start in range(0, len(rows), self.batch_size):
-            part, n = rows[start : start + self.batch_size], min(self.batch_size, len(rows) - start)
-            if n < self.batch_size:  # one shape only: pad the last batch with padding rows
-                part = np.concatenate([part, np.zeros((self.batch_size - n, part.shape[1]), part.dtype)])
+            n = min(self.batch_size, len(rows) - start)
+            part = np.pad(rows[start : start + n], ((0, self.batch_size - n), (0, 0)))  # one shape: padding rows
             nll = compiled.to_numpy(self._nll(part[:, :-1], part[:, 1:])).astype(np.float64)[:n]
             out.append(nll * Packed(part[:n], 0, 0).mask)
         return np.concatenate(out) if out else np.zeros((0, rows.shape[1] - 1))
@@ -210,16 +188,15 @@ class Checkpoint:
         self._replace("tokenizer.json", lambda p: p.write_text(tokenizer.to_json(), encoding="utf-8"))
         with quiet_keras_numpy_notice():  # Keras wants the .weights.h5 suffix, which the temporary name keeps
             self._replace("model.weights.h5", lambda p: model.save_weights(str(p)))
-        if model.optimizer is not None:
-            arrays = {f"v{i}": compiled.to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
-            self._replace("optimizer.npz", lambda p: np.savez(open(p, "wb"), **arrays))
+        arrays = {f"v{i}": compiled.to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
+        self._replace("optimizer.npz", lambda p: np.savez(open(p, "wb"), **arrays))
         self._replace("state.json", lambda p: p.write_text(json.dumps(state, indent=1)))
 
     def restore(self, model: PoetLM) -> None:
         """Load the weights and, if the model is compiled, the optimiser state."""
         with quiet_keras_numpy_notice():
             model.load_weights(str(self.dir / "model.weights.h5"))
-        if model.optimizer is not None:
+        if getattr(model, "optimizer", None) is not None:  # (an uncompiled model has none)
             with np.load(self.dir / "optimizer.npz") as saved:
                 values = [saved[f"v{i}"] for i in range(len(saved.files))]
             variables = model.optimizer.variables
@@ -244,8 +221,7 @@ def load_model(directory: Path | str) -> tuple[PoetLM, CharTokenizer, dict]:
     identity = json.loads((directory / "config.json").read_text())
     tokenizer = CharTokenizer.from_json((directory / "tokenizer.json").read_text(encoding="utf-8"))
     model = PoetLM(ModelConfig(**identity["model"]), name="poet_lm")
-    with quiet_keras_numpy_notice():
-        model.load_weights(str(directory / "model.weights.h5"))
+    Checkpoint(directory).restore(model)
     return model, tokenizer, identity
 
 
@@ -272,17 +248,11 @@ def train(
     stop_after_segment: int | None = None,
     fresh: bool = False,
 ) -> TrainResult:
-    """Train (or resume) one model; returns a :class:`TrainResult` with the model attached.
-
-    ``stop_after_segment`` ends the call as an interruption would; ``fresh`` deletes an earlier checkpoint
-    first. ``train_seconds`` counts the steps only.
-    """
+    """Train (or resume) one model; a :class:`TrainResult` with the model attached (``train_seconds``: the steps only).
+    ``stop_after_segment`` ends the call as an interruption would; ``fresh`` deletes an earlier checkpoint first."""
     if fresh and checkpoint_dir and Path(checkpoint_dir).is_dir():
-        import shutil
-
         shutil.rmtree(checkpoint_dir)
-    if model_config.vocab_size != data.tokenizer.vocab_size:
-        model_config = replace(model_config, vocab_size=data.tokenizer.vocab_size)
+    model_config = replace(model_config, vocab_size=data.tokenizer.vocab_size)
     if model_config.max_len < data.seq_len:
         raise ValueError(
             f"max_len={model_config.max_len} is shorter than the training rows ({data.seq_len}); "
@@ -303,13 +273,10 @@ def train(
         if ckpt:
             ckpt.save(model, data.tokenizer, identity, state)
         segments_run += 1
-    history, seconds = state["history"], state["train_seconds"]
+    history = state["history"]
     return TrainResult(
-        history=history,
-        steps_done=state["steps_done"],
-        tokens_seen=state["tokens_seen"],
-        train_seconds=seconds,
-        tokens_per_second=state["tokens_seen"] / max(seconds, 1e-9),
+        **{k: state[k] for k in ("history", "steps_done", "tokens_seen", "train_seconds")},
+        tokens_per_second=state["tokens_seen"] / max(state["train_seconds"], 1e-9),
         val_loss=history[-1]["val_loss"] if history else float("nan"),
         params=parameter_counts(model),
         resumed_from_step=resumed_from,
@@ -321,9 +288,8 @@ def _segment(model: PoetLM, data: LMData, cfg: TrainConfig, state: dict, scorer:
     """Train the steps of the next segment and add its learning-curve point to ``state``."""
     first, rows = state["steps_done"], data.train.rows
     last = min(cfg.steps, first + cfg.segment_steps)
-    part = Packed(
-        rows[np.concatenate([batch_indices(len(rows), cfg.batch_size, s, cfg.seed) for s in range(first, last)])], 0, 0
-    )
+    index = np.concatenate([batch_indices(len(rows), cfg.batch_size, s, cfg.seed) for s in range(first, last)])
+    part = Packed(rows[index], 0, 0)
     start = time.perf_counter()
     fit = model.fit(
         part.inputs, part.targets, sample_weight=part.mask, batch_size=cfg.batch_size, shuffle=False, verbose=0

@@ -1,5 +1,4 @@
-"""Serve an image classifier over HTTP with TensorFlow Serving's REST API and dynamic batching
-(``python -m helpers.serving --model FILE``), and the same service on Ray Serve (``ray_*``: not imported here)."""
+"""An image classifier served over HTTP (TensorFlow Serving's REST API, dynamic batching); ``ray_*``: on Ray Serve."""
 
 from helpers.serving.batcher import Batcher
 from helpers.serving.model import (
@@ -10,15 +9,12 @@ from helpers.serving.model import (
     train_article_cnn,
     with_preprocessing,
 )
-from helpers.serving.protocol import BadRequest, decode_predict_request
 from helpers.serving.service import Service, running_service
 
 __all__ = [
-    "BadRequest",
     "Batcher",
     "Predictor",
     "Service",
-    "decode_predict_request",
     "export",
     "model_to_serve",
     "running_service",

@@ -1,11 +1,9 @@
-"""The model service's ASGI application (FastAPI for everything, :class:`PredictFastPath` for
-``POST :predict``) and :func:`serve`, which runs it on uvicorn until SIGTERM or SIGINT."""
+"""The model service's ASGI app (FastAPI; :class:`PredictFastPath` for ``POST :predict``); :func:`serve` runs it."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import logging.config
 import os
 import signal
@@ -17,45 +15,30 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.exceptions import HTTPException as FastAPIHTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
 
 from helpers import processes
 from helpers.data import IMAGE_SHAPE
+from helpers.serving import protocol
 from helpers.serving.batcher import Batcher
 from helpers.serving.model import Predictor
-from helpers.serving.protocol import (
-    BODY_TIMEOUT_S,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_INSTANCES,
-    DEFAULT_NAME,
-    LOGGER,
-    MODEL_VERSION_STATUS,
-    NEEDS_POST,
-    answer_request,
-    log,
-    predict_reply,
-    refusal,
-    unknown_model,
-)
 
-#: more open connections than this at once get 503 (the load tests open at most a few hundred)
-DEFAULT_MAX_CONNECTIONS = 1024
+DEFAULT_MAX_CONNECTIONS = 1024  # more open connections at once get 503 (the load tests open a few hundred at most)
 DESCRIPTION = "Serve an image classifier over HTTP with TensorFlow Serving's REST API and dynamic batching."
 
 
 @dataclass
 class ServiceOptions:
-    name: str = DEFAULT_NAME
+    name: str = protocol.DEFAULT_NAME
     max_batch_size: int = 64
     max_wait_ms: float = 5.0
     batching: bool = True
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    max_instances: int = DEFAULT_MAX_INSTANCES
+    max_body_bytes: int = protocol.DEFAULT_MAX_BODY_BYTES
+    max_instances: int = protocol.DEFAULT_MAX_INSTANCES
     fast_path: bool = True  # answer POST :predict in PredictFastPath, not through FastAPI's router
-    body_timeout_s: float = BODY_TIMEOUT_S  # a body not all arrived by then: 408
+    body_timeout_s: float = protocol.BODY_TIMEOUT_S  # a body not all arrived by then: 408
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # open connections beyond it get 503 (uvicorn's limit_concurrency)
 
 
@@ -75,7 +58,7 @@ def signature_metadata(name: str, n_outputs: int) -> dict:
 
 def check_model_name(name: str, served: str) -> None:
     if name != served:
-        raise FastAPIHTTPException(404, unknown_model(name, served))
+        raise HTTPException(404, protocol.unknown_model(name, served))
 
 
 def create_app(predictor: Predictor, options: ServiceOptions):
@@ -94,30 +77,26 @@ def create_app(predictor: Predictor, options: ServiceOptions):
     class ErrorResponse(BaseModel):
         error: str
 
-    state: dict = {}
+    batcher = Batcher(predictor.predict, options.max_batch_size, options.max_wait_ms / 1000, options.batching)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        batcher = Batcher(predictor.predict, options.max_batch_size, options.max_wait_ms / 1000, options.batching)
         batcher.start()
-        state["batcher"] = batcher
         fields = {"model": options.name, "kind": predictor.kind, "batching": options.batching}
         fields |= {"max_batch_size": options.max_batch_size, "max_wait_ms": options.max_wait_ms}
-        log.info("ready", extra={"fields": {"event": "ready", **fields}})
+        protocol.log.info("ready", extra={"fields": {"event": "ready", **fields}})
         yield
         await batcher.stop()
-        log.info("stopped", extra={"fields": {"event": "stopped", **batcher.stats.as_dict()}})
+        protocol.log.info("stopped", extra={"fields": {"event": "stopped", **batcher.stats.as_dict()}})
 
     title = "CIFAR-10 classifier (TensorFlow Serving REST API)"
     app = FastAPI(title=title, version="1", description=DESCRIPTION, lifespan=lifespan)
     errors = {code: {"model": ErrorResponse} for code in (400, 404, 405, 413)}
 
-    def refuse(request: Request, status: int, message: str) -> Response:
-        return Response(refusal(request.url.path, status, message), status_code=status, media_type="application/json")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        return refuse(request, exc.status_code, str(exc.detail))
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        reply = protocol.refusal(request.url.path, exc.status_code, str(exc.detail))
+        return Response(reply, status_code=exc.status_code, media_type="application/json")
 
     @app.get("/healthz", summary="Liveness and readiness")
     async def healthz():
@@ -125,14 +104,14 @@ def create_app(predictor: Predictor, options: ServiceOptions):
 
     @app.get("/stats", summary="Requests, batches and images served since start")
     async def stats():
-        return state["batcher"].stats.as_dict() | {"batching": options.batching}
+        return batcher.stats.as_dict() | {"batching": options.batching}
 
     @app.get("/v1/models/{name}", summary="Model version status (TensorFlow Serving)", responses=errors)
     async def model_status(name: str):
         if name.endswith(":predict"):  # GET /v1/models/<name>:predict
-            raise FastAPIHTTPException(405, NEEDS_POST)
+            raise HTTPException(405, protocol.NEEDS_POST)
         check_model_name(name, options.name)
-        return {"model_version_status": [MODEL_VERSION_STATUS]}
+        return {"model_version_status": [protocol.MODEL_VERSION_STATUS]}
 
     @app.get("/v1/models/{name}/metadata", summary="Model signature (TensorFlow Serving)", responses=errors)
     async def model_metadata(name: str):
@@ -140,7 +119,7 @@ def create_app(predictor: Predictor, options: ServiceOptions):
         return signature_metadata(options.name, predictor.n_outputs)
 
     async def answer_predict(body: bytes, path: str) -> tuple[int, bytes]:
-        return await predict_reply(state["batcher"].submit, options.max_instances, body, path)
+        return await protocol.predict_reply(batcher.submit, options.max_instances, body, path)
 
     limits = options.max_body_bytes, options.body_timeout_s
     body_schema = {"required": True, "content": {"application/json": {"schema": PredictRequest.model_json_schema()}}}
@@ -152,10 +131,9 @@ def create_app(predictor: Predictor, options: ServiceOptions):
         responses=errors,
         openapi_extra={"requestBody": body_schema},
     )
-    async def predict(name: str, request: Request):
-        # documents the endpoint; answers it without PredictFastPath
+    async def predict(name: str, http: Request):  # documents the endpoint; answers it without PredictFastPath
         check_model_name(name, options.name)
-        answer = await answer_request(request.scope, request.receive, answer_predict, request.url.path, *limits)
+        answer = await protocol.answer_request(http.scope, http.receive, answer_predict, http.url.path, *limits)
         if answer is None:
             return Response(status_code=499)  # nobody to answer ("client closed request")
         return Response(answer[1], status_code=answer[0], media_type="application/json")
@@ -179,7 +157,7 @@ class PredictFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        if (answer := await answer_request(scope, receive, self.answer, scope["path"], *self.limits)) is None:
+        if (answer := await protocol.answer_request(scope, receive, self.answer, scope["path"], *self.limits)) is None:
             return
         status, reply = answer
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(reply)).encode())]
@@ -205,7 +183,7 @@ LOG_CONFIG = {
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
     "loggers": {
         name: {"handlers": ["stderr"], "level": "INFO", "propagate": False}
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", LOGGER)
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", protocol.LOGGER)
     },
 }
 
@@ -227,14 +205,14 @@ class GracefulServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def run_server(app, host: str, port: int, logger, fields: dict, *, started: float, graceful_seconds=30.0, **options):
+def run_server(app, host: str, port: int, logger, fields: dict, *, started: float, **options):
     """Bind ``host:port`` (0: a free port), log ``listening`` with ``fields`` and the seconds since ``started``,
     serve ``app`` until SIGTERM/SIGINT or the parent is gone (both services)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     options |= {"log_config": LOG_CONFIG, "access_log": False, "server_header": False}
-    server = GracefulServer(uvicorn.Config(app, timeout_graceful_shutdown=graceful_seconds, **options))
+    server = GracefulServer(uvicorn.Config(app, timeout_graceful_shutdown=30, **options))
 
     def parent_gone():  # never outlive the notebook or test that started the service
         logger.warning("parent gone", extra={"fields": {"event": "parent_gone"}})
@@ -253,7 +231,6 @@ def serve(model: Path | str, host: str = "127.0.0.1", port: int = 8501, options:
     logging.config.dictConfig(LOG_CONFIG)
     options = options or ServiceOptions()
     start = time.perf_counter()
-    predictor = Predictor(model)
+    app = create_app(Predictor(model), options)
     server = {"backlog": 2048, "timeout_keep_alive": 30, "limit_concurrency": options.max_connections}
-    app = create_app(predictor, options)
-    run_server(app, host, port, log, {"model": str(model)}, started=start, **server)
+    run_server(app, host, port, protocol.log, {"model": str(model)}, started=start, **server)

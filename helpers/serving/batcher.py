@@ -9,20 +9,15 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from helpers.serving.protocol import ServingError, log
 
-
-@dataclass
-class _Pending:
-    images: np.ndarray
-    future: asyncio.Future
+_Pending = collections.namedtuple("_Pending", "images future")  # a request's images, and the future of its outputs
 
 
-@dataclass
+@dataclasses.dataclass
 class BatchStats:
     """Counters since the service started."""
 
@@ -88,12 +83,9 @@ class Batcher:
             self._arrived.clear()
             await self._arrived.wait()
         batch = [self._queue.popleft()]
-        if not self.enabled:
-            return batch
-        size = len(batch[0].images)
-        loop = asyncio.get_running_loop()
+        size, loop = len(batch[0].images), asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait_s
-        while size < self.max_batch_size:
+        while self.enabled and size < self.max_batch_size:
             if self._queue:
                 if size + len(self._queue[0].images) > self.max_batch_size:
                     break
@@ -113,8 +105,7 @@ class Batcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._next_batch()
-            batch = [p for p in batch if not p.future.done()]  # a client that gave up
+            batch = [p for p in await self._next_batch() if not p.future.done()]  # without clients that gave up
             if not batch:
                 continue
             images = batch[0].images if len(batch) == 1 else np.concatenate([p.images for p in batch])

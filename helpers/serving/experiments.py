@@ -1,11 +1,12 @@
-"""Chapter 07's experiments on the service (throughput and latency against clients and batch sizes, services side
-by side) and the words and figures that show them; the load comes from :mod:`helpers.serving.loadtest`."""
+"""Chapter 07's experiments on the service (against clients, batch sizes; side by side), their tables and figures."""
 
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
+import pandas as pd
 
 from helpers import timing, words
 from helpers.serving import loadtest
@@ -27,8 +28,6 @@ def sweep(columns: dict, predict_url: str, totals, bodies: list[bytes], levels) 
 
 def sweep_concurrency(services: dict, images: np.ndarray, levels, n_requests: int, encodings=("json",)):
     """:func:`sweep`'s rows per encoding and service (a label, e.g. "off", mapped to a running ``Service``)."""
-    import pandas as pd
-
     rows = []
     for encoding in encodings:
         bodies = loadtest.request_bodies(images, 1, n_requests, encoding)
@@ -44,8 +43,6 @@ def side_by_side(
 ):
     """Requests/s and p99 of each service at ``clients`` clients, one row per (repeat, encoding, service): the
     services take turns, so a slow spell of the machine touches them alike (:func:`ratios` are read per turn)."""
-    import pandas as pd
-
     rows = []
     for repeat in range(repeats):
         for encoding in encodings:
@@ -59,19 +56,16 @@ def side_by_side(
 
 
 def ratios(runs, numerator: str, denominator: str):
-    """Per repeat and encoding, requests/s of service ``numerator`` over ``denominator`` (a :func:`side_by_side` table)."""
+    """Per repeat and encoding, requests/s of ``numerator`` over ``denominator`` (a :func:`side_by_side` table)."""
     table = runs.pivot_table(index=["encoding", "repeat"], columns="service", values="requests/s")
     return (table[numerator] / table[denominator]).rename(f"{numerator} / {denominator}")
 
 
-def sweep_batch_sizes(
-    service, predict, images, sizes, n_images: int, clients: int, encodings=("json",), min_seconds=0.5
-):
+def sweep_batch_sizes(service, predict, images, sizes, n_images: int, clients: int, encodings=("json",)):
     """Images per second against images per request: in-process ``predict`` and over HTTP."""
-    import pandas as pd
 
     def in_process(size: int) -> float:
-        return timing.throughput(predict, images, size, min_seconds=min_seconds).items_per_second
+        return timing.throughput(predict, images, size, min_seconds=0.5).items_per_second
 
     rows = []
     for size in sizes:
@@ -90,8 +84,6 @@ def sweep_batch_sizes(
 
 def column_zh(column: str) -> str:
     """A column of this module's tables in Chinese; an encoding in parentheses, ``"HTTP images/s (b64)"``, is kept."""
-    import re
-
     if m := re.fullmatch(r"(.+) \((\w+)\)", column):
         return f"{column_zh(m[1])}（{m[2]}）"
     return words.label(column, "zh", "serving")
@@ -134,11 +126,9 @@ def plot_batch_sizes(table, lang: str = "en"):
 
     w = words.of(lang, "serving")
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for column, style, label in (
-        ("in-process images/s", "--", w("in-process")),
-        ("HTTP images/s (json)", "-", w("HTTP, {}").format("json")),
-        ("HTTP images/s (b64)", "-", w("HTTP, {}").format("b64")),
-    ):
+    curves = {"in-process images/s": ("--", w("in-process"))}
+    curves |= {f"HTTP images/s ({e})": ("-", w("HTTP, {}").format(e)) for e in loadtest.ENCODINGS}
+    for column, (style, label) in curves.items():
         if column in table:
             ax.plot(table["images/request"], table[column], marker="o", linestyle=style, label=label)
     ax.set_xscale("log", base=2)

@@ -8,15 +8,18 @@ import base64
 import concurrent.futures
 import contextlib
 import json
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass
 
+import httpx
 import numpy as np
 
-from helpers import timing
+from helpers import timing, words
 
 ENCODINGS = ("json", "b64")
+EJECT_S = 30.0  # how long a client of :func:`run_timeline` avoids an entry point after a failed try
 
 
 def encode_request(images: np.ndarray, encoding: str = "json") -> bytes:
@@ -106,8 +109,7 @@ class Connection:
 
 
 def run_in_thread(coroutine, name: str):
-    """Run ``coroutine`` on a fresh event loop (uvloop's if installed) in a thread of its own (a notebook's thread
-    already runs one); its result, or its error."""
+    """Run ``coroutine`` on a fresh event loop (uvloop's if installed) in its own thread (a notebook's has one)."""
     try:
         from uvloop import new_event_loop
     except ImportError:
@@ -122,13 +124,13 @@ def run_in_thread(coroutine, name: str):
 
 
 def run_load(
-    url: str, bodies: list[bytes], concurrency: int, images_per_request: int = 1, timeout: float = 60.0, warmup: int = 0
+    url: str, bodies: list[bytes], concurrency: int, images_per_request: int = 1, warmup: int = 0
 ) -> LoadResult:
-    """Send every body to ``url`` from ``concurrency`` clients, each its own connection; ``warmup`` requests (at least
-    one a client) go first, unmeasured."""
+    """Send every body to ``url`` from ``concurrency`` clients, each its own connection (a try fails after 60 s);
+    ``warmup`` requests (at least one a client) go first, unmeasured."""
     if concurrency < 1 or not bodies:
         raise ValueError("need at least one client and one request")
-    load = _timeline(url, bodies, [0] * concurrency, len(bodies), None, timeout, 0.0, images_per_request, warmup)
+    load = _timeline(url, bodies, [0] * concurrency, len(bodies), None, 60.0, 0.0, images_per_request, warmup)
     table = run_in_thread(load, "load-generator")
     latencies, errors = (table["end"] - table["start"]).to_numpy() * 1000, table.attrs["errors"]
     seconds, first = table.attrs["seconds"], errors[0] if errors else ""
@@ -174,8 +176,7 @@ async def _timeline(urls, bodies, retries, max_requests, seconds, timeout, backo
                 status, again = await attempt(entries[entry], bodies[i % len(bodies)])
                 if not again or n > tries:
                     break
-                # a failed entry point is avoided for EJECT_S if another one is not avoided, which is
-                # used instead; the last one left is never avoided
+                # a failed entry point is avoided for EJECT_S if another one is not (used instead), never the last
                 now = time.monotonic()
                 others = [e for e in range(len(entries)) if e != entry and ejected[e] <= now]
                 if others:
@@ -200,10 +201,6 @@ async def _timeline(urls, bodies, retries, max_requests, seconds, timeout, backo
     return table
 
 
-#: how long a client of :func:`run_timeline` avoids an entry point after a failed try
-EJECT_S = 30.0
-
-
 def run_timeline(
     url: str | list[str],
     bodies: list[bytes],
@@ -214,7 +211,6 @@ def run_timeline(
     seconds: float | None = None,
     timeout: float = 30.0,
     backoff_s: float = 0.05,
-    images_per_request: int = 1,
 ):
     """:func:`run_load` until ``max_requests`` or ``seconds``, a row a request (first sent, ended, last status,
     attempts, retrying); ``retries`` (one, or one a client) after no answer or a 5xx/429, waiting ``backoff_s``,
@@ -222,20 +218,14 @@ def run_timeline(
     retries = [retries] * concurrency if isinstance(retries, int) else list(retries)
     if concurrency < 1 or not bodies or len(retries) != concurrency:
         raise ValueError("need at least one client, one request, and one retry count a client")
-    return run_in_thread(
-        _timeline(url, bodies, retries, max_requests or len(bodies), seconds, timeout, backoff_s, images_per_request),
-        "load-timeline",
-    )
+    load = _timeline(url, bodies, retries, max_requests or len(bodies), seconds, timeout, backoff_s, 1)
+    return run_in_thread(load, "load-timeline")
 
 
-def predict_http(
-    model_url: str, images: np.ndarray, batch_size: int = 256, encoding: str = "b64", timeout: float = 120.0
-) -> np.ndarray:
+def predict_http(model_url: str, images: np.ndarray, batch_size: int = 256, encoding: str = "b64") -> np.ndarray:
     """The service's outputs for ``images``, requested ``batch_size`` images at a time."""
-    import httpx
-
     rows = []
-    with httpx.Client(timeout=timeout) as client:
+    with httpx.Client(timeout=120.0) as client:
         for start in range(0, len(images), batch_size):
             body = encode_request(images[start : start + batch_size], encoding)
             response = client.post(f"{model_url}:predict", content=body, headers={"Content-Type": "application/json"})
@@ -281,23 +271,15 @@ def bad_requests(model_url: str, max_body_bytes: int, max_instances: int) -> lis
 
 def case_zh(case: str) -> str:
     """One of :func:`bad_requests`' cases in Chinese."""
-    import re
-
-    from helpers.words import labels
-
-    if case in labels("serving"):
-        return labels("serving")[case]
     if m := re.fullmatch(r"(\d+) images, over the limit", case):
         return f"{m[1]} 张图像，超过上限"
     if m := re.fullmatch(r"body over ([\d,]+) bytes", case):
         return f"请求体超过 {m[1]} 字节"
-    return case
+    return words.label(case, "zh", "serving")
 
 
 def send(method: str, url: str, body: bytes = b"", timeout: float = 30.0) -> tuple[int, dict]:
     """One request with ``httpx``; returns the status and the decoded JSON reply ({} if none)."""
-    import httpx
-
     headers = {"Content-Type": "application/json"} if body else None
     response = httpx.request(method, url, content=body or None, timeout=timeout, headers=headers)
     try:

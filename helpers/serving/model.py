@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.data import IMAGE_SHAPE
+from helpers.env import native_stderr_silenced
 from helpers.serving.protocol import ServingError
 
 
@@ -36,10 +38,6 @@ def seeded_article_cnn():
 def export(model, directory: Path | str, stem: str = "cifar10_served") -> dict[str, Path | None]:
     """Write the uint8-input model as ``<stem>.keras`` and, with TensorFlow, a SavedModel ``<stem>/1`` (the numbered
     version folder TensorFlow Serving loads); the paths (``saved_model`` None without TensorFlow)."""
-    import importlib.util
-
-    from helpers.env import native_stderr_silenced
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     keras_path = directory / f"{stem}.keras"
@@ -58,22 +56,16 @@ def export(model, directory: Path | str, stem: str = "cifar10_served") -> dict[s
     return {"keras": keras_path, "saved_model": saved_model}
 
 
-MODEL_ARTIFACT = "cifar10_model.keras"  # written by chapter 05: float images in [0, 1] -> 10 logits
-MODEL_RECORD = "cifar10_model.json"  # {"test_accuracy": ..., "notebook": ...}
-
-
-def model_to_serve(
-    x_train, y_train, x_test, y_test, epochs: int, seed: int, batch_size: int = 128, notebook: str = "serving"
-):
-    """``(model, record)``: chapter 05's model and record (its test accuracy) if written; else one trained here."""
+def model_to_serve(x_train, y_train, x_test, y_test, epochs: int, seed: int, notebook: str = "serving"):
+    """``(model, record)``: the stronger-CNN chapter's model and record if written; else one trained here."""
     import keras
 
     from helpers.artifacts import artifact
 
-    path, record_path = artifact(MODEL_ARTIFACT), artifact(MODEL_RECORD)
+    path, record_path = artifact("cifar10_model.keras"), artifact("cifar10_model.json")
     if path.exists() and record_path.exists():
         return keras.saving.load_model(path), json.loads(record_path.read_text())
-    model, accuracy = train_article_cnn(x_train, y_train, x_test, y_test, epochs, seed, batch_size)
+    model, accuracy = train_article_cnn(x_train, y_train, x_test, y_test, epochs, seed)
     model.save(path)
     record = {"test_accuracy": accuracy, "notebook": notebook, "train_images": len(x_train)}
     record |= {"test_images": len(x_test), "epochs": epochs}

@@ -18,6 +18,11 @@ DEFAULT_MAX_BODY_BYTES = 64 * 2**20  # 256 images as nested-list JSON take about
 DEFAULT_MAX_INSTANCES = 1024
 #: TensorFlow Serving's answer to ``GET /v1/models/<name>``: one version, available
 MODEL_VERSION_STATUS = {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+NEEDS_POST = ":predict takes POST with a JSON body"  # the 405 message for a GET :predict (both services)
+#: larger bodies are parsed in a worker thread: parsing megabytes of JSON takes milliseconds
+INLINE_DECODE_BYTES = 64 * 1024
+#: how long a body may take to arrive after its headers: else a client that never sends it holds its connection
+BODY_TIMEOUT_S = 10.0
 LOGGER = "maas.serving"
 log = logging.getLogger(LOGGER)
 
@@ -31,17 +36,12 @@ class BadRequest(Exception):
 
     def __init__(self, status: int, message: str):
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.status, self.message = status, message
 
 
 def unknown_model(name: str, served: str) -> str:
     """The 404 message for a model name that the service does not serve (both services)."""
     return f"unknown model {name!r}; this service serves {served!r}"
-
-
-#: the 405 message for a ``:predict`` request that is not a POST (both services)
-NEEDS_POST = ":predict takes POST with a JSON body"
 
 
 def json_object(body: bytes, error, send: str = "a JSON object", expected: str = "a JSON object") -> dict:
@@ -118,10 +118,6 @@ def _decode_lists(instances: list) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-#: larger bodies are parsed in a worker thread: parsing megabytes of JSON takes milliseconds
-INLINE_DECODE_BYTES = 64 * 1024
-
-
 async def predict_reply(predict, max_instances: int, body: bytes, path: str) -> tuple[int, bytes]:
     """The ``:predict`` reply ``(status, JSON bytes)`` to a body, by ``await predict(images)`` (both services)."""
     try:
@@ -144,10 +140,6 @@ def refusal(path: str, status: int, message: str) -> bytes:
 
 class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
-
-
-#: how long a body may take to arrive after its headers: else a client that never sends it holds its connection
-BODY_TIMEOUT_S = 10.0
 
 
 async def receive_body(scope, receive, limit: int, timeout: float = BODY_TIMEOUT_S) -> bytes:

@@ -1,5 +1,4 @@
-"""A Ray cluster of several nodes on this machine, every process on 127.0.0.1, for the Ray Serve
-deployment of :mod:`helpers.serving.ray_serve`; worker nodes are killed, frozen and added under load."""
+"""A Ray cluster of several nodes on this machine, every process on 127.0.0.1, whose worker nodes can be lost."""
 
 from __future__ import annotations
 
@@ -15,30 +14,21 @@ import warnings
 ENVIRONMENT = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_ENABLE_AUTO_CONNECT": "0",  # a Ray call after the cluster is gone fails instead of starting a new one
-    # else Ray replaces 127.0.0.1 by the machine's network address ("Windows or macOS": where that is the default)
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # else Ray swaps 127.0.0.1 for the machine's network address
     "RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0",  # the proxy spreads requests over every node's replicas
-    # queues reported to the autoscaler every 0.5 s (default 10 s)
-    "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
+    "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",  # queues to the autoscaler (default every 10 s)
     "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
-    # a new HTTP proxy gets 5 s by default to say it is ready, which a busy machine misses ("actor died")
-    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
-    # every worker runs loopback_replica_port first (what runtime_env's worker_process_setup_hook sets,
-    # set on the nodes: a runtime environment costs every actor start seconds)
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",  # default 5 s for a new proxy to be ready: a busy machine misses it
+    # every worker runs loopback_replica_port first (runtime_env's setup hook; a runtime env costs each actor seconds)
     "__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR": f"{__name__}.loopback_replica_port",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "GRPC_VERBOSITY": "ERROR",
 }
 #: the GCS declares a node dead after this many missed health checks of this period
-NODE_HEALTH_CHECK = {
-    "health_check_period_ms": 1000,
-    "health_check_timeout_ms": 1000,
-    "health_check_failure_threshold": 3,
-}
+NODE_HEALTH_CHECK = dict(health_check_period_ms=1000, health_check_timeout_ms=1000, health_check_failure_threshold=3)
 NAMESPACE = "maas"
 REPLICA_LOG = "replica_log"
-#: how many times a cluster is started: Ray gives a node a fixed 30 s to register, which a busy machine can miss
-STARTUP_TRIES = 3
+STARTUP_TRIES = 3  # tries to start a node: Ray gives one a fixed 30 s to register, which a busy machine can miss
 
 
 def loopback_replica_port() -> None:
@@ -181,11 +171,7 @@ class LocalCluster:
         self.node_cpus, self.object_store_mb = node_cpus, object_store_mb
         self._node_args = {"num_cpus": node_cpus, "object_store_memory": object_store_mb * 2**20}
         # ports of their own, not Ray's fixed defaults, so that two clusters can run on one machine
-        head_args = {
-            "include_dashboard": False,
-            "dashboard_port": free_ports(1)[0],
-            "dashboard_agent_listen_port": None,
-        }
+        head_args = dict(include_dashboard=False, dashboard_port=free_ports(1)[0], dashboard_agent_listen_port=None)
         if node_ip_address:
             head_args["node_ip_address"] = node_ip_address
         system_config = NODE_HEALTH_CHECK if health_check is None else health_check
@@ -266,10 +252,6 @@ class LocalCluster:
         import ray
 
         return [n["NodeID"] for n in ray.nodes() if n["Alive"]]
-
-    def node_of(self, node_id: str):
-        """The worker node with this id (None for the head or an unknown id)."""
-        return next((w for w in self.workers if w.node_id == node_id), None)
 
     def shutdown(self) -> list[str]:
         """Disconnect, then stop every process of every node; what Ray printed meanwhile."""

@@ -1,5 +1,4 @@
-"""Chapter 11's experiments on the Ray Serve deployment: services side by side, a node lost under load,
-autoscaling under a step in load, and their tables and plots."""
+"""Chapter 11's experiments on Ray Serve (side by side, a node lost under load, autoscaling), their tables and plots."""
 
 from __future__ import annotations
 
@@ -10,6 +9,8 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
+import ray
 
 from helpers import words
 from helpers.serving import loadtest, ray_cluster, ray_serve
@@ -26,15 +27,13 @@ def ray_totals(app: str = ray_serve.APP_NAME) -> dict:
 def compare_refusals(ray_url: str, hand_url: str, model_name: str, max_body_bytes: int, max_instances: int):
     """:func:`~helpers.serving.loadtest.bad_requests` sent to Ray's proxy and the hand-built service (base URLs):
     one row a case, each one's status, whether the messages are the same, and Ray's (70 characters)."""
-    import pandas as pd
-
     cases = loadtest.bad_requests(f"{ray_url}/v1/models/{model_name}", max_body_bytes, max_instances)
-    ray = loadtest.refusals(cases)
+    proxied = loadtest.refusals(cases)
     hand = loadtest.refusals([(case, m, url.replace(ray_url, hand_url, 1), b, e) for case, m, url, b, e in cases])
     columns = ("case", "expected", "hand-built", "Ray", "same message", "message (Ray)")
     rows = [
         (r["case"], r["expected"], h["status"], r["status"], r["message"] == h["message"], r["message"][:70])
-        for r, h in zip(ray, hand)
+        for r, h in zip(proxied, hand)
     ]
     return pd.DataFrame(rows, columns=columns).set_index("case")
 
@@ -79,8 +78,6 @@ def _lines(captured: io.StringIO) -> list[str]:
 def sampled_replicas(period: float = 0.25, app: str = ray_serve.APP_NAME):
     """Samples the deployment's replicas by state every ``period`` s in a thread; yields the samples' table
     maker: ``table(t0)``, one row a sample, seconds since ``t0`` and the replicas in each state."""
-    import pandas as pd
-
     samples, stop = [], threading.Event()
 
     def run() -> None:
@@ -113,7 +110,6 @@ def node_loss(
     seconds: float = 12.0,
     kill_after: float = 4.0,
     timeout: float = 10.0,
-    backoff_s: float = BACKOFF_S,
     dead_within: float | None = None,
 ) -> dict:
     """Lose ``node`` by ``fault`` (``kill``, ``freeze`` or ``partition``: ``benchmarks/netns.py``; killed after the
@@ -138,7 +134,7 @@ def node_loss(
     with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), sampled_replicas() as replicas:
         timer.start()
         try:
-            load = {"retries": [0] * clients + [retries] * clients, "seconds": seconds, "backoff_s": backoff_s}
+            load = {"retries": [0] * clients + [retries] * clients, "seconds": seconds, "backoff_s": BACKOFF_S}
             requests = loadtest.run_timeline(
                 predict_url, bodies, 2 * clients, max_requests=10**9, timeout=timeout, **load
             )
@@ -164,7 +160,6 @@ def node_loss(
 def rejoin(
     cluster: ray_cluster.LocalCluster,
     running: int,
-    timeout: float = 180.0,
     app: str = ray_serve.APP_NAME,
     deployment: str = ray_serve.DEPLOYMENT_NAME,
 ) -> dict:
@@ -174,24 +169,20 @@ def rejoin(
         start = time.monotonic()
         node = cluster.add_node()
         joined = time.monotonic() - start
-        ray_serve.wait_for_replicas(running, timeout=timeout, app=app, deployment=deployment)
+        ray_serve.wait_for_replicas(running, app=app, deployment=deployment)
     return {"node": node, "join_s": joined, "replicas_s": time.monotonic() - start, "ray_messages": _lines(captured)}
 
 
 def worker_with_replica(cluster: ray_cluster.LocalCluster, replica_log):
     """A live worker node (not the head) on which a running replica was placed: the node to lose."""
-    import ray
-
     alive = set(cluster.alive_nodes())
     placed = [p for p in ray.get(replica_log.placements.remote()) if p["stopped"] is None]
-    return cluster.node_of(next(p["node"] for p in placed if p["node"] != cluster.head_id and p["node"] in alive))
+    node_id = next(p["node"] for p in placed if p["node"] != cluster.head_id and p["node"] in alive)
+    return next(w for w in cluster.workers if w.node_id == node_id)
 
 
 def placements(cluster: ray_cluster.LocalCluster, replica_log, t0: float):
     """The replicas the ``ReplicaLog`` knows: node, start (s from ``t0``) and state."""
-    import pandas as pd
-    import ray
-
     alive, rows = set(cluster.alive_nodes()), []
     for p in ray.get(replica_log.placements.remote()):
         state = "lost with its node" if p["node"] not in alive else "stopped" if p["stopped"] else "running"
@@ -199,19 +190,15 @@ def placements(cluster: ray_cluster.LocalCluster, replica_log, t0: float):
     return pd.DataFrame(rows, columns=["replica", "node", "started (s)", "state"])
 
 
-def load_step(predict_url: str, bodies: list[bytes], phases, *, timeout: float = 30.0) -> dict:
+def load_step(predict_url: str, bodies: list[bytes], phases) -> dict:
     """Closed-loop load in phases ``[(clients, seconds, max_requests), ...]``, the replicas sampled: ``requests``
     (times in s from the start), ``replicas`` and ``phases`` (start, end and clients of each)."""
-    import pandas as pd
-
     tables, spans = [], []
     with sampled_replicas() as replicas:
         t0 = time.time()
         for clients, seconds, max_requests in phases:
             begin = time.time() - t0
-            requests = loadtest.run_timeline(
-                predict_url, bodies, clients, max_requests=max_requests, seconds=seconds, timeout=timeout
-            )
+            requests = loadtest.run_timeline(predict_url, bodies, clients, max_requests=max_requests, seconds=seconds)
             spans.append({"clients": clients, "start": begin, "end": time.time() - t0})
             tables.append(requests.assign(clients=clients))
         time.sleep(0.5)
@@ -220,10 +207,7 @@ def load_step(predict_url: str, bodies: list[bytes], phases, *, timeout: float =
 
 
 def windows(requests, replicas, width: float = 1.0):
-    """Per window of ``width`` s (by end time) while requests were sent: answers/s, p50 and p99 latency, errors,
-    the most replicas running."""
-    import pandas as pd
-
+    """Per window of ``width`` s (by end time) while sending: answers/s, p50, p99, errors, the most replicas running."""
     end = float(requests["start"].max())  # the last request sent: later windows hold only stragglers
     edges = np.arange(0.0, end + width, width)
     rows = []
@@ -245,8 +229,6 @@ PHASES = ("before the step", "the step", "after the step")  # the phases of a lo
 def step_summary(table, phases):
     """:func:`windows`' ``table`` by phase (named by :data:`PHASES` when there are three) and running replicas, in
     order of time: seconds, the medians of answers/s, p50 and p99 latency, and the errors."""
-    import pandas as pd
-
     names = PHASES if len(phases) == len(PHASES) else [f"phase {i + 1}" for i in range(len(phases))]
     width = float(table["t"].diff().median()) if len(table) > 1 else 1.0
     rows = []

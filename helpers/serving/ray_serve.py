@@ -1,6 +1,5 @@
-"""The model service on Ray Serve: the same ``:predict`` contract, replicas on several nodes.
-:class:`Classifier` is the deployment; :func:`build_app` the builder that ``serve run``/``serve deploy``
-and a KubeRay ``RayService`` import (``deploy/ray/``)."""
+"""The model service on Ray Serve, replicas on several nodes: the deployment :class:`Classifier`, and :func:`build_app`
+that ``serve run``/``serve deploy`` and a KubeRay ``RayService`` import (``deploy/ray/``)."""
 
 from __future__ import annotations
 
@@ -11,34 +10,28 @@ import time
 
 import numpy as np
 import orjson
+from starlette.responses import Response
 
-from helpers.serving.protocol import (
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_INSTANCES,
-    DEFAULT_NAME,
-    MODEL_VERSION_STATUS,
-    NEEDS_POST,
-    answer_request,
-    predict_reply,
-    refusal,
-    unknown_model,
-)
+from helpers.serving import protocol
+from helpers.serving.batcher import BatchStats
+from helpers.serving.model import Predictor
+from helpers.serving.protocol import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INSTANCES, DEFAULT_NAME
 from helpers.serving.ray_cluster import NAMESPACE, REPLICA_LOG, import_serve, quiet_ray_loggers
 
 serve = import_serve()  # `from ray import serve`, quietly in a notebook
 
 APP_NAME = "classifier"
 DEPLOYMENT_NAME = "Classifier"
-#: the deployment's options (as ``deploy/ray/serve_config.yaml``); a batch never holds more than
-#: ``max_ongoing_requests`` (Ray's default is 5)
+QUIET_LOGS = {"log_level": "WARNING", "enable_access_log": False}  # the replicas', the proxies' and the controller's
+#: the deployment's options (as ``deploy/ray/serve_config.yaml``)
 OPTIONS = {
     "name": DEPLOYMENT_NAME,
-    "max_ongoing_requests": 128,
+    "max_ongoing_requests": 128,  # a batch never holds more (Ray's default is 5)
     "ray_actor_options": {"num_cpus": 1.0},
     "health_check_period_s": 2.0,
     "health_check_timeout_s": 10.0,
     "graceful_shutdown_timeout_s": 5.0,
-    "logging_config": {"log_level": "WARNING", "enable_access_log": False},
+    "logging_config": QUIET_LOGS,
     "max_replicas_per_node": 1,
 }
 
@@ -62,9 +55,6 @@ class Classifier:
         max_instances: int = DEFAULT_MAX_INSTANCES,
     ):
         import ray
-
-        from helpers.serving.batcher import BatchStats
-        from helpers.serving.model import Predictor
 
         self.predictor = Predictor(model_path)
         self.name, self.max_batch_size = name, max_batch_size
@@ -110,31 +100,29 @@ class Classifier:
 
     async def predict_body(self, body: bytes, path: str = "") -> tuple[int, bytes]:
         """The ``:predict`` reply ``(status, JSON bytes)`` for one body."""
-        return await predict_reply(self.predict_images, self.max_instances, body, path or self.predict_path)
+        return await protocol.predict_reply(self.predict_images, self.max_instances, body, path or self.predict_path)
 
     async def __call__(self, request):
-        from starlette.responses import Response
-
-        path, method, root = request.scope["path"], request.scope["method"], request.scope.get("root_path", "")
-        if root and root != "/" and path.startswith(root):
-            path = path[len(root) :]
-        status, reply = await self._answer(request, path, method)
+        status, reply = await self._answer(request.scope, request.receive)
         return Response(reply, status_code=status, media_type="application/json")
 
-    async def _answer(self, request, path: str, method: str) -> tuple[int, bytes]:
+    async def _answer(self, scope, receive) -> tuple[int, bytes]:
+        path, method, root = scope["path"], scope["method"], scope.get("root_path", "")
+        if root and root != "/" and path.startswith(root):
+            path = path[len(root) :]
         if method == "POST" and path == self.predict_path:
-            answer = await answer_request(request.scope, request.receive, self.predict_body, path, self.max_body_bytes)
+            answer = await protocol.answer_request(scope, receive, self.predict_body, path, self.max_body_bytes)
             return answer or (499, b"")
         if path.startswith("/v1/models/") and path.endswith(":predict"):
-            name = path[len("/v1/models/") : -len(":predict")]
-            status, message = (405, NEEDS_POST) if method != "POST" else (404, unknown_model(name, self.name))
+            unknown = protocol.unknown_model(path[len("/v1/models/") : -len(":predict")], self.name)
+            status, message = (405, protocol.NEEDS_POST) if method != "POST" else (404, unknown)
         elif method == "GET" and path == f"/v1/models/{self.name}":
-            return 200, orjson.dumps({"model_version_status": [MODEL_VERSION_STATUS]})
+            return 200, orjson.dumps({"model_version_status": [protocol.MODEL_VERSION_STATUS]})
         elif method == "GET" and path == "/healthz":
             return 200, orjson.dumps({"status": "ok", "model": self.name})
         else:
             status, message = 404, f"no endpoint {method} {path}; see /v1/models/{self.name}"
-        return status, refusal(path, status, message)
+        return status, protocol.refusal(path, status, message)
 
     def __del__(self):  # Serve calls it when it stops a replica gracefully (scaling down, an update)
         if getattr(self, "log", None) is not None:
@@ -164,11 +152,8 @@ def handle_latency_ms(bodies: list[bytes], node_id: str, app: str = APP_NAME) ->
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    probe = (
-        ray.remote(HandleProbe)
-        .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False))
-        .remote()
-    )
+    on_node = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    probe = ray.remote(HandleProbe).options(num_cpus=0, scheduling_strategy=on_node).remote()
     try:
         return np.asarray(ray.get(probe.latencies_ms.remote(bodies, app)))
     finally:
@@ -206,13 +191,11 @@ def application(
 def build_app(args: dict):
     """Builder for ``serve run helpers.serving.ray_serve:build_app model_path=...`` and a ``RayService``:
     :func:`application`'s keywords (command-line strings converted); the config file sets the options."""
-    args = dict(args)
     if "model_path" not in args:
         raise ValueError("build_app needs model_path, e.g. model_path=/models/cifar10_served/1")
-    model_path = args.pop("model_path")
     types = {"max_batch_size": int, "max_wait_ms": float, "max_body_bytes": int, "max_instances": int}
-    kwargs = {key: types.get(key, str)(value) for key, value in args.items()}
-    return application(model_path, **kwargs)
+    kwargs = {key: types.get(key, str)(value) for key, value in args.items() if key != "model_path"}
+    return application(args["model_path"], **kwargs)
 
 
 def deploy(app, *, name: str = APP_NAME, running: int | None = None, timeout: float = 180.0):
@@ -224,17 +207,12 @@ def deploy(app, *, name: str = APP_NAME, running: int | None = None, timeout: fl
 
 
 def start_serve(port: int = 0, *, proxy_location: str = "HeadOnly", host: str = "127.0.0.1") -> str:
-    """Start Serve with its HTTP proxy on the head node (or on ``"EveryNode"``), listening on ``host``:``port``
-    (0: a free port); the head's URL."""
+    """Start Serve, its HTTP proxy on the head (or ``"EveryNode"``) on ``host:port`` (0: a free one); the head's URL."""
     from helpers.processes import free_ports
 
     quiet_ray_loggers()
     port = port or free_ports(1)[0]
-    serve.start(
-        proxy_location=proxy_location,
-        http_options={"host": host, "port": port},
-        logging_config={"log_level": "WARNING", "enable_access_log": False},
-    )
+    serve.start(proxy_location=proxy_location, http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
     return f"http://127.0.0.1:{port}"
 
 

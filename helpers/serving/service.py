@@ -11,10 +11,9 @@ from helpers.serving.protocol import DEFAULT_NAME, ServingError
 
 
 class HttpService(Child):
-    """A subprocess that logs ``listening`` with its port, then answers ``health_path`` (or raises ``error``)."""
+    """A subprocess that logs ``listening`` with its port, then answers ``health_path`` (or raises ServingError)."""
 
     health_path = "/healthz"
-    error: type[Exception] = ServingError
 
     def __init__(self, argv: list[str], name: str):
         self.url = ""  # known once the service listens
@@ -25,11 +24,11 @@ class HttpService(Child):
         return self.lines
 
     def wait_until_ready(self, timeout: float = 120.0):
-        """Wait until the service listens and answers the health check; raise ``error`` if not."""
+        """Wait until the service listens and answers the health check; raise ServingError if not."""
         try:
             listening = self.wait_for(lambda e: e.get("event") == "listening", timeout)
         except ChildError as exc:
-            raise self.error(str(exc)) from None
+            raise ServingError(str(exc)) from None
         self.url = f"http://127.0.0.1:{listening['port']}"
         import httpx
 
@@ -42,17 +41,8 @@ class HttpService(Child):
                 pass
             if time.monotonic() > deadline or self.process.poll() is not None:
                 self.stop(timeout=5)
-                raise self.error(f"the service at {self.url} never became healthy:\n{self.tail()}")
+                raise ServingError(f"the service at {self.url} never became healthy:\n{self.tail()}")
             time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def running(service: HttpService, startup_timeout: float):
-    """Wait until ``service`` is ready, yield it; always stop it."""
-    try:
-        yield service.wait_until_ready(startup_timeout)
-    finally:
-        service.stop()
 
 
 class Service(HttpService):
@@ -82,5 +72,8 @@ class Service(HttpService):
 @contextlib.contextmanager
 def running_service(model: Path | str, *, startup_timeout: float = 120.0, **options):
     """Start the service (options as :class:`Service`), wait until it is ready, yield it; always stop it."""
-    with running(Service(model, **options), startup_timeout) as service:
-        yield service
+    service = Service(model, **options)
+    try:
+        yield service.wait_until_ready(startup_timeout)
+    finally:
+        service.stop()

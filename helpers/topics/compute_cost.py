@@ -22,17 +22,12 @@ def energy_kwh(seconds: float, watts: float, pue: float = 1.0) -> float:
     return seconds * watts * pue / JOULES_PER_KWH
 
 
-def accelerator_seconds(flops: float, peak_flops: float, utilization: float) -> float:
-    """Accelerator-seconds to do ``flops`` at ``utilization`` of ``peak_flops`` FLOP/s."""
-    if not (peak_flops > 0 and 0 < utilization <= 1):
-        raise ValueError(f"need peak_flops > 0 and 0 < utilization <= 1; got {peak_flops}, {utilization}")
-    return flops / (peak_flops * utilization)
-
-
 def large_model_cost(
     n_params: float, n_tokens: float, peak_flops: float, utilization: float, watts: float, pue: float
 ) -> dict:
-    """6·N·D FLOPs, accelerator-hours and energy (MWh) for training a dense model."""
+    """6·N·D FLOPs, accelerator-hours and energy (MWh) to train a dense model at ``utilization`` of ``peak_flops``."""
     flops = large_models.training_flops(n_params, n_tokens)
-    seconds = accelerator_seconds(flops, peak_flops, utilization)
+    if not (peak_flops > 0 and 0 < utilization <= 1):
+        raise ValueError(f"need peak_flops > 0 and 0 < utilization <= 1; got {peak_flops}, {utilization}")
+    seconds = flops / (peak_flops * utilization)  # accelerator-seconds
     return {"flops": flops, "accelerator_hours": seconds / 3600, "energy_mwh": energy_kwh(seconds, watts, pue) / 1000}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import functools
 import math
 
@@ -12,8 +11,6 @@ from helpers import artifacts, headline
 from helpers.topics import course, scaling
 from helpers.topics.large_models import sci
 from helpers.words import in_lang, pick
-
-Words = headline.Words
 
 #: every value the conclusion reads from another chapter by name (its headlines are read whatever
 #: their names); a test fails when the ci run lacks one of them
@@ -40,10 +37,7 @@ _w = functools.partial(in_lang, topic="conclusion")  # a term of these pages, in
 def read(raw) -> float | str:
     """A glued value (its plain-text repr in ``summary.json``) as a number where it is one:
     ``"0.734"`` -> 0.734, ``"'73.4%'"`` -> 0.734, ``"'1,234'"`` -> 1234.0; other text as text."""
-    try:
-        value = ast.literal_eval(raw) if isinstance(raw, str) else raw
-    except (ValueError, SyntaxError):
-        value = raw
+    value = artifacts._literal(raw)
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, (int, float)):
@@ -71,7 +65,7 @@ def value(stem: str, name: str, unit: str, lang: str = "en") -> str:
     return shown(glued(stem, name), unit, lang)
 
 
-def said(stem: str, name: str) -> Words:
+def said(stem: str, name: str) -> headline.Words:
     """Words another chapter glued as ``name_en`` and ``name_zh``."""
     en, zh = glued(stem, f"{name}_en"), glued(stem, f"{name}_zh")
     return (en, zh) if isinstance(en, str) and isinstance(zh, str) else ("(not run in this run)", "（本次运行未运行）")
@@ -83,7 +77,7 @@ def text(stem: str, name: str, missing: str = "") -> str:
     return artifacts.text(stem, name, missing=missing)
 
 
-def meaning(stem: str, name: str) -> Words | None:
+def meaning(stem: str, name: str) -> headline.Words | None:
     """What another chapter's headline ``name`` means, in its words (None when missing)."""
     raw = glued(stem, headline.PREFIX + name)
     return headline.parse(raw)["meaning"] if raw is not None else None

@@ -15,7 +15,6 @@ from helpers.words import pick
 
 #: a chapter source's file name: ``05_cifar10_cnn.md``
 _SOURCE = re.compile(r"(?P<number>\d\d)_(?P<stem>[a-z0-9_]+)\.md")
-#: a run's status in words
 STATUS = {"ok": ("ran", "已运行"), "failed": ("failed", "运行失败"), None: ("not run", "未运行")}
 
 

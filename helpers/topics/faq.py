@@ -39,8 +39,7 @@ def model_name(key: str, lang: str) -> str:
 def comparison(
     own: list[dict], sweep: pd.DataFrame | None, corrected_acc: float, corrected_params: int
 ) -> pd.DataFrame:
-    """The models compared, one row each, indexed by key: kind, parameters, training FLOPs, test accuracy
-    and source (a chapter id, or "" for this page)."""
+    """The models compared, by key: kind, parameters, training FLOPs, test accuracy, source (a chapter id or "")."""
     rows = [{"source": "", **row} for row in own]
     fields = ("key", "kind", "parameters", "training_flops", "test_accuracy", "source")
     for r in [] if sweep is None else sweep[sweep.train_size == sweep.train_size.max()].itertuples():
@@ -81,8 +80,7 @@ def size_and_accuracy(models: pd.DataFrame) -> dict:
 
 
 def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str = "en"):
-    """Left: test accuracy against parameters for the course's models; right: their sizes beside the
-    landmark models' (``landmarks``: model, parameters), all labelled in ``lang``."""
+    """Accuracy against parameters of the course's models, and their sizes beside ``landmarks`` (model, parameters)."""
     from helpers.plots import plt  # pyplot in the book's figure style
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
@@ -165,9 +163,7 @@ def rung_change(row, lang: str) -> str:
 
 def read_ladder(path) -> pd.DataFrame:
     """The ladder the stronger-CNN chapter wrote, with each rung's gain over the one before (a share)."""
-    ladder = pd.read_csv(path)
-    ladder["gain"] = ladder.test_accuracy.diff().fillna(0.0)
-    return ladder
+    return pd.read_csv(path).assign(gain=lambda ladder: ladder.test_accuracy.diff().fillna(0.0))
 
 
 def ladder_table(ladder: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -210,8 +206,7 @@ def seeds_table(accs: dict, lang: str) -> pd.DataFrame:
 
 
 def rejection(exc: Exception) -> dict:
-    """A :class:`~helpers.book.params.ParameterError` as the reader reads it: the runner's message
-    (English) and, in Chinese, each rejected parameter with the rule it broke."""
+    """A :class:`~helpers.book.params.ParameterError` in words: the runner's message; in Chinese, each rule broken."""
     lines = []
     for name, given, rule in re.findall(r"parameter '([^']+)'(?: = ([^:]+))?: (.+)", str(exc)):
         words = rule.strip()

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def dirichlet_shards(labels, n_clients: int, alpha: float, seed: int, min_size: int = 1) -> list[np.ndarray]:
-    """Split indices 0..len(labels)-1 into ``n_clients`` disjoint shards with Dirichlet label skew."""
+def dirichlet_shards(labels, n_clients: int, alpha: float, seed: int) -> list[np.ndarray]:
+    """Split indices 0..len(labels)-1 into ``n_clients`` disjoint, non-empty shards with Dirichlet label skew."""
     labels = np.asarray(labels)
     if n_clients < 1 or not alpha > 0:
         raise ValueError(f"need n_clients >= 1 and alpha > 0, got {n_clients} and {alpha}")
-    if n_clients * min_size > labels.size:
-        raise ValueError(f"{labels.size} examples cannot give {n_clients} clients {min_size} each")
+    if n_clients > labels.size:
+        raise ValueError(f"{labels.size} examples cannot give {n_clients} clients one each")
     rng = np.random.default_rng(seed)
     if np.isinf(alpha):
         return [np.sort(s) for s in np.array_split(rng.permutation(labels.size), n_clients)]
@@ -25,9 +25,9 @@ def dirichlet_shards(labels, n_clients: int, alpha: float, seed: int, min_size: 
             cuts = (np.cumsum(rng.dirichlet(np.full(n_clients, alpha)))[:-1] * members.size).astype(int)
             for k, part in enumerate(np.split(members, cuts)):
                 shards[k].extend(part.tolist())
-        if min(len(s) for s in shards) >= min_size:
+        if all(shards):
             return [np.sort(np.asarray(s, dtype=np.int64)) for s in shards]
-    raise ValueError(f"could not give every client {min_size} examples with alpha={alpha}; raise alpha")
+    raise ValueError(f"could not give every client an example with alpha={alpha}; raise alpha")
 
 
 def label_histogram(labels, shards, n_classes: int = 10) -> np.ndarray:
@@ -61,10 +61,6 @@ class Client:
         self.name = name
         self.__x, self.__y = x, y  # private: never returned, never sent (name-mangled attributes)
 
-    @property
-    def num_examples(self) -> int:
-        return int(len(self.__y))
-
     def update(self, model, global_weights, *, epochs: int, batch_size: int) -> ClientUpdate:
         """Load the global weights into ``model``, train locally, return the new weights."""
         model.set_weights(global_weights)
@@ -72,7 +68,7 @@ class Client:
             if not v.path.endswith("learning_rate"):
                 v.assign(np.zeros(v.shape, dtype=v.dtype))
         model.fit(self.__x, self.__y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
-        return ClientUpdate([np.asarray(w) for w in model.get_weights()], self.num_examples)
+        return ClientUpdate([np.asarray(w) for w in model.get_weights()], len(self.__y))
 
 
 @dataclass
@@ -153,8 +149,7 @@ GAP_WORDS = {
 
 
 def read_gaps(central: float, iid: float, skewed: float, tolerance: float = 0.01) -> dict:
-    """Where federated averaging's accuracy went, as numbers and sentences in each language: central minus
-    IID is what federation costs, IID minus skewed what the skew costs (a gap within ``tolerance`` is none)."""
+    """What federation (central minus IID) and the skew (IID minus skewed) cost, in numbers and in each language."""
     out = {"steps_gap": central - iid, "skew_gap": iid - skewed}
     for name, phrases in GAP_WORDS.items():
         gap = out[f"{name}_gap"]
@@ -171,10 +166,8 @@ def plot_shards(counts: np.ndarray, class_names, lang: str = "en"):
 
     n_clients = counts.shape[0]
     fig, ax = plt.subplots(figsize=(8, 2.8))
-    bottom = np.zeros(n_clients)
     for c, name in enumerate(class_names):
-        ax.bar(range(n_clients), counts[:, c], bottom=bottom, label=name, color=plt.cm.tab10(c))
-        bottom += counts[:, c]
+        ax.bar(range(n_clients), counts[:, c], bottom=counts[:, :c].sum(axis=1), label=name, color=plt.cm.tab10(c))
     zh = lang == "zh"
     ax.set(xlabel="客户端" if zh else "client", ylabel="图像数" if zh else "images", xticks=range(n_clients))
     ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.25))
@@ -191,8 +184,7 @@ ROUND_CURVES = {
 
 
 def plot_rounds(passes: dict, accuracy: dict, lang: str = "en"):
-    """Test accuracy against passes over the training images, one curve per key of
-    :data:`ROUND_CURVES` present in ``passes`` / ``accuracy`` (central training dashed)."""
+    """Test accuracy against passes over the training images: a curve per key of :data:`ROUND_CURVES` in ``passes``."""
     from helpers.plots import plt  # pyplot in the book's figure style
 
     zh = lang == "zh"

@@ -25,8 +25,7 @@ def relu(z: np.ndarray) -> np.ndarray:
 
 
 def max_pool2d(x: np.ndarray, size: int = 2) -> np.ndarray:
-    """Max-pooling of (H, W, C) over non-overlapping ``size`` x ``size`` windows (a last odd row or
-    column is dropped, as Keras' default ``padding="valid"`` does)."""
+    """Max-pooling of (H, W, C) over ``size`` x ``size`` windows; an odd last row or column is dropped (as Keras)."""
     height, width = x.shape[0] // size, x.shape[1] // size
     windows = np.asarray(x)[: height * size, : width * size].reshape(height, size, width, size, -1)
     return windows.max(axis=(1, 3))
@@ -58,8 +57,7 @@ def forward_by_hand(model, image: np.ndarray) -> np.ndarray:
         elif isinstance(layer, keras.layers.Conv2D):
             if layer.strides != (1, 1) or layer.padding != "valid" or layer.dilation_rate != (1, 1):
                 raise ValueError(f"{layer.name}: only stride 1, no padding, no dilation are written out here")
-            weights = [np.asarray(w) for w in layer.get_weights()]
-            h = _activate(layer, conv2d(h, *weights))
+            h = _activate(layer, conv2d(h, *layer.get_weights()))
         elif isinstance(layer, keras.layers.Activation):
             h = _activate(layer, h)
         elif isinstance(layer, keras.layers.MaxPooling2D):
@@ -69,15 +67,14 @@ def forward_by_hand(model, image: np.ndarray) -> np.ndarray:
         elif isinstance(layer, keras.layers.Flatten):
             h = h.reshape(-1)
         elif isinstance(layer, keras.layers.Dense):
-            h = _activate(layer, dense(h, *[np.asarray(w) for w in layer.get_weights()]))
+            h = _activate(layer, dense(h, *layer.get_weights()))
         else:
             raise ValueError(f"{layer.name}: a {type(layer).__name__} layer is not written out here")
     return h
 
 
 def layer_outputs(model, x, names=None) -> dict[str, np.ndarray]:
-    """The output of each layer of a ``Sequential`` (or of the layers in ``names``) for images ``x``,
-    computed by calling the layers in turn (any backend); name -> NumPy array."""
+    """Layer name -> NumPy output of each layer of a ``Sequential`` (or those in ``names``) for images ``x``."""
     import keras
 
     h = keras.ops.convert_to_tensor(np.asarray(x))

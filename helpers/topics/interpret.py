@@ -14,15 +14,6 @@ def gradient(fn, x):
     return autodiff_gradient(lambda v: keras.ops.sum(fn(v)), x, dtype="float32")
 
 
-def _split(model, layer_name: str):
-    """The model's layers up to and including ``layer_name``, and those after it."""
-    names = [layer.name for layer in model.layers]
-    if layer_name not in names:
-        raise ValueError(f"no layer {layer_name!r} in {model.name}; layers: {names}")
-    i = names.index(layer_name) + 1
-    return model.layers[:i], model.layers[i:]
-
-
 def _apply(layers, h):
     for layer in layers:
         h = layer(h)
@@ -41,7 +32,7 @@ def saliency(model, images, classes) -> np.ndarray:
     x = np.asarray(images, dtype=np.float32)
     grads = gradient(lambda v: _class_score(_apply(model.layers, v), classes), x)
     maps = np.abs(grads).max(axis=-1)
-    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
+    peak = maps.max(axis=(1, 2), keepdims=True)
     return maps / np.where(peak > 0, peak, 1.0)
 
 
@@ -49,17 +40,20 @@ def grad_cam(model, images, classes, layer_name: str) -> np.ndarray:
     """Grad-CAM heat maps (N, H, W) in [0, 1] for ``classes``, from the conv layer ``layer_name``."""
     import keras
 
+    names = [layer.name for layer in model.layers]
+    if layer_name not in names:
+        raise ValueError(f"no layer {layer_name!r} in {model.name}; layers: {names}")
+    split = names.index(layer_name) + 1  # the activations of ``layer_name``, then the layers after it
     x = np.asarray(images, dtype=np.float32)
-    head, tail = _split(model, layer_name)
-    acts = keras.ops.convert_to_numpy(_apply(head, keras.ops.convert_to_tensor(x)))
-    grads = gradient(lambda a: _class_score(_apply(tail, a), classes), acts)
+    acts = keras.ops.convert_to_numpy(_apply(model.layers[:split], keras.ops.convert_to_tensor(x)))
+    grads = gradient(lambda a: _class_score(_apply(model.layers[split:], a), classes), acts)
     weights = grads.mean(axis=(1, 2), keepdims=True)  # one weight per feature map
     cam = np.maximum((weights * acts).sum(axis=-1), 0.0)  # (N, h, w)
     cam = keras.ops.image.resize(cam[..., None], x.shape[1:3], interpolation="bilinear")
     cam = keras.ops.convert_to_numpy(cam)[..., 0]
     # rescale each map to [0, 1] (min to max), as Grad-CAM's heat maps are shown
-    low = cam.reshape(len(cam), -1).min(axis=1).reshape(-1, 1, 1)
-    span = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1) - low
+    low = cam.min(axis=(1, 2), keepdims=True)
+    span = cam.max(axis=(1, 2), keepdims=True) - low
     return np.where(span > 0, (cam - low) / np.where(span > 0, span, 1.0), 0.0)
 
 

@@ -11,13 +11,11 @@ import pandas as pd
 
 from helpers import words
 
-#: the table of landmark models, shipped with the package
 TABLE = Path(__file__).with_name("tables") / "landmark_models.csv"
 COLUMNS = tuple(
     "model year domain architecture parameters training_flops training_data data_unit source bib_key note".split()
 )
 
-#: bytes per stored value
 BYTES_PER_VALUE = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 PRECISIONS = tuple(BYTES_PER_VALUE)
 
@@ -114,8 +112,7 @@ class DoublingFit:
 
 def fit_doubling(years, values) -> DoublingFit:
     """Least-squares fit of log2(values) on years; values must be positive and years not all equal."""
-    x = np.asarray(years, dtype=float)
-    y = np.asarray(values, dtype=float)
+    x, y = np.asarray(years, dtype=float), np.asarray(values, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError("years and values must be one-dimensional and of the same length")
     keep = ~np.isnan(y)
@@ -274,9 +271,8 @@ def short(n: float, lang: str = "en") -> str:
 
 
 def landmark_table(table: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
-    """The landmark models as a reader reads them, in ``lang``: counts with unit words
-    (:func:`short`), compute in scientific notation (:func:`sci`), "—" where the paper publishes
-    nothing; the sources are cited under the table, in the rows' order."""
+    """The landmark models as a reader reads them, in ``lang``: counts by :func:`short`, compute by
+    :func:`sci`, "—" where the paper publishes nothing (the chapter cites the sources in the rows' order)."""
     w = words.of(lang, "large_models")
     data = [
         w(f"{{n}} {unit}").format(n=short(n, lang)) if not np.isnan(n) else "—"

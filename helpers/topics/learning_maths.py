@@ -134,9 +134,8 @@ def plot_quadratic_paths(problem: optim.Problem, paths: dict, steps: int, lang: 
 
 
 def plot_quadratic_sweep(A, x0, paths: dict, ratios, measured, r_opt: float, steps: int, lang: str = "en"):
-    """Left: loss against step for each run in ``paths``, with :func:`quadratic_gd_value` dashed.
-    Right: the loss after ``steps`` steps against the learning rate (a fraction of 2/L), measured
-    (``ratios``, ``measured``) and exact, with the bound and the optimum ``r_opt``."""
+    """Left: loss by step for each run in ``paths`` (dashed: :func:`quadratic_gd_value`). Right: the loss after
+    ``steps`` steps against r (of 2/L), measured (``ratios``, ``measured``) and exact, with the bound and ``r_opt``."""
     plt, w = _pyplot(), words.of(lang, "learning_maths")
     L = float(np.max(np.linalg.eigvalsh(A)))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -191,7 +190,6 @@ def plot_rosenbrock(problem: optim.Problem, paths: dict, lang: str = "en"):
     return fig
 
 
-#: the optimizers of the figures, by name
 OPTIMIZERS = {"sgd": "gradient descent", "momentum": "momentum ($\\beta$ = {beta:g})", "adam": "Adam"}
 
 
@@ -203,9 +201,8 @@ def optimizer_label(name: str, lang: str = "en", beta: float = 0.9) -> str:
 def plot_optimizer_sweep(
     problem: optim.Problem, rates, sweep: dict, best: dict, L_star: float, steps: int, beta: float, lang: str = "en"
 ):
-    """Three panels for optimizers on Rosenbrock's function: the final loss against the learning
-    rate (``sweep``: name -> one :class:`Path` per rate; × where a run diverged), the paths at each
-    optimizer's best rate (``best``: name -> (rate, :class:`Path`)), and their losses against the step."""
+    """Optimizers on Rosenbrock's function: final loss by learning rate (``sweep``: name -> a :class:`Path` per rate,
+    ×: diverged), the paths at each best rate (``best``: name -> (rate, :class:`Path`)) and their losses by step."""
     plt, w = _pyplot(), words.of(lang, "learning_maths")
     rates = np.asarray(rates)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.0), gridspec_kw={"width_ratios": [1.1, 1, 1]})

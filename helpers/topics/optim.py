@@ -3,6 +3,7 @@ softmax regression by mini-batch gradient descent, backpropagation through one h
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,8 +74,7 @@ def softmax_cross_entropy_grad(logits, labels) -> np.ndarray:
 
 
 def naive_softmax_cross_entropy(logits, labels) -> float:
-    """``-log exp(z_y) / sum exp(z)`` straight from the definition: ``inf`` or ``nan`` where the
-    exponentials overflow (kept to show the failure; floating-point warnings are silenced)."""
+    """``-log exp(z_y) / sum exp(z)`` as defined: ``inf`` or ``nan`` where exp overflows (warnings silenced)."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         e = np.exp(np.asarray(logits, dtype=float))
         p = e / np.sum(e, axis=1, keepdims=True)
@@ -91,12 +91,11 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-6, i
     out = np.empty(len(positions))
     for k, i in enumerate(positions):
         saved = flat[i]
-        values = []
-        for nudged in (saved + eps, saved - eps):
-            flat[i] = nudged
-            values.append(f(x))
+        flat[i] = saved + eps
+        f_plus = f(x)
+        flat[i] = saved - eps
+        out[k] = (f_plus - f(x)) / (2 * eps)
         flat[i] = saved
-        out[k] = (values[0] - values[1]) / (2 * eps)
     return out.reshape(x.shape) if indices is None else out
 
 
@@ -123,8 +122,6 @@ def gradient_check(
 def autodiff_gradient(f: Callable, x, dtype: str = "float64") -> np.ndarray:
     """Gradient of the scalar ``f`` at ``x`` by the backend's automatic differentiation, in ``dtype`` (float64 by
     default, JAX's 64-bit mode on for the call: a comparison with NumPy then measures formulas, not rounding)."""
-    import contextlib
-
     import keras
 
     backend = keras.backend.backend()
@@ -162,7 +159,6 @@ def autodiff_gradient(f: Callable, x, dtype: str = "float64") -> np.ndarray:
 class Problem:
     """A function to minimise, with its gradient, Hessian and minimiser."""
 
-    name: str
     f: Callable[[np.ndarray], float]
     grad: Callable[[np.ndarray], np.ndarray]
     hessian: Callable[[np.ndarray], np.ndarray]
@@ -182,7 +178,6 @@ def quadratic(A) -> Problem:
     if np.min(np.linalg.eigvalsh(A)) <= 0:
         raise ValueError("A must be positive definite (all eigenvalues > 0)")
     return Problem(
-        "quadratic",
         f=lambda x: float(0.5 * x @ A @ x),
         grad=lambda x: A @ np.asarray(x, dtype=float),
         hessian=lambda x: A,
@@ -212,20 +207,13 @@ def rosenbrock(a: float = 1.0, b: float = 100.0) -> Problem:
         x, y = p[0], p[1]
         return np.array([[2 - 4 * b * (y - x**2) + 8 * b * x**2, -4 * b * x], [-4 * b * x, 2 * b]])
 
-    return Problem("rosenbrock", f, grad, hessian, np.array([a, a**2]))
+    return Problem(f, grad, hessian, np.array([a, a**2]))
 
 
-def _positive(name: str, value) -> float:
+def _checked(name: str, value, fraction: bool = False) -> float:
     value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value}")
-    return value
-
-
-def _fraction(name: str, value) -> float:
-    value = float(value)
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    if not (0 <= value < 1 if fraction else math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be {'in [0, 1)' if fraction else 'a positive number'}, got {value}")
     return value
 
 
@@ -233,7 +221,7 @@ class GradientDescent:
     """``x <- x - eta g``."""
 
     def __init__(self, learning_rate: float):
-        self.learning_rate = _positive("learning_rate", learning_rate)
+        self.learning_rate = _checked("learning_rate", learning_rate)
 
     def step(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
         return x - self.learning_rate * g
@@ -244,7 +232,7 @@ class Momentum(GradientDescent):
 
     def __init__(self, learning_rate: float, beta: float = 0.9):
         super().__init__(learning_rate)
-        self.beta = _fraction("beta (momentum)", beta)
+        self.beta = _checked("beta (momentum)", beta, fraction=True)
         self.velocity = 0.0
 
     def step(self, x, g):
@@ -257,7 +245,8 @@ class Adam(GradientDescent):
 
     def __init__(self, learning_rate: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(learning_rate)
-        self.beta1, self.beta2, self.eps = _fraction("beta1", beta1), _fraction("beta2", beta2), _positive("eps", eps)
+        self.beta1, self.beta2 = _checked("beta1", beta1, fraction=True), _checked("beta2", beta2, fraction=True)
+        self.eps = _checked("eps", eps)
         self.m = self.v = 0.0
         self.t = 0
 
@@ -331,8 +320,7 @@ def mlp_shapes(n_features: int, n_hidden: int, n_classes: int) -> list[tuple[int
 
 
 def mlp_unpack(theta, shapes, reshape=np.reshape) -> list:
-    """Views of the arrays of ``shapes`` inside the flat vector ``theta``, in order (``reshape``:
-    ``keras.ops.reshape`` for a backend tensor)."""
+    """Views of the arrays of ``shapes`` in the flat ``theta``, in order (``keras.ops.reshape`` for a tensor)."""
     sizes = [math.prod(shape) for shape in shapes]
     if math.prod(theta.shape) != sum(sizes):
         raise ValueError(f"theta has {math.prod(theta.shape)} entries, the shapes need {sum(sizes)}")
@@ -391,13 +379,10 @@ class SoftmaxRegression:
     b: np.ndarray
     epoch_loss: list[float] = field(default_factory=list)
 
-    def logits(self, X, batch: int = 4096) -> np.ndarray:
-        return np.concatenate(
-            [np.asarray(X[i : i + batch], dtype=float) @ self.W + self.b for i in range(0, len(X), batch)]
-        )
-
-    def predict(self, X) -> np.ndarray:
-        return self.logits(X).argmax(axis=1)
+    def predict(self, X, batch: int = 4096) -> np.ndarray:
+        """The predicted classes, ``batch`` rows at a time."""
+        logits = [np.asarray(X[i : i + batch], dtype=float) @ self.W + self.b for i in range(0, len(X), batch)]
+        return np.concatenate(logits).argmax(axis=1)
 
     def accuracy(self, X, y) -> float:
         return float(np.mean(self.predict(X) == np.asarray(y)))

@@ -14,7 +14,6 @@ from helpers import processes
 from helpers.paths import ROOT, python_env
 
 MODES = ("single", "mirrored", "multiworker")
-LEARNING_RATE = 1e-3  # Adam's
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,8 +44,7 @@ def check_args(mode: str, devices: int, train_size: int, epochs: int, batch_size
 
 
 def _dataset(x, y, batch_size: int, seed: int, epochs: int):
-    """All epochs' global batches (a permutation per ``(seed, epoch)``, whole batches) as one tf.data
-    pipeline; ``AutoShardPolicy.DATA`` makes every worker read it and keep its own slices."""
+    """All epochs' global batches as one tf.data pipeline; ``AutoShardPolicy.DATA``: each worker keeps its slices."""
     import numpy as np
     import tensorflow as tf
 
@@ -104,7 +102,7 @@ def train(args, strategy, mode: str, workers: int = 1) -> dict:
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     with strategy.scope():
         model = models.article_cnn(logits=True)
-        model.compile(keras.optimizers.Adam(LEARNING_RATE), loss)
+        model.compile(keras.optimizers.Adam(1e-3), loss)
     # Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585): a strategy.run loop there
     loop = "custom" if mode == "multiworker" else "fit"
     if loop == "fit":
@@ -131,8 +129,7 @@ def train(args, strategy, mode: str, workers: int = 1) -> dict:
 
 
 def worker_env(ports: list[int], index: int) -> dict:
-    """What worker ``index`` adds to its environment (:class:`helpers.processes.Child` supplies the rest):
-    a TF_CONFIG naming every worker on 127.0.0.1."""
+    """What worker ``index`` adds to its environment: a TF_CONFIG naming every worker on 127.0.0.1."""
     tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
     return {"TF_CONFIG": json.dumps(tf_config), "KERAS_BACKEND": "tensorflow"}
 
@@ -150,8 +147,7 @@ def _worker_argv(args, index: int) -> list[str]:
 
 
 def run_multiworker(args) -> dict:
-    """Start ``args.devices`` workers on 127.0.0.1, wait (up to ``args.timeout``), return the chief's record;
-    if one fails, all are stopped and the error names it, with its output."""
+    """Run ``args.devices`` workers on 127.0.0.1, return the chief's record; if one fails, stop all and name it."""
     ports = processes.free_ports(args.devices)
     workers = []
     try:
@@ -186,7 +182,6 @@ def run(args) -> dict:
     check_args(args.mode, args.devices, args.train_size, args.epochs, args.batch_size)
     if args.mode == "multiworker" and args.role == "main":
         return run_multiworker(args)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["KERAS_BACKEND"] = "tensorflow"
     import tensorflow as tf
 
@@ -223,8 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(modes=MODES, devices=2, train_size=10_000, epochs=3, batch_size=256, seed=0, timeout=900.0) -> list[dict]:
-    """Run each mode in its own process and return their records (``single`` always on one device); ValueError
-    for settings that cannot run, RuntimeError naming the mode, with its stderr's end, if a run fails."""
+    """Each mode's record from its own process; ValueError for settings that cannot run, RuntimeError if a run fails."""
     for mode in modes:
         check_args(mode, devices, train_size, epochs, batch_size)
     env = python_env(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")

@@ -87,7 +87,7 @@ def ladder(
 ) -> list[tuple[str, str, Recipe]]:
     """The cumulative ablation ladder: (rung id, what changed, recipe). Each rung keeps all earlier changes."""
     lr, wd = keras_sgd_settings(batch_size)
-    r = Recipe(epochs=epochs, batch_size=batch_size)
+    sgd = {"optimizer": "sgd", "learning_rate": lr, "schedule": "triangle", "bias_lr_scale": AIRBENCH["bias_scaler"]}
     steps = [
         ("article", "the article's model and training", {}),
         ("logits", "corrected loss: logits into from_logits=True", {"softmax_head": False}),
@@ -95,11 +95,7 @@ def ladder(
         ("augment", "random flips and 2-pixel translations", {"augment": True}),
         ("batchnorm", "batch normalization after each convolution", {"arch": "article_bn"}),
         ("fastnet", "wider, deeper VGG-style net with whitening", {"arch": "fast", "width": width}),
-        (
-            "schedule",
-            "SGD-Nesterov with a triangular one-cycle schedule",
-            {"optimizer": "sgd", "learning_rate": lr, "schedule": "triangle", "bias_lr_scale": AIRBENCH["bias_scaler"]},
-        ),
+        ("schedule", "SGD-Nesterov with a triangular one-cycle schedule", sgd),
         ("smoothing", "label smoothing 0.2", {"label_smoothing": AIRBENCH["label_smoothing"]}),
         ("decay", "weight decay", {"weight_decay": wd}),
         ("lookahead", "lookahead weight averaging", {"lookahead": True}),
@@ -107,7 +103,7 @@ def ladder(
     ]
     if mixed_precision:
         steps.append(("bf16", "mixed precision (bfloat16)", {"mixed_precision": True}))
-    rungs = []
+    rungs, r = [], Recipe(epochs=epochs, batch_size=batch_size)
     for rung, change, fields in steps:
         r = r.replace(**fields)
         rungs.append((rung, change, r))
@@ -183,12 +179,10 @@ class Checkpoint:
 
     def save(self, model, state: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / "last.tmp.keras"
-        model.save(tmp)
-        os.replace(tmp, self.model_path)  # the state is written after the model it describes
-        tmp_state = self.dir / "state.tmp.json"
-        tmp_state.write_text(json.dumps({**state, "identity": self.identity}, indent=1))
-        os.replace(tmp_state, self.state_path)
+        model.save(self.dir / "last.tmp.keras")
+        os.replace(self.dir / "last.tmp.keras", self.model_path)  # the state is written after the model it describes
+        (self.dir / "state.tmp.json").write_text(json.dumps({**state, "identity": self.identity}, indent=1))
+        os.replace(self.dir / "state.tmp.json", self.state_path)
 
 
 def train(
@@ -226,12 +220,11 @@ def train(
     model, state = ckpt.load() if ckpt else (None, None)
     if model is None:
         state = {"epochs_done": 0, "epoch_seconds": [], "history": []}
-        fresh = build_model(recipe, x_tr, seed)
+        model = build_model(recipe, x_tr, seed)
         if warm_model is not None:
+            reinitialise(warm_model, model)
             model = warm_model
-            reinitialise(model, fresh)
         else:
-            model = fresh
             compile_model(model, recipe, total_steps)
     resumed_from = state["epochs_done"]
     # the next epoch's shuffled, augmented copy is prepared on a thread while this one trains
@@ -243,8 +236,7 @@ def train(
             xe, ye = upcoming.result()
             if epoch + 1 < n_epochs:
                 upcoming = pool.submit(epoch_data, x_tr, y_tr, epoch + 1, seed, recipe)
-            steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-            n = steps * bs
+            n = min(steps_per_epoch, total_steps - epoch * steps_per_epoch) * bs  # the last epoch may be partial
             hist = model.fit(xe[:n], onehot[ye[:n]], batch_size=bs, epochs=1, shuffle=False, verbose=0)
             seconds = time.perf_counter() - last
             record = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1]), "seconds": round(seconds, 3)}
@@ -262,9 +254,7 @@ def train(
             last = time.perf_counter()  # validation and checkpoints are not training time
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    images = min(total_steps, state["epochs_done"] * steps_per_epoch) * bs
     steady = state["epoch_seconds"][1:] or state["epoch_seconds"]
-    steady_images = bs * steps_per_epoch * len(steady)
     start = time.perf_counter()
     test_acc = accuracy(model, x_test, y_test, recipe.tta)
     eval_seconds = time.perf_counter() - start
@@ -273,8 +263,8 @@ def train(
         test_accuracy=test_acc,
         val_accuracy=accuracy(model, x_val, y_val, recipe.tta) if x_val is not None else None,
         train_seconds=float(sum(state["epoch_seconds"])),
-        images_per_second=steady_images / max(sum(steady), 1e-9),
-        epochs_done=images / len(x_tr),
+        images_per_second=bs * steps_per_epoch * len(steady) / max(sum(steady), 1e-9),
+        epochs_done=min(total_steps, state["epochs_done"] * steps_per_epoch) * bs / len(x_tr),
         n_train=len(x_tr),
         params=models.count_params(model),
         resumed_from_epoch=resumed_from,
@@ -300,7 +290,6 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint-dir", default=None)
     parser.add_argument("--result", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    rungs = {rung: r for rung, _, r in ladder(args.batch_size, args.epochs, args.width, 0, mixed_precision=True)}
 
     def report(epoch, record):
         print(f"epoch {epoch} done: {json.dumps(record)}", flush=True)
@@ -310,7 +299,7 @@ def main(argv=None) -> int:
 
     env.setup(os.environ.get("KERAS_BACKEND", "tensorflow"), args.seed)
     data = load_cifar10(args.train_size, args.test_size, args.seed)
-    recipe = rungs[args.rung]
+    recipe = {rung: r for rung, _, r in ladder(args.batch_size, args.epochs, args.width, 0, True)}[args.rung]
     res = train(recipe, data.x_train, data.y_train, data.x_test, data.y_test, args.seed, args.checkpoint_dir, report)
     if args.result:
         Path(args.result).write_text(json.dumps(dataclasses.asdict(res), indent=1))

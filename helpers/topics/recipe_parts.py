@@ -143,11 +143,11 @@ def reinitialise(model, fresh) -> None:
         slow.assign(keras.ops.copy(v))
 
 
-def predict_logits(model, x: np.ndarray, tta: int = 0, batch_size: int = 2000) -> np.ndarray:
-    """Model outputs averaged over test-time augmentations (level 1: mirror; 2: also 1-pixel shifts)."""
+def accuracy(model, x, y, tta: int = 0) -> float:
+    """Accuracy of the outputs averaged over test-time augmentations (level 1: mirror; 2: also 1-pixel shifts)."""
 
     def run(images):
-        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
+        return np.asarray(model.predict(images, batch_size=2000, verbose=0), dtype=np.float64)
 
     def mirrored(images):
         out = run(images)
@@ -158,8 +158,4 @@ def predict_logits(model, x: np.ndarray, tta: int = 0, batch_size: int = 2000) -
         padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
         shifted = [mirrored(np.ascontiguousarray(padded[:, a : a + 32, a : a + 32])) for a in (0, 2)]
         out = 0.5 * out + 0.5 * (shifted[0] + shifted[1]) / 2
-    return out
-
-
-def accuracy(model, x, y, tta: int = 0) -> float:
-    return float(np.mean(predict_logits(model, x, tta).argmax(axis=1) == y))
+    return float(np.mean(out.argmax(axis=1) == y))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import pandas as pd
 
 
 def run_sweep(
-    cifar, widths, train_sizes, *, epochs: int, batch_size: int, learning_rate: float, seed: int, progress=None
+    cifar, widths, train_sizes, *, epochs: int, batch_size: int, learning_rate: float, seed: int
 ) -> pd.DataFrame:
     """Train the article's CNN (:func:`helpers.models.article_cnn`) at every (width, train_size) pair; one row per run."""
     import keras
@@ -37,8 +38,6 @@ def run_sweep(
             rows.append(
                 row | dict(test_error=1.0 - float(acc), test_loss=float(loss), train_flops=flops, seconds=seconds)
             )
-            if progress:
-                progress(rows[-1])
     return pd.DataFrame(rows)
 
 
@@ -58,23 +57,13 @@ class PowerLawFit:
     @property
     def bend(self) -> float:
         """The x where the reducible term equals the irreducible one (inf without an irreducible term)."""
-        if self.irreducible <= 0:
-            return math.inf
-        return (self.scale / self.irreducible) ** (1.0 / self.exponent)
+        return math.inf if self.irreducible <= 0 else (self.scale / self.irreducible) ** (1.0 / self.exponent)
 
     def x_for_error(self, err: float) -> float:
         """The x at which the fit predicts ``err`` (inf when ``err`` is at or below E)."""
-        if err <= self.irreducible:
-            return math.inf
-        return ((err - self.irreducible) / self.scale) ** (-1.0 / self.exponent)
-
-
-def _loglog(x: np.ndarray, r: np.ndarray) -> tuple[float, float, float, float]:
-    """Least squares of log r on log x: (slope, intercept, sse, r2)."""
-    lx, lr = np.log(x), np.log(r)
-    slope, intercept = np.polyfit(lx, lr, 1)
-    sse, total = float(np.sum((lr - intercept - slope * lx) ** 2)), float(np.sum((lr - lr.mean()) ** 2))
-    return float(slope), float(intercept), sse, (1.0 - sse / total if total > 0 else 1.0)
+        return (
+            math.inf if err <= self.irreducible else ((err - self.irreducible) / self.scale) ** (-1.0 / self.exponent)
+        )
 
 
 def fit_power_law(x, err, irreducible: bool = True, grid: int = 400) -> PowerLawFit:
@@ -88,12 +77,16 @@ def fit_power_law(x, err, irreducible: bool = True, grid: int = 400) -> PowerLaw
     if np.any(x <= 0) or np.any(err <= 0):
         raise ValueError("x and err must be positive")
 
+    lx = np.log(x)
+
     def best_of(candidates, best=None):
         for e in candidates:
-            slope, intercept, _, r2 = _loglog(x, err - e)
+            lr = np.log(err - e)  # least squares of log(err - E) on log x
+            slope, intercept = (float(v) for v in np.polyfit(lx, lr, 1))
             if slope >= 0:
                 continue
-            fit = PowerLawFit(-slope, math.exp(intercept), float(e), r2, int(x.size))
+            sse, total = float(np.sum((lr - intercept - slope * lx) ** 2)), float(np.sum((lr - lr.mean()) ** 2))
+            fit = PowerLawFit(-slope, math.exp(intercept), float(e), 1.0 - sse / total if total > 0 else 1.0, x.size)
             sse = float(np.sum((fit.predict(x) - err) ** 2))
             if best is None or sse < best[0]:
                 best = (sse, fit)
@@ -147,11 +140,8 @@ def plot_sweep(table: pd.DataFrame, fits: dict, lang: str = "en"):
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
     for ax, column in zip(axes, AXES):
         symbol, en_name, zh_name = AXES[column]
-        if column == "train_size":
-            groups, key = table.groupby("width"), ("宽度" if zh else "width")
-        else:
-            groups, key = table.groupby("train_size"), "D"
-        for value, part in groups:
+        by, key = ("width", "宽度" if zh else "width") if column == "train_size" else ("train_size", "D")
+        for value, part in table.groupby(by):
             part = part.sort_values(column)
             ax.plot(part[column], part["test_error"], "o-", ms=4, lw=1, alpha=0.8, label=f"{key} = {value:g}")
         fit = fits.get(column)
@@ -181,14 +171,10 @@ def compute_frontier(table: pd.DataFrame) -> pd.DataFrame:
 
 def try_fit(x, err) -> PowerLawFit | None:
     """:func:`fit_power_law` where it can be fitted (at least three different x), else None."""
-    x, err = np.asarray(x, dtype=float), np.asarray(err, dtype=float)
-    distinct = np.unique(x).size
-    if distinct < 3:
-        return None
-    try:
-        return fit_power_law(x, err, irreducible=distinct >= 4)
-    except ValueError:
-        return None
+    if (distinct := np.unique(np.asarray(x, dtype=float)).size) >= 3:
+        with contextlib.suppress(ValueError):
+            return fit_power_law(x, err, irreducible=distinct >= 4)
+    return None
 
 
 #: where a curve bends against the measured range, in words (English, Chinese)

@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import numpy as np
+
 from helpers import processes, timing, words
 
 MAX_BODY_BYTES = 1024  # a task is two integers; anything longer is refused
@@ -176,18 +178,6 @@ def serve(lifetime: float = DEFAULT_LIFETIME) -> None:
         server.server_close()
 
 
-class Service(processes.Child):
-    """A running worker service: its process and its URL."""
-
-    def __init__(self, lifetime: float):
-        super().__init__(
-            processes.module("helpers.topics.servitization", "serve", "--lifetime", str(lifetime)),
-            stream="stdout",
-            name="worker service",
-        )
-        self.url = ""
-
-
 def health(url: str, timeout: float = 5.0) -> dict:
     """``GET /health`` of one service; raises :class:`WorkerError` if it does not answer."""
     try:
@@ -199,12 +189,13 @@ def health(url: str, timeout: float = 5.0) -> dict:
 
 @contextlib.contextmanager
 def worker_services(workers: int, startup_timeout: float = 30.0, lifetime: float = DEFAULT_LIFETIME):
-    """Start ``workers`` worker services on free local ports; yield them; always stop them all."""
+    """Start ``workers`` worker services on free local ports (``processes.Child`` with a ``url``); always stop them."""
     _check_workers(workers)
-    services: list[Service] = []
+    command = processes.module("helpers.topics.servitization", "serve", "--lifetime", str(lifetime))
+    services: list[processes.Child] = []
     try:
         for _ in range(workers):
-            services.append(Service(lifetime))
+            services.append(processes.Child(command, stream="stdout", name="worker service"))
         for service in services:
             try:
                 listening = service.wait_for(lambda e: e.get("event") == "listening", startup_timeout)
@@ -290,8 +281,6 @@ def amdahl(workers, serial_fraction: float):
     """Amdahl's law: the speed-up with ``workers`` when ``serial_fraction`` of the time cannot be split."""
     if not 0 <= serial_fraction <= 1:
         raise ValueError(f"serial_fraction must be between 0 and 1, got {serial_fraction}")
-    import numpy as np
-
     k = np.asarray(workers, dtype=float)
     if np.any(k < 1):
         raise ValueError("the number of workers must be at least 1")
@@ -311,8 +300,6 @@ def batch_throughput(predict, images, sizes, total: int) -> list[dict]:
 
 def plot_speedup(table, serial_fraction: float, cores: int, lang: str = "en"):
     """Measured speed-up of the pool and the services against workers, with Amdahl's law and the ideal."""
-    import numpy as np
-
     from helpers.plots import plt  # pyplot in the book's figure style
 
     w = words.of(lang, "servitization")
@@ -358,11 +345,9 @@ def plot_batching(records, lang: str = "en"):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A worker service for the servitization chapter.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("serve", help="serve tasks on a free port of 127.0.0.1 (prints its port as a JSON line)")
-    s.add_argument("--lifetime", type=float, default=DEFAULT_LIFETIME, help="stop after this many seconds")
-    args = parser.parse_args(argv)
-    serve(args.lifetime)
+    parser.add_argument("command", choices=["serve"], help="serve tasks on a free port of 127.0.0.1 (prints its port)")
+    parser.add_argument("--lifetime", type=float, default=DEFAULT_LIFETIME, help="stop after this many seconds")
+    serve(parser.parse_args(argv).lifetime)
     return 0
 
 

@@ -82,13 +82,11 @@ def published_table(fits: dict, lang: str) -> pd.DataFrame:
         fit = fits.get(column)
         ours = f"{fit.exponent:.2f}" if fit is not None else "—"
         rows[pick(lang, f"α for {en_name} {symbol}", f"{zh_name} {symbol} 的指数 α")] = [ours, *PUBLISHED[column]]
-    en = ["this chapter (test error, CIFAR-10 CNN)", "Kaplan et al. 2020 (test loss, language)"]
-    zh = [
-        "本章（测试错误率，CIFAR-10 卷积网络）",
-        "Kaplan 等人 2020（测试损失，语言模型）",
-        "Hoffmann 等人 2022（测试损失，语言模型）",
+    columns = [
+        pick(lang, "this chapter (test error, CIFAR-10 CNN)", "本章（测试错误率，CIFAR-10 卷积网络）"),
+        pick(lang, "Kaplan et al. 2020 (test loss, language)", "Kaplan 等人 2020（测试损失，语言模型）"),
+        pick(lang, "Hoffmann et al. 2022 (test loss, language)", "Hoffmann 等人 2022（测试损失，语言模型）"),
     ]
-    columns = pick(lang, [*en, "Hoffmann et al. 2022 (test loss, language)"], zh)
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 
@@ -112,8 +110,7 @@ def transfer_table(moved: dict, lang: str) -> pd.DataFrame:
 
 
 def cifar_chapter_images() -> float:
-    """Training images the CIFAR-10 chapter's four runs went through in this profile run (nan when it did
-    not run): the listing as printed on all its training images, then three runs on its fitting split."""
+    """Training images the CIFAR-10 chapter's four runs went through in this profile run (nan if it did not run)."""
     n_train, n_fit, article, demo, corrected = (
         artifacts.metric("cifar10_cnn", name)
         for name in ("n_train", "n_fit", "article_epochs", "demo_epochs", "corrected_epochs_run")
