@@ -1,6 +1,10 @@
-"""One notebook, two languages: markdown cells are tagged ``en`` or ``zh``, code cells belong to both unless tagged.
-Per language a code cell may give an output (``metadata: {"lang": "zh"}``), a comment ``# English ‖ 中文`` and a
-figure caption (``mystnb: figure: caption_en / caption_zh``).
+"""One notebook, two languages: keep one language's prose and every code cell.
+
+Markdown cells are tagged ``en`` or ``zh``; code cells belong to both unless tagged. :func:`split`
+makes the readers' editions (from the source) and the sites' pages (``page=True``, from the executed
+notebook, so both languages show the same numbers; papermill's injected cell is folded into the
+parameters cell). Per language a code cell may give an output (``metadata: {"lang": "zh"}``), a comment
+``# English ‖ 中文`` and a figure caption (``mystnb: figure: caption_en / caption_zh``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,12 @@
-"""The two sites' Sphinx extension: ``<html lang>``, the link to each page's twin, glossary links, launch and PDF
-buttons, page fixes, and the ``chapter-list`` and ``article-coverage`` (from ``book/article_coverage.yml``) directives.
+"""The Sphinx extension of the two sites.
+
+- ``<html lang>`` as BCP 47 (``zh-CN``), a header link to each page's twin in the other site, and the
+  first use of each glossary term in a chapter linked to its entry;
+- launch links to the readers' editions (and ``make lab``), PDF links, no inline script twice, accepted
+  ARIA roles, and the ```` ```{chapter-list} ```` directive;
+- the ```` ```{article-coverage} en ```` table of the article's claims and where the course answers them,
+  from ``book/article_coverage.yml`` (its chapter and section cross-references fail the build if a label
+  is missing; without an argument, the site's language).
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
-"""Counting baselines ``p(w | h2, h1)`` (:func:`histories`), counted on the training targets and scored on exactly
-the transformer's; the unigram's k and the bigram's λ are chosen on the validation characters, Kneser–Ney's discounts
-come from the counts. ``V`` counts the possible targets (every id but ``<pad>`` and ``<bos>``)."""
+"""Counting baselines, scored on exactly the targets the transformer is scored on.
+
+Each gives ``p(w | h2, h1)`` from the two tokens before ``w`` (:func:`histories`; never from another poem:
+before a poem it is ``<bos>``), counted on the training targets. The unigram's k and the bigram's λ are
+chosen on the validation characters; Kneser–Ney's discounts come from the training counts alone. ``V``
+counts the possible targets (every id but ``<pad>`` and ``<bos>``).
+"""
 
 from __future__ import annotations
 

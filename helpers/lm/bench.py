@@ -1,6 +1,13 @@
-"""Measuring decoding and serving: the KV cache against recomputation; vLLM's serving-benchmark metrics under a
-closed-loop load (``concurrency`` streams, fixed output lengths, ``<eos>`` ignored so that every scheduler writes
-the same tokens), driving the engine in-process (:func:`run_load`) or the service over HTTP (:func:`run_load_http`).
+"""Measuring decoding and serving: KV cache against recomputation, and a load benchmark of the schedulers.
+
+The serving metrics are those of vLLM's serving benchmark (``benchmarks/benchmark_serving.py``),
+times measured from when a request was sent: TTFT (to the first token), TPOT (``(E2EL - TTFT) /
+(output tokens - 1)``), ITL (every gap between two tokens, pooled), E2EL (to the last token), and
+throughputs over the whole run; mean, p50 and p99 of each. The load is closed-loop (vLLM's
+``--max-concurrency``): ``concurrency`` streams each send a request, wait for its last token and send
+the next; output lengths are fixed and ``<eos>`` ignored, so every scheduler produces the same tokens.
+:func:`run_load` drives the engine in-process; :func:`run_load_http` sends the same workload to the
+service as streamed completions: the difference is what HTTP costs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,13 @@
-"""The inference engine: a KV cache of fixed size, a compiled prefill and decode step, and three schedulers.
+"""The inference engine: a KV cache of fixed size, one compiled decode step, and three schedulers over it.
 
-A sequence owns one cache slot from its prefill to its last token; ``decode`` has one shape, ``prefill`` one
-per prompt bucket. A failed engine thread finishes every request with ``error`` and refuses new ones.
+The cache holds, per layer, keys and values of (slots, heads, max_len, head_dim), allocated once and
+written in place; a sequence owns one slot from its prefill to its last token (:mod:`helpers.lm.paged`
+hands out blocks instead). ``decode`` has one shape (traced once); ``prefill`` pads a prompt to a
+bucket length (one trace per bucket). Schedulers: ``single`` (one request at a time), ``static``
+(a batch runs until its longest member finishes) and ``continuous`` (Orca, vLLM: before every step
+finished sequences leave and waiting ones join). An exception in the engine's thread finishes every
+request with ``error`` and refuses new ones (:class:`EngineFailed`); the engine is not restarted,
+as its state cannot be trusted: the service reports itself unhealthy for a supervisor to restart it.
 """
 
 from __future__ import annotations
@@ -159,10 +165,8 @@ class DecodeFunctions:
 
 
 class Engine:
-    """Runs requests with one of :data:`SCHEDULERS`, by :meth:`step` or in a thread (:meth:`start`, :meth:`stop`):
-    ``single``, one request at a time; ``static``, a batch until its longest member finishes; ``continuous`` (Orca,
-    vLLM), finished sequences leave and waiting ones join before every step. ``submit`` and ``cancel`` are
-    thread-safe; ``max_waiting`` bounds the queue (:class:`QueueFull` beyond)."""
+    """Runs requests with one of :data:`SCHEDULERS`, by :meth:`step` or in a thread (:meth:`start`, :meth:`stop`);
+    ``submit`` and ``cancel`` are thread-safe; ``max_waiting`` bounds the queue (:class:`QueueFull` beyond)."""
 
     def __init__(
         self,
@@ -375,8 +379,7 @@ class Engine:
                 return
 
     def _fail(self, exc: Exception) -> None:
-        """Record the failure, refuse new requests, finish every request with ``error`` (its state is not trusted:
-        the engine is not restarted, the service reports itself unhealthy for a supervisor to restart it)."""
+        """Record the engine's failure, refuse new requests, and finish every request with ``error``."""
         log.error("engine failed", exc_info=exc, extra={"fields": {"event": "engine_failed", "error": repr(exc)}})
         with self._work:
             self.failure = exc

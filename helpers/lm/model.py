@@ -1,6 +1,12 @@
-"""A GPT-style character-level transformer in Keras 3 (``keras.ops`` only, so any backend): pre-norm blocks, output
-layer tied to the embedding. It runs whole sequences, a prompt's prefill, and one decode step for S slots each at its
-own position (keras_hub's cache is written at one index for the whole batch, which continuous batching cannot use)."""
+"""A character-level decoder-only transformer in Keras 3 (``keras.ops`` only, so any backend).
+
+GPT-style: token plus learned (or sinusoidal) position embeddings, pre-norm blocks, a final
+LayerNorm and an output layer tied to the input embedding. Written here rather than taken from
+keras_hub, whose cache is written at one index for the whole batch: continuous batching needs every
+slot at its own position. One set of weights runs three ways: :meth:`PoetLM.call` (whole sequences),
+:meth:`PoetLM.prefill` (a prompt, returning its keys and values) and :meth:`PoetLM.decode` (one token
+for each of S slots, each at its own position, on a preallocated cache).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""The poem model's OpenAI-compatible service on Ray Serve: each replica runs an engine behind :mod:`helpers.lm.server`.
-A stream lives on one replica (its KV cache is there): when the node is lost, the client retries with the same seed.
-``check_health`` fails once the engine has, so that Serve replaces the replica.
+"""The poem model's OpenAI-compatible service as a Ray Serve application: each replica runs the engine
+behind the same API as :mod:`helpers.lm.server`, and Serve's proxy streams its server-sent events.
+
+A stream lives on one replica (its KV cache is there), so it cannot move when that node is lost: the
+client retries with the same seed. ``check_health`` fails when the engine has, so that Serve replaces
+the replica.
 """
 
 from __future__ import annotations

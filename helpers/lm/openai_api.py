@@ -1,5 +1,9 @@
-"""The OpenAI request format for :mod:`helpers.lm.server` (importable before Keras is): the fields it accepts, their
-checks, the server's limits (:class:`ServerOptions`), and :class:`ApiError`, a refusal with OpenAI's error body.
+"""The OpenAI request format for :mod:`helpers.lm.server`: the fields it accepts, their checks, the
+error body, and the server's limits (:class:`ServerOptions`; importable before Keras is).
+
+A refused request raises :class:`ApiError`, answered as OpenAI does: ``{"error": {"message", "type",
+"param", "code"}}`` with ``type`` ``invalid_request_error`` (every 4xx but 429, as OpenAI sends them),
+``rate_limit_error`` (429) or ``server_error`` (5xx).
 """
 
 from __future__ import annotations

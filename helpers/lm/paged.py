@@ -1,6 +1,9 @@
 """A paged KV cache, as vLLM's PagedAttention (Kwon et al., 2023): a pool of blocks, a block table per sequence.
 
-When no block is free, the newest sequence is preempted and prefilled again later with its prompt and output (vLLM's
+Each layer's cache is one pool of (blocks, heads, BLOCK, head_dim); position p of a sequence is at
+``[table[p // BLOCK], :, p % BLOCK]``. Blocks are taken as a sequence grows and given back when it ends; a waiting
+request is admitted when its prompt's blocks are free, first come first served. When a running sequence needs a
+block and none is free, the newest is preempted and prefilled again later with its prompt and output (vLLM's
 recomputation), so its output is unchanged. Block 0 is the null block: padding writes there, unused entries point at it.
 """
 

@@ -1,6 +1,9 @@
-"""Choosing the next token, by the OpenAI API's and vLLM's rules: temperature (0: greedy), top-k (0 or -1: all),
-top-p, a per-request seed; stop strings (not returned). A row's token depends on its own logits and generator
-only: the same seed gives the same text alone or beside 63 other requests.
+"""Choosing the next token: temperature, top-k, top-p, a per-request seed; stop strings.
+
+The rules are the OpenAI API's and vLLM's: ``temperature`` 0 is greedy, ``top_k`` 0 or -1 keeps every
+token, a ``stop`` string ends the completion and is not returned, ``max_tokens`` counts ``<eos>`` too.
+Every request has its own generator and draws one uniform number per token, and a row's logits depend
+on its sequence only: the same seed gives the same text alone or beside 63 other requests.
 """
 
 from __future__ import annotations

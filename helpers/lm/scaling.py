@@ -1,5 +1,9 @@
-"""Scaling sweeps of the poem model: loss against size on fixed data, and against compute ``C = 6 N D``, N counting
-the non-embedding parameters (Kaplan et al., 2020: the embeddings hide the trend for small models)."""
+"""Scaling sweeps for the poem model: loss against model size on fixed data, and against training compute.
+
+N counts the *non-embedding* parameters (Kaplan et al., 2020: the embeddings hide the trend for small
+models) and compute is ``C = 6 N D``. In :func:`compute_sweep` every budget gets its own complete
+warm-up and cosine schedule, as Hoffmann et al. (2022) did: a cosine cut short is not a shorter run.
+"""
 
 from __future__ import annotations
 

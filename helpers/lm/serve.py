@@ -1,6 +1,12 @@
-"""Serve a trained poem model with the OpenAI API, as vLLM does: ``python -m helpers.lm.serve --checkpoint DIR``
-(127.0.0.1:8000; ``--help`` for options), :func:`serve`, or :class:`Service` in a subprocess. The engine runs in a
-thread beside uvicorn's event loop; logs and stops as every course service does (:mod:`helpers.serving.app`).
+"""Serve a trained poem model with the OpenAI API (as vLLM does), from the command line or from Python.
+
+    python -m helpers.lm.serve --checkpoint build/lm/ckpt --port 8000     # 127.0.0.1 only; --help for options
+    curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
+         -d '{"model": "tang-poet", "prompt": "春眠", "max_tokens": 32, "seed": 1}'
+
+The engine runs in a thread beside uvicorn's event loop; the process runs as every course service does
+(:mod:`helpers.serving.app`: JSON log lines on stderr, a graceful stop on SIGTERM); :class:`Service` runs it in a
+subprocess.
 """
 
 from __future__ import annotations

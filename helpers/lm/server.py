@@ -1,6 +1,10 @@
-"""The OpenAI-compatible HTTP API, as vLLM exposes it, over :class:`helpers.lm.engine.Engine`: completions and chat
-completions (whole or as server-sent events), ``/v1/models``, ``/health``, ``/stats``. Refusals carry OpenAI's error
-body (:mod:`helpers.lm.openai_api`); unknown characters are refused by name; a client that leaves is cancelled.
+"""The OpenAI-compatible HTTP API, as vLLM exposes it, over :class:`helpers.lm.engine.Engine`.
+
+``POST /v1/completions`` and ``/v1/chat/completions`` (the ``user`` and ``assistant`` messages in order), whole
+or streamed as server-sent events; ``GET /v1/models[/{id}]``, ``/health``, ``/stats``. Refusals are 4xx with
+OpenAI's error body (:mod:`helpers.lm.openai_api`); unknown characters are refused by name, not mapped to
+``<unk>``. A full queue gets 429, a slow body 408, a request over ``request_timeout_s`` 504; a client that goes
+away has its request cancelled. If the engine fails, its requests get 500, new ones and ``/health`` 503.
 """
 
 from __future__ import annotations
