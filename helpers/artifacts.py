@@ -45,7 +45,8 @@ def notebook_seconds() -> dict[str, float]:
     return {stem: float(r["seconds"]) for stem, r in records if r.get("status") == "ok" and "seconds" in r}
 
 
-def _literal(raw):
+def literal(raw):
+    """A glued plain-text repr as the Python value it shows (the text itself if it is not a literal)."""
     try:
         return ast.literal_eval(raw) if isinstance(raw, str) else raw
     except (ValueError, SyntaxError):
@@ -54,7 +55,7 @@ def _literal(raw):
 
 def number(text) -> float:
     """A glued plain-text repr as a float: ``"0.73"`` -> 0.73, ``"'167,562'"`` -> 167562.0; nan if not a number."""
-    value = _literal(text)
+    value = literal(text)
     try:
         return float(value.replace(",", "").replace("%", "").strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
@@ -76,5 +77,5 @@ def text(notebook: str, name: str, missing: str = "") -> str:
     """One glued value of ``notebook`` as the string it showed (a raw float to 4 digits; ``missing`` if absent)."""
     if (raw := metrics(notebook).get(name)) is None:
         return missing
-    value = _literal(raw)
+    value = literal(raw)
     return f"{value:.4g}" if isinstance(value, float) else str(value)

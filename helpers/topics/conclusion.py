@@ -37,7 +37,7 @@ _w = functools.partial(in_lang, topic="conclusion")  # a term of these pages, in
 def read(raw) -> float | str:
     """A glued value (its plain-text repr in ``summary.json``) as a number where it is one:
     ``"0.734"`` -> 0.734, ``"'73.4%'"`` -> 0.734, ``"'1,234'"`` -> 1234.0; other text as text."""
-    value = artifacts._literal(raw)
+    value = artifacts.literal(raw)
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, (int, float)):
