@@ -31,11 +31,8 @@ def cache_root() -> Path:
 
 def file_digest(path: Path | str, algorithm: str = "md5") -> str:
     """Hex digest of a file, read in chunks."""
-    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def file_problem(path: Path | str, size: int, algorithm: str, digest: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Callable
 
@@ -58,8 +59,6 @@ def table(frame, columns_zh=None, index_zh=None, formats=None, index_name=None, 
 
 def code(text: str) -> None:
     """Code or a program's literal output (a diff, a JSON reply, a log line), shown once for every language."""
-    import html
-
     from IPython.display import display
 
     block = f'<div class="highlight"><pre><code>{html.escape(text)}</code></pre></div>'

@@ -134,12 +134,12 @@ def read_curves(history: dict, rise_tolerance: float = 0.05) -> dict:
     return out
 
 
-#: a Keras history's columns, as each language's pages name them
+#: a Keras history's columns, as the pages name them (terms of the vocabulary)
 HISTORY_COLUMNS = {
-    "loss": ("training loss", "训练损失"),
-    "accuracy": ("training accuracy", "训练准确率"),
-    "val_loss": ("validation loss", "验证损失"),
-    "val_accuracy": ("validation accuracy", "验证准确率"),
+    "loss": "training loss",
+    "accuracy": "training accuracy",
+    "val_loss": "validation loss",
+    "val_accuracy": "validation accuracy",
 }
 
 
@@ -149,7 +149,7 @@ def show_history(history: dict) -> None:
 
     from helpers import show
 
-    names = {c: en for c, (en, _) in HISTORY_COLUMNS.items() if c in history}
+    names = {c: en for c, en in HISTORY_COLUMNS.items() if c in history}
     frame = pd.DataFrame({names[c]: history[c] for c in names}, index=pd.RangeIndex(1, len(history["loss"]) + 1))
     formats = {en: "{:.1%}" if "accuracy" in c else "{:.3f}" for c, en in names.items()}
-    show.table(frame, dict(HISTORY_COLUMNS.values()), formats=formats, index_name={"en": "epoch", "zh": "轮次"})
+    show.table(frame, words.labels(), formats=formats, index_name=dict(zip(LANGS, words.both("epoch"))))

@@ -70,6 +70,22 @@ def both(term: str, topic: str = COMMON) -> tuple[str, str]:
     return term, zh(term, topic)
 
 
+def sentence(term: str, topic: str = COMMON, **values) -> dict[str, str]:
+    """``term`` in each language, ``{"en": ..., "zh": ...}``, with ``values`` formatted in (a value that is itself
+    such a pair gives each language its own wording)."""
+    return {
+        lang: w.format(**{k: v[lang] if isinstance(v, dict) else v for k, v in values.items()})
+        for lang, w in zip(LANGS, both(term, topic))
+    }
+
+
+def by_gap(gap: float, wordings: tuple[str, str, str], topic: str, tolerance: float = 0.01) -> dict[str, str]:
+    """A gap in words, by :func:`sentence`: ``wordings[0]`` when it is over ``tolerance``, ``[1]`` under
+    ``-tolerance``, else ``[2]``; ``{points}`` is the gap (or, within it, the tolerance) in percentage points."""
+    case = 0 if gap > tolerance else 1 if gap < -tolerance else 2
+    return sentence(wordings[case], topic, points=f"{tolerance * 100:.0f}" if case == 2 else f"{abs(gap) * 100:.1f}")
+
+
 def glue_values(**values) -> None:
     """``glue(name, value, display=False)`` for every keyword."""
     from myst_nb import glue

@@ -13,8 +13,8 @@ import yaml
 from helpers import words
 from helpers.paths import NOTEBOOKS, ROOT
 
-#: the functions that look a literal term up: ``w("epoch")``, ``_w("model", lang)``, ``words.zh(...)``
-LOOKUPS = {"w", "_w", "in_lang", "zh", "both"}
+#: the functions that look a literal term up: ``w("epoch")``, ``_w("model", lang)``, ``words.zh(...)``, ``sentence(...)``
+LOOKUPS = {"w", "_w", "in_lang", "zh", "both", "sentence"}
 #: a section named in a file: ``of(lang, "serving")``, ``in_lang(term, lang, "lm")``, ``glue(name, term, "lm")``
 SECTION = re.compile(r"""["']([a-z_0-9]+)["']\)""")
 
@@ -45,7 +45,7 @@ def _looked_up(tree) -> list[tuple[str, str | None]]:
         if not isinstance(node, ast.Call) or not node.args:
             continue
         name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-        where = {"in_lang": 2, "zh": 1, "both": 1, "glue": 2}.get(name)
+        where = {"in_lang": 2, "zh": 1, "both": 1, "sentence": 1, "glue": 2}.get(name)
         if name == "glue" and not (isinstance(node.func, ast.Attribute) and node.func.value.id == "words"):
             continue
         args = node.args[1:] if name == "glue" else node.args

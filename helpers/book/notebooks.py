@@ -129,8 +129,7 @@ def sources(directory: Path = NOTEBOOKS) -> list[Path]:
 
 def pair_of(source: Path, lang: str | None = None) -> Path:
     """The generated notebook of a source: both languages, or the ``lang`` edition."""
-    name = source.with_suffix(".ipynb").name
-    return source.parent / name if lang is None else source.parent / lang / name
+    return source.parent / (lang or "") / source.with_suffix(".ipynb").name
 
 
 def read_source(source: Path):

@@ -128,13 +128,10 @@ def _rates(stable: int) -> tuple[Callable, str]:
 
 
 _LEVELS = (lambda v: _increasing(v, 1, 1024), "must be increasing integers from 1 to 1024")
-#: what one parameter's value must also be, beyond its type and bounds: (test, the words if it fails)
+#: parameters -> what their values must also be, beyond their type and bounds: (test, the words if it fails)
 _VALUE_RULES: dict[str, tuple[Callable, str]] = {
     "port": (lambda port: not 0 < port < 1024, "must be 0 (any free port) or at least 1024"),
-    "concurrency_levels": _LEVELS,
-    "lm_streams": _LEVELS,
-    "client_batch_sizes": _LEVELS,
-    "paged_streams": _LEVELS,
+    "concurrency_levels lm_streams client_batch_sizes paged_streams": _LEVELS,
     "compute_steps": (_increasing, "must be strictly increasing"),
     "train_sizes": (lambda v: _increasing(v, 100, 50_000), "must be strictly increasing, from 100 to 50000"),
     "widths": (lambda v: _increasing(v) and 0 < v[0] and v[-1] <= 8, "must be strictly increasing, in (0, 8]"),
@@ -170,7 +167,7 @@ def _checked(kind, test: Callable, words: str):
 
 #: every parameter of the course: its type and bounds
 PARAMETERS: dict[str, Any] = {name: kind for kind, names in _KINDS for name in names.split()}
-PARAMETERS |= {name: _checked(PARAMETERS[name], *rule) for name, rule in _VALUE_RULES.items()}
+PARAMETERS |= {n: _checked(PARAMETERS[n], *rule) for names, rule in _VALUE_RULES.items() for n in names.split()}
 
 
 def _shapes_fit(p) -> bool:

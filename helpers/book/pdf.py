@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from helpers.book import browser
@@ -58,7 +58,7 @@ def print_pdf(page: Path, target: Path, lang: str, context) -> Path:
     tab.goto(page.resolve().as_uri(), wait_until="load")
     tab.evaluate(browser.MATHJAX_DONE)
     tab.evaluate(browser.IMAGES_DONE)
-    date = datetime.now(timezone.utc).date().isoformat()
+    date = datetime.now(UTC).date().isoformat()
     tab.evaluate(COVER_JS, [TITLES[lang], SUBTITLES[lang].format(date=date)])
     tab.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
     tab.emulate_media(media="print")

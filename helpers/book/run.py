@@ -15,6 +15,7 @@ import argparse
 import ast
 import contextlib
 import difflib
+import hashlib
 import json
 import os
 import platform
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -178,8 +179,6 @@ def glued_values(notebook_path: Path) -> dict:
 
 def fingerprint(p: Plan) -> str:
     """What an executed copy depends on: the notebook, its parameters and the helpers' code."""
-    import hashlib
-
     h = hashlib.sha256(p.source.read_bytes())
     h.update(json.dumps({**p.defaults, **p.parameters}, sort_keys=True, default=str).encode())
     for module in sorted(f for ext in ("py", "mplstyle", "json") for f in (ROOT / "helpers").rglob(f"*.{ext}")):
@@ -199,7 +198,7 @@ def execute(plans: list[Plan], profile_name: str, force: bool = False) -> dict:
     summary_path = out_dir / "summary.json"
     summary = {
         "profile": profile_name,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "notebooks": {},
     }
@@ -208,10 +207,10 @@ def execute(plans: list[Plan], profile_name: str, force: bool = False) -> dict:
     failure = None
     width = max(len(p.name) for p in plans)
     for p in plans:
-        key = fingerprint(p)
+        key, shown = fingerprint(p), f"[{profile_name}] {p.name:<{width}}"
         previous = summary["notebooks"].get(p.name, {})
         if not force and previous.get("fingerprint") == key and previous.get("status") == "ok" and p.output.exists():
-            print(f"[{profile_name}] {p.name:<{width}}  up to date, skipped (--force re-runs it)", flush=True)
+            print(f"{shown}  up to date, skipped (--force re-runs it)", flush=True)
             continue
         start = time.perf_counter()
         record = {
@@ -242,14 +241,12 @@ def execute(plans: list[Plan], profile_name: str, force: bool = False) -> dict:
         record["seconds"] = round(time.perf_counter() - start, 1)
         record["metrics"] = glued_values(p.output) if p.output.exists() else {}
         summary["notebooks"][p.name] = record
-        summary["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        summary["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         partial = summary_path.with_name(summary_path.name + ".part")  # renamed whole: a reader never sees half
         partial.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         partial.replace(summary_path)
         given = "  " + " ".join(f"-p {k}={v!r}" for k, v in p.overrides.items()) if p.overrides else ""
-        print(
-            f"[{profile_name}] {p.name:<{width}}  {record['status']:>6}  {record['seconds']:7.1f} s{given}", flush=True
-        )
+        print(f"{shown}  {record['status']:>6}  {record['seconds']:7.1f} s{given}", flush=True)
         if failure:
             raise RunError(failure)
     print(f"summary: {os.path.relpath(summary_path, ROOT)}")

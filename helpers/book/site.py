@@ -102,8 +102,7 @@ def assemble(lang: str, executed: Path, dest: Path) -> Path:
         shutil.copy(page, dest / page.name)
     (dest / "glossary.md").write_text(glossary.page(lang), encoding="utf-8")
     write_status(executed, dest / "status.md", lang, names)
-    missing = [chapter for chapter in names if not (executed / f"{chapter}.ipynb").exists()]
-    if missing:
+    if missing := [chapter for chapter in names if not (executed / f"{chapter}.ipynb").exists()]:
         raise SiteError(f"no executed notebook for {missing} in {executed}: run `python -m helpers.book.run` first")
     for chapter in names:
         nb = nbformat.read(executed / f"{chapter}.ipynb", as_version=4)

@@ -114,11 +114,8 @@ def _fix_buttons(app, pagename, templatename, context, doctree):
     lang = site_lang(app)
     source = notebook_paths().get(pagename)
     for group in _groups(context, "launch-buttons") if source else []:
-        for button in group["buttons"]:
-            if button.get("url"):
-                button["url"] = re.sub(
-                    rf"{re.escape(pagename)}\.ipynb$", f"notebooks/{lang}/{source.name}", button["url"]
-                )
+        for button in [b for b in group["buttons"] if b.get("url")]:
+            button["url"] = re.sub(rf"{re.escape(pagename)}\.ipynb$", f"notebooks/{lang}/{source.name}", button["url"])
         url = LOCAL_LAB.format(lang=lang, name=source.name)
         group["buttons"].insert(0, _button(*LAB_TEXT[lang], "fas fa-laptop-code", url, "launch-local-lab"))
     for group in _groups(context, "download-buttons"):
@@ -150,12 +147,9 @@ class ChapterList(SphinxDirective):
         files = chapters(Path(self.env.srcdir))
         if not files:
             raise self.error("_toc.yml has no numbered part of chapters")
-        listing = nodes.enumerated_list(enumtype="arabic")
-        for file in files:
-            listing += nodes.list_item(
-                "", nodes.paragraph("", "", _xref("doc", "/" + file, "/" + file, self.env.docname))
-            )
-        return [listing]
+        links = [_xref("doc", "/" + file, "/" + file, self.env.docname) for file in files]
+        items = [nodes.list_item("", nodes.paragraph("", "", link)) for link in links]
+        return [nodes.enumerated_list("", *items, enumtype="arabic")]
 
 
 def problems(coverage: dict) -> list[str]:
@@ -179,10 +173,7 @@ def section_number(heading: str) -> str:
 
 def _row(*cells: list) -> nodes.row:
     """A table row; each cell a list of paragraphs."""
-    row = nodes.row()
-    for paragraphs in cells:
-        row += nodes.entry("", *paragraphs)
-    return row
+    return nodes.row("", *(nodes.entry("", *paragraphs) for paragraphs in cells))
 
 
 class ArticleCoverage(SphinxDirective):

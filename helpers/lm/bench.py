@@ -12,13 +12,18 @@ service as streamed completions: the difference is what HTTP costs.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import time
 from dataclasses import dataclass
 
+import httpx
 import numpy as np
+import orjson
+import pandas as pd
 from keras import ops
 
+from helpers import timing
 from helpers.lm import compiled
 from helpers.lm.data import CharTokenizer, Poem
 from helpers.lm.engine import BUCKET, SCHEDULERS, DecodeFunctions, Engine, Request, bucket_length
@@ -35,8 +40,6 @@ def decode_speed(
     """Tokens per second of greedy decoding with the KV cache (a prefill, n - 1 decode steps) and by recomputing
     the whole prefix n times, as nanoGPT's ``generate`` without a cache (padded to a multiple of BUCKET). A pandas
     table: new_tokens, cached_tok_s, recompute_tok_s, speedup (best of ``repeats``), same_tokens."""
-    import pandas as pd
-
     prompt = [CharTokenizer.BOS]
     max_len = model.config.max_len
     if len(prompt) + max(new_tokens) > max_len:
@@ -162,26 +165,18 @@ def run_load(engine: Engine, workload: list[WorkItem], concurrency: int) -> dict
             in_flight += 1
         engine.step()
     duration = time.perf_counter() - start
-    metrics = serving_metrics(finished, duration)
-    metrics["requests"] = finished
-    metrics["steps"] = engine.stats["steps"] - steps_before
     # where the time went, in seconds: decode, prefill, sample, the engine's other work, the load generator
     seconds = {k: engine.timings.get(k, 0.0) for k in ("decode", "prefill", "sample")}
     in_engine = engine.timings.get("step", 0.0)
     seconds |= {"engine_other": in_engine - sum(seconds.values()), "load_generator": duration - in_engine}
-    metrics["seconds"] = seconds
-    return metrics
+    steps = engine.stats["steps"] - steps_before
+    return serving_metrics(finished, duration) | {"requests": finished, "steps": steps, "seconds": seconds}
 
 
 def run_load_http(base_url: str, model: str, workload: list[WorkItem], concurrency: int) -> dict:
     """Closed-loop load over HTTP: :func:`serving_metrics` of streamed completions from the service at ``base_url``
     (a token's time: when the chunk holding its text arrived; output tokens: the reply's ``usage``). Runs its own
     event loop in a worker thread (a notebook's kernel already runs one)."""
-    import asyncio
-
-    import httpx
-    import orjson
-
     from helpers.serving.loadtest import run_in_thread
 
     if concurrency < 1:
@@ -193,7 +188,6 @@ def run_load_http(base_url: str, model: str, workload: list[WorkItem], concurren
         body |= {"temperature": 1.0, "top_k": 0, "ignore_eos": True}  # the engine's sampling in run_load
         body |= {"stream": True, "stream_options": {"include_usage": True}}
         record = Request([], SamplingParams(max_tokens=item.output_tokens), arrival=time.perf_counter())
-        usage, finish = None, None
         async with client.stream(
             "POST", url, content=orjson.dumps(body), headers={"content-type": "application/json"}
         ) as reply:
@@ -208,13 +202,10 @@ def run_load_http(base_url: str, model: str, workload: list[WorkItem], concurren
                 if event["choices"]:
                     if event["choices"][0]["text"]:
                         record.token_times.append(time.perf_counter())
-                    finish = event["choices"][0]["finish_reason"] or finish
-                if event.get("usage"):
-                    usage = event["usage"]
-        if usage:
-            record.prompt_ids = [0] * usage["prompt_tokens"]
-            record.output_ids = [0] * usage["completion_tokens"]
-        record.finish_reason = finish
+                    record.finish_reason = event["choices"][0]["finish_reason"] or record.finish_reason
+                if usage := event.get("usage"):
+                    record.prompt_ids = [0] * usage["prompt_tokens"]
+                    record.output_ids = [0] * usage["completion_tokens"]
         return record
 
     async def main() -> tuple[list[Request], float]:
@@ -232,9 +223,7 @@ def run_load_http(base_url: str, model: str, workload: list[WorkItem], concurren
             return done, time.perf_counter() - start
 
     requests, duration = run_in_thread(main(), "lm-load-generator")
-    metrics = serving_metrics(requests, duration)
-    metrics["requests"] = requests
-    return metrics
+    return serving_metrics(requests, duration) | {"requests": requests}
 
 
 def scheduler_table(
@@ -251,8 +240,6 @@ def scheduler_table(
     """The load benchmark: every scheduler at every concurrency C (C slots, ``single`` one), one row each; each
     level sends ``max(min_requests, requests_per_stream * C)`` requests drawn with the same seed. ``functions``
     (slots -> :class:`DecodeFunctions`) reuses compiled functions and receives the new ones."""
-    import pandas as pd
-
     rows = []
     functions = {} if functions is None else functions
     for c in concurrencies:
@@ -282,28 +269,20 @@ class StepVariant(DecodeFunctions):
     functionally, a copy every step (nothing donated); ``windowed``: reads :func:`window_length` positions only."""
 
     def __init__(self, model: PoetLM, slots: int, windowed: bool = False, in_place: bool = True):
-        self.copies_cache, self.windowed, self._steps = not in_place, windowed, {}
+        self.copies_cache, self.windowed = not in_place, windowed
         super().__init__(model, slots)
 
     def _decode_function(self):
         if not self.windowed:
             return super()._decode_function()
-
-        def step(tokens, positions, window, cache):
-            return self.model.decode(tokens, positions, list(cache), window)
-
+        step = lambda tokens, positions, window, cache: self.model.decode(tokens, positions, list(cache), window)
         return self._compile(step, 1, static_argnums=(2,))
 
     def decode(self, tokens, positions, *cache):
         if not self.windowed:
             return super().decode(tokens, positions, *cache)
         window = window_length(int(np.max(positions)) + 1, self.config.max_len)
-        if not self.in_place:
-            return self._run(self._decode, (tokens, positions, window), cache)
-        if window not in self._steps:  # the trace for this window, looked up once
-            spec = ((self.slots,), "int32")
-            self._steps[window] = compiled.specialize(self._decode, [spec, spec], window)
-        return self._run(self._steps[window], (tokens, positions), cache)
+        return self._decode_with((tokens, positions), cache, window)
 
 
 #: decode steps for :func:`step_times` (:class:`StepVariant` options; none: the engine's own)
@@ -312,8 +291,6 @@ STEP_VARIANTS = {"copied": {"in_place": False}, "in_place": {}, "in_place_window
 
 def step_ms(fns: DecodeFunctions, seconds: float = 0.5) -> float:
     """Median milliseconds of one decode step, every row at half the context (logits back on the host)."""
-    from helpers import timing
-
     state = {"cache": fns.new_cache()}
     tokens, positions = np.zeros(fns.slots, np.int32), np.full(fns.slots, fns.config.max_len // 2, np.int32)
 
@@ -326,8 +303,6 @@ def step_ms(fns: DecodeFunctions, seconds: float = 0.5) -> float:
 
 def step_times(model: PoetLM, slot_counts=(1, 32), functions: dict | None = None):
     """:func:`step_ms` per slot count and variant; ``functions`` as in :func:`scheduler_table` (for the engine's own)."""
-    import pandas as pd
-
     functions = {} if functions is None else functions
     rows = []
     for slots in slot_counts:
@@ -356,8 +331,6 @@ def batching_gain(
     """Continuous batching against one request at a time at ``concurrency`` streams, one row per turn. The engines
     take turns on one workload, the first alternating, and the throughput ratio is read within each turn, so that a
     slow spell of a shared machine touches both terms."""
-    import pandas as pd
-
     functions = {} if functions is None else functions
     workload = make_workload(poems, max(min_requests, requests_per_stream * concurrency), seed, output_range)
     buckets = {bucket_length(len(tokenizer.encode(w.prompt)), model.config.max_len) for w in workload}
@@ -381,17 +354,14 @@ def batching_gain(
 
 def where_time_goes(turns):
     """From :func:`batching_gain`'s turns: ms per step and per output token of each part (medians), per engine."""
-    import pandas as pd
-
     parts = ("decode", "prefill", "sample", "engine_other", "load_generator")
     rows = []
     for name in ("single", "continuous"):
         steps, tokens = turns[f"{name}_steps"], turns[f"{name}_tokens"]
         row = {"engine": name, "tokens_per_step": float((tokens / steps).median())}
         for part in parts:
-            seconds = turns[f"{name}_{part}_s"]
-            row[f"{part}_ms_per_step"] = float((seconds / steps).median() * 1000)
-            row[f"{part}_ms_per_token"] = float((seconds / tokens).median() * 1000)
+            for per, count in (("step", steps), ("token", tokens)):
+                row[f"{part}_ms_per_{per}"] = float((turns[f"{name}_{part}_s"] / count).median() * 1000)
         for per in ("step", "token"):
             row[f"total_ms_per_{per}"] = sum(row[f"{part}_ms_per_{per}"] for part in parts)
         rows.append(row)

@@ -4,8 +4,10 @@ from the ``lm`` section of the vocabulary), number formats, published figures, t
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -365,10 +367,6 @@ def send_bad_requests(url: str, max_len: int) -> list[dict]:
 
 def burst(url: str, n: int, max_tokens: int = 40) -> list:
     """``n`` completions of ``max_tokens`` sent at once to the service at ``url``; their httpx replies."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import httpx
-
     body = {"model": "tang-poet", "prompt": "春", "max_tokens": max_tokens, "ignore_eos": True}
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(lambda _: httpx.post(url + "/v1/completions", json=body, timeout=120), range(n)))

@@ -79,22 +79,6 @@ class Request:
         return self.finish_reason is not None
 
 
-def prefill_function(model: PoetLM, block: int = 0) -> Callable:
-    """``prefill(tokens, last, slot, cache)``: write a padded prompt's (1, n) keys and values at ``[slot, :, :n]``;
-    return the logits at ``last`` and the cache. With ``block`` > 0, ``slot`` holds each position's block."""
-
-    def prefill(tokens, last, slot, cache):
-        logits, kv = model.prefill(tokens)
-        n, at = tokens.shape[1], ops.arange(tokens.shape[1], dtype="int32")
-        rows, cols = (slot, at % block) if block else (ops.full((n,), slot, dtype="int32"), at)
-        index = cache_index(rows, cols, model.config.n_heads)
-        # buffer j holds layer j // 2's keys (j even) or values: (1, n, H, Dh) go to [slot, :, :n]
-        out = [compiled.write_rows(buffer, index, kv[j // 2][j % 2][0]) for j, buffer in enumerate(cache)]
-        return ops.take(logits[0], last, axis=0), out
-
-    return prefill
-
-
 class DecodeFunctions:
     """The compiled ``prefill`` and ``decode`` of a model for ``slots`` sequences, and their cache. Both return the
     logits and the cache to use next: the buffers written in place (TensorFlow) or the donated arrays (JAX)."""
@@ -105,12 +89,23 @@ class DecodeFunctions:
     def __init__(self, model: PoetLM, slots: int):
         self.model, self.slots, self.config = model, slots, model.config
         self.in_place = compiled.in_place() and not self.copies_cache
-        self._step = None  # the decode step's trace, looked up once
+        self._steps = {}  # in place: the decode step's trace for each tuple of static arguments, looked up once
         if self.in_place:  # variables captured, not passed: TensorFlow matches each argument against the traces
             # on every call, and for variables that costs about as much as the step itself at one slot
             self._buffers = [compiled.new_buffer(self.cache_shape) for _ in range(2 * self.config.n_layers)]
-        self._prefill = self._compile(prefill_function(model, self.block), 1)
+        self._prefill = self._compile(self._prefill_step, 1)
         self._decode = self._decode_function()
+
+    def _prefill_step(self, tokens, last, slot, cache):
+        """Write a padded prompt's (1, n) keys and values at ``[slot, :, :n]`` (with ``block`` > 0, ``slot`` holds
+        each position's block); return the logits at ``last`` and the cache."""
+        logits, kv = self.model.prefill(tokens)
+        n, at = tokens.shape[1], ops.arange(tokens.shape[1], dtype="int32")
+        rows, cols = (slot, at % self.block) if self.block else (ops.full((n,), slot, dtype="int32"), at)
+        index = cache_index(rows, cols, self.config.n_heads)
+        # buffer j holds layer j // 2's keys (j even) or values: (1, n, H, Dh) go to [slot, :, :n]
+        out = [compiled.write_rows(buffer, index, kv[j // 2][j % 2][0]) for j, buffer in enumerate(cache)]
+        return ops.take(logits[0], last, axis=0), out
 
     def _compile(self, fn: Callable, extra: int = 0, static_argnums: tuple[int, ...] = ()) -> Callable:
         """``fn(tokens, positions, <extra arguments>, cache)`` compiled: in place, over the own buffers and returning
@@ -134,11 +129,17 @@ class DecodeFunctions:
     def _decode_function(self) -> Callable:
         return self._compile(lambda tokens, positions, cache: self.model.decode(tokens, positions, list(cache)))
 
+    def _decode_with(self, args: tuple, cache, *static) -> tuple:
+        """The decode step on the int32 arrays ``args`` and the ``static`` values; in place, through the trace
+        for ``static``, looked up once."""
+        if not self.in_place:
+            return self._run(self._decode, (*args, *static), cache)
+        if static not in self._steps:
+            self._steps[static] = compiled.specialize(self._decode, [(np.shape(a), "int32") for a in args], *static)
+        return self._run(self._steps[static], args, cache)
+
     def decode(self, tokens, positions, *cache):
-        if self.in_place and self._step is None:
-            spec = ((self.slots,), "int32")
-            self._step = compiled.specialize(self._decode, [spec, spec])
-        return self._run(self._step if self.in_place else self._decode, (tokens, positions), cache)
+        return self._decode_with((tokens, positions), cache)
 
     def prefill(self, tokens, last, slot, *cache):
         return self._run(self._prefill, (tokens, last, slot), cache)
@@ -302,11 +303,18 @@ class Engine:
             with self._lock:
                 if not self.waiting:
                     return
-                request = self.waiting.popleft()
-            if request.cancelled:
+                request, cancelled = self.waiting[0], self.waiting[0].cancelled
+                if not cancelled and not self._allocate(slot, request):
+                    return  # too few free blocks (paged): it waits, and those behind it, until some are returned
+                self.waiting.popleft()
+            if cancelled:
                 self._finish(request, "abort")
                 continue
             self._prefill(request, slot)
+
+    def _allocate(self, slot: int, request: Request) -> bool:
+        """Reserve the cache ``request`` needs in ``slot``; False if it must wait (a contiguous slot holds any)."""
+        return True
 
     def step(self) -> bool:
         """Drop cancelled requests, admit waiting ones, run one decode step. False when there was nothing to do."""
@@ -325,13 +333,13 @@ class Engine:
         for r in gone + waiting_gone:
             self._finish(r, "abort")
         self._admit()
-        slots = [s for s, r in enumerate(self.active) if r is not None]
+        busy = np.array([r is not None for r in self.active])
+        slots = np.flatnonzero(busy)
         running = [self.active[s] for s in slots]
         if not running:
             return bool(gone or waiting_gone)
-        cached = int(sum(self.positions[r.slot] + 1 for r in running))
+        cached = int(self.positions[busy].sum()) + len(running)
         self.usage.update(in_flight=len(running), cached=cached, reserved=self.reserved_positions())
-        busy = [r is not None for r in self.active]
         tokens = np.where(busy, self.next_tokens, CharTokenizer.PAD).astype(np.int32)
         positions = np.where(busy, self.positions, 0).astype(np.int32)
         decoding = time.perf_counter()

@@ -8,6 +8,11 @@ the replica.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import threading
+import time
+
 from ray import serve
 
 from helpers.lm.openai_api import DEFAULT_MODEL_NAME, ServerOptions
@@ -82,11 +87,6 @@ def node_loss_during_streams(cluster, base_url: str, seeds, max_tokens: int = 48
     frozen (``"freeze"``, killed after the streams end), and each stream without [DONE] is sent again, same
     seed. A pandas table, a row per seed: characters received, finished, ``ended_s`` (after the fault), and
     whether the second try finished and wrote the same text from the start."""
-    import contextlib
-    import io
-    import threading
-    import time
-
     import pandas as pd
 
     first, ended, progress = {}, {}, {seed: 0 for seed in seeds}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 
 from helpers.lm import compiled
 from helpers.lm.bench import WorkItem, make_workload, run_load, step_ms
@@ -109,19 +110,13 @@ class PagedFunctions(DecodeFunctions):
         return (self.blocks, self.config.n_heads, self.block, self.config.head_dim)
 
     def _decode_function(self):
-        model = self.model
-        return self._compile(
-            lambda tokens, positions, tables, cache: model.decode(tokens, positions, list(cache), tables=tables), 1
-        )
+        return self._compile(lambda t, p, tables, cache: self.model.decode(t, p, list(cache), tables=tables), 1)
 
     def decode(self, tokens, positions, *cache, tables=None):
         """The decode step over the pool's tables, or over one sequence's ``tables`` (:meth:`extend`)."""
         if tables is not None:  # an extension: a trace per bucket
             return self._run(self._decode, (tokens, positions, tables), cache)
-        if self.in_place and self._step is None:
-            spec = ((self.slots,), "int32")
-            self._step = compiled.specialize(self._decode, [spec, spec, (self.pool.tables.shape, "int32")])
-        return self._run(self._step if self.in_place else self._decode, (tokens, positions, self.pool.tables), cache)
+        return self._decode_with((tokens, positions, self.pool.tables), cache)
 
     def prefill(self, tokens, last, slot, *cache):
         mapping = self.pool.slot_mapping(int(slot), tokens.shape[1]).astype(np.int32)
@@ -182,6 +177,7 @@ class PagedEngine(Engine):
         hashes = block_hashes(ids[:-1], self.block) if self.prefix_caching else []
         self._cached[row] = self.pool.share(row, hashes) * self.block
         if self.pool.grow(row, len(ids) + 1):
+            self._admitted[row] = next(self._admissions)  # admitted: it is prefilled next
             return True
         self.pool.release(row)
         return False
@@ -190,19 +186,7 @@ class PagedEngine(Engine):
         for row in self._running_rows():  # running sequences first: the block their next position needs
             while self.active[row] is not None and not self.pool.grow(row, int(self.positions[row]) + 1):
                 self._preempt(self._running_rows()[-1])  # none free: the newest gives its blocks up
-        for row in [s for s in range(self.slots) if self.active[s] is None]:
-            with self._lock:
-                if not self.waiting:
-                    return
-                request, cancelled = self.waiting[0], self.waiting[0].cancelled
-                if not cancelled and not self._allocate(row, request):
-                    return  # too few free blocks: it waits, and those behind it, until some are returned
-                self.waiting.popleft()
-            if cancelled:
-                self._finish(request, "abort")
-                continue
-            self._admitted[row] = next(self._admissions)
-            self._prefill(request, row)
+        super()._admit()
 
     def _prompt_logits(self, ids: list[int], row: int) -> np.ndarray:
         start = int(self._cached[row])
@@ -252,8 +236,6 @@ def compare(
     """Contiguous slots (``budget_slots``) against paged caches of the same bytes, blocks of each of ``block_sizes``
     positions and a row per stream, on one workload at each number of ``streams``; a row per (streams, cache, block).
     """
-    import pandas as pd
-
     max_len = model.config.max_len
     contiguous = DecodeFunctions(model, budget_slots)
     rows = []
@@ -261,13 +243,11 @@ def compare(
         workload = make_workload(poems, max(min_requests, requests_per_stream * c), seed, output_range)
         buckets = {bucket_length(len(tokenizer.encode(w.prompt)), max_len) for w in workload}
         for block in (0, *block_sizes):  # 0: the contiguous slots
-            blocks = budget_slots * -(-max_len // block) if block else 0
-            fns = PagedFunctions(model, c, blocks, block) if block else contiguous
-            fns.warm_up(buckets)
             if block:
-                engine = PagedEngine(model, tokenizer, rows=c, blocks=blocks, functions=fns, block=block)
+                engine = PagedEngine(model, tokenizer, rows=c, blocks=budget_slots * -(-max_len // block), block=block)
             else:
-                engine = Engine(model, tokenizer, slots=budget_slots, functions=fns)
+                engine = Engine(model, tokenizer, slots=budget_slots, functions=contiguous)
+            engine.fns.warm_up(buckets)
             m = run_load(engine, workload, c)
             rows.append(
                 {
@@ -280,7 +260,7 @@ def compare(
                     **usage_summary({**engine.usage, "in_flight_steps": m["steps"]}),
                     "preempted": engine.stats["preempted"],
                     "steps": m["steps"],
-                    "step_ms": paged_step_ms(fns) if block else step_ms(fns),
+                    "step_ms": paged_step_ms(engine.fns) if block else step_ms(engine.fns),
                 }
             )
     return pd.DataFrame(rows)
@@ -296,8 +276,6 @@ def prefix_compare(model, tokenizer, workload, streams: int, blocks: int):
     """The paged engine without and with prefix caching, on one ``workload`` at ``streams`` streams:
     prompt tokens prefilled, prefill time per request, time to first token, output tokens per second,
     and how many requests wrote the same tokens both ways. A pandas table, one row per setting."""
-    import pandas as pd
-
     max_len = model.config.max_len
     lengths = [len(tokenizer.encode(w.prompt)) for w in workload]
     fns = PagedFunctions(model, streams, blocks)

@@ -42,7 +42,6 @@ def build_engine(
     engine = Engine(model, tokenizer, slots=slots, scheduler=scheduler, max_waiting=max_waiting)
     if warm:
         engine.fns.warm_up()
-        engine.cache = engine.fns.new_cache()
     return engine
 
 

@@ -118,8 +118,7 @@ class _Completions:
     def _prompt_ids(self, prompt: str, param: str) -> list[int]:
         if not prompt:
             raise ApiError(400, "the prompt is empty: give the opening of a poem (at least one character)", param=param)
-        unknown = self.tokenizer.unknown(prompt)
-        if unknown:
+        if unknown := self.tokenizer.unknown(prompt):
             message = (
                 f"{len(unknown)} character(s) of the prompt are not in the model's vocabulary: "
                 f"{''.join(unknown[:20])!r}. It knows {self.tokenizer.vocab_size - 4} traditional Chinese "
@@ -191,7 +190,7 @@ class _Completions:
         request is cancelled and ApiError 504 raised."""
         try:
             return await asyncio.wait_for(queue.get(), max(0.0, deadline - asyncio.get_running_loop().time()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if not request.finished:
                 self.engine.cancel(request)
             message = f"the request did not finish within the server's limit of {self.options.request_timeout_s:g} s"

@@ -219,8 +219,7 @@ def run_server(app, host: str, port: int, logger, fields: dict, *, started: floa
         server.should_exit = True
 
     processes.exit_with_parent(parent_gone)
-    port = sock.getsockname()[1]
-    fields = {"event": "listening", "host": host, "port": port, **fields}
+    fields = {"event": "listening", "host": host, "port": sock.getsockname()[1], **fields}
     fields |= {"load_seconds": round(time.perf_counter() - started, 3), "pid": os.getpid()}
     logger.info("listening", extra={"fields": fields})
     server.run(sockets=[sock])

@@ -92,13 +92,12 @@ class Batcher:
                 batch.append(self._queue.popleft())
                 size += len(batch[-1].images)
                 continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if (remaining := deadline - loop.time()) <= 0:
                 break
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         return batch
 
@@ -119,8 +118,6 @@ class Batcher:
                         p.future.set_exception(exc)
                 continue
             self.stats.record(len(batch), len(images), time.perf_counter() - start)
-            offset = 0
-            for p in batch:
+            for p, rows in zip(batch, np.split(outputs, np.cumsum([len(p.images) for p in batch])[:-1])):
                 if not p.future.done():
-                    p.future.set_result(outputs[offset : offset + len(p.images)])
-                offset += len(p.images)
+                    p.future.set_result(rows)

@@ -109,8 +109,7 @@ def plot_by_clients(
             right.plot(rows["clients"], rows["p50 ms"], marker=".", linestyle=":", color=color)
         for ax, ylabel in ((left, w("requests per second")), (right, w("latency (ms): p99 solid, p50 dotted"))):
             ax.set_xscale("log", base=2)
-            ax.set_xlabel(w("concurrent clients"))
-            ax.set_ylabel(ylabel)
+            ax.set(xlabel=w("concurrent clients"), ylabel=ylabel)
             if key is not None:
                 ax.set_title((titles or {}).get(key, key), fontsize=10)
             ax.grid(alpha=0.3)
@@ -132,9 +131,7 @@ def plot_batch_sizes(table, lang: str = "en"):
         if column in table:
             ax.plot(table["images/request"], table[column], marker="o", linestyle=style, label=label)
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel(w("images per request (client batch size)"))
-    ax.set_ylabel(w("images per second"))
+    ax.set(yscale="log", xlabel=w("images per request (client batch size)"), ylabel=w("images per second"))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

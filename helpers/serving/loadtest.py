@@ -151,16 +151,14 @@ async def _timeline(urls, bodies, retries, max_requests, seconds, timeout, backo
         """One try: (status, whether another try may help)."""
         try:
             status, payload = await asyncio.wait_for(connection.post(path, body), timeout)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             await connection.close()
             errors.append(f"{type(exc).__name__}: {exc}")
             return 0, True
         if status == 200:
-            try:
+            with contextlib.suppress(ValueError, KeyError):
                 if len(json.loads(payload)["predictions"]) == images_per_request:
                     return 200, False
-            except (ValueError, KeyError):
-                pass
             errors.append(f"HTTP 200 with a wrong reply: {payload[:200]!r}")
             return 0, True
         errors.append(f"HTTP {status}: {payload[:200]!r}")
@@ -282,10 +280,9 @@ def send(method: str, url: str, body: bytes = b"", timeout: float = 30.0) -> tup
     """One request with ``httpx``; returns the status and the decoded JSON reply ({} if none)."""
     headers = {"Content-Type": "application/json"} if body else None
     response = httpx.request(method, url, content=body or None, timeout=timeout, headers=headers)
-    try:
+    reply = {}
+    with contextlib.suppress(ValueError):
         reply = response.json()
-    except ValueError:
-        reply = {}
     return response.status_code, reply if isinstance(reply, dict) else {"reply": reply}
 
 

@@ -117,8 +117,7 @@ class Predictor:
                 self._call = lambda x: fn(tf.constant(x)).numpy()
             else:
                 self._call = lambda x: np.asarray(model.predict_on_batch(x))
-        out = self.predict(np.zeros((1, *IMAGE_SHAPE), np.uint8))  # traces the function once
-        self.n_outputs = int(out.shape[1])
+        self.n_outputs = int(self.predict(np.zeros((1, *IMAGE_SHAPE), np.uint8)).shape[1])  # traces the function once
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self._call(np.ascontiguousarray(images, dtype=np.uint8)), dtype=np.float32)

@@ -66,8 +66,7 @@ def decode_predict_request(body: bytes, max_instances: int = DEFAULT_MAX_INSTANC
     if unknown := set(request) - {"instances", "inputs", "signature_name"}:
         msg = f'unknown field(s) {sorted(unknown)}; expected "instances" and optionally "signature_name"'
         raise BadRequest(400, msg)
-    signature = request.get("signature_name", "serving_default")
-    if signature != "serving_default":
+    if (signature := request.get("signature_name", "serving_default")) != "serving_default":
         raise BadRequest(400, f'unknown signature_name {signature!r}; this model has "serving_default"')
     instances = request[keys[0]]
     if not isinstance(instances, list):
@@ -152,7 +151,7 @@ async def receive_body(scope, receive, limit: int, timeout: float = BODY_TIMEOUT
                 raise BadRequest(413, f"request body of {int(value):,} bytes; the limit is {limit:,}")
     try:
         return await asyncio.wait_for(_read_body(receive, limit), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         msg = f"the request body did not arrive within {timeout:g} s; send it with the request"
         raise BadRequest(408, msg) from None
 

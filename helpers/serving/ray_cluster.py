@@ -10,6 +10,8 @@ import sys
 import time
 import warnings
 
+from helpers.processes import free_ports
+
 #: set before Ray starts; the nodes and their workers inherit them
 ENVIRONMENT = {
     "RAY_USAGE_STATS_ENABLED": "0",
@@ -63,8 +65,7 @@ def import_serve():
     """``ray.serve``, imported without the warnings and notices Ray gives in a notebook."""
     os.environ.setdefault("GRPC_VERBOSITY", ENVIRONMENT["GRPC_VERBOSITY"])  # read once, at import
     quiet_ray_loggers()  # Ray logs while it is imported
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         from ray import serve
     quiet_ray_loggers()
     return serve
@@ -142,7 +143,7 @@ def started(start):
                 raise
 
 
-class LocalCluster:
+class LocalCluster(contextlib.AbstractContextManager):
     """A Ray cluster of ``nodes`` nodes (each its own raylet, ``node_cpus`` CPU slots) on 127.0.0.1 or
     ``node_ip_address``; the GCS checks them as :data:`NODE_HEALTH_CHECK`, or ``health_check`` (``{}``: Ray's)."""
 
@@ -165,8 +166,6 @@ class LocalCluster:
         import_serve()
         import ray
         from ray.cluster_utils import Cluster
-
-        from helpers.processes import free_ports
 
         self.node_cpus, self.object_store_mb = node_cpus, object_store_mb
         self._node_args = {"num_cpus": node_cpus, "object_store_memory": object_store_mb * 2**20}
@@ -273,9 +272,6 @@ class LocalCluster:
                             _kill(self._tops(node))
                     self.cluster.shutdown()
         return captured.getvalue().splitlines()
-
-    def __enter__(self) -> LocalCluster:
-        return self
 
     def __exit__(self, *exc) -> None:
         self.shutdown()

@@ -63,8 +63,7 @@ def request_parts(costs: dict, side, handle_ms, *, max_wait_ms: float, encoding:
 
 def _since(requests, t0: float):
     """``requests`` with times in s from ``t0`` and each one's latency (in place)."""
-    requests["start"] -= t0
-    requests["end"] -= t0
+    requests[["start", "end"]] -= t0
     requests["latency ms"] = (requests["end"] - requests["start"]) * 1000
     return requests
 
@@ -250,8 +249,7 @@ def plot_timeseries(table, *, events=(), load=None, lang: str = "en"):
     w = words.of(lang, "distributed_serving")
     fig, axes = plt.subplots(3, 1, figsize=(8, 6.4), sharex=True)
     axes[0].step(table["t"], table["replicas"], where="mid", color="C0", label=w("running replicas"))
-    axes[0].set_ylabel(w("running replicas"))
-    axes[0].set_ylim(0, max(2.5, float(np.nanmax(table["replicas"])) + 0.5))
+    axes[0].set(ylabel=w("running replicas"), ylim=(0, max(2.5, float(np.nanmax(table["replicas"])) + 0.5)))
     if load is not None:
         twin = axes[0].twinx()
         for _, phase in load.iterrows():
@@ -262,10 +260,8 @@ def plot_timeseries(table, *, events=(), load=None, lang: str = "en"):
     axes[1].set_ylabel(w("answers per second"))
     axes[2].plot(table["t"], table["p99 ms"], marker=".", color="C1", label=w("p99"))
     axes[2].plot(table["t"], table["p50 ms"], marker=".", linestyle=":", color="C1", label=w("p50"))
-    axes[2].set_yscale("log")
-    axes[2].set_ylabel(w("latency (ms)"))
+    axes[2].set(yscale="log", ylabel=w("latency (ms)"), xlabel=w("seconds since the load started"))
     axes[2].legend(loc="upper right")
-    axes[2].set_xlabel(w("seconds since the load started"))
     for ax in axes:
         ax.grid(alpha=0.3)
         for at, _ in events:

@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 from starlette.responses import Response
 
+from helpers.processes import free_ports
 from helpers.serving import protocol
 from helpers.serving.batcher import BatchStats
 from helpers.serving.model import Predictor
@@ -34,10 +35,6 @@ OPTIONS = {
     "logging_config": QUIET_LOGS,
     "max_replicas_per_node": 1,
 }
-
-
-def _images_in(batch: list) -> int:
-    return sum(len(images) for images in batch)
 
 
 @serve.deployment(**OPTIONS)
@@ -77,12 +74,11 @@ class Classifier:
         probe = np.zeros((1, 32, 32, 3), np.uint8)
         await asyncio.get_running_loop().run_in_executor(self._model_thread, self.predictor.predict, probe)
 
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005, batch_size_fn=_images_in)
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005, batch_size_fn=lambda batch: sum(map(len, batch)))
     async def predict_batch(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         images = batch[0] if len(batch) == 1 else np.concatenate(batch)
         outputs = await self._run_model(images, len(batch))
-        splits = np.cumsum([len(x) for x in batch])[:-1]
-        return np.split(outputs, splits)
+        return np.split(outputs, np.cumsum([len(x) for x in batch])[:-1])
 
     async def _run_model(self, images: np.ndarray, requests: int) -> np.ndarray:
         start = time.perf_counter()
@@ -133,8 +129,6 @@ class HandleProbe:
     """A Ray actor that sends bodies one at a time through a ``DeploymentHandle``, as Ray's proxy does; ms each."""
 
     async def latencies_ms(self, bodies: list[bytes], app: str = APP_NAME) -> list[float]:
-        from ray import serve
-
         handle = serve.get_app_handle(app)
         await handle.predict_body.remote(bodies[0])  # warm
         times = []
@@ -208,8 +202,6 @@ def deploy(app, *, name: str = APP_NAME, running: int | None = None, timeout: fl
 
 def start_serve(port: int = 0, *, proxy_location: str = "HeadOnly", host: str = "127.0.0.1") -> str:
     """Start Serve, its HTTP proxy on the head (or ``"EveryNode"``) on ``host:port`` (0: a free one); the head's URL."""
-    from helpers.processes import free_ports
-
     quiet_ray_loggers()
     port = port or free_ports(1)[0]
     serve.start(proxy_location=proxy_location, http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
@@ -218,8 +210,7 @@ def start_serve(port: int = 0, *, proxy_location: str = "HeadOnly", host: str = 
 
 def replicas(app: str = APP_NAME, deployment: str = DEPLOYMENT_NAME) -> dict[str, int]:
     """The deployment's replicas by state, e.g. ``{"RUNNING": 2, "STARTING": 1}`` ({} when not deployed)."""
-    status = serve.status().applications.get(app)
-    if status is None or deployment not in status.deployments:
+    if (status := serve.status().applications.get(app)) is None or deployment not in status.deployments:
         return {}
     return {str(getattr(k, "value", k)): int(v) for k, v in status.deployments[deployment].replica_states.items()}
 

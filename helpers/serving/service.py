@@ -34,11 +34,9 @@ class HttpService(Child):
 
         deadline = time.monotonic() + timeout
         while True:  # listening; wait until the application has started (lifespan)
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}{self.health_path}", timeout=5).status_code == 200:
                     return self
-            except httpx.HTTPError:
-                pass
             if time.monotonic() > deadline or self.process.poll() is not None:
                 self.stop(timeout=5)
                 raise ServingError(f"the service at {self.url} never became healthy:\n{self.tail()}")

@@ -10,7 +10,7 @@ import pandas as pd
 from helpers import artifacts, headline
 from helpers.topics import course, scaling
 from helpers.topics.large_models import sci
-from helpers.words import in_lang, pick
+from helpers.words import both, in_lang, pick, sentence
 
 #: every value the conclusion reads from another chapter by name (its headlines are read whatever
 #: their names); a test fails when the ci run lacks one of them
@@ -68,7 +68,7 @@ def value(stem: str, name: str, unit: str, lang: str = "en") -> str:
 def said(stem: str, name: str) -> headline.Words:
     """Words another chapter glued as ``name_en`` and ``name_zh``."""
     en, zh = glued(stem, f"{name}_en"), glued(stem, f"{name}_zh")
-    return (en, zh) if isinstance(en, str) and isinstance(zh, str) else ("(not run in this run)", "（本次运行未运行）")
+    return (en, zh) if isinstance(en, str) and isinstance(zh, str) else both("(not run in this run)", "conclusion")
 
 
 def text(stem: str, name: str, missing: str = "") -> str:
@@ -87,9 +87,9 @@ def meaning(stem: str, name: str) -> headline.Words | None:
 UNIT_FORMATS = {
     "pct": lambda v, lang: course.pct(v),
     "times": lambda v, lang: course.times(v, lang, 2 if v < 10 else 1),
-    "months": lambda v, lang: pick(lang, f"{v:.1f} months", f"{v:.1f} 个月"),
+    "months": lambda v, lang: _w("{n} months", lang).format(n=f"{v:.1f}"),
     "minutes": lambda v, lang: course.duration(v * 60, lang),
-    "points": lambda v, lang: pick(lang, f"{v:.1f} percentage points", f"{v:.1f} 个百分点"),
+    "points": lambda v, lang: _w("{n} percentage points", lang).format(n=f"{v:.1f}"),
     "ratio": lambda v, lang: f"{v:.2f}",
     "one": lambda v, lang: f"{v:.1f}",
     "whole": lambda v, lang: f"{v:,.0f}",
@@ -125,7 +125,7 @@ def results(stems: list[str], records: dict) -> list[dict]:
         if not found:
             row = {"chapter": stem}
             for lang in course.LANGS:
-                status = pick(lang, "{} in this run", "本次运行中{}").format(course.status(record, lang))
+                status = _w("{status} in this run", lang).format(status=course.status(record, lang))
                 meaning = _w("no headline glued", lang) if ok else status
                 row |= {f"measure_{lang}": "—", f"value_{lang}": "—", f"meaning_{lang}": meaning}
             rows.append(row)
@@ -138,13 +138,11 @@ def results_table(rows: list[dict], lang: str) -> pd.DataFrame:
         [(course.link(r["chapter"], lang), r[f"measure_{lang}"]) for r in rows],
         names=[_w("chapter", lang), _w("measured", lang)],
     )
-    return pd.DataFrame(
-        {
-            _w("value", lang): [r[f"value_{lang}"] for r in rows],
-            _w("what it means", lang): [r[f"meaning_{lang}"] for r in rows],
-        },
-        index=index,
-    )
+    columns = {
+        _w("value", lang): [r[f"value_{lang}"] for r in rows],
+        _w("what it means", lang): [r[f"meaning_{lang}"] for r in rows],
+    }
+    return pd.DataFrame(columns, index=index)
 
 
 def runs_table(stems: list[str], records: dict, lang: str) -> pd.DataFrame:
@@ -166,28 +164,27 @@ def missing_words(stems: list[str], records: dict) -> dict:
             for label, stems in (("not run: ", absent), ("failed: ", failed))
             if stems
         ]
-        out[lang] = (
-            pick(lang, "; ".join(parts) + ".", "；".join(parts) + "。") if parts else _w("Every chapter ran.", lang)
-        )
+        separator, stop = pick(lang, ("; ", "."), ("；", "。"))
+        out[lang] = separator.join(parts) + stop if parts else _w("Every chapter ran.", lang)
     return out
 
 
-#: (chapter, glued name, English label, Chinese label)
+#: (chapter, glued name, label: a term of the vocabulary's ``conclusion`` section)
 ACCURACIES = (
-    ("faq", "linear_acc", "linear classifier (FAQ)", "线性分类器（常见问题）"),
-    ("cifar10_cnn", "article_test_acc", "the article's listing, run as printed", "原文代码照原样运行"),
-    ("cifar10_cnn", "corrected_test_acc", "corrected CNN", "纠正后的卷积网络"),
-    ("stronger_cnn", "final_acc", "stronger CNN, final run", "更强的卷积网络，最终一次训练"),
-    ("serving", "served_acc", "CNN served over HTTP", "通过 HTTP 服务的卷积网络"),
-    ("trends_challenges", "fed_noniid_acc", "FedAvg, skewed clients", "FedAvg，偏斜客户端"),
-    ("trends_challenges", "fed_iid_acc", "FedAvg, IID clients", "FedAvg，独立同分布客户端"),
-    ("trends_challenges", "central_acc", "central training (FedAvg's baseline)", "集中训练（FedAvg 的对照）"),
+    ("faq", "linear_acc", "linear classifier (FAQ)"),
+    ("cifar10_cnn", "article_test_acc", "the article's listing, run as printed"),
+    ("cifar10_cnn", "corrected_test_acc", "corrected CNN"),
+    ("stronger_cnn", "final_acc", "stronger CNN, final run"),
+    ("serving", "served_acc", "CNN served over HTTP"),
+    ("trends_challenges", "fed_noniid_acc", "FedAvg, skewed clients"),
+    ("trends_challenges", "fed_iid_acc", "FedAvg, IID clients"),
+    ("trends_challenges", "central_acc", "central training (FedAvg's baseline)"),
 )
 
 
 def accuracies() -> tuple[dict, list]:
     """The CIFAR-10 test accuracies of this run, by (English, Chinese) label, and the labels of those missing."""
-    values = {(en, zh): glued(stem, name) for stem, name, en, zh in ACCURACIES}
+    values = {both(label, "conclusion"): glued(stem, name) for stem, name, label in ACCURACIES}
     return {k: v for k, v in values.items() if course.finite(v)}, [k for k, v in values.items() if not course.finite(v)]
 
 
@@ -208,39 +205,24 @@ def forecast(fit_text: str, sweep: pd.DataFrame | None, target: float) -> dict:
     """How wide the CNN would have to be for ``target`` test accuracy, from the trends chapter's fit
     of error against parameters (``fit_text``: "E A alpha" as glued; "" when missing) and its sweep."""
     if not fit_text:
-        return {
-            "en": "no forecast: the trends chapter did not run in this run, or its fit failed",
-            "zh": "无法预测：本次运行没有运行“趋势与挑战”一章，或其拟合失败",
-        }
+        return sentence("no forecast: the trends chapter did not run in this run, or its fit failed", "conclusion")
     floor, scale, alpha = (float(x) for x in fit_text.split())
     need = scaling.PowerLawFit(alpha, scale, floor, math.nan, 0).x_for_error(1 - target)
     if math.isinf(need):
-        return {
-            "en": f"out of reach by width alone: the fitted floor is {floor:.1%} error ({1 - floor:.1%} accuracy), "
-            "so more data or epochs are needed",
-            "zh": f"仅靠宽度无法达到：拟合的下限是 {floor:.1%} 的错误率（{1 - floor:.1%} 的准确率），需要更多数据或更多轮次",
-        }
+        words = "out of reach by width alone: the fitted floor is {floor} error ({accuracy} accuracy), so more data or "
+        words += "epochs are needed"
+        return sentence(words, "conclusion", floor=f"{floor:.1%}", accuracy=f"{1 - floor:.1%}")
+    about = sci(need, 2)
     if sweep is None:
-        return {
-            "en": f"about {sci(need, 2)} parameters (the sweep's table is missing, so no width)",
-            "zh": f"约 {sci(need, 2)} 个参数（扫描的表格缺失，无法给出宽度）",
-        }
+        return sentence("about {need} parameters (the sweep's table is missing, so no width)", "conclusion", need=about)
     widths = sweep.drop_duplicates("width")
     width = scaling.width_for_params(widths.width, widths.params, need)
     if not math.isfinite(width):
-        return {
-            "en": f"about {sci(need, 2)} parameters, which no width of this network gives",
-            "zh": f"约 {sci(need, 2)} 个参数，这个网络的任何宽度都达不到",
-        }
+        return sentence("about {need} parameters, which no width of this network gives", "conclusion", need=about)
     widest = float(widths.width.max())
     if width > 8 * widest:
-        return {
-            "en": f"about {sci(need, 2)} parameters, a width multiplier near {width:,.0f}: far beyond the "
-            f"widest network swept ({widest:g}), so the forecast is an extrapolation",
-            "zh": f"约 {sci(need, 2)} 个参数，宽度倍数约为 {width:,.0f}：远远超出扫描过的最宽网络（{widest:g}），"
-            "所以这个预测是外推",
-        }
-    return {
-        "en": f"about {sci(need, 2)} parameters, a width multiplier near {width:.1f}",
-        "zh": f"约 {sci(need, 2)} 个参数，宽度倍数约为 {width:.1f}",
-    }
+        words = "about {need} parameters, a width multiplier near {width}: far beyond the widest network swept "
+        words += "({widest}), so the forecast is an extrapolation"
+        return sentence(words, "conclusion", need=about, width=f"{width:,.0f}", widest=f"{widest:g}")
+    words = "about {need} parameters, a width multiplier near {width}"
+    return sentence(words, "conclusion", need=about, width=f"{width:.1f}")

@@ -15,6 +15,8 @@ from helpers.words import pick
 
 #: a chapter source's file name: ``05_cifar10_cnn.md``
 _SOURCE = re.compile(r"(?P<number>\d\d)_(?P<stem>[a-z0-9_]+)\.md")
+#: a chapter's markdown cell tagged with its language: (language, text up to the next cell)
+_LANG_CELL = re.compile(r'^\+\+\+ \{"tags": \["(en|zh)"\]\}\s*$(.*?)(?=^\+\+\+ |^```\{code-cell|\Z)', flags=re.M | re.S)
 STATUS = {"ok": ("ran", "已运行"), "failed": ("failed", "运行失败"), None: ("not run", "未运行")}
 
 
@@ -23,17 +25,11 @@ def chapters(directory: Path = NOTEBOOKS) -> dict[str, dict]:
     """Every chapter by id, in book order: its number, source file and title in each language."""
     out = {}
     for path in sorted(Path(directory).glob("*.md")):
-        match = _SOURCE.fullmatch(path.name)
-        if not match:
+        if not (match := _SOURCE.fullmatch(path.name)):
             continue
         titles = {}
-        for lang, body in re.findall(
-            r'^\+\+\+ \{"tags": \["(en|zh)"\]\}\s*$(.*?)(?=^\+\+\+ |^```\{code-cell|\Z)',
-            path.read_text(encoding="utf-8"),
-            flags=re.M | re.S,
-        ):
-            heading = re.search(r"^# (.+)$", body, flags=re.M)
-            if heading and lang not in titles:
+        for lang, body in _LANG_CELL.findall(path.read_text(encoding="utf-8")):
+            if (heading := re.search(r"^# (.+)$", body, flags=re.M)) and lang not in titles:
                 titles[lang] = heading.group(1).strip()
         out[match["stem"]] = {"number": int(match["number"]), "file": path.stem, "titles": titles}
     return out
@@ -77,8 +73,7 @@ def in_book_order(values: dict) -> dict:
 
 def status(record: dict | None, lang: str) -> str:
     """A chapter's run in words: ran, failed or not run."""
-    state = (record or {}).get("status")
-    return pick(lang, *STATUS.get(state, STATUS[None]))
+    return pick(lang, *STATUS.get((record or {}).get("status"), STATUS[None]))
 
 
 def finite(*values) -> bool:
@@ -114,7 +109,6 @@ def duration(seconds: float, lang: str) -> str:
 
 def listing(items: list[str], lang: str) -> str:
     """'a, b and c' / 'a、b 和 c'."""
-    items = list(items)
     if len(items) < 2:
         return "".join(items)
     return pick(lang, ", ".join(items[:-1]) + " and " + items[-1], "、".join(items[:-1]) + " 和 " + items[-1])

@@ -12,7 +12,7 @@ import pandas as pd
 from helpers.topics import course
 from helpers.topics.large_models import sci
 from helpers.topics.recipe import CHANGES
-from helpers.words import in_lang, pick
+from helpers.words import in_lang, pick, sentence
 
 #: the models of the comparison, by key (in Chinese: the vocabulary's ``faq`` section)
 MODEL_NAMES = {
@@ -31,8 +31,7 @@ _w = functools.partial(in_lang, topic="faq")  # a term of these pages, in a lang
 def model_name(key: str, lang: str) -> str:
     """A model of the comparison by name: a key of :data:`MODEL_NAMES`, or ``width:<w>`` for the sweep's CNNs."""
     if key.startswith("width:"):
-        width = float(key.split(":", 1)[1])
-        return pick(lang, f"CNN, width {width:g}", f"宽度 {width:g} 的卷积网络")
+        return _w("CNN, width {width}", lang).format(width=f"{float(key.removeprefix('width:')):g}")
     return _w(MODEL_NAMES[key], lang)
 
 
@@ -51,16 +50,14 @@ def comparison(
 
 
 def comparison_table(models: pd.DataFrame, lang: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            _w("kind", lang): [_w(k, lang) for k in models.kind],
-            _w("parameters", lang): [f"{p:,.0f}" for p in models.parameters],
-            _w("training FLOPs", lang): [sci(f) if course.finite(f) else "—" for f in models.training_flops],
-            _w("test accuracy", lang): [course.pct(a) for a in models.test_accuracy],
-            _w("measured in", lang): [course.link(s, lang) if s else _w("this page", lang) for s in models.source],
-        },
-        index=[model_name(k, lang) for k in models.index],
-    ).rename_axis(_w("model", lang))
+    columns = {
+        _w("kind", lang): [_w(k, lang) for k in models.kind],
+        _w("parameters", lang): [f"{p:,.0f}" for p in models.parameters],
+        _w("training FLOPs", lang): [sci(f) if course.finite(f) else "—" for f in models.training_flops],
+        _w("test accuracy", lang): [course.pct(a) for a in models.test_accuracy],
+        _w("measured in", lang): [course.link(s, lang) if s else _w("this page", lang) for s in models.source],
+    }
+    return pd.DataFrame(columns, index=[model_name(k, lang) for k in models.index]).rename_axis(_w("model", lang))
 
 
 def size_and_accuracy(models: pd.DataFrame) -> dict:
@@ -69,14 +66,12 @@ def size_and_accuracy(models: pd.DataFrame) -> dict:
     rho = float(ranked.parameters.rank().corr(ranked.test_accuracy.rank())) if len(ranked) > 1 else math.nan
     best, largest = ranked.test_accuracy.idxmax(), ranked.parameters.idxmax()
     size_best, size_top = int(ranked.parameters[best]), int(ranked.parameters.max())
-    b, top = (model_name(best, "en"), model_name(best, "zh")), (model_name(largest, "en"), model_name(largest, "zh"))
+    words = "the most accurate model, the {best}, has {size} parameters, fewer than the largest, the {top} ({top_size})"
     if size_best == size_top:
-        en = f"the most accurate model, the {b[0]}, is also among the largest ({size_best:,} parameters)"
-        zh = f"准确率最高的模型（{b[1]}）也是参数最多的之一（{size_best:,} 个参数）"
-    else:
-        en = f"the most accurate model, the {b[0]}, has {size_best:,} parameters, fewer than the largest, the {top[0]} ({size_top:,})"
-        zh = f"准确率最高的模型（{b[1]}）有 {size_best:,} 个参数，少于最大的{top[1]}（{size_top:,} 个）"
-    return {"rho": rho, "n": len(ranked), "en": en, "zh": zh}
+        words = "the most accurate model, the {best}, is also among the largest ({size} parameters)"
+    names = {key: {lang: model_name(k, lang) for lang in course.LANGS} for key, k in (("best", best), ("top", largest))}
+    said = sentence(words, "faq", size=f"{size_best:,}", top_size=f"{size_top:,}", **names)
+    return {"rho": rho, "n": len(ranked)} | said
 
 
 def plot_size_accuracy(models: pd.DataFrame, landmarks: pd.DataFrame, lang: str = "en"):
@@ -114,29 +109,22 @@ def backends_table(timings: pd.DataFrame, lang: str) -> pd.DataFrame:
     def column(name, fmt):
         return [fmt(v) if course.finite(v) else "—" for v in timings.get(name, pd.Series(np.nan, index=timings.index))]
 
-    versions = [v if isinstance(v, str) else "—" for v in timings.get("version", [None] * len(timings))]
-    return pd.DataFrame(
-        {
-            _w("status", lang): [backend_status(s, lang) for s in timings.status],
-            _w("version", lang): versions,
-            _w("build and compile", lang): column("startup_s", lambda s: pick(lang, f"{s:.1f} s", f"{s:.1f} 秒")),
-            _w("training, images/s", lang): column("train_images_per_s", lambda v: f"{v:,.0f}"),
-            _w("prediction, images/s", lang): column("predict_images_per_s", lambda v: f"{v:,.0f}"),
-        },
-        index=timings.index,
-    ).rename_axis(_w("backend", lang))
+    columns = {
+        _w("status", lang): [backend_status(s, lang) for s in timings.status],
+        _w("version", lang): [v if isinstance(v, str) else "—" for v in timings.get("version", [None] * len(timings))],
+        _w("build and compile", lang): column("startup_s", lambda s: pick(lang, f"{s:.1f} s", f"{s:.1f} 秒")),
+        _w("training, images/s", lang): column("train_images_per_s", lambda v: f"{v:,.0f}"),
+        _w("prediction, images/s", lang): column("predict_images_per_s", lambda v: f"{v:,.0f}"),
+    }
+    return pd.DataFrame(columns, index=timings.index).rename_axis(_w("backend", lang))
 
 
 def backends_words(timings: pd.DataFrame) -> dict:
     """The timed and untimed backends and the fastest, as glued words and numbers."""
-    ok = timings[timings.status == "ok"]
+    ok, untimed = timings[timings.status == "ok"], timings.status[timings.status != "ok"]
     out = {}
     for lang in course.LANGS:
-        missing = [
-            f"{b}（{backend_status(status, 'zh')}）" if lang == "zh" else f"{b} ({status})"
-            for b, status in timings.status.items()
-            if status != "ok"
-        ]
+        missing = [pick(lang, f"{b} ({s})", f"{b}（{backend_status(s, 'zh')}）") for b, s in untimed.items()]
         out[f"backends_ok_{lang}"] = course.listing(list(ok.index), lang) or _w("none", lang)
         out[f"backends_missing_{lang}"] = course.listing(missing, lang) or _w("none", lang)
     fastest = (ok.train_images_per_s.idxmax(), f"{ok.train_images_per_s.max():,.0f}") if len(ok) else ("—", "—")
@@ -168,27 +156,23 @@ def read_ladder(path) -> pd.DataFrame:
 
 def ladder_table(ladder: pd.DataFrame, lang: str) -> pd.DataFrame:
     gains = ["—" if i == 0 else course.points(g, lang) for i, g in enumerate(ladder.gain)]
-    return pd.DataFrame(
-        {
-            _w("change", lang): [rung_change(r, lang) for _, r in ladder.iterrows()],
-            _w("test accuracy", lang): [course.pct(a) for a in ladder.test_accuracy],
-            _w("gain over the rung before", lang): gains,
-            _w("epochs", lang): [f"{e:g}" for e in ladder.epochs],
-        },
-        index=range(1, len(ladder) + 1),
-    ).rename_axis(_w("rung", lang))
+    columns = {
+        _w("change", lang): [rung_change(r, lang) for _, r in ladder.iterrows()],
+        _w("test accuracy", lang): [course.pct(a) for a in ladder.test_accuracy],
+        _w("gain over the rung before", lang): gains,
+        _w("epochs", lang): [f"{e:g}" for e in ladder.epochs],
+    }
+    return pd.DataFrame(columns, index=range(1, len(ladder) + 1)).rename_axis(_w("rung", lang))
 
 
 def ladder_words(ladder: pd.DataFrame) -> dict:
     """The ladder in one sentence per language: its span and its largest single gain."""
     best = ladder.loc[ladder.gain.idxmax()]
     first, last = course.pct(ladder.test_accuracy.iloc[0]), course.pct(ladder.test_accuracy.iloc[-1])
-    return {
-        "en": f"{len(ladder)} rungs, from {first} to {last}; the largest single gain, "
-        f"{course.points(best.gain, 'en')}, came from: {rung_change(best, 'en')}",
-        "zh": f"共 {len(ladder)} 级，从 {first} 到 {last}；单步最大的提升为 {course.points(best.gain, 'zh')}，"
-        f"来自“{rung_change(best, 'zh')}”这一级",
-    }
+    gain = {lang: course.points(best.gain, lang) for lang in course.LANGS}
+    change = {lang: rung_change(best, lang) for lang in course.LANGS}
+    words = "{n} rungs, from {first} to {last}; the largest single gain, {gain}, came from: {change}"
+    return sentence(words, "faq", n=len(ladder), first=first, last=last, gain=gain, change=change)
 
 
 def seconds_table(seconds: dict, lang: str) -> pd.DataFrame:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from helpers.words import by_gap, of
+
 
 def dirichlet_shards(labels, n_clients: int, alpha: float, seed: int) -> list[np.ndarray]:
     """Split indices 0..len(labels)-1 into ``n_clients`` disjoint, non-empty shards with Dirichlet label skew."""
@@ -119,31 +121,17 @@ def fedavg(
     return result
 
 
-#: how :func:`read_gaps` words each gap when it is a loss, a gain, or within the tolerance: English, then Chinese
+#: how :func:`read_gaps` words each gap when it is a loss, a gain, or within the tolerance (the ``trends`` vocabulary)
 GAP_WORDS = {
     "steps": (
-        (
-            "IID clients trail central training by {} percentage points at equal compute",
-            "IID clients end {} percentage points above central training in this run",
-            "IID clients end within {} percentage point of central training",
-        ),
-        (
-            "独立同分布的客户端在相同算力下比集中训练低 {} 个百分点",
-            "本次运行中独立同分布的客户端反而比集中训练高 {} 个百分点",
-            "独立同分布的客户端与集中训练相差不到 {} 个百分点",
-        ),
+        "IID clients trail central training by {points} percentage points at equal compute",
+        "IID clients end {points} percentage points above central training in this run",
+        "IID clients end within {points} percentage point of central training",
     ),
     "skew": (
-        (
-            "the skewed shards cost another {} points",
-            "the skewed shards end {} points above the IID ones in this run",
-            "the skewed shards end within {} point of the IID ones",
-        ),
-        (
-            "偏斜的分片又损失了 {} 个百分点",
-            "本次运行中偏斜的分片反而比独立同分布的高 {} 个百分点",
-            "偏斜的分片与独立同分布的相差不到 {} 个百分点",
-        ),
+        "the skewed shards cost another {points} points",
+        "the skewed shards end {points} points above the IID ones in this run",
+        "the skewed shards end within {points} point of the IID ones",
     ),
 }
 
@@ -151,12 +139,9 @@ GAP_WORDS = {
 def read_gaps(central: float, iid: float, skewed: float, tolerance: float = 0.01) -> dict:
     """What federation (central minus IID) and the skew (IID minus skewed) cost, in numbers and in each language."""
     out = {"steps_gap": central - iid, "skew_gap": iid - skewed}
-    for name, phrases in GAP_WORDS.items():
-        gap = out[f"{name}_gap"]
-        case = 0 if gap > tolerance else 1 if gap < -tolerance else 2
-        number = f"{tolerance * 100:.0f}" if case == 2 else f"{abs(gap) * 100:.1f}"
-        for lang, options in zip(("en", "zh"), phrases):
-            out[f"{name}_{lang}"] = options[case].format(number)
+    for name, wordings in GAP_WORDS.items():
+        for lang, text in by_gap(out[f"{name}_gap"], wordings, "trends", tolerance).items():
+            out[f"{name}_{lang}"] = text
     return out
 
 
@@ -168,18 +153,18 @@ def plot_shards(counts: np.ndarray, class_names, lang: str = "en"):
     fig, ax = plt.subplots(figsize=(8, 2.8))
     for c, name in enumerate(class_names):
         ax.bar(range(n_clients), counts[:, c], bottom=counts[:, :c].sum(axis=1), label=name, color=plt.cm.tab10(c))
-    zh = lang == "zh"
-    ax.set(xlabel="客户端" if zh else "client", ylabel="图像数" if zh else "images", xticks=range(n_clients))
+    w = of(lang, "trends")
+    ax.set(xlabel=w("client"), ylabel=w("images"), xticks=range(n_clients))
     ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     fig.tight_layout()
     return fig
 
 
-#: the curves of :func:`plot_rounds`, in each language
+#: the curves of :func:`plot_rounds` (terms of the ``trends`` vocabulary)
 ROUND_CURVES = {
-    "skewed": ("FedAvg, skewed shards", "FedAvg，偏斜分片"),
-    "iid": ("FedAvg, IID shards", "FedAvg，独立同分布分片"),
-    "central": ("central training (pooled images)", "集中训练（图像汇集在一起）"),
+    "skewed": "FedAvg, skewed shards",
+    "iid": "FedAvg, IID shards",
+    "central": "central training (pooled images)",
 }
 
 
@@ -187,15 +172,14 @@ def plot_rounds(passes: dict, accuracy: dict, lang: str = "en"):
     """Test accuracy against passes over the training images: a curve per key of :data:`ROUND_CURVES` in ``passes``."""
     from helpers.plots import plt  # pyplot in the book's figure style
 
-    zh = lang == "zh"
+    w = of(lang, "trends")
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for key, names in ROUND_CURVES.items():
+    for key, name in ROUND_CURVES.items():
         if key not in passes:
             continue
         style = dict(ls="--", marker="s", color="k") if key == "central" else dict(marker="o")
-        ax.plot(passes[key], accuracy[key], ms=4, label=names[1] if zh else names[0], **style)
-    ax.set(xlabel="遍历训练图像的次数（计算量）" if zh else "passes over the training images (compute)")
-    ax.set(ylabel="测试准确率" if zh else "test accuracy")
+        ax.plot(passes[key], accuracy[key], ms=4, label=w(name), **style)
+    ax.set(xlabel=w("passes over the training images (compute)"), ylabel=w("test accuracy"))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers import words
 from helpers.topics.optim import autodiff_gradient
-
-
-def gradient(fn, x):
-    """d(sum fn(x))/dx for a float32 array ``x``, on the current Keras backend; returns NumPy."""
-    import keras
-
-    return autodiff_gradient(lambda v: keras.ops.sum(fn(v)), x, dtype="float32")
 
 
 def _apply(layers, h):
@@ -20,17 +14,22 @@ def _apply(layers, h):
     return h
 
 
-def _class_score(out, classes):
+def _score_gradient(layers, x, classes) -> np.ndarray:
+    """d(sum of each image's ``classes`` score after ``layers``)/dx for a float32 array ``x``; returns NumPy."""
     import keras
 
-    onehot = keras.ops.one_hot(keras.ops.convert_to_tensor(np.asarray(classes)), out.shape[-1])
-    return keras.ops.sum(out * keras.ops.cast(onehot, out.dtype), axis=-1)
+    def total(v):
+        out = _apply(layers, v)
+        onehot = keras.ops.one_hot(keras.ops.convert_to_tensor(np.asarray(classes)), out.shape[-1])
+        return keras.ops.sum(out * keras.ops.cast(onehot, out.dtype))
+
+    return autodiff_gradient(total, x, dtype="float32")
 
 
 def saliency(model, images, classes) -> np.ndarray:
     """|d score_class / d pixel|, the largest over colour channels: (N, H, W), each map scaled to max 1."""
     x = np.asarray(images, dtype=np.float32)
-    grads = gradient(lambda v: _class_score(_apply(model.layers, v), classes), x)
+    grads = _score_gradient(model.layers, x, classes)
     maps = np.abs(grads).max(axis=-1)
     peak = maps.max(axis=(1, 2), keepdims=True)
     return maps / np.where(peak > 0, peak, 1.0)
@@ -46,7 +45,7 @@ def grad_cam(model, images, classes, layer_name: str) -> np.ndarray:
     split = names.index(layer_name) + 1  # the activations of ``layer_name``, then the layers after it
     x = np.asarray(images, dtype=np.float32)
     acts = keras.ops.convert_to_numpy(_apply(model.layers[:split], keras.ops.convert_to_tensor(x)))
-    grads = gradient(lambda a: _class_score(_apply(model.layers[split:], a), classes), acts)
+    grads = _score_gradient(model.layers[split:], acts, classes)
     weights = grads.mean(axis=(1, 2), keepdims=True)  # one weight per feature map
     cam = np.maximum((weights * acts).sum(axis=-1), 0.0)  # (N, h, w)
     cam = keras.ops.image.resize(cam[..., None], x.shape[1:3], interpolation="bilinear")
@@ -71,8 +70,7 @@ def plot_explanations(images, sal, cams, titles, colors=None, lang: str = "en"):
         axes[2, j].imshow(cams[j], cmap="jet", alpha=0.45, vmin=0, vmax=1)
         for i in range(3):
             axes[i, j].axis("off")
-    rows = ("图像", "显著图", "Grad-CAM") if lang == "zh" else ("image", "saliency", "Grad-CAM")
-    for i, label in enumerate(rows):
-        axes[i, 0].text(-4, 16, label, rotation=90, va="center", ha="right", fontsize=8)
+    for i, label in enumerate(("image", "saliency", "Grad-CAM")):
+        axes[i, 0].text(-4, 16, words.label(label, lang, "trends"), rotation=90, va="center", ha="right", fontsize=8)
     fig.tight_layout()
     return fig

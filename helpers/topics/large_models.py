@@ -67,10 +67,8 @@ def load_models(path: Path | str = TABLE) -> pd.DataFrame:
         rules = {
             "every row needs a source and a bib_key": row["source"].strip() and row["bib_key"].strip(),
             "parameters must be published and positive": row["parameters"] > 0,
-            **{
-                f"{c} must be empty or positive": np.isnan(row[c]) or row[c] > 0
-                for c in ("training_flops", "training_data")
-            },
+            "training_flops must be empty or positive": np.isnan(row["training_flops"]) or row["training_flops"] > 0,
+            "training_data must be empty or positive": np.isnan(row["training_data"]) or row["training_data"] > 0,
             "training_data needs a data_unit": np.isnan(row["training_data"]) or row["data_unit"],
         }
         problems += [f"row {i + 2} ({row['model']}): {rule}" for rule, ok in rules.items() if not ok]
@@ -253,21 +251,13 @@ def sci(x: float, digits: int = 3) -> str:
 
 def short(n: float, lang: str = "en") -> str:
     """A count with a unit suffix: ``60k``, ``1.54B``, ``1.57T``; in Chinese (``lang="zh"``) with
-    万, 亿 and 万亿: ``6 万``, ``15.4 亿``, ``1.57 万亿`` (empty for a missing value)."""
+    万, 亿 and 万亿, whole numbers from 100 up: ``6 万``, ``15.4 亿``, ``1.57 万亿`` (empty for a missing value)."""
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return ""
-    if lang == "zh":
-        for size, suffix in ((1e12, " 万亿"), (1e8, " 亿"), (1e4, " 万")):
-            if abs(n) >= size:
-                scaled = n / size
-                return f"{scaled:.0f}{suffix}" if abs(scaled) >= 100 else f"{scaled:.3g}{suffix}"
-        return f"{n:.0f}" if abs(n) >= 100 else f"{n:.3g}"
-    if lang != "en":
-        raise ValueError(f"unknown language {lang!r}; choose en or zh")
-    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= size:
-            return f"{n / size:.3g}{suffix}"
-    return f"{n:.3g}"
+    en, zh = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")), ((1e12, " 万亿"), (1e8, " 亿"), (1e4, " 万"))
+    size, suffix = next(((s, x) for s, x in words.pick(lang, en, zh) if abs(n) >= s), (1, ""))
+    scaled = n / size
+    return f"{scaled:.0f}{suffix}" if lang == "zh" and abs(scaled) >= 100 else f"{scaled:.3g}{suffix}"
 
 
 def landmark_table(table: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
@@ -300,19 +290,17 @@ def plot_growth(table: pd.DataFrame, fits: dict, reference: dict, label: tuple[s
     for ax, column in zip(axes, ("parameters", "training_flops")):
         rows = table[table[column].notna()]
         for domain, marker, color in (("vision", "s", "C1"), ("language", "o", "C0")):
-            for moe in (False, True):
+            for moe, face in ((False, color), (True, "none")):
                 part = rows[(rows["domain"] == domain) & ((rows["architecture"] == "mixture of experts") == moe)]
                 name = w("{} (mixture of experts)").format(w(domain)) if moe else w(domain)
                 if not part.empty:
-                    face = "none" if moe else color
                     ax.scatter(
                         part["year"], part[column], marker=marker, s=28, facecolors=face, edgecolors=color, label=name
                     )
         for _, row in rows[rows["model"].isin(label)].iterrows():
             where = dict(textcoords="offset points", xytext=(4, -3), fontsize=7)
             ax.annotate(row["model"], (row["year"], row[column]), **where)
-        fit = fits.get(column)
-        if fit is not None:
+        if (fit := fits.get(column)) is not None:
             years = np.linspace(fit.first_year, fit.last_year, 50)
             trend = w("fit {first}–{last}: doubles every {months:.1f} months")
             trend = trend.format(first=fit.first_year, last=fit.last_year, months=fit.doubling_months)

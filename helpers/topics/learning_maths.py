@@ -86,10 +86,10 @@ def check_problems(xb, yb, n_classes: int, condition_number: float, rng) -> dict
     }
 
 
-def _pyplot():
+def _figure(lang: str, *args, **kwargs):
     from helpers.plots import plt  # pyplot in the book's figure style
 
-    return plt
+    return (*plt.subplots(*args, **kwargs), words.of(lang, "learning_maths"))
 
 
 def contour(ax, problem: optim.Problem, xlim, ylim, levels, log: bool = False) -> None:
@@ -104,8 +104,7 @@ def contour(ax, problem: optim.Problem, xlim, ylim, levels, log: bool = False) -
 def plot_fd_errors(steps, errors: dict, eps_used: float, lang: str = "en"):
     """Largest relative error of central differences against the step, one curve per function
     (``errors``: check name -> errors at ``steps``), with the balance point and the step used."""
-    plt, w = _pyplot(), words.of(lang, "learning_maths")
-    fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    fig, ax, w = _figure(lang, figsize=(6.2, 3.6))
     for name, errs in errors.items():
         ax.loglog(steps, errs, "o-", ms=3, label=words.in_lang(name, lang, "learning_maths"))
     ax.axvline(float(np.finfo(float).eps) ** (1 / 3), color="gray", ls=":", label=r"$\delta^{1/3}$")
@@ -118,8 +117,7 @@ def plot_fd_errors(steps, errors: dict, eps_used: float, lang: str = "en"):
 
 def plot_quadratic_paths(problem: optim.Problem, paths: dict, steps: int, lang: str = "en"):
     """One panel per learning rate (``paths``: fraction r of 2/L -> :class:`Path`) over the level sets."""
-    plt, w = _pyplot(), words.of(lang, "learning_maths")
-    fig, axes = plt.subplots(1, len(paths), figsize=(3.1 * len(paths), 3.0), sharey=True, squeeze=False)
+    fig, axes, w = _figure(lang, 1, len(paths), figsize=(3.1 * len(paths), 3.0), sharey=True, squeeze=False)
     for i, (ax, (r, path)) in enumerate(zip(axes[0], paths.items())):
         contour(ax, problem, (-5, 5), (-4, 4), levels=np.geomspace(0.05, 120, 12))
         ax.plot(path.points[:, 0], path.points[:, 1], "o-", color=f"C{i}", ms=2.5, lw=1)
@@ -136,9 +134,8 @@ def plot_quadratic_paths(problem: optim.Problem, paths: dict, steps: int, lang: 
 def plot_quadratic_sweep(A, x0, paths: dict, ratios, measured, r_opt: float, steps: int, lang: str = "en"):
     """Left: loss by step for each run in ``paths`` (dashed: :func:`quadratic_gd_value`). Right: the loss after
     ``steps`` steps against r (of 2/L), measured (``ratios``, ``measured``) and exact, with the bound and ``r_opt``."""
-    plt, w = _pyplot(), words.of(lang, "learning_maths")
     L = float(np.max(np.linalg.eigvalsh(A)))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (ax1, ax2), w = _figure(lang, 1, 2, figsize=(11, 3.8))
     for i, (r, path) in enumerate(paths.items()):
         t = np.arange(len(path.values))
         ax1.semilogy(t, path.values, "o", ms=3, color=f"C{i}", label=f"$r$ = {r:g}")
@@ -162,12 +159,9 @@ def plot_quadratic_sweep(A, x0, paths: dict, ratios, measured, r_opt: float, ste
     return fig
 
 
-ROSENBROCK_LEVELS = np.linspace(-2, 3.5, 14)
-
-
 def _paths_and_losses(problem: optim.Problem, ax_paths, ax_loss, paths: dict, w, fontsize: int) -> None:
     """Paths (``paths``: label -> :class:`Path`) over Rosenbrock's level sets, dot at the end; their losses by step."""
-    contour(ax_paths, problem, (-2, 2), (-1, 3), levels=ROSENBROCK_LEVELS, log=True)
+    contour(ax_paths, problem, (-2, 2), (-1, 3), levels=np.linspace(-2, 3.5, 14), log=True)
     for i, (label, path) in enumerate(paths.items()):
         ax_paths.plot(path.points[:, 0], path.points[:, 1], "-", color=f"C{i}", lw=1, label=label)
         ax_paths.plot(*path.points[-1], "o", color=f"C{i}", ms=5)
@@ -181,8 +175,7 @@ def _paths_and_losses(problem: optim.Problem, ax_paths, ax_loss, paths: dict, w,
 def plot_rosenbrock(problem: optim.Problem, paths: dict, lang: str = "en"):
     """Gradient descent on Rosenbrock's function at each learning rate (``paths``: fraction r of
     2/L* -> :class:`Path`): the paths over the level sets of log10 f, and the loss against the step."""
-    plt, w = _pyplot(), words.of(lang, "learning_maths")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [1.1, 1]})
+    fig, (ax1, ax2), w = _figure(lang, 1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [1.1, 1]})
     _paths_and_losses(problem, ax1, ax2, {f"$r$ = {r:g}": path for r, path in paths.items()}, w, 8)
     ax1.set(xlabel="$x$", ylabel="$y$")
     ax1.set_title(w("paths (dot: last point)"), fontsize=10)
@@ -190,12 +183,10 @@ def plot_rosenbrock(problem: optim.Problem, paths: dict, lang: str = "en"):
     return fig
 
 
-OPTIMIZERS = {"sgd": "gradient descent", "momentum": "momentum ($\\beta$ = {beta:g})", "adam": "Adam"}
-
-
 def optimizer_label(name: str, lang: str = "en", beta: float = 0.9) -> str:
     """An optimizer's name as a reader reads it (``"sgd"``, ``"momentum"``, ``"adam"``)."""
-    return words.in_lang(OPTIMIZERS[name], lang, "learning_maths").format(beta=beta)
+    term = {"sgd": "gradient descent", "momentum": "momentum ($\\beta$ = {beta:g})", "adam": "Adam"}[name]
+    return words.in_lang(term, lang, "learning_maths").format(beta=beta)
 
 
 def plot_optimizer_sweep(
@@ -203,9 +194,8 @@ def plot_optimizer_sweep(
 ):
     """Optimizers on Rosenbrock's function: final loss by learning rate (``sweep``: name -> a :class:`Path` per rate,
     ×: diverged), the paths at each best rate (``best``: name -> (rate, :class:`Path`)) and their losses by step."""
-    plt, w = _pyplot(), words.of(lang, "learning_maths")
     rates = np.asarray(rates)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0), gridspec_kw={"width_ratios": [1.1, 1, 1]})
+    fig, axes, w = _figure(lang, 1, 3, figsize=(14, 4.0), gridspec_kw={"width_ratios": [1.1, 1, 1]})
     for i, (name, runs) in enumerate(sweep.items()):
         label = optimizer_label(name, lang, beta)
         finals = np.array([run.final_value for run in runs])
@@ -235,8 +225,7 @@ def plot_epoch_losses(
 ):
     """The mean training loss of each epoch for the NumPy model (``ours``) and its Keras twin
     (``theirs``), with the loss of the all-zero model, log(n_classes); ``beta`` is momentum's."""
-    plt, w = _pyplot(), words.of(lang, "learning_maths")
-    fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    fig, ax, w = _figure(lang, figsize=(6.2, 3.6))
     epochs = np.arange(1, len(ours) + 1)
     ax.plot(epochs, ours, "o-", ms=5, label=w("NumPy (our gradient descent)"))
     ax.plot(epochs, theirs, "x--", ms=7, label=w("Keras ({backend})").format(backend=backend))

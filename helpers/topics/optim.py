@@ -136,15 +136,11 @@ def autodiff_gradient(f: Callable, x, dtype: str = "float64") -> np.ndarray:
     if backend == "jax":
         import jax
 
-        if dtype != "float64":
-            x64 = contextlib.nullcontext()
-        elif hasattr(jax, "enable_x64"):  # newer JAX; older releases have it in jax.experimental
-            x64 = jax.enable_x64(True)
+        if hasattr(jax, "enable_x64"):  # newer JAX; older releases have it in jax.experimental
+            from jax import enable_x64
         else:
             from jax.experimental import enable_x64
-
-            x64 = enable_x64()
-        with x64:
+        with enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
             return np.asarray(jax.grad(f)(jax.numpy.asarray(x, dtype=dtype)), dtype=dtype)
     if backend == "torch":
         import torch
@@ -259,14 +255,12 @@ class Adam(GradientDescent):
         return x - self.learning_rate * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
-OPTIMIZERS = {"sgd": GradientDescent, "momentum": Momentum, "adam": Adam}
-
-
 def make_optimizer(name: str, learning_rate: float, **options):
     """A fresh optimizer by name (``"sgd"``, ``"momentum"`` or ``"adam"``); options go to its constructor."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
-    return OPTIMIZERS[name](learning_rate, **options)
+    optimizers = {"sgd": GradientDescent, "momentum": Momentum, "adam": Adam}
+    if name not in optimizers:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(optimizers)}")
+    return optimizers[name](learning_rate, **options)
 
 
 @dataclass
@@ -279,7 +273,6 @@ class Path:
 
     @property
     def final_value(self) -> float:
-        """The last function value; ``inf`` for a run that diverged."""
         return math.inf if self.diverged else float(self.values[-1])
 
 

@@ -123,13 +123,13 @@ def plot_ladder(table, lang: str = "en"):
     """Test accuracy and training time of each rung (``table``: rung, test_accuracy, train_seconds) as bars."""
     import matplotlib.pyplot as plt
 
-    labels = {"en": ("test accuracy (%)", "training time (s)"), "zh": ("测试准确率（%）", "训练时间（秒）")}[lang]
+    w = words.of(lang, "stronger_cnn")
     names = [rung_name(r, lang) for r in table["rung"]][::-1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
     left.barh(names, (table["test_accuracy"] * 100).to_numpy()[::-1])
-    left.set(xlabel=labels[0], xlim=(max(0.0, float(table["test_accuracy"].min()) * 100 - 10), 100))
+    left.set(xlabel=w("test accuracy (%)"), xlim=(max(0.0, float(table["test_accuracy"].min()) * 100 - 10), 100))
     right.barh(names, table["train_seconds"].to_numpy()[::-1])
-    right.set_xlabel(labels[1])
+    right.set_xlabel(w("training time (s)"))
     fig.tight_layout()
     return fig
 
@@ -138,10 +138,10 @@ def plot_losses(history: list[dict], lang: str = "en"):
     """Training loss per epoch of one run (:attr:`RunResult.history`), labelled in ``lang``."""
     import matplotlib.pyplot as plt
 
-    labels = {"en": ("epoch", "training loss (label-smoothed)"), "zh": ("轮次", "训练损失（含标签平滑）")}[lang]
+    w = words.of(lang, "stronger_cnn")
     fig, ax = plt.subplots(figsize=(5, 3.4))
     ax.plot(range(1, len(history) + 1), [h["loss"] for h in history], marker="o")
-    ax.set(xlabel=labels[0], ylabel=labels[1])
+    ax.set(xlabel=w("epoch"), ylabel=w("training loss (label-smoothed)"))
     fig.tight_layout()
     return fig
 
@@ -290,9 +290,7 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint-dir", default=None)
     parser.add_argument("--result", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-
-    def report(epoch, record):
-        print(f"epoch {epoch} done: {json.dumps(record)}", flush=True)
+    report = lambda epoch, record: print(f"epoch {epoch} done: {json.dumps(record)}", flush=True)
 
     from helpers import env
     from helpers.data import load_cifar10

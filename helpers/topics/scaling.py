@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from helpers.words import of, sentence
+
 
 def run_sweep(
     cifar, widths, train_sizes, *, epochs: int, batch_size: int, learning_rate: float, seed: int
@@ -110,11 +112,11 @@ def fit_power_law(x, err, irreducible: bool = True, grid: int = 400) -> PowerLaw
     return best[1]
 
 
-#: the three axes of the sweep: the column, its symbol, and its name in each language
+#: the three axes of the sweep: the column, its symbol, and its name (a term of the ``trends`` vocabulary)
 AXES = {
-    "params": ("N", "parameters", "参数量"),
-    "train_size": ("D", "training images", "训练图像数"),
-    "train_flops": ("C", "training compute (FLOPs)", "训练计算量（浮点运算次数）"),
+    "params": ("N", "parameters"),
+    "train_size": ("D", "training images"),
+    "train_flops": ("C", "training compute (FLOPs)"),
 }
 
 
@@ -136,18 +138,17 @@ def plot_sweep(table: pd.DataFrame, fits: dict, lang: str = "en"):
 
     from helpers.plots import plt  # pyplot in the book's figure style
 
-    zh = lang == "zh"
+    w = of(lang, "trends")
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
-    for ax, column in zip(axes, AXES):
-        symbol, en_name, zh_name = AXES[column]
-        by, key = ("width", "宽度" if zh else "width") if column == "train_size" else ("train_size", "D")
+    for ax, (column, (symbol, name)) in zip(axes, AXES.items()):
+        by, key = ("width", w("width")) if column == "train_size" else ("train_size", "D")
         for value, part in table.groupby(by):
             part = part.sort_values(column)
             ax.plot(part[column], part["test_error"], "o-", ms=4, lw=1, alpha=0.8, label=f"{key} = {value:g}")
         fit = fits.get(column)
         if fit is not None:
             xs = np.geomspace(table[column].min(), table[column].max() * 4, 100)
-            label = f"{'拟合' if zh else 'fit'}: {fit.irreducible:.2f} + A·{symbol}^-{fit.exponent:.2f}"
+            label = f"{w('fit')}: {fit.irreducible:.2f} + A·{symbol}^-{fit.exponent:.2f}"
             ax.plot(xs, fit.predict(xs), "k--", lw=1.2, label=label)
             if math.isfinite(fit.bend) and fit.bend < xs.max():
                 ax.axvline(fit.bend, color="C3", lw=0.8, ls=":")
@@ -155,9 +156,9 @@ def plot_sweep(table: pd.DataFrame, fits: dict, lang: str = "en"):
         ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
         ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))
-        ax.set_xlabel(f"{zh_name if zh else en_name} {symbol}")
+        ax.set_xlabel(f"{w(name)} {symbol}")
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("测试错误率" if zh else "test error")
+    axes[0].set_ylabel(w("test error"))
     fig.tight_layout()
     return fig
 
@@ -177,74 +178,46 @@ def try_fit(x, err) -> PowerLawFit | None:
     return None
 
 
-#: where a curve bends against the measured range, in words (English, Chinese)
+#: where a curve bends against the measured range, in words (the ``trends`` section of the vocabulary)
 BEND_WORDS = {
-    "below": (
-        "below the smallest value measured, so every run here is past it",
-        "低于测量的最小值，所以这里的每次运行都已越过弯折点",
-    ),
-    "inside": ("inside the measured range", "位于测量范围之内"),
-    "above": (
-        "beyond the largest value measured, so the runs here are still on the straight part",
-        "超出测量的最大值，所以这里的运行仍在直线段上",
-    ),
+    "below": "below the smallest value measured, so every run here is past it",
+    "inside": "inside the measured range",
+    "above": "beyond the largest value measured, so the runs here are still on the straight part",
 }
 
 
-def describe_bend(fit: PowerLawFit | None, low: float, high: float, unit: tuple[str, str]) -> dict:
-    """Where a fitted curve bends relative to the measured range [low, high], in English and Chinese."""
+def describe_bend(fit: PowerLawFit | None, low: float, high: float, unit: str) -> dict:
+    """Where a fitted curve bends relative to the measured range [low, high], in English and Chinese;
+    ``unit`` is "parameters" or "training images"."""
     from helpers.topics.large_models import sci
 
-    en_unit, zh_unit = unit
-    zh_axis = zh_unit.lstrip("个张次")
+    against = sentence(f"against {unit}", "trends")
     if fit is None:
-        return {
-            "where": "none",
-            "en": f"no power law could be fitted against {en_unit}",
-            "zh": f"无法对{zh_axis}拟合幂律",
-        }
+        return {"where": "none"} | sentence("no power law could be fitted {against}", "trends", against=against)
     if not math.isfinite(fit.bend):
-        return {
-            "where": "none",
-            "en": f"the curve against {en_unit} shows no bend: its fitted floor is 0, a straight line on log-log axes",
-            "zh": f"对{zh_axis}的曲线没有弯折：拟合的下限为 0，在双对数坐标上是一条直线",
-        }
-    b = sci(fit.bend, 2)
+        words = "the curve {against} shows no bend: its fitted floor is 0, a straight line on log-log axes"
+        return {"where": "none"} | sentence(words, "trends", against=against)
     where = "below" if fit.bend < low else "inside" if fit.bend <= high else "above"
-    en, zh = BEND_WORDS[where]
-    return {
-        "where": where,
-        "en": f"the curve against {en_unit} bends at about {b} {en_unit}, {en}",
-        "zh": f"对{zh_axis}的曲线在约 {b} {zh_unit}处弯折，{zh}",
-    }
+    amount = sentence(f"{{n}} {unit}", "trends", n=sci(fit.bend, 2))
+    words, place = "the curve {against} bends at about {amount}, {where}", sentence(BEND_WORDS[where], "trends")
+    return {"where": where} | sentence(words, "trends", against=against, amount=amount, where=place)
 
 
-#: which resource to add next, by (the width curve has bent, the data curve has bent): English, Chinese
+#: which resource to add next, by (the width curve has bent, the data curve has bent)
 VERDICTS = {
-    (True, False): (
-        "The width curve has bent and the data curve has not: the next gain would come from more data, not a "
-        "wider network.",
-        "宽度曲线已经弯折而数据曲线还没有：下一步的收益应来自更多数据，而不是更宽的网络。",
-    ),
-    (False, True): (
-        "The data curve has bent and the width curve has not: a wider network would gain more than more images.",
-        "数据曲线已经弯折而宽度曲线还没有：更宽的网络比更多图像收益更大。",
-    ),
-    (True, True): (
-        "Both curves have bent: with this training budget, more epochs (compute) come before more parameters or data.",
-        "两条曲线都已弯折：在这个训练预算下，应先增加轮数（算力），再增加参数或数据。",
-    ),
-    (False, False): (
-        "Neither curve has bent in this range: more parameters and more data both still pay.",
-        "在这个范围内两条曲线都没有弯折：更多参数和更多数据都仍然划算。",
-    ),
+    (True, False): "The width curve has bent and the data curve has not: the next gain would come from more data, "
+    "not a wider network.",
+    (False, True): "The data curve has bent and the width curve has not: a wider network would gain more than more "
+    "images.",
+    (True, True): "Both curves have bent: with this training budget, more epochs (compute) come before more "
+    "parameters or data.",
+    (False, False): "Neither curve has bent in this range: more parameters and more data both still pay.",
 }
 
 
 def verdict(params_where: str, data_where: str) -> dict:
     """Which resource the sweep says to add next, from where the two curves bend (see :func:`describe_bend`)."""
-    en, zh = VERDICTS[params_where in ("below", "inside"), data_where in ("below", "inside")]
-    return {"en": en, "zh": zh}
+    return sentence(VERDICTS[params_where in ("below", "inside"), data_where in ("below", "inside")], "trends")
 
 
 def width_for_params(widths, params, need: float) -> float:

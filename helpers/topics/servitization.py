@@ -9,11 +9,11 @@ import http.client
 import json
 import multiprocessing
 import os
-import queue
 import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -141,10 +141,9 @@ class _TaskHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):  # noqa: N802 - http.server's naming
-        found = self.path == "/health"
-        self._reply(
-            *((200, {"status": "ok", "pid": os.getpid()}) if found else (404, {"error": f"no such path {self.path}"}))
-        )
+        if self.path != "/health":
+            return self._reply(404, {"error": f"no such path {self.path}"})
+        self._reply(200, {"status": "ok", "pid": os.getpid()})
 
     def do_POST(self):  # noqa: N802
         if self.path != "/task":
@@ -217,47 +216,31 @@ def post_task(url: str, chunk: tuple[int, int], timeout: float) -> int:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return int(json.loads(response.read())["result"])
     except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:200]
-        reason = f"HTTP {exc.code} {detail}"
+        reason = f"HTTP {exc.code} {exc.read().decode(errors='replace')[:200]}"
         raise WorkerError(f"worker {url} refused task {chunk}: {reason}", url, chunk, reason) from None
     except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
         raise WorkerError(f"worker {url} failed on task {chunk}: {exc}", url, chunk, str(exc)) from None
 
 
 def dispatch(urls, chunks, timeout: float = 60.0) -> list[int]:
-    """Send the chunks to the services concurrently, one request at a time per service."""
-    urls, chunks = list(urls), list(chunks)
-    if not urls:
+    """Send the chunks to the services concurrently, one request at a time per service; the first
+    :class:`WorkerError` stops the hand-out and is raised once the requests under way have ended."""
+    free, pending = list(urls), list(enumerate(chunks))
+    if not free:
         raise ValueError("dispatch needs at least one worker URL")
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
-    waiting: queue.SimpleQueue = queue.SimpleQueue()
-    for item in enumerate(chunks):
-        waiting.put(item)
-    results: list[int | None] = [None] * len(chunks)
-    errors: list[WorkerError] = []
-    failed = threading.Event()
-
-    def worker(url: str) -> None:
-        while not failed.is_set():
-            try:
-                i, chunk = waiting.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                results[i] = post_task(url, chunk, timeout)
-            except WorkerError as exc:
-                errors.append(exc)
-                failed.set()
-                return
-
-    threads = [threading.Thread(target=worker, args=(url,), daemon=True) for url in urls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()  # each request has a timeout, so every thread ends
-    if errors:
-        raise errors[0]
+    results: list[int | None] = [None] * len(pending)
+    running: dict = {}  # future -> (the chunk's index, the service working on it)
+    with ThreadPoolExecutor(len(free)) as pool:  # leaving the block waits for every request (each has a timeout)
+        while pending or running:
+            while free and pending:
+                (i, chunk), url = pending.pop(0), free.pop(0)
+                running[pool.submit(post_task, url, chunk, timeout)] = (i, url)
+            for future in wait(running, return_when=FIRST_COMPLETED).done:
+                i, url = running.pop(future)
+                results[i] = future.result()
+                free.append(url)
     return results  # type: ignore[return-value]
 
 

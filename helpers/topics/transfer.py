@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers.words import by_gap
+
 #: CIFAR-10's animals and vehicles, by class index
 ANIMALS = (2, 3, 4, 5, 6, 7)
 VEHICLES = (0, 1, 8, 9)
@@ -76,23 +78,16 @@ def transfer(
     }
 
 
+#: the transfer result when reusing helps, hurts, or is within the tolerance (the ``trends`` vocabulary)
+VERDICTS = (
+    "the features learned on animals gave {points} percentage points more accuracy on vehicles than training from "
+    "scratch",
+    "the features learned on animals gave {points} percentage points less accuracy on vehicles than training from "
+    "scratch in this run",
+    "reusing the features learned on animals made less than {points}% of difference in this run",
+)
+
+
 def verdict(result: dict, tolerance: float = 0.01) -> dict:
     """The transfer result in words, ``en`` and ``zh``, written from the two accuracies."""
-    gain = result["transfer"] - result["scratch"]
-    points = f"{abs(gain) * 100:.1f}"
-    if gain > tolerance:
-        return {
-            "en": f"the features learned on animals gave {points} percentage points more accuracy on vehicles "
-            "than training from scratch",
-            "zh": f"在动物上学到的特征让车辆分类的准确率比从零训练高 {points} 个百分点",
-        }
-    if gain < -tolerance:
-        return {
-            "en": f"the features learned on animals gave {points} percentage points less accuracy on vehicles "
-            "than training from scratch in this run",
-            "zh": f"本次运行中，在动物上学到的特征让车辆分类的准确率比从零训练低 {points} 个百分点",
-        }
-    return {
-        "en": f"reusing the features learned on animals made less than {tolerance:.0%} of difference in this run",
-        "zh": f"本次运行中，复用在动物上学到的特征带来的差别不到 {tolerance:.0%}",
-    }
+    return by_gap(result["transfer"] - result["scratch"], VERDICTS, "trends", tolerance)

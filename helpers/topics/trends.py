@@ -10,7 +10,7 @@ import pandas as pd
 from helpers import artifacts
 from helpers.topics import compute_cost, course, scaling
 from helpers.topics.large_models import sci
-from helpers.words import glue, glue_values, in_lang, pick
+from helpers.words import glue, glue_values, in_lang
 
 #: published exponents, for the comparison table: (Kaplan et al. 2020, Hoffmann et al. 2022) per axis
 PUBLISHED = {"params": ("0.076", "0.34"), "train_size": ("0.095", "0.28"), "train_flops": ("0.050", "—")}
@@ -19,11 +19,12 @@ PUBLISHED = {"params": ("0.076", "0.34"), "train_size": ("0.095", "0.28"), "trai
 _w = functools.partial(in_lang, topic="trends")  # a term of these pages, in a language
 
 
-def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int) -> None:
-    """Glue what the prose says about the sweep and its fits (the conclusion reads some of them)."""
+def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int) -> dict:
+    """Glue what the prose says about the sweep and its fits (the conclusion reads some of them); return the
+    verdict (what to add next) in each language."""
     glue_values(widths_text=", ".join(f"{w:g}" for w in widths), sizes_text=", ".join(f"{n:,}" for n in train_sizes))
     glue_values(sweep_epochs=int(sweep.epochs.iloc[0]), n_test=f"{n_test:,}", sweep_runs=len(sweep))
-    for column, (symbol, _, _) in scaling.AXES.items():
+    for column, (symbol, _) in scaling.AXES.items():
         fit = fits.get(column)
         if fit is None:
             glue_values(**{f"alpha_{symbol}": "—", f"E_{symbol}": "—"})
@@ -34,19 +35,20 @@ def glue_sweep(sweep: pd.DataFrame, fits: dict, widths, train_sizes, n_test: int
     best_params, best_size = f"{int(best.params):,}", f"{int(best.train_size):,}"
     glue_values(best_error=f"{best.test_error:.1%}", best_params=best_params, best_size=best_size)
     params, data = sweep.params, sweep.train_size
-    bend_params = scaling.describe_bend(fits["params"], params.min(), params.max(), ("parameters", "个参数"))
-    bend_data = scaling.describe_bend(fits["train_size"], data.min(), data.max(), ("training images", "张训练图像"))
+    bend_params = scaling.describe_bend(fits["params"], params.min(), params.max(), "parameters")
+    bend_data = scaling.describe_bend(fits["train_size"], data.min(), data.max(), "training images")
     advice = scaling.verdict(bend_params["where"], bend_data["where"])
     for name, words in (("bend_params", bend_params), ("bend_data", bend_data), ("verdict", advice)):
         glue(name, words["en"], words["zh"])
+    return advice
 
 
 def fit_table(fits: dict, lang: str) -> pd.DataFrame:
     """The three fits of ``err = E + A·x^-α`` (:func:`helpers.topics.scaling.fit_sweep`), one row each."""
     rows = {}
-    for column, (symbol, en_name, zh_name) in scaling.AXES.items():
+    for column, (symbol, axis) in scaling.AXES.items():
         fit = fits.get(column)
-        name = f"{pick(lang, en_name, zh_name)} {symbol}"
+        name = f"{_w(axis, lang)} {symbol}"
         if fit is None:
             rows[name] = [_w("too few points, or the error does not fall", lang)] + ["—"] * 5
             continue
@@ -59,18 +61,15 @@ def fit_table(fits: dict, lang: str) -> pd.DataFrame:
             f"{fit.r2:.3f}",
             str(fit.n),
         ]
-    columns = pick(
-        lang,
-        ["exponent α", "floor E (error)", "scale A", "bend (where A·x^-α = E)", "R² (log-log)", "points"],
-        ["指数 α", "下限 E（错误率）", "系数 A", "弯折点（A·x^-α = E 处）", "R²（双对数）", "点数"],
-    )
+    columns = ["exponent α", "floor E (error)", "scale A", "bend (where A·x^-α = E)", "R² (log-log)", "points"]
+    columns = [_w(c, lang) for c in columns]
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis(_w("test error against", lang))
 
 
 def error_table(sweep: pd.DataFrame, lang: str) -> pd.DataFrame:
     """The measured test errors: one row per training-set size, one column per network."""
     frame = sweep.pivot(index="train_size", columns="params", values="test_error").map(lambda e: f"{e:.1%}")
-    frame.columns = [pick(lang, f"{p:,} parameters", f"{p:,} 个参数") for p in frame.columns]
+    frame.columns = [_w("{n} parameters", lang).format(n=f"{p:,}") for p in frame.columns]
     frame.index = pd.Index([f"{n:,}" for n in frame.index], name=_w("training images", lang))
     return frame
 
@@ -78,16 +77,16 @@ def error_table(sweep: pd.DataFrame, lang: str) -> pd.DataFrame:
 def published_table(fits: dict, lang: str) -> pd.DataFrame:
     """This chapter's exponents beside the published ones (different tasks, losses and protocols)."""
     rows = {}
-    for column, (symbol, en_name, zh_name) in scaling.AXES.items():
+    for column, (symbol, axis) in scaling.AXES.items():
         fit = fits.get(column)
         ours = f"{fit.exponent:.2f}" if fit is not None else "—"
-        rows[pick(lang, f"α for {en_name} {symbol}", f"{zh_name} {symbol} 的指数 α")] = [ours, *PUBLISHED[column]]
+        rows[_w("α for {axis} {symbol}", lang).format(axis=_w(axis, lang), symbol=symbol)] = [ours, *PUBLISHED[column]]
     columns = [
-        pick(lang, "this chapter (test error, CIFAR-10 CNN)", "本章（测试错误率，CIFAR-10 卷积网络）"),
-        pick(lang, "Kaplan et al. 2020 (test loss, language)", "Kaplan 等人 2020（测试损失，语言模型）"),
-        pick(lang, "Hoffmann et al. 2022 (test loss, language)", "Hoffmann 等人 2022（测试损失，语言模型）"),
+        "this chapter (test error, CIFAR-10 CNN)",
+        "Kaplan et al. 2020 (test loss, language)",
+        "Hoffmann et al. 2022 (test loss, language)",
     ]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[_w(c, lang) for c in columns])
 
 
 def glue_transfer(moved: dict, words: dict, per_class: int) -> None:
@@ -104,8 +103,7 @@ def transfer_table(moved: dict, lang: str) -> pd.DataFrame:
         _w("the same network from scratch", lang): moved["scratch"],
         _w("chance", lang): moved["chance"],
     }
-    n = f"{moved['test_images']:,}"
-    header = pick(lang, f"accuracy among the vehicles ({n} test images)", f"车辆类别内的准确率（{n} 张测试图像）")
+    header = _w("accuracy among the vehicles ({n} test images)", lang).format(n=f"{moved['test_images']:,}")
     return pd.DataFrame({header: [course.pct(v) for v in rows.values()]}, index=list(rows))
 
 
@@ -120,10 +118,9 @@ def cifar_chapter_images() -> float:
 
 def flops_table(course_flops: dict, lang: str) -> pd.DataFrame:
     """Training FLOPs of the course's runs: ``{key: flops}`` with keys "sweep" and "cifar10_cnn"."""
-    cnn = course.title("cifar10_cnn", lang)
     names = {
         "sweep": _w("scaling sweep (this chapter)", lang),
-        "cifar10_cnn": pick(lang, f"{cnn}: its four training runs", f"{cnn}：四次训练"),
+        "cifar10_cnn": _w("{chapter}: its four training runs", lang).format(chapter=course.title("cifar10_cnn", lang)),
     }
     header = _w("training FLOPs", lang)
     return pd.DataFrame({header: [sci(v) for v in course_flops.values()]}, index=[names[k] for k in course_flops])
@@ -134,14 +131,12 @@ def cost_table(seconds: dict, watts: float, lang: str) -> pd.DataFrame:
     seconds = course.in_book_order(seconds)
     index = [_w("scaling sweep (this chapter)", lang) if k == "sweep" else course.title(k, lang) for k in seconds]
     wh = [f"{compute_cost.energy_kwh(s, watts) * 1000:.2f}" for s in seconds.values()]
-    energy = pick(lang, f"energy at an assumed {watts:g} W", f"按假设功率 {watts:g} 瓦计的能量")
-    return pd.DataFrame(
-        {
-            _w("wall time", lang): [course.duration(s, lang) for s in seconds.values()],
-            energy: [pick(lang, f"{e} Wh", f"{e} 瓦时") for e in wh],
-        },
-        index=index,
-    )
+    energy = _w("energy at an assumed {watts} W", lang).format(watts=f"{watts:g}")
+    columns = {
+        _w("wall time", lang): [course.duration(s, lang) for s in seconds.values()],
+        energy: [_w("{e} Wh", lang).format(e=e) for e in wh],
+    }
+    return pd.DataFrame(columns, index=index)
 
 
 def large_model_costs(
@@ -159,32 +154,25 @@ def large_model_costs(
 
 
 def large_model_table(large: pd.DataFrame, lang: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            _w("parameters", lang): large.parameters.map(sci),
-            _w("training tokens", lang): large.tokens.map(sci),
-            _w("training FLOPs (6ND)", lang): large.flops.map(sci),
-            _w("accelerator-years", lang): large.accelerator_hours.map(lambda h: f"{h / 8766:,.1f}"),
-            _w("energy", lang): large.energy_mwh.map(lambda e: pick(lang, f"{e:,.0f} MWh", f"{e:,.0f} 兆瓦时")),
-        }
-    ).rename_axis(_w("model", lang))
+    columns = {
+        _w("parameters", lang): large.parameters.map(sci),
+        _w("training tokens", lang): large.tokens.map(sci),
+        _w("training FLOPs (6ND)", lang): large.flops.map(sci),
+        _w("accelerator-years", lang): large.accelerator_hours.map(lambda h: f"{h / 8766:,.1f}"),
+        _w("energy", lang): large.energy_mwh.map(lambda e: _w("{e} MWh", lang).format(e=f"{e:,.0f}")),
+    }
+    return pd.DataFrame(columns).rename_axis(_w("model", lang))
 
 
 def rounds_table(skewed: list, iid: list, central: list, lang: str) -> pd.DataFrame:
     """Test accuracy after each round (FedAvg) and after each pass (central training)."""
     n = max(len(skewed), len(iid), len(central))
-
-    def column(values):
-        return [course.pct(values[i]) if i < len(values) else "—" for i in range(n)]
-
-    return pd.DataFrame(
-        {
-            _w("FedAvg, skewed shards", lang): column(skewed),
-            _w("FedAvg, IID shards", lang): column(iid),
-            _w("central training", lang): column(central),
-        },
-        index=range(1, n + 1),
-    ).rename_axis(_w("round (pass)", lang))
+    names = ("FedAvg, skewed shards", "FedAvg, IID shards", "central training")
+    columns = {  # a curve shorter than the longest ends in '—'
+        _w(name, lang): [course.pct(v) for v in values] + ["—"] * (n - len(values))
+        for name, values in zip(names, (skewed, iid, central))
+    }
+    return pd.DataFrame(columns, index=range(1, n + 1)).rename_axis(_w("round (pass)", lang))
 
 
 def explanation_titles(true, predicted, confidence, class_names: dict) -> dict:
@@ -196,10 +184,8 @@ def explanation_titles(true, predicted, confidence, class_names: dict) -> dict:
 
 
 def centre_table(sal_right, sal_wrong, cam_right, cam_wrong, lang: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            _w("saliency in the centre", lang): [course.pct(sal_right, 0), course.pct(sal_wrong, 0)],
-            _w("Grad-CAM in the centre", lang): [course.pct(cam_right, 0), course.pct(cam_wrong, 0)],
-        },
-        index=[_w("confident right answers", lang), _w("confident wrong answers", lang)],
-    )
+    columns = {
+        _w("saliency in the centre", lang): [course.pct(sal_right, 0), course.pct(sal_wrong, 0)],
+        _w("Grad-CAM in the centre", lang): [course.pct(cam_right, 0), course.pct(cam_wrong, 0)],
+    }
+    return pd.DataFrame(columns, index=[_w("confident right answers", lang), _w("confident wrong answers", lang)])
