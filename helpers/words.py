@@ -70,13 +70,18 @@ def both(term: str, topic: str = COMMON) -> tuple[str, str]:
     return term, zh(term, topic)
 
 
-def sentence(term: str, topic: str = COMMON, **values) -> dict[str, str]:
-    """``term`` in each language, ``{"en": ..., "zh": ...}``, with ``values`` formatted in (a value that is itself
-    such a pair gives each language its own wording)."""
+def _formatted(pair: tuple[str, str], values: dict) -> dict[str, str]:
+    """``{"en": ..., "zh": ...}`` of an (English, Chinese) pair with ``values`` formatted in (a value that is itself
+    such a dict gives each language its own wording); as they are when there are no values."""
     return {
-        lang: w.format(**{k: v[lang] if isinstance(v, dict) else v for k, v in values.items()})
-        for lang, w in zip(LANGS, both(term, topic))
+        lang: w.format(**{k: v[lang] if isinstance(v, dict) else v for k, v in values.items()}) if values else w
+        for lang, w in zip(LANGS, pair)
     }
+
+
+def sentence(term: str, topic: str = COMMON, **values) -> dict[str, str]:
+    """``term`` in each language, ``{"en": ..., "zh": ...}``, with ``values`` formatted in (see :func:`_formatted`)."""
+    return _formatted(both(term, topic), values)
 
 
 def by_gap(gap: float, wordings: tuple[str, str, str], topic: str, tolerance: float = 0.01) -> dict[str, str]:
@@ -97,4 +102,4 @@ def glue_values(**values) -> None:
 def glue(name: str, en: str, zh_or_topic: str = COMMON, **values) -> None:
     """Glue ``name_en``, ``name_zh``: ``(name, en, zh)`` or ``(name, term[, topic])``, ``values`` formatted in."""
     pair = both(en, zh_or_topic) if zh_or_topic in vocabulary() else (en, zh_or_topic)
-    glue_values(**{f"{name}_{lang}": w.format(**values) if values else w for lang, w in zip(LANGS, pair)})
+    glue_values(**{f"{name}_{lang}": w for lang, w in _formatted(pair, values).items()})

@@ -115,3 +115,40 @@ def test_every_term_the_code_looks_up_is_in_the_vocabulary():
             if not any(term in words.labels(t) for t in ([section] if section else topics)):
                 missing.append(f"{path.relative_to(ROOT)}: {term!r}")
     assert checked > 150 and not missing, missing
+
+
+def test_terms_kept_in_tables_and_built_from_names_are_in_the_vocabulary():
+    """Terms the code holds in tables (looked up by key, so the scan above cannot see them), and the ones
+    :func:`~helpers.topics.scaling.describe_bend` builds from its unit, in every case it words."""
+    from helpers import training
+    from helpers.topics import conclusion, federated, scaling, transfer
+
+    tables = {
+        "trends": [
+            *scaling.BEND_WORDS.values(),
+            *scaling.VERDICTS.values(),
+            *(name for _, name in scaling.AXES.values()),
+            *(w for wordings in federated.GAP_WORDS.values() for w in wordings),
+            *federated.ROUND_CURVES.values(),
+            *transfer.VERDICTS,
+        ],
+        "conclusion": [label for _, _, label in conclusion.ACCURACIES],
+        words.COMMON: list(training.HISTORY_COLUMNS.values()),
+    }
+    missing = [(topic, term) for topic, terms in tables.items() for term in terms if term not in words.labels(topic)]
+    assert not missing, missing
+    bending = scaling.PowerLawFit(exponent=0.5, scale=2.0, irreducible=0.1, r2=1.0, n=5)  # bends at x = 400
+    straight = scaling.PowerLawFit(exponent=0.5, scale=2.0, irreducible=0.0, r2=1.0, n=5)
+    for unit in ("parameters", "training images"):
+        said = [
+            scaling.describe_bend(fit, low, high, unit)
+            for fit, low, high in (
+                (None, 1, 10),
+                (straight, 1, 10),
+                (bending, 1000, 2000),
+                (bending, 10, 1000),
+                (bending, 1, 10),
+            )
+        ]
+        assert [s["where"] for s in said] == ["none", "none", "below", "inside", "above"]
+        assert all(unit in s["en"] and "{" not in s["en"] + s["zh"] for s in said)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from helpers.book.bilingual import LANGS
 from helpers.paths import NOTEBOOKS
-from helpers.words import pick
+from helpers.words import in_lang, pick
 
 #: a chapter source's file name: ``05_cifar10_cnn.md``
 _SOURCE = re.compile(r"(?P<number>\d\d)_(?P<stem>[a-z0-9_]+)\.md")
@@ -88,7 +88,7 @@ def pct(x: float, digits: int = 1) -> str:
 
 def points(x: float, lang: str, digits: int = 1) -> str:
     """A difference of two shares in percentage points: 0.042 -> '4.2 points' / '4.2 个百分点'."""
-    return pick(lang, f"{x * 100:.{digits}f} percentage points", f"{x * 100:.{digits}f} 个百分点") if finite(x) else "—"
+    return in_lang("{n} percentage points", lang).format(n=f"{x * 100:.{digits}f}") if finite(x) else "—"
 
 
 def times(x: float, lang: str, digits: int = 1) -> str:
